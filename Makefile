@@ -1,0 +1,54 @@
+# One word per job. `make run` and `make test` set themselves up on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup run test convert scan verify mappings dist check-install clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# compat editable mode: backends/ goes on sys.path, so pySigma's plugin discovery finds our
+	# sigma.backends.* / sigma.pipelines.* namespace packages while sources stay editable.
+	$(BIN)/pip install --quiet -e '.[test,scan]' --config-settings editable_mode=compat
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job on the embedded default: scan the bundled sample logs with the bundled rules,
+# then convert every bundled rule for every target.
+run: setup
+	$(BIN)/r53sigma scan
+	$(BIN)/r53sigma convert --target all > /dev/null
+
+test: setup
+	$(BIN)/python -m pytest -q
+
+convert: setup
+	$(BIN)/r53sigma convert --target all
+
+scan: setup
+	$(BIN)/r53sigma scan
+
+mappings: setup
+	$(BIN)/r53sigma mappings
+
+# A clean virtualenv with a plain (non-editable) install, then stock sigma-cli on our rules and
+# on SigmaHQ's DNS rules: proves the plugins are found the way any user would install them.
+check-install:
+	rm -rf build/check-venv
+	$(PYTHON) -m venv build/check-venv
+	build/check-venv/bin/pip install --quiet .
+	cd build && ./check-venv/bin/sigma list pipelines | grep route53_
+	cd build && ./check-venv/bin/sigma convert -t splunk -p route53_splunk ../sigma_rules/ > /dev/null
+	cd build && ./check-venv/bin/sigma convert -t lucene -p route53_elasticsearch ../sigma_rules/ > /dev/null
+	cd build && ./check-venv/bin/sigma convert -t cloudwatch -p route53_cloudwatch ../sigma_rules/ > /dev/null
+	if [ -d ../shared/corpus/sigmahq/dns_category/rules ]; then \
+	  cd build && for t in "splunk -p route53_splunk" "lucene -p route53_elasticsearch" "cloudwatch -p route53_cloudwatch"; do \
+	    ./check-venv/bin/sigma convert -t $$t ../../shared/corpus/sigmahq/dns_category/rules/ > /dev/null || exit 1; done; \
+	fi
+	cd build && ./check-venv/bin/r53sigma convert --target all > /dev/null
+
+clean:
+	rm -rf $(VENV) build *.egg-info

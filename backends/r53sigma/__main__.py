@@ -1,0 +1,5 @@
+import sys
+
+from r53sigma.cli import main
+
+sys.exit(main())

@@ -1,0 +1,171 @@
+"""The field catalogue: one YAML file per Route 53 log source under ``mappings/catalogue/``.
+
+Every place that names a field (pipelines, ingestion mappings, engines, docs) asks this module.
+"""
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import jsonschema
+import yaml
+
+TARGETS = ("elasticsearch", "splunk", "cloudwatch", "ocsf")
+SIGMA_DNS_LOGSOURCE = {"category": "dns"}
+
+
+class CatalogueError(ValueError):
+    """The catalogue itself is malformed."""
+
+
+def catalogue_dir() -> Path:
+    """The repository's ``mappings/catalogue`` in a checkout, else the copy installed with the package."""
+    in_checkout = Path(__file__).resolve().parents[2] / "mappings" / "catalogue"
+    if (in_checkout / "schema.json").is_file():
+        return in_checkout
+    return Path(str(importlib.resources.files("r53sigma.catalogue_files")))
+
+
+@dataclass(frozen=True)
+class TargetField:
+    name: str
+    values: str  # case the target stores values in: mixed, upper or lower
+
+
+@dataclass(frozen=True)
+class Field:
+    name: str
+    type: str
+    values: str
+    example: Any
+    description: str
+    array: str | None
+    normalize: tuple[str, ...]
+    sigma_dns: tuple[str, ...]
+    targets: Mapping[str, TargetField]
+
+    def target(self, target: str) -> TargetField:
+        return self.targets[target]
+
+    @property
+    def is_string(self) -> bool:
+        return self.type == "string"
+
+    @property
+    def strip_trailing_dot(self) -> bool:
+        return "strip_trailing_dot" in self.normalize
+
+
+@dataclass(frozen=True)
+class LogSource:
+    source: str
+    title: str
+    logsource: Mapping[str, str]
+    format: str
+    timestamp: str
+    targets: Mapping[str, Mapping[str, Any]]
+    fields: Mapping[str, Field]
+    columns: tuple[str, ...] = ()
+    sigma_dns_logsource: Mapping[str, str] | None = None
+    dns_aliases: Mapping[str, str] = field(default_factory=dict)  # generic Sigma DNS name -> field name
+
+    def field_for(self, name: str, *, generic_dns: bool = False) -> Field | None:
+        """The catalogue entry a rule's field name refers to (generic DNS names only for category: dns rules)."""
+        if generic_dns:
+            name = self.dns_aliases.get(name, name)
+        return self.fields.get(name)
+
+    def rule_field_names(self, *, generic_dns: bool = False) -> list[str]:
+        names = list(self.dns_aliases) if generic_dns else []
+        return names + list(self.fields)
+
+
+def _target_field(spec: Any, default_values: str) -> TargetField:
+    if isinstance(spec, str):
+        return TargetField(spec, default_values)
+    return TargetField(spec["name"], spec.get("values", default_values))
+
+
+def _build(doc: Mapping[str, Any]) -> LogSource:
+    fields: dict[str, Field] = {}
+    aliases: dict[str, str] = {}
+    for name, spec in doc["fields"].items():
+        values = spec.get("values", "mixed")
+        fields[name] = Field(
+            name=name,
+            type=spec["type"],
+            values=values,
+            example=spec["example"],
+            description=spec["description"],
+            array=spec.get("array"),
+            normalize=tuple(spec.get("normalize", ())),
+            sigma_dns=tuple(spec.get("sigma_dns", ())),
+            targets={t: _target_field(spec["targets"][t], values) for t in TARGETS},
+        )
+        for alias in spec.get("sigma_dns", ()):
+            if alias in aliases:
+                raise CatalogueError(f"{doc['source']}: generic DNS name {alias!r} given to two fields")
+            aliases[alias] = name
+    if doc["timestamp"] not in fields:
+        raise CatalogueError(f"{doc['source']}: timestamp field {doc['timestamp']!r} is not catalogued")
+    for column in doc.get("columns", ()):
+        if column not in fields:
+            raise CatalogueError(f"{doc['source']}: column {column!r} is not catalogued")
+    return LogSource(
+        source=doc["source"],
+        title=doc["title"],
+        logsource=dict(doc["logsource"]),
+        format=doc["format"],
+        timestamp=doc["timestamp"],
+        targets=doc["targets"],
+        fields=fields,
+        columns=tuple(doc.get("columns", ())),
+        sigma_dns_logsource=doc.get("sigma_dns_logsource"),
+        dns_aliases=aliases,
+    )
+
+
+def schema() -> dict:
+    return json.loads((catalogue_dir() / "schema.json").read_text())
+
+
+@functools.cache
+def load() -> dict[str, LogSource]:
+    """All catalogued log sources by their short name (resolver, public_zone, cloudtrail)."""
+    validator = jsonschema.Draft202012Validator(schema())
+    sources: dict[str, LogSource] = {}
+    for path in sorted(catalogue_dir().glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+        if errors:
+            where = "/".join(str(p) for p in errors[0].path)
+            raise CatalogueError(f"{path.name}: {where}: {errors[0].message}")
+        log_source = _build(doc)
+        sources[log_source.source] = log_source
+    return sources
+
+
+def log_sources() -> Iterator[LogSource]:
+    return iter(load().values())
+
+
+def for_logsource(category: str | None, product: str | None, service: str | None) -> tuple[LogSource, bool] | None:
+    """The log source a rule's ``logsource`` selects, and whether it uses the generic DNS names."""
+    wanted = {k: v for k, v in (("category", category), ("product", product), ("service", service)) if v}
+    for log_source in load().values():
+        if wanted == dict(log_source.logsource):
+            return log_source, False
+        if log_source.sigma_dns_logsource and _generic_dns_matches(wanted, log_source.sigma_dns_logsource):
+            return log_source, True
+    return None
+
+
+def _generic_dns_matches(wanted: Mapping[str, str], dns_logsource: Mapping[str, str]) -> bool:
+    # `category: dns` alone, or with `product: aws` narrowing it, selects the Resolver logs.
+    if wanted.get("category") != dns_logsource.get("category"):
+        return False
+    return wanted.get("product") in (None, "aws") and wanted.get("service") in (None, "route53resolver")

@@ -1,0 +1,80 @@
+"""r53sigma convert: rules -> Elasticsearch (Lucene, ES|QL), Splunk SPL, CloudWatch Logs Insights."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from r53sigma import conversion, outputs
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert Sigma rules to target queries",
+        description="Convert rules and folders of rules (default: the bundled sigma_rules/). "
+        "Correlation rules become ES|QL on Elasticsearch.",
+    )
+    parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="rule files or folders")
+    parser.add_argument(
+        "--target", "-t", default="all", choices=[*conversion.TARGETS, "all"],
+        help="target to convert for (default: all)",
+    )
+    parser.add_argument("--format", "-f", default="text", choices=["text", "json"], help="text (default) or json export")
+    parser.add_argument(
+        "--output", "-o", type=Path, metavar="DIR",
+        help="write one file per rule and target (<DIR>/<target>/<rule file stem><suffix>) instead of printing",
+    )
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    targets = list(conversion.TARGETS) if args.target == "all" else [args.target]
+    conversions, broken = conversion.convert_paths(args.paths or None, targets)
+    for error in broken:
+        print(f"error: {error}", file=sys.stderr)
+    failed = [c for c in conversions if not c.ok]
+    for c in failed:
+        print(f"error: {c.path}: {c.title}: {c.target}: {c.error}", file=sys.stderr)
+    good = [c for c in conversions if c.ok]
+
+    if args.output:
+        outputs.write_tree(args.output, _files(good, args.format))
+    elif args.format == "json":
+        json.dump([c.export() for c in good], sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_text(good)
+
+    rule_count = len({c.rule_id for c in conversions})
+    print(
+        f"converted {len(good)} of {len(conversions)} rule/target pairs ({rule_count} rules, "
+        f"{len(targets)} targets); {len(broken)} broken rule files, {len(failed)} conversion errors",
+        file=sys.stderr,
+    )
+    return 1 if broken or failed else 0
+
+
+def _print_text(good: list[conversion.Conversion]) -> None:
+    by_rule: dict[str, list[conversion.Conversion]] = {}
+    for c in good:
+        by_rule.setdefault(c.rule_id, []).append(c)
+    for items in by_rule.values():
+        first = items[0]
+        print(f"# {first.title}  [{first.rule_id}]  {first.path or ''}")
+        for c in items:
+            print(f"## {c.target} ({c.language})")
+            print(c.query)
+        print()
+
+
+def _files(good: list[conversion.Conversion], fmt: str) -> dict[str, str]:
+    files: dict[str, str] = {}
+    for c in good:
+        stem = c.path.stem if c.path else c.rule_id
+        if fmt == "json":
+            files[f"{c.target}/{stem}.json"] = json.dumps(c.export(), indent=2) + "\n"
+        else:
+            files[f"{c.target}/{stem}{c.suffix}"] = c.query + "\n"
+    return files

@@ -1,0 +1,175 @@
+"""Converting loaded rules for each target, one rule at a time, so one failure never hides the others.
+
+The target table is the only place that says which pySigma backend and pipeline serve a target.
+"""
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+
+from r53sigma import rules as rule_loading
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    pipeline: str
+    backend: str  # "module:Class" of the backend for single-event rules
+    correlation_backend: str  # ... and for correlation rules
+    language: str
+    correlation_language: str
+    suffix: str
+    correlation_suffix: str
+
+    def backend_for(self, rule) -> tuple[str, str, str]:
+        if isinstance(rule, SigmaCorrelationRule):
+            return self.correlation_backend, self.correlation_language, self.correlation_suffix
+        return self.backend, self.language, self.suffix
+
+
+TARGETS: dict[str, Target] = {
+    "elasticsearch": Target(
+        "elasticsearch", "route53_elasticsearch",
+        "sigma.backends.elasticsearch:LuceneBackend", "sigma.backends.elasticsearch:ESQLBackend",
+        "lucene", "esql", ".lucene", ".esql",
+    ),
+    "splunk": Target(
+        "splunk", "route53_splunk",
+        "sigma.backends.splunk:SplunkBackend", "sigma.backends.splunk:SplunkBackend",
+        "spl", "spl", ".spl", ".spl",
+    ),
+    "cloudwatch": Target(
+        "cloudwatch", "route53_cloudwatch",
+        "sigma.backends.cloudwatch:cloudwatch",
+        "sigma.backends.cloudwatch:cloudwatch",
+        "cwli", "cwli", ".cwli", ".cwli",
+    ),
+}
+
+
+@dataclass
+class Conversion:
+    """One rule converted for one target, or the reason it could not be."""
+
+    target: str
+    rule_id: str
+    title: str
+    level: str | None
+    tags: list[str]
+    logsource: dict
+    path: Path | None
+    language: str
+    suffix: str
+    query: str | None = None
+    error: str | None = None
+    rule: object = field(default=None, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def export(self) -> dict:
+        return {
+            "rule_id": self.rule_id,
+            "title": self.title,
+            "level": self.level,
+            "tags": self.tags,
+            "logsource": self.logsource,
+            "file": str(self.path) if self.path else None,
+            "target": self.target,
+            "language": self.language,
+            "query": self.query,
+        }
+
+
+def _class(spec: str):
+    """``module:Name``: a class of the module, or the backend registered as ``Name`` in its ``backends`` table."""
+    module_name, name = spec.split(":")
+    module = importlib.import_module(module_name)
+    registered = getattr(module, "backends", {})
+    if name in registered:
+        return registered[name]
+    return getattr(module, name)
+
+
+def _pipeline(name: str):
+    from sigma.pipelines.route53 import pipelines
+
+    if name not in pipelines:
+        raise SigmaError(f"pipeline {name} is not installed")
+    return pipelines[name]()
+
+
+def logsource_of(rule) -> dict:
+    """The log source of a rule, or of the first rule a correlation refers to."""
+    if isinstance(rule, SigmaCorrelationRule):
+        first = rule.rules[0].rule if rule.rules else None
+        return logsource_of(first) if first is not None else {}
+    ls = rule.logsource
+    return {k: v for k, v in (("category", ls.category), ("product", ls.product), ("service", ls.service)) if v}
+
+
+def convert_loaded(loaded: rule_loading.LoadedRules, target: Target, backend_options: dict | None = None) -> Iterator[Conversion]:
+    """Convert each top-level rule of a freshly loaded collection (pipelines change rules in place)."""
+    converted: set[int] = set()  # rules whose conversion is already stored on them (pipelines are not idempotent)
+    for rule in loaded.top_level():
+        backend_spec, language, suffix = target.backend_for(rule)
+        conversion = Conversion(
+            target=target.name,
+            rule_id=str(rule.id),
+            title=rule.title,
+            level=str(rule.level.name).lower() if rule.level else None,
+            tags=[str(t) for t in rule.tags],
+            logsource=logsource_of(rule),
+            path=loaded.path_of(rule),
+            language=language,
+            suffix=suffix,
+            rule=rule,
+        )
+        try:
+            backend = _class(backend_spec)(_pipeline(target.pipeline), **(backend_options or {}))
+            backend.init_processing_pipeline(backend.default_format)
+            queries = _convert(backend, rule, converted)
+            conversion.query = "\n".join(str(q) for q in queries)
+        except (SigmaError, ImportError) as error:
+            conversion.error = _describe(error)
+        except Exception as error:  # a backend bug must cost one rule, not the run
+            conversion.error = f"internal error in the {target.name} backend: {type(error).__name__}: {error}"
+        yield conversion
+
+
+def convert_paths(paths: list[Path] | None, target_names: list[str]) -> tuple[list[Conversion], list[rule_loading.RuleError]]:
+    """Every rule under ``paths`` for every named target; broken files are returned, not raised."""
+    conversions: list[Conversion] = []
+    errors: list[rule_loading.RuleError] = []
+    for index, name in enumerate(target_names):
+        loaded = rule_loading.load(paths)
+        if index == 0:
+            errors = loaded.errors
+        conversions.extend(convert_loaded(loaded, TARGETS[name]))
+    return conversions, errors
+
+
+def _convert(backend, rule, converted: set[int]) -> list:
+    """Convert a rule; a correlation's referenced rules first, as pySigma expects their results stored."""
+    if isinstance(rule, SigmaCorrelationRule):
+        for reference in rule.rules:
+            if id(reference.rule) not in converted:
+                _convert(backend, reference.rule, converted)
+        queries = backend.convert_correlation_rule(rule)
+    else:
+        queries = backend.convert_rule(rule)
+    converted.add(id(rule))
+    return queries
+
+
+def _describe(error: Exception) -> str:
+    if isinstance(error, ImportError):
+        return f"the backend is not installed ({error})"
+    text = str(error)
+    return text if text else type(error).__name__

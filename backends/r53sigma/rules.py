@@ -1,0 +1,119 @@
+"""Loading Sigma rules from files and folders, keeping every broken file's name and reason.
+
+Shared by convert, test, scan, verify and package, so a broken rule is reported the same way
+everywhere and never stops the other rules.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RULE_SUFFIXES = (".yml", ".yaml")
+
+AnyRule = SigmaRule | SigmaCorrelationRule
+
+
+def default_rule_paths() -> list[Path]:
+    return [REPO_ROOT / "sigma_rules"]
+
+
+def discover(paths: list[Path]) -> list[Path]:
+    """Rule files below the given files and folders, in a stable order."""
+    found: list[Path] = []
+    for path in paths:
+        path = Path(path)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()))
+        else:
+            found.append(path)
+    return found
+
+
+@dataclass
+class RuleError:
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+@dataclass
+class LoadedRules:
+    collection: SigmaCollection
+    files: dict[Path, list[AnyRule]] = field(default_factory=dict)
+    errors: list[RuleError] = field(default_factory=list)
+
+    @property
+    def rules(self) -> list[AnyRule]:
+        return list(self.collection.rules)
+
+    def top_level(self) -> list[AnyRule]:
+        """Rules that are detections of their own: correlations and rules no correlation hides."""
+        return list(self.collection.get_output_rules())
+
+    def path_of(self, rule: AnyRule) -> Path | None:
+        return Path(rule.source.path) if rule.source and rule.source.path else None
+
+    def find(self, ref: str) -> AnyRule | None:
+        """A rule by id, name or file stem (a file stem names the file's main rule: the correlation)."""
+        for rule in self.collection.rules:
+            if str(rule.id) == ref or rule.name == ref:
+                return rule
+        for path, rules in self.files.items():
+            if path.stem == ref and rules:
+                return main_rule(rules)
+        return None
+
+
+def main_rule(rules: list[AnyRule]) -> AnyRule:
+    correlations = [r for r in rules if isinstance(r, SigmaCorrelationRule)]
+    return correlations[-1] if correlations else rules[0]
+
+
+def load(paths: list[Path] | None = None) -> LoadedRules:
+    """Parse every rule file; a file that fails is recorded with its reason and left out."""
+    collections: list[SigmaCollection] = []
+    files: dict[Path, list[AnyRule]] = {}
+    errors: list[RuleError] = []
+    for path in discover(paths or default_rule_paths()):
+        try:
+            text = path.read_text(encoding="utf-8")
+            collection = SigmaCollection.from_yaml(text, collect_errors=True, source=_location(path))
+        except (OSError, UnicodeDecodeError, SigmaError, ValueError) as error:
+            errors.append(RuleError(path, str(error)))
+            continue
+        rule_errors = [e for rule in collection.rules for e in rule.errors] + list(collection.errors)
+        if rule_errors:
+            errors.append(RuleError(path, "; ".join(_without_location(e) for e in rule_errors)))
+            continue
+        collections.append(collection)
+        files[path] = list(collection.rules)
+    merged = SigmaCollection.merge(collections) if collections else SigmaCollection([])
+    try:
+        merged.resolve_rule_references()
+    except SigmaError as error:
+        errors.append(RuleError(Path(getattr(getattr(error, "source", None), "path", "") or "?"), str(error)))
+    return LoadedRules(merged, files, errors)
+
+
+def _location(path: Path):
+    from sigma.exceptions import SigmaRuleLocation
+
+    return SigmaRuleLocation(path)
+
+
+def _without_location(error: Exception) -> str:
+    return re.sub(r" in \S+$", "", str(error))
+
+
+def slug(title: str) -> str:
+    """File stem a rule title gives: lower case, runs of other characters as one underscore."""
+    return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_")

@@ -1,0 +1,134 @@
+"""Processing steps every Route 53 pipeline shares, derived from the field catalogue.
+
+Each target module (elasticsearch, splunk, cloudwatch) assembles these with its own field names;
+no target module imports another.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from sigma.exceptions import SigmaTransformationError
+from sigma.processing.conditions import IncludeFieldCondition, LogsourceCondition
+from sigma.processing.pipeline import ProcessingItem
+from sigma.processing.transformations import FieldMappingTransformation, RuleFailureTransformation
+from sigma.processing.transformations.base import DetectionItemTransformation, ValueTransformation
+from sigma.rule import SigmaDetectionItem
+from sigma.types import SigmaCasedString, SigmaString
+
+from r53sigma import catalogue
+from r53sigma.catalogue import LogSource
+
+KNOWN_LOGSOURCES_TEXT = ", ".join(
+    [" ".join(f"{k}: {v}" for k, v in ls.logsource.items()) for ls in catalogue.log_sources()]
+    + ["category: dns"]
+)
+
+
+@dataclass(frozen=True)
+class RuleView:
+    """One way rules address a log source: its own field names, or the generic Sigma DNS names."""
+
+    log_source: LogSource
+    generic_dns: bool
+
+    @property
+    def condition(self) -> LogsourceCondition:
+        spec = self.log_source.sigma_dns_logsource if self.generic_dns else self.log_source.logsource
+        return LogsourceCondition(**spec)
+
+    @property
+    def id_suffix(self) -> str:
+        return f"{self.log_source.source}{'_dns' if self.generic_dns else ''}"
+
+    def rule_fields(self) -> Iterator[tuple[str, catalogue.Field]]:
+        """(name a rule may use, catalogue field it means)."""
+        for name in self.log_source.rule_field_names(generic_dns=self.generic_dns):
+            yield name, self.log_source.field_for(name, generic_dns=self.generic_dns)
+
+
+def rule_views() -> list[RuleView]:
+    views = [RuleView(ls, False) for ls in catalogue.log_sources()]
+    views += [RuleView(ls, True) for ls in catalogue.log_sources() if ls.sigma_dns_logsource]
+    return views
+
+
+@dataclass
+class RejectUnknownFields(DetectionItemTransformation):
+    """Fail a rule that names a field the catalogue does not know for its log source."""
+
+    source: str
+    generic_dns: bool = False
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem) -> None:
+        field = detection_item.field
+        log_source = catalogue.load()[self.source]
+        if field is None or log_source.field_for(field, generic_dns=self.generic_dns) is not None:
+            return None
+        known = ", ".join(sorted(log_source.rule_field_names(generic_dns=self.generic_dns)))
+        raise SigmaTransformationError(
+            f"field '{field}' is not a field of {log_source.title}; known fields: {known}",
+            source=detection_item.source,
+        )
+
+
+@dataclass
+class FoldCase(ValueTransformation):
+    """Fold a case-insensitive string value to the case the target stores the field in.
+
+    Values marked ``|cased`` keep their case: they must match exactly.
+    """
+
+    method: str = "upper"
+
+    def apply_value(self, field: str, val):
+        if isinstance(val, SigmaString) and not isinstance(val, SigmaCasedString):
+            return val.upper() if self.method == "upper" else val.lower()
+        return None
+
+
+def reject_unknown_logsources(pipeline_id: str) -> ProcessingItem:
+    return ProcessingItem(
+        identifier=f"{pipeline_id}_unknown_logsource",
+        transformation=RuleFailureTransformation(
+            f"the rule's log source is not a Route 53 log source known to r53sigma ({KNOWN_LOGSOURCES_TEXT})"
+        ),
+        rule_conditions=[view.condition for view in rule_views()],
+        rule_condition_linking=any,
+        rule_condition_negation=True,
+    )
+
+
+def reject_unknown_fields(pipeline_id: str, view: RuleView) -> ProcessingItem:
+    return ProcessingItem(
+        identifier=f"{pipeline_id}_known_fields_{view.id_suffix}",
+        transformation=RejectUnknownFields(view.log_source.source, view.generic_dns),
+        rule_conditions=[view.condition],
+    )
+
+
+def fold_case(pipeline_id: str, view: RuleView, target: str) -> Iterator[ProcessingItem]:
+    """Fold rule values of upper/lower-case fields, so exact target comparisons stay case-insensitive."""
+    for method in ("upper", "lower"):
+        names = [
+            name
+            for name, field in view.rule_fields()
+            if field.is_string and field.target(target).values == method
+        ]
+        if names:
+            yield ProcessingItem(
+                identifier=f"{pipeline_id}_fold_{method}_{view.id_suffix}",
+                transformation=FoldCase(method),
+                rule_conditions=[view.condition],
+                field_name_conditions=[IncludeFieldCondition(names)],
+            )
+
+
+def map_fields(pipeline_id: str, view: RuleView, target: str, rename=lambda field, name: name) -> ProcessingItem:
+    """Rename rule field names to the target's; ``rename`` lets a target adjust a derived name."""
+    mapping = {name: rename(field, field.target(target).name) for name, field in view.rule_fields()}
+    return ProcessingItem(
+        identifier=f"{pipeline_id}_fields_{view.id_suffix}",
+        transformation=FieldMappingTransformation(mapping),
+        rule_conditions=[view.condition],
+    )
