@@ -9,6 +9,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
@@ -87,7 +88,7 @@ def load(paths: list[Path] | None = None) -> LoadedRules:
         try:
             text = path.read_text(encoding="utf-8")
             collection = SigmaCollection.from_yaml(text, collect_errors=True, source=_location(path))
-        except (OSError, UnicodeDecodeError, SigmaError, ValueError) as error:
+        except (OSError, UnicodeDecodeError, SigmaError, ValueError, yaml.YAMLError) as error:
             errors.append(RuleError(path, str(error)))
             continue
         rule_errors = [e for rule in collection.rules for e in rule.errors] + list(collection.errors)

@@ -1,0 +1,1 @@
+"""Per-target renderings of the field catalogue: each target reads only r53sigma.catalogue."""

@@ -1,0 +1,110 @@
+"""route53_splunk: CIM names for DNS, raw names for CloudTrail, every query scoped by sourcetype."""
+import pytest
+from sigma.exceptions import SigmaTransformationError
+
+from r53sigma import catalogue
+from support import convert, resolver_rule
+
+
+def test_every_catalogued_field_is_mapped_to_its_splunk_name():
+    for log_source in catalogue.log_sources():
+        logsource = ", ".join(f"{k}: {v}" for k, v in log_source.logsource.items())
+        sourcetype = log_source.targets["splunk"]["sourcetype"]
+        for name, field in log_source.fields.items():
+            if field.type != "string" or name == log_source.timestamp:
+                continue
+            query = convert(f"""
+                title: t
+                status: test
+                logsource: {{{logsource}}}
+                detection:
+                    sel:
+                        {name}: 'v'
+                    condition: sel
+                """, "splunk")
+            splunk_name = field.target("splunk").name
+            quoted = f'"{splunk_name}"' if "{" in splunk_name else splunk_name
+            assert query == f'sourcetype="{sourcetype}" {quoted}="v"', (log_source.source, name)
+
+
+def test_dns_fields_use_cim_names():
+    query = convert(resolver_rule("""
+        sel:
+          query_name|endswith: '.evil.com'
+          query_type: TXT
+          rcode: NXDOMAIN
+          answers.Rdata: 1.2.3.4
+          srcaddr|cidr: 10.0.0.0/8
+        condition: sel"""), "splunk")
+    assert query == ('sourcetype="aws:route53:resolver" query="*.evil.com" record_type="TXT" '
+                     'reply_code="NXDOMAIN" answer="1.2.3.4" src="10.0.0.0/8"')
+
+
+def test_public_zone_is_scoped_by_its_sourcetype():
+    query = convert("""
+        title: t
+        status: test
+        logsource: {product: aws, service: route53}
+        detection:
+            sel:
+                queryType: [ANY, AXFR]
+            condition: sel
+        """, "splunk")
+    assert query == 'sourcetype="aws:route53:public" record_type IN ("ANY", "AXFR")'
+
+
+def test_cloudtrail_keeps_raw_names_and_array_paths():
+    query = convert("""
+        title: t
+        status: test
+        logsource: {product: aws, service: cloudtrail}
+        detection:
+            sel:
+                eventName: ChangeResourceRecordSets
+                requestParameters.changeBatch.changes.resourceRecordSet.type: NS
+            condition: sel
+        """, "splunk")
+    assert query == ('sourcetype="aws:cloudtrail" eventName="ChangeResourceRecordSets" '
+                     '"requestParameters.changeBatch.changes{}.resourceRecordSet.type"="NS"')
+
+
+def test_sourcetype_condition_binds_to_the_whole_or():
+    query = convert(resolver_rule("""
+        a:
+          query_type: TXT
+        b:
+          query_type: 'NULL'
+        condition: a or b"""), "splunk")
+    assert query == 'sourcetype="aws:route53:resolver" record_type IN ("TXT", "NULL")'
+    query = convert(resolver_rule("""
+        a:
+          query_type: TXT
+        b:
+          rcode: NXDOMAIN
+        condition: a or b"""), "splunk")
+    # Splunk's search evaluates OR before the implicit AND: this is sourcetype AND (TXT OR NXDOMAIN).
+    assert query == 'sourcetype="aws:route53:resolver" record_type="TXT" OR reply_code="NXDOMAIN"'
+
+
+def test_cased_value_becomes_case_sensitive_regex():
+    query = convert(resolver_rule("sel:\n  query_name|cased: 'Evil*'\ncondition: sel"), "splunk")
+    assert query == 'sourcetype="aws:route53:resolver"\n| regex query="^Evil.*$"'
+
+
+def test_generic_dns_rule_converts_to_cim():
+    query = convert("""
+        title: t
+        status: test
+        logsource: {category: dns}
+        detection:
+            sel:
+                query|contains: api.telegram.org
+                record_type: TXT
+            condition: sel
+        """, "splunk")
+    assert query == 'sourcetype="aws:route53:resolver" query="*api.telegram.org*" record_type="TXT"'
+
+
+def test_unknown_field_is_rejected():
+    with pytest.raises(SigmaTransformationError, match="known fields"):
+        convert(resolver_rule("sel:\n  qname: x\ncondition: sel"), "splunk")
