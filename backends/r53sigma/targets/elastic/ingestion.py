@@ -1,0 +1,376 @@
+"""Elasticsearch ingestion for Route 53 logs, rendered from the field catalogue.
+
+Renders, as request bodies ready for `PUT _ingest/pipeline/<name>`, `PUT _component_template/<name>`
+and `PUT _index_template/<name>`:
+
+- an ingest pipeline per Route 53 log source (Resolver JSON, public hosted-zone lines) writing ECS
+  as Elastic's AWS integration does: trailing dot removed, `registered_domain`, answers as
+  `dns.answers.*`, `related.ip`/`related.hosts`, lower-case `network.transport`, `event.*`.
+  The raw record is parsed under `aws.route53` and each catalogued field is moved out to its ECS
+  name; whatever the catalogue does not know stays there (kept, not dropped). A record that fails
+  to parse is kept with `event.kind: pipeline_error`, a tag and `error.message`;
+- the pack's own index templates (one per log source, data streams on the catalogue's index
+  patterns), with catalogue types and the `.caseless` sub-fields the route53_elasticsearch
+  pipeline queries for mixed-case strings;
+- `@custom` component templates adding those sub-fields to Elastic's integration data streams.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from r53sigma import catalogue
+from r53sigma.catalogue import Field, LogSource
+
+TARGET = "elasticsearch"
+RAW_PREFIX = "aws.route53"  # the parse step puts the raw record here; uncatalogued fields stay
+CASELESS = "caseless"  # sub-field queried by route53_elasticsearch for mixed-case strings
+NORMALIZER = "r53sigma_lowercase"
+FAILURE_TAG = "r53sigma_ingest_failure"
+PRIORITY = 150  # above the built-in logs-*-* (100), below Fleet's integration templates (200)
+INGEST_SOURCES = ("resolver", "public_zone")  # CloudTrail: Elastic's AWS integration has the standard pipeline
+# Elastic's integration maps CloudTrail requestParameters as one `flattened` field: its keys are
+# indexed as keywords of that field and cannot carry sub-fields or a normalizer.
+FLATTENED_ROOTS = ("aws.cloudtrail.flattened",)
+ES_TYPES = {"string": "keyword", "ip": "ip", "integer": "long", "date": "date"}
+CONVERT_TYPES = {"integer": "long", "ip": "ip"}
+TIMESTAMP = "@timestamp"
+
+# ECS fields the pipeline adds that are not renamings of a raw field.
+ADDED_FIELDS = {
+    "event.original": {"type": "keyword", "index": False, "doc_values": False},
+    "event.kind": {"type": "keyword"},
+    "event.category": {"type": "keyword"},
+    "event.type": {"type": "keyword"},
+    "event.outcome": {"type": "keyword"},
+    "cloud.provider": {"type": "keyword"},
+    "network.protocol": {"type": "keyword"},
+    "related.ip": {"type": "ip"},
+    "related.hosts": {"type": "keyword"},
+    "dns.question.registered_domain": {"type": "keyword"},
+    "dns.question.subdomain": {"type": "keyword"},
+    "dns.question.top_level_domain": {"type": "keyword"},
+    "tags": {"type": "keyword"},
+    "error.message": {"type": "match_only_text"},
+}
+# ECS roles the enrichment steps need; a log source without one simply skips that step.
+QUESTION_NAME = "dns.question.name"
+QUESTION_TYPE = "dns.question.type"
+RESPONSE_CODE = "dns.response_code"
+SOURCE_IP = "source.ip"
+ANSWER_DATA = "dns.answers.data"
+ANSWER_TYPE = "dns.answers.type"
+ADDRESS_TYPES = ["A", "AAAA"]
+HOST_TYPES = ["CNAME", "PTR"]
+
+# Adds answer data to related.ip (address records) or related.hosts (name records), once each.
+RELATED_FROM_ANSWERS_TAG = "r53sigma_related_from_answers"
+RELATED_FROM_ANSWERS = (
+    "def node = ctx;"
+    " for (def key : params.answers) {"
+    " if (!(node instanceof Map) || !node.containsKey(key)) { return; } node = node.get(key); }"
+    " if (!(node instanceof List)) { return; }"
+    " for (def answer : node) {"
+    " if (!(answer instanceof Map) || answer.get(params.data) == null) { continue; }"
+    " def type = answer.get(params.type);"
+    " def bucket = params.address_types.contains(type) ? 'ip' : (params.host_types.contains(type) ? 'hosts' : null);"
+    " if (bucket == null) { continue; }"
+    " if (ctx.related == null) { ctx.related = new HashMap(); }"
+    " if (ctx.related[bucket] == null) { ctx.related[bucket] = new ArrayList(); }"
+    " if (!ctx.related[bucket].contains(answer.get(params.data))) { ctx.related[bucket].add(answer.get(params.data)); } }"
+)
+
+
+def pipeline_name(source: str) -> str:
+    return f"r53sigma-{source}"
+
+
+def es_name(field: Field) -> str:
+    return field.target(TARGET).name
+
+
+def is_flattened(name: str) -> bool:
+    return any(name == root or name.startswith(root + ".") for root in FLATTENED_ROOTS)
+
+
+def caseless_fields(log_source: LogSource) -> list[str]:
+    """ECS names that get a `.caseless` sub-field: mixed-case strings outside flattened objects."""
+    return [
+        es_name(f)
+        for f in log_source.fields.values()
+        if f.is_string and f.target(TARGET).values == "mixed" and not is_flattened(es_name(f))
+    ]
+
+
+def painless_path(dotted: str) -> str:
+    """`ctx.a?.b?.c`: a null-safe Painless reference to a document field."""
+    parts = dotted.split(".")
+    return "ctx." + "?.".join(parts)
+
+
+def array_groups(log_source: LogSource) -> dict[str, list[Field]]:
+    groups: dict[str, list[Field]] = {}
+    for f in log_source.fields.values():
+        if f.array:
+            groups.setdefault(f.array, []).append(f)
+    return groups
+
+
+def parent(dotted: str) -> str:
+    return dotted.rsplit(".", 1)[0]
+
+
+def es_array_path(fields: list[Field]) -> str:
+    parents = {parent(es_name(f)) for f in fields}
+    if len(parents) != 1:
+        raise ValueError(f"array fields {[f.name for f in fields]} map to several ECS objects: {sorted(parents)}")
+    return parents.pop()
+
+
+def grok_pattern(log_source: LogSource) -> str:
+    # A column holding `-` is absent; extra trailing columns a future format adds are kept.
+    columns = [f"(?:-|%{{NOTSPACE:{RAW_PREFIX}.{c}}})" for c in log_source.columns]
+    return "^" + " ".join(columns) + f"(?: %{{GREEDYDATA:{RAW_PREFIX}.extra_columns}})?$"
+
+
+def _case_processor(f: Field, target_values: str, value_ref: str) -> dict | None:
+    if target_values == f.values or target_values == "mixed":
+        return None
+    kind = "lowercase" if target_values == "lower" else "uppercase"
+    return {kind: {"field": value_ref, "ignore_missing": True}}
+
+
+def _field_steps(log_source: LogSource, f: Field) -> Iterable[dict]:
+    source = f"{RAW_PREFIX}.{f.name}"
+    target = es_name(f)
+    if f.name == log_source.timestamp:
+        yield {"date": {"field": source, "target_field": target, "formats": ["ISO8601"], "timezone": "UTC"}}
+        yield {"remove": {"field": source, "ignore_missing": True}}
+        return
+    if f.strip_trailing_dot:
+        yield {"gsub": {"field": source, "pattern": r"\.$", "replacement": "", "ignore_missing": True}}
+    if target == QUESTION_NAME:
+        # Elastic's integration skips reverse-lookup names; ignore_failure: names without a public suffix
+        yield {
+            "registered_domain": {
+                "field": source,
+                "target_field": parent(target),
+                "ignore_missing": True,
+                "ignore_failure": True,
+                "if": f"{painless_path(source)} != null && !{painless_path(source)}.endsWith('.arpa')",
+            }
+        }
+        yield {"remove": {"field": parent(target) + ".domain", "ignore_missing": True}}
+    if target != source:
+        yield {"rename": {"field": source, "target_field": target, "ignore_missing": True}}
+    if f.type in CONVERT_TYPES:
+        yield {"convert": {"field": target, "type": CONVERT_TYPES[f.type], "ignore_missing": True}}
+    case = _case_processor(f, f.target(TARGET).values, target)
+    if case:
+        yield case
+
+
+def _array_steps(name: str, fields: list[Field]) -> Iterable[dict]:
+    source = f"{RAW_PREFIX}.{name}"
+    target = es_array_path(fields)
+    for f in fields:
+        key = f.name[len(name) + 1 :]
+        new_key = es_name(f)[len(target) + 1 :]
+        element = f"_ingest._value.{key}"
+        steps = []
+        if f.strip_trailing_dot:
+            steps.append({"gsub": {"field": element, "pattern": r"\.$", "replacement": "", "ignore_missing": True}})
+        if new_key != key:
+            steps.append({"rename": {"field": element, "target_field": f"_ingest._value.{new_key}", "ignore_missing": True}})
+            element = f"_ingest._value.{new_key}"
+        case = _case_processor(f, f.target(TARGET).values, element)
+        if case:
+            steps.append(case)
+        for step in steps:
+            yield {"foreach": {"field": source, "ignore_missing": True, "processor": step}}
+    yield {"rename": {"field": source, "target_field": target, "ignore_missing": True}}
+
+
+def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
+    es_names = {es_name(f) for f in log_source.fields.values()}
+    processors: list[dict] = [
+        {
+            "rename": {
+                "field": "message",
+                "target_field": "event.original",
+                "ignore_missing": True,
+                "if": "ctx.event?.original == null",
+            }
+        }
+    ]
+    if log_source.format == "json":
+        processors.append({"json": {"field": "event.original", "target_field": RAW_PREFIX}})
+    else:
+        processors.append({"grok": {"field": "event.original", "patterns": [grok_pattern(log_source)]}})
+    for f in log_source.fields.values():
+        if not f.array:
+            processors.extend(_field_steps(log_source, f))
+    for name, fields in array_groups(log_source).items():
+        processors.extend(_array_steps(name, fields))
+    if SOURCE_IP in es_names:
+        processors.append(
+            {
+                "append": {
+                    "field": "related.ip",
+                    "value": "{{{%s}}}" % SOURCE_IP,
+                    "allow_duplicates": False,
+                    "if": f"{painless_path(SOURCE_IP)} != null",
+                }
+            }
+        )
+    if ANSWER_DATA in es_names and ANSWER_TYPE in es_names:
+        processors.append(
+            {
+                "script": {
+                    "tag": RELATED_FROM_ANSWERS_TAG,
+                    "lang": "painless",
+                    "source": RELATED_FROM_ANSWERS,
+                    "params": {
+                        "answers": parent(ANSWER_DATA).split("."),
+                        "data": ANSWER_DATA.rsplit(".", 1)[1],
+                        "type": ANSWER_TYPE.rsplit(".", 1)[1],
+                        "address_types": ADDRESS_TYPES,
+                        "host_types": HOST_TYPES,
+                    },
+                }
+            }
+        )
+    if QUESTION_NAME in es_names:
+        condition = f"{painless_path(QUESTION_NAME)} != null"
+        if QUESTION_TYPE in es_names:
+            condition += f" && {painless_path(QUESTION_TYPE)} != 'PTR'"
+        processors.append(
+            {
+                "append": {
+                    "field": "related.hosts",
+                    "value": "{{{%s}}}" % QUESTION_NAME,
+                    "allow_duplicates": False,
+                    "if": condition,
+                }
+            }
+        )
+    processors += [
+        {"set": {"field": "cloud.provider", "value": "aws"}},
+        {"set": {"field": "network.protocol", "value": "dns"}},
+        {"set": {"field": "event.kind", "value": "event"}},
+        {"append": {"field": "event.category", "value": "network", "allow_duplicates": False}},
+        {"append": {"field": "event.type", "value": "protocol", "allow_duplicates": False}},
+    ]
+    if RESPONSE_CODE in es_names:
+        rc = painless_path(RESPONSE_CODE)
+        processors += [
+            {"set": {"field": "event.outcome", "value": "success", "if": f"{rc} == 'NOERROR'"}},
+            {"set": {"field": "event.outcome", "value": "failure", "if": f"{rc} != null && {rc} != 'NOERROR'"}},
+        ]
+    return {
+        "description": f"r53sigma: {log_source.title} to ECS (rendered from mappings/catalogue/{log_source.source}.yml)",
+        "processors": processors,
+        "on_failure": [
+            {"set": {"field": "event.kind", "value": "pipeline_error"}},
+            {"append": {"field": "tags", "value": FAILURE_TAG}},
+            {"set": {"field": "error.message", "value": "{{{ _ingest.on_failure_message }}}"}},
+        ],
+        "_meta": {"managed_by": "r53sigma", "log_source": log_source.source},
+    }
+
+
+# ---------------------------------------------------------------- templates
+
+
+def _put(properties: dict, dotted: str, mapping: dict) -> None:
+    *parents, leaf = dotted.split(".")
+    node = properties
+    for part in parents:
+        node = node.setdefault(part, {}).setdefault("properties", {})
+    node[leaf] = mapping
+
+
+def _caseless_mapping(base: dict) -> dict:
+    return {**base, "fields": {CASELESS: {"type": "keyword", "normalizer": NORMALIZER}}}
+
+
+def _normalizer_settings() -> dict:
+    return {"analysis": {"normalizer": {NORMALIZER: {"type": "custom", "filter": ["lowercase"]}}}}
+
+
+def field_mappings(log_source: LogSource) -> dict[str, dict]:
+    """Flat ECS name -> mapping, for every field the ingest pipeline writes."""
+    caseless = set(caseless_fields(log_source))
+    flat: dict[str, dict] = {}
+    for f in log_source.fields.values():
+        name = es_name(f)
+        mapping = {"type": ES_TYPES[f.type]}
+        flat[name] = _caseless_mapping(mapping) if name in caseless else mapping
+    for name, mapping in ADDED_FIELDS.items():
+        flat.setdefault(name, mapping)
+    return flat
+
+
+def nested(flat: dict[str, dict]) -> dict:
+    properties: dict = {}
+    for name in sorted(flat):
+        _put(properties, name, flat[name])
+    return properties
+
+
+def component_template(log_source: LogSource) -> dict:
+    return {
+        "template": {
+            "settings": _normalizer_settings(),
+            "mappings": {
+                "dynamic_templates": [
+                    {"strings_as_keyword": {"match_mapping_type": "string", "mapping": {"type": "keyword", "ignore_above": 1024}}}
+                ],
+                "properties": nested(field_mappings(log_source)),
+            },
+        },
+        "_meta": {"managed_by": "r53sigma", "log_source": log_source.source},
+    }
+
+
+def index_template(log_source: LogSource) -> dict:
+    return {
+        "index_patterns": list(log_source.targets[TARGET]["index"]),
+        "data_stream": {},
+        "priority": PRIORITY,
+        "composed_of": [f"{pipeline_name(log_source.source)}@mappings"],
+        "template": {"settings": {"index": {"default_pipeline": pipeline_name(log_source.source)}}},
+        "_meta": {"managed_by": "r53sigma", "log_source": log_source.source},
+    }
+
+
+def integration_custom_name(log_source: LogSource) -> str:
+    """`logs-aws.route53_resolver_logs@custom`: the hook Elastic's integration templates compose."""
+    pattern = log_source.targets[TARGET]["index"][0]
+    return pattern.rstrip("*").rstrip("-") + "@custom"
+
+
+def integration_custom_template(log_source: LogSource) -> dict:
+    flat = {
+        es_name(f): _caseless_mapping({"type": ES_TYPES[f.type]})
+        for f in log_source.fields.values()
+        if es_name(f) in set(caseless_fields(log_source))
+    }
+    return {
+        "template": {"settings": _normalizer_settings(), "mappings": {"properties": nested(flat)}},
+        "_meta": {"managed_by": "r53sigma", "log_source": log_source.source},
+    }
+
+
+def render() -> dict[str, Any]:
+    """Relative path under mappings/ -> JSON document."""
+    files: dict[str, Any] = {}
+    for log_source in catalogue.log_sources():
+        name = pipeline_name(log_source.source)
+        if log_source.source in INGEST_SOURCES:
+            files[f"elasticsearch/ingest_pipelines/{name}.json"] = ingest_pipeline(log_source)
+            files[f"elasticsearch/component_templates/{name}@mappings.json"] = component_template(log_source)
+            files[f"elasticsearch/index_templates/{name}.json"] = index_template(log_source)
+        files[f"elasticsearch/component_templates/{integration_custom_name(log_source)}.json"] = (
+            integration_custom_template(log_source)
+        )
+    return files
