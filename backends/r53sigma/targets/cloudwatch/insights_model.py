@@ -1,0 +1,575 @@
+"""An executable model of CloudWatch Logs Insights, for the subset of Logs Insights QL the pack emits.
+
+No Logs Insights engine runs outside AWS, so conversions are checked against this model of the
+documented semantics. It parses query text (it shares no code with the backend) and evaluates it on
+raw log events.
+
+Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
+- commands separated by `|`: `fields`, `filter`, `stats ... by`, `sort`, `limit`, `#` comments;
+- field names: letters, digits, `@`, `.`, `_`, or anything between backticks;
+- JSON events are flattened: nested keys joined with `.`, array elements by index
+  (`answers.0.Rdata`); `@message` is the raw text; `@timestamp` the event time. A JSON `null` is
+  treated as an absent field (assumption, unconfirmed). Route 53 public hosted-zone lines are split
+  into the field names Logs Insights discovers for them;
+- `and`, `or`, `not`, with parentheses. Precedence is undocumented, so the model REFUSES `and` and
+  `or` mixed without parentheses, and `not` followed by anything but `(` or a function call;
+- `=`, `!=`, `<`, `<=`, `>`, `>=` (numbers when both sides are numeric), `in [...]`, `not in`,
+  `like "substring"` (case-sensitive), `like /re/` and `=~ /re/` (regex search, unanchored);
+- regexes: the subset common to RE2 and Java. `\\z` is the absolute end, `\\x{H..}` a code point;
+  look-arounds and back-references are refused (RE2 has none);
+- functions: ispresent, isempty, isblank, isIpInSubnet, strlen, tolower, toupper, ltrim, rtrim, trim;
+  stats aggregates count(*), count(f), count_distinct(f) (exact here; AWS documents it may be
+  approximate for very high cardinality), sum, min, max, avg, and `bin(span)` over `@timestamp`,
+  tumbling windows aligned to the epoch.
+"""
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+PUBLIC_ZONE_FIELDS = (
+    "version", "queryTimestamp", "hostZoneId", "queryName", "queryType", "responseCode",
+    "protocol", "edgeLocation", "resolverIp", "ednsClientSubnet",
+)
+SPAN_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+class QuerySyntaxError(ValueError):
+    """The text is not a query of the modelled subset."""
+
+
+# ------------------------------------------------------------------ events
+
+
+@dataclass
+class Event:
+    message: str
+    timestamp: float = 0.0
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def flatten(value: Any, prefix: str = "", out: dict | None = None) -> dict[str, Any]:
+    out = {} if out is None else out
+    if isinstance(value, dict):
+        for k, v in value.items():
+            flatten(v, f"{prefix}.{k}" if prefix else str(k), out)
+    elif isinstance(value, list):
+        for n, v in enumerate(value):
+            flatten(v, f"{prefix}.{n}" if prefix else str(n), out)
+    elif value is not None:
+        out[prefix] = value
+    return out
+
+
+def event(raw: str, timestamp: float = 0.0) -> Event:
+    """A log event as Logs Insights sees it: discovered fields plus @message and @timestamp."""
+    fields: dict[str, Any] = {}
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        document = None
+    if isinstance(document, dict):
+        fields = flatten(document)
+    else:
+        columns = raw.split(" ")
+        if len(columns) in (len(PUBLIC_ZONE_FIELDS), len(PUBLIC_ZONE_FIELDS) - 1):
+            fields = dict(zip(PUBLIC_ZONE_FIELDS, columns))
+    fields["@message"] = raw
+    fields["@timestamp"] = timestamp
+    return Event(raw, timestamp, fields)
+
+
+# ------------------------------------------------------------------ tokens
+
+TOKEN = re.compile(
+    r"""
+    (?P<ws>\s+)
+  | (?P<comment>\#[^\n]*)
+  | (?P<string>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+  | (?P<regex>/(?:[^/\\\n]|\\.)*/)
+  | (?P<backtick>@?`[^`]*`)
+  | (?P<number>-?\d+(?:\.\d+)?(?:ms|[smhdw])?)
+  | (?P<name>[A-Za-z0-9@_.]+)
+  | (?P<op>=~|!=|<=|>=|=|<|>|\(|\)|\[|\]|,|\||\*|\+|-)
+    """,
+    re.VERBOSE,
+)
+
+
+@dataclass
+class Token:
+    kind: str
+    text: str
+
+
+def tokenize(text: str) -> list[Token]:
+    tokens, pos = [], 0
+    while pos < len(text):
+        m = TOKEN.match(text, pos)
+        if not m:
+            raise QuerySyntaxError(f"unexpected character {text[pos]!r} at {pos}")
+        pos = m.end()
+        if m.lastgroup in ("ws", "comment"):
+            continue
+        tokens.append(Token(m.lastgroup, m.group()))
+    return tokens
+
+
+def unquote(literal: str) -> str:
+    body, out, i = literal[1:-1], [], 0
+    while i < len(body):
+        if body[i] == "\\" and i + 1 < len(body):
+            out.append({"n": "\n", "t": "\t"}.get(body[i + 1], body[i + 1]))
+            i += 2
+        else:
+            out.append(body[i])
+            i += 1
+    return "".join(out)
+
+
+def field_name(token: Token) -> str:
+    if token.kind == "backtick":
+        return token.text.replace("`", "")
+    return token.text
+
+
+# ------------------------------------------------------------------ regexes
+
+FORBIDDEN_REGEX = re.compile(r"\(\?(?:[=!]|<[=!]|<[A-Za-z])|\\[1-9]|\\Z")
+
+
+def compile_regex(literal: str) -> re.Pattern:
+    """A `/.../` literal in the RE2/Java common subset, as a Python pattern with the same meaning."""
+    body = literal[1:-1]
+    if FORBIDDEN_REGEX.search(body):
+        raise QuerySyntaxError(f"regex construct outside the RE2/Java subset: {literal[:80]}")
+    out, i = [], 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            nxt = body[i + 1]
+            if nxt == "x" and body[i + 2:i + 3] == "{":
+                end = body.index("}", i)
+                out.append(re.escape(chr(int(body[i + 3:end], 16))))
+                i = end + 1
+                continue
+            if nxt == "z":
+                out.append(r"\Z")
+            elif nxt == "/":
+                out.append("/")
+            else:
+                out.append(c + nxt)
+            i += 2
+            continue
+        out.append(c)
+        i += 1
+    try:
+        return re.compile("".join(out))
+    except re.error as e:
+        raise QuerySyntaxError(f"bad regex {literal[:80]}: {e}") from e
+
+
+# ------------------------------------------------------------------ expressions
+
+
+@dataclass
+class Node:
+    kind: str
+    args: list = field(default_factory=list)
+    value: Any = None
+
+
+class Parser:
+    def __init__(self, tokens: list[Token]):
+        self.tokens, self.pos = tokens, 0
+
+    def peek(self, offset: int = 0) -> Token | None:
+        i = self.pos + offset
+        return self.tokens[i] if i < len(self.tokens) else None
+
+    def is_word(self, word: str, offset: int = 0) -> bool:
+        t = self.peek(offset)
+        return t is not None and t.kind == "name" and t.text.lower() == word
+
+    def take(self, text: str | None = None) -> Token:
+        t = self.peek()
+        if t is None or (text is not None and t.text.lower() != text):
+            raise QuerySyntaxError(f"expected {text or 'a token'}, found {t.text if t else 'end of query'}")
+        self.pos += 1
+        return t
+
+    def done(self) -> bool:
+        return self.pos >= len(self.tokens)
+
+    # boolean structure; refuses and/or mixed without parentheses
+    def expression(self) -> Node:
+        first = self.negation()
+        connective, args = None, [first]
+        while self.is_word("and") or self.is_word("or"):
+            word = self.take().text.lower()
+            if connective and word != connective:
+                raise QuerySyntaxError("`and` and `or` mixed without parentheses (precedence is undocumented)")
+            connective = word
+            args.append(self.negation())
+        return first if connective is None else Node(connective, args)
+
+    def negation(self) -> Node:
+        if self.is_word("not"):
+            self.take()
+            nxt, after = self.peek(), self.peek(1)
+            is_call = nxt is not None and nxt.kind == "name" and after is not None and after.text == "("
+            if not (nxt is not None and nxt.text == "(") and not is_call:
+                raise QuerySyntaxError("`not` must be followed by a parenthesised group or a function call")
+            return Node("not", [self.negation()])
+        return self.comparison()
+
+    def comparison(self) -> Node:
+        left = self.operand()
+        t = self.peek()
+        if t is None:
+            return left
+        if t.kind == "op" and t.text in ("=", "!=", "<", "<=", ">", ">=", "=~"):
+            self.take()
+            return Node(t.text, [left, self.operand()])
+        negated = False
+        if self.is_word("not") and (self.is_word("in", 1) or self.is_word("like", 1)):
+            self.take()
+            negated = True
+        if self.is_word("in"):
+            self.take()
+            self.take("[")
+            items = [self.operand()]
+            while self.peek() is not None and self.peek().text == ",":
+                self.take()
+                items.append(self.operand())
+            self.take("]")
+            node = Node("in", [left, *items])
+            return Node("not", [node]) if negated else node
+        if self.is_word("like"):
+            self.take()
+            node = Node("like", [left, self.operand()])
+            return Node("not", [node]) if negated else node
+        return left
+
+    def operand(self) -> Node:
+        t = self.take()
+        if t.text == "(":
+            node = self.expression()
+            self.take(")")
+            return node
+        if t.kind == "string":
+            return Node("lit", value=unquote(t.text))
+        if t.kind == "number":
+            return Node("lit", value=float(t.text) if "." in t.text else int(t.text)) if t.text.lstrip("-").replace(".", "").isdigit() else Node("span", value=t.text)
+        if t.kind == "regex":
+            return Node("regex", value=compile_regex(t.text))
+        if t.kind == "op" and t.text == "*":
+            return Node("star")
+        if t.kind in ("name", "backtick"):
+            if t.kind == "name" and self.peek() is not None and self.peek().text == "(":
+                self.take("(")
+                args = []
+                while self.peek() is not None and self.peek().text != ")":
+                    args.append(self.expression())
+                    if self.peek() is not None and self.peek().text == ",":
+                        self.take()
+                self.take(")")
+                return Node("call", args, t.text.lower())
+            return Node("field", value=field_name(t))
+        raise QuerySyntaxError(f"unexpected {t.text!r}")
+
+
+# ------------------------------------------------------------------ evaluation
+
+
+def _number(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, (int, float)):
+        return v
+    if isinstance(v, str):
+        try:
+            n = float(v)
+        except ValueError:
+            return None
+        return n if math.isfinite(n) else None
+    return None
+
+
+def _text(v: Any) -> str | None:
+    if v is None:
+        return None
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _equal(a: Any, b: Any) -> bool:
+    if a is None or b is None:
+        return False
+    na, nb = _number(a), _number(b)
+    if na is not None and nb is not None and not (isinstance(a, str) and isinstance(b, str)):
+        return na == nb
+    return _text(a) == _text(b)
+
+
+def _trim(s: Any, chars: str | None, left: bool, right: bool) -> str | None:
+    s = _text(s)
+    if s is None:
+        return None
+    chars = chars if chars is not None else " \t\n\r"
+    if left:
+        s = s.lstrip(chars)
+    if right:
+        s = s.rstrip(chars)
+    return s
+
+
+def _in_subnet(value: Any, cidr: Any) -> bool:
+    try:
+        return ipaddress.ip_address(str(value)) in ipaddress.ip_network(str(cidr), strict=False)
+    except ValueError:
+        return False
+
+
+FUNCTIONS = {
+    "ispresent": lambda v: v is not None,
+    "isempty": lambda v: v is None or _text(v) == "",
+    "isblank": lambda v: v is None or (_text(v) or "").strip() == "",
+    "isipinsubnet": lambda v, c: v is not None and _in_subnet(v, c),
+    "strlen": lambda v: None if v is None else len(_text(v)),
+    "tolower": lambda v: None if v is None else _text(v).lower(),
+    "toupper": lambda v: None if v is None else _text(v).upper(),
+    "ltrim": lambda v, c=None: _trim(v, c, True, False),
+    "rtrim": lambda v, c=None: _trim(v, c, False, True),
+    "trim": lambda v, c=None: _trim(v, c, True, True),
+}
+
+
+def evaluate(node: Node, row: dict[str, Any]) -> Any:
+    k = node.kind
+    if k == "lit":
+        return node.value
+    if k == "field":
+        return row.get(node.value)
+    if k == "and":
+        return all(bool(evaluate(a, row)) for a in node.args)
+    if k == "or":
+        return any(bool(evaluate(a, row)) for a in node.args)
+    if k == "not":
+        return not bool(evaluate(node.args[0], row))
+    if k == "call":
+        if node.value not in FUNCTIONS:
+            raise QuerySyntaxError(f"function {node.value} is not modelled")
+        return FUNCTIONS[node.value](*(evaluate(a, row) for a in node.args))
+    if k in ("=", "!="):
+        left, right = node.args
+        if right.kind == "regex":
+            raise QuerySyntaxError("use =~ or like with a regex")
+        eq = _equal(evaluate(left, row), evaluate(right, row))
+        return eq if k == "=" else (evaluate(left, row) is not None and not eq)
+    if k in ("<", "<=", ">", ">="):
+        a, b = (_number(evaluate(x, row)) for x in node.args)
+        if a is None or b is None:
+            return False
+        return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[k]
+    if k == "in":
+        value = evaluate(node.args[0], row)
+        return any(_equal(value, evaluate(item, row)) for item in node.args[1:])
+    if k in ("=~", "like"):
+        left, right = node.args
+        value = _text(evaluate(left, row))
+        if value is None:
+            return False
+        if right.kind == "regex":
+            return right.value.search(value) is not None
+        if k == "like" and right.kind == "lit":
+            return str(right.value) in value
+        raise QuerySyntaxError("=~ needs a /regex/")
+    raise QuerySyntaxError(f"cannot evaluate {k}")
+
+
+# ------------------------------------------------------------------ commands
+
+
+@dataclass
+class Command:
+    name: str
+    parser: Parser
+
+
+def split_commands(text: str) -> list[list[Token]]:
+    commands, current, depth = [], [], 0
+    for t in tokenize(text):
+        if t.text in ("(", "["):
+            depth += 1
+        elif t.text in (")", "]"):
+            depth -= 1
+        if t.text == "|" and depth == 0:
+            commands.append(current)
+            current = []
+        else:
+            current.append(t)
+    commands.append(current)
+    return [c for c in commands if c]
+
+
+def _span_seconds(span: str) -> float:
+    m = re.fullmatch(r"(\d+)(ms|[smhdw])", span)
+    if not m:
+        raise QuerySyntaxError(f"bad time span {span}")
+    return int(m.group(1)) * SPAN_SECONDS[m.group(2)]
+
+
+@dataclass
+class Query:
+    text: str
+    steps: list = field(default_factory=list)
+
+    @classmethod
+    def parse(cls, text: str) -> "Query":
+        query = cls(text)
+        for tokens in split_commands(text):
+            name = tokens[0].text.lower()
+            p = Parser(tokens[1:])
+            if name == "fields":
+                query.steps.append(("fields", cls._projection(p)))
+            elif name == "filter":
+                query.steps.append(("filter", p.expression()))
+            elif name == "stats":
+                query.steps.append(("stats", cls._stats(p)))
+            elif name == "sort":
+                key = field_name(p.take())
+                order = p.take().text.lower() if not p.done() else "desc"
+                if order not in ("asc", "desc"):
+                    raise QuerySyntaxError(f"sort order {order}")
+                query.steps.append(("sort", (key, order)))
+            elif name == "limit":
+                query.steps.append(("limit", int(p.take().text)))
+            else:
+                raise QuerySyntaxError(f"command {name!r} is not modelled")
+            if not p.done():
+                raise QuerySyntaxError(f"unexpected {p.peek().text!r} in {name}")
+        return query
+
+    @staticmethod
+    def _projection(p: Parser) -> list[tuple[str, Node]]:
+        out = []
+        while True:
+            node = p.expression()
+            name = node.value if node.kind == "field" else None
+            if p.is_word("as"):
+                p.take()
+                name = field_name(p.take())
+            if name is None:
+                raise QuerySyntaxError("a computed field needs `as name`")
+            out.append((name, node))
+            if p.peek() is None or p.peek().text != ",":
+                return out
+            p.take()
+
+    @staticmethod
+    def _stats(p: Parser) -> tuple[list, list]:
+        aggregates = []
+        while True:
+            call = p.operand()
+            if call.kind != "call":
+                raise QuerySyntaxError("stats needs aggregate functions")
+            name = f"{call.value}(...)"
+            if p.is_word("as"):
+                p.take()
+                name = field_name(p.take())
+            aggregates.append((name, call))
+            if p.peek() is None or p.peek().text != ",":
+                break
+            p.take()
+        groups = []
+        if p.is_word("by"):
+            p.take()
+            while True:
+                node = p.operand()
+                name = node.value if node.kind == "field" else None
+                if p.is_word("as"):
+                    p.take()
+                    name = field_name(p.take())
+                groups.append((name or f"group{len(groups)}", node))
+                if p.peek() is None or p.peek().text != ",":
+                    break
+                p.take()
+        return aggregates, groups
+
+    # -------------------------------------------------------------- running
+
+    def run(self, events: Iterable[Event]) -> list[dict[str, Any]]:
+        rows = [dict(e.fields) for e in events]
+        for step, arg in self.steps:
+            if step == "fields":
+                for row in rows:
+                    for name, node in arg:
+                        value = evaluate(node, row)  # a comparison gives a Boolean (unconfirmed: AWS does not document it)
+                        if value is not None:
+                            row[name] = value
+            elif step == "filter":
+                rows = [row for row in rows if bool(evaluate(arg, row))]
+            elif step == "stats":
+                rows = self._aggregate(rows, *arg)
+            elif step == "sort":
+                key, order = arg
+                present = [r for r in rows if r.get(key) is not None]
+                missing = [r for r in rows if r.get(key) is None]
+                present.sort(key=lambda r: (_number(r[key]) is None, _number(r[key]) or 0, _text(r[key])), reverse=order == "desc")
+                rows = present + missing
+            elif step == "limit":
+                rows = rows[:arg]
+        return rows
+
+    @staticmethod
+    def _aggregate(rows: list[dict], aggregates: list, groups: list) -> list[dict]:
+        buckets: dict[tuple, list[dict]] = {}
+        for row in rows:
+            key = []
+            for _, node in groups:
+                if node.kind == "call" and node.value == "bin":
+                    span = _span_seconds(node.args[0].value)
+                    key.append(math.floor(row["@timestamp"] / span) * span)
+                else:
+                    value = evaluate(node, row)
+                    if value is None:
+                        break
+                    key.append(value)
+            else:
+                buckets.setdefault(tuple(key), []).append(row)
+        out = []
+        for key, members in buckets.items():
+            result = {name: value for (name, _), value in zip(groups, key)}
+            for name, call in aggregates:
+                arg = call.args[0] if call.args else None
+                values = [] if arg is None or arg.kind == "star" else [v for v in (evaluate(arg, r) for r in members) if v is not None]
+                fn = call.value
+                if fn == "count":
+                    result[name] = len(members) if arg is None or arg.kind == "star" else len(values)
+                elif fn == "count_distinct":
+                    result[name] = len({_text(v) for v in values})
+                elif fn in ("sum", "avg", "min", "max"):
+                    numbers = [int(v) if isinstance(v, bool) else n for v, n in ((v, _number(v)) for v in values) if isinstance(v, bool) or n is not None]
+                    result[name] = {"sum": sum, "min": min, "max": max, "avg": lambda x: sum(x) / len(x)}[fn](numbers) if numbers else None
+                else:
+                    raise QuerySyntaxError(f"aggregate {fn} is not modelled")
+            out.append(result)
+        return out
+
+
+def run(query: str, events: Iterable[Event | str]) -> list[dict[str, Any]]:
+    """Parse `query` and run it on events (raw strings are taken as events at time 0)."""
+    return Query.parse(query).run(e if isinstance(e, Event) else event(e) for e in events)
+
+
+def selects(query: str, raw: str) -> bool:
+    """Whether a non-aggregating query returns this one raw event."""
+    return bool(run(query, [raw]))

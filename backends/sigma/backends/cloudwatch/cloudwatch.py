@@ -1,0 +1,411 @@
+"""pySigma backend for Amazon CloudWatch Logs Insights (Logs Insights QL).
+
+Declarations first; code only where Logs Insights needs it: case-insensitive and wildcard strings
+become anchored regular expressions, fields under JSON arrays become regexes over `@message`
+(Logs Insights flattens arrays by index), and fields whose raw values carry a trailing dot are
+compared without it. The pipeline (`route53_cloudwatch`) tells the backend which fields are which
+through the processing state (see README.md, "Pipeline contract").
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, ClassVar
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.conversion.base import TextQueryBackend
+from sigma.conversion.state import ConversionState
+from sigma.correlations import SigmaCorrelationConditionOperator, SigmaCorrelationRule
+from sigma.exceptions import SigmaConversionError, SigmaFeatureNotSupportedByBackendError
+from sigma.rule import SigmaRule
+from sigma.types import (
+    CompareOperators,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaFieldReference,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+)
+
+from . import patterns
+
+MAX_QUERY_LENGTH = 10_000  # Logs Insights refuses longer query strings
+PLAIN_FIELD = re.compile(r"^[A-Za-z0-9@._]+$")
+SAFE_LITERAL = re.compile(r'^[\x20-\x7e]*$')
+
+# Processing-state keys the pipeline sets (all optional: without them every field is a plain field).
+NEVER = "strlen(@message) < 0"  # a value that can never match (documented in README)
+STATE_FIELDS = "cloudwatch_fields"  # {field: {"array": path, "member": path, "element_depth": n, "strip_trailing_dot": bool}}
+STATE_FIELDS_LINE = "cloudwatch_fields_line"  # fields shown for the log source
+STATE_LOG_SOURCE = "cloudwatch_log_source"  # short name, for the log_group_<source> option
+STATE_LOG_GROUP = "cloudwatch_log_group"  # default log group of the log source
+
+
+def unsupported(message: str, cond=None) -> SigmaFeatureNotSupportedByBackendError:
+    source = getattr(cond, "source", None)
+    return SigmaFeatureNotSupportedByBackendError(f"CloudWatch Logs Insights: {message}", source=source)
+
+
+class CloudWatchLogsInsightsBackend(TextQueryBackend):
+    """Sigma rules to CloudWatch Logs Insights queries (`fields | filter | sort | limit`)."""
+
+    name: ClassVar[str] = "CloudWatch Logs Insights"
+    identifier: ClassVar[str] = "cloudwatch"
+    formats: ClassVar[dict[str, str]] = {
+        "default": "Logs Insights query text",
+        "query_definition": "JSON list for PutQueryDefinition (name, queryString, logGroupNames)",
+        "cloudformation": "CloudFormation template of AWS::Logs::QueryDefinition resources (JSON)",
+    }
+    requires_pipeline: ClassVar[bool] = False
+
+    # Precedence is undocumented: every group is parenthesised.
+    precedence: ClassVar[tuple] = (ConditionNOT, ConditionAND, ConditionOR)
+    parenthesize: ClassVar[bool] = True
+    group_expression: ClassVar[str] = "({expr})"
+    token_separator: ClassVar[str] = " "
+    or_token: ClassVar[str] = "or"
+    and_token: ClassVar[str] = "and"
+    not_token: ClassVar[str] = "not"
+    eq_token: ClassVar[str] = " = "
+
+    # Fields: backticks for anything but letters, digits, @, . and _.
+    field_quote: ClassVar[str] = "`"
+    field_quote_pattern: ClassVar[re.Pattern] = PLAIN_FIELD
+    field_quote_pattern_negation: ClassVar[bool] = True
+    field_escape: ClassVar[str | None] = None
+
+    # Exact strings (|cased, or values the pipeline folded to the field's case).
+    str_quote: ClassVar[str] = '"'
+    escape_char: ClassVar[str] = "\\"
+    add_escaped: ClassVar[str] = "\\"
+    field_in_list_expression: ClassVar[str] = "{field} {op} [{list}]"
+    or_in_operator: ClassVar[str] = "in"
+    list_separator: ClassVar[str] = ", "
+    convert_or_as_in: ClassVar[bool] = True
+    in_expressions_allow_wildcards: ClassVar[bool] = False
+
+    re_expression: ClassVar[str] = "{field} =~ /{regex}/"
+    compare_op_expression: ClassVar[str] = "{field} {operator} {value}"
+    compare_operators: ClassVar[dict] = {
+        CompareOperators.LT: "<",
+        CompareOperators.LTE: "<=",
+        CompareOperators.GT: ">",
+        CompareOperators.GTE: ">=",
+    }
+    cidr_expression: ClassVar[str] = 'isIpInSubnet({field}, "{value}")'
+    field_exists_expression: ClassVar[str] = "ispresent({field})"
+    field_not_exists_expression: ClassVar[str] = "not ispresent({field})"
+    field_null_expression: ClassVar[str] = "not ispresent({field})"
+    field_equals_field_expression: ClassVar[str] = "{field1} = {field2}"
+
+    # Correlations: tumbling windows aligned to the epoch (bin), then the threshold.
+    correlation_methods: ClassVar[dict[str, str]] = {"default": "stats ... by bin(<timespan>), <group-by> | filter"}
+    default_correlation_method: ClassVar[str] = "default"
+    timespan_mapping: ClassVar[dict[str, str]] = {"s": "s", "m": "m", "h": "h", "d": "d", "w": "w"}
+    correlation_condition_mapping: ClassVar[dict] = {
+        SigmaCorrelationConditionOperator.LT: "<",
+        SigmaCorrelationConditionOperator.LTE: "<=",
+        SigmaCorrelationConditionOperator.GT: ">",
+        SigmaCorrelationConditionOperator.GTE: ">=",
+        SigmaCorrelationConditionOperator.EQ: "=",
+        SigmaCorrelationConditionOperator.NEQ: "!=",
+    }
+
+    default_limit: ClassVar[int] = 10_000  # the most results Logs Insights returns
+    ipv6_array_bound: ClassVar[int] = 16  # |cidr with IPv6 on an array member checks this many elements
+
+    # ------------------------------------------------------------------ field facts
+
+    def field_facts(self, field: str, state: ConversionState) -> dict:
+        return state.processing_state.get(STATE_FIELDS, {}).get(field, {})
+
+    def quoted(self, field: str) -> str:
+        return self.escape_and_quote_field(field)
+
+    # ------------------------------------------------------------------ strings
+
+    def convert_condition_field_eq_val_str(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> str:
+        return self.string_match(cond.field, [cond.value], state, cond)
+
+    convert_condition_field_eq_val_str_case_sensitive = convert_condition_field_eq_val_str
+
+    def string_match(self, field: str, values: list[SigmaString], state: ConversionState, cond=None) -> str:
+        """One expression true when the field matches ANY of the values (all exact, or all caseless)."""
+        facts = self.field_facts(field, state)
+        ci = not isinstance(values[0], SigmaCasedString)
+        literals = [v.to_plain() if not v.contains_special() else None for v in values]
+        if not ci and not facts and all(lit is not None and SAFE_LITERAL.match(lit) for lit in literals):
+            if len(literals) == 1:
+                return f"{self.quoted(field)} = {self.quote_string(literals[0])}"
+            return f"{self.quoted(field)} in [{', '.join(self.quote_string(lit) for lit in literals)}]"
+        alternatives = []
+        for value in values:
+            items = patterns.items_of(value)
+            alternatives += patterns.without_trailing_dot(items, ci) if facts.get("strip_trailing_dot") else [items]
+        if not alternatives:  # e.g. `evil.com.` on a field compared without its trailing dot
+            return NEVER
+        if facts.get("array"):
+            return self.array_match(facts, alternatives, ci)
+        return f"{self.quoted(field)} =~ /{patterns.plain_regex(alternatives, ci)}/"
+
+    def quote_string(self, s: str) -> str:
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+    def array_match(self, facts: dict, alternatives: list[list], ci: bool) -> str:
+        value = "|".join(patterns.render_json(a, ci) for a in alternatives)
+        if len(alternatives) > 1:
+            value = f"(?:{value})"
+        regex = patterns.array_member_regex(facts["array"], facts["member"], facts.get("element_depth", 0), value)
+        return f"@message =~ /(?s){regex}/"
+
+    def decide_convert_condition_as_in_expression(self, cond, state: ConversionState) -> bool:
+        """OR of string values of one field: one `in [...]` or one regex alternation (shorter queries)."""
+        if not isinstance(cond, ConditionOR) or len(cond.args) < 2:
+            return False
+        if not all(isinstance(arg, ConditionFieldEqualsValueExpression) for arg in cond.args):
+            return False
+        if len({arg.field for arg in cond.args}) != 1:
+            return False
+        if not all(isinstance(arg.value, SigmaString) for arg in cond.args):
+            return False
+        return len({isinstance(arg.value, SigmaCasedString) for arg in cond.args}) == 1
+
+    def convert_condition_as_in_expression(self, cond, state: ConversionState) -> str:
+        return self.string_match(cond.args[0].field, [arg.value for arg in cond.args], state, cond)
+
+    # ------------------------------------------------------------------ regular expressions
+
+    def convert_condition_field_eq_val_re(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> str:
+        value: SigmaRegularExpression = cond.value
+        facts = self.field_facts(cond.field, state)
+        if facts.get("array"):
+            raise unsupported(
+                f"a regular expression on '{cond.field}' cannot be applied to each element of the JSON array "
+                f"'{facts['array']}' (Logs Insights exposes array elements only by index); use wildcards instead",
+                cond,
+            )
+        flags = "".join(
+            flag for flag, sigma in (("i", SigmaRegularExpressionFlag.IGNORECASE), ("m", SigmaRegularExpressionFlag.MULTILINE), ("s", SigmaRegularExpressionFlag.DOTALL))
+            if sigma in value.flags
+        )
+        regex = self.escape_regex_literal(str(value.regexp))
+        field = self.quoted(cond.field)
+        if facts.get("strip_trailing_dot"):
+            field = f'rtrim({field}, ".")'
+        return f"{field} =~ /{'(?' + flags + ')' if flags else ''}{regex}/"
+
+    @staticmethod
+    def escape_regex_literal(regex: str) -> str:
+        """A rule's regex inside `/.../`: unescaped `/` escaped, characters outside printable ASCII as
+        \\x{...} (the query stays one clean line), escape pairs kept as they are."""
+        out, i = [], 0
+        while i < len(regex):
+            c = regex[i]
+            if c == "\\" and i + 1 < len(regex):
+                nxt = regex[i + 1]
+                out.append("\\" + nxt if nxt in patterns.PRINTABLE else patterns.hex_escape(nxt))
+                i += 2
+                continue
+            out.append("\\/" if c == "/" else c if c in patterns.PRINTABLE else patterns.hex_escape(c))
+            i += 1
+        return "".join(out)
+
+    # ------------------------------------------------------------------ other value types
+
+    def convert_condition_field_eq_val_cidr(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> str:
+        value: SigmaCIDRExpression = cond.value
+        facts = self.field_facts(cond.field, state)
+        if facts.get("array"):
+            if value.network.version != 4:
+                # No exact regex for every IPv6 spelling: test the first N elements by index (documented bound).
+                bound = int(self.backend_options.get("ipv6_array_bound", self.ipv6_array_bound))
+                members = [f"{facts['array']}.{n}.{facts['member']}" for n in range(bound)]
+                return "(" + " or ".join(f'isIpInSubnet({self.quoted(m)}, "{value.network}")' for m in members) + ")"
+            items = patterns.ipv4_network_items(value.network)
+            alternatives = patterns.without_trailing_dot(items, False) if facts.get("strip_trailing_dot") else [items]
+            return self.array_match(facts, alternatives, False)
+        return f'isIpInSubnet({self.quoted(cond.field)}, "{value.network}")'
+
+    def convert_condition_field_eq_val_num(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> str:
+        facts = self.field_facts(cond.field, state)
+        if facts.get("array"):
+            return self.array_match(facts, [patterns.literal_items(str(cond.value.number))], False)
+        return f"{self.quoted(cond.field)} = {cond.value.number}"
+
+    def convert_condition_field_compare_op_val(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> str:
+        if self.field_facts(cond.field, state).get("array"):
+            raise unsupported(f"numeric comparison on the array field '{cond.field}'", cond)
+        value: SigmaCompareExpression = cond.value
+        return f"{self.quoted(cond.field)} {self.compare_operators[value.op]} {value.number.number}"
+
+    def convert_condition_field_eq_val_bool(self, cond, state: ConversionState) -> str:
+        raise unsupported(f"boolean value on '{cond.field}': Route 53 logs carry no booleans", cond)
+
+    def convert_condition_field_eq_val_null(self, cond, state: ConversionState) -> str:
+        facts = self.field_facts(cond.field, state)
+        if facts.get("array"):
+            return f"not ({self.convert_condition_field_exists(cond, state)})"
+        return f"not ispresent({self.quoted(cond.field)})"
+
+    def convert_condition_field_exists(self, cond, state: ConversionState) -> str:
+        facts = self.field_facts(cond.field, state)
+        if facts.get("array"):
+            regex = patterns.array_member_regex(facts["array"], facts["member"], facts.get("element_depth", 0), None)
+            return f"@message =~ /(?s){regex}[^n]/"  # a member whose value is not null
+        return f"ispresent({self.quoted(cond.field)})"
+
+    def convert_condition_field_not_exists(self, cond, state: ConversionState) -> str:
+        return f"not ({self.convert_condition_field_exists(cond, state)})"
+
+    def convert_condition_not(self, cond: ConditionNOT, state: ConversionState) -> str:
+        """Always `not (...)`: how far `not` reaches without parentheses is undocumented."""
+        return f"not ({self.convert_condition(cond.args[0], state)})"
+
+    def convert_condition_field_eq_field(self, cond, state: ConversionState) -> str:
+        ref: SigmaFieldReference = cond.value
+        for name in (cond.field, ref.field):
+            facts = self.field_facts(name, state)
+            if facts.get("array") or facts.get("strip_trailing_dot"):
+                raise unsupported(f"|fieldref with '{name}' (an array member or a field compared without its trailing dot)", cond)
+        if ref.starts_with or ref.ends_with:
+            raise unsupported("|fieldref with |startswith or |endswith", cond)
+        return f"tolower({self.quoted(cond.field)}) = tolower({self.quoted(ref.field)})"
+
+    # ------------------------------------------------------------------ keywords (no field)
+
+    def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> str:
+        """A keyword matches the whole raw line, or a whole string value anywhere in a JSON record."""
+        value: SigmaString = cond.value
+        ci = not isinstance(value, SigmaCasedString)
+        items = patterns.items_of(value)
+        line = patterns.plain_regex([items], ci)
+        leaf = '(?s)[\\[:,]\\s*"' + patterns.render_json(items, ci) + '"\\s*[,}\\]]'
+        return f"(@message =~ /{line}/ or @message =~ /{leaf}/)"
+
+    def convert_condition_val_num(self, cond: ConditionValueExpression, state: ConversionState) -> str:
+        return self.convert_condition_val_str(ConditionValueExpression(SigmaString(str(cond.value.number))), state)
+
+    def convert_condition_val_re(self, cond: ConditionValueExpression, state: ConversionState) -> str:
+        raise unsupported("a regular expression without a field (a keyword regex over @message would also match keys and JSON syntax)", cond)
+
+    def convert_condition_field_eq_query_expr(self, cond, state):
+        raise unsupported("query expressions (|expand placeholders need a pipeline that resolves them)", cond)
+
+    # ------------------------------------------------------------------ whole queries
+
+    def fields_line(self, state) -> str:
+        processing = state.processing_state if isinstance(state, ConversionState) else state
+        fields = processing.get(STATE_FIELDS_LINE) or ["@timestamp", "@message"]
+        return "fields " + ", ".join(self.quoted(f) for f in fields)
+
+    def finish_query(self, rule: SigmaRule, query: Any, state: ConversionState) -> Any:
+        if isinstance(rule, SigmaCorrelationRule):
+            return query
+        limit = self.backend_options.get("limit", self.default_limit)
+        lines = [self.fields_line(state), f"| filter {query}", "| sort @timestamp desc"]
+        if limit:
+            lines.append(f"| limit {int(limit)}")
+        return "\n".join(lines)
+
+    def convert_correlation_rule_from_template(self, rule: SigmaCorrelationRule, correlation_type: str, method: str) -> list[str]:
+        if correlation_type not in ("event_count", "value_count", "temporal"):
+            raise unsupported(f"correlation type '{correlation_type}' (rule '{rule.title}')")
+        searches, fields_line, states = [], None, []
+        for reference in rule.rules:
+            referenced = reference.rule
+            states.extend(referenced.get_conversion_states() or [])
+            rule_searches = []
+            for query in referenced.get_conversion_result():
+                lines = query.split("\n")
+                fields_line = fields_line or lines[0]
+                rule_searches.append(lines[1][len("| filter "):])
+            searches.append(" or ".join(f"({s})" for s in rule_searches) if len(rule_searches) > 1 else rule_searches[0])
+        search = " or ".join(f"({s})" for s in searches) if len(searches) > 1 else searches[0]
+        group_by = "".join(", " + self.quoted(self.correlation_field(f)) for f in rule.group_by or [])
+        window = f"bin({self.convert_timespan(rule.timespan)})"
+        lines = [fields_line, f"| filter {search}"]
+        if correlation_type == "temporal":
+            # one 0/1 marker per referenced rule, summed per window: all rules must have matched
+            if rule.condition is not None and getattr(rule.condition, "count", len(searches)) != len(searches):
+                raise unsupported(f"temporal correlation with a condition other than 'all rules' (rule '{rule.title}')")
+            lines.append("| fields " + ", ".join(f"({s}) as rule_{n}" for n, s in enumerate(searches)))
+            lines.append("| stats " + ", ".join(f"sum(rule_{n}) as rule_{n}_events" for n in range(len(searches))) + f" by {window}{group_by}")
+            lines.append("| filter " + " and ".join(f"rule_{n}_events > 0" for n in range(len(searches))))
+        else:
+            if correlation_type == "event_count":
+                aggregate, name = "count(*) as event_count", "event_count"
+            else:
+                aggregate, name = f"count_distinct({self.quoted(self.correlation_field(rule.condition.fieldref))}) as value_count", "value_count"
+            op = self.correlation_condition_mapping[rule.condition.op]
+            lines += [f"| stats {aggregate} by {window}{group_by}", f"| filter {name} {op} {rule.condition.count}", f"| sort {name} desc"]
+        rule.set_conversion_states(states[:1])
+        return ["\n".join(lines)]
+
+    def correlation_field(self, name: str) -> str:
+        """Correlation fields pass through the referenced rules' pipeline field mapping."""
+        mapped = self.last_processing_pipeline.field_mappings.get(name) if self.last_processing_pipeline else None
+        if mapped:
+            return sorted(mapped)[0]
+        return name
+
+    def finalize_query(self, rule, query, index: int, state: ConversionState, output_format: str):
+        if isinstance(query, str) and len(query) > MAX_QUERY_LENGTH:
+            raise SigmaConversionError(
+                rule, rule.source,
+                f"rule '{rule.title}': the Logs Insights query is {len(query)} characters, more than the "
+                f"{MAX_QUERY_LENGTH} Logs Insights accepts; split the rule",
+            )
+        return super().finalize_query(rule, query, index, state, output_format)
+
+    def log_groups(self, state) -> list[str]:
+        processing = state.processing_state if isinstance(state, ConversionState) else (state or {})
+        source = processing.get(STATE_LOG_SOURCE)
+        option = self.backend_options.get(f"log_group_{source}") if source else None
+        option = option or self.backend_options.get("log_group")
+        groups = option or processing.get(STATE_LOG_GROUP)
+        if not groups:
+            return []
+        return [g.strip() for g in groups.split(",")] if isinstance(groups, str) else list(groups)
+
+    def query_definition(self, rule, query: str, state) -> dict:
+        prefix = self.backend_options.get("name_prefix", "r53sigma/")
+        definition = {"name": f"{prefix}{rule.title}"[:255], "queryString": query}
+        groups = self.log_groups(state)
+        if groups:
+            definition["logGroupNames"] = groups
+        return definition
+
+    def finalize_query_query_definition(self, rule, query: str, index: int, state: ConversionState) -> dict:
+        return self.query_definition(rule, query, state)
+
+    def finalize_output_query_definition(self, queries: list[dict]) -> str:
+        return json.dumps(queries, indent=2)
+
+    finalize_query_cloudformation = finalize_query_query_definition
+
+    def finalize_output_cloudformation(self, queries: list[dict]) -> str:
+        resources = {}
+        for definition in queries:
+            logical_id = "".join(part.capitalize() for part in re.findall(r"[A-Za-z0-9]+", definition["name"]))[:240] or "Query"
+            base, n = logical_id, 2
+            while logical_id in resources:
+                logical_id, n = f"{base}{n}", n + 1
+            properties = {"Name": definition["name"], "QueryString": definition["queryString"]}
+            if definition.get("logGroupNames"):
+                properties["LogGroupNames"] = definition["logGroupNames"]
+            resources[logical_id] = {"Type": "AWS::Logs::QueryDefinition", "Properties": properties}
+        template = {
+            "AWSTemplateFormatVersion": "2010-09-09",
+            "Description": "CloudWatch Logs Insights saved queries generated by r53sigma from Sigma rules",
+            "Resources": resources,
+        }
+        return json.dumps(template, indent=2)
+

@@ -1,0 +1,261 @@
+"""Regular expressions the backend builds from Sigma values, for Logs Insights' `=~ /.../`.
+
+A value is first a small sequence of items (literal characters, `*`, `?`, raw regex pieces), then
+rendered either against a field's own value (`plain`) or against the JSON text of a string inside
+`@message` (`json`, used for array members, which Logs Insights only exposes by index).
+
+Only constructs common to RE2 and Java regular expressions are emitted: `(?s)`/`(?i)` at the start,
+`(?:...)`, character classes, `*`, `?`, `^`, `\\z` (absolute end; `$` differs between engines before
+a final newline) and `\\x{HHHH}` for every character outside printable ASCII. Case-insensitivity
+of non-ASCII letters is spelt out as `[xX]` classes, because `(?i)` alone is ASCII-only in Java.
+"""
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from sigma.types import SigmaString, SpecialChars
+
+PRINTABLE = {chr(c) for c in range(0x20, 0x7F)}
+REGEX_META = set("\\^$.|?*+()[]{}/")  # `/` ends the regex literal in Logs Insights
+JSON_SHORT_ESCAPES = {'"': '"', "\\": "\\", "\b": "b", "\f": "f", "\n": "n", "\r": "r", "\t": "t"}
+
+# A JSON string's text, one character at a time (a literal, a short escape or \uXXXX, surrogate pairs).
+JSON_CHAR = r'(?:[^"\\]|\\[^u]|\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}|\\u[0-9a-fA-F]{4})'
+JSON_NON_DOT_CHAR = JSON_CHAR.replace(r'[^"\\]', r'[^"\\.]', 1)
+JSON_STRING = r'"(?:[^"\\]|\\.)*"'
+WS = r"\s*"
+
+
+@dataclass(frozen=True)
+class Lit:
+    char: str
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A regex piece valid in both renderings (digits and dots only), never ending in a dot."""
+
+    regex: str
+
+
+ANY, STAR, NON_DOT, OPT_DOT = "any", "star", "non_dot", "opt_dot"
+
+
+def items_of(value: SigmaString) -> list:
+    items: list = []
+    for part in value.s:
+        if isinstance(part, str):
+            items.extend(Lit(c) for c in part)
+        elif part is SpecialChars.WILDCARD_MULTI:
+            if not items or items[-1] != STAR:
+                items.append(STAR)
+        elif part is SpecialChars.WILDCARD_SINGLE:
+            items.append(ANY)
+        else:
+            raise ValueError(f"placeholder {part} left in a value; a pipeline must replace it")
+    return items
+
+
+def literal_items(text: str) -> list:
+    return [Lit(c) for c in text]
+
+
+def _matches_single_dot(items: list, ci: bool) -> bool:
+    regex = "".join(".*" if i == STAR else "." if i == ANY else re.escape(i.char) if isinstance(i, Lit) else i.regex for i in items)
+    return re.fullmatch(regex, ".", re.S | (re.I if ci else 0)) is not None
+
+
+def _not_ending_in_dot(items: list) -> list[list]:
+    """Alternatives matching exactly the strings of `items` that do not end with a dot."""
+    if not items:
+        return [[]]
+    last = items[-1]
+    if isinstance(last, Lit):
+        return [] if last.char == "." else [items]
+    if isinstance(last, Raw):
+        return [items]
+    if last == ANY:
+        return [items[:-1] + [NON_DOT]]
+    return [items[:-1] + [STAR, NON_DOT]] + _not_ending_in_dot(items[:-1])  # STAR
+
+
+def without_trailing_dot(items: list, ci: bool) -> list[list]:
+    """Alternatives over the RAW value r that hold exactly when normalise(r) matches `items`.
+
+    normalise drops one trailing dot from values longer than one character (the reference engine's
+    `strip_trailing_dot`). Exact: r = u + "." with u a non-empty match, or r is a match not ending in
+    a dot, or r is "." when "." itself matches.
+    """
+    if all(i == STAR for i in items) and items:
+        return [items]
+    last = items[-1] if items else None
+    if isinstance(last, (Lit, Raw)) and not (isinstance(last, Lit) and last.char == "."):
+        return [items + [OPT_DOT]]  # common case, e.g. `evil\.com\.?`
+    if last == STAR and len(items) > 1 and isinstance(items[-2], (Lit, Raw)) and items[-2] != Lit("."):
+        return [items]  # prefix ending in a non-dot: stripping a dot never changes the answer
+    alternatives = ([items + [Lit(".")]] if items else []) + _not_ending_in_dot(items)
+    if _matches_single_dot(items, ci):
+        alternatives.append([Lit(".")])
+    return alternatives
+
+
+# ------------------------------------------------------------------ plain rendering
+
+
+def hex_escape(c: str) -> str:
+    return "\\x{%X}" % ord(c)
+
+
+def plain_char(c: str, ci: bool) -> str:
+    if ci and not c.isascii() and c.lower() != c.upper():
+        variants = sorted({c, c.lower(), c.upper()} - {""}, key=ord)
+        variants = [v for v in variants if len(v) == 1]
+        if len(variants) > 1:
+            return "[" + "".join(hex_escape(v) for v in variants) + "]"
+    if c not in PRINTABLE:
+        return hex_escape(c)
+    return "\\" + c if c in REGEX_META else c
+
+
+def render_plain(items: list, ci: bool) -> str:
+    out = []
+    for i in items:
+        if isinstance(i, Lit):
+            out.append(plain_char(i.char, ci))
+        elif isinstance(i, Raw):
+            out.append(i.regex)
+        elif i == STAR:
+            out.append(".*")
+        elif i == ANY:
+            out.append(".")
+        elif i == NON_DOT:
+            out.append("[^.]")
+        elif i == OPT_DOT:
+            out.append("\\.?")
+    return "".join(out)
+
+
+def plain_regex(alternatives: list[list], ci: bool, anchored: bool = True) -> str:
+    """`(?s)` (and `(?i)`) + the anchored alternation, ready to sit between slashes."""
+    body = "|".join(render_plain(a, ci) for a in alternatives)
+    if len(alternatives) > 1:
+        body = f"(?:{body})"
+    if anchored:
+        body = f"^{body}\\z"
+    return ("(?is)" if ci else "(?s)") + body
+
+
+# ------------------------------------------------------------------ JSON rendering
+
+
+def _hex_class(digit: str) -> str:
+    return f"[{digit.lower()}{digit.upper()}]" if digit.isalpha() else digit
+
+
+def _unicode_escapes(c: str) -> list[str]:
+    units = c.encode("utf-16-be")
+    return ["".join("\\\\u" + "".join(_hex_class(d) for d in units[i:i + 2].hex()) for i in range(0, len(units), 2))]
+
+
+def json_char(c: str, ci: bool) -> str:
+    """Every way a JSON writer may spell character `c` inside a string (see README: encodings)."""
+    variants = {c}
+    if ci and c.lower() != c.upper():
+        variants |= {v for v in (c.lower(), c.upper()) if len(v) == 1}
+    spellings: list[str] = []
+    for v in sorted(variants, key=ord):
+        if v in JSON_SHORT_ESCAPES:
+            spellings.append("\\\\" + ("\\" + JSON_SHORT_ESCAPES[v] if JSON_SHORT_ESCAPES[v] in '"\\' else JSON_SHORT_ESCAPES[v]))
+            if v not in '"\\':
+                spellings.extend(_unicode_escapes(v))
+        elif ord(v) < 0x20:
+            spellings.extend(_unicode_escapes(v))
+        elif v == "/":
+            spellings += ["\\/", "\\\\\\/"]
+        elif v in PRINTABLE:
+            spellings.append("\\" + v if v in REGEX_META else v)
+        else:
+            spellings += [hex_escape(v)] + _unicode_escapes(v)
+    if len(spellings) == 1:
+        return spellings[0]
+    if all(len(s) == 1 for s in spellings):
+        return "[" + "".join(spellings) + "]"
+    return "(?:" + "|".join(spellings) + ")"
+
+
+def render_json(items: list, ci: bool) -> str:
+    out = []
+    for i in items:
+        if isinstance(i, Lit):
+            out.append(json_char(i.char, ci))
+        elif isinstance(i, Raw):
+            out.append(i.regex)
+        elif i == STAR:
+            out.append(JSON_CHAR + "*")
+        elif i == ANY:
+            out.append(JSON_CHAR)
+        elif i == NON_DOT:
+            out.append(JSON_NON_DOT_CHAR)
+        elif i == OPT_DOT:
+            out.append("\\.?")
+    return "".join(out)
+
+
+def skip(depth: int) -> str:
+    """Any run of complete JSON values/members nested at most `depth` levels (never an unmatched `}`/`]`)."""
+    inner = rf'(?:[^"{{}}\[\]]|{JSON_STRING})*'
+    for _ in range(depth):
+        inner = rf'(?:[^"{{}}\[\]]|{JSON_STRING}|\{{{inner}\}}|\[{inner}\])*'
+    return inner
+
+
+def key(name: str) -> str:
+    return '"' + "".join(json_char(c, False) for c in name) + '"' + WS + ":" + WS
+
+
+def array_member_regex(array_path: str, member_path: str, element_depth: int, value_regex: str | None) -> str:
+    """A regex over @message true when SOME element of the array has the member with a matching value.
+
+    Anchored at the array's key (and its parent's key when it has one), walking only balanced JSON so
+    the match never leaves the array or the element. `value_regex=None` tests presence only.
+    """
+    steps = array_path.split(".")
+    regex = ""
+    if len(steps) > 1:
+        regex += key(steps[-2]) + r"\{" + skip(0)
+    regex += key(steps[-1]) + r"\[" + skip(element_depth + 1) + r"\{"
+    members = member_path.split(".")
+    for n, step in enumerate(members[:-1]):
+        regex += skip(element_depth - n) + key(step) + r"\{"
+    regex += skip(max(element_depth - len(members) + 1, 0)) + key(members[-1])
+    if value_regex is not None:
+        regex += '"' + value_regex + '"'
+    return regex
+
+
+# ------------------------------------------------------------------ CIDR
+
+
+OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+
+
+def ipv4_network_items(network: ipaddress.IPv4Network) -> list:
+    """Items matching exactly the dotted-quad spellings (no leading zeros) of addresses in `network`."""
+    octets = network.network_address.packed
+    bits = network.prefixlen
+    items: list = []
+    for n in range(4):
+        if n:
+            items.append(Lit("."))
+        fixed = min(max(bits - 8 * n, 0), 8)
+        if fixed == 8:
+            items.extend(literal_items(str(octets[n])))
+        elif fixed == 0:
+            items.append(Raw(OCTET))
+        else:
+            low = octets[n] & (0xFF << (8 - fixed)) & 0xFF
+            high = low + (1 << (8 - fixed)) - 1
+            items.append(Raw("(?:" + "|".join(str(v) for v in range(high, low - 1, -1)) + ")"))
+    return items

@@ -1,0 +1,107 @@
+"""route53_cloudwatch: Route 53 rules onto the raw records as CloudWatch Logs Insights sees them.
+
+Logs Insights reads the raw record: field names are AWS's own (the catalogue's `cloudwatch` names),
+`query_name` and `answers[].Rdata` keep their trailing dot, and arrays are flattened by index
+(`answers.0.Rdata`). The pipeline therefore only renames fields and hands the backend the facts it
+needs, through the processing state (the backend's README, "Pipeline contract"):
+
+- which fields are members of a JSON array (matched with a regex over `@message`, any element);
+- which fields are compared without their trailing dot;
+- the `fields` line and the default log group of the rule's log source.
+
+Case: values of fields AWS writes in one case (`values: upper|lower`) are folded to that case and then
+marked exact (`SigmaCasedString`), so they become plain `=` / `in`. Every other string value stays a
+`SigmaString`, which the backend matches case-insensitively (`(?i)` regex); `|cased` values stay exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sigma.processing.conditions import IncludeFieldCondition
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.transformations import SetStateTransformation
+from sigma.processing.transformations.base import ValueTransformation
+from sigma.types import SigmaCasedString, SigmaString
+
+from . import shared
+
+TARGET = "cloudwatch"
+
+# Deepest nesting inside one element of each catalogued array (the any-element regex walks balanced
+# JSON up to this depth): Resolver answers are flat {Rdata, Type, Class}; a ChangeResourceRecordSets
+# change nests resourceRecordSet -> resourceRecords[] -> {value}.
+ELEMENT_DEPTH = {"answers": 0, "requestParameters.changeBatch.changes": 3}
+
+
+@dataclass
+class FoldedAsExact(ValueTransformation):
+    """A value already folded to the one case AWS writes the field in is matched exactly."""
+
+    def apply_value(self, field: str, val):
+        if isinstance(val, SigmaString) and not isinstance(val, SigmaCasedString):
+            return SigmaCasedString.from_sigma_string(val)
+        return None
+
+
+def field_facts(view: shared.RuleView) -> dict[str, dict]:
+    facts: dict[str, dict] = {}
+    for _, field in view.rule_fields():
+        name = field.target(TARGET).name
+        entry: dict = {}
+        if field.array:
+            entry.update(array=field.array, member=field.name[len(field.array) + 1:], element_depth=ELEMENT_DEPTH.get(field.array, 3))
+        if field.strip_trailing_dot:
+            entry["strip_trailing_dot"] = True
+        if entry:
+            facts[name] = entry
+    return facts
+
+
+def fields_line(view: shared.RuleView) -> list[str]:
+    """What an analyst reads first: time, every field outside an array (catalogue order), the raw record."""
+    log_source = view.log_source
+    names = [log_source.fields[log_source.timestamp].target(TARGET).name]
+    names += [f.target(TARGET).name for f in log_source.fields.values() if not f.array and f.name not in (log_source.timestamp, "version")]
+    return ["@timestamp", *names, "@message"]
+
+
+def route53_cloudwatch_pipeline() -> ProcessingPipeline:
+    pid = "route53_cloudwatch"
+    items = [shared.reject_unknown_logsources(pid)]
+    for view in shared.rule_views():
+        items.append(shared.reject_unknown_fields(pid, view))
+        items.extend(shared.fold_case(pid, view, TARGET))
+        single_case = [
+            name for name, field in view.rule_fields()
+            if field.is_string and field.target(TARGET).values in ("upper", "lower")
+        ]
+        if single_case:
+            items.append(
+                ProcessingItem(
+                    identifier=f"{pid}_exact_{view.id_suffix}",
+                    transformation=FoldedAsExact(),
+                    rule_conditions=[view.condition],
+                    field_name_conditions=[IncludeFieldCondition(single_case)],
+                )
+            )
+        items.append(shared.map_fields(pid, view, TARGET))
+        state = {
+            "cloudwatch_fields": field_facts(view),
+            "cloudwatch_fields_line": fields_line(view),
+            "cloudwatch_log_source": view.log_source.source,
+            "cloudwatch_log_group": view.log_source.targets[TARGET]["log_group"],
+        }
+        items.extend(
+            ProcessingItem(
+                identifier=f"{pid}_state_{key}_{view.id_suffix}",
+                transformation=SetStateTransformation(key, value),
+                rule_conditions=[view.condition],
+            )
+            for key, value in state.items()
+        )
+    return ProcessingPipeline(
+        name="Route 53 logs as CloudWatch Logs Insights reads them (raw records, catalogue names)",
+        priority=20,
+        allowed_backends=frozenset({"cloudwatch"}),
+        items=items,
+    )

@@ -1,0 +1,63 @@
+"""Helpers for the CloudWatch tests: convert a rule, run the query on the Logs Insights model, and
+ask the reference engine what the rule means."""
+from __future__ import annotations
+
+import json
+
+from sigma.collection import SigmaCollection
+
+from r53sigma import events as event_reading
+from r53sigma.engine import Engine
+from r53sigma.targets.cloudwatch import insights_model
+from sigma.backends.cloudwatch import CloudWatchLogsInsightsBackend
+from sigma.pipelines.route53 import pipelines
+
+RESOLVER = "logsource: {product: aws, service: route53resolver}"
+
+
+def rule_yaml(detection: str, logsource: str = RESOLVER, title: str = "test rule") -> str:
+    return f"title: {title}\nid: 11111111-2222-4333-8444-555555555555\n{logsource}\ndetection:\n{detection}\n"
+
+
+def convert(yaml_text: str, output_format: str = "default", **options) -> str:
+    backend = CloudWatchLogsInsightsBackend(pipelines["route53_cloudwatch"](), **options)
+    result = backend.convert(SigmaCollection.from_yaml(yaml_text), output_format)
+    return result[0] if isinstance(result, list) else result
+
+
+def filter_line(query: str) -> str:
+    return next(line for line in query.splitlines() if line.startswith("| filter "))[len("| filter "):]
+
+
+def resolver(query_name="www.example.com.", answers=(), **fields) -> str:
+    record = {
+        "version": "1.100000", "account_id": "123456789012", "region": "us-east-1", "vpc_id": "vpc-0abc",
+        "query_timestamp": "2024-05-01T10:00:00Z", "query_name": query_name, "query_type": "A",
+        "query_class": "IN", "rcode": "NOERROR", "answers": [dict(a) for a in answers],
+        "srcaddr": "10.0.0.5", "srcport": "53000", "transport": "UDP", "srcids": {"instance": "i-0abc"},
+    }
+    record.update(fields)
+    return json.dumps(record)
+
+
+def answer(rdata: str, rtype: str = "A") -> dict:
+    return {"Rdata": rdata, "Type": rtype, "Class": "IN"}
+
+
+def engine_says(yaml_text: str, raw: str) -> bool:
+    rule = SigmaCollection.from_yaml(yaml_text).rules[0]
+    return Engine([rule]).matches(rule, event_reading.parse_record(raw))
+
+
+def model_says(query: str, raw: str) -> bool:
+    return insights_model.selects(query, raw)
+
+
+def assert_agree(yaml_text: str, raws: list[str], expected: list[bool]) -> str:
+    """The converted query selects exactly the events the rule selects (and the test's expectation)."""
+    query = convert(yaml_text)
+    model = [model_says(query, raw) for raw in raws]
+    engine = [engine_says(yaml_text, raw) for raw in raws]
+    assert engine == expected, f"reference engine: {engine}"
+    assert model == expected, f"Logs Insights model: {model}\n{query}"
+    return query

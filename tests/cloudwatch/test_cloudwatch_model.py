@@ -1,0 +1,71 @@
+"""The Logs Insights model against examples from AWS's query-syntax documentation (CWL_QuerySyntax-*),
+and against its own refusals of ambiguous text."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from r53sigma.targets.cloudwatch import insights_model as model
+
+
+def events(*records):
+    return [model.event(json.dumps(r), t) for t, r in enumerate(records)]
+
+
+def test_filter_one_condition_sort_limit():  # CWL_QuerySyntax-Filter, "Filter log events using one condition"
+    query = "fields @timestamp, @message | filter (range>3000) | sort @timestamp desc | limit 20"
+    rows = model.run(query, events({"range": 5000}, {"range": 10}, {"range": 4000}))
+    assert [r["range"] for r in rows] == [4000, 5000]
+
+
+def test_filter_two_conditions():  # same page, "more than one condition"
+    query = "fields @timestamp, @message | filter (range>3000 and accountId=123456789012) | sort @timestamp desc | limit 20"
+    rows = model.run(query, events({"range": 5000, "accountId": "123456789012"}, {"range": 5000, "accountId": "1"}))
+    assert len(rows) == 1
+
+
+def test_special_character_field_in_backticks():  # CWL_QuerySyntax-Guidelines
+    query = 'filter @`aws.tag.aws:cloudformation:stack-name` = "my-stack"'
+    rows = model.run(query, [model.Event("x", 0, {"@aws.tag.aws:cloudformation:stack-name": "my-stack"}),
+                             model.Event("y", 0, {"@aws.tag.aws:cloudformation:stack-name": "other"})])
+    assert len(rows) == 1
+
+
+def test_like_regex_and_not_like():
+    assert model.selects("filter @message like /Exception/", "java.lang.Exception: x")
+    assert not model.selects("filter @message not like /RequestId|Verbose/", "RequestId: 1")
+    assert model.selects('filter @message like "Exc"', "Exception")
+    assert not model.selects('filter @message like "exc"', "Exception")  # like "..." is case-sensitive
+
+
+def test_case_insensitive_flag():
+    assert model.selects("filter @message like /(?i)exception/", "EXCEPTION")
+
+
+def test_in_list_and_not_in():
+    assert model.selects('filter level in ["ERROR", "WARN"]', json.dumps({"level": "WARN"}))
+    assert not model.selects('filter level not in ["ERROR", "WARN"]', json.dumps({"level": "WARN"}))
+
+
+def test_stats_count_by_bin_is_epoch_aligned():
+    rows = model.run("stats count(*) as n by bin(5m)", [model.event("{}", t) for t in (0, 299, 300, 601)])
+    assert sorted((r["group0"], r["n"]) for r in rows) == [(0, 2), (300, 1), (600, 1)]
+
+
+def test_arrays_are_flattened_by_index_and_message_is_raw():
+    raw = json.dumps({"answers": [{"Rdata": "a."}, {"Rdata": "b."}], "srcids": {}})
+    (row,) = model.run("fields @message", [model.event(raw)])
+    assert row["answers.0.Rdata"] == "a." and row["answers.1.Rdata"] == "b." and row["@message"] == raw
+    assert "srcids" not in row
+
+
+def test_public_zone_line_fields():
+    (row,) = model.run("filter queryType = \"AAAA\"", [model.event("1.0 2017-12-13T08:15:50.235Z Z123 example.com AAAA NOERROR TCP IAD12 55.36.5.7 192.168.222.0/24")])
+    assert row["queryName"] == "example.com"
+
+
+@pytest.mark.parametrize("text", ["filter a = 1 and b = 2 or c = 3", "filter not a = 1", "filter a =~ /(?=x)/", "filter a =~ /x\\Z/"])
+def test_model_refuses_ambiguous_or_non_portable_text(text):
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(text)

@@ -1,0 +1,112 @@
+"""Property tests: hostile values and random condition trees convert to queries the Logs Insights model
+parses, and select exactly what the generator computes from the tree itself."""
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cw_support import answer, convert, model_says, resolver, rule_yaml  # noqa: E402
+
+# Letters whose case maps one-to-one in every engine (no Kelvin sign, long s, dotted I, sharp s).
+ALPHABET = st.sampled_from(list("abcXYZ.-_ \"'\\/|*?{}[]()$^+#`~\n\t") + ["é", "Ж", "漢", "😀", "\u00a0"])
+text = st.text(ALPHABET, min_size=0, max_size=8)
+SETTINGS = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def sigma_escape(value: str) -> str:
+    return re.sub(r"([*?\\])", r"\\\1", value)
+
+
+def normalise(value: str) -> str:
+    return value[:-1] if len(value) > 1 and value.endswith(".") else value
+
+
+TESTS = {
+    "": lambda field, want: field.lower() == want.lower(),
+    "|contains": lambda field, want: want.lower() in field.lower(),
+    "|startswith": lambda field, want: field.lower().startswith(want.lower()),
+    "|endswith": lambda field, want: field.lower().endswith(want.lower()),
+    "|cased": lambda field, want: field == want,
+}
+
+
+@SETTINGS
+@given(want=text, have=text, modifier=st.sampled_from(sorted(TESTS)), dotted=st.booleans())
+def test_hostile_values_on_query_name(want, have, modifier, dotted):
+    raw_name = have + ("." if dotted else "")
+    detection = yaml.safe_dump({"sel": {f"query_name{modifier}": sigma_escape(want)}, "condition": "sel"}, allow_unicode=True)
+    rule = rule_yaml("\n".join("  " + line for line in detection.splitlines()))
+    query = convert(rule)
+    assert "\n| filter " in query and query.count("\n") == 3, "the query stays four clean lines"
+    expected = TESTS[modifier](normalise(raw_name), want)
+    assert model_says(query, resolver(raw_name)) == expected
+
+
+@SETTINGS
+@given(want=text, rdatas=st.lists(text, max_size=5), modifier=st.sampled_from(sorted(TESTS)), ascii_json=st.booleans())
+def test_hostile_values_on_any_answer(want, rdatas, modifier, ascii_json):
+    detection = yaml.safe_dump({"sel": {f"answers.Rdata{modifier}": sigma_escape(want)}, "condition": "sel"}, allow_unicode=True)
+    rule = rule_yaml("\n".join("  " + line for line in detection.splitlines()))
+    query = convert(rule)
+    record = json.loads(resolver(answers=[answer(r, "TXT") for r in rdatas]))
+    raw = json.dumps(record, ensure_ascii=ascii_json)
+    expected = any(TESTS[modifier](normalise(r), want) for r in rdatas)
+    assert model_says(query, raw) == expected
+
+
+# ------------------------------------------------------------------ random condition trees
+
+ATOMS = {
+    "a": ({"query_type": "TXT"}, lambda e: e["query_type"] == "TXT"),
+    "b": ({"query_name|endswith": ".Evil.com"}, lambda e: normalise(e["query_name"]).lower().endswith(".evil.com")),
+    "c": ({"answers.Rdata": "1.2.3.4"}, lambda e: "1.2.3.4" in e["rdatas"]),
+    "d": ({"srcport|gt": 1024}, lambda e: int(e["srcport"]) > 1024),
+}
+trees = st.recursive(
+    st.sampled_from(sorted(ATOMS)),
+    lambda children: st.one_of(
+        st.tuples(st.just("not"), children),
+        st.tuples(st.sampled_from(["and", "or"]), children, children),
+    ),
+    max_leaves=6,
+)
+events = st.fixed_dictionaries({
+    "query_type": st.sampled_from(["TXT", "A"]),
+    "query_name": st.sampled_from(["x.evil.com.", "x.EVIL.com", "evil.com.", "x.evil.org."]),
+    "rdatas": st.lists(st.sampled_from(["1.2.3.4", "5.6.7.8", "1.2.3.45"]), max_size=5),
+    "srcport": st.sampled_from(["53", "2000"]),
+})
+
+
+def render(tree) -> str:
+    if isinstance(tree, str):
+        return tree
+    if tree[0] == "not":
+        return f"not ({render(tree[1])})"
+    return f"({render(tree[1])} {tree[0]} {render(tree[2])})"
+
+
+def truth(tree, event) -> bool:
+    if isinstance(tree, str):
+        return ATOMS[tree][1](event)
+    if tree[0] == "not":
+        return not truth(tree[1], event)
+    left, right = truth(tree[1], event), truth(tree[2], event)
+    return left and right if tree[0] == "and" else left or right
+
+
+@SETTINGS
+@given(tree=trees, event=events)
+def test_random_condition_trees(tree, event):
+    detection = {name: selection for name, (selection, _) in ATOMS.items()}
+    detection["condition"] = render(tree)
+    body = yaml.safe_dump(detection)
+    rule = rule_yaml("\n".join("  " + line for line in body.splitlines()))
+    raw = resolver(event["query_name"], [answer(r) for r in event["rdatas"]], query_type=event["query_type"], srcport=event["srcport"])
+    assert model_says(convert(rule), raw) == truth(tree, event)
