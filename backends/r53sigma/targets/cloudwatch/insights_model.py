@@ -139,7 +139,8 @@ def field_name(token: Token) -> str:
 
 # ------------------------------------------------------------------ regexes
 
-FORBIDDEN_REGEX = re.compile(r"\(\?(?:[=!]|<[=!]|<[A-Za-z])|\\[1-9]|\\Z")
+# Lookarounds, backreferences and \Z; a backslash counts only when it is not itself escaped.
+FORBIDDEN_REGEX = re.compile(r"\(\?(?:[=!]|<[=!]|<[A-Za-z])|(?<!\\)(?:\\\\)*\\(?:[1-9]|Z)")
 
 
 def compile_regex(literal: str) -> re.Pattern:
