@@ -5,7 +5,6 @@ Every place that names a field (pipelines, ingestion mappings, engines, docs) as
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +26,7 @@ def catalogue_dir() -> Path:
     in_checkout = Path(__file__).resolve().parents[2] / "mappings" / "catalogue"
     if (in_checkout / "schema.json").is_file():
         return in_checkout
-    return Path(str(importlib.resources.files("r53sigma.catalogue_files")))
+    return Path(__file__).resolve().parent / "catalogue_files"  # package r53sigma.catalogue_files (pyproject)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,11 @@ AnyRule = SigmaRule | SigmaCorrelationRule
 
 
 def default_rule_paths() -> list[Path]:
-    return [REPO_ROOT / "sigma_rules"]
+    """The repository's ``sigma_rules/`` in a checkout, else the copy installed with the package."""
+    in_checkout = REPO_ROOT / "sigma_rules"
+    if in_checkout.is_dir():
+        return [in_checkout]
+    return [Path(__file__).resolve().parent / "rules_files"]  # package r53sigma.rules_files (pyproject)
 
 
 def discover(paths: list[Path]) -> list[Path]:

@@ -1,0 +1,161 @@
+"""`r53sigma scan`: run Sigma rules over Route 53 log files with the reference engine.
+
+Alerts go out as JSON lines (stdout, or ``--output FILE`` written atomically); a summary table,
+the malformed lines and truncated gzip members (with file and line) go to stderr. With no LOGS the
+bundled sample logs are scanned with the bundled rules.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Iterable, Iterator, TextIO
+
+from r53sigma import rules as rules_mod
+from r53sigma.engine import Alert, Engine, EngineError, describe
+from r53sigma.events import Event, ReadError, read_paths
+
+SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
+MAX_PROBLEMS_SHOWN = 20
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "scan",
+        help="run rules over log files and print alerts as JSON lines",
+        description="Run Sigma rules over Route 53 Resolver, public hosted-zone and CloudTrail logs "
+        "(files, folders, .gz, S3 AWSLogs/ trees, or - for stdin). With no LOGS, scans the bundled "
+        "sample logs with the bundled rules.",
+    )
+    parser.add_argument("logs", nargs="*", metavar="LOGS", help="log files or folders, or - for stdin (default: bundled samples)")
+    parser.add_argument("--rules", action="append", type=Path, default=None, metavar="PATH",
+                        help="a rule file or folder; repeat for more (default: the bundled rules)")
+    parser.add_argument("-o", "--output", type=Path, default=None, metavar="FILE",
+                        help="write the alerts to FILE (atomically) instead of stdout")
+    parser.add_argument("--no-progress", action="store_true", help="no progress indicator on a terminal")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    status = 0
+    loaded = rules_mod.load(args.rules or None)
+    for error in loaded.errors:
+        print(f"rule error: {error}", file=sys.stderr)
+        status = 1
+    engine = Engine(loaded.collection)
+    chosen = []
+    for rule in loaded.top_level():
+        try:
+            engine.check(rule)
+            chosen.append(rule)
+        except EngineError as error:
+            print(f"rule error: {error}", file=sys.stderr)
+            status = 1
+    if not chosen:
+        print("no rules to run", file=sys.stderr)
+        return 2
+    logs = args.logs or [str(SAMPLES_DIR)]
+    problems: list[ReadError] = []
+
+    def on_error(error: ReadError) -> None:
+        if error.line is None:  # a path that cannot be read at all
+            nonlocal status
+            status = 1
+        problems.append(error)
+
+    progress = _Progress(enabled=not args.no_progress and sys.stderr.isatty())
+    events = progress.wrap(read_paths(logs, on_error))
+    counts: Counter[str] = Counter()
+    try:
+        with _output(args.output) as out:
+            for alert in engine.scan(events, chosen):
+                counts[alert.rule_id] += 1
+                progress.alerts += 1
+                out.write(json.dumps(alert.to_json(), default=str) + "\n")
+    finally:
+        progress.done()
+    _summary(chosen, counts, progress.events, progress.files, problems, sys.stderr)
+    return status
+
+
+class _output:
+    """stdout, or a temporary file beside FILE renamed onto it when the scan completes."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+
+    def __enter__(self) -> TextIO:
+        if self.path is None:
+            return sys.stdout
+        directory = self.path.resolve().parent
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+        self.handle = os.fdopen(fd, "w", encoding="utf-8")
+        return self.handle
+
+    def __exit__(self, kind, value, traceback) -> None:
+        if self.path is None:
+            sys.stdout.flush()
+            return
+        self.handle.close()
+        if kind is None:
+            os.replace(self.tmp, self.path)
+        else:
+            os.unlink(self.tmp)
+
+
+class _Progress:
+    """A one-line counter on stderr, redrawn at most a few times a second (terminals only)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.events = 0
+        self.alerts = 0
+        self.files: set[str] = set()
+        self._last = 0.0
+
+    def wrap(self, events: Iterable[Event]) -> Iterator[Event]:
+        for event in events:
+            self.events += 1
+            if event.file:
+                self.files.add(event.file)
+            if self.enabled and self.events % 500 == 0 and time.monotonic() - self._last > 0.2:
+                self._last = time.monotonic()
+                where = event.file or ""
+                sys.stderr.write(f"\r\x1b[K{self.events} events, {self.alerts} alerts  {where[-60:]}")
+                sys.stderr.flush()
+            yield event
+
+    def done(self) -> None:
+        if self.enabled and self._last:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _summary(chosen, counts: Counter, events: int, files: set[str], problems: list[ReadError], err: TextIO) -> None:
+    rows = [("alerts", "level", "rule")]
+    for rule in sorted(chosen, key=lambda r: (-counts[str(r.id or r.name or '')], r.title)):
+        count = counts[str(rule.id or rule.name or "")]
+        if count:
+            rows.append((str(count), getattr(rule.level, "name", "-").lower(), rule.title))
+    if len(rows) > 1:
+        widths = [max(len(r[i]) for r in rows) for i in range(2)]
+        for row in rows:
+            print(f"{row[0].rjust(widths[0])}  {row[1].ljust(widths[1])}  {row[2]}", file=err)
+    if problems:
+        print(f"{len(problems)} line(s) or file(s) skipped:", file=err)
+        for problem in problems[:MAX_PROBLEMS_SHOWN]:
+            print(f"  {problem}", file=err)
+        if len(problems) > MAX_PROBLEMS_SHOWN:
+            print(f"  ... and {len(problems) - MAX_PROBLEMS_SHOWN} more", file=err)
+    total = sum(counts.values())
+    print(
+        f"scanned {events} events from {len(files)} file(s) with {len(chosen)} rules: "
+        f"{total} alert(s) from {len([c for c in counts.values() if c])} rule(s), {len(problems)} skipped",
+        file=err,
+    )

@@ -1,0 +1,197 @@
+"""Rule test cases: raw events each rule must (or must not) alert on, run by the reference engine.
+
+One YAML file per rule in ``tests/rules/`` (the file's name is free; the rule's file stem is usual)::
+
+    rule: <rule UUID, name or file stem>
+    cases:
+      - name: <what it shows>
+        events: [<raw record: a JSON object, or a public hosted-zone log line as a string>, ...]
+        alerts: <int>   # matching events for a plain rule; firing (window, group) pairs for a correlation
+
+:func:`run` checks every case and also reports, as problems that fail the run: a broken rule file
+(with its reason), a case file naming an unknown rule or malformed, and a rule file no case covers.
+A rule file counts as covered when a case names one of its rules, or names a correlation that
+references one of them (building blocks are tested through their correlation).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sigma.correlations import SigmaCorrelationRule
+
+from r53sigma import rules as rules_mod
+from r53sigma.engine import Alert, Engine, EngineError
+from r53sigma.events import Event, RecordError, format_time, parse_record
+
+CASE_SUFFIXES = (".yml", ".yaml")
+
+
+def default_cases_dir() -> Path:
+    return rules_mod.REPO_ROOT / "tests" / "rules"
+
+
+@dataclass
+class CaseResult:
+    case_file: Path
+    rule_ref: str
+    rule_title: str
+    name: str
+    expected: int
+    got: int | None = None
+    alerts: list[Alert] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and self.got == self.expected
+
+
+@dataclass
+class Problem:
+    kind: str  # broken rule, unknown rule, bad case file, no case
+    path: Path
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.kind}: {self.path}: {self.message}"
+
+
+@dataclass
+class Report:
+    results: list[CaseResult] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    rule_files: int = 0
+
+    @property
+    def failures(self) -> list[CaseResult]:
+        return [r for r in self.results if not r.passed]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures and not self.problems
+
+
+def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None) -> Report:
+    """Run every case in ``cases_dir`` against the rules at ``rule_paths`` (defaults: the pack's)."""
+    cases_dir = Path(cases_dir) if cases_dir else default_cases_dir()
+    loaded = rules_mod.load([Path(p) for p in rule_paths] if rule_paths else None)
+    report = Report(rule_files=len(loaded.files) + len(loaded.errors))
+    report.problems.extend(Problem("broken rule", e.path, e.message) for e in loaded.errors)
+    engine = Engine(loaded.collection)
+    tested: set[int] = set()
+    case_files = sorted(p for p in cases_dir.rglob("*") if p.suffix in CASE_SUFFIXES) if cases_dir.is_dir() else []
+    if not cases_dir.is_dir():
+        report.problems.append(Problem("bad case file", cases_dir, "no such folder of test cases"))
+    for path in case_files:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            ref, cases = _validate(doc)
+        except (OSError, yaml.YAMLError, ValueError) as error:
+            report.problems.append(Problem("bad case file", path, str(error)))
+            continue
+        rule = loaded.find(ref)
+        if rule is None:
+            report.problems.append(Problem("unknown rule", path, f"no rule with id, name or file stem {ref!r}"))
+            continue
+        tested.add(id(rule))
+        if isinstance(rule, SigmaCorrelationRule):
+            tested.update(id(r.rule) for r in rule.rules or [] if getattr(r, "rule", None) is not None)
+        for case in cases:
+            report.results.append(_run_case(engine, rule, path, ref, case))
+    for path, file_rules in loaded.files.items():
+        if not any(id(r) in tested for r in file_rules):
+            report.problems.append(Problem("no case", path, f"no test case names a rule of this file (in {cases_dir})"))
+    return report
+
+
+def _validate(doc: Any) -> tuple[str, list[dict]]:
+    if not isinstance(doc, dict) or "rule" not in doc or "cases" not in doc:
+        raise ValueError("a case file is a mapping with `rule` and `cases`")
+    if not isinstance(doc["cases"], list) or not doc["cases"]:
+        raise ValueError("`cases` must be a non-empty list")
+    for number, case in enumerate(doc["cases"], 1):
+        where = f"case {number}"
+        if not isinstance(case, dict):
+            raise ValueError(f"{where}: a case is a mapping with name, events and alerts")
+        missing = {"name", "events", "alerts"} - set(case)
+        if missing:
+            raise ValueError(f"{where}: missing {', '.join(sorted(missing))}")
+        if not isinstance(case["events"], list):
+            raise ValueError(f"{where} ({case['name']}): `events` must be a list")
+        if isinstance(case["alerts"], bool) or not isinstance(case["alerts"], int) or case["alerts"] < 0:
+            raise ValueError(f"{where} ({case['name']}): `alerts` must be a whole number >= 0")
+    return str(doc["rule"]), doc["cases"]
+
+
+def _run_case(engine: Engine, rule, path: Path, ref: str, case: dict) -> CaseResult:
+    result = CaseResult(path, ref, rule.title, str(case["name"]), case["alerts"])
+    events: list[Event] = []
+    for number, raw in enumerate(case["events"], 1):
+        try:
+            events.append(parse_record(raw, file=f"{path.name}#{result.name}", line=number))
+        except RecordError as error:
+            result.error = f"event {number}: {error}"
+            return result
+    try:
+        result.alerts = engine.evaluate(rule, events)
+    except EngineError as error:
+        result.error = str(error)
+        return result
+    result.got = len(result.alerts)
+    return result
+
+
+# ---------------------------------------------------------------- output
+
+
+def format_report(report: Report, *, verbose: bool = False, max_events: int = 5) -> str:
+    """A pass/fail table, then what a failing case expected, got and matched, then the problems."""
+    lines = []
+    rows = [("result", "rule", "case", "expected", "got")]
+    for r in report.results:
+        status = "PASS" if r.passed else ("ERROR" if r.error else "FAIL")
+        rows.append((status, r.case_file.stem, r.name, str(r.expected), "-" if r.got is None else str(r.got)))
+    widths = [min(max(len(row[i]) for row in rows), 60) for i in range(5)]
+    for row in rows:
+        lines.append("  ".join(cell[:60].ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    shown = report.results if verbose else report.failures
+    for r in shown:
+        lines.append("")
+        lines.append(f"{'PASS' if r.passed else 'FAIL'} {r.case_file}: {r.rule_title!r} case {r.name!r}")
+        if r.error:
+            lines.append(f"  error: {r.error}")
+            continue
+        lines.append(f"  expected {r.expected} alert(s), got {r.got}")
+        for alert in r.alerts[:max_events]:
+            lines.append("  " + describe_alert(alert))
+        if len(r.alerts) > max_events:
+            lines.append(f"  ... and {len(r.alerts) - max_events} more")
+    if report.problems:
+        lines.append("")
+        lines.extend(str(p) for p in report.problems)
+    passed = len(report.results) - len(report.failures)
+    lines.append("")
+    lines.append(
+        f"{passed}/{len(report.results)} cases passed, {len(report.problems)} problem(s), "
+        f"{report.rule_files} rule file(s): {'OK' if report.ok else 'FAILED'}"
+    )
+    return "\n".join(lines)
+
+
+def describe_alert(alert: Alert, width: int = 240) -> str:
+    if alert.event is not None:
+        raw = alert.event.raw if isinstance(alert.event.raw, str) else json.dumps(alert.event.raw, sort_keys=False)
+        return f"matched event {alert.event.line}: {_cut(raw, width)}"
+    group = ", ".join(f"{k}={v}" for k, v in (alert.group or {}).items()) or "(no group)"
+    return (
+        f"fired for {group} in window {format_time(alert.window_start)}..{format_time(alert.window_end)}"
+        f" (value {alert.value}; events {', '.join(str(e.line) for e in alert.events[:10])})"
+    )
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."

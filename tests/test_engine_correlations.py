@@ -1,0 +1,157 @@
+"""Correlations in the reference engine: epoch-aligned tumbling windows, group-by, conditions."""
+from __future__ import annotations
+
+from sigma.collection import SigmaCollection
+
+from r53sigma.engine import Engine
+from r53sigma.events import parse_record
+
+BASE = """
+title: nx
+name: nx
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {rcode: NXDOMAIN}
+  condition: sel
+---
+title: txt
+name: txt
+logsource: {category: dns}
+detection:
+  sel: {record_type: TXT}
+  condition: sel
+"""
+
+
+def query(time: str, src: str = "10.0.0.5", name: str = "a.example.com.", rcode: str = "NXDOMAIN", qtype: str = "A", **extra):
+    record = {"query_timestamp": f"2024-05-01T{time}Z", "query_name": name, "query_type": qtype,
+              "rcode": rcode, "srcaddr": src, "answers": [], "srcids": {"instance": "i-1"}}
+    record.update(extra)
+    return parse_record(record)
+
+
+def alerts(correlation: str, events):
+    collection = SigmaCollection.from_yaml(BASE + "---\n" + correlation)
+    collection.resolve_rule_references()
+    return Engine(collection).evaluate(collection.rules[-1], events)
+
+
+def event_count(threshold: str, timespan: str = "5m", group_by: str = "[srcaddr]") -> str:
+    return f"""
+title: burst
+correlation:
+  type: event_count
+  rules: [nx]
+  group-by: {group_by}
+  timespan: {timespan}
+  condition: {threshold}
+"""
+
+
+def test_event_count_windows_are_aligned_to_the_epoch():
+    # 10:04:59 and 10:05:00 are one second apart but in two 5-minute bins.
+    split = [query("10:04:58"), query("10:04:59"), query("10:05:00")]
+    assert alerts(event_count("{gte: 3}"), split) == []
+    fired = alerts(event_count("{gte: 2}"), split)
+    assert [(a.window_start % 300, a.value) for a in fired] == [(0, 2)]
+
+
+def test_event_count_groups_by_field():
+    events = [query("10:00:01", src="10.0.0.1"), query("10:00:02", src="10.0.0.1"), query("10:00:03", src="10.0.0.2")]
+    fired = alerts(event_count("{gt: 1}"), events)
+    assert [a.group for a in fired] == [{"srcaddr": "10.0.0.1"}]
+
+
+def test_only_matching_events_count():
+    events = [query("10:00:01"), query("10:00:02", rcode="NOERROR")]
+    assert alerts(event_count("{gte: 2}"), events) == []
+
+
+def test_conditions_eq_and_lt():
+    events = [query("10:00:01"), query("10:00:02")]
+    assert len(alerts(event_count("{eq: 2}"), events)) == 1
+    assert len(alerts(event_count("{lt: 2}"), events)) == 0
+
+
+def test_event_without_group_value_is_not_counted():
+    events = [query("10:00:01", srcids={}), query("10:00:02", srcids={})]
+    assert alerts(event_count("{gte: 1}", group_by="[srcids.instance]"), events) == []
+
+
+def test_group_by_generic_dns_name():
+    events = [query("10:00:01", qtype="TXT"), query("10:00:02", qtype="TXT")]
+    correlation = """
+title: txt burst
+correlation: {type: event_count, rules: [txt], group-by: [src_ip], timespan: 1m, condition: {gte: 2}}
+"""
+    assert [a.group for a in alerts(correlation, events)] == [{"src_ip": "10.0.0.5"}]
+
+
+def test_value_count_counts_distinct_values():
+    correlation = """
+title: dga
+correlation:
+  type: value_count
+  rules: [nx]
+  group-by: [srcaddr]
+  timespan: 10m
+  condition: {gte: 3, field: query_name}
+"""
+    repeated = [query("10:00:01", name="a.x."), query("10:00:02", name="A.x."), query("10:00:03", name="a.x.")]
+    assert alerts(correlation, repeated) == []  # a.x and A.x differ in case: 2 distinct values
+    distinct = [query("10:00:01", name="a.x."), query("10:00:02", name="b.x."), query("10:00:03", name="c.x.")]
+    assert [a.value for a in alerts(correlation, distinct)] == [3]
+
+
+def test_temporal_needs_every_rule_in_the_window_for_the_group():
+    correlation = """
+title: both
+correlation: {type: temporal, rules: [nx, txt], group-by: [srcaddr], timespan: 5m}
+"""
+    together = [query("10:00:01"), query("10:01:00", rcode="NOERROR", qtype="TXT")]
+    assert len(alerts(correlation, together)) == 1
+    other_source = [query("10:00:01"), query("10:01:00", rcode="NOERROR", qtype="TXT", srcaddr="10.9.9.9")]
+    assert alerts(correlation, other_source) == []
+    other_window = [query("10:04:59"), query("10:05:00", rcode="NOERROR", qtype="TXT")]
+    assert alerts(correlation, other_window) == []
+
+
+def test_temporal_ordered_respects_order():
+    correlation = """
+title: ordered
+correlation: {type: temporal_ordered, rules: [nx, txt], group-by: [srcaddr], timespan: 5m}
+"""
+    in_order = [query("10:00:01"), query("10:01:00", rcode="NOERROR", qtype="TXT")]
+    reversed_order = [query("10:00:01", rcode="NOERROR", qtype="TXT"), query("10:01:00")]
+    assert len(alerts(correlation, in_order)) == 1
+    assert alerts(correlation, reversed_order) == []
+
+
+def test_group_by_alias_maps_each_rule_to_its_field():
+    correlation = """
+title: aliased
+correlation:
+  type: temporal
+  rules: [nx, txt]
+  group-by: [client]
+  aliases:
+    client: {nx: srcaddr, txt: src_ip}
+  timespan: 5m
+"""
+    events = [query("10:00:01"), query("10:01:00", rcode="NOERROR", qtype="TXT")]
+    assert [a.group for a in alerts(correlation, events)] == [{"client": "10.0.0.5"}]
+
+
+def test_events_without_time_are_left_out_of_correlations():
+    untimed = parse_record({"query_name": "a.", "rcode": "NXDOMAIN", "srcaddr": "10.0.0.5", "query_type": "A"})
+    assert untimed.time is None
+    assert alerts(event_count("{gte: 1}"), [untimed]) == []
+
+
+def test_scan_streams_plain_alerts_and_flushes_correlations():
+    collection = SigmaCollection.from_yaml(BASE + "---\n" + event_count("{gte: 2}"))
+    collection.resolve_rule_references()
+    events = [query("10:00:01"), query("10:00:02", rcode="NOERROR", qtype="TXT"), query("10:00:03")]
+    found = list(Engine(collection).scan(events))
+    # nx is the correlation's building block (generate: false): it alerts only through the correlation.
+    assert [a.title for a in found] == ["txt", "burst"]
