@@ -19,7 +19,7 @@ from sigma.processing.transformations import FieldMappingTransformation
 from r53sigma import catalogue
 from r53sigma.targets.elastic import document_from_raw, indexed_fields
 from r53sigma.targets.elastic import documents, ingestion as es
-from sigma.pipelines.route53.elasticsearch import CaselessSubfield, route53_elasticsearch_pipeline
+from sigma.pipelines.route53.elasticsearch import RouteValues, route53_elasticsearch_pipeline
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
 SAMPLES = SHARED / "corpus" / "samples"
@@ -125,6 +125,13 @@ def related_script(doc, params):
             values = doc.setdefault("related", {}).setdefault(bucket, [])
             if answer[params["data"]] not in values:
                 values.append(answer[params["data"]])
+            if bucket == "ip" and params["resolved_ip"]:
+                holder = doc
+                for key in params["resolved_ip_parent"]:
+                    holder = holder.setdefault(key, {})
+                resolved = holder.setdefault(params["resolved_ip"], [])
+                if answer[params["data"]] not in resolved:
+                    resolved.append(answer[params["data"]])
 
 
 def run_processor(kind: str, p: dict, doc, ctx=None):
@@ -344,8 +351,8 @@ def _query_fields_by_source() -> dict[str, set[str]]:
         if isinstance(item.transformation, FieldMappingTransformation):
             for target in item.transformation.mapping.values():
                 found.setdefault(source, set()).update([target] if isinstance(target, str) else target)
-        elif isinstance(item.transformation, CaselessSubfield):
-            found.setdefault(source, set()).update(f"{t}.caseless" for t in item.transformation.mapping.values())
+        elif isinstance(item.transformation, RouteValues):  # .caseless sub-fields and ip companions
+            found.setdefault(source, set()).update(item.transformation.mapping.values())
     return found
 
 
@@ -354,6 +361,8 @@ def test_every_field_the_query_pipeline_uses_is_mapped_with_a_compatible_type():
     query_fields = _query_fields_by_source()
     assert set(query_fields) == set(catalogue.load())
     assert "dns.question.name.caseless" in query_fields["resolver"]
+    assert "dns.resolved_ip" in query_fields["resolver"]
+    companions = {f.target("elasticsearch").cidr for ls in catalogue.log_sources() for f in ls.fields.values()} - {None}
     for source, fields in query_fields.items():
         log_source = catalogue.load()[source]
         if source in es.INGEST_SOURCES:
@@ -374,6 +383,8 @@ def test_every_field_the_query_pipeline_uses_is_mapped_with_a_compatible_type():
                 assert declared[name]["type"] in compatible[base.type], name
             if name.endswith(".caseless"):
                 assert declared[name]["normalizer"] == es.NORMALIZER
+            if name in companions:
+                assert declared[name]["type"] == "ip", name
 
 
 def test_caseless_subfields_are_declared_in_every_template_of_the_source():
@@ -410,7 +421,7 @@ def test_integration_custom_template_names():
 
 def test_related_script_is_the_interpreted_one():
     # The interpreter above implements this exact script; edit both together.
-    assert hashlib.sha256(es.RELATED_FROM_ANSWERS.encode()).hexdigest()[:12] == "26034181750e" or pytest.fail(
+    assert hashlib.sha256(es.RELATED_FROM_ANSWERS.encode()).hexdigest()[:12] == "037d3b4c6b6c" or pytest.fail(
         "the related-from-answers Painless script changed: update related_script() in this test, then this hash: "
         + hashlib.sha256(es.RELATED_FROM_ANSWERS.encode()).hexdigest()[:12]
     )

@@ -3,7 +3,7 @@ import pytest
 from sigma.exceptions import SigmaTransformationError
 
 from r53sigma import catalogue
-from support import convert, resolver_rule, rule
+from support import convert, resolver_rule
 
 ECS_TYPES = {"source.ip": "ip", "source.port": "long"}
 CASELESS = ["dns.question.name", "dns.answers.data", "event.action"]
@@ -25,6 +25,59 @@ def matches(lucene, query: str, documents: list[dict]) -> set[int]:
     result = lucene.search([flatten(d, ECS_TYPES, CASELESS) for d in documents], {"q": query})["q"]
     assert not isinstance(result, str), f"Lucene could not parse {query!r}: {result}"
     return result
+
+
+def raw_matches(lucene, query: str, raw_records: list[dict]) -> set[int]:
+    """Raw Resolver records -> ECS documents as the pack's ingest pipeline writes them -> Lucene."""
+    from r53sigma.targets.elastic import document_from_raw, indexed_fields
+    from r53sigma.targets.elastic.ingestion import field_mappings
+
+    types = {n: m["type"] for n, m in field_mappings(catalogue.load()["resolver"]).items()}
+    types.update({f"{n}.caseless": "keyword" for n in types})
+    documents = []
+    for raw in raw_records:
+        fields = indexed_fields(document_from_raw(raw, "resolver"), "resolver")
+        documents.append([(n, types.get(n, "keyword") if types.get(n) in ("ip", "long") else "keyword", str(v))
+                          for n, values in fields.items() for v in values])
+    result = lucene.search(documents, {"q": query})["q"]
+    assert not isinstance(result, str), f"Lucene could not parse {query!r}: {result}"
+    return result
+
+
+def resolver_record(name: str, answers: list[tuple[str, str]]) -> dict:
+    return {"version": "1.100000", "account_id": "111122223333", "region": "us-east-1", "vpc_id": "vpc-1",
+            "query_timestamp": "2026-01-01T00:00:00Z", "query_name": name + ".", "query_type": "A",
+            "query_class": "IN", "rcode": "NOERROR", "srcaddr": "10.0.0.5", "srcport": "40000",
+            "transport": "UDP", "srcids": {},
+            "answers": [{"Rdata": data, "Type": kind, "Class": "IN"} for kind, data in answers]}
+
+
+def test_cidr_on_answers_uses_the_ip_companion_field(lucene):
+    query = convert(resolver_rule("sel:\n  answers.Rdata|cidr: [10.0.0.0/8, 'fc00::/7']\ncondition: sel"), "lucene")
+    assert query == "dns.resolved_ip:10.0.0.0\\/8 OR dns.resolved_ip:fc00\\:\\:\\/7"
+    records = [
+        resolver_record("a.example.com", [("CNAME", "b.example.com."), ("A", "10.1.2.3")]),
+        resolver_record("a.example.com", [("AAAA", "fd12::1")]),
+        resolver_record("a.example.com", [("A", "8.8.8.8")]),
+        resolver_record("10.example.com", [("CNAME", "10.0.0.0.example.net.")]),
+        resolver_record("a.example.com", []),
+    ]
+    assert raw_matches(lucene, query, records) == {0, 1}
+
+
+def test_cidr_with_other_values_keeps_both_fields():
+    query = convert(resolver_rule("sel:\n  answers.Rdata|cidr: 10.0.0.0/8\nother:\n  answers.Rdata: evil.example\ncondition: sel or other"), "lucene")
+    assert query == "dns.resolved_ip:10.0.0.0\\/8 OR dns.answers.data.caseless:evil.example"
+
+
+def test_cidr_on_a_keyword_field_without_ip_companion_is_refused():
+    with pytest.raises(SigmaTransformationError, match="cannot be expressed in Elasticsearch"):
+        convert(resolver_rule("sel:\n  query_name|cidr: 10.0.0.0/8\ncondition: sel"), "lucene")
+
+
+def test_modifiers_apply_once_when_values_move_to_the_caseless_field():
+    query = convert(resolver_rule("sel:\n  query_name|base64|contains: abc\ncondition: sel"), "lucene")
+    assert query == "dns.question.name.caseless:*ywjj*"  # base64('abc') = YWJj, once
 
 
 def dns(name: str, qtype: str = "A", answers=(), ip: str = "10.0.0.5", port: int = 40000, rcode: str = "NOERROR") -> dict:

@@ -33,6 +33,7 @@ def catalogue_dir() -> Path:
 class TargetField:
     name: str
     values: str  # case the target stores values in: mixed, upper or lower
+    cidr: str | None = None  # an ip-typed companion field for |cidr, where the field itself is not ip
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,7 @@ class LogSource:
 def _target_field(spec: Any, default_values: str) -> TargetField:
     if isinstance(spec, str):
         return TargetField(spec, default_values)
-    return TargetField(spec["name"], spec.get("values", default_values))
+    return TargetField(spec["name"], spec.get("values", default_values), spec.get("cidr"))
 
 
 def _build(doc: Mapping[str, Any]) -> LogSource:

@@ -87,6 +87,11 @@ or normalizer, so no `.caseless` is declared there. The catalogue therefore name
 for every `requestParameters` field (none is `mixed`), the pipeline folds rule values to it, and a
 test keeps it so.
 
+Addresses: `dns.answers.data` is a keyword (answers hold names and text too), so a rule's `|cidr` on
+answers is matched on ECS `dns.resolved_ip` (type `ip`), which the pack's ingest pipeline fills with
+the A/AAAA answers (the catalogue names it as the field's `cidr` companion). Elastic's integration
+pipeline does not fill it: ingest through the pack's pipeline for those rules to match.
+
 Differences from Elastic's integration pipeline, on purpose: `aws.route53.version`,
 `aws.route53.srcids.resolver_endpoint` and `..._network_interface` are kept (Elastic drops them), and
 unknown fields are kept under `aws.route53.*`; `aws.instance_id`, `source.address`, geo/AS lookups are

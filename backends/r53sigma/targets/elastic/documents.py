@@ -182,10 +182,10 @@ def _ingest(log_source: LogSource, doc: dict) -> None:
                     value = _strip_dot(value)
                 element[es.es_name(f)[len(target) + 1 :]] = _recase(value, f.target(es.TARGET).values, f.values)
         _put(doc, target, elements)
-    _enrich(doc)
+    _enrich(doc, es.cidr_companion(log_source, es.ANSWER_DATA))
 
 
-def _enrich(doc: dict) -> None:
+def _enrich(doc: dict, resolved: str | None) -> None:
     if _get(doc, es.SOURCE_IP) is not None:
         _append_unique(doc, "related.ip", str(_get(doc, es.SOURCE_IP)))
     answers = _get(doc, es.parent(es.ANSWER_DATA))
@@ -195,6 +195,8 @@ def _enrich(doc: dict) -> None:
             continue
         if answer.get(type_key) in es.ADDRESS_TYPES:
             _append_unique(doc, "related.ip", answer[data_key])
+            if resolved:
+                _append_unique(doc, resolved, answer[data_key])
         elif answer.get(type_key) in es.HOST_TYPES:
             _append_unique(doc, "related.hosts", answer[data_key])
     if _get(doc, es.QUESTION_NAME) is not None and _get(doc, es.QUESTION_TYPE) != "PTR":

@@ -62,7 +62,8 @@ ANSWER_TYPE = "dns.answers.type"
 ADDRESS_TYPES = ["A", "AAAA"]
 HOST_TYPES = ["CNAME", "PTR"]
 
-# Adds answer data to related.ip (address records) or related.hosts (name records), once each.
+# Adds answer data to related.ip (address records) or related.hosts (name records), once each, and
+# address records also to the ip-typed companion the catalogue names for |cidr (dns.resolved_ip).
 RELATED_FROM_ANSWERS_TAG = "r53sigma_related_from_answers"
 RELATED_FROM_ANSWERS = (
     "def node = ctx;"
@@ -76,7 +77,12 @@ RELATED_FROM_ANSWERS = (
     " if (bucket == null) { continue; }"
     " if (ctx.related == null) { ctx.related = new HashMap(); }"
     " if (ctx.related[bucket] == null) { ctx.related[bucket] = new ArrayList(); }"
-    " if (!ctx.related[bucket].contains(answer.get(params.data))) { ctx.related[bucket].add(answer.get(params.data)); } }"
+    " if (!ctx.related[bucket].contains(answer.get(params.data))) { ctx.related[bucket].add(answer.get(params.data)); }"
+    " if (bucket == 'ip' && params.resolved_ip != null) {"
+    " def holder = ctx; for (def key : params.resolved_ip_parent) {"
+    " if (holder[key] == null) { holder[key] = new HashMap(); } holder = holder[key]; }"
+    " if (holder[params.resolved_ip] == null) { holder[params.resolved_ip] = new ArrayList(); }"
+    " if (!holder[params.resolved_ip].contains(answer.get(params.data))) { holder[params.resolved_ip].add(answer.get(params.data)); } } }"
 )
 
 
@@ -105,6 +111,14 @@ def painless_path(dotted: str) -> str:
     """`ctx.a?.b?.c`: a null-safe Painless reference to a document field."""
     parts = dotted.split(".")
     return "ctx." + "?.".join(parts)
+
+
+def cidr_companion(log_source: LogSource, name: str) -> str | None:
+    """The ip-typed field the catalogue names for |cidr on the ECS field ``name``, if any."""
+    for f in log_source.fields.values():
+        if es_name(f) == name:
+            return f.target(TARGET).cidr
+    return None
 
 
 def array_groups(log_source: LogSource) -> dict[str, list[Field]]:
@@ -222,6 +236,7 @@ def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
                 }
             }
         )
+    resolved = cidr_companion(log_source, ANSWER_DATA)
     if ANSWER_DATA in es_names and ANSWER_TYPE in es_names:
         processors.append(
             {
@@ -235,6 +250,8 @@ def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
                         "type": ANSWER_TYPE.rsplit(".", 1)[1],
                         "address_types": ADDRESS_TYPES,
                         "host_types": HOST_TYPES,
+                        "resolved_ip_parent": parent(resolved).split(".") if resolved else [],
+                        "resolved_ip": resolved.rsplit(".", 1)[1] if resolved else None,
                     },
                 }
             }
@@ -305,6 +322,8 @@ def field_mappings(log_source: LogSource) -> dict[str, dict]:
         name = es_name(f)
         mapping = {"type": ES_TYPES[f.type]}
         flat[name] = _caseless_mapping(mapping) if name in caseless else mapping
+        if f.target(TARGET).cidr:
+            flat[f.target(TARGET).cidr] = {"type": "ip"}
     for name, mapping in ADDED_FIELDS.items():
         flat.setdefault(name, mapping)
     return flat

@@ -7,7 +7,9 @@ Meaning kept from the rules:
 - case: fields AWS writes in one case (`values: upper|lower` in the catalogue) get rule values
   folded to that case. Mixed-case fields are matched on the `<field>.caseless` sub-field, a
   keyword with a lowercase normalizer that **the pack's index template adds** (mappings/elasticsearch);
-  `|cased` and `|re` values go to the original field, which keeps the case.
+  `|cased` and `|re` values go to the original field, which keeps the case;
+- `|cidr` on a keyword field (answers) is matched on its ip-typed companion the catalogue names
+  (`dns.resolved_ip`, written by the pack's ingest pipeline); with no companion it is refused.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ from sigma.processing.transformations import SetStateTransformation
 from sigma.processing.transformations.base import DetectionItemTransformation, ValueTransformation
 from sigma.conditions import ConditionOR
 from sigma.rule import SigmaDetection, SigmaDetectionItem
-from sigma.types import SigmaCasedString, SigmaString
+from sigma.exceptions import SigmaTransformationError
+from sigma.types import SigmaCasedString, SigmaCIDRExpression, SigmaString
 
 from . import shared
 
@@ -31,31 +34,56 @@ def is_caseless(value) -> bool:
     return isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString)
 
 
-@dataclass
-class CaselessSubfield(DetectionItemTransformation):
-    """Send case-insensitive string values to the lower-cased sub-field, other values to the field."""
+def is_cidr(value) -> bool:
+    return isinstance(value, SigmaCIDRExpression)
 
-    mapping: dict  # rule field name -> ECS name
+
+@dataclass
+class RouteValues(DetectionItemTransformation):
+    """Send the values of one kind to a companion field that can match them; other values stay.
+
+    kind "caseless": plain (case-insensitive) strings go, lower-cased, to `<field>.caseless`;
+    kind "cidr": CIDR networks go to the field's ip-typed companion (catalogue `cidr`).
+    """
+
+    mapping: dict  # rule field name -> companion ECS field name
+    kind: str
 
     def apply_detection_item(self, detection_item: SigmaDetectionItem):
-        caseless = [v for v in detection_item.value if is_caseless(v)]
-        if not caseless:
+        selects = is_caseless if self.kind == "caseless" else is_cidr
+        routed = [v for v in detection_item.value if selects(v)]
+        if not routed:
             return None
-        ecs_name = self.mapping[detection_item.field]
-        lowered = SigmaDetectionItem(
-            ecs_name + CASELESS_SUFFIX,
+        moved = SigmaDetectionItem(
+            self.mapping[detection_item.field],
             detection_item.modifiers,
-            [v.lower() for v in caseless],
+            [v.lower() for v in routed] if self.kind == "caseless" else routed,
             source=detection_item.source,
+            auto_modifiers=False,  # the values already carry the modifiers' work (|base64 must not apply twice)
         )
-        others = [v for v in detection_item.value if not is_caseless(v)]
+        others = [v for v in detection_item.value if not selects(v)]
         if not others:
-            return lowered
-        exact = SigmaDetectionItem(detection_item.field, detection_item.modifiers, others, source=detection_item.source)
+            return moved
+        kept = SigmaDetectionItem(
+            detection_item.field, detection_item.modifiers, others, source=detection_item.source, auto_modifiers=False
+        )
         if detection_item.value_linking is not ConditionOR:  # |all: every value must match
-            lowered.value_linking = exact.value_linking = detection_item.value_linking
-            return SigmaDetection([lowered, exact])
-        return SigmaDetection([lowered, exact], item_linking=ConditionOR)
+            moved.value_linking = kept.value_linking = detection_item.value_linking
+            return SigmaDetection([moved, kept])
+        return SigmaDetection([moved, kept], item_linking=ConditionOR)
+
+
+@dataclass
+class RejectCidrOnKeyword(DetectionItemTransformation):
+    """A keyword field matches a CIDR only as literal text: refuse rather than never match."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if any(is_cidr(v) for v in detection_item.value):
+            raise SigmaTransformationError(
+                f"|cidr on '{detection_item.field}' cannot be expressed in Elasticsearch: the field is a keyword "
+                "and the catalogue names no ip-typed companion for it",
+                source=detection_item.source,
+            )
 
 
 @dataclass
@@ -83,20 +111,28 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
             )
         )
         items.extend(shared.fold_case(pid, view, TARGET))
-        mixed = {
-            name: field.target(TARGET).name
-            for name, field in view.rule_fields()
-            if field.is_string and field.target(TARGET).values == "mixed"
+        rule_fields = list(view.rule_fields())
+        cidr_companions = {n: f.target(TARGET).cidr for n, f in rule_fields if f.target(TARGET).cidr}
+        keyword_only = [n for n, f in rule_fields if f.type != "ip" and not f.target(TARGET).cidr]
+        caseless = {
+            n: f.target(TARGET).name + CASELESS_SUFFIX
+            for n, f in rule_fields
+            if f.is_string and f.target(TARGET).values == "mixed"
         }
-        if mixed:
-            items.append(
-                ProcessingItem(
-                    identifier=f"{pid}_caseless_{view.id_suffix}",
-                    transformation=CaselessSubfield(mixed),
-                    rule_conditions=[view.condition],
-                    field_name_conditions=[IncludeFieldCondition(list(mixed))],
+        for kind, names, transformation in (
+            ("reject_cidr", keyword_only, RejectCidrOnKeyword()),
+            ("cidr", list(cidr_companions), RouteValues(cidr_companions, "cidr")),
+            ("caseless", list(caseless), RouteValues(caseless, "caseless")),
+        ):
+            if names:
+                items.append(
+                    ProcessingItem(
+                        identifier=f"{pid}_{kind}_{view.id_suffix}",
+                        transformation=transformation,
+                        rule_conditions=[view.condition],
+                        field_name_conditions=[IncludeFieldCondition(names)],
+                    )
                 )
-            )
         items.append(shared.map_fields(pid, view, TARGET))
         items.append(
             ProcessingItem(
