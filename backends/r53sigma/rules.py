@@ -12,7 +12,7 @@ from pathlib import Path
 import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.rule import SigmaRule
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -109,9 +109,7 @@ def load(paths: list[Path] | None = None) -> LoadedRules:
     return LoadedRules(merged, files, errors)
 
 
-def _location(path: Path):
-    from sigma.exceptions import SigmaRuleLocation
-
+def _location(path: Path) -> SigmaRuleLocation:
     return SigmaRuleLocation(path)
 
 

@@ -74,16 +74,17 @@ class RejectUnknownFields(DetectionItemTransformation):
 
 @dataclass
 class FoldCase(ValueTransformation):
-    """Fold a case-insensitive string value to the case the target stores the field in.
+    """Fold a case-insensitive string value to the one case the target stores the field in.
 
-    Values marked ``|cased`` keep their case: they must match exactly.
+    The folded value is then an exact match (a cased string): the target compares it as written.
+    Values marked ``|cased`` keep their case: they must match exactly as they are.
     """
 
     method: str = "upper"
 
     def apply_value(self, field: str, val):
         if isinstance(val, SigmaString) and not isinstance(val, SigmaCasedString):
-            return val.upper() if self.method == "upper" else val.lower()
+            return SigmaCasedString.from_sigma_string(val.upper() if self.method == "upper" else val.lower())
         return None
 
 
@@ -124,9 +125,9 @@ def fold_case(pipeline_id: str, view: RuleView, target: str) -> Iterator[Process
             )
 
 
-def map_fields(pipeline_id: str, view: RuleView, target: str, rename=lambda field, name: name) -> ProcessingItem:
-    """Rename rule field names to the target's; ``rename`` lets a target adjust a derived name."""
-    mapping = {name: rename(field, field.target(target).name) for name, field in view.rule_fields()}
+def map_fields(pipeline_id: str, view: RuleView, target: str) -> ProcessingItem:
+    """Rename rule field names to the target's."""
+    mapping = {name: field.target(target).name for name, field in view.rule_fields()}
     return ProcessingItem(
         identifier=f"{pipeline_id}_fields_{view.id_suffix}",
         transformation=FieldMappingTransformation(mapping),
