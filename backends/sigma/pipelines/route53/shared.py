@@ -13,6 +13,7 @@ from sigma.processing.conditions import IncludeFieldCondition, LogsourceConditio
 from sigma.processing.pipeline import ProcessingItem
 from sigma.processing.transformations import FieldMappingTransformation, RuleFailureTransformation
 from sigma.processing.transformations.base import DetectionItemTransformation, ValueTransformation
+from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaDetectionItem
 from sigma.types import SigmaCasedString, SigmaString
 
@@ -60,15 +61,26 @@ class RejectUnknownFields(DetectionItemTransformation):
     source: str
     generic_dns: bool = False
 
+    def apply(self, rule) -> None:
+        if isinstance(rule, SigmaCorrelationRule):  # group-by and value_count fields name fields too
+            fieldref = rule.condition.fieldref
+            names = list(rule.group_by or []) + ([fieldref] if isinstance(fieldref, str) else list(fieldref or []))
+            for name in names:
+                if name not in rule.aliases.aliases:
+                    self.check(name, rule.source)
+        super().apply(rule)
+
     def apply_detection_item(self, detection_item: SigmaDetectionItem) -> None:
-        field = detection_item.field
+        if detection_item.field is not None:
+            self.check(detection_item.field, detection_item.source)
+
+    def check(self, field: str, source) -> None:
         log_source = catalogue.load()[self.source]
-        if field is None or log_source.field_for(field, generic_dns=self.generic_dns) is not None:
-            return None
+        if log_source.field_for(field, generic_dns=self.generic_dns) is not None:
+            return
         known = ", ".join(sorted(log_source.rule_field_names(generic_dns=self.generic_dns)))
         raise SigmaTransformationError(
-            f"field '{field}' is not a field of {log_source.title}; known fields: {known}",
-            source=detection_item.source,
+            f"field '{field}' is not a field of {log_source.title}; known fields: {known}", source=source
         )
 
 
