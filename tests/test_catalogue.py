@@ -55,3 +55,12 @@ def test_public_zone_columns_are_catalogued_fields_in_log_order():
     public = catalogue.load()["public_zone"]
     assert public.columns[:3] == ("version", "queryTimestamp", "hostZoneId")
     assert set(public.columns) == set(public.fields)
+
+
+def test_dns_roles_are_unique_and_present_in_both_dns_log_sources():
+    for source in ("resolver", "public_zone"):
+        log_source = catalogue.load()[source]
+        roles = [f.role for f in log_source.fields.values() if f.role]
+        assert len(roles) == len(set(roles)), source
+        assert {"question_name", "question_type", "response_code", "source_ip"} <= set(roles), source
+    assert catalogue.load()["resolver"].with_role("answer_data").name == "answers.Rdata"

@@ -47,6 +47,7 @@ class Field:
     normalize: tuple[str, ...]
     sigma_dns: tuple[str, ...]
     targets: Mapping[str, TargetField]
+    role: str | None = None
 
     def target(self, target: str) -> TargetField:
         return self.targets[target]
@@ -79,6 +80,10 @@ class LogSource:
             name = self.dns_aliases.get(name, name)
         return self.fields.get(name)
 
+    def with_role(self, role: str) -> Field | None:
+        """The field that plays a DNS role (question_name, answer_data, ...), if this log source has one."""
+        return next((f for f in self.fields.values() if f.role == role), None)
+
     def rule_field_names(self, *, generic_dns: bool = False) -> list[str]:
         names = list(self.dns_aliases) if generic_dns else []
         return names + list(self.fields)
@@ -105,6 +110,7 @@ def _build(doc: Mapping[str, Any]) -> LogSource:
             normalize=tuple(spec.get("normalize", ())),
             sigma_dns=tuple(spec.get("sigma_dns", ())),
             targets={t: _target_field(spec["targets"][t], values) for t in TARGETS},
+            role=spec.get("role"),
         )
         for alias in spec.get("sigma_dns", ()):
             if alias in aliases:

@@ -182,31 +182,35 @@ def _ingest(log_source: LogSource, doc: dict) -> None:
                     value = _strip_dot(value)
                 element[es.es_name(f)[len(target) + 1 :]] = _recase(value, f.target(es.TARGET).values, f.values)
         _put(doc, target, elements)
-    _enrich(doc, es.cidr_companion(log_source, es.ANSWER_DATA))
+    _enrich(doc, es.role_names(log_source), log_source)
 
 
-def _enrich(doc: dict, resolved: str | None) -> None:
-    if _get(doc, es.SOURCE_IP) is not None:
-        _append_unique(doc, "related.ip", str(_get(doc, es.SOURCE_IP)))
-    answers = _get(doc, es.parent(es.ANSWER_DATA))
-    data_key, type_key = es.ANSWER_DATA.rsplit(".", 1)[1], es.ANSWER_TYPE.rsplit(".", 1)[1]
-    for answer in answers if isinstance(answers, list) else []:
-        if not isinstance(answer, dict) or answer.get(data_key) is None:
-            continue
-        if answer.get(type_key) in es.ADDRESS_TYPES:
-            _append_unique(doc, "related.ip", answer[data_key])
-            if resolved:
-                _append_unique(doc, resolved, answer[data_key])
-        elif answer.get(type_key) in es.HOST_TYPES:
-            _append_unique(doc, "related.hosts", answer[data_key])
-    if _get(doc, es.QUESTION_NAME) is not None and _get(doc, es.QUESTION_TYPE) != "PTR":
-        _append_unique(doc, "related.hosts", str(_get(doc, es.QUESTION_NAME)))
+def _enrich(doc: dict, roles: dict[str, str], log_source: LogSource) -> None:
+    source_ip, answer_data, answer_type = roles.get("source_ip"), roles.get("answer_data"), roles.get("answer_type")
+    question_name, question_type = roles.get("question_name"), roles.get("question_type")
+    if source_ip and _get(doc, source_ip) is not None:
+        _append_unique(doc, "related.ip", str(_get(doc, source_ip)))
+    if answer_data and answer_type:
+        resolved = es.cidr_companion(log_source, answer_data)
+        answers = _get(doc, es.parent(answer_data))
+        data_key, type_key = answer_data.rsplit(".", 1)[1], answer_type.rsplit(".", 1)[1]
+        for answer in answers if isinstance(answers, list) else []:
+            if not isinstance(answer, dict) or answer.get(data_key) is None:
+                continue
+            if answer.get(type_key) in es.ADDRESS_TYPES:
+                _append_unique(doc, "related.ip", answer[data_key])
+                if resolved:
+                    _append_unique(doc, resolved, answer[data_key])
+            elif answer.get(type_key) in es.HOST_TYPES:
+                _append_unique(doc, "related.hosts", answer[data_key])
+    if question_name and _get(doc, question_name) is not None and (not question_type or _get(doc, question_type) != "PTR"):
+        _append_unique(doc, "related.hosts", str(_get(doc, question_name)))
     _put(doc, "cloud.provider", "aws")
     _put(doc, "network.protocol", "dns")
     _put(doc, "event.kind", "event")
     _append_unique(doc, "event.category", "network")
     _append_unique(doc, "event.type", "protocol")
-    response_code = _get(doc, es.RESPONSE_CODE)
+    response_code = _get(doc, roles["response_code"]) if "response_code" in roles else None
     if response_code is not None:
         _put(doc, "event.outcome", "success" if response_code == "NOERROR" else "failure")
 

@@ -52,13 +52,6 @@ ADDED_FIELDS = {
     "tags": {"type": "keyword"},
     "error.message": {"type": "match_only_text"},
 }
-# ECS roles the enrichment steps need; a log source without one simply skips that step.
-QUESTION_NAME = "dns.question.name"
-QUESTION_TYPE = "dns.question.type"
-RESPONSE_CODE = "dns.response_code"
-SOURCE_IP = "source.ip"
-ANSWER_DATA = "dns.answers.data"
-ANSWER_TYPE = "dns.answers.type"
 ADDRESS_TYPES = ["A", "AAAA"]
 HOST_TYPES = ["CNAME", "PTR"]
 
@@ -84,6 +77,11 @@ RELATED_FROM_ANSWERS = (
     " if (holder[params.resolved_ip] == null) { holder[params.resolved_ip] = new ArrayList(); }"
     " if (!holder[params.resolved_ip].contains(answer.get(params.data))) { holder[params.resolved_ip].add(answer.get(params.data)); } } }"
 )
+
+
+def role_names(log_source: LogSource) -> dict[str, str]:
+    """ECS name of each catalogue DNS role this log source has (question_name, answer_data ...)."""
+    return {f.role: es_name(f) for f in log_source.fields.values() if f.role}
 
 
 def pipeline_name(source: str) -> str:
@@ -162,7 +160,7 @@ def _field_steps(log_source: LogSource, f: Field) -> Iterable[dict]:
         return
     if f.strip_trailing_dot:
         yield {"gsub": {"field": source, "pattern": r"\.$", "replacement": "", "ignore_missing": True}}
-    if target == QUESTION_NAME:
+    if f.role == "question_name":
         # Elastic's integration skips reverse-lookup names; ignore_failure: names without a public suffix
         yield {
             "registered_domain": {
@@ -205,7 +203,6 @@ def _array_steps(name: str, fields: list[Field]) -> Iterable[dict]:
 
 
 def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
-    es_names = {es_name(f) for f in log_source.fields.values()}
     processors: list[dict] = [
         {
             "rename": {
@@ -225,19 +222,22 @@ def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
             processors.extend(_field_steps(log_source, f))
     for name, fields in array_groups(log_source).items():
         processors.extend(_array_steps(name, fields))
-    if SOURCE_IP in es_names:
+    roles = role_names(log_source)
+    source_ip, answer_data, answer_type = roles.get("source_ip"), roles.get("answer_data"), roles.get("answer_type")
+    question_name, question_type, response_code = roles.get("question_name"), roles.get("question_type"), roles.get("response_code")
+    if source_ip:
         processors.append(
             {
                 "append": {
                     "field": "related.ip",
-                    "value": "{{{%s}}}" % SOURCE_IP,
+                    "value": "{{{%s}}}" % source_ip,
                     "allow_duplicates": False,
-                    "if": f"{painless_path(SOURCE_IP)} != null",
+                    "if": f"{painless_path(source_ip)} != null",
                 }
             }
         )
-    resolved = cidr_companion(log_source, ANSWER_DATA)
-    if ANSWER_DATA in es_names and ANSWER_TYPE in es_names:
+    resolved = cidr_companion(log_source, answer_data) if answer_data else None
+    if answer_data and answer_type:
         processors.append(
             {
                 "script": {
@@ -245,9 +245,9 @@ def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
                     "lang": "painless",
                     "source": RELATED_FROM_ANSWERS,
                     "params": {
-                        "answers": parent(ANSWER_DATA).split("."),
-                        "data": ANSWER_DATA.rsplit(".", 1)[1],
-                        "type": ANSWER_TYPE.rsplit(".", 1)[1],
+                        "answers": parent(answer_data).split("."),
+                        "data": answer_data.rsplit(".", 1)[1],
+                        "type": answer_type.rsplit(".", 1)[1],
                         "address_types": ADDRESS_TYPES,
                         "host_types": HOST_TYPES,
                         "resolved_ip_parent": parent(resolved).split(".") if resolved else [],
@@ -256,15 +256,15 @@ def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
                 }
             }
         )
-    if QUESTION_NAME in es_names:
-        condition = f"{painless_path(QUESTION_NAME)} != null"
-        if QUESTION_TYPE in es_names:
-            condition += f" && {painless_path(QUESTION_TYPE)} != 'PTR'"
+    if question_name:
+        condition = f"{painless_path(question_name)} != null"
+        if question_type:
+            condition += f" && {painless_path(question_type)} != 'PTR'"
         processors.append(
             {
                 "append": {
                     "field": "related.hosts",
-                    "value": "{{{%s}}}" % QUESTION_NAME,
+                    "value": "{{{%s}}}" % question_name,
                     "allow_duplicates": False,
                     "if": condition,
                 }
@@ -277,8 +277,8 @@ def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
         {"append": {"field": "event.category", "value": "network", "allow_duplicates": False}},
         {"append": {"field": "event.type", "value": "protocol", "allow_duplicates": False}},
     ]
-    if RESPONSE_CODE in es_names:
-        rc = painless_path(RESPONSE_CODE)
+    if response_code:
+        rc = painless_path(response_code)
         processors += [
             {"set": {"field": "event.outcome", "value": "success", "if": f"{rc} == 'NOERROR'"}},
             {"set": {"field": "event.outcome", "value": "failure", "if": f"{rc} != null && {rc} != 'NOERROR'"}},
