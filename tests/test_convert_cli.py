@@ -65,3 +65,14 @@ def test_output_dir_gets_one_complete_file_per_rule_and_target(rules_dir, tmp_pa
     assert files == ["elasticsearch/good.lucene"]
     assert (out / "elasticsearch/good.lucene").read_text() == "dns.question.name.caseless:*.evil.com\n"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.staging")]
+
+
+def test_a_file_with_two_rules_gives_two_output_files(tmp_path):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    second = GOOD.replace("000000000001", "000000000009").replace(".evil.com", ".bad.example")
+    (folder / "two.yml").write_text(textwrap.dedent(GOOD) + "---\n" + textwrap.dedent(second))
+    out = tmp_path / "out"
+    assert main(["convert", "-t", "splunk", "-o", str(out), str(folder)]) == 0
+    contents = sorted(p.read_text() for p in (out / "splunk").iterdir())
+    assert len(contents) == 2 and any(".bad.example" in c for c in contents)

@@ -73,8 +73,9 @@ def _files(good: list[conversion.Conversion], fmt: str) -> dict[str, str]:
     files: dict[str, str] = {}
     for c in good:
         stem = c.path.stem if c.path else c.rule_id
-        if fmt == "json":
-            files[f"{c.target}/{stem}.json"] = json.dumps(c.export(), indent=2) + "\n"
-        else:
-            files[f"{c.target}/{stem}{c.suffix}"] = c.query + "\n"
+        suffix = ".json" if fmt == "json" else c.suffix
+        name = f"{c.target}/{stem}{suffix}"
+        if name in files:  # a file holding several standalone rules: one output file each
+            name = f"{c.target}/{stem}-{c.rule_id}{suffix}"
+        files[name] = json.dumps(c.export(), indent=2) + "\n" if fmt == "json" else c.query + "\n"
     return files
