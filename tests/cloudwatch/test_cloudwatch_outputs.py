@@ -124,7 +124,7 @@ def test_temporal_correlation_needs_every_rule_in_the_window():
     from cw_support import resolver
     query = convert(TEMPORAL)
     assert query.splitlines()[2:] == [
-        '| fields (query_type = "TXT") as rule_0, (rcode = "NXDOMAIN") as rule_1',
+        '| fields if(query_type = "TXT", 1, 0) as rule_0, if(rcode = "NXDOMAIN", 1, 0) as rule_1',
         "| stats sum(rule_0) as rule_0_events, sum(rule_1) as rule_1_events by bin(1h), srcaddr",
         "| filter rule_0_events > 0 and rule_1_events > 0",
     ]

@@ -2,6 +2,7 @@
 parses, and select exactly what the generator computes from the tree itself."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import sys
@@ -11,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cw_support import answer, convert, model_says, resolver, rule_yaml  # noqa: E402
+from cw_support import answer, convert, engine_says, model_says, resolver, rule_yaml  # noqa: E402
 
 # Letters whose case maps one-to-one in every engine (no Kelvin sign, long s, dotted I, sharp s).
 ALPHABET = st.sampled_from(list("abcXYZ.-_ \"'\\/|*?{}[]()$^+#`~\n\t") + ["é", "Ж", "漢", "😀", "\u00a0"])
@@ -110,3 +111,64 @@ def test_random_condition_trees(tree, event):
     rule = rule_yaml("\n".join("  " + line for line in body.splitlines()))
     raw = resolver(event["query_name"], [answer(r) for r in event["rdatas"]], query_type=event["query_type"], srcport=event["srcport"])
     assert model_says(convert(rule), raw) == truth(tree, event)
+
+
+# ------------------------------------------------------------------ IPv6 |cidr on any answer, any spelling
+
+
+@st.composite
+def ipv6_spelling(draw, address: int) -> str:
+    """One of the textual forms of `address`: leading zeros, either case, one `::`, a dotted-quad tail."""
+    groups = [(address >> (16 * (7 - g))) & 0xFFFF for g in range(8)]
+    dotted = draw(st.booleans())
+    texts = []
+    for g in groups[:6] if dotted else groups:
+        digits = format(g, "x")
+        digits = "0" * draw(st.integers(0, 4 - len(digits))) + digits
+        texts.append("".join(c.upper() if draw(st.booleans()) else c for c in digits))
+    runs = [(i, j) for i in range(len(texts)) for j in range(i + 1, len(texts) + 1) if not any(groups[i:j])]
+    if runs and draw(st.booleans()):
+        i, j = draw(st.sampled_from(runs))
+        text = ":".join(texts[:i]) + "::" + ":".join(texts[j:]) + (":" if dotted and j < len(texts) else "")
+    else:
+        text = ":".join(texts) + (":" if dotted else "")
+    if dotted:
+        text += str(ipaddress.IPv4Address(address & 0xFFFFFFFF))
+    return text + draw(st.sampled_from(["", "", ".", "x", ":1"]))  # trailing dot (ignored) or garbage
+
+
+@st.composite
+def ipv6_case(draw):
+    prefix = draw(st.sampled_from([0, 7, 8, 10, 16, 29, 32, 56, 64, 96, 100, 127, 128]))
+    base = draw(st.sampled_from([0, 0x20010DB8 << 96, 0xFD00 << 112, 0xFFFF << 32, (1 << 128) - 1]))
+    network = ipaddress.IPv6Network((base, prefix), strict=False)
+    host = draw(st.integers(0, (1 << (128 - prefix)) - 1)) if prefix < 128 else 0
+    flip = draw(st.sampled_from([0, 0, 1 << draw(st.integers(0, 127))]))
+    zero = draw(st.sampled_from([0, 0xFFFF << (16 * draw(st.integers(0, 7)))]))
+    address = ((int(network.network_address) | host) ^ flip) & ~zero & ((1 << 128) - 1)
+    return network, draw(ipv6_spelling(address))
+
+
+@SETTINGS
+@given(case=ipv6_case(), others=st.integers(0, 5), position=st.integers(0, 5))
+def test_ipv6_cidr_on_any_answer_in_any_spelling(case, others, position):
+    network, rdata = case
+    rule = rule_yaml(f"  sel:\n    answers.Rdata|cidr: '{network}'\n  condition: sel")
+    answers = [answer(f"2001:db8:ffff::{n:x}" if network.prefixlen else "x.example.", "AAAA") for n in range(others)]
+    answers.insert(min(position, others), answer(rdata, "AAAA"))
+    raw = resolver(answers=answers)
+    assert model_says(convert(rule), raw) == engine_says(rule, raw)
+
+
+@settings(max_examples=300, deadline=None)
+@given(case=ipv6_case())
+def test_ipv6_network_regex_is_exactly_pythons_reading(case):
+    """The regex alone: a spelling matches iff Python's ipaddress reads it as an address in the network."""
+    from sigma.backends.cloudwatch import patterns
+    network, text = case
+    try:
+        address = ipaddress.ip_address(text)
+        inside = address.version == 6 and address in network
+    except ValueError:
+        inside = False
+    assert (re.fullmatch(patterns.ipv6_network_regex(network), text) is not None) == inside

@@ -17,7 +17,10 @@ Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
   `like "substring"` (case-sensitive), `like /re/` and `=~ /re/` (regex search, unanchored);
 - regexes: the subset common to RE2 and Java. `\\z` is the absolute end, `\\x{H..}` a code point;
   look-arounds and back-references are refused (RE2 has none);
-- functions: ispresent, isempty, isblank, isIpInSubnet, strlen, tolower, toupper, ltrim, rtrim, trim;
+- functions: ispresent, isempty, isblank, isIpInSubnet, strlen, tolower, toupper, ltrim, rtrim, trim,
+  and the general function `if(condition, trueValue, falseValue)` (AWS, "Boolean, comparison, numeric,
+  datetime, and other functions", General functions). A bare Boolean expression as a computed field
+  (`fields (a = 1) as x`) is undocumented and refused;
   stats aggregates count(*), count(f), count_distinct(f) (exact here; AWS documents it may be
   approximate for very high cardinality), sum, min, max, avg, and `bin(span)` over `@timestamp`,
   tumbling windows aligned to the epoch.
@@ -350,7 +353,12 @@ FUNCTIONS = {
     "ltrim": lambda v, c=None: _trim(v, c, True, False),
     "rtrim": lambda v, c=None: _trim(v, c, False, True),
     "trim": lambda v, c=None: _trim(v, c, True, True),
+    "if": lambda condition, when_true, when_false: when_true if bool(condition) else when_false,
 }
+
+# What `fields ... as name` may compute. A bare Boolean expression there (`(a = 1) as x`) is not
+# documented, so the model refuses it; `if(condition, 1, 0)` is (General functions).
+BOOLEAN_NODES = {"and", "or", "not", "=", "!=", "<", "<=", ">", ">=", "in", "=~", "like"}
 
 
 def evaluate(node: Node, row: dict[str, Any]) -> Any:
@@ -470,6 +478,8 @@ class Query:
                 name = field_name(p.take())
             if name is None:
                 raise QuerySyntaxError("a computed field needs `as name`")
+            if node.kind in BOOLEAN_NODES:
+                raise QuerySyntaxError(f"a Boolean expression as the field {name!r} is undocumented; use if(condition, 1, 0)")
             out.append((name, node))
             if p.peek() is None or p.peek().text != ",":
                 return out
@@ -513,7 +523,7 @@ class Query:
             if step == "fields":
                 for row in rows:
                     for name, node in arg:
-                        value = evaluate(node, row)  # a comparison gives a Boolean (unconfirmed: AWS does not document it)
+                        value = evaluate(node, row)
                         if value is not None:
                             row[name] = value
             elif step == "filter":

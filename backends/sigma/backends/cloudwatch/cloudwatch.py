@@ -120,7 +120,6 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
     }
 
     default_limit: ClassVar[int] = 10_000  # the most results Logs Insights returns
-    ipv6_array_bound: ClassVar[int] = 16  # |cidr with IPv6 on an array member checks this many elements
 
     # ------------------------------------------------------------------ field facts
 
@@ -174,11 +173,17 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
             return False
         if len({arg.field for arg in cond.args}) != 1:
             return False
+        if all(isinstance(arg.value, SigmaCIDRExpression) for arg in cond.args):
+            return bool(self.field_facts(cond.args[0].field, state).get("array"))  # one walk of the array
         if not all(isinstance(arg.value, SigmaString) for arg in cond.args):
             return False
         return len({isinstance(arg.value, SigmaCasedString) for arg in cond.args}) == 1
 
     def convert_condition_as_in_expression(self, cond, state: ConversionState) -> str:
+        if isinstance(cond.args[0].value, SigmaCIDRExpression):
+            return self.array_match(self.field_facts(cond.args[0].field, state), [
+                alternative for arg in cond.args for alternative in self.network_alternatives(arg.value.network, self.field_facts(arg.field, state))
+            ], False)
         return self.string_match(cond.args[0].field, [arg.value for arg in cond.args], state, cond)
 
     # ------------------------------------------------------------------ regular expressions
@@ -224,15 +229,18 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         value: SigmaCIDRExpression = cond.value
         facts = self.field_facts(cond.field, state)
         if facts.get("array"):
-            if value.network.version != 4:
-                # No exact regex for every IPv6 spelling: test the first N elements by index (documented bound).
-                bound = int(self.backend_options.get("ipv6_array_bound", self.ipv6_array_bound))
-                members = [f"{facts['array']}.{n}.{facts['member']}" for n in range(bound)]
-                return "(" + " or ".join(f'isIpInSubnet({self.quoted(m)}, "{value.network}")' for m in members) + ")"
-            items = patterns.ipv4_network_items(value.network)
-            alternatives = patterns.without_trailing_dot(items, False) if facts.get("strip_trailing_dot") else [items]
-            return self.array_match(facts, alternatives, False)
+            return self.array_match(facts, self.network_alternatives(value.network, facts), False)
         return f'isIpInSubnet({self.quoted(cond.field)}, "{value.network}")'
+
+    @staticmethod
+    def network_alternatives(network, facts: dict) -> list[list]:
+        """isIpInSubnet sees one flattened element at a time, so on an array member every spelling of an
+        address in the network is matched in the array's JSON text instead (a finite language: exact)."""
+        if network.version == 4:
+            items = patterns.ipv4_network_items(network)
+        else:
+            items = [patterns.Raw(patterns.ipv6_network_regex(network))]
+        return patterns.without_trailing_dot(items, False) if facts.get("strip_trailing_dot") else [items]
 
     def convert_condition_field_eq_val_num(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> str:
         facts = self.field_facts(cond.field, state)
@@ -282,13 +290,28 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
     # ------------------------------------------------------------------ keywords (no field)
 
     def convert_condition_val_str(self, cond: ConditionValueExpression, state: ConversionState) -> str:
-        """A keyword matches the whole raw line, or a whole string value anywhere in a JSON record."""
+        """A keyword matches the whole raw line, or a whole string value anywhere in a JSON record; the
+        values of fields compared without their trailing dot (query_name, answers.Rdata) match without it."""
         value: SigmaString = cond.value
         ci = not isinstance(value, SigmaCasedString)
         items = patterns.items_of(value)
         line = patterns.plain_regex([items], ci)
         leaf = '(?s)[\\[:,]\\s*"' + patterns.render_json(items, ci) + '"\\s*[,}\\]]'
-        return f"(@message =~ /{line}/ or @message =~ /{leaf}/)"
+        tests = [f"@message =~ /{line}/", f"@message =~ /{leaf}/"]
+        alternatives = patterns.without_trailing_dot(items, ci)
+        if alternatives and alternatives != [items]:
+            for field, facts in sorted(self.field_facts_all(state).items()):
+                if not facts.get("strip_trailing_dot"):
+                    continue
+                if facts.get("array"):
+                    tests.append(self.array_match(facts, alternatives, ci))
+                elif "." not in field:  # a top-level JSON member (Resolver query_name)
+                    value_regex = "|".join(patterns.render_json(a, ci) for a in alternatives)
+                    tests.append(f'@message =~ /(?s){patterns.key(field)}"(?:{value_regex})"/')
+        return "(" + " or ".join(tests) + ")"
+
+    def field_facts_all(self, state: ConversionState) -> dict:
+        return state.processing_state.get(STATE_FIELDS, {})
 
     def convert_condition_val_num(self, cond: ConditionValueExpression, state: ConversionState) -> str:
         return self.convert_condition_val_str(ConditionValueExpression(SigmaString(str(cond.value.number))), state)
@@ -333,10 +356,11 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         window = f"bin({self.convert_timespan(rule.timespan)})"
         lines = [fields_line, f"| filter {search}"]
         if correlation_type == "temporal":
-            # one 0/1 marker per referenced rule, summed per window: all rules must have matched
+            # one 0/1 marker per referenced rule (the documented general function if(condition, a, b)),
+            # summed per window: all rules must have matched
             if rule.condition is not None and getattr(rule.condition, "count", len(searches)) != len(searches):
                 raise unsupported(f"temporal correlation with a condition other than 'all rules' (rule '{rule.title}')")
-            lines.append("| fields " + ", ".join(f"({s}) as rule_{n}" for n, s in enumerate(searches)))
+            lines.append("| fields " + ", ".join(f"if({s}, 1, 0) as rule_{n}" for n, s in enumerate(searches)))
             lines.append("| stats " + ", ".join(f"sum(rule_{n}) as rule_{n}_events" for n in range(len(searches))) + f" by {window}{group_by}")
             lines.append("| filter " + " and ".join(f"rule_{n}_events > 0" for n in range(len(searches))))
         else:

@@ -259,3 +259,100 @@ def ipv4_network_items(network: ipaddress.IPv4Network) -> list:
             high = low + (1 << (8 - fixed)) - 1
             items.append(Raw("(?:" + "|".join(str(v) for v in range(high, low - 1, -1)) + ")"))
     return items
+
+
+# IPv6: every textual spelling of every address in a network (RFC 4291 section 2.2), as Python's
+# `ipaddress` (the reference engine) and AWS's `isIpv6InSubnet` read them: 8 groups of 1-4 hex digits
+# in either case (leading zeros optional), at most one `::` standing for one or more zero groups, and
+# optionally the last two groups written as a dotted quad. The language is finite, so one regex is
+# exact; it is built per group from the network's fixed bits, so its size does not depend on them.
+
+HEX_DIGIT = "[0-9a-fA-F]"
+
+
+def _nibble_class(low: int, count: int) -> str:
+    digits = [format(v, "x") for v in range(low, low + count)]
+    if count == 16:
+        return HEX_DIGIT
+    chars = "".join(d + d.upper() if d.isalpha() else d for d in digits)
+    return chars if len(chars) == 1 else f"[{chars}]"
+
+
+def _hextet(value: int, fixed_bits: int) -> tuple[str, bool]:
+    """(regex of every spelling of a group whose top `fixed_bits` bits equal those of `value`, can it be 0)."""
+    if fixed_bits == 0:
+        return HEX_DIGIT + "{1,4}", True
+    low = value & (0xFFFF << (16 - fixed_bits)) & 0xFFFF
+    if fixed_bits == 16:
+        digits = format(low, "x")
+        spelt = "".join(_nibble_class(int(d, 16), 1) for d in digits)
+        zeros = 4 - len(digits)
+        if low == 0:
+            return "0{1,4}", True
+        return {0: "", 1: "0?"}.get(zeros, f"0{{0,{zeros}}}") + spelt, False
+    nibbles = []
+    for n in range(4):
+        bits = min(max(fixed_bits - 4 * n, 0), 4)
+        nib_low = (low >> (12 - 4 * n)) & 0xF
+        nibbles.append((_nibble_class(nib_low, 1 << (4 - bits)), nib_low == 0))
+    # a spelling drops leading nibbles only while they may be zero: ((n0)?n1)?n2 ...
+    regex, droppable = nibbles[0][0], nibbles[0][1]
+    for cls, may_be_zero in nibbles[1:]:
+        regex = f"(?:{regex})?{cls}" if droppable else regex + cls
+        droppable = droppable and may_be_zero
+    return regex, low == 0
+
+
+def _groups(groups: list[str], zeroable: list[bool], trailing_colon: bool) -> str:
+    """Spellings of consecutive groups: all written, or one `::` for >= 1 zero groups. With
+    `trailing_colon`, each spelling is followed by what may precede a dotted quad (`:` or the `::`)."""
+    n, end = len(groups), (":" if trailing_colon else "")
+    alternatives = [_join(groups) + end]
+    for hi in range(n):  # groups written before the `::`
+        if not zeroable[hi]:
+            continue
+        stop = next((i for i in range(hi, n) if not zeroable[i]), n)
+        lo_min, lo_max = n - stop, n - 1 - hi  # groups written after the `::`
+        suffix = ""
+        if lo_max >= 1:
+            required = max(lo_min, 1)
+            suffix = _optional_leading(groups[n - lo_max:n - required]) + _join(groups[n - required:]) + end
+            if lo_min == 0:
+                suffix = f"(?:{suffix})?"
+        alternatives.append(_join(groups[:hi]) + "::" + suffix)
+    return "(?:" + "|".join(alternatives) + ")"
+
+
+def _join(groups: list[str]) -> str:
+    """`g:g:g` with runs of one group regex written once: `g(?::g){2}`."""
+    pieces, i = [], 0
+    while i < len(groups):
+        run = 1
+        while i + run < len(groups) and groups[i + run] == groups[i]:
+            run += 1
+        pieces.append(f"{groups[i]}(?::{groups[i]}){{{run - 1}}}" if run > 2 else ":".join([groups[i]] * run))
+        i += run
+    return ":".join(pieces)
+
+
+def _optional_leading(groups: list[str]) -> str:
+    """Any trailing part of `g1:g2:...:` (each group followed by `:`), the empty one included."""
+    if not groups:
+        return ""
+    if len(set(groups)) == 1:
+        return f"(?:{groups[0]}:){{0,{len(groups)}}}" if len(groups) > 1 else f"(?:{groups[0]}:)?"
+    regex = ""
+    for g in groups:
+        regex = f"(?:{regex}{g}:)?"
+    return regex
+
+
+def ipv6_network_regex(network: ipaddress.IPv6Network) -> str:
+    """A regex (plain and JSON text alike: hex digits, `:`, `.` only) matching exactly the spellings of
+    the addresses in `network`."""
+    value, bits = int(network.network_address), network.prefixlen
+    pairs = [_hextet((value >> (16 * (7 - g))) & 0xFFFF, min(max(bits - 16 * g, 0), 16)) for g in range(8)]
+    groups, zeroable = [p[0] for p in pairs], [p[1] for p in pairs]
+    tail = ipaddress.IPv4Network((value & 0xFFFFFFFF, max(bits - 96, 0)), strict=False)
+    dotted = render_plain(ipv4_network_items(tail), False)
+    return f"(?:{_groups(groups, zeroable, False)}|{_groups(groups[:6], zeroable[:6], True)}{dotted})"

@@ -15,13 +15,9 @@ marked exact (`SigmaCasedString`), so they become plain `=` / `in`. Every other 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
 
-from sigma.processing.conditions import IncludeFieldCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import SetStateTransformation
-from sigma.processing.transformations.base import ValueTransformation
-from sigma.types import SigmaCasedString, SigmaString
 
 from . import shared
 
@@ -31,16 +27,6 @@ TARGET = "cloudwatch"
 # JSON up to this depth): Resolver answers are flat {Rdata, Type, Class}; a ChangeResourceRecordSets
 # change nests resourceRecordSet -> resourceRecords[] -> {value}.
 ELEMENT_DEPTH = {"answers": 0, "requestParameters.changeBatch.changes": 3}
-
-
-@dataclass
-class FoldedAsExact(ValueTransformation):
-    """A value already folded to the one case AWS writes the field in is matched exactly."""
-
-    def apply_value(self, field: str, val):
-        if isinstance(val, SigmaString) and not isinstance(val, SigmaCasedString):
-            return SigmaCasedString.from_sigma_string(val)
-        return None
 
 
 def field_facts(view: shared.RuleView) -> dict[str, dict]:
@@ -71,19 +57,6 @@ def route53_cloudwatch_pipeline() -> ProcessingPipeline:
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view))
         items.extend(shared.fold_case(pid, view, TARGET))
-        single_case = [
-            name for name, field in view.rule_fields()
-            if field.is_string and field.target(TARGET).values in ("upper", "lower")
-        ]
-        if single_case:
-            items.append(
-                ProcessingItem(
-                    identifier=f"{pid}_exact_{view.id_suffix}",
-                    transformation=FoldedAsExact(),
-                    rule_conditions=[view.condition],
-                    field_name_conditions=[IncludeFieldCondition(single_case)],
-                )
-            )
         items.append(shared.map_fields(pid, view, TARGET))
         state = {
             "cloudwatch_fields": field_facts(view),
