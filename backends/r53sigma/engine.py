@@ -493,7 +493,6 @@ def _strings_test(values: list[SigmaString], rule: AnyRule, name: str | None) ->
             raise EngineError(f"{describe(rule)}: field {name!r}: placeholder values (|expand) need a pipeline")
         fold = (lambda x: x) if cased else str.lower
         star = SpecialChars.WILDCARD_MULTI
-        inner = parts[1:-1] if len(parts) >= 3 else []
         if all(isinstance(p, str) for p in parts):
             exact[cased].add(fold("".join(parts)))
         elif len(parts) == 2 and parts[1] is star and isinstance(parts[0], str):
