@@ -1,0 +1,462 @@
+"""Every rule, every target, proven on the same events: the converted queries against the reference engine.
+
+For each rule and each of its test cases, :func:`run` converts the rule for every target, evaluates the
+converted query on that target's own view of the case's raw events, and compares with the reference
+engine (:mod:`r53sigma.engine`): the set of matching events for a plain rule, the number of firing
+(window, group) pairs for a correlation.
+
+Targets, their engines and their view of a raw record:
+
+- **elasticsearch**: single-event rules in Lucene, run by the real Lucene (``lucene_engine``, Java) on
+  documents as the pack's ingest pipeline writes them (``documents.document_from_raw``) with the
+  index template's field types (``ingestion.field_mappings``); all queries and documents go to Java in
+  one call. Correlations in ES|QL, parsed, type-checked against the index template and run by
+  ``esql_model`` on the same documents. A query only sees documents of its rule's own log source
+  (its index pattern).
+- **splunk**: ``spl_model`` on ``splunk.events.event_from_raw`` (what the add-on extracts). The
+  query sees every event: its ``sourcetype`` term does the scoping.
+- **cloudwatch**: ``cloudwatch.insights_model`` on the raw text (``@message`` plus the discovered
+  JSON fields), the events of the rule's own log group only.
+
+Cells: ``agree``; ``DISAGREE`` (a case's result differs, or the target would reject the query);
+``not expressible`` (the backend or pipeline refused the rule, with its reason); ``skipped`` (the
+target's engine is missing here, e.g. no Java for Lucene, with the reason); ``MODEL GAP`` (the
+query uses something the target model does not cover: fix the model). Only ``agree``,
+``not expressible`` and ``skipped`` pass.
+
+Group-by nulls: the reference engine leaves an event without a group-by value out of a
+correlation, as Splunk's ``stats ... by`` and Logs Insights' ``stats ... by`` do. ES|QL's ``STATS ...
+BY`` puts such rows in a null group; ``esql_model`` models that, so an ES|QL correlation that does
+not filter the null out disagrees here where a case has such events.
+"""
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from sigma.correlations import SigmaCorrelationRule
+
+from r53sigma import catalogue, conversion
+from r53sigma import rules as rules_mod
+from r53sigma import testcases
+from r53sigma.engine import Engine, EngineError
+from r53sigma.events import Event, RecordError, parse_record
+
+TARGET_NAMES = ("elasticsearch", "splunk", "cloudwatch")
+AGREE, DISAGREE, NOT_EXPRESSIBLE, SKIPPED, MODEL_GAP = "agree", "DISAGREE", "not expressible", "skipped", "MODEL GAP"
+PASSING = (AGREE, NOT_EXPRESSIBLE, SKIPPED)
+
+
+@dataclass
+class Case:
+    """Raw events a rule is checked on; ``events`` are the reference engine's view of them."""
+
+    rule_ref: str
+    name: str
+    raws: list[Any]
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class Mismatch:
+    case: str
+    expected: Any  # matching event numbers (1-based) or a count of firing (window, group) pairs
+    got: Any
+
+    def __str__(self) -> str:
+        return f"case {self.case!r}: reference engine {_show(self.expected)}, target {_show(self.got)}"
+
+
+@dataclass
+class Cell:
+    rule_id: str
+    rule: str  # the rule file's stem, or its title
+    target: str
+    language: str
+    status: str = AGREE
+    reason: str = ""
+    query: str | None = None
+    cases: int = 0
+    mismatches: list[Mismatch] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.status in PASSING
+
+
+@dataclass
+class Report:
+    cells: list[Cell] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    targets: tuple[str, ...] = TARGET_NAMES
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems and all(c.passed for c in self.cells)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {t: {} for t in self.targets}
+        for cell in self.cells:
+            out[cell.target][cell.status] = out[cell.target].get(cell.status, 0) + 1
+        return out
+
+
+# ---------------------------------------------------------------- cases
+
+
+def load_cases(cases_dir: Path, loaded: rules_mod.LoadedRules, *, all_rules: bool = True) -> tuple[list[tuple[Any, Case]], list[str]]:
+    """(rule, case) pairs from the test case files, and the problems met reading them.
+
+    With ``all_rules`` false (the user named some rule files), a case file for a rule not loaded is
+    passed over: it belongs to a rule not asked for."""
+    pairs: list[tuple[Any, Case]] = []
+    problems: list[str] = []
+    if not cases_dir.is_dir():
+        return pairs, [f"{cases_dir}: no such folder of test cases"]
+    for path in sorted(p for p in cases_dir.rglob("*") if p.suffix in testcases.CASE_SUFFIXES):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            ref, cases = str(doc["rule"]), list(doc["cases"])
+        except (OSError, yaml.YAMLError, TypeError, KeyError) as error:
+            problems.append(f"{path}: not a case file ({error})")
+            continue
+        rule = loaded.find(ref)
+        if rule is None:
+            if not all_rules:
+                continue
+            problems.append(f"{path}: no rule with id, name or file stem {ref!r}")
+            continue
+        for case in cases:
+            pairs.append((rule, Case(ref, str(case.get("name")), list(case.get("events") or []))))
+    return pairs, problems
+
+
+def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None,
+        targets: Iterable[str] = TARGET_NAMES) -> Report:
+    """Verify the rules at ``rule_paths`` (default: the pack's) on the cases in ``cases_dir``."""
+    paths = [Path(p) for p in rule_paths] if rule_paths else None
+    loaded = rules_mod.load(paths)
+    pairs, problems = load_cases(Path(cases_dir) if cases_dir else testcases.default_cases_dir(), loaded,
+                                 all_rules=paths is None)
+    cased = {id(rule) for rule, _ in pairs}
+    problems += [f"{loaded.path_of(r) or r.title}: no test case names this rule, nothing to verify"
+                 for r in loaded.top_level() if id(r) not in cased]
+    report = verify(paths, loaded, pairs, tuple(targets))
+    report.problems = [f"broken rule: {e.path}: {e.message}" for e in loaded.errors] + problems + report.problems
+    return report
+
+
+def verify(paths: list[Path] | None, loaded: rules_mod.LoadedRules, pairs: list[tuple[Any, Case]],
+           targets: tuple[str, ...] = TARGET_NAMES) -> Report:
+    """Verify (rule, case) pairs; ``loaded`` holds the rules as written (no pipeline applied)."""
+    report = Report(targets=targets)
+    engine = Engine(loaded.collection)
+    by_rule: dict[str, tuple[Any, list[Case]]] = {}
+    for rule, case in pairs:
+        try:
+            case.events = [parse_record(raw, file=case.rule_ref, line=n) for n, raw in enumerate(case.raws, 1)]
+        except RecordError as error:
+            report.problems.append(f"{case.rule_ref}: case {case.name!r}: {error}")
+            continue
+        by_rule.setdefault(str(rule.id), (rule, []))[1].append(case)
+    expected: dict[tuple[str, int], Any] = {}
+    for rule_id, (rule, cases) in by_rule.items():
+        for number, case in enumerate(cases):
+            try:
+                expected[(rule_id, number)] = _reference(engine, rule, case)
+            except EngineError as error:
+                report.problems.append(f"{case.rule_ref}: the reference engine cannot evaluate it: {error}")
+    for target in targets:
+        conversions = {c.rule_id: c for c in conversion.convert_paths(paths, [target])[0]}
+        checker = _Checker(target)
+        for rule_id, (rule, cases) in by_rule.items():
+            conv = conversions.get(rule_id)
+            cell = Cell(rule_id, _rule_name(loaded, rule), target, conv.language if conv else "?",
+                        query=conv.query if conv else None, cases=len(cases))
+            report.cells.append(cell)
+            if conv is None:
+                cell.status, cell.reason = DISAGREE, "no conversion was produced for this rule"
+            elif not conv.ok:
+                internal = conv.error.startswith("internal error")
+                cell.status, cell.reason = (DISAGREE if internal else NOT_EXPRESSIBLE), conv.error
+            else:
+                checker.add(cell, conv, rule, cases, [expected.get((rule_id, n)) for n in range(len(cases))])
+        checker.finish()
+    return report
+
+
+def _reference(engine: Engine, rule, case: Case) -> Any:
+    alerts = engine.evaluate(rule, case.events)
+    if isinstance(rule, SigmaCorrelationRule):
+        return len(alerts)
+    position = {id(e): n for n, e in enumerate(case.events, 1)}
+    return {position[id(a.event)] for a in alerts}
+
+
+def _rule_name(loaded: rules_mod.LoadedRules, rule) -> str:
+    path = loaded.path_of(rule)
+    return path.stem if path else rule.title
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, set):
+        return "matches events " + (", ".join(str(n) for n in sorted(value)) if value else "none")
+    return f"fires {value} time(s)"
+
+
+# ---------------------------------------------------------------- targets
+
+
+def _source_of(rule) -> catalogue.LogSource | None:
+    logsource = conversion.logsource_of(rule)
+    found = catalogue.for_logsource(logsource.get("category"), logsource.get("product"), logsource.get("service"))
+    return found[0] if found else None
+
+
+def _text(raw: Any) -> str:
+    return raw if isinstance(raw, str) else json.dumps(raw)
+
+
+@dataclass
+class _Pending:
+    cell: Cell
+    conv: conversion.Conversion
+    rule: Any
+    cases: list[Case]
+    expected: list[Any]
+
+
+class _Checker:
+    """Evaluates one target's queries; Lucene work is collected and sent to Java once in :meth:`finish`."""
+
+    def __init__(self, target: str):
+        self.target = target
+        self.lucene_work: list[tuple[_Pending, list[range]]] = []
+        self.documents: list[list[tuple[str, str, str]]] = []
+
+    def add(self, cell: Cell, conv: conversion.Conversion, rule, cases: list[Case], expected: list[Any]) -> None:
+        pending = _Pending(cell, conv, rule, cases, expected)
+        try:
+            if conv.language == "lucene":
+                self._queue_lucene(pending)
+                return
+            evaluate = {"esql": self._esql, "spl": self._splunk, "cwli": self._cloudwatch}.get(conv.language)
+            if evaluate is None:
+                cell.status, cell.reason = MODEL_GAP, f"no engine for {conv.language} queries"
+                return
+            for case, want in zip(cases, expected):
+                self._compare(cell, case, want, evaluate(conv.query, rule, case))
+        except _Rejected as rejected:
+            cell.status, cell.reason = DISAGREE, str(rejected)
+        except _Gap as gap:
+            cell.status, cell.reason = MODEL_GAP, str(gap)
+
+    @staticmethod
+    def _compare(cell: Cell, case: Case, want: Any, got: Any) -> None:
+        if want is None:
+            return
+        if got != want:
+            cell.status = DISAGREE
+            cell.mismatches.append(Mismatch(case.name, want, got))
+
+    # -- Splunk
+
+    @staticmethod
+    def _splunk(query: str, rule, case: Case) -> Any:
+        from r53sigma.targets.splunk import spl_model
+        from r53sigma.targets.splunk.events import event_from_raw
+
+        events = []
+        for number, (raw, event) in enumerate(zip(case.raws, case.events), 1):
+            view = event_from_raw(raw, event.source)
+            view["_r53sigma_event"] = number  # which event a result row is (not a Splunk field)
+            events.append(view)
+        try:
+            rows = spl_model.run(query, events)
+        except spl_model.InvalidSearch as error:
+            raise _Rejected(f"Splunk would reject the search: {error}") from error
+        except spl_model.QuerySyntaxError as error:
+            raise _Gap(f"Splunk model: {error}") from error
+        if isinstance(rule, SigmaCorrelationRule):
+            return len(rows)
+        return {row["_r53sigma_event"] for row in rows}
+
+    # -- CloudWatch
+
+    @staticmethod
+    def _cloudwatch(query: str, rule, case: Case) -> Any:
+        from r53sigma.targets.cloudwatch import insights_model
+
+        source = _source_of(rule)
+        events = []
+        for number, (raw, event) in enumerate(zip(case.raws, case.events), 1):
+            if source is not None and event.source != source.source:
+                continue  # another log group
+            view = insights_model.event(_text(raw), event.time or 0.0)
+            view.fields["@ptr"] = number  # Logs Insights' own per-event pointer field
+            events.append(view)
+        try:
+            rows = insights_model.Query.parse(query).run(events)
+        except insights_model.QuerySyntaxError as error:
+            raise _Gap(f"Logs Insights model: {error}") from error
+        if isinstance(rule, SigmaCorrelationRule):
+            return len(rows)
+        return {row["@ptr"] for row in rows}
+
+    # -- Elasticsearch ES|QL
+
+    @staticmethod
+    def _esql(query: str, rule, case: Case) -> Any:
+        from r53sigma.targets.elastic import esql_model
+
+        try:
+            parsed = esql_model.Query.parse(query)
+        except esql_model.QuerySyntaxError as error:
+            raise _Gap(f"ES|QL model: {error}") from error
+        sources = [s for s in catalogue.log_sources()
+                   if any(fnmatch.fnmatchcase(pattern, index) or pattern == index
+                          for pattern in parsed.indices for index in s.targets["elasticsearch"]["index"])]
+        if len(sources) != 1:
+            raise _Rejected(f"ES|QL FROM {', '.join(parsed.indices)} names no single index of the pack")
+        try:
+            parsed.check(esql_mapping(sources[0]))
+        except esql_model.QueryTypeError as error:
+            raise _Rejected(f"Elasticsearch would reject the ES|QL query: {error}") from error
+        documents = [dict(elastic_fields(raw, event.source), _id=[number])
+                     for number, (raw, event) in enumerate(zip(case.raws, case.events), 1)
+                     if event.source == sources[0].source]
+        try:
+            rows = parsed.run(documents)
+        except esql_model.QuerySyntaxError as error:
+            raise _Gap(f"ES|QL model: {error}") from error
+        if isinstance(rule, SigmaCorrelationRule):
+            return len(rows)
+        return {row["_id"] for row in rows}
+
+    # -- Elasticsearch Lucene (batched)
+
+    def _queue_lucene(self, pending: _Pending) -> None:
+        source = _source_of(pending.rule)
+        ranges = []
+        for case in pending.cases:
+            start = len(self.documents)
+            for raw, event in zip(case.raws, case.events):
+                # a document of another index is never searched: an empty stand-in keeps the numbering
+                self.documents.append(lucene_document(raw, event.source) if source and event.source == source.source else [])
+            ranges.append(range(start, len(self.documents)))
+        self.lucene_work.append((pending, ranges))
+
+    def finish(self) -> None:
+        if not self.lucene_work:
+            return
+        from r53sigma.targets.elastic.lucene_engine import LuceneEngine, LuceneUnavailable
+
+        try:
+            lucene = LuceneEngine()
+        except LuceneUnavailable as error:
+            for pending, _ in self.lucene_work:
+                pending.cell.status, pending.cell.reason = SKIPPED, f"Lucene unavailable: {error}"
+            return
+        queries = {str(n): pending.conv.query for n, (pending, _) in enumerate(self.lucene_work)}
+        answers = lucene.search(self.documents, queries)
+        for n, (pending, ranges) in enumerate(self.lucene_work):
+            answer = answers.get(str(n))
+            if isinstance(answer, str) or answer is None:
+                pending.cell.status = DISAGREE
+                pending.cell.reason = f"Lucene cannot parse the query: {answer}"
+                continue
+            for case, want, numbers in zip(pending.cases, pending.expected, ranges):
+                got = {i - numbers.start + 1 for i in answer if i in numbers}
+                self._compare(pending.cell, case, want, got)
+
+
+class _Rejected(Exception):
+    """The target would reject the query: a disagreement."""
+
+
+class _Gap(Exception):
+    """The target model does not cover the query: the model needs work."""
+
+
+# ---------------------------------------------------------------- Elasticsearch documents
+
+
+def esql_mapping(log_source: catalogue.LogSource) -> dict[str, str]:
+    """Field -> type as the index template maps it, sub-fields included; a flattened field appears whole."""
+    from r53sigma.targets.elastic import ingestion
+
+    mapping: dict[str, str] = {}
+    for name, spec in ingestion.field_mappings(log_source).items():
+        root = next((r for r in ingestion.FLATTENED_ROOTS if name.startswith(r + ".")), None)
+        if root is not None:
+            mapping[root + "." + name[len(root) + 1:].split(".")[0]] = "flattened"
+            continue
+        mapping[name] = spec["type"]
+        for sub, sub_spec in spec.get("fields", {}).items():
+            mapping[f"{name}.{sub}"] = sub_spec["type"]
+    return mapping
+
+
+def elastic_fields(raw: Any, source: str) -> dict[str, list]:
+    from r53sigma.targets.elastic import document_from_raw, indexed_fields
+
+    return indexed_fields(document_from_raw(raw, source), source)
+
+
+def lucene_document(raw: Any, source: str) -> list[tuple[str, str, str]]:
+    """Indexed (field, type, value) triples, typed as the index template maps them (as Lucene needs)."""
+    types = esql_mapping(catalogue.load()[source])
+    values = []
+    for name, items in elastic_fields(raw, source).items():
+        kind = types.get(name, "keyword")
+        for item in items:
+            values.append((name, kind if kind in ("ip", "long") else "keyword", str(item).lower() if isinstance(item, bool) else str(item)))
+    return values
+
+
+# ---------------------------------------------------------------- output
+
+
+def format_report(report: Report, *, show_queries: bool = False) -> str:
+    """The rule x target matrix, then why each failing cell failed, then the counts per target."""
+    lines = []
+    header = ("rule",) + report.targets
+    rows: dict[str, dict[str, Cell]] = {}
+    for cell in report.cells:
+        rows.setdefault(cell.rule, {})[cell.target] = cell
+    table = [header] + [(rule,) + tuple(_cell_text(cells.get(t)) for t in report.targets) for rule, cells in rows.items()]
+    widths = [min(max(len(r[i]) for r in table), 70) for i in range(len(header))]
+    for row in table:
+        lines.append("  ".join(text[:70].ljust(widths[i]) for i, text in enumerate(row)).rstrip())
+    notes = [c for c in report.cells if c.reason or c.mismatches]
+    if notes:
+        lines.append("")
+    for cell in notes:
+        lines.append(f"{cell.status}: {cell.rule} on {cell.target} ({cell.language}): {cell.reason}".rstrip(": "))
+        for mismatch in cell.mismatches:
+            lines.append(f"  {mismatch}")
+        if show_queries or not cell.passed:
+            if cell.query:
+                lines.extend("    | " + line for line in cell.query.splitlines()[:12])
+    if report.problems:
+        lines.append("")
+        lines.extend(f"problem: {p}" for p in report.problems)
+    lines.append("")
+    for target, counts in report.counts().items():
+        lines.append(f"{target}: " + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())))
+    failed = sum(not c.passed for c in report.cells)
+    lines.append(f"{len(rows)} rule(s) x {len(report.targets)} target(s): {failed} failing cell(s), "
+                 f"{len(report.problems)} problem(s): {'OK' if report.ok else 'FAILED'}")
+    return "\n".join(lines)
+
+
+def _cell_text(cell: Cell | None) -> str:
+    if cell is None:
+        return "-"
+    if cell.status == AGREE:
+        return f"agree ({cell.cases})"
+    return cell.status
