@@ -1,0 +1,116 @@
+"""`r53sigma deploy {elastic|splunk|cloudwatch}`: plan, then apply, what `r53sigma package` built.
+
+Exit status: 0 when the plan is applied (or, with --dry-run, computed), 1 when anything failed
+(the report says what was and was not applied), 2 for bad settings or a missing/broken dist/.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from r53sigma.deploy import common
+from r53sigma.deploy.common import DeployError, Retry
+from r53sigma.deploy.dist import DistError, RuleNames, Selection
+from r53sigma.deploy.settings import SettingsError, parse_pairs, resolve
+
+TARGETS = ("elastic", "splunk", "cloudwatch")
+
+
+def _target_module(name: str):
+    if name == "elastic":
+        from r53sigma.deploy import elastic as module
+    elif name == "splunk":
+        from r53sigma.deploy import splunk as module
+    else:
+        from r53sigma.deploy import cloudwatch as module
+    return module
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "deploy",
+        help="plan and apply the packaged pack (dist/) to Elasticsearch/Kibana, Splunk or CloudWatch Logs",
+        description="Read the live state, print a plan (create/update/unchanged/delete), then apply it. "
+        "Settings come from flags, R53SIGMA_<TARGET>_<KEY> / R53SIGMA_<KEY> environment variables, or the "
+        "[<target>] table of a TOML config file (~/.config/r53sigma/deploy.toml). Secrets (passwords, API "
+        "keys, tokens) are read from the environment, the config file or --password-stdin, never from flags.",
+    )
+    parser.add_argument("target", choices=TARGETS)
+    parser.add_argument("--dist", type=Path, default=Path("dist"), help="the packaged pack (default: dist/)")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    parser.add_argument("--prune", action="store_true", help="also delete the pack's objects that dist/ no longer has")
+    parser.add_argument("--force", action="store_true", help="Splunk: overwrite schedule/enablement changed by users")
+    parser.add_argument("--only", action="append", metavar="RULES",
+                        help="only these rules (ids or titles, comma-separated; repeatable); skips ingestion objects")
+    parser.add_argument("--config", help="TOML settings file (default: $R53SIGMA_CONFIG or ~/.config/r53sigma/deploy.toml)")
+    parser.add_argument("--url", help="Elasticsearch URL, or Splunk's management URL (https://host:8089)")
+    parser.add_argument("--kibana-url", help="Kibana URL (elastic)")
+    parser.add_argument("--space", help="Kibana space (elastic; default space when omitted)")
+    parser.add_argument("--app", help="Splunk app namespace (default: the app folder in dist/splunk/)")
+    parser.add_argument("--username", help="user name (elastic basic auth, Splunk login); the password comes "
+                        "from R53SIGMA_PASSWORD, the config file or --password-stdin")
+    parser.add_argument("--password-stdin", action="store_true", help="read the password (or Splunk token / Elastic API key "
+                        "with --secret-kind) from the first line of stdin")
+    parser.add_argument("--secret-kind", choices=["password", "api_key", "token"], default="password",
+                        help="what --password-stdin reads (default: password)")
+    parser.add_argument("--ca-certs", help="CA bundle to verify the server certificate with")
+    parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (labs only)")
+    parser.add_argument("--region", help="AWS region (cloudwatch)")
+    parser.add_argument("--profile", help="AWS profile (cloudwatch); credentials follow boto3's usual chain")
+    parser.add_argument("--log-group", action="append", metavar="SOURCE=NAME",
+                        help="CloudWatch log group for a log source (resolver, public_zone, cloudtrail); repeatable")
+    parser.set_defaults(func=run)
+
+
+def _flags(args: argparse.Namespace, stdin=sys.stdin) -> dict:
+    flags = {key: getattr(args, key, None) for key in
+             ("url", "kibana_url", "space", "app", "username", "ca_certs", "insecure", "region", "profile")}
+    if args.log_group:
+        flags["log_groups"] = {k: v for item in args.log_group for k, v in parse_pairs(item).items()}
+    if args.password_stdin:
+        flags[args.secret_kind] = stdin.readline().rstrip("\r\n")
+    return flags
+
+
+def run(args: argparse.Namespace, targets: dict | None = None, retry: Retry | None = None) -> int:
+    """``targets`` / ``retry`` are for tests: prebuilt clients and an instant sleep."""
+    module = _target_module(args.target)
+    try:
+        settings = resolve(module.NAME, module.KEYS, _flags(args), args.config)
+        selection = Selection(
+            [item for group in args.only for item in group.split(",")] if args.only else None,
+            RuleNames.load(args.dist),
+        )
+        target_class = {"elastic": "ElasticTarget", "splunk": "SplunkTarget", "cloudwatch": "CloudWatchTarget"}[args.target]
+        target = getattr(module, target_class)(args.dist, settings, selection, prune=args.prune, force=args.force,
+                                               **(targets or {}))
+    except (SettingsError, DistError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    retry = retry or Retry()
+    try:
+        plan = target.plan(retry)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except DistError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except DeployError as error:
+        print(f"error: could not read the current state, nothing was changed: {error}", file=sys.stderr)
+        return 1
+    unmatched = selection.unmatched()
+    if unmatched:
+        print(f"error: --only names no rule in dist/ or in {target.label}: {', '.join(unmatched)}", file=sys.stderr)
+        return 2
+    common.print_plan(target.label, plan)
+    if args.dry_run:
+        print("dry run: nothing applied")
+        return 0
+    if not common.changes(plan):
+        print("nothing to do")
+        return 0
+    outcome = common.apply(plan, retry, module.classify)
+    common.print_outcome(target.label, outcome)
+    return 0 if outcome.ok else 1

@@ -1,0 +1,422 @@
+"""In-process fakes of the documented HTTP APIs `r53sigma deploy` uses, on 127.0.0.1 in a thread.
+
+Each fake keeps its objects in memory, checks auth and the request shapes the vendor documents
+(required headers and fields, conflicts, dependencies), echoes objects the way the real service
+does where that matters for idempotence (Elasticsearch template settings, Kibana's server-side rule
+fields, Splunk's 0/1 booleans), logs every request, and can be told to fail the next matching
+requests (`fail`) to exercise retries and partial failures.
+
+- Elasticsearch: `_ingest/pipeline`, `_component_template`, `_index_template` (GET all / PUT / DELETE).
+- Kibana: `/api/detection_engine/rules` (GET by rule_id, POST, PUT, DELETE) and `_find` with a tags filter.
+- Splunk: `/services/auth/login`, `/services/apps/local/<app>`, `/servicesNS/nobody/<app>/saved/searches[/<name>]`
+  answering in Atom XML, as splunkd does without `output_mode=json`.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
+from xml.sax.saxutils import escape
+
+
+@dataclass
+class Request:
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self):
+        return json.loads(self.body) if self.body else None
+
+    def form(self) -> dict[str, str]:
+        return {k: v[-1] for k, v in parse_qs(self.body.decode("utf-8"), keep_blank_values=True).items()}
+
+    def arg(self, name: str, default=None):
+        return self.query.get(name, [default])[-1]
+
+
+@dataclass
+class Failure:
+    method: str
+    pattern: re.Pattern
+    status: int
+    times: int
+    body: bytes
+
+
+class FakeServer:
+    """A real HTTP server; subclasses implement `route(request) -> (status, headers, body)`."""
+
+    content_type = "application/json"
+    plus_is_space = False
+
+    def __init__(self):
+        self.requests: list[Request] = []
+        self.failures: list[Failure] = []
+        self.lock = threading.RLock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):  # keep test output clean
+                pass
+
+            def _serve(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                split = urlsplit(self.path)
+                path = unquote_plus(split.path) if fake.plus_is_space else unquote(split.path)
+                request = Request(self.command, path, parse_qs(split.query, keep_blank_values=True),
+                                  {k.lower(): v for k, v in self.headers.items()}, body)
+                with fake.lock:
+                    fake.requests.append(request)
+                    status, headers, payload = fake._failure(request) or fake.route(request)
+                self.send_response(status)
+                for key, value in {"Content-Type": fake.content_type, **fake.extra_headers(), **headers}.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                if request.headers.get("connection", "").lower() == "close":
+                    self.close_connection = True  # even when the fake answered keep-alive
+
+            do_GET = do_POST = do_PUT = do_DELETE = do_HEAD = _serve
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def extra_headers(self) -> dict[str, str]:
+        return {}
+
+    def fail(self, method: str, path_regex: str, status: int, times: int = 1, body: bytes | None = None) -> None:
+        """Answer the next ``times`` requests matching ``method`` and ``path_regex`` with ``status``."""
+        self.failures.append(Failure(method, re.compile(path_regex), status, times,
+                                     body if body is not None else self.error_body(status, "injected failure")))
+
+    def _failure(self, request: Request):
+        for failure in self.failures:
+            if failure.times > 0 and failure.method == request.method and failure.pattern.search(request.path):
+                failure.times -= 1
+                return failure.status, {"Retry-After": "1"}, failure.body
+        return None
+
+    def error_body(self, status: int, message: str) -> bytes:
+        return json.dumps({"status_code": status, "message": message}).encode()
+
+    def changes(self) -> list[Request]:
+        return [r for r in self.requests if r.method in ("POST", "PUT", "DELETE") and "auth/login" not in r.path]
+
+    def route(self, request: Request):
+        raise NotImplementedError
+
+
+def _elastic_auth(api_key: str, username: str, password: str) -> set[str]:
+    return {f"ApiKey {api_key}", "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()}
+
+
+def _json(status: int, data) -> tuple[int, dict, bytes]:
+    return status, {}, json.dumps(data).encode()
+
+
+class FakeElasticsearch(FakeServer):
+    """Ingest pipelines, component and index templates; an API key or basic auth."""
+
+    def __init__(self, api_key: str = "es-key", username: str = "deployer", password: str = "s3cret"):
+        super().__init__()
+        self.accepted = _elastic_auth(api_key, username, password)
+        self.pipelines: dict[str, dict] = {}
+        self.component_templates: dict[str, dict] = {}
+        self.index_templates: dict[str, dict] = {}
+
+    def extra_headers(self):
+        return {"X-Elastic-Product": "Elasticsearch"}
+
+    def error_body(self, status, message):
+        return json.dumps({"error": {"type": "injected", "reason": message}, "status": status}).encode()
+
+    def _error(self, status, kind, reason):
+        return _json(status, {"error": {"root_cause": [{"type": kind, "reason": reason}], "type": kind, "reason": reason}, "status": status})
+
+    def route(self, request: Request):
+        if request.headers.get("authorization") not in self.accepted:
+            return self._error(401, "security_exception", "unable to authenticate with provided credentials")
+        parts = [p for p in request.path.split("/") if p]
+        if not parts:
+            return _json(200, {"version": {"number": "9.1.0"}, "tagline": "You Know, for Search"})
+        collections = {"_ingest": self.pipelines, "_component_template": self.component_templates, "_index_template": self.index_templates}
+        if parts[0] == "_ingest" and len(parts) >= 2 and parts[1] == "pipeline":
+            parts = ["_ingest"] + parts[2:]
+        if parts[0] not in collections:
+            return self._error(400, "illegal_argument_exception", f"no handler for {request.path}")
+        store, name = collections[parts[0]], (parts[1] if len(parts) > 1 else None)
+        if request.method == "GET":
+            return self._get(parts[0], store, name)
+        if request.method == "PUT" and name:
+            return self._put(parts[0], store, name, request.json() or {})
+        if request.method == "DELETE" and name:
+            return self._delete(parts[0], store, name)
+        return self._error(405, "method_not_allowed", request.method)
+
+    def _get(self, kind, store, name):
+        names = [name] if name else sorted(store)
+        if name and name not in store:
+            return self._error(404, "resource_not_found_exception", f"{name} not found") if kind != "_ingest" else _json(404, {})
+        if kind == "_ingest":
+            return _json(200, {n: store[n] for n in names})
+        key = "component_templates" if kind == "_component_template" else "index_templates"
+        inner = "component_template" if kind == "_component_template" else "index_template"
+        return _json(200, {key: [{"name": n, inner: store[n]} for n in names]})
+
+    def _put(self, kind, store, name, body):
+        if kind == "_ingest" and not isinstance(body.get("processors"), list):
+            return self._error(400, "parse_exception", "[processors] required property is missing")
+        if kind == "_index_template":
+            if not body.get("index_patterns"):
+                return self._error(400, "action_request_validation_exception", "index patterns are missing")
+            missing = [c for c in body.get("composed_of", []) if c not in self.component_templates]
+            if missing:
+                return self._error(400, "invalid_index_template_exception",
+                                   f"index template [{name}] specifies component templates {missing} that do not exist")
+        if kind != "_ingest" and isinstance(body.get("template", {}).get("settings"), dict):
+            body = {**body, "template": {**body["template"], "settings": _nested_string_settings(body["template"]["settings"])}}
+        store[name] = body
+        return _json(200, {"acknowledged": True})
+
+    def _delete(self, kind, store, name):
+        if name not in store:
+            return self._error(404, "resource_not_found_exception", f"{name} missing")
+        if kind == "_component_template":
+            users = [t for t, body in self.index_templates.items() if name in body.get("composed_of", [])]
+            if users:
+                return self._error(400, "illegal_argument_exception",
+                                   f"component templates [{name}] cannot be removed as they are still in use by index templates {users}")
+        del store[name]
+        return _json(200, {"acknowledged": True})
+
+
+def _nested_string_settings(settings: dict) -> dict:
+    """Elasticsearch echoes template settings as `{"index": {...}}` with string leaves."""
+    flat = {}
+
+    def walk(node, prefix):
+        for key, value in node.items():
+            if isinstance(value, dict):
+                walk(value, f"{prefix}{key}.")
+            else:
+                name = f"{prefix}{key}"
+                flat[name if name.startswith("index.") else "index." + name] = (
+                    str(value).lower() if isinstance(value, bool) else [str(v) for v in value] if isinstance(value, list) else str(value)
+                )
+
+    walk(settings, "")
+    nested: dict = {}
+    for name, value in flat.items():
+        holder = nested
+        *parents, leaf = name.split(".")
+        for part in parents:
+            holder = holder.setdefault(part, {})
+        holder[leaf] = value
+    return nested
+
+
+KIBANA_REQUIRED = ("rule_id", "name", "description", "risk_score", "severity", "type")
+KIBANA_SERVER_FIELDS = {
+    "enabled": True, "interval": "5m", "from": "now-6m", "to": "now", "max_signals": 100, "author": [],
+    "false_positives": [], "references": [], "tags": [], "threat": [], "exceptions_list": [], "actions": [],
+    "immutable": False, "related_integrations": [], "required_fields": [], "setup": "",
+}
+
+
+class FakeKibana(FakeServer):
+    """Kibana's detection-engine rules API, with basic auth and the kbn-xsrf header rule."""
+
+    def __init__(self, api_key: str = "es-key", username: str = "deployer", password: str = "s3cret"):
+        super().__init__()
+        self.accepted = _elastic_auth(api_key, username, password)  # Kibana accepts the cluster's credentials
+        self.rules: dict[str, dict] = {}
+
+    def route(self, request: Request):
+        if request.headers.get("authorization") not in self.accepted:
+            return _json(401, {"statusCode": 401, "error": "Unauthorized", "message": "[security_exception]: unable to authenticate user"})
+        if request.method != "GET" and request.headers.get("kbn-xsrf") is None:
+            return _json(400, {"statusCode": 400, "error": "Bad Request", "message": "Request must contain a kbn-xsrf header."})
+        path = request.path
+        if path.startswith("/s/"):
+            path = "/" + path.split("/", 3)[3]
+        if path == "/api/detection_engine/rules/_find" and request.method == "GET":
+            return self._find(request)
+        if path != "/api/detection_engine/rules":
+            return _json(404, {"statusCode": 404, "error": "Not Found", "message": "Not Found"})
+        if request.method == "GET":
+            rule = self.rules.get(request.arg("rule_id"))
+            return _json(200, rule) if rule else self._not_found(request.arg("rule_id"))
+        if request.method == "DELETE":
+            rule = self.rules.pop(request.arg("rule_id"), None)
+            return _json(200, rule) if rule else self._not_found(request.arg("rule_id"))
+        body = request.json() or {}
+        missing = [k for k in KIBANA_REQUIRED if k not in body] + (["query"] if body.get("type") in ("query", "esql") and "query" not in body else [])
+        if missing:
+            return _json(400, {"status_code": 400, "message": f"{', '.join(missing)}: Required"})
+        if body.get("type") == "esql" and body.get("language") != "esql":
+            return _json(400, {"status_code": 400, "message": "language: Invalid literal value, expected \"esql\""})
+        rule_id = body["rule_id"]
+        if request.method == "POST":
+            if rule_id in self.rules:
+                return _json(409, {"status_code": 409, "message": f"rule_id: \"{rule_id}\" already exists"})
+            self.rules[rule_id] = {**KIBANA_SERVER_FIELDS, **body, "id": str(uuid.uuid4()), "revision": 0}
+            return _json(200, self.rules[rule_id])
+        if request.method == "PUT":
+            old = self.rules.get(rule_id)
+            if old is None:
+                return self._not_found(rule_id)
+            self.rules[rule_id] = {**KIBANA_SERVER_FIELDS, **body, "id": old["id"], "revision": old["revision"] + 1}
+            return _json(200, self.rules[rule_id])
+        return _json(405, {"status_code": 405, "message": request.method})
+
+    def _not_found(self, rule_id):
+        return _json(404, {"status_code": 404, "message": f"rule_id: \"{rule_id}\" not found"})
+
+    def _find(self, request: Request):
+        page, per_page = int(request.arg("page", 1)), int(request.arg("per_page", 20))
+        rules = sorted(self.rules.values(), key=lambda r: r["rule_id"])
+        wanted = re.fullmatch(r'alert\.attributes\.tags:"([^"]*)"', request.arg("filter", "") or "")
+        if request.arg("filter") and not wanted:
+            return _json(400, {"status_code": 400, "message": "unsupported filter in this fake"})
+        if wanted:
+            rules = [r for r in rules if wanted.group(1) in r.get("tags", [])]
+        chunk = rules[(page - 1) * per_page: page * per_page]
+        return _json(200, {"page": page, "perPage": per_page, "total": len(rules), "data": chunk})
+
+
+SPLUNK_BOOLEANS = {"disabled", "enableSched", "is_scheduled", "alert.track", "is_visible", "alert.digest_mode"}
+SPLUNK_DEFAULTS = {"disabled": "0", "enableSched": "0", "is_scheduled": "0", "cron_schedule": "", "description": "",
+                   "alert.track": "0", "dispatch.earliest_time": "", "dispatch.latest_time": "", "is_visible": "1"}
+SPLUNK_PARAM_PREFIXES = ("action.", "alert.", "dispatch.", "display.", "request.", "auto_summarize", "alert_")
+SPLUNK_PARAMS = {"search", "description", "cron_schedule", "enableSched", "is_scheduled", "disabled", "schedule_window",
+                 "schedule_priority", "counttype", "relation", "quantity", "actions", "is_visible", "realtime_schedule",
+                 "run_on_startup", "max_concurrent", "next_scheduled_time", "restart_on_searchpeer_add"}
+
+
+class FakeSplunk(FakeServer):
+    """splunkd's saved/searches endpoints in one app namespace, Atom XML like splunkd's default output."""
+
+    content_type = "text/xml; charset=utf-8"
+    plus_is_space = True  # splunklib writes spaces in entity names as "+"
+
+    def extra_headers(self):
+        # splunklib reads a body only from a connection the server calls keep-alive, as splunkd does.
+        return {"Connection": "Keep-Alive"}
+
+    def __init__(self, app: str = "r53sigma_route53", username: str = "admin", password: str = "changeme",
+                 token: str | None = None, installed: bool = True):
+        super().__init__()
+        self.app, self.username, self.password, self.token = app, username, password, token
+        self.installed = installed
+        self.session = "sk-" + uuid.uuid4().hex
+        # name -> (app, content); one search of another app shows through, as app-shared searches do.
+        self.searches: dict[str, tuple[str, dict[str, str]]] = {"Other app search": ("search", {**SPLUNK_DEFAULTS, "search": "index=main"})}
+
+    def error_body(self, status, message):
+        return f'<?xml version="1.0" encoding="UTF-8"?>\n<response><messages><msg type="ERROR">{escape(message)}</msg></messages></response>'.encode()
+
+    def _error(self, status, message):
+        return status, {}, self.error_body(status, message)
+
+    def route(self, request: Request):
+        if request.path == "/services/auth/login" and request.method == "POST":
+            form = request.form()
+            if (form.get("username"), form.get("password")) != (self.username, self.password):
+                return self._error(401, "Login failed")
+            return 200, {}, f"<response><sessionKey>{self.session}</sessionKey></response>".encode()
+        allowed = {f"Splunk {self.session}"} | ({f"Bearer {self.token}"} if self.token else set())
+        if request.headers.get("authorization") not in allowed:
+            return self._error(401, "call not properly authenticated")
+        if request.path == f"/services/apps/local/{self.app}" and request.method == "GET":
+            return (200, {}, self._feed([(self.app, "apps/local", {"label": "r53sigma", "version": "0.1.0"})])) if self.installed \
+                else self._error(404, f"Could not find object id={self.app}")
+        match = re.fullmatch(r"/servicesNS/nobody/([^/]+)/saved/searches(?:/(.*))?", request.path)
+        if not match or match.group(1) != self.app:
+            return self._error(404, f"no handler for {request.path}")
+        if not self.installed:
+            return self._error(404, f"Application does not exist: {self.app}")
+        name = match.group(2) or None
+        if request.method == "GET" and name is None:
+            return 200, {}, self._feed([(n, "saved/searches", c, a) for n, (a, c) in sorted(self.searches.items())])
+        if request.method == "GET":
+            return self._entry_response(name)
+        if request.method == "DELETE":
+            if name not in self.searches or self.searches[name][0] != self.app:
+                return self._error(404, f"Could not find object id={name}")
+            del self.searches[name]
+            return 200, {}, self._feed([])
+        form = request.form()
+        unknown = [k for k in form if k not in SPLUNK_PARAMS | {"name"} and not k.startswith(SPLUNK_PARAM_PREFIXES)]
+        if unknown:
+            return self._error(400, f'Argument "{unknown[0]}" is not supported by this handler.')
+        if name is None:  # create
+            new = form.pop("name", None)
+            if not new or "search" not in form:
+                return self._error(400, "Missing name or search")
+            if new in self.searches:
+                return self._error(409, f"An object with name={new} already exists")
+            self.searches[new] = (self.app, {**SPLUNK_DEFAULTS, **_splunk_values(form)})
+            return 201, {}, self._feed([(new, "saved/searches", self.searches[new][1])])
+        if "name" in form:
+            return self._error(400, 'Argument "name" is not supported by this handler.')
+        if name not in self.searches:
+            return self._error(404, f"Could not find object id={name}")
+        app, content = self.searches[name]
+        self.searches[name] = (app, {**content, **_splunk_values(form)})
+        return self._entry_response(name)
+
+    def _entry_response(self, name):
+        if name not in self.searches:
+            return self._error(404, f"Could not find object id={name}")
+        app, content = self.searches[name]
+        return 200, {}, self._feed([(name, "saved/searches", content, app)])
+
+    def _feed(self, entries) -> bytes:
+        parts = ['<?xml version="1.0" encoding="UTF-8"?>',
+                 '<feed xmlns="http://www.w3.org/2005/Atom" xmlns:s="http://dev.splunk.com/ns/rest" '
+                 'xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/">',
+                 f"<title>feed</title><opensearch:totalResults>{len(entries)}</opensearch:totalResults>"]
+        for entry in entries:
+            name, collection, content = entry[:3]
+            app = entry[3] if len(entry) > 3 else self.app
+            href = f"/servicesNS/nobody/{app}/{collection}/{name}"
+            keys = "".join(f'<s:key name="{escape(k)}">{escape(str(v))}</s:key>' for k, v in sorted(content.items()))
+            acl = (f'<s:key name="eai:acl"><s:dict><s:key name="app">{escape(app)}</s:key><s:key name="owner">nobody</s:key>'
+                   f'<s:key name="sharing">app</s:key></s:dict></s:key>')
+            parts.append(f'<entry><title>{escape(name)}</title><id>{escape(href)}</id>'
+                         f'<link href="{escape(href)}" rel="alternate"/><content type="text/xml"><s:dict>{keys}{acl}</s:dict></content></entry>')
+        parts.append("</feed>")
+        return "".join(parts).encode("utf-8")
+
+
+def _splunk_values(form: dict[str, str]) -> dict[str, str]:
+    out = {}
+    for key, value in form.items():
+        if key in SPLUNK_BOOLEANS:
+            value = "1" if value.strip().lower() in ("1", "true", "t", "yes") else "0"
+        out[key] = value
+    return out

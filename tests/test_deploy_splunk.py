@@ -1,0 +1,135 @@
+"""`r53sigma deploy splunk` against an in-process fake splunkd (splunklib.client, Atom XML)."""
+from __future__ import annotations
+
+import pytest
+
+from deploy_fakes import Sleeps, deploy, dist_fixture, isolate_environment
+from deploy_fakes.servers import FakeSplunk
+
+TXT = "Resolver TXT queries to a paste site"
+METADATA = "Resolver query for the instance metadata name"
+APP = dist_fixture.APP
+
+
+@pytest.fixture
+def dist(tmp_path, monkeypatch):
+    isolate_environment(monkeypatch, tmp_path)
+    monkeypatch.setenv("R53SIGMA_SPLUNK_PASSWORD", "changeme")
+    return dist_fixture.build(tmp_path)
+
+
+@pytest.fixture
+def splunk():
+    with FakeSplunk(app=APP, token="tok-123") as server:
+        yield server
+
+
+def argv(dist, splunk, *extra):
+    return ["splunk", "--dist", str(dist), "--url", splunk.url, "--username", "admin", *extra]
+
+
+def ours(splunk):
+    return {name: content for name, (app, content) in splunk.searches.items() if app == APP}
+
+
+def packaged_stanzas(dist):
+    from r53sigma.deploy.dist import conf_stanzas
+
+    return conf_stanzas(dist / "splunk" / APP / "default" / "savedsearches.conf")
+
+
+def test_first_deploy_creates_one_saved_search_per_rule_in_the_app(dist, splunk):
+    assert deploy(argv(dist, splunk)) == 0
+    assert set(ours(splunk)) == {TXT, METADATA}
+    stanza = packaged_stanzas(dist)[TXT]
+    live = ours(splunk)[TXT]
+    assert live["search"] == stanza["search"] and live["cron_schedule"] == "*/15 * * * *" and live["enableSched"] == "1"
+    assert all(r.path.startswith(("/services/auth/login", f"/services/apps/local/{APP}", f"/servicesNS/nobody/{APP}/"))
+               for r in splunk.requests)
+    assert "Other app search" in splunk.searches  # another app's search is never touched
+
+
+def test_redeploy_plans_zero_changes(dist, splunk, capsys):
+    assert deploy(argv(dist, splunk)) == 0
+    writes = len(splunk.changes())
+    capsys.readouterr()
+    assert deploy(argv(dist, splunk)) == 0
+    assert "0 to create, 0 to update, 0 to delete, 2 unchanged" in capsys.readouterr().out
+    assert len(splunk.changes()) == writes
+
+
+def test_update_keeps_the_users_schedule_unless_forced(dist, splunk, tmp_path, capsys):
+    assert deploy(argv(dist, splunk)) == 0
+    ours(splunk)[TXT].update(enableSched="0", cron_schedule="0 * * * *")  # the admin slowed it down, then paused it
+    changed = dist_fixture.RULE_TXT.replace("query_type: TXT", "query_type: ANY")
+    dist_fixture.build(tmp_path, {"txt_paste.yml": changed, "metadata_name.yml": dist_fixture.RULE_METADATA})
+    capsys.readouterr()
+    assert deploy(argv(dist, splunk)) == 0
+    assert "changed: search; keeps the user's cron_schedule, enableSched" in capsys.readouterr().out
+    live = ours(splunk)[TXT]
+    assert 'record_type="ANY"' in live["search"]
+    assert (live["enableSched"], live["cron_schedule"]) == ("0", "0 * * * *")
+    assert deploy(argv(dist, splunk)) == 0 and "2 unchanged" in capsys.readouterr().out
+    assert deploy(argv(dist, splunk, "--force")) == 0
+    assert (ours(splunk)[TXT]["enableSched"], ours(splunk)[TXT]["cron_schedule"]) == ("1", "*/15 * * * *")
+
+
+def test_prune_deletes_the_apps_searches_that_dist_dropped(dist, splunk, tmp_path):
+    assert deploy(argv(dist, splunk)) == 0
+    dist_fixture.build(tmp_path, {"txt_paste.yml": dist_fixture.RULE_TXT})
+    assert deploy(argv(dist, splunk)) == 0
+    assert METADATA in ours(splunk)
+    assert deploy(argv(dist, splunk, "--prune")) == 0
+    assert set(ours(splunk)) == {TXT} and "Other app search" in splunk.searches
+
+
+def test_dry_run_changes_nothing(dist, splunk, capsys):
+    assert deploy(argv(dist, splunk, "--dry-run")) == 0
+    assert "2 to create" in capsys.readouterr().out
+    assert not splunk.changes() and not ours(splunk)
+
+
+def test_token_auth_is_sent_as_bearer(dist, splunk, monkeypatch):
+    monkeypatch.setenv("R53SIGMA_SPLUNK_TOKEN", "tok-123")
+    assert deploy(["splunk", "--dist", str(dist), "--url", splunk.url]) == 0
+    assert not [r for r in splunk.requests if r.path == "/services/auth/login"]
+    assert set(ours(splunk)) == {TXT, METADATA}
+
+
+def test_bad_password_is_an_auth_failure(dist, splunk, monkeypatch, capsys):
+    monkeypatch.setenv("R53SIGMA_SPLUNK_PASSWORD", "nope")
+    assert deploy(argv(dist, splunk)) == 1
+    err = capsys.readouterr().err
+    assert "Splunk: authentication failed (HTTP 401)" in err and "nope" not in err
+    assert not ours(splunk)
+
+
+def test_missing_app_says_to_install_the_package_first(dist, capsys):
+    with FakeSplunk(app=APP, installed=False) as splunk:
+        assert deploy(argv(dist, splunk)) == 1
+    assert f"install dist/splunk/{APP}.spl" in capsys.readouterr().err
+
+
+def test_throttling_and_unavailability_are_retried(dist, splunk):
+    splunk.fail("GET", r"/saved/searches/?$", 503)
+    splunk.fail("POST", r"/saved/searches/?$", 429, times=2)
+    sleeps = Sleeps()
+    assert deploy(argv(dist, splunk), sleeps=sleeps) == 0
+    assert sleeps == [1.0, 1.0, 2.0]
+    assert set(ours(splunk)) == {TXT, METADATA}
+
+
+def test_partial_failure_reports_each_search(dist, splunk, capsys):
+    splunk.fail("POST", r"/saved/searches/?$", 400,
+                body=b'<response><messages><msg type="ERROR">Error in \'search\' command: bad</msg></messages></response>')
+    assert deploy(argv(dist, splunk)) == 1
+    captured = capsys.readouterr()
+    assert f"FAILED: create saved search {TXT}: Splunk: HTTP 400: Error in 'search' command: bad" in captured.err
+    assert f"applied: create saved search {METADATA}" in captured.out
+    assert "1 of 2 changes applied, 1 failed" in captured.err
+    assert set(ours(splunk)) == {METADATA}
+
+
+def test_unreachable_management_port(dist, capsys):
+    assert deploy(["splunk", "--dist", str(dist), "--url", "http://127.0.0.1:9", "--username", "admin"]) == 1
+    assert "Splunk: cannot connect" in capsys.readouterr().err
