@@ -1,0 +1,58 @@
+"""`r53sigma package [--out dist] [--allow-partial] [--check]`: build every deployable artifact into dist/.
+
+Deterministic and offline: the same rules give the same bytes. A rule that fails to convert for a
+target is reported and left out of that target's package; the build then writes nothing and exits
+1, unless --allow-partial is given. `--check` writes nothing and exits 1 if the folder differs from
+a fresh build (stale, missing or extra files).
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from r53sigma import package
+
+
+
+def default_out() -> Path:
+    """The repository's dist/ in a checkout, else ./dist."""
+    root = package.rule_loading.REPO_ROOT
+    return root / "dist" if (root / "sigma_rules").is_dir() else Path("dist")
+
+
+def run(args) -> int:
+    out = Path(args.out) if args.out else default_out()
+    try:
+        build = package.build([Path(p) for p in args.paths] or None)
+    except (package.PackageError, ValueError) as error:
+        print(f"package: {error}", file=sys.stderr)
+        return 2
+    for problem in build.problems:
+        print(problem, file=sys.stderr)
+    if build.problems and not args.allow_partial:
+        print(f"{len(build.problems)} problem(s): nothing written (--allow-partial packages the rest)", file=sys.stderr)
+        return 1
+    if args.check:
+        differences = package.differences(out, build.files)
+        for line in differences:
+            print(line, file=sys.stderr)
+        if differences:
+            print(f"{out} is out of date: run `r53sigma package --out {args.out or 'dist'}`", file=sys.stderr)
+        return 1 if differences else 0
+    package.write(out, build.files)
+    print(f"wrote {len(build.files)} files to {out}" + (f" ({len(build.problems)} problem(s) left out)" if build.problems else ""))
+    return 0
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "package",
+        help="build dist/: Kibana rules, Splunk app, CloudFormation, query exports, ATT&CK layer",
+        description=__doc__,
+    )
+    parser.add_argument("paths", nargs="*", metavar="PATH", help="rule files or folders (default: the bundled sigma_rules/)")
+    parser.add_argument("--out", "-o", help="output folder (default: the repository's dist/)")
+    parser.add_argument("--allow-partial", action="store_true",
+                        help="write the packages even if some rules fail for some targets (they are left out)")
+    parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the output folder is stale")
+    parser.set_defaults(func=run)

@@ -1,0 +1,288 @@
+"""Building `dist/`: every deployable artifact, from one conversion of the rules, byte-for-byte reproducible.
+
+Layout (shared with `r53sigma deploy`): elastic/ (Kibana rules NDJSON, index/component templates,
+ingest pipelines), splunk/ (the app folder and its .spl), cloudwatch/ (CloudFormation, query
+definitions, field-index policies, transformers), queries/ (JSON, CSV, COVERAGE.md),
+attack-navigator-layer.json and MANIFEST.json ({path: sha256}, written last).
+
+Queries come only from `r53sigma.conversion`. A rule that fails for one target is left out of that
+target's package only and reported. Each target's packaging lives in its own room
+(targets/<target>/); this module only gathers what they need and writes the tree: staged in a
+sibling folder, then swapped in, so `dist/` is always either the old build or the new one.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sigma.correlations import SigmaCorrelationRule
+
+from r53sigma import attack, catalogue, conversion, navigator, outputs
+from r53sigma import rules as rule_loading
+
+TARGET_NAMES = ("elasticsearch", "splunk", "cloudwatch")
+MANIFEST = "MANIFEST.json"
+DEFAULT_INTERVAL = 5  # minutes between runs of a single-event rule (Kibana's default)
+DEFAULT_OVERLAP = 1  # extra look-back minutes so late events at a run boundary are not missed
+ATTRIBUTE_SCHEDULE = "schedule"  # rule custom attribute: {interval: 10m, lookback: 20m}
+DURATION = re.compile(r"^([1-9][0-9]*)([mh])$")
+
+
+class PackageError(ValueError):
+    """A rule carries package settings that cannot be honoured (e.g. a malformed schedule)."""
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How often a rule runs and how far back each run looks, in minutes."""
+
+    interval: int
+    lookback: int
+
+
+@dataclass
+class PackagedRule:
+    """One rule converted for one target, with what every package needs besides the query."""
+
+    conversion: conversion.Conversion
+    source: str  # catalogue log source: resolver, public_zone, cloudtrail
+    schedule: Schedule
+    note: str  # Markdown: investigation guide and blind spots
+
+    @property
+    def rule(self):
+        return self.conversion.rule
+
+    @property
+    def is_correlation(self) -> bool:
+        return isinstance(self.rule, SigmaCorrelationRule)
+
+    @property
+    def query(self) -> str:
+        return self.conversion.query or ""
+
+
+@dataclass
+class Build:
+    files: dict[str, bytes]
+    problems: list[str] = field(default_factory=list)  # broken rule files and conversion errors
+
+
+def _minutes(text: str, what: str) -> int:
+    match = DURATION.match(str(text).strip())
+    if not match:
+        raise PackageError(f"{what} {text!r}: expected minutes or hours such as 5m or 1h")
+    number, unit = int(match.group(1)), match.group(2)
+    return number * (60 if unit == "h" else 1)
+
+
+def schedule_of(rule) -> Schedule:
+    """The rule's `schedule` attribute, else a default: every 5 minutes, or, for a correlation with
+    timespan T, every max(T, 5m) looking back interval + T, so each aligned window is seen whole."""
+    given = rule.custom_attributes.get(ATTRIBUTE_SCHEDULE) if rule.custom_attributes else None
+    timespan = 0
+    if isinstance(rule, SigmaCorrelationRule) and rule.timespan:
+        timespan = max(1, -(-rule.timespan.seconds // 60))
+    interval = max(DEFAULT_INTERVAL, timespan)
+    lookback = interval + (timespan or DEFAULT_OVERLAP)
+    if given is not None:
+        if not isinstance(given, dict) or not set(given) <= {"interval", "lookback"}:
+            raise PackageError(f"rule {rule.title!r}: schedule must be a mapping of interval and lookback")
+        interval = _minutes(given.get("interval", f"{interval}m"), f"rule {rule.title!r}: schedule interval")
+        lookback = _minutes(given.get("lookback", f"{interval + (timespan or DEFAULT_OVERLAP)}m"),
+                            f"rule {rule.title!r}: schedule lookback")
+    if lookback < interval:
+        raise PackageError(f"rule {rule.title!r}: schedule lookback {lookback}m is shorter than the interval {interval}m")
+    if not (60 % interval == 0 if interval < 60 else interval % 60 == 0 and 24 % (interval // 60) == 0):
+        # Splunk runs searches on cron: the interval must divide an hour or a day
+        raise PackageError(f"rule {rule.title!r}: schedule interval {interval}m divides neither 60 minutes nor 24 hours")
+    return Schedule(interval, lookback)
+
+
+def note_of(rule) -> str:
+    """Markdown for the analyst: the rule's investigation guide, then its blind spots."""
+    attributes = rule.custom_attributes or {}
+    parts = []
+    investigation = str(attributes.get("investigation") or "").strip()
+    if investigation:
+        parts.append("## Investigation\n\n" + investigation)
+    blind_spots = attributes.get("blind_spots") or []
+    if isinstance(blind_spots, str):
+        blind_spots = [blind_spots]
+    if blind_spots:
+        parts.append("## Blind spots\n\n" + "\n".join(f"- {str(b).strip()}" for b in blind_spots))
+    return "\n\n".join(parts)
+
+
+def source_of(logsource: dict) -> str:
+    found = catalogue.for_logsource(logsource.get("category"), logsource.get("product"), logsource.get("service"))
+    if found is None:
+        raise PackageError(f"log source {logsource} is not catalogued")
+    return found[0].source
+
+
+def packaged(conv: conversion.Conversion) -> PackagedRule:
+    return PackagedRule(conv, source_of(conv.logsource), schedule_of(conv.rule), note_of(conv.rule))
+
+
+def relative_file(path: Path | None, roots: list[Path]) -> str | None:
+    """A rule file's path as the export shows it: under the repository, else under the given root."""
+    if path is None:
+        return None
+    path = path.resolve()
+    for root in [rule_loading.REPO_ROOT, *[(r if r.is_dir() else r.parent).resolve().parent for r in roots]]:
+        if path.is_relative_to(root):
+            return path.relative_to(root).as_posix()
+    return path.name
+
+
+# --- queries/ -------------------------------------------------------------------------------------
+
+def query_records(conversions: list[conversion.Conversion], roots: list[Path]) -> list[dict]:
+    """One record per rule: metadata once, then each target's query (or its error)."""
+    records: dict[str, dict] = {}
+    for conv in conversions:
+        record = records.setdefault(conv.rule_id, {
+            "rule_id": conv.rule_id,
+            "title": conv.title,
+            "level": conv.level,
+            "tags": conv.tags,
+            "logsource": conv.logsource,
+            "file": relative_file(conv.path, roots),
+            "attack_techniques": list(attack.tags_of(conv.rule).techniques),
+            "queries": {},
+        })
+        entry = {"language": conv.language}
+        entry.update({"query": conv.query} if conv.ok else {"error": _without_path(conv.error, conv.path, record["file"])})
+        record["queries"][conv.target] = entry
+    return list(records.values())
+
+
+def _without_path(message: str, path: Path | None, shown: str | None) -> str:
+    """Error text with the rule file as the export shows it: no machine-specific absolute path."""
+    return message.replace(str(path), shown) if path and shown else message
+
+
+def queries_csv(records: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["rule_id", "title", "level", "logsource", "tags", *TARGET_NAMES])
+    for r in records:
+        logsource = " ".join(f"{k}:{v}" for k, v in r["logsource"].items())
+        cells = [r["queries"].get(t, {}).get("query", "") for t in TARGET_NAMES]
+        writer.writerow([r["rule_id"], r["title"], r["level"] or "", logsource, " ".join(r["tags"]), *cells])
+    return buffer.getvalue()
+
+
+def coverage_md(records: list[dict]) -> str:
+    def cell(record: dict, target: str) -> str:
+        entry = record["queries"].get(target)
+        if entry is None:
+            return "-"
+        return entry["language"] if "query" in entry else "**failed**"
+
+    def techniques(record: dict) -> str:
+        return "<br>".join(f"{t} {attack.technique(t).name}" for t in record["attack_techniques"])
+
+    lines = [
+        "# Coverage",
+        "",
+        f"Generated by `r53sigma package`: {len(records)} rules; the query language each target runs, or",
+        f"**failed** (left out of that target's package). ATT&CK Enterprise {attack.version()}.",
+        "",
+        "| rule | level | log source | ATT&CK | " + " | ".join(TARGET_NAMES) + " |",
+        "|---|---|---|---|" + "---|" * len(TARGET_NAMES),
+    ]
+    for r in sorted(records, key=lambda r: (source_of(r["logsource"]), r["title"])):
+        cells = [r["title"].replace("|", "\\|"), r["level"] or "", source_of(r["logsource"]), techniques(r)]
+        cells += [cell(r, t) for t in TARGET_NAMES]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --- the build ------------------------------------------------------------------------------------
+
+def _json(document) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def _bytes(content: str | bytes) -> bytes:
+    return content.encode("utf-8") if isinstance(content, str) else content
+
+
+def build(rule_paths: list[Path] | None = None) -> Build:
+    """Every dist/ file (relative path -> bytes), in memory; nothing is written."""
+    from r53sigma.targets.cloudwatch import package as cloudwatch_package
+    from r53sigma.targets.elastic import kibana
+    from r53sigma.targets.splunk import app as splunk_app
+
+    roots = [Path(p) for p in (rule_paths or rule_loading.default_rule_paths())]
+    conversions, rule_errors = conversion.convert_paths(roots, list(TARGET_NAMES))
+    problems = [f"broken rule file {error}" for error in rule_errors]
+    problems += [f"{c.target}: rule {c.title!r} [{c.rule_id}] left out: {c.error}" for c in conversions if not c.ok]
+    by_target: dict[str, list[PackagedRule]] = {t: [] for t in TARGET_NAMES}
+    for c in conversions:
+        if not c.ok:
+            continue
+        try:
+            by_target[c.target].append(packaged(c))
+        except PackageError as error:
+            c.error = str(error)  # reported and left out like a conversion error
+            problems.append(f"{c.target}: rule {c.title!r} [{c.rule_id}] left out: {error}")
+
+    files: dict[str, str | bytes] = {}
+    files.update(kibana.render(by_target["elasticsearch"]))
+    files.update(splunk_app.render(by_target["splunk"]))
+    files.update(cloudwatch_package.render(by_target["cloudwatch"], roots))
+    records = query_records(conversions, roots)
+    files["queries/queries.json"] = _json(records)
+    files["queries/queries.csv"] = queries_csv(records)
+    files["queries/COVERAGE.md"] = coverage_md(records)
+    files["attack-navigator-layer.json"] = _json(navigator.layer(records))
+    encoded = {path: _bytes(content) for path, content in sorted(files.items())}
+    encoded[MANIFEST] = _bytes(_json({path: hashlib.sha256(data).hexdigest() for path, data in encoded.items()}))
+    return Build(encoded, problems)
+
+
+def write(out_dir: Path, files: dict[str, bytes]) -> None:
+    """Replace ``out_dir`` with exactly ``files``: staged beside it, then swapped in by renames.
+
+    A failure while staging leaves ``out_dir`` untouched; at no point does it hold a partial build.
+    """
+    out_dir = Path(out_dir).resolve()
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.new."))
+    staging.chmod(0o755)  # mkdtemp makes it private; dist/ is an ordinary folder
+    retired = None
+    try:
+        outputs.write_tree(staging, files)
+        if out_dir.exists():
+            retired = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))
+            os.replace(out_dir, retired / out_dir.name)
+        os.replace(staging, out_dir)
+    except BaseException:
+        if retired is not None and (retired / out_dir.name).exists() and not out_dir.exists():
+            os.replace(retired / out_dir.name, out_dir)  # put the old build back
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        if retired is not None:
+            shutil.rmtree(retired, ignore_errors=True)
+
+
+def differences(out_dir: Path, files: dict[str, bytes]) -> list[str]:
+    """How ``out_dir`` differs from a build: stale, missing and extra files."""
+    out_dir = Path(out_dir)
+    present = {p.relative_to(out_dir).as_posix() for p in out_dir.rglob("*") if p.is_file()} if out_dir.is_dir() else set()
+    problems = [f"missing: {p}" for p in files if p not in present]
+    problems += [f"stale: {p}" for p in files if p in present and (out_dir / p).read_bytes() != files[p]]
+    problems += [f"extra: {p}" for p in sorted(present - set(files))]
+    return problems

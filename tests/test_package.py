@@ -1,0 +1,248 @@
+"""`r53sigma package`: determinism, the manifest, partial builds, atomic replacement, the exports and the layer."""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from r53sigma import attack, cli, navigator, outputs, package
+from support import REPO
+from test_package_support import (
+    EXAMPLE, NOT_FOR_CLOUDWATCH, TARGETS, build_rules, bundled_build, bundled_conversions, resolver_rule, text,
+    write_rules,
+)
+
+DIST = REPO / "dist"
+LAYER_SCHEMA = REPO / "backends" / "r53sigma" / "schemas" / "attack_navigator_layer_4_5.json"
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_second_build_is_byte_identical(tmp_path):
+    package.write(tmp_path / "a", package.build().files)
+    package.write(tmp_path / "b", package.build().files)
+    first, second = tree(tmp_path / "a"), tree(tmp_path / "b")
+    assert first == second
+    assert set(first) == set(bundled_build().files)
+
+
+def test_layout_matches_the_dist_contract():
+    files = set(bundled_build().files)
+    expected = {
+        "elastic/rules.ndjson", "splunk/r53sigma_route53.spl",
+        "splunk/r53sigma_route53/default/app.conf", "splunk/r53sigma_route53/default/savedsearches.conf",
+        "splunk/r53sigma_route53/default/props.conf", "splunk/r53sigma_route53/metadata/default.meta",
+        "splunk/r53sigma_route53/app.manifest", "cloudwatch/template.json", "cloudwatch/query_definitions.json",
+        "cloudwatch/field_index_policies.json", "cloudwatch/transformers.json", "queries/queries.json",
+        "queries/queries.csv", "queries/COVERAGE.md", "attack-navigator-layer.json", "MANIFEST.json",
+    }
+    assert expected <= files
+    for kind in ("index_templates", "component_templates", "ingest_pipelines"):
+        assert any(f.startswith(f"elastic/{kind}/") and f.endswith(".json") for f in files), kind
+
+
+def test_manifest_lists_every_other_file_with_its_sha256():
+    build = bundled_build()
+    manifest = json.loads(text(build, package.MANIFEST))
+    others = {p: data for p, data in build.files.items() if p != package.MANIFEST}
+    assert manifest == {p: hashlib.sha256(data).hexdigest() for p, data in others.items()}
+
+
+def test_bundled_rules_package_without_problems():
+    assert bundled_build().problems == []
+
+
+def test_committed_dist_is_up_to_date():
+    if not DIST.is_dir():
+        pytest.skip("dist/ is not committed yet: run `r53sigma package --out dist` and commit it")
+    stale = package.differences(DIST, bundled_build().files)
+    assert not stale, f"dist/ is stale, run `r53sigma package --out dist`: {stale[:10]}"
+
+
+def test_rule_failing_for_one_target_is_left_out_of_that_target_only(tmp_path):
+    build = build_rules(tmp_path / "rules", example=EXAMPLE, answer_regex=NOT_FOR_CLOUDWATCH)
+    title = "Answer Matches A Regular Expression"
+    assert len(build.problems) == 1 and build.problems[0].startswith("cloudwatch:") and title in build.problems[0]
+    kibana = [json.loads(line) for line in text(build, "elastic/rules.ndjson").splitlines()]
+    assert title in {r["name"] for r in kibana}
+    assert f"[{title}]" in text(build, "splunk/r53sigma_route53/default/savedsearches.conf")
+    definitions = json.loads(text(build, "cloudwatch/query_definitions.json"))
+    assert [d["name"] for d in definitions] == ["r53sigma/resolver/Example Domain Queried"]
+    record = {r["title"]: r for r in json.loads(text(build, "queries/queries.json"))}[title]
+    assert "error" in record["queries"]["cloudwatch"] and "query" in record["queries"]["splunk"]
+    assert str(tmp_path) not in text(build, "queries/queries.json")  # no machine-specific paths in dist/
+    assert f"| {title} | low | resolver | T1071.004 DNS | lucene | spl | **failed** |" in text(build, "queries/COVERAGE.md")
+
+
+def test_partial_build_exits_nonzero_and_writes_nothing_unless_allowed(tmp_path, capsys):
+    rules = write_rules(tmp_path / "rules", example=EXAMPLE, answer_regex=NOT_FOR_CLOUDWATCH)
+    out = tmp_path / "dist"
+    out.mkdir()
+    (out / "previous.txt").write_text("old build")
+    assert cli.main(["package", str(rules), "--out", str(out)]) == 1
+    assert tree(out) == {"previous.txt": b"old build"}
+    assert "left out" in capsys.readouterr().err
+    assert cli.main(["package", str(rules), "--out", str(out), "--allow-partial"]) == 0
+    assert "previous.txt" not in tree(out) and "elastic/rules.ndjson" in tree(out)
+
+
+def test_failure_while_staging_leaves_the_previous_dist_untouched(tmp_path, monkeypatch):
+    out = tmp_path / "dist"
+    package.write(out, {"a.txt": b"old", "sub/b.txt": b"old"})
+
+    def half_written(folder, files):
+        (folder / "a.txt").write_bytes(b"new")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(outputs, "write_tree", half_written)
+    with pytest.raises(OSError):
+        package.write(out, {"a.txt": b"new", "sub/b.txt": b"new"})
+    assert tree(out) == {"a.txt": b"old", "sub/b.txt": b"old"}
+    assert [p.name for p in tmp_path.iterdir()] == ["dist"]  # no staging left behind
+
+
+def test_write_replaces_the_whole_folder(tmp_path):
+    out = tmp_path / "dist"
+    package.write(out, {"gone.txt": b"x", "kept.txt": b"1"})
+    package.write(out, {"kept.txt": b"2"})
+    assert tree(out) == {"kept.txt": b"2"}
+
+
+def test_check_reports_a_stale_folder_and_writes_nothing(tmp_path, capsys):
+    rules = write_rules(tmp_path / "rules", example=EXAMPLE)
+    out = tmp_path / "dist"
+    assert cli.main(["package", str(rules), "--out", str(out)]) == 0
+    assert cli.main(["package", str(rules), "--out", str(out), "--check"]) == 0
+    (out / "queries" / "queries.csv").write_text("edited")
+    assert cli.main(["package", str(rules), "--out", str(out), "--check"]) == 1
+    assert "stale: queries/queries.csv" in capsys.readouterr().err
+    assert (out / "queries" / "queries.csv").read_text() == "edited"
+
+
+def test_queries_json_holds_each_targets_conversion():
+    records = json.loads(text(bundled_build(), "queries/queries.json"))
+    converted = bundled_conversions()
+    assert len(records) == len({rule_id for _, rule_id in converted})
+    for record in records:
+        for target in TARGETS:
+            original = converted[(target, record["rule_id"])]
+            assert record["queries"][target] == {"language": original.language, "query": original.query}
+        assert record["file"].startswith("sigma_rules/") and record["level"] and record["logsource"]
+
+
+def test_queries_csv_has_the_same_queries_as_the_json():
+    build = bundled_build()
+    records = {r["rule_id"]: r for r in json.loads(text(build, "queries/queries.json"))}
+    rows = list(csv.DictReader(io.StringIO(text(build, "queries/queries.csv"))))
+    assert len(rows) == len(records)
+    for row in rows:
+        record = records[row["rule_id"]]
+        assert row["title"] == record["title"] and row["tags"].split() == record["tags"]
+        assert {t: row[t] for t in TARGETS} == {t: record["queries"][t]["query"] for t in TARGETS}
+
+
+def test_coverage_table_has_a_row_per_rule_naming_its_techniques():
+    build = bundled_build()
+    coverage = text(build, "queries/COVERAGE.md")
+    for record in json.loads(text(build, "queries/queries.json")):
+        row = next(line for line in coverage.splitlines() if line.startswith(f"| {record['title']} |"))
+        for technique in record["attack_techniques"]:
+            assert f"{technique} {attack.technique(technique).name}" in row
+
+
+def layer_validator():
+    return jsonschema.Draft202012Validator(json.loads(LAYER_SCHEMA.read_text()))
+
+
+def test_navigator_layer_validates_against_the_layer_format():
+    layer = json.loads(text(bundled_build(), "attack-navigator-layer.json"))
+    assert list(layer_validator().iter_errors(layer)) == []
+    assert layer["techniques"]
+
+
+def test_layer_schema_refuses_what_the_navigator_would_not_load():
+    layer = navigator.layer([])
+    bad = [dict(layer, versions={"navigator": "5.1.0", "layer": "4.4"}),
+           dict(layer, domain="enterprise"),
+           dict(layer, techniques=[{"techniqueID": "1071.004"}])]
+    for document in bad:
+        assert list(layer_validator().iter_errors(document)), document
+
+
+def test_layer_scores_the_rules_covering_each_technique():
+    records = [
+        {"title": "A", "attack_techniques": ["T1071.004"], "queries": {"splunk": {"query": "x"}}},
+        {"title": "B", "attack_techniques": ["T1071.004", "T1496"], "queries": {"splunk": {"query": "x"}}},
+        {"title": "C", "attack_techniques": ["T1572"], "queries": {"splunk": {"error": "no"}}},  # converts nowhere
+    ]
+    techniques = {t["techniqueID"]: t for t in navigator.layer(records)["techniques"]}
+    assert techniques["T1071.004"]["score"] == 2 and techniques["T1496"]["score"] == 1
+    assert "T1572" not in techniques
+    assert techniques["T1071"] == {"techniqueID": "T1071", "enabled": True, "showSubtechniques": True}
+
+
+def test_schedule_attribute_sets_interval_and_lookback():
+    assert build_schedule("interval: 15m\n        lookback: 1h") == package.Schedule(15, 60)
+    assert build_schedule("interval: 10m") == package.Schedule(10, 11)  # lookback: one minute of overlap
+
+
+def test_correlation_default_schedule_sees_every_window_whole(tmp_path):
+    from r53sigma import rules
+
+    folder = write_rules(tmp_path / "rules", flood=resolver_rule(
+        "Any Query", "selection:\n    query_name|exists: true\ncondition: selection", extra="name: any_query")
+        + "---\n" + CORRELATION)
+    correlation = next(r for r in rules.load([folder]).top_level() if r.title == "Query Burst")
+    schedule = package.schedule_of(correlation)
+    assert schedule == package.Schedule(interval=15, lookback=30)  # timespan 15m: every 15m, look back 15m + 15m
+
+
+def test_malformed_schedule_is_refused():
+    with pytest.raises(package.PackageError, match="interval"):
+        build_schedule("interval: often")
+    with pytest.raises(package.PackageError, match="shorter"):
+        build_schedule("interval: 1h\n        lookback: 10m")
+    with pytest.raises(package.PackageError, match="divides neither"):
+        build_schedule("interval: 7m")
+
+
+def test_rule_with_a_malformed_schedule_is_reported_and_left_out(tmp_path):
+    broken = resolver_rule("Badly Scheduled", "selection:\n    query_name: a.example\ncondition: selection",
+                           extra="schedule:\n        interval: 7m")
+    build = build_rules(tmp_path / "rules", example=EXAMPLE, broken=broken)
+    assert len(build.problems) == 3 and all("Badly Scheduled" in p for p in build.problems)
+    assert "Badly Scheduled" not in text(build, "elastic/rules.ndjson")
+    assert "Example Domain Queried" in text(build, "elastic/rules.ndjson")
+
+
+CORRELATION = """\
+title: Query Burst
+id: 7e0c8a55-52f7-4b55-8d5c-2b9b2b0c7d01
+status: test
+description: Burst.
+author: tests
+date: 2024-01-01
+tags: [attack.command-and-control, attack.t1071.004]
+correlation:
+    type: event_count
+    rules: [any_query]
+    group-by: [srcaddr]
+    timespan: 15m
+    condition: {gt: 10}
+level: medium
+"""
+
+
+def build_schedule(settings: str) -> package.Schedule:
+    from sigma.collection import SigmaCollection
+
+    text_ = resolver_rule("Scheduled", "selection:\n    query_name: a.example\ncondition: selection",
+                          extra=f"schedule:\n        {settings}")
+    return package.schedule_of(SigmaCollection.from_yaml(text_).rules[0])

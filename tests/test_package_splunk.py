@@ -1,0 +1,156 @@
+"""dist/splunk/: the app folder (conf files parsed, manifest schema, AppInspect) and its reproducible .spl."""
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from r53sigma.targets.splunk import addon, app
+from support import REPO
+from test_package_support import EXAMPLE, build_rules, bundled_build, bundled_conversions, resolver_rule, text
+
+APP_DIR = f"splunk/{app.APP}"
+SPL = f"splunk/{app.APP}.spl"
+MANIFEST_SCHEMA = REPO / "backends" / "r53sigma" / "schemas" / "splunk_app_manifest.json"
+# AppInspect warnings that cannot be fixed, each explained in the README:
+EXPLAINED_WARNINGS = {
+    # The rule "DNS Answer Points To Instance Metadata Service" searches for 169.254.169.254 on purpose.
+    "check_hostnames_and_ips",
+}
+
+
+def parse_conf(content: str) -> dict[str, dict[str, str]]:
+    """Splunk .conf: [stanza] then `key = value`; a line ending in a backslash continues on the next."""
+    stanzas: dict[str, dict[str, str]] = {}
+    current = None
+    lines = iter(content.splitlines())
+    for line in lines:
+        while line.endswith("\\"):
+            line = line[:-1] + "\n" + next(lines)
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        header = re.fullmatch(r"\[(.*)\]", line)
+        if header:
+            assert header.group(1) not in stanzas, f"duplicate stanza [{header.group(1)}]"
+            current = stanzas.setdefault(header.group(1), {})
+            continue
+        key, sep, value = line.partition("=")
+        assert sep and current is not None, f"not a setting: {line!r}"
+        assert key.strip() not in current, f"duplicate key {key.strip()}"
+        current[key.strip()] = value.strip()
+    return stanzas
+
+
+def searches(build) -> dict[str, dict[str, str]]:
+    return parse_conf(text(build, f"{APP_DIR}/default/savedsearches.conf"))
+
+
+def unfold(value: str) -> str:
+    """A search as written over continued lines, back to the query (continuations add ' \\' + newline)."""
+    return re.sub(r" ?\n", "\n", value)
+
+
+def test_one_scheduled_search_per_rule_including_correlations():
+    stanzas = searches(bundled_build())
+    converted = [c for (t, _), c in bundled_conversions().items() if t == "splunk"]
+    assert set(stanzas) == {"default"} | {app.stanza_name(c.title) for c in converted}
+    assert any("| stats" in c.query for c in converted)  # correlations are among them
+    for c in converted:
+        stanza = stanzas[app.stanza_name(c.title)]
+        assert unfold(stanza["search"]) == c.query
+        assert re.fullmatch(r"(\*/\d+|0) .*", stanza["cron_schedule"]) and stanza["dispatch.earliest_time"].endswith("m@m")
+
+
+def test_searches_ship_disabled_with_alert_actions_off():
+    defaults = searches(bundled_build())["default"]
+    assert defaults["enableSched"] == "1" and defaults["disabled"] == "1"
+    assert defaults["actions"] == "" and defaults["alert.track"] == "0"
+
+
+def test_cron_and_dispatch_window_come_from_the_rule_schedule(tmp_path):
+    rule = resolver_rule("Scheduled", "selection:\n    query_name: a.example\ncondition: selection",
+                         extra="schedule:\n        interval: 2h\n        lookback: 3h")
+    stanza = searches(build_rules(tmp_path / "rules", scheduled=rule, example=EXAMPLE))["Scheduled"]
+    assert (stanza["cron_schedule"], stanza["dispatch.earliest_time"]) == ("0 */2 * * *", "-180m@m")
+    default = searches(build_rules(tmp_path / "other", example=EXAMPLE))["Example Domain Queried"]
+    assert (default["cron_schedule"], default["dispatch.earliest_time"]) == ("*/5 * * * *", "-6m@m")
+
+
+def test_interval_without_a_cron_expression_is_refused():
+    with pytest.raises(ValueError, match="no cron"):
+        app.cron(7)
+
+
+def test_every_conf_file_parses():
+    build = bundled_build()
+    confs = [p for p in build.files if p.startswith(APP_DIR) and (p.endswith(".conf") or p.endswith(".meta"))]
+    assert len(confs) == 7
+    for path in confs:
+        assert parse_conf(text(build, path)), path
+
+
+def test_app_conf_and_manifest_name_the_same_app_and_version():
+    build = bundled_build()
+    conf = parse_conf(text(build, f"{APP_DIR}/default/app.conf"))
+    manifest = json.loads(text(build, f"{APP_DIR}/app.manifest"))
+    jsonschema.validate(manifest, json.loads(MANIFEST_SCHEMA.read_text()))
+    assert conf["package"]["id"] == conf["id"]["name"] == manifest["info"]["id"]["name"] == app.APP
+    assert conf["launcher"]["version"] == conf["id"]["version"] == manifest["info"]["id"]["version"]
+    assert conf["install"]["is_configured"] == "false"
+
+
+def test_field_extractions_are_the_add_on_rendering():
+    build = bundled_build()
+    for path, content in addon.render().items():
+        name = path.rsplit("/", 1)[1]
+        if name in app.ADDON_FILES:
+            assert text(build, f"{APP_DIR}/default/{name}").rstrip("\n") == content.rstrip("\n"), name
+
+
+def test_spl_holds_exactly_the_app_folder_with_fixed_metadata():
+    build = bundled_build()
+    data = build.files[SPL]
+    assert data[4:8] == b"\0\0\0\0"  # gzip header mtime 0
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        members = tar.getmembers()
+        names = [m.name for m in members]
+        assert names == sorted(names) and names[0] == app.APP
+        assert {(m.mtime, m.uid, m.gid, m.uname, m.gname) for m in members} == {(app.ARCHIVE_MTIME, 0, 0, "", "")}
+        contents = {m.name: tar.extractfile(m).read() for m in members if m.isfile()}
+    folder = {p.replace("splunk/", "", 1): d for p, d in build.files.items() if p.startswith(APP_DIR + "/")}
+    assert contents == folder
+
+
+def appinspect() -> list[str] | None:
+    found = shutil.which("splunk-appinspect") or str(Path(sys.executable).with_name("splunk-appinspect"))
+    return [found] if os.access(found, os.X_OK) else None
+
+
+def test_appinspect_reports_no_failures(tmp_path):
+    command = appinspect()
+    if command is None:
+        pytest.skip("splunk-appinspect is not installed (pip install '.[test]')")
+    spl = tmp_path / f"{app.APP}.spl"
+    spl.write_bytes(bundled_build().files[SPL])
+    report = tmp_path / "report.json"
+    result = subprocess.run(
+        command + ["inspect", str(spl), "--ci", "--skip-trusted-libraries-update", "--data-format", "json",
+                   "--output-file", str(report), "--max-messages", "all"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode in (0, 103), result.stdout[-2000:] + result.stderr[-2000:]  # 103: warnings only
+    checks = [c for r in json.loads(report.read_text())["reports"] for g in r["groups"] for c in g["checks"]]
+    failed = {c["name"]: c["messages"][:2] for c in checks if c["result"] in ("failure", "error", "future_failure")}
+    assert failed == {}
+    warnings = {c["name"] for c in checks if c["result"] == "warning"}
+    assert warnings <= EXPLAINED_WARNINGS, warnings - EXPLAINED_WARNINGS
