@@ -76,3 +76,12 @@ def test_a_file_with_two_rules_gives_two_output_files(tmp_path):
     assert main(["convert", "-t", "splunk", "-o", str(out), str(folder)]) == 0
     contents = sorted(p.read_text() for p in (out / "splunk").iterdir())
     assert len(contents) == 2 and any(".bad.example" in c for c in contents)
+
+
+def test_a_target_limit_is_reported_but_is_not_a_failure(tmp_path, capsys):
+    folder = tmp_path / "rules"
+    folder.mkdir()
+    (folder / "cidr.yml").write_text(textwrap.dedent(GOOD).replace("query_name|endswith: .evil.com", "query_name|cidr: 10.0.0.0/8"))
+    assert main(["convert", "-t", "elasticsearch", str(folder)]) == 0
+    err = capsys.readouterr().err
+    assert "not expressible: " in err and "cidr.yml" in err and "1 not expressible" in err

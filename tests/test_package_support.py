@@ -89,3 +89,19 @@ NOT_FOR_CLOUDWATCH = resolver_rule(
     condition: selection
     """,
 )
+
+
+def break_cloudwatch_for(monkeypatch, title: str) -> None:
+    """Make the CloudWatch conversion of one rule fail as a backend bug would (a real failure)."""
+    from sigma.backends.cloudwatch import backends
+    from sigma.exceptions import SigmaError
+
+    backend = backends["cloudwatch"]
+    original = backend.convert_rule
+
+    def convert_rule(self, rule, *args, **kwargs):
+        if rule.title == title:
+            raise SigmaError("simulated conversion failure")
+        return original(self, rule, *args, **kwargs)
+
+    monkeypatch.setattr(backend, "convert_rule", convert_rule)

@@ -1,6 +1,6 @@
 """route53_elasticsearch: golden queries, and what they select on real Lucene over ECS documents."""
 import pytest
-from sigma.exceptions import SigmaTransformationError
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError, SigmaTransformationError
 
 from r53sigma import catalogue
 from support import convert, resolver_rule
@@ -71,7 +71,7 @@ def test_cidr_with_other_values_keeps_both_fields():
 
 
 def test_cidr_on_a_keyword_field_without_ip_companion_is_refused():
-    with pytest.raises(SigmaTransformationError, match="cannot be expressed in Elasticsearch"):
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="cannot be expressed in Elasticsearch"):
         convert(resolver_rule("sel:\n  query_name|cidr: 10.0.0.0/8\ncondition: sel"), "lucene")
 
 
@@ -235,3 +235,41 @@ def test_unknown_logsource_is_rejected():
                     Image: x
                 condition: sel
             """, "lucene")
+
+
+def test_all_modifier_keeps_every_value_required_on_the_caseless_field(lucene):
+    query = convert(resolver_rule("sel:\n  query_name|contains|all: [UWhRCAAAAA, BAAAA]\ncondition: sel"), "lucene")
+    assert query == "dns.question.name.caseless:*uwhrcaaaaa* AND dns.question.name.caseless:*baaaa*"
+    assert matches(lucene, query, [dns("x1UWhRCAAAAAbaaaa.example"), dns("x1uwhrcaaaaa.example")]) == {0}
+
+
+FLATTENED_CORRELATION = """
+title: base
+name: forward_rule
+status: test
+logsource: {product: aws, service: cloudtrail}
+detection:
+    sel:
+        eventName: CreateResolverRule
+        requestParameters.ruleType: FORWARD
+    condition: sel
+---
+title: many forward rules
+status: test
+correlation:
+    type: event_count
+    rules: [forward_rule]
+    group-by: [userIdentity.arn]
+    timespan: 1h
+    condition: {gte: 3}
+"""
+
+
+def test_correlation_on_a_flattened_key_is_not_expressible_in_esql():
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="flattened"):
+        convert(FLATTENED_CORRELATION, "esql")
+
+
+def test_single_event_rule_on_a_flattened_key_converts_for_lucene():
+    query = convert(FLATTENED_CORRELATION.split("---")[0], "lucene")
+    assert "aws.cloudtrail.flattened.request_parameters.ruleType:FORWARD" in query

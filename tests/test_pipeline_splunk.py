@@ -3,7 +3,22 @@ import pytest
 from sigma.exceptions import SigmaTransformationError
 
 from r53sigma import catalogue
+from r53sigma.targets.splunk import spl_model
+from r53sigma.targets.splunk.events import event_from_raw
 from support import convert, resolver_rule
+
+
+def splunk_matches(query: str, raw_records: list) -> set[int]:
+    """Raw records -> events as the pack's add-on extracts them -> the SPL model."""
+    return {i for i, raw in enumerate(raw_records) if spl_model.selects(query, event_from_raw(raw))}
+
+
+def resolver_record(name: str, qtype: str = "A", answers=(), rcode: str = "NOERROR") -> dict:
+    return {"version": "1.100000", "account_id": "111122223333", "region": "us-east-1", "vpc_id": "vpc-1",
+            "query_timestamp": "2026-01-01T00:00:00Z", "query_name": name, "query_type": qtype,
+            "query_class": "IN", "rcode": rcode, "srcaddr": "10.0.0.5", "srcport": "40000",
+            "transport": "UDP", "srcids": {},
+            "answers": [{"Rdata": data, "Type": kind, "Class": "IN"} for kind, data in answers]}
 
 
 def test_every_catalogued_field_is_mapped_to_its_splunk_name():
@@ -108,3 +123,56 @@ def test_generic_dns_rule_converts_to_cim():
 def test_unknown_field_is_rejected():
     with pytest.raises(SigmaTransformationError, match="known fields"):
         convert(resolver_rule("sel:\n  qname: x\ncondition: sel"), "splunk")
+
+
+def test_trailing_dot_case_and_any_answer_on_add_on_events():
+    query = convert(resolver_rule("""
+        sel:
+          query_name|endswith: '.Evil.com'
+          answers.Rdata: 'target.example.net'
+        condition: sel"""), "splunk")
+    records = [
+        resolver_record("www.EVIL.com.", "A", [("CNAME", "target.example.net."), ("A", "203.0.113.5")]),
+        resolver_record("www.evil.com.", "A", [("A", "203.0.113.5")]),
+        resolver_record("www.notevil.com.", "A", [("CNAME", "target.example.net.")]),
+    ]
+    assert splunk_matches(query, records) == {0}
+
+
+def test_sourcetype_scopes_every_branch_of_an_or():
+    query = convert(resolver_rule("""
+        a:
+          query_type: TXT
+        b:
+          rcode: NXDOMAIN
+        condition: a or b"""), "splunk")
+    public_line = "1.0 2026-01-01T00:00:00.000Z Z1 example.com TXT NXDOMAIN UDP IAD12 192.0.2.1 -"
+    records = [resolver_record("a.example.", "TXT"), resolver_record("b.example.", "A", rcode="NXDOMAIN"),
+               resolver_record("c.example."), public_line]
+    assert splunk_matches(query, records) == {0, 1}
+
+
+def test_cased_value_is_case_sensitive_on_add_on_events():
+    query = convert(resolver_rule("sel:\n  query_name|cased: 'Evil*'\ncondition: sel"), "splunk")
+    assert splunk_matches(query, [resolver_record("Evil.example."), resolver_record("evil.example.")]) == {0}
+
+
+def test_literal_asterisk_becomes_a_regex_because_spl_cannot_escape_it():
+    query = convert("""
+        title: t
+        status: test
+        logsource: {product: aws, service: cloudtrail}
+        detection:
+            sel:
+                requestParameters.changeBatch.changes.resourceRecordSet.name|startswith: '\\*.'
+            condition: sel
+        """, "splunk")
+    assert "| regex" in query and "\\\\*" not in query.split("| regex")[0]
+
+    def change(name):
+        return {"eventSource": "route53.amazonaws.com", "eventName": "ChangeResourceRecordSets",
+                "eventTime": "2026-01-01T00:00:00Z",
+                "requestParameters": {"changeBatch": {"changes": [
+                    {"action": "CREATE", "resourceRecordSet": {"name": "www.example.com.", "type": "A"}},
+                    {"action": "CREATE", "resourceRecordSet": {"name": name, "type": "A"}}]}}}
+    assert splunk_matches(query, [change("*.example.com."), change("x.example.com."), change("a*.example.com.")]) == {0}

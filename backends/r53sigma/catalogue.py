@@ -80,6 +80,13 @@ class LogSource:
             name = self.dns_aliases.get(name, name)
         return self.fields.get(name)
 
+    def flattened_roots(self, target: str) -> tuple[str, ...]:
+        """Target objects whose keys are indexed as one `flattened` field (Elasticsearch)."""
+        return tuple(self.targets[target].get("flattened_roots", ()))
+
+    def is_flattened(self, target: str, name: str) -> bool:
+        return any(name == root or name.startswith(root + ".") for root in self.flattened_roots(target))
+
     def with_role(self, role: str) -> Field | None:
         """The field that plays a DNS role (question_name, answer_data, ...), if this log source has one."""
         return next((f for f in self.fields.values() if f.role == role), None)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaError
+from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 
 from r53sigma import rules as rule_loading
 
@@ -49,6 +49,11 @@ TARGETS: dict[str, Target] = {
         "sigma.backends.cloudwatch:cloudwatch",
         "cwli", "cwli", ".cwli", ".cwli",
     ),
+    # Trino SQL over AWS's documented Athena table of Resolver query logs; no pySigma pipeline (pipeline ""):
+    # the SQL compiler reads the catalogue itself.
+    "athena": Target(
+        "athena", "", "r53sigma.athena:AthenaBackend", "r53sigma.athena:AthenaBackend", "sql", "sql", ".sql", ".sql",
+    ),
 }
 
 
@@ -67,11 +72,17 @@ class Conversion:
     suffix: str
     query: str | None = None
     error: str | None = None
+    not_expressible: bool = False  # the target cannot state the rule (a documented limit), the rule is fine
     rule: object = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
         return self.error is None
+
+    @property
+    def failed(self) -> bool:
+        """A real failure: a broken rule or a backend bug, not a target's documented limit."""
+        return self.error is not None and not self.not_expressible
 
     def export(self) -> dict:
         return {
@@ -98,6 +109,8 @@ def _class(spec: str):
 
 
 def _pipeline(name: str):
+    if not name:  # a backend that maps fields itself
+        return None
     from sigma.pipelines.route53 import pipelines
 
     if name not in pipelines:
@@ -136,6 +149,8 @@ def convert_loaded(loaded: rule_loading.LoadedRules, target: Target, backend_opt
             backend.init_processing_pipeline(backend.default_format)
             queries = _convert(backend, rule, converted)
             conversion.query = "\n".join(str(q) for q in queries)
+        except SigmaFeatureNotSupportedByBackendError as error:
+            conversion.error, conversion.not_expressible = _describe(error), True
         except (SigmaError, ImportError) as error:
             conversion.error = _describe(error)
         except Exception as error:  # a backend bug must cost one rule, not the run

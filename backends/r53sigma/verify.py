@@ -181,8 +181,7 @@ def verify(paths: list[Path] | None, loaded: rules_mod.LoadedRules, pairs: list[
             if conv is None:
                 cell.status, cell.reason = DISAGREE, "no conversion was produced for this rule"
             elif not conv.ok:
-                internal = conv.error.startswith("internal error")
-                cell.status, cell.reason = (DISAGREE if internal else NOT_EXPRESSIBLE), conv.error
+                cell.status, cell.reason = (NOT_EXPRESSIBLE if conv.not_expressible else DISAGREE), conv.error
             else:
                 checker.add(cell, conv, rule, cases, [expected.get((rule_id, n)) for n in range(len(cases))])
         checker.finish()
@@ -254,6 +253,8 @@ class _Checker:
             cell.status, cell.reason = DISAGREE, str(rejected)
         except _Gap as gap:
             cell.status, cell.reason = MODEL_GAP, str(gap)
+        except Exception as error:  # a model that cannot evaluate a query fails this cell, not the run
+            cell.status, cell.reason = MODEL_GAP, f"{self.target} model failed: {type(error).__name__}: {error}"
 
     @staticmethod
     def _compare(cell: Cell, case: Case, want: Any, got: Any) -> None:
@@ -391,7 +392,7 @@ def esql_mapping(log_source: catalogue.LogSource) -> dict[str, str]:
 
     mapping: dict[str, str] = {}
     for name, spec in ingestion.field_mappings(log_source).items():
-        root = next((r for r in ingestion.FLATTENED_ROOTS if name.startswith(r + ".")), None)
+        root = next((r for r in log_source.flattened_roots("elasticsearch") if name.startswith(r + ".")), None)
         if root is not None:
             mapping[root + "." + name[len(root) + 1:].split(".")[0]] = "flattened"
             continue

@@ -34,9 +34,12 @@ def run(args: argparse.Namespace) -> int:
     conversions, broken = conversion.convert_paths(args.paths or None, targets)
     for error in broken:
         print(f"error: {error}", file=sys.stderr)
-    failed = [c for c in conversions if not c.ok]
+    failed = [c for c in conversions if c.failed]
     for c in failed:
         print(f"error: {c.path}: {c.title}: {c.target}: {c.error}", file=sys.stderr)
+    not_expressible = [c for c in conversions if c.not_expressible]
+    for c in not_expressible:
+        print(f"not expressible: {c.path}: {c.title}: {c.target}: {c.error}", file=sys.stderr)
     good = [c for c in conversions if c.ok]
 
     if args.output:
@@ -50,9 +53,11 @@ def run(args: argparse.Namespace) -> int:
     rule_count = len({c.rule_id for c in conversions})
     print(
         f"converted {len(good)} of {len(conversions)} rule/target pairs ({rule_count} rules, "
-        f"{len(targets)} targets); {len(broken)} broken rule files, {len(failed)} conversion errors",
+        f"{len(targets)} targets); {len(not_expressible)} not expressible in their target, "
+        f"{len(broken)} broken rule files, {len(failed)} conversion errors",
         file=sys.stderr,
     )
+    # A target's documented limit is reported but is no failure; a broken rule or a backend error is.
     return 1 if broken or failed else 0
 
 

@@ -28,9 +28,6 @@ NORMALIZER = "r53sigma_lowercase"
 FAILURE_TAG = "r53sigma_ingest_failure"
 PRIORITY = 150  # above the built-in logs-*-* (100), below Fleet's integration templates (200)
 INGEST_SOURCES = ("resolver", "public_zone")  # CloudTrail: Elastic's AWS integration has the standard pipeline
-# Elastic's integration maps CloudTrail requestParameters as one `flattened` field: its keys are
-# indexed as keywords of that field and cannot carry sub-fields or a normalizer.
-FLATTENED_ROOTS = ("aws.cloudtrail.flattened",)
 ES_TYPES = {"string": "keyword", "ip": "ip", "integer": "long", "date": "date"}
 CONVERT_TYPES = {"integer": "long", "ip": "ip"}
 TIMESTAMP = "@timestamp"
@@ -93,7 +90,8 @@ def es_name(field: Field) -> str:
 
 
 def is_flattened(name: str) -> bool:
-    return any(name == root or name.startswith(root + ".") for root in FLATTENED_ROOTS)
+    """Inside an object the catalogue says Elastic maps as `flattened` (keys: no sub-fields, no normalizer)."""
+    return any(log_source.is_flattened(TARGET, name) for log_source in catalogue.log_sources())
 
 
 def caseless_fields(log_source: LogSource) -> list[str]:

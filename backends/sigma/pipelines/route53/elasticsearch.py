@@ -18,11 +18,18 @@ from dataclasses import dataclass
 from sigma.processing.conditions import IncludeFieldCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import SetStateTransformation
-from sigma.processing.transformations.base import DetectionItemTransformation, ValueTransformation
+from sigma.processing.transformations.base import (
+    DetectionItemTransformation,
+    PreprocessingTransformation,
+    ValueTransformation,
+)
 from sigma.conditions import ConditionOR
 from sigma.rule import SigmaDetection, SigmaDetectionItem
-from sigma.exceptions import SigmaTransformationError
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import SigmaCasedString, SigmaCIDRExpression, SigmaString
+
+from r53sigma import catalogue
 
 from . import shared
 
@@ -61,14 +68,15 @@ class RouteValues(DetectionItemTransformation):
             source=detection_item.source,
             auto_modifiers=False,  # the values already carry the modifiers' work (|base64 must not apply twice)
         )
+        moved.value_linking = detection_item.value_linking  # |all stays "every value"
         others = [v for v in detection_item.value if not selects(v)]
         if not others:
             return moved
         kept = SigmaDetectionItem(
             detection_item.field, detection_item.modifiers, others, source=detection_item.source, auto_modifiers=False
         )
+        kept.value_linking = detection_item.value_linking
         if detection_item.value_linking is not ConditionOR:  # |all: every value must match
-            moved.value_linking = kept.value_linking = detection_item.value_linking
             return SigmaDetection([moved, kept])
         return SigmaDetection([moved, kept], item_linking=ConditionOR)
 
@@ -79,11 +87,49 @@ class RejectCidrOnKeyword(DetectionItemTransformation):
 
     def apply_detection_item(self, detection_item: SigmaDetectionItem):
         if any(is_cidr(v) for v in detection_item.value):
-            raise SigmaTransformationError(
+            raise SigmaFeatureNotSupportedByBackendError(
                 f"|cidr on '{detection_item.field}' cannot be expressed in Elasticsearch: the field is a keyword "
                 "and the catalogue names no ip-typed companion for it",
                 source=detection_item.source,
             )
+
+
+@dataclass
+class RejectFlattenedInCorrelation(PreprocessingTransformation):
+    """Correlations become ES|QL, which reads a `flattened` field only whole, never one of its keys."""
+
+    source: str
+
+    def apply(self, rule) -> None:
+        super().apply(rule)
+        if not isinstance(rule, SigmaCorrelationRule):
+            return
+        log_source = catalogue.load()[self.source]
+        for reference in rule.rules:
+            for field in _detection_fields(reference.rule):
+                catalogued = log_source.fields.get(field)
+                es_name = catalogued.target(TARGET).name if catalogued else field
+                if log_source.is_flattened(TARGET, es_name):
+                    raise SigmaFeatureNotSupportedByBackendError(
+                        f"the correlation's rule '{reference.rule.name or reference.rule.title}' filters on '{field}', "
+                        f"a key of a flattened field ({es_name}); ES|QL reads flattened fields only whole",
+                        source=rule.source,
+                    )
+
+
+def _detection_fields(rule) -> set[str]:
+    found: set[str] = set()
+
+    def walk(detection) -> None:
+        for item in detection.detection_items:
+            if isinstance(item, SigmaDetection):
+                walk(item)
+            elif item.field:
+                found.add(item.field)
+
+    for detection in getattr(rule, "detection", None) and rule.detection.detections.values() or ():
+        walk(detection)
+    return found
 
 
 @dataclass
@@ -110,6 +156,14 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
                 rule_conditions=[view.condition],
             )
         )
+        if view.log_source.flattened_roots(TARGET):
+            items.append(
+                ProcessingItem(
+                    identifier=f"{pid}_flattened_in_correlation_{view.id_suffix}",
+                    transformation=RejectFlattenedInCorrelation(view.log_source.source),
+                    rule_conditions=[view.condition],
+                )
+            )
         items.extend(shared.fold_case(pid, view, TARGET))
         rule_fields = list(view.rule_fields())
         cidr_companions = {n: f.target(TARGET).cidr for n, f in rule_fields if f.target(TARGET).cidr}

@@ -5,7 +5,7 @@ DNS logs use CIM Network_Resolution names (`query`, `record_type`, `reply_code`,
 `query` and `answer` without trailing dot, `answer` multivalue over every answer, so search terms
 match any answer. CloudTrail keeps its raw names (Splunk Add-on for AWS, sourcetype aws:cloudtrail),
 arrays as `{}` paths. Splunk compares search-term values case-insensitively, as Sigma does;
-`|cased` values become a case-sensitive `regex`.
+`|cased` values, and values with a literal `*` (SPL cannot escape it), become an anchored `regex`.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import AddConditionTransformation
 from sigma.processing.transformations.base import ValueTransformation
-from sigma.types import SigmaCasedString, SigmaRegularExpression, SpecialChars
+from sigma.types import SigmaCasedString, SigmaRegularExpression, SigmaString, SpecialChars
 
 from . import shared
 
@@ -23,11 +23,19 @@ TARGET = "splunk"
 
 
 @dataclass
-class CasedAsRegex(ValueTransformation):
-    """Splunk search terms ignore case; a `|cased` value is checked with an anchored regex instead."""
+class AsRegex(ValueTransformation):
+    """Values a Splunk search term cannot state become an anchored `regex`.
+
+    A `|cased` value (search terms ignore case), and a value holding a literal `*` (SPL cannot
+    escape the asterisk in a search term: `\\*` is still a wildcard).
+    """
 
     def apply_value(self, field: str, val):
-        if not isinstance(val, SigmaCasedString):
+        if not isinstance(val, SigmaString):
+            return None
+        cased = isinstance(val, SigmaCasedString)
+        literal_asterisk = any(isinstance(part, str) and "*" in part for part in val.s)
+        if not (cased or literal_asterisk):
             return None
         parts = []
         for part in val.s:
@@ -37,7 +45,9 @@ class CasedAsRegex(ValueTransformation):
                 parts.append(".")
             else:
                 parts.append(re.escape(part))
-        return SigmaRegularExpression("^" + "".join(parts) + "$")
+        anchored = "^" + "".join(parts) + "$"
+        # a scoped (?i:...) group: the backend may wrap the regex in a named group (regex inside OR)
+        return SigmaRegularExpression(anchored if cased else f"(?i:{anchored})")
 
 
 def route53_splunk_pipeline() -> ProcessingPipeline:
@@ -48,7 +58,7 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
         items.append(
             ProcessingItem(
                 identifier=f"{pid}_cased_{view.id_suffix}",
-                transformation=CasedAsRegex(),
+                transformation=AsRegex(),
                 rule_conditions=[view.condition],
             )
         )
