@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test convert scan verify mappings dist check-install clean
+.PHONY: setup run test convert scan verify mappings dist dist-check check-install clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,8 +14,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test,scan]' --config-settings editable_mode=compat
 	# Real Lucene for the Elasticsearch query checks (Debian's liblucene8-java on Java 17);
 	# best effort: without it those checks skip and say why.
-	-@if ! ls /usr/share/java/lucene-core-*.jar >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  apt-get update -qq && apt-get install -y -qq liblucene8-java >/dev/null; fi
+	# libmagic: splunk-appinspect's python-magic needs it to check the packaged Splunk app.
+	-@if { ! ls /usr/share/java/lucene-core-*.jar || ! ldconfig -p | grep -q libmagic.so.1; } >/dev/null 2>&1 \
+	  && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && apt-get install -y -qq liblucene8-java libmagic1 >/dev/null; fi
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -37,6 +39,16 @@ scan: setup
 
 mappings: setup
 	$(BIN)/r53sigma mappings
+
+verify: setup
+	$(BIN)/r53sigma verify
+
+# Deployable artifacts, rebuilt byte-identically and offline; `make dist-check` fails if dist/ is stale.
+dist: setup
+	$(BIN)/r53sigma package --out dist
+
+dist-check: setup
+	$(BIN)/r53sigma package --out dist --check
 
 # A clean virtualenv with a plain (non-editable) install, then stock sigma-cli on our rules and
 # on SigmaHQ's DNS rules: proves the plugins are found the way any user would install them.
