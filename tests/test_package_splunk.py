@@ -1,7 +1,6 @@
 """dist/splunk/: the app folder (conf files parsed, manifest schema, AppInspect) and its reproducible .spl."""
 from __future__ import annotations
 
-import gzip
 import io
 import json
 import os

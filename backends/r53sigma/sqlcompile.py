@@ -1,0 +1,388 @@
+"""Sigma rules as SQL boolean expressions over a flat table of catalogue fields (DuckDB and Trino/Athena).
+
+The meaning is the reference engine's (``r53sigma.engine``): strings are case-insensitive (``lower()``
+on both sides) unless ``|cased``; ``*``/``?`` wildcards are ``LIKE`` patterns matched against the whole
+value; a field under a JSON array (``answers.Rdata``) is a list column and matches when ANY element
+matches (``not`` therefore means no element matches); ``null`` means no value, ``|exists`` a value;
+numbers compare numerically, numeric strings counting as numbers; ``|re`` is an unanchored search,
+case-sensitive unless the ``i`` flag; ``|cidr`` is an address inside the network.
+
+A dialect says how to write what the two SQLs write differently (lambdas over lists, regex functions,
+finite-number test, CIDR); a ``ColumnOf`` callable says where a catalogue field lives in the table:
+a scalar expression holding the value as text (``NULL`` when absent), or a list expression and how to
+get one element's text. Differences from Python ``re`` (RE2 in DuckDB): ``\\d``, ``\\w``, ``\\s`` are ASCII
+and ``$`` is translated to Python's "end, or before a final newline"; a pattern RE2 cannot compile
+(look-around, back-references) is left to the dialect's fallback (DuckDB: a Python function).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.rule import SigmaRule
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SpecialChars,
+)
+
+from r53sigma import catalogue
+from r53sigma.engine import EngineError, describe
+
+_COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
+            CompareOperators.GTE: ">=", CompareOperators.NEQ: "<>"}
+UNKNOWN = "NULL::BOOLEAN"  # an atom SQL cannot decide; the DuckDB engine asks the reference engine
+_WHITESPACE = "' \t\n\r\x0b\x0c'"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = f"^{_OCTET}(\\.{_OCTET}){{3}}$"
+_HEX = "[0-9a-fA-F]{1,4}"
+IPV6 = f"^(({_HEX}:){{7}}{_HEX}|({_HEX}(:{_HEX}){{0,6}})?::({_HEX}(:{_HEX}){{0,6}})?)$"
+
+
+def ipv6_hex(value: str) -> str:
+    """The 32 hex digits of an IPv6 address written in hex groups (``::`` expanded), for range checks (DuckDB)."""
+    def groups(part: str) -> str:
+        return f"(CASE WHEN {part} = '' THEN []::VARCHAR[] ELSE string_split({part}, ':') END)"
+
+    left, right = groups(f"split_part({value}, '::', 1)"), groups(f"split_part({value}, '::', 2)")
+    expanded = (
+        f"(CASE WHEN contains({value}, '::') THEN {left} || list_transform(range(8 - len({left}) - len({right})), lambda i: '0') || {right}"
+        f" ELSE string_split({value}, ':') END)"
+    )
+    return f"lower(array_to_string(list_transform({expanded}, lambda g: lpad(g, 4, '0')), ''))"
+
+
+@dataclass(frozen=True)
+class Column:
+    """Where a field's values are: a scalar text expression, or a list and one element's text."""
+
+    expr: str
+    element: Callable[[str], str] | None = None  # list column: element variable -> its text
+
+    @property
+    def is_list(self) -> bool:
+        return self.element is not None
+
+
+ColumnOf = Callable[[catalogue.Field], Column]
+
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+class Dialect:
+    name = "duckdb"
+    finite = "isfinite"
+
+    def any(self, column: Column, test: Callable[[str], str], var: str = "v", unknown: bool = False) -> str:
+        results = f"list_transform({column.expr}, lambda {var}: {test(column.element(var))})"
+        if not unknown:
+            return f"coalesce(list_bool_or({results}), false)"
+        # three-valued: true if an element matches, unknown if an element's test is unknown, else false
+        return self.let_list(results, "r", "CASE WHEN list_bool_or(r) THEN true WHEN list_count(r) < len(r) THEN NULL ELSE false END")
+
+    def let_list(self, expr: str, name: str, body: str) -> str:
+        return f"(list_transform([{expr}], lambda {name}: {body}))[1]"
+
+    def count(self, column: Column) -> str:
+        return f"len({column.expr})"
+
+    def regex(self, value: str, pattern: str) -> str:
+        return f"regexp_matches({value}, {quote(pattern)})"
+
+    def regex_fallback(self, value: str, pattern: str, flags: int) -> str:
+        raise EngineError(f"regular expression {pattern!r} is not supported by {self.name}")
+
+    def cidr(self, value: str, networks: list) -> str:
+        """IPv4 as integer ranges over a strict dotted quad, IPv6 as ranges of its 32 hex digits; other forms ``cidr_other``."""
+        v4 = [n for n in networks if n.version == 4]
+        terms = []
+        if v4:
+            number = " + ".join(f"CAST(split_part({value}, '.', {i + 1}) AS BIGINT) * {256 ** (3 - i)}" for i in range(4))
+            ranges = " OR ".join(f"n BETWEEN {int(n.network_address)} AND {int(n.broadcast_address)}" for n in v4)
+            terms.append(f"(CASE WHEN {self.regex(value, IPV4)} THEN {self.let(number, 'n', ranges)} ELSE false END)")
+        v6 = [n for n in networks if n.version == 6]
+        if v6:
+            digits = ipv6_hex(value)
+            ranges = " OR ".join(
+                f"h BETWEEN '{int(n.network_address):032x}' AND '{int(n.broadcast_address):032x}'" for n in v6
+            )
+            terms.append(f"(CASE WHEN {self.regex(value, IPV6)} THEN {self.let(digits, 'h', ranges)} ELSE false END)")
+        other = self.cidr_other(value, networks)
+        if other:
+            terms.append(other)
+        return "(" + " OR ".join(terms) + ")"
+
+    def let(self, expr: str, name: str, body: str) -> str:
+        """``body`` with ``name`` bound to ``expr`` evaluated once (a one-element list and a lambda)."""
+        return f"list_bool_or(list_transform([{expr}], lambda {name}: {body}))"
+
+    def cidr_other(self, value: str, networks: list) -> str | None:
+        """Values that are not a plain dotted quad (IPv6, padded text): exact where the dialect can be."""
+        return None
+
+    def keyword(self, rule: SigmaRule, value: Any) -> str:
+        raise EngineError(f"{describe(rule)}: keywords (values without a field) are not supported by {self.name}")
+
+    def check_regex(self, pattern: str) -> bool:
+        return True
+
+
+class TrinoDialect(Dialect):
+    name = "athena"
+    finite = "is_finite"
+
+    def any(self, column: Column, test: Callable[[str], str], var: str = "v", unknown: bool = False) -> str:
+        return f"coalesce(any_match({column.expr}, {var} -> {test(column.element(var))}), false)"
+
+    def count(self, column: Column) -> str:
+        return f"coalesce(cardinality(filter({column.expr}, v -> {column.element('v')} IS NOT NULL)), 0)"
+
+    def regex(self, value: str, pattern: str) -> str:
+        return f"regexp_like({value}, {quote(pattern)})"
+
+    def cidr(self, value: str, networks: list) -> str:
+        return "(" + " OR ".join(f"coalesce(contains({quote(str(n))}, TRY_CAST({value} AS IPADDRESS)), false)" for n in networks) + ")"
+
+
+def strip_dot(expr: str) -> str:
+    """The catalogue's strip_trailing_dot in SQL both dialects share."""
+    return f"(CASE WHEN length({expr}) > 1 AND {expr} LIKE '%.' THEN substr({expr}, 1, length({expr}) - 1) ELSE {expr} END)"
+
+
+def like_pattern(parts: list[Any]) -> str:
+    out = []
+    for part in parts:
+        if part is SpecialChars.WILDCARD_MULTI:
+            out.append("%")
+        elif part is SpecialChars.WILDCARD_SINGLE:
+            out.append("_")
+        else:
+            out.append(part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
+    return "".join(out)
+
+
+def python_regex_to_re2(pattern: str, flags: set) -> str:
+    """Inline flags, and Python's ``$`` (end or before a final newline) where RE2 would mean end only."""
+    multiline = SigmaRegularExpressionFlag.MULTILINE in flags
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            out.append("\\z" if nxt == "Z" and not in_class else char + nxt)
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[i + 1:i + 2] == "]" or pattern[i + 1:i + 3] == "^]":  # a literal ] first in a class
+                out.append(pattern[i:i + (2 if pattern[i + 1] == "]" else 3)])
+                i += 2 if pattern[i + 1] == "]" else 3
+                continue
+        elif char == "$" and not multiline:
+            out.append("(?:\\n?\\z)")
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    prefix = "".join(f for flag, f in ((SigmaRegularExpressionFlag.IGNORECASE, "i"),
+                                       (SigmaRegularExpressionFlag.MULTILINE, "m"),
+                                       (SigmaRegularExpressionFlag.DOTALL, "s")) if flag in flags)
+    off = "".join(f for flag, f in ((SigmaRegularExpressionFlag.MULTILINE, "m"),
+                                    (SigmaRegularExpressionFlag.DOTALL, "s")) if flag not in flags)
+    head = f"(?{prefix}-{off})" if off else f"(?{prefix})"
+    return head + "".join(out)
+
+
+class RuleCompiler:
+    """One rule's condition as a SQL boolean (several conditions are or-ed)."""
+
+    def __init__(self, rule: SigmaRule, column_of: ColumnOf, dialect: Dialect):
+        self.rule, self.column_of, self.dialect = rule, column_of, dialect
+        ls = rule.logsource
+        found = catalogue.for_logsource(ls.category, ls.product, ls.service)
+        if found is None:
+            raise EngineError(f"{describe(rule)}: log source is not a Route 53 log source known to r53sigma")
+        self.log_source, self.generic = found
+        self.unknowns = 0  # atoms SQL cannot decide (NULL): the engine decides those rows with the reference engine
+
+    def compile(self) -> str:
+        conditions = [self.node(c.parsed) for c in self.rule.detection.parsed_condition]
+        return conditions[0] if len(conditions) == 1 else "(" + " OR ".join(conditions) + ")"
+
+    def field(self, name: str) -> catalogue.Field:
+        found = self.log_source.field_for(name, generic_dns=self.generic)
+        if found is None:
+            raise EngineError(
+                f"{describe(self.rule)}: field {name!r} is not a field of {self.log_source.title}; known fields: "
+                + ", ".join(sorted(self.log_source.rule_field_names(generic_dns=self.generic)))
+            )
+        return found
+
+    def node(self, node: Any) -> str:
+        if isinstance(node, ConditionAND):
+            return "(" + " AND ".join(self.node(a) for a in node.args) + ")"
+        if isinstance(node, ConditionOR):
+            return "(" + " OR ".join(self._or_args(node.args)) + ")"
+        if isinstance(node, ConditionNOT):
+            return f"(NOT {self.node(node.args[0])})"
+        if isinstance(node, ConditionFieldEqualsValueExpression):
+            return self.field_value(node.field, node.value)
+        if isinstance(node, ConditionValueExpression):
+            self.unknowns += 1
+            return self.dialect.keyword(self.rule, node.value)
+        if node is None:
+            return "false"
+        raise EngineError(f"{describe(self.rule)}: unsupported condition element {type(node).__name__}")
+
+    def _or_args(self, args: list[Any]) -> list[str]:
+        """Or-ed plain strings of one field become one test (an IN list for value lists)."""
+        by_field: dict[str, list[SigmaString]] = {}
+        others = []
+        for arg in args:
+            strings = _plain_strings(arg.value) if isinstance(arg, ConditionFieldEqualsValueExpression) else None
+            if strings is None:
+                others.append(arg)
+            else:
+                by_field.setdefault(arg.field, []).extend(strings)
+        merged = [self._test(name, self._strings(values, name)) for name, values in by_field.items()]
+        return merged + [self.node(a) for a in others]
+
+    def _test(self, name: str, test: Callable[[str], str]) -> str:
+        column = self.column_of(self.field(name))
+        body = test(column.element("v") if column.is_list else column.expr)
+        if column.is_list:
+            return self.dialect.any(column, test, unknown=UNKNOWN in body)
+        return f"(CASE WHEN {column.expr} IS NULL THEN false ELSE {body} END)"
+
+    def field_value(self, name: str, value: Any) -> str:
+        column = self.column_of(self.field(name))
+        if isinstance(value, SigmaNull):
+            return f"({self.dialect.count(column)} = 0)" if column.is_list else f"({column.expr} IS NULL)"
+        if isinstance(value, SigmaExists):
+            present = f"({self.dialect.count(column)} > 0)" if column.is_list else f"({column.expr} IS NOT NULL)"
+            return present if value.exists else f"(NOT {present})"
+        if isinstance(value, SigmaFieldReference):
+            return self._field_reference(column, self.column_of(self.field(value.field)), value)
+        return self._test(name, self.value(value, name))
+
+    def value(self, value: Any, name: str) -> Callable[[str], str]:
+        strings = _plain_strings(value)
+        if strings is not None:
+            return self._strings(strings, name)
+        if isinstance(value, SigmaExpansion):
+            tests = [self.value(v, name) for v in value.values]
+            return lambda x: "(" + " OR ".join(t(x) for t in tests) + ")"
+        if isinstance(value, SigmaBool):
+            return lambda x: f"({x} = {quote('true' if value.boolean else 'false')})"
+        if isinstance(value, SigmaNumber):
+            return lambda x: self._number_test(x, "=", value.number)
+        if isinstance(value, SigmaCompareExpression):
+            return lambda x: self._number_test(x, _COMPARE[value.op], value.number.number)
+        if isinstance(value, SigmaRegularExpression):
+            return self._regex(str(value.regexp), set(value.flags))
+        if isinstance(value, SigmaCIDRExpression):
+            return self._cidr([value.network])
+        raise EngineError(f"{describe(self.rule)}: field {name!r}: unsupported value type {type(value).__name__}")
+
+    def _number_test(self, x: str, op: str, number: Any) -> str:
+        cast = f"TRY_CAST(trim({x}, {_WHITESPACE}) AS DOUBLE)"
+        return f"coalesce({cast} {op} {float(number)!r} AND {self.dialect.finite}({cast}), false)"
+
+    def _strings(self, values: list[SigmaString], name: str) -> Callable[[str], str]:
+        exact: dict[bool, list[str]] = {True: [], False: []}
+        patterns: dict[bool, list[str]] = {True: [], False: []}
+        for value in values:
+            cased = isinstance(value, SigmaCasedString)
+            parts = list(value.s)
+            if any(isinstance(p, Placeholder) for p in parts):
+                raise EngineError(f"{describe(self.rule)}: field {name!r}: placeholder values (|expand) need a pipeline")
+            fold = (lambda s: s) if cased else str.lower
+            parts = [fold(p) if isinstance(p, str) else p for p in parts]
+            if all(isinstance(p, str) for p in parts):
+                exact[cased].append("".join(parts))
+            else:
+                patterns[cased].append(like_pattern(parts))
+
+        def test(x: str) -> str:
+            terms = []
+            for cased in (False, True):
+                subject = x if cased else f"lower({x})"
+                if len(exact[cased]) == 1:
+                    terms.append(f"{subject} = {quote(exact[cased][0])}")
+                elif exact[cased]:
+                    terms.append(f"{subject} IN ({', '.join(quote(v) for v in dict.fromkeys(exact[cased]))})")
+                terms.extend(
+                    f"{subject} LIKE {quote(p)}" + (" ESCAPE '\\'" if "\\" in p else "") for p in patterns[cased]
+                )
+            return "(" + " OR ".join(terms) + ")" if len(terms) > 1 else terms[0]
+
+        return test
+
+    def _regex(self, pattern: str, flags: set) -> Callable[[str], str]:
+        translated = python_regex_to_re2(pattern, flags)
+        if self.dialect.check_regex(translated):
+            return lambda x: self.dialect.regex(x, translated)
+        python_flags = 0
+        for flag, bit in ((SigmaRegularExpressionFlag.IGNORECASE, re.IGNORECASE),
+                          (SigmaRegularExpressionFlag.MULTILINE, re.MULTILINE),
+                          (SigmaRegularExpressionFlag.DOTALL, re.DOTALL)):
+            if flag in flags:
+                python_flags |= bit
+        self.unknowns += 1
+        return lambda x: self.dialect.regex_fallback(x, pattern, python_flags)
+
+    def _cidr(self, networks: list) -> Callable[[str], str]:
+        if self.dialect.cidr_other("x", networks) is not None:
+            self.unknowns += 1
+        return lambda x: self.dialect.cidr(x, networks)
+
+    def _field_reference(self, mine: Column, theirs: Column, ref: SigmaFieldReference) -> str:
+        def compare(a: str, b: str) -> str:
+            if ref.starts_with:
+                return f"starts_with(lower({a}), lower({b}))"
+            if ref.ends_with:
+                return f"ends_with(lower({a}), lower({b}))"
+            return f"(lower({a}) = lower({b}))"
+
+        def over(column: Column, test: Callable[[str], str], var: str) -> str:
+            return self.dialect.any(column, test, var) if column.is_list else f"coalesce({test(column.expr)}, false)"
+
+        return over(mine, lambda a: over(theirs, lambda b: compare(a, b), "w"), "v")
+
+
+def _plain_strings(value: Any) -> list[SigmaString] | None:
+    if isinstance(value, SigmaString):
+        return [value]
+    if isinstance(value, SigmaExpansion) and all(isinstance(v, SigmaString) for v in value.values):
+        return list(value.values)
+    return None
+
+
+def compile_rule(rule: SigmaRule, column_of: ColumnOf, dialect: Dialect) -> str:
+    if not isinstance(rule, SigmaRule):
+        raise EngineError(f"{describe(rule)}: a correlation cannot be matched against one event")
+    return RuleCompiler(rule, column_of, dialect).compile()

@@ -1,0 +1,217 @@
+"""Benchmark `r53sigma scan`: DuckDB engine vs DuckDB's own read limit vs the reference engine.
+
+    python bench/scan.py [--events 1000000] [--workdir DIR] [--keep]
+
+1. Generates a synthetic Resolver query log (one gzip file, JSON lines as AWS writes them): background
+   traffic from a few hundred instances over one day, plus the positive test cases of every Resolver
+   rule (tests/rules) injected at random positions (their own timestamps, on another day, so windows
+   and groups are theirs).
+2. Measures, each in its own process (wall time, peak RSS from wait4):
+   (a) DuckDB reading and counting the file with the catalogue's explicit schema (the practical limit);
+   (b) ``r53sigma scan --engine duckdb`` with the whole pack;
+   (c) ``r53sigma scan --engine reference`` on the first tenth of the file.
+3. Reports events/s, b/a and b/c, peak memory, and checks that (b) found every injected attack:
+   for a plain rule an alert on one of its injected lines, for a correlation an alert whose sample
+   lines are injected ones (the background is on another day, so only injected events fire there).
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "backends"))
+
+from r53sigma import catalogue, rules as rules_mod  # noqa: E402
+from r53sigma.testcases import default_cases_dir  # noqa: E402
+from sigma.correlations import SigmaCorrelationRule  # noqa: E402
+
+BENIGN = ["amazonaws.com", "example.com", "ubuntu.com", "github.com", "microsoft.com", "cloudfront.net", "google.com"]
+TARGETS = {"a": ("A", lambda r: f"{r.randrange(1, 223)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"),
+           "aaaa": ("AAAA", lambda r: f"2600:1f18:{r.randrange(65536):x}::{r.randrange(65536):x}")}
+
+
+def background(rng: random.Random, i: int, day_start: float) -> dict:
+    kind = "aaaa" if rng.random() < 0.25 else "a"
+    qtype, address = TARGETS[kind]
+    host = rng.randrange(400)
+    nx = rng.random() < 0.01
+    t = day_start + i * 86400 / BACKGROUND_TOTAL[0]
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + "Z"
+    return {
+        "version": "1.100000", "account_id": "111122223333", "region": "us-east-1", "vpc_id": "vpc-0bench",
+        "query_timestamp": stamp, "query_name": f"svc{rng.randrange(2000)}.{rng.choice(BENIGN)}.",
+        "query_type": qtype, "query_class": "IN", "rcode": "NXDOMAIN" if nx else "NOERROR",
+        "answers": [] if nx else [{"Rdata": address(rng), "Type": qtype, "Class": "IN"}],
+        "srcaddr": f"10.0.{host // 250}.{host % 250 + 2}", "srcport": str(rng.randrange(1024, 65535)),
+        "transport": "UDP", "srcids": {"instance": f"i-0bench{host:011x}"},
+    }
+
+
+BACKGROUND_TOTAL = [1]
+
+
+def resolver_attacks() -> dict[str, tuple[str, bool, list[list[dict]]]]:
+    """rule id -> (title, is correlation, positive cases' Resolver events) for every Resolver rule with cases."""
+    loaded = rules_mod.load(None)
+    attacks: dict[str, tuple[str, bool, list[list[dict]]]] = {}
+    for path in sorted(default_cases_dir().glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        rule = loaded.find(str(doc["rule"]))
+        if rule is None:
+            continue
+        base = rule.rules[0].rule if isinstance(rule, SigmaCorrelationRule) else rule
+        ls = base.logsource
+        found = catalogue.for_logsource(ls.category, ls.product, ls.service)
+        if found is None or found[0].source != "resolver":
+            continue
+        cases = [c["events"] for c in doc["cases"] if c["alerts"] > 0 and all(isinstance(e, dict) for e in c["events"])]
+        if cases:
+            attacks[str(rule.id)] = (rule.title, isinstance(rule, SigmaCorrelationRule), cases[:1])
+    return attacks
+
+
+def generate(path: Path, total: int, seed: int = 7) -> dict[str, tuple[str, bool, set[int]]]:
+    """Write the log; return rule id -> (title, correlation?, injected line numbers)."""
+    rng = random.Random(seed)
+    attacks = resolver_attacks()
+    injected_events = [(rule_id, e) for rule_id, (_, _, cases) in attacks.items() for case in cases for e in case]
+    BACKGROUND_TOTAL[0] = max(1, total - len(injected_events))
+    positions = sorted(rng.sample(range(total), min(len(injected_events), total)))
+    # keep each case's events in their order: hand them out in order at sorted positions
+    slots = dict(zip(positions, injected_events))
+    lines: dict[str, set[int]] = {rule_id: set() for rule_id in attacks}
+    day_start = 1714608000.0  # 2024-05-02T00:00:00Z: a day the cases' own timestamps are not on
+    background_index = 0
+    with gzip.open(path, "wt", compresslevel=6, encoding="utf-8") as out:
+        for number in range(1, total + 1):
+            if number - 1 in slots:
+                rule_id, event = slots[number - 1]
+                lines[rule_id].add(number)
+                out.write(json.dumps(event, separators=(",", ":")) + "\n")
+            else:
+                out.write(json.dumps(background(rng, background_index, day_start), separators=(",", ":")) + "\n")
+                background_index += 1
+    return {rule_id: (title, corr, lines[rule_id]) for rule_id, (title, corr, _) in attacks.items()}
+
+
+def sample(source: Path, target: Path, lines: int) -> None:
+    with gzip.open(source, "rt", encoding="utf-8") as src, gzip.open(target, "wt", compresslevel=6, encoding="utf-8") as out:
+        for number, line in enumerate(src):
+            if number >= lines:
+                break
+            out.write(line)
+
+
+def measure(argv: list[str], **kwargs) -> tuple[float, int, str]:
+    """Wall seconds, peak RSS (bytes) and stdout of one child process."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+    out, err = proc.communicate()
+    seconds = time.perf_counter() - start
+    _, status, usage = os.wait4(proc.pid, 0) if proc.returncode is None else (0, 0, None)
+    rss = usage.ru_maxrss * 1024 if usage else 0
+    if proc.returncode:
+        raise SystemExit(f"{' '.join(argv)} failed:\n{err}")
+    return seconds, rss, out + err
+
+
+def _child_rss() -> str:
+    """Run a command and print its peak RSS (ru_maxrss of the waited child), for processes Popen reaps itself."""
+    return (
+        "import os,resource,subprocess,sys\n"
+        "p=subprocess.run(sys.argv[1:])\n"
+        "print('PEAK_RSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024, file=sys.stderr)\n"
+        "sys.exit(p.returncode)\n"
+    )
+
+
+def timed(argv: list[str]) -> tuple[float, int, str]:
+    seconds, _, output = measure([sys.executable, "-c", _child_rss(), *argv])
+    rss = int(next(l for l in output.splitlines() if l.startswith("PEAK_RSS")).split()[1])
+    return seconds, rss, output
+
+
+def duckdb_count_sql(path: Path) -> str:
+    """The catalogue's Resolver fields as an explicit read_json schema (no inference)."""
+    resolver = catalogue.load()["resolver"]
+    columns: dict[str, str] = {}
+    structs: dict[str, list[str]] = {}
+    for name, field in resolver.fields.items():
+        top, *rest = name.split(".")
+        if rest:
+            structs.setdefault(top, []).append(f'"{rest[0]}" VARCHAR')
+        else:
+            columns[top] = "VARCHAR"
+    for top, members in structs.items():
+        kind = f"STRUCT({', '.join(members)})"
+        columns[top] = kind + "[]" if resolver.fields[f"{top}.{members[0].split(chr(34))[1]}"].array else kind
+    spec = "{" + ", ".join(f"'{k}': '{v}'" for k, v in columns.items()) + "}"
+    return f"SELECT count(*) FROM read_json('{path}', format='newline_delimited', columns={spec})"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--events", type=int, default=1_000_000, help="events in the synthetic log (default 1M)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where to write the logs (default: a temp folder)")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    args = parser.parse_args(argv)
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="r53sigma-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    log, tenth, alerts_file = workdir / "resolver.log.gz", workdir / "resolver-tenth.log.gz", workdir / "alerts.jsonl"
+
+    start = time.perf_counter()
+    injected = generate(log, args.events)
+    sample(log, tenth, max(1, args.events // 10))
+    print(f"generated {args.events} events ({log.stat().st_size / 2**20:.1f} MiB gzip) with attacks for "
+          f"{len(injected)} Resolver rules in {time.perf_counter() - start:.1f}s")
+
+    env_python = sys.executable
+    scan = [env_python, "-m", "r53sigma", "scan", "--no-progress"]
+    a_seconds, a_rss, a_out = timed([env_python, "-c", "import duckdb,sys; print(duckdb.connect().execute(sys.argv[1]).fetchall()[0][0])",
+                                     duckdb_count_sql(log)])
+    b_seconds, b_rss, _ = timed([*scan, "--engine", "duckdb", "-o", str(alerts_file), str(log)])
+    c_seconds, c_rss, _ = timed([*scan, "--engine", "reference", "-o", str(workdir / "alerts-ref.jsonl"), str(tenth)])
+    counted = int(a_out.split()[0])
+    rates = {"a": counted / a_seconds, "b": args.events / b_seconds, "c": max(1, args.events // 10) / c_seconds}
+    print(f"(a) duckdb read_json count : {a_seconds:8.2f}s {rates['a']:>12,.0f} events/s  peak {a_rss / 2**20:7.0f} MiB")
+    print(f"(b) scan --engine duckdb    : {b_seconds:8.2f}s {rates['b']:>12,.0f} events/s  peak {b_rss / 2**20:7.0f} MiB")
+    print(f"(c) scan --engine reference : {c_seconds:8.2f}s {rates['c']:>12,.0f} events/s  peak {c_rss / 2**20:7.0f} MiB (1/10 sample)")
+    print(f"b/a = {rates['b'] / rates['a']:.2f} (target >= 0.5)   b/c = {rates['b'] / rates['c']:.1f} (target >= 20)")
+
+    alerts = [json.loads(line) for line in alerts_file.read_text().splitlines()]
+    missed = []
+    # correlation samples may show another injected case's events (same source and window): any injected line counts
+    every_injected = set().union(*(lines for _, _, lines in injected.values()))
+    for rule_id, (title, correlation, lines) in injected.items():
+        def line_of(origin: str) -> int:
+            return int(origin.rsplit(":", 1)[1].split("#")[0])
+
+        hit = any(
+            a["rule_id"] == rule_id and (
+                any(line_of(o) in every_injected for o in a.get("sample_origins", [])) if correlation else line_of(a["origin"]) in lines
+            )
+            for a in alerts
+        )
+        if not hit:
+            missed.append(title)
+    print(f"injected attacks found: {len(injected) - len(missed)}/{len(injected)}" + (f"; missed: {missed}" if missed else ""))
+    if not args.keep and args.workdir is None:
+        for file in workdir.iterdir():
+            file.unlink()
+        workdir.rmdir()
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

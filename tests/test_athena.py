@@ -1,0 +1,125 @@
+"""`convert --target athena`: Trino SQL over AWS's documented r53_rlogs table, parsed and executed locally."""
+from __future__ import annotations
+
+import functools
+import json
+import textwrap
+
+import duckdb
+import pytest
+import sqlglot
+import yaml
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+
+from r53sigma import athena, catalogue, conversion, rules as rules_mod
+from r53sigma.cli import main
+from r53sigma.testcases import default_cases_dir
+
+# The documented table's columns as DuckDB types, to load raw records as Athena's JSON SerDe would.
+ATHENA_COLUMNS = {
+    "version": "VARCHAR", "account_id": "VARCHAR", "region": "VARCHAR", "vpc_id": "VARCHAR",
+    "query_timestamp": "VARCHAR", "query_name": "VARCHAR", "query_type": "VARCHAR", "query_class": "VARCHAR",
+    "rcode": "VARCHAR", "answers": "STRUCT(Rdata VARCHAR, Type VARCHAR, Class VARCHAR)[]", "srcaddr": "VARCHAR",
+    "srcport": "INTEGER", "transport": "VARCHAR", "srcids": "STRUCT(instance VARCHAR, resolver_endpoint VARCHAR)",
+    "firewall_rule_action": "VARCHAR", "firewall_rule_group_id": "VARCHAR", "firewall_domain_list_id": "VARCHAR",
+}
+# Trino functions DuckDB spells differently (sqlglot transpiles the rest).
+MACROS = [
+    "CREATE MACRO any_match(l, f) AS coalesce(list_bool_or(list_transform(l, f)), false)",
+    "CREATE MACRO is_finite(x) AS isfinite(x)",
+]
+
+
+def run_locally(query: str, records: list[dict], tmp_path) -> list[tuple]:
+    con = duckdb.connect()
+    for macro in MACROS:
+        con.execute(macro)
+    data = tmp_path / "records.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in records))
+    columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in ATHENA_COLUMNS.items()) + "}"
+    con.execute(f"CREATE TABLE r53_rlogs AS SELECT * FROM read_json('{data}', format='newline_delimited', columns={columns})")
+    return con.execute(sqlglot.transpile(query, read="trino", write="duckdb")[0]).fetchall()
+
+
+def test_documented_table_has_the_catalogue_fields_athena_queries_use():
+    resolver = catalogue.load()["resolver"]
+    for name in resolver.fields:
+        top = name.split(".")[0]
+        assert top in ATHENA_COLUMNS and f"{top} " in athena.CREATE_TABLE
+    assert "PARTITIONED BY (`date` string" in athena.CREATE_TABLE and "srcport int" in athena.CREATE_TABLE
+
+
+def test_every_resolver_rule_converts_to_trino_sql_that_parses():
+    conversions, errors = conversion.convert_paths(None, ["athena"])
+    assert not errors
+    resolver = [c for c in conversions if c.logsource.get("service") == "route53resolver" or c.logsource.get("category") == "dns"]
+    assert resolver and all(c.ok for c in resolver), [c.error for c in resolver if not c.ok]
+    for c in resolver:
+        sqlglot.parse_one(c.query, read="trino", error_level=sqlglot.ErrorLevel.RAISE)
+    others = [c for c in conversions if c not in resolver]
+    assert others and all(c.not_expressible for c in others)  # CloudTrail and public zone: a limit, not a failure
+
+
+def test_convert_cli_prints_athena_sql(tmp_path, capsys):
+    rule = tmp_path / "r.yml"
+    rule.write_text(textwrap.dedent("""
+        title: evil
+        id: 0e5c2b8a-1111-4c1a-9d1e-0000000000a1
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {query_name|endswith: .evil.com}, condition: sel}
+        level: high
+    """))
+    assert main(["convert", "-t", "athena", str(rule)]) == 0
+    out = capsys.readouterr().out
+    assert "FROM r53_rlogs" in out and "LIKE '%.evil.com'" in out
+
+
+@functools.cache
+def pack():
+    return rules_mod.load(None)
+
+
+def resolver_cases():
+    loaded = pack()
+    for path in sorted(default_cases_dir().glob("*.yml")):
+        doc = yaml.safe_load(path.read_text())
+        rule = loaded.find(str(doc["rule"]))
+        base = rule.rules[0].rule if isinstance(rule, SigmaCorrelationRule) else rule
+        ls = base.logsource
+        found = catalogue.for_logsource(ls.category, ls.product, ls.service)
+        if found and found[0].source == "resolver":
+            for case in doc["cases"]:
+                yield pytest.param(str(doc["rule"]), case, id=f"{path.stem}-{case['name'][:40]}")
+
+
+@pytest.mark.parametrize("reference,case", list(resolver_cases()))
+def test_athena_query_run_locally_gives_each_rule_case_its_expected_alerts(reference, case, tmp_path):
+    rule = pack().find(reference)
+    query = athena.correlation_query(rule) if isinstance(rule, SigmaCorrelationRule) else athena.rule_query(rule)
+    if "IPADDRESS" in query:
+        pytest.skip("Trino's IPADDRESS type has no DuckDB equivalent: parsed, not executed")
+    records = [e for e in case["events"] if isinstance(e, dict)]
+    assert len(run_locally(query, records, tmp_path)) == case["alerts"]
+
+
+def test_correlation_query_counts_per_epoch_window_and_leaves_out_rows_without_group(tmp_path):
+    collection = SigmaCollection.from_yaml(textwrap.dedent("""
+        title: nx
+        id: 6a1d9c3e-0000-4000-8000-0000000000b1
+        name: nx
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+        ---
+        title: nx burst
+        id: 6a1d9c3e-0000-4000-8000-0000000000b2
+        correlation: {type: event_count, rules: [nx], group-by: [srcaddr], timespan: 1m, condition: {gte: 2}}
+    """))
+    correlation = collection.rules[1]
+    records = [{"query_timestamp": t, "rcode": "NXDOMAIN", "srcaddr": s} for t, s in [
+        ("2024-05-01T10:00:59Z", "a"), ("2024-05-01T10:01:00Z", "a"),  # two windows: no alert
+        ("2024-05-01T10:02:00Z", "b"), ("2024-05-01T10:02:30Z", "b"),  # one window: alert
+        ("2024-05-01T10:03:00Z", None), ("2024-05-01T10:03:01Z", None),  # no group value: left out
+    ]]
+    rows = run_locally(athena.correlation_query(correlation), records, tmp_path)
+    assert rows == [(1714557720.0, "b", 2)]

@@ -1,0 +1,196 @@
+"""The DuckDB engine gives the reference engine's alerts: rule cases, samples, files, features."""
+from __future__ import annotations
+
+import gzip
+import json
+import textwrap
+
+from sigma.collection import SigmaCollection
+
+import r53sigma.testcases as testcases
+from r53sigma.commands.scan import SAMPLES_DIR
+from r53sigma.duckdb_engine import DuckEngine
+from r53sigma.engine import Engine
+from r53sigma.events import parse_record, read_paths
+from r53sigma import rules as rules_mod
+
+
+def resolver(**fields) -> dict:
+    record = {
+        "version": "1.100000", "account_id": "111122223333", "region": "us-east-1", "vpc_id": "vpc-1",
+        "query_timestamp": "2024-05-01T10:00:00Z", "query_name": "www.example.com.", "query_type": "A",
+        "query_class": "IN", "rcode": "NOERROR", "answers": [], "srcaddr": "10.0.0.5", "srcport": "48701",
+        "transport": "UDP", "srcids": {"instance": "i-0abc"},
+    }
+    record.update(fields)
+    return record
+
+
+def rules_of(text: str) -> SigmaCollection:
+    return SigmaCollection.from_yaml(textwrap.dedent(text))
+
+
+def both_on_events(collection, records):
+    events = [parse_record(r, file="t", line=i) for i, r in enumerate(records, 1)]
+    reference = [a.to_json() for a in Engine(collection).scan(events)]
+    duck = [a.to_json() for a in DuckEngine(collection).scan(events)]
+    return reference, duck
+
+
+def both_on_paths(collection, paths):
+    ref_errors, duck_errors = [], []
+    reference = [a.to_json() for a in Engine(collection).scan(read_paths(paths, ref_errors.append))]
+    engine = DuckEngine(collection)
+    duck = [a.to_json() for a in engine.scan_paths(paths, None, duck_errors.append)]
+    return reference, duck, [str(e) for e in ref_errors], [str(e) for e in duck_errors], engine.fast_files
+
+
+def test_every_rule_case_gives_identical_alerts_on_both_engines(monkeypatch):
+    reference = testcases.run()
+    monkeypatch.setattr(testcases, "Engine", DuckEngine)
+    duck = testcases.run()
+    assert duck.ok and len(duck.results) == len(reference.results) > 100
+    for ref, got in zip(reference.results, duck.results):
+        assert (got.got, got.error) == (ref.got, ref.error), (ref.case_file.name, ref.name)
+        assert [a.to_json() for a in got.alerts] == [a.to_json() for a in ref.alerts], (ref.case_file.name, ref.name)
+
+
+def test_bundled_samples_give_identical_alerts_and_resolver_samples_take_the_fast_path():
+    loaded = rules_mod.load(None)
+    reference, duck, ref_errors, duck_errors, fast = both_on_paths(loaded.collection, [str(SAMPLES_DIR)])
+    assert reference and duck == reference
+    assert duck_errors == ref_errors
+    assert fast >= 1  # the Resolver sample is read by DuckDB itself
+
+
+RULES = """
+title: NX
+id: 5a0f7a52-3c86-4d6a-9a3e-0d6a1f0b2c01
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+level: low
+---
+title: NX base
+id: 5a0f7a52-3c86-4d6a-9a3e-0d6a1f0b2c02
+name: nx
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+level: low
+---
+title: NX burst
+id: 5a0f7a52-3c86-4d6a-9a3e-0d6a1f0b2c03
+correlation: {type: event_count, rules: [nx], group-by: [srcaddr], timespan: 5m, condition: {gte: 3}}
+level: medium
+"""
+
+
+def nx_line(i: int) -> str:
+    return json.dumps(resolver(query_timestamp=f"2024-05-01T10:00:{i % 60:02d}Z", query_name=f"n{i}.example.", rcode="NXDOMAIN"))
+
+
+def test_malformed_lines_and_truncated_gzip_are_reported_as_the_reference_reports_them(tmp_path):
+    good = [nx_line(i) for i in range(6)]
+    text = "\n".join([good[0], "{not json", good[1], "garbage", good[2]]) + "\n"
+    truncated = gzip.compress(("\n".join(good[3:]) + "\n").encode() + b'{"query_timestamp": "2024-05-01T10:00:59Z", "q' * 300)
+    log = tmp_path / "q.log.gz"
+    log.write_bytes(gzip.compress(text.encode()) + truncated[:-40])
+    reference, duck, ref_errors, duck_errors, fast = both_on_paths(rules_of(RULES), [str(tmp_path)])
+    assert len([a for a in duck if a["title"] == "NX"]) == 6
+    assert duck == reference and duck_errors == ref_errors and len(ref_errors) == 3
+    assert fast == 0
+
+
+def test_clean_gzip_lines_take_the_fast_path_with_line_numbers(tmp_path):
+    (tmp_path / "a.log.gz").write_bytes(gzip.compress(("\n".join(nx_line(i) for i in range(5)) + "\n").encode()))
+    reference, duck, _, _, fast = both_on_paths(rules_of(RULES), [str(tmp_path)])
+    assert fast == 1 and duck == reference
+    assert [a["origin"] for a in duck if "origin" in a][-1].endswith("a.log.gz:5")
+    assert duck[-1]["value"] == 5
+
+
+def test_a_line_the_fast_path_cannot_take_sends_the_file_to_the_exact_reader(tmp_path):
+    odd = json.dumps(resolver(rcode="NXDOMAIN", srcport=1.5))  # a fractional number: not a catalogued shape
+    (tmp_path / "a.log").write_text(nx_line(1) + "\n" + odd + "\n" + '{"query_timestamp": "2024-05-01T10:00:00Z", "rcode": "x",}\n')
+    reference, duck, ref_errors, duck_errors, fast = both_on_paths(rules_of(RULES), [str(tmp_path)])
+    assert fast == 0 and duck == reference and duck_errors == ref_errors == [f"{tmp_path / 'a.log'}:3: invalid JSON: Expecting property name enclosed in double quotes at column 58"]
+
+
+def detection_rule(detection: str) -> SigmaCollection:
+    return rules_of(
+        "title: t\nid: 6a1d9c3e-0000-4000-8000-000000000001\nlogsource: {product: aws, service: route53resolver}\n"
+        "detection:\n" + textwrap.indent(textwrap.dedent(detection).strip(), "  ") + "\nlevel: low\n"
+    )
+
+
+def matched_names(detection: str, records: list[dict]) -> list[str]:
+    reference, duck = both_on_events(detection_rule(detection), records)
+    assert duck == reference
+    return [a["event"]["query_name"].rstrip(".") for a in duck]
+
+
+def test_cidr_matches_ipv4_and_ipv6_answers_any_element():
+    records = [
+        resolver(query_name="a.", answers=[{"Rdata": "cname.example.com."}, {"Rdata": "10.1.2.3"}]),
+        resolver(query_name="b.", answers=[{"Rdata": "fd00::1"}]),
+        resolver(query_name="c.", answers=[{"Rdata": "::ffff:10.1.2.3"}]),  # IPv6: not in an IPv4 network
+        resolver(query_name="d.", answers=[{"Rdata": "8.8.8.8"}, {"Rdata": "2001:db8::1"}]),
+        resolver(query_name="e.", answers=[{"Rdata": " 10.0.0.1 "}]),  # Python strips the text first
+    ]
+    detection = "sel: {answers.Rdata|cidr: ['10.0.0.0/8', 'fc00::/7']}\ncondition: sel"
+    assert matched_names(detection, records) == ["a", "b", "e"]
+
+
+def test_regex_search_flags_and_python_only_syntax():
+    records = [resolver(query_name="AbC.example."), resolver(query_name="abc\n.")]
+    assert matched_names("sel: {query_name|re: 'bc\\.ex'}\ncondition: sel", records) == []
+    assert matched_names("sel: {query_name|re|i: 'bc\\.ex'}\ncondition: sel", records) == ["AbC.example"]
+    assert matched_names("sel: {query_name|re: 'abc$'}\ncondition: sel", [resolver(query_name="abc\n")]) == ["abc\n"]
+    assert matched_names("sel: {query_name|re: '(?=A)Ab'}\ncondition: sel", records) == ["AbC.example"]  # look-ahead
+
+
+def test_keywords_null_exists_numbers_and_not_over_answers():
+    records = [
+        resolver(query_name="k.", answers=[{"Rdata": "secret-token"}]),
+        resolver(query_name="p.", srcport=53, answers=[]),
+        resolver(query_name="q.", srcids={}),
+    ]
+    assert matched_names("keywords: ['secret-*']\ncondition: keywords", records) == ["k"]
+    assert matched_names("sel: {srcport|lt: 1024}\ncondition: sel", records) == ["p"]
+    assert matched_names("sel: {srcids.instance: null}\ncondition: sel", records) == ["q"]
+    assert matched_names("sel: {answers.Rdata|exists: true}\ncondition: sel", records) == ["k"]
+    assert matched_names("sel: {answers.Rdata: 'secret*'}\ncondition: not sel", records) == ["p", "q"]
+
+
+def test_correlations_value_count_and_temporal_match_the_reference():
+    collection = rules_of("""
+        title: any
+        id: 6a1d9c3e-0000-4000-8000-000000000010
+        name: any_query
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {query_name|exists: true}, condition: sel}
+        ---
+        title: tcp
+        id: 6a1d9c3e-0000-4000-8000-000000000011
+        name: tcp_query
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {transport: TCP}, condition: sel}
+        ---
+        title: names
+        id: 6a1d9c3e-0000-4000-8000-000000000012
+        correlation: {type: value_count, rules: [any_query], group-by: [srcaddr], timespan: 1m, condition: {gte: 3, field: query_name}}
+        ---
+        title: both
+        id: 6a1d9c3e-0000-4000-8000-000000000013
+        correlation: {type: temporal_ordered, rules: [any_query, tcp_query], group-by: [srcaddr], timespan: 1m}
+        ---
+        title: by answer
+        id: 6a1d9c3e-0000-4000-8000-000000000014
+        correlation: {type: event_count, rules: [any_query], group-by: [answers.Rdata], timespan: 1m, condition: {gte: 2}}
+    """)
+    records = [
+        resolver(query_timestamp=f"2024-05-01T10:{s // 60:02d}:{s % 60:02d}Z", query_name=f"n{s % 4}.", srcaddr=src, transport=t,
+                 answers=[{"Rdata": "1.1.1.1"}, {"Rdata": f"2.2.2.{s % 2}"}])
+        for s, src, t in [(1, "a", "UDP"), (2, "a", "TCP"), (3, "a", "UDP"), (59, "b", "UDP"), (61, "b", "UDP"), (5, "b", "TCP")]
+    ]
+    reference, duck = both_on_events(collection, records)
+    assert duck == reference and {a["title"] for a in duck} == {"names", "both", "by answer"}
