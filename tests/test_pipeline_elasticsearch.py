@@ -273,3 +273,26 @@ def test_correlation_on_a_flattened_key_is_not_expressible_in_esql():
 def test_single_event_rule_on_a_flattened_key_converts_for_lucene():
     query = convert(FLATTENED_CORRELATION.split("---")[0], "lucene")
     assert "aws.cloudtrail.flattened.request_parameters.ruleType:FORWARD" in query
+
+
+def test_regex_searches_anywhere_like_sigma(lucene):
+    query = convert(resolver_rule("sel:\n  query_name|re: 'ev[a-z]l'\ncondition: sel"), "lucene")
+    assert query == "dns.question.name:/.*(ev[a-z]l).*/"
+    assert matches(lucene, query, [dns("www.evil.com"), dns("evil"), dns("www.EVIL.com"), dns("good.com")]) == {0, 1}
+
+
+def test_regex_anchors_become_lucene_whole_value_matching(lucene):
+    query = convert(resolver_rule("sel:\n  query_name|re: '^evil\\.com$'\ncondition: sel"), "lucene")
+    assert query == "dns.question.name:/(evil\\.com)/"
+    assert matches(lucene, query, [dns("evil.com"), dns("www.evil.com"), dns("evil.com.net")]) == {0}
+
+
+def test_regex_ignorecase_flag_becomes_case_classes(lucene):
+    query = convert(resolver_rule("sel:\n  query_name|re|i: 'Evil[a-c]'\ncondition: sel"), "lucene")
+    assert query == "dns.question.name:/.*([eE][vV][iI][lL][a-cA-C]).*/"
+    assert matches(lucene, query, [dns("x.EVILB.com"), dns("evila"), dns("evild")]) == {0, 1}
+
+
+def test_regex_with_an_inner_anchor_is_not_expressible():
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="anchors inside"):
+        convert(resolver_rule("sel:\n  query_name|re: 'a|^b'\ncondition: sel"), "lucene")

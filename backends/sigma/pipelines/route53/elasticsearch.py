@@ -27,7 +27,13 @@ from sigma.conditions import ConditionOR
 from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
-from sigma.types import SigmaCasedString, SigmaCIDRExpression, SigmaString
+from sigma.types import (
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+)
 
 from r53sigma import catalogue
 
@@ -144,6 +150,80 @@ class CasedAsExact(ValueTransformation):
         return None
 
 
+@dataclass
+class RegexForLucene(ValueTransformation):
+    """Sigma `|re` searches anywhere in the value; Lucene (and ES|QL RLIKE) match the whole value.
+
+    Lucene regexes are anchored and know no `^`, `$` or inline flags: an unanchored side gets `.*`,
+    an anchor is dropped, and the `i` flag becomes explicit case classes. What cannot be rewritten
+    exactly (an anchor inside the expression) is refused. `s` is Lucene's behaviour already (`.`
+    matches any character) and `m` changes nothing without inner anchors.
+    """
+
+    def apply_value(self, field: str, val):
+        if not isinstance(val, SigmaRegularExpression):
+            return None
+        text = val.regexp.to_plain()
+        starts, ends = text.startswith("^"), text.endswith("$") and not text.endswith("\\$")
+        body = text[1 if starts else 0 : len(text) - 1 if ends else len(text)]
+        if _outside_classes(body, "^$"):
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"regular expression /{text}/ anchors inside the expression, which Lucene regexes cannot state"
+            )
+        if SigmaRegularExpressionFlag.IGNORECASE in val.flags:
+            body = _both_cases(body)
+        lucene = ("" if starts else ".*") + f"({body})" + ("" if ends else ".*")
+        return SigmaRegularExpression(lucene)
+
+
+def _outside_classes(regex: str, characters: str) -> bool:
+    """Whether one of ``characters`` appears unescaped and outside a [...] class."""
+    escaped = in_class = False
+    for char in regex:
+        if escaped:
+            escaped = False
+        elif char == "\\":
+            escaped = True
+        elif in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+        elif char in characters:
+            return True
+    return False
+
+
+def _both_cases(regex: str) -> str:
+    """A case-insensitive regex as explicit classes: `a` -> `[aA]`, `[a-f]` -> `[a-fA-F]`."""
+    out, i = [], 0
+    while i < len(regex):
+        char = regex[i]
+        if char == "\\":
+            out.append(regex[i : i + 2])
+            i += 2
+        elif char == "[":
+            end = i + 1
+            while end < len(regex) and (regex[end] != "]" or end == i + 1 or regex[end - 1] == "\\"):
+                end += 1
+            content = regex[i + 1 : end]
+            negated = content.startswith("^")
+            core = content[1:] if negated else content
+            if "\\" in core and any(c.isalpha() for c in core.split("\\", 1)[1][:1]):
+                raise SigmaFeatureNotSupportedByBackendError(
+                    f"case-insensitive class [{content}] with an escape sequence cannot be rewritten for Lucene"
+                )
+            extra = core.swapcase() if any(c.isalpha() for c in core) else ""
+            out.append("[" + ("^" if negated else "") + core + extra + "]")
+            i = end + 1
+        elif char.isalpha():
+            out.append(f"[{char.lower()}{char.upper()}]")
+            i += 1
+        else:
+            out.append(char)
+            i += 1
+    return "".join(out)
+
+
 def route53_elasticsearch_pipeline() -> ProcessingPipeline:
     pid = "route53_elasticsearch"
     items = [shared.reject_unknown_logsources(pid)]
@@ -188,6 +268,13 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
                     )
                 )
         items.append(shared.map_fields(pid, view, TARGET))
+        items.append(
+            ProcessingItem(
+                identifier=f"{pid}_regex_{view.id_suffix}",
+                transformation=RegexForLucene(),
+                rule_conditions=[view.condition],
+            )
+        )
         items.append(
             ProcessingItem(
                 identifier=f"{pid}_cased_{view.id_suffix}",
