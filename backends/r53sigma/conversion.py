@@ -57,6 +57,11 @@ TARGETS: dict[str, Target] = {
 }
 
 
+# The SIEM targets: what `--target all`, verify and package cover. Athena is asked for by name (it
+# serves Resolver archives in S3, not a SIEM).
+SIEM_TARGETS = ("elasticsearch", "splunk", "cloudwatch")
+
+
 @dataclass
 class Conversion:
     """One rule converted for one target, or the reason it could not be."""

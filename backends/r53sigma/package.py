@@ -28,7 +28,7 @@ from sigma.correlations import SigmaCorrelationRule
 from r53sigma import attack, catalogue, conversion, navigator, outputs
 from r53sigma import rules as rule_loading
 
-TARGET_NAMES = ("elasticsearch", "splunk", "cloudwatch")
+TARGET_NAMES = conversion.SIEM_TARGETS
 MANIFEST = "MANIFEST.json"
 DEFAULT_INTERVAL = 5  # minutes between runs of a single-event rule (Kibana's default)
 DEFAULT_OVERLAP = 1  # extra look-back minutes so late events at a run boundary are not missed

@@ -46,7 +46,7 @@ from r53sigma import testcases
 from r53sigma.engine import Engine, EngineError
 from r53sigma.events import Event, RecordError, parse_record
 
-TARGET_NAMES = ("elasticsearch", "splunk", "cloudwatch")
+TARGET_NAMES = conversion.SIEM_TARGETS
 AGREE, DISAGREE, NOT_EXPRESSIBLE, SKIPPED, MODEL_GAP = "agree", "DISAGREE", "not expressible", "skipped", "MODEL GAP"
 PASSING = (AGREE, NOT_EXPRESSIBLE, SKIPPED)
 

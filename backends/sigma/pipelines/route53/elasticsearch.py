@@ -41,6 +41,7 @@ from . import shared
 
 TARGET = "elasticsearch"
 CASELESS_SUFFIX = ".caseless"
+NOT_EXPRESSIBLE = "not expressible in Elasticsearch: "  # how a refusal for a target limit begins
 
 
 def is_caseless(value) -> bool:
@@ -94,7 +95,7 @@ class RejectCidrOnKeyword(DetectionItemTransformation):
     def apply_detection_item(self, detection_item: SigmaDetectionItem):
         if any(is_cidr(v) for v in detection_item.value):
             raise SigmaFeatureNotSupportedByBackendError(
-                f"|cidr on '{detection_item.field}' cannot be expressed in Elasticsearch: the field is a keyword "
+                f"{NOT_EXPRESSIBLE}|cidr on '{detection_item.field}': the field is a keyword "
                 "and the catalogue names no ip-typed companion for it",
                 source=detection_item.source,
             )
@@ -116,9 +117,11 @@ class RejectFlattenedInCorrelation(PreprocessingTransformation):
                 catalogued = log_source.fields.get(field)
                 es_name = catalogued.target(TARGET).name if catalogued else field
                 if log_source.is_flattened(TARGET, es_name):
+                    root = next(r for r in log_source.flattened_roots(TARGET) if es_name.startswith(r + "."))
                     raise SigmaFeatureNotSupportedByBackendError(
-                        f"the correlation's rule '{reference.rule.name or reference.rule.title}' filters on '{field}', "
-                        f"a key of a flattened field ({es_name}); ES|QL reads flattened fields only whole",
+                        f"{NOT_EXPRESSIBLE}the correlation's rule '{reference.rule.name or reference.rule.title}' "
+                        f"filters on {es_name}, a key inside the flattened field under {root}, and correlations "
+                        "run as ES|QL, which reads a flattened field only whole",
                         source=rule.source,
                     )
 
@@ -168,7 +171,7 @@ class RegexForLucene(ValueTransformation):
         body = text[1 if starts else 0 : len(text) - 1 if ends else len(text)]
         if _outside_classes(body, "^$"):
             raise SigmaFeatureNotSupportedByBackendError(
-                f"regular expression /{text}/ anchors inside the expression, which Lucene regexes cannot state"
+                f"{NOT_EXPRESSIBLE}regular expression /{text}/ anchors inside the expression, which Lucene regexes cannot state"
             )
         if SigmaRegularExpressionFlag.IGNORECASE in val.flags:
             body = _both_cases(body)
@@ -210,7 +213,7 @@ def _both_cases(regex: str) -> str:
             core = content[1:] if negated else content
             if "\\" in core and any(c.isalpha() for c in core.split("\\", 1)[1][:1]):
                 raise SigmaFeatureNotSupportedByBackendError(
-                    f"case-insensitive class [{content}] with an escape sequence cannot be rewritten for Lucene"
+                    f"{NOT_EXPRESSIBLE}case-insensitive class [{content}] with an escape sequence cannot be rewritten for Lucene"
                 )
             extra = core.swapcase() if any(c.isalpha() for c in core) else ""
             out.append("[" + ("^" if negated else "") + core + extra + "]")
