@@ -194,3 +194,44 @@ def test_correlations_value_count_and_temporal_match_the_reference():
     ]
     reference, duck = both_on_events(collection, records)
     assert duck == reference and {a["title"] for a in duck} == {"names", "both", "by answer"}
+
+
+def test_blank_lines_send_the_file_to_the_exact_reader_so_line_numbers_stay_exact(tmp_path):
+    (tmp_path / "a.log").write_text(nx_line(1) + "\n\n  \t\n" + nx_line(2) + "\n")
+    reference, duck, _, _, fast = both_on_paths(rules_of(RULES), [str(tmp_path)])
+    assert fast == 0 and duck == reference
+    assert [a["origin"] for a in duck if "origin" in a][-1].endswith("a.log:4")
+
+
+def test_lines_are_fetched_across_restart_points_and_gzip_members(tmp_path, monkeypatch):
+    import r53sigma.duckdb_engine as duck_mod
+
+    monkeypatch.setattr(duck_mod, "_CHECKPOINT", 512)  # a restart point every few lines
+    plain = [json.dumps(resolver(query_name=f"q{i}.example.")) for i in range(300)]
+    matched = {7, 150, 151, 299}
+    lines = [nx_line(i) if i in matched else plain[i] for i in range(300)]
+    members = b"".join(gzip.compress(("\n".join(lines[a:a + 100]) + "\n").encode()) for a in (0, 100, 200))
+    (tmp_path / "a.log.gz").write_bytes(members)
+    reference, duck, _, _, fast = both_on_paths(rules_of(RULES), [str(tmp_path)])
+    assert fast == 1 and duck == reference
+    assert [a["origin"].rsplit(":", 1)[1] for a in duck if a["title"] == "NX"] == [str(i + 1) for i in sorted(matched)]
+
+
+def test_only_matching_lines_are_read_again(tmp_path, monkeypatch):
+    import r53sigma.duckdb_engine as duck_mod
+
+    fetched = []
+    original = duck_mod._LineScan.fetch
+    monkeypatch.setattr(duck_mod._LineScan, "fetch", lambda self, wanted: fetched.extend(wanted) or original(self, wanted))
+    lines = [json.dumps(resolver(query_name=f"q{i}.example.")) for i in range(50)]
+    lines[20] = nx_line(20)
+    (tmp_path / "a.log").write_text("\n".join(lines))  # no newline after the last line
+    reference, duck, _, _, fast = both_on_paths(rules_of(RULES), [str(tmp_path)])
+    assert fast == 1 and duck == reference and fetched == [21]
+
+
+def test_a_value_the_columns_cannot_hold_as_the_reference_sees_it_sends_the_file_to_the_exact_reader(tmp_path):
+    odd = json.dumps(resolver(rcode=["NXDOMAIN"]))  # a list where the catalogue has one value
+    (tmp_path / "a.log").write_text(nx_line(1) + "\n" + odd + "\n")
+    reference, duck, _, _, fast = both_on_paths(rules_of(RULES), [str(tmp_path)])
+    assert fast == 0 and duck == reference and len([a for a in duck if a["title"] == "NX"]) == 2

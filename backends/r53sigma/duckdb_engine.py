@@ -2,24 +2,25 @@
 
 Reading
 -------
-Each file is first read by DuckDB itself (``read_ndjson_objects``: decompression and JSON parsing in
-C++); the catalogue fields are extracted with explicit JSON paths (no schema inference), one column
-per field, list columns for fields under an array. This fast path is taken only when every line of the
-file is a Resolver record the reference reader would accept as is: a JSON object with the
-``query_timestamp`` key, none of another source's keys, no duplicate keys or trailing commas, a
-plain ISO 8601 UTC time, and values of the catalogued shapes (text, integers, booleans). If any line
-is not, or DuckDB cannot read the file (a truncated gzip member, invalid UTF-8, a JSON document
-rather than lines), the file is read by :func:`r53sigma.events.read_file` instead, so malformed lines
-and truncated members are reported and skipped exactly as the reference engine does, and the
-resulting events are evaluated by the same SQL. An event whose values do not fit the columnar shapes
-(a list where the catalogue has one value, a fractional number) is evaluated by the reference engine.
-DuckDB skips blank lines, so on the fast path a file with blank lines gives later alerts line numbers
-shifted by the number of blank lines before them (AWS never writes blank lines).
+A plain JSON-lines file (gzip or not) is read once by DuckDB's ``read_json`` with a schema taken from the
+catalogue (VARCHAR values, answers as a list of structs, srcids as a struct; no inference) and ``WITH
+ORDINALITY`` for the record number, while a Python thread (:class:`_LineScan`, on the other core:
+decompression releases the GIL) reads the same file to check that DuckDB's records are exactly the lines
+the reference reader numbers: no blank line (DuckDB skips those, shifting numbers), no trailing comma or
+byte-order mark (DuckDB accepts them, the reference reports the line), no truncated or corrupt gzip data.
+Rows whose values the typed columns may not hold as the reference sees them (an object or list where the
+catalogue has one value, NaN, another log source's key, a time that is not plain ISO 8601 UTC) are
+flagged. Any of these, or a DuckDB read error, sends the file to the exact path:
+:func:`r53sigma.events.read_file`, so malformed lines and truncated members are reported and skipped
+exactly as the reference engine does, and the events are evaluated by the same SQL over JSON text.
+The text of a line is read again only when an alert shows it or the reference engine must decide it
+(restart points every megabyte of the file: only the regions holding such lines are decompressed again).
 
 Evaluating
 ----------
 All single-event rules of a log source are one projection (one boolean column per rule, compiled by
-:mod:`r53sigma.sqlcompile`); only rows some rule matches are kept. Plain alerts stream out per file in
+:mod:`r53sigma.sqlcompile`); only rows some rule matches are kept, with the line number, the time and the
+values correlations group or count by (each only where a correlation needs it). Plain alerts stream out per file in
 event order. Correlations aggregate their referenced rules' matches per (epoch-aligned window, group)
 in DuckDB, file by file (partial aggregates), and are decided at the end with the reference engine's
 correlation plans (same windows, group-by exclusion, conditions). Memory is bounded by the matches
@@ -27,10 +28,14 @@ kept, not the input.
 """
 from __future__ import annotations
 
+import bisect
 import functools
 import json
 import math
+import re
 import statistics
+import threading
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -153,26 +158,6 @@ class _SourceSQL:
             depth = len(f.name.split(".")) - len(f.array.split("."))
             fits.extend(_only(f"_le{i}_{d}", ("OBJECT", "NULL")) for d in range(depth))
         return ", ".join(cols) + ", (" + " AND ".join(fits) + ") AS _fit"
-
-    def fast_checks(self) -> str:
-        """Resolver lines the reference reader takes as they are (see the module docstring); and their time."""
-        others = sorted(
-            {name.split(".")[0] for s in _log_sources().values() if s.source != self.source.source for name in s.fields}
-            - {name.split(".")[0] for name in self.source.fields}
-        )
-        ts_index = [f.name for f in self.scalar_fields].index(self.source.timestamp) + 1
-        ts, ts_type = f"_v[{ts_index}]", f"_ty[{ts_index}]"
-        parsed = f"TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)"
-        time_ok = f"({ts_type} = 'NULL' OR ({ts_type} = 'VARCHAR' AND ({ts} = '' OR (regexp_matches({ts}, '{_TIME}') AND {parsed} IS NOT NULL))))"
-        keys = "_keys"  # json_keys of a line that is not an object is empty: no query_timestamp
-        return (
-            f"(NOT regexp_matches(json, ',\\s*[}}\\]]')"
-            f" AND len({keys}) = list_unique({keys})"
-            f" AND list_contains({keys}, {sqlcompile.quote(self.source.timestamp)})"
-            f" AND NOT list_has_any({keys}, [{', '.join(map(sqlcompile.quote, others))}]::VARCHAR[])"
-            f" AND {time_ok}) AS _ok,"
-            f" (CASE WHEN {ts_type} = 'VARCHAR' AND {ts} <> '' THEN epoch_us({parsed}) / 1000000.0 END) AS _time"
-        )
 
 
 @functools.cache
@@ -391,28 +376,73 @@ class _Run:
     # -- the fast path: DuckDB reads the file
 
     def _fast(self, file_no: int, name: str) -> list[Alert] | None:
-        resolver = self.sql["resolver"]
+        typed = _typed_read()
+        if typed is None:
+            return None
         rules = [r for r in self.base if self.source_of[id(r)] == "resolver"]
-        relation = (
-            # lead() marks the last line, kept so the number of events is known without a second pass
-            f"SELECT json, row_number() OVER () AS _line, lead(1) OVER () IS NULL AS _last "
-            f"FROM read_ndjson_objects({sqlcompile.quote(name)}, maximum_object_size = 16777216)"
-        )
-        select = (
-            f"SELECT {file_no} AS _f, {sqlcompile.quote(name)} AS _file, _line AS _s, _line, 0 AS _idx, _last, json, true AS _norm, NULL::VARCHAR AS _raw_line, "
-            f"{resolver.parsed_columns()} FROM ({relation})"
-        )
-        table = self._hits("resolver", rules, select, checks=resolver.fast_checks())
-        bad, self._last_count = self.con.execute(
-            f"SELECT count(*) FILTER (WHERE NOT _ok OR NOT _fit), coalesce(max(_line), 0) FROM {table}"
-        ).fetchone()
-        if bad:
+        table = f"fast_{id(self)}"
+        scan = _LineScan(Path(name))
+        scan.start()  # on the other core, while DuckDB reads the same file
+        # Pushed down, the filter "some rule matched" would evaluate every rule once more below the projection.
+        self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
+        try:
+            self.con.execute(self._fast_sql(typed, rules, name, table))
+        except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
+            scan.join()
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+            return None  # a truncated gzip member, invalid UTF-8 or JSON ...: the exact reader reports it
+        finally:
+            self.con.execute("RESET disabled_optimizers")
+        scan.join()
+        misfits = self.con.execute(f"SELECT count(*) FROM {table} WHERE NOT _fit").fetchone()[0]
+        if misfits or not scan.clean:
             self.con.execute(f"DROP TABLE {table}")
             return None
+        self._last_count = scan.lines
         self.fast_files += 1
         self.engine.fast_files += 1
-        self._resolve(table, "resolver", file_no, None, 0)
-        return self._emit({"resolver": table}, {}, file_no, None, 0)
+        # the text of the lines alerts show or the reference engine decides: fetched now, the rest never read again
+        plain = [self.flag[id(r)] for r in rules if id(r) in {id(p) for p in self.plain}]
+        unknown = [self.flag[id(r)] for r in rules if self.engine._compiled(r)[1]]
+        wanted = [row[0] for row in self.con.execute(
+            f"SELECT _s FROM {table} WHERE {' OR '.join([f'coalesce({f}, false)' for f in plain] + [f'{f} IS NULL' for f in unknown]) or 'false'} ORDER BY _s"
+        ).fetchall()]
+        texts = scan.fetch(wanted)
+        parsed: dict[int, Event] = {}
+
+        def event_at(s: int) -> Event:
+            if s not in parsed:
+                parsed[s] = events_mod.parse_record(texts[s], file=name, line=s)
+            return parsed[s]
+
+        self._resolve(table, "resolver", event_at)
+        relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqlcompile.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
+        return self._emit({"resolver": relation(table)}, {}, file_no, event_at, drop=[table])
+
+    def _fast_sql(self, typed: "_TypedRead", rules: list[SigmaRule], name: str, table: str) -> str:
+        """One pass: DuckDB reads the file with the catalogue schema and keeps only the rows some rule
+        matches (or may match, or that do not fit the columns): line, time, one flag per rule and the
+        values correlations group or count by, each only where a correlation needs it."""
+        flags = [f"{self.engine._predicate(r)} AS {self.flag[id(r)]}" for r in rules]
+        any_flag = " OR ".join(f"coalesce({self.flag[id(r)]}, true)" for r in rules) or "false"
+        needs: dict[str, list[str]] = {}  # correlation field column -> flags of the rules it is read for
+        for plan in self.plans:
+            for target in plan.rules:
+                if self.source_of[id(target)] != "resolver":
+                    continue
+                paths = plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else [])
+                for path in paths:
+                    needs.setdefault(column_name(_log_sources()["resolver"].fields[".".join(path)]), []).append(self.flag[id(target)])
+        predicates = " ".join(self.engine._predicate(r) for r in rules)
+        used = {f.name for f in typed.source.fields.values() if column_name(f) in predicates or column_name(f) in needs}
+        keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
+        return (
+            f"CREATE OR REPLACE TEMP TABLE {table} AS "
+            f"WITH v AS ({typed.select(name, used)}), "
+            f"flagged AS (SELECT _s, _time, _fit, {', '.join(flags + list(needs)) or '1 AS _x'} FROM v) "
+            f"SELECT _s, _time, _fit, {', '.join([self.flag[id(r)] for r in rules] + keep) or '1 AS _x'} "
+            f"FROM flagged WHERE NOT _fit OR {any_flag}"
+        )
 
     # -- the exact path: Python read the events
 
@@ -443,12 +473,12 @@ class _Run:
             files = [batch[p].file for p in positions]
             params = {"files": files, "texts": texts, "raws": raw_lines, "times": times, "lines": lines, "idx": indexes, "seqs": seqs}
             table = self._hits(source, rules, select, params=params)
-            self._resolve(table, source, file_no, batch, first)
+            self._resolve(table, source, lambda s: batch[s - first])
             misfits = [row[0] for row in self.con.execute(f"SELECT _s FROM {table} WHERE NOT _fit").fetchall()]
             for s in misfits:
                 residual[s] = batch[s - first]
             tables[source] = table
-        yield from self._emit(tables, residual, file_no, batch, first)
+        yield from self._emit(tables, residual, file_no, lambda s: batch[s - first])
 
     # -- shared
 
@@ -475,18 +505,18 @@ class _Run:
         self.con.execute(sql, params) if params else self.con.execute(sql)
         return table
 
-    def _resolve(self, table: str, source: str, file_no: int, batch: list[Event] | None, first: int) -> None:
+    def _resolve(self, table: str, source: str, event_at: Callable[[int], Event]) -> None:
         """Decide the rows SQL left unknown (NULL flags) with the reference engine."""
         rules = [r for r in self.base if self.source_of[id(r)] == source and self.engine._compiled(r)[1]]
         if not rules:
             return
         flags = [self.flag[id(r)] for r in rules]
         rows = self.con.execute(
-            f"SELECT _s, _line, json, {', '.join(flags)} FROM {table} WHERE _fit AND ({' OR '.join(f + ' IS NULL' for f in flags)})"
+            f"SELECT _s, {', '.join(flags)} FROM {table} WHERE _fit AND ({' OR '.join(f + ' IS NULL' for f in flags)})"
         ).fetchall()
         decided: dict[str, list[int]] = {f: [] for f in flags}
-        for s, line, text, *values in rows:
-            event = batch[s - first] if batch is not None else events_mod.parse_record(text, file=self.files[file_no], line=line)
+        for s, *values in rows:
+            event = event_at(s)
             for rule, flag, value in zip(rules, flags, values):
                 if value is None and self.engine.reference.matches(rule, event):
                     decided[flag].append(s)
@@ -506,7 +536,7 @@ class _Run:
         return list(found.values())
 
     def _emit(self, tables: dict[str, str], residual: dict[int, Event], file_no: int,
-              batch: list[Event] | None, first: int) -> list[Alert]:
+              event_at: Callable[[int], Event], drop: list[str] | None = None) -> list[Alert]:
         found: list[tuple[int, int, Alert]] = []  # (stream position, rule order, alert)
         order = {id(r): i for i, r in enumerate(self.plain)}
         for source, table in tables.items():
@@ -514,13 +544,11 @@ class _Run:
             if plain:
                 flags = ", ".join(self.flag[id(r)] for r in plain)
                 rows = self.con.execute(
-                    f"SELECT _s, _line, _idx, json, _time, {flags} FROM {table} "
+                    f"SELECT _s, {flags} FROM {table} "
                     f"WHERE _fit AND ({' OR '.join(self.flag[id(r)] for r in plain)}) ORDER BY _s"
                 ).fetchall()
-                for s, line, idx, text, time, *hits in rows:
-                    # Python read it: the event itself; DuckDB read it: the line, parsed as the reference parses it
-                    event = batch[s - first] if batch is not None else events_mod.parse_record(
-                        text, file=self.files[file_no], line=line)
+                for s, *hits in rows:
+                    event = event_at(s)
                     for rule, hit in zip(plain, hits):
                         if hit:
                             found.append((s, order[id(rule)], _alert(rule, event=event)))
@@ -531,7 +559,7 @@ class _Run:
                 if self.engine.reference.matches(rule, event):
                     found.append((s, order[id(rule)], _alert(rule, event=event)))
             self._accumulate_residual(file_no, s, event)
-        for table in tables.values():
+        for table in tables.values() if drop is None else drop:
             self.con.execute(f"DROP TABLE {table}")
         found.sort(key=lambda item: (item[0], item[1]))
         return [alert for _, _, alert in found]
@@ -672,3 +700,191 @@ def _head_chunks(file: Path) -> Iterator[bytes]:
             yield events_mod._Problem("corrupt")
         return
     yield head
+
+
+# ---------------------------------------------------------------- the fast path's reading
+
+
+@dataclass
+class _TypedRead:
+    """Resolver lines read by ``read_json`` with a schema from the catalogue: typed columns, no inference.
+
+    Scalars are VARCHAR (DuckDB writes a JSON number or boolean as the text Python's ``str`` gives, and
+    an object or array as its JSON text); a field under an array is a list of structs; the other log
+    sources' top-level keys are read too, to see records that are not Resolver records. ``_fit`` is false
+    for a row the columns may not represent as the reference reader would (a container or NaN where the
+    catalogue has a value, another source's key, no plain ISO 8601 ``query_timestamp``): such a file is
+    read by the exact path."""
+
+    source: catalogue.LogSource
+    schema: dict[str, str]
+    fields: dict[str, str]  # catalogue field -> SQL of its raw value (scalar text, or list of element texts)
+    others: list[str]  # other log sources' top-level keys
+
+    def select(self, name: str, used: set[str]) -> str:
+        """The rows with ``_s`` (line), ``_time``, ``_fit`` and one column per field; ``_fit`` looks at the
+        ``used`` fields only (a value no rule reads cannot change an alert: alerts show the line itself)."""
+        spec = "{" + ", ".join(f"{sqlcompile.quote(k)}: {sqlcompile.quote(v)}" for k, v in self.schema.items()) + "}"
+        cols, fits = [], []
+        for field in self.source.fields.values():
+            raw = self.fields[field.name]
+            if field.array:
+                # nulls dropped (the reference's values_at); strip_trailing_dot on each element
+                element = sqlcompile.strip_dot("x") if field.strip_trailing_dot else "x"
+                cols.append(f"list_transform(list_filter({raw}, lambda x: x IS NOT NULL), lambda x: {element}) AS {column_name(field)}")
+                if field.name in used:
+                    fits.append(f"NOT coalesce(list_bool_or(list_transform({raw}, lambda x: {_odd_text('x')})), false)")
+            else:
+                cols.append(f"{sqlcompile.strip_dot(raw) if field.strip_trailing_dot else raw} AS {column_name(field)}")
+                if field.name in used:
+                    fits.append(f"NOT coalesce({_odd_text(raw)}, false)")
+        ts = self.fields[self.source.timestamp]
+        fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
+        fits.extend(f'"{k}" IS NULL' for k in self.others)
+        return (
+            f"SELECT ordinality AS _s, epoch_us(TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)) / 1000000.0 AS _time, "
+            f"({' AND '.join(fits)}) AS _fit, {', '.join(cols)} "
+            f"FROM read_json({sqlcompile.quote(name)}, format = 'newline_delimited', columns = {spec}, "
+            f"maximum_object_size = 16777216) WITH ORDINALITY"
+        )
+
+
+def _odd_text(value: str) -> str:
+    """A text DuckDB made from a JSON container or NaN/Infinity (its text differs from the reference's view)."""
+    return f"(ascii({value}) IN (91, 123) OR {value} IN ('NaN', 'Infinity', '-Infinity'))"
+
+
+@functools.cache
+def _typed_read() -> _TypedRead | None:
+    """The Resolver schema, or None when the catalogue nests deeper than the typed read handles."""
+    source = _log_sources()["resolver"]
+    members: dict[str, list[str]] = {}
+    arrays: set[str] = set()
+    schema: dict[str, str] = {}
+    fields: dict[str, str] = {}
+    for field in source.fields.values():
+        parts = field.name.split(".")
+        if len(parts) == 1 and not field.array:
+            schema[parts[0]] = "VARCHAR"
+            fields[field.name] = f'"{parts[0]}"'
+        elif len(parts) == 2 and field.array in (None, parts[0]):
+            members.setdefault(parts[0], []).append(parts[1])
+            if field.array:
+                arrays.add(parts[0])
+                fields[field.name] = f'list_transform("{parts[0]}", lambda e: e."{parts[1]}")'
+            else:
+                fields[field.name] = f'"{parts[0]}"."{parts[1]}"'
+        else:
+            return None
+    for top, names in members.items():
+        struct = "STRUCT(" + ", ".join(f'"{n}" VARCHAR' for n in names) + ")"
+        schema[top] = struct + "[]" if top in arrays else struct
+    own = set(schema)
+    others = sorted({n.split(".")[0] for s in _log_sources().values() if s.source != source.source for n in s.fields} - own)
+    schema.update((k, "VARCHAR") for k in others)
+    return _TypedRead(source, schema, fields, others)
+
+
+_BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c\x1c-\x1f]*\n")  # what str.strip() empties, in ASCII
+_TRAILING_COMMA = re.compile(rb",[ \t\r]*[}\]]")  # json.loads refuses it, DuckDB accepts it
+_CHECKPOINT = 1 << 20  # compressed bytes between restart points
+
+
+class _LineScan(threading.Thread):
+    """Python's view of the file DuckDB reads at the same time: its lines as :func:`events.read_file`
+    numbers them, whether DuckDB's records are exactly those lines (no blank line, which DuckDB skips; no
+    trailing comma or byte-order mark, which it accepts and the reference does not; no damaged gzip data),
+    and restart points (a copy of the decompressor every megabyte) to fetch chosen lines afterwards without
+    decompressing the whole file again. Decompression releases the GIL: the scan runs on the other core."""
+
+    def __init__(self, path: Path):
+        super().__init__(daemon=True)
+        self.path = path
+        self.lines = 0
+        self.clean = True
+        self.gzip = False
+        self.checkpoints: list[tuple[int, Any, int, bytes]] = []  # (file offset, decompressor, lines before, pending)
+
+    def run(self) -> None:
+        try:
+            self._scan()
+        except Exception:  # noqa: BLE001 - any surprise: the exact path decides
+            self.clean = False
+
+    def _chunks(self, handle, offset: int, decompressor) -> Iterator[tuple[int, Any, bytes]]:
+        """(file offset after the chunk, decompressor after it, the bytes it gave), from a restart point."""
+        handle.seek(offset)
+        fed = False
+        while chunk := handle.read(_CHECKPOINT):
+            offset += len(chunk)
+            if decompressor is None:
+                yield offset, None, chunk
+                continue
+            out = []
+            while chunk:
+                fed = True
+                out.append(decompressor.decompress(chunk))
+                if decompressor.eof:  # a member ended; another may follow
+                    chunk = decompressor.unused_data
+                    decompressor, fed = zlib.decompressobj(wbits=31), False
+                    if chunk.lstrip(b"\x00") == b"":  # padding after the last member
+                        chunk = b""
+                else:
+                    chunk = b""
+            yield offset, decompressor, b"".join(out)
+        if fed:
+            self.clean = False  # the file ends inside a gzip member
+
+    def _scan(self) -> None:
+        with open(self.path, "rb") as handle:
+            self.gzip = handle.read(2) == b"\x1f\x8b"
+            decompressor = zlib.decompressobj(wbits=31) if self.gzip else None
+            pending, lines, first = b"", 0, True
+            self.checkpoints.append((0, decompressor.copy() if decompressor else None, 0, b""))
+            for offset, decompressor, data in self._chunks(handle, 0, decompressor):
+                if first and data:
+                    first = False
+                    if data.startswith(b"\xef\xbb\xbf"):
+                        self.clean = False
+                buf = pending + data
+                if _BLANK_LINE.search(b"\n" + buf) or _TRAILING_COMMA.search(buf):
+                    self.clean = False
+                    return
+                lines += buf.count(b"\n")
+                pending = buf[buf.rfind(b"\n") + 1:]
+                self.checkpoints.append((offset, decompressor.copy() if decompressor else None, lines, pending))
+            if pending:
+                lines += 1
+                if not pending.strip(b" \t\r\x0b\x0c\x1c\x1d\x1e\x1f"):
+                    self.clean = False
+            self.lines = lines
+
+    def fetch(self, wanted: list[int]) -> dict[int, str]:
+        """The text of the wanted lines (ascending numbers), decoded as :func:`events.read_file` decodes them."""
+        found: dict[int, str] = {}
+        if not wanted:
+            return found
+        starts = [c[2] for c in self.checkpoints]  # lines complete before each restart point
+        position = 0
+        with open(self.path, "rb") as handle:
+            while position < len(wanted):
+                index = bisect.bisect_left(starts, wanted[position]) - 1
+                offset, decompressor, number, pending = self.checkpoints[index]
+                for _, _, data in self._chunks(handle, offset, decompressor.copy() if decompressor else None):
+                    index += 1
+                    pieces = (pending + data).split(b"\n")
+                    pending = pieces.pop()
+                    for piece in pieces:
+                        number += 1
+                        if number == wanted[position]:
+                            found[number] = piece.decode("utf-8", errors="replace").rstrip("\r")
+                            position += 1
+                            if position == len(wanted):
+                                return found
+                    if index + 1 < len(starts) and starts[index + 1] < wanted[position]:
+                        break  # the next wanted line is past the next restart point: jump there
+                else:
+                    if pending and wanted[position] == number + 1:  # a last line without a newline
+                        found[number + 1] = pending.decode("utf-8", errors="replace").rstrip("\r")
+                    break
+        return found

@@ -17,6 +17,7 @@ and ``$`` is translated to Python's "end, or before a final newline"; a pattern 
 from __future__ import annotations
 
 import re
+import string
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -111,6 +112,14 @@ class Dialect:
     def regex(self, value: str, pattern: str) -> str:
         return f"regexp_matches({value}, {quote(pattern)})"
 
+    def like_any(self, subject: str, patterns: list[list[Any]]) -> list[str]:
+        """Whole-value wildcard patterns (Sigma parts): one RE2 regex for many (one pass over the value,
+        where each LIKE is one pass of its own), LIKE for one or two."""
+        if len(patterns) <= 2:
+            return [_like(subject, like_pattern(p)) for p in patterns]
+        alternatives = "|".join("".join(_re2_part(part) for part in p) for p in patterns)
+        return [f"regexp_full_match({subject}, {quote('(?s)(?:' + alternatives + ')')})"]
+
     def regex_fallback(self, value: str, pattern: str, flags: int) -> str:
         raise EngineError(f"regular expression {pattern!r} is not supported by {self.name}")
 
@@ -118,10 +127,8 @@ class Dialect:
         """IPv4 as integer ranges over a strict dotted quad, IPv6 as ranges of its 32 hex digits; other forms ``cidr_other``."""
         v4 = [n for n in networks if n.version == 4]
         terms = []
-        if v4:
-            number = " + ".join(f"CAST(split_part({value}, '.', {i + 1}) AS BIGINT) * {256 ** (3 - i)}" for i in range(4))
-            ranges = " OR ".join(f"n BETWEEN {int(n.network_address)} AND {int(n.broadcast_address)}" for n in v4)
-            terms.append(f"(CASE WHEN {self.regex(value, IPV4)} THEN {self.let(number, 'n', ranges)} ELSE false END)")
+        if v4:  # the dotted quads of the networks as one regex: no per-value arithmetic
+            terms.append(f"regexp_full_match({value}, {quote('|'.join(ipv4_network_regex(n) for n in v4))})")
         v6 = [n for n in networks if n.version == 6]
         if v6:
             digits = ipv6_hex(value)
@@ -153,6 +160,9 @@ class TrinoDialect(Dialect):
     name = "athena"
     finite = "is_finite"
 
+    def like_any(self, subject: str, patterns: list[list[Any]]) -> list[str]:
+        return [_like(subject, like_pattern(p)) for p in patterns]
+
     def any(self, column: Column, test: Callable[[str], str], var: str = "v", unknown: bool = False) -> str:
         return f"coalesce(any_match({column.expr}, {var} -> {test(column.element(var))}), false)"
 
@@ -164,6 +174,33 @@ class TrinoDialect(Dialect):
 
     def cidr(self, value: str, networks: list) -> str:
         return "(" + " OR ".join(f"coalesce(contains({quote(str(n))}, TRY_CAST({value} AS IPADDRESS)), false)" for n in networks) + ")"
+
+
+def _like(subject: str, pattern: str) -> str:
+    return f"{subject} LIKE {quote(pattern)}" + (" ESCAPE '\\'" if "\\" in pattern else "")
+
+
+def _re2_part(part: Any) -> str:
+    if part is SpecialChars.WILDCARD_MULTI:
+        return ".*"
+    if part is SpecialChars.WILDCARD_SINGLE:
+        return "."
+    return "".join("\\" + c if c in string.punctuation else c for c in part)
+
+
+def ipv4_network_regex(network: Any) -> str:
+    """The dotted quads inside an IPv4 network, as a regex over strict dotted decimal (no leading zeros)."""
+    octets = network.network_address.packed
+    fixed, rest = divmod(network.prefixlen, 8)
+    parts = [str(o) for o in octets[:fixed]]
+    if fixed < 4:
+        if rest:
+            low = octets[fixed]
+            parts.append("(?:" + "|".join(str(v) for v in range(low, low + (1 << (8 - rest)))) + ")")
+        else:
+            parts.append(_OCTET)
+        parts.extend([_OCTET] * (4 - len(parts)))
+    return "(?:" + "\\.".join(parts) + ")"
 
 
 def strip_dot(expr: str) -> str:
@@ -314,7 +351,7 @@ class RuleCompiler:
 
     def _strings(self, values: list[SigmaString], name: str) -> Callable[[str], str]:
         exact: dict[bool, list[str]] = {True: [], False: []}
-        patterns: dict[bool, list[str]] = {True: [], False: []}
+        patterns: dict[bool, list[list[Any]]] = {True: [], False: []}
         for value in values:
             cased = isinstance(value, SigmaCasedString)
             parts = list(value.s)
@@ -325,7 +362,7 @@ class RuleCompiler:
             if all(isinstance(p, str) for p in parts):
                 exact[cased].append("".join(parts))
             else:
-                patterns[cased].append(like_pattern(parts))
+                patterns[cased].append(parts)
 
         def test(x: str) -> str:
             terms = []
@@ -335,9 +372,8 @@ class RuleCompiler:
                     terms.append(f"{subject} = {quote(exact[cased][0])}")
                 elif exact[cased]:
                     terms.append(f"{subject} IN ({', '.join(quote(v) for v in dict.fromkeys(exact[cased]))})")
-                terms.extend(
-                    f"{subject} LIKE {quote(p)}" + (" ESCAPE '\\'" if "\\" in p else "") for p in patterns[cased]
-                )
+                if patterns[cased]:
+                    terms.extend(self.dialect.like_any(subject, patterns[cased]))
             return "(" + " OR ".join(terms) + ")" if len(terms) > 1 else terms[0]
 
         return test
