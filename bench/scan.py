@@ -3,7 +3,8 @@
     python bench/scan.py [--events 1000000] [--workdir DIR] [--keep]
 
 1. Generates a synthetic Resolver query log (one gzip file, JSON lines as AWS writes them): background
-   traffic from a few hundred instances over one day, plus the positive test cases of every Resolver
+   traffic from a few hundred instances over one day (public names answering public addresses, a few
+   per cent EC2 internal names answering VPC addresses, 1% NXDOMAIN), plus the positive test cases of every Resolver
    rule (tests/rules) injected at random positions (their own timestamps, on another day, so windows
    and groups are theirs).
 2. Measures, each in its own process (wall time, peak RSS from wait4):
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import ipaddress
 import json
 import os
 import random
@@ -37,7 +39,19 @@ from r53sigma.testcases import default_cases_dir  # noqa: E402
 from sigma.correlations import SigmaCorrelationRule  # noqa: E402
 
 BENIGN = ["amazonaws.com", "example.com", "ubuntu.com", "github.com", "microsoft.com", "cloudfront.net", "google.com"]
-TARGETS = {"a": ("A", lambda r: f"{r.randrange(1, 223)}.{r.randrange(256)}.{r.randrange(256)}.{r.randrange(1, 255)}"),
+INTERNAL_SHARE = 0.03  # EC2 internal host names answering VPC addresses (the private-answer rule excludes them)
+
+
+def public_ipv4(rng: random.Random) -> str:
+    """A globally routable address: public names in the background answer public addresses (a private
+    answer for a public name is what a rule looks for, so it is rare in real traffic, not 1 in 100)."""
+    while True:
+        address = f"{rng.randrange(1, 224)}.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        if ipaddress.ip_address(address).is_global:
+            return address
+
+
+TARGETS = {"a": ("A", public_ipv4),
            "aaaa": ("AAAA", lambda r: f"2600:1f18:{r.randrange(65536):x}::{r.randrange(65536):x}")}
 
 
@@ -48,9 +62,14 @@ def background(rng: random.Random, i: int, day_start: float) -> dict:
     nx = rng.random() < 0.01
     t = day_start + i * 86400 / BACKGROUND_TOTAL[0]
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + "Z"
+    name = f"svc{rng.randrange(2000)}.{rng.choice(BENIGN)}."
+    if kind == "a" and rng.random() < INTERNAL_SHARE:
+        peer = rng.randrange(400)
+        name = f"ip-10-0-{peer // 250}-{peer % 250 + 2}.ec2.internal."
+        address = lambda r, peer=peer: f"10.0.{peer // 250}.{peer % 250 + 2}"  # noqa: E731
     return {
         "version": "1.100000", "account_id": "111122223333", "region": "us-east-1", "vpc_id": "vpc-0bench",
-        "query_timestamp": stamp, "query_name": f"svc{rng.randrange(2000)}.{rng.choice(BENIGN)}.",
+        "query_timestamp": stamp, "query_name": name,
         "query_type": qtype, "query_class": "IN", "rcode": "NXDOMAIN" if nx else "NOERROR",
         "answers": [] if nx else [{"Rdata": address(rng), "Type": qtype, "Class": "IN"}],
         "srcaddr": f"10.0.{host // 250}.{host % 250 + 2}", "srcport": str(rng.randrange(1024, 65535)),

@@ -235,3 +235,35 @@ def test_a_value_the_columns_cannot_hold_as_the_reference_sees_it_sends_the_file
     (tmp_path / "a.log").write_text(nx_line(1) + "\n" + odd + "\n")
     reference, duck, _, _, fast = both_on_paths(rules_of(RULES), [str(tmp_path)])
     assert fast == 0 and duck == reference and len([a for a in duck if a["title"] == "NX"]) == 2
+
+
+def test_or_ed_values_of_one_list_field_are_one_any_element_test():
+    records = [
+        resolver(query_name="a.", answers=[{"Rdata": "x.evil.com."}, {"Rdata": "8.8.8.8"}]),
+        resolver(query_name="b.", answers=[{"Rdata": "10.9.9.9"}]),
+        resolver(query_name="c.", answers=[{"Rdata": "1.2.3.4"}]),
+        resolver(query_name="d.", answers=[{"Rdata": "9.9.9.9"}, {"Rdata": " 10.0.0.1"}]),  # padded: the reference decides
+        resolver(query_name="e.", answers=[{"Rdata": "9.9.9.9"}, {"Rdata": "good.example."}]),
+    ]
+    selections = "sel_net: {answers.Rdata|cidr: '10.0.0.0/8'}\nsel_name: {answers.Rdata|endswith: '.evil.com'}\nsel_re: {answers.Rdata|re: '^1\\.2\\.'}\n"
+    assert matched_names(selections + "condition: 1 of sel_*", records) == ["a", "b", "c", "d"]
+    assert matched_names(selections + "condition: not 1 of sel_*", records) == ["e"]
+
+
+def test_line_numbers_stay_exact_when_duckdb_reads_a_large_file_on_several_threads(tmp_path):
+    matched = {0, 4096, 77777, 149999}
+    plain = json.dumps(resolver(query_name="plain.example.", answers=[{"Rdata": "192.0.2.1", "Type": "A", "Class": "IN"}]))
+    lines = [nx_line(i) if i in matched else plain for i in range(150000)]
+    (tmp_path / "a.log.gz").write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1))
+    engine = DuckEngine(rules_of(RULES), threads=2)
+    alerts = [a.to_json() for a in engine.scan_paths([str(tmp_path)])]
+    assert engine.fast_files == 1
+    assert [a["origin"].rsplit(":", 1)[1] for a in alerts if a["title"] == "NX"] == [str(i + 1) for i in sorted(matched)]
+
+
+def test_cidr_over_ipv6_text_forms_matches_the_reference():
+    forms = ["::1", "0::1", "0000:0000::0001", "0:0:0:0:0:0:0:1", "::2", "FE80::1", "fe7f::1", "febf:ffff::1",
+             "fec0::1", "fc00::", "FDFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF:FFFF", "fe00::1", "2600:1f18::1"]
+    records = [resolver(query_name=f"n{i}.", answers=[{"Rdata": form}]) for i, form in enumerate(forms)]
+    detection = "sel: {answers.Rdata|cidr: ['::1/128', 'fc00::/7', 'fe80::/10']}\ncondition: sel"
+    assert matched_names(detection, records) == ["n0", "n1", "n2", "n3", "n5", "n7", "n9", "n10"]

@@ -3,8 +3,9 @@
 Reading
 -------
 A plain JSON-lines file (gzip or not) is read once by DuckDB's ``read_json`` with a schema taken from the
-catalogue (VARCHAR values, answers as a list of structs, srcids as a struct; no inference) and ``WITH
-ORDINALITY`` for the record number, while a Python thread (:class:`_LineScan`, on the other core:
+catalogue (VARCHAR values, answers as a list of structs, srcids as a struct; no inference), in parallel,
+the record number being the rowid of the table that pass writes in file order (``WITH ORDINALITY`` would
+run the whole pass on one thread), while a Python thread (:class:`_LineScan`, on the other core:
 decompression releases the GIL) reads the same file to check that DuckDB's records are exactly the lines
 the reference reader numbers: no blank line (DuckDB skips those, shifting numbers), no trailing comma or
 byte-order mark (DuckDB accepts them, the reference reports the line), no truncated or corrupt gzip data.
@@ -19,12 +20,15 @@ The text of a line is read again only when an alert shows it or the reference en
 Evaluating
 ----------
 All single-event rules of a log source are one projection (one boolean column per rule, compiled by
-:mod:`r53sigma.sqlcompile`); only rows some rule matches are kept, with the line number, the time and the
-values correlations group or count by (each only where a correlation needs it). Plain alerts stream out per file in
-event order. Correlations aggregate their referenced rules' matches per (epoch-aligned window, group)
-in DuckDB, file by file (partial aggregates), and are decided at the end with the reference engine's
-correlation plans (same windows, group-by exclusion, conditions). Memory is bounded by the matches
-kept, not the input.
+:mod:`r53sigma.sqlcompile`). The fast path writes every line's time, fit flag and rule flags (two bits a
+rule, packed in BIGINTs) and the values correlations group or count by (each only where a correlation
+needs it, NULL elsewhere), then keeps the rows some rule matches, with their line number. Plain alerts
+stream out per file in event order. Correlations aggregate their referenced rules' matches per
+(epoch-aligned window, group) in DuckDB, file by file (partial aggregates), and are decided at the end
+with the reference engine's correlation plans (same windows, group-by exclusion, conditions); where the
+condition is a count compared with a number, SQL leaves out the groups that cannot fire before Python
+sees them. Memory grows with a file's lines (a few bytes each, plus correlation values) and with the
+matches kept.
 """
 from __future__ import annotations
 
@@ -41,7 +45,13 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
-from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType, SigmaExtendedCorrelationCondition
+from sigma.correlations import (
+    SigmaCorrelationCondition,
+    SigmaCorrelationConditionOperator,
+    SigmaCorrelationRule,
+    SigmaCorrelationType,
+    SigmaExtendedCorrelationCondition,
+)
 from sigma.rule import SigmaRule
 
 from r53sigma import catalogue, events as events_mod, sqlcompile
@@ -67,6 +77,7 @@ def _only(types: str, allowed: tuple[str, ...]) -> str:
     """Every JSON type name in the list ``types`` (NULL entries: absent) is one of ``allowed``."""
     return f"regexp_full_match(coalesce(array_to_string({types}, ','), ''), '(({'|'.join(allowed)}),)*({'|'.join(allowed)})?')"
 PYTHON_BATCH = 20000
+_FLAGS_PER_MASK = 31  # two bits a rule in a BIGINT
 _TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z?$"
 
 
@@ -185,7 +196,8 @@ class _DuckDialect(sqlcompile.Dialect):
     def cidr_other(self, value: str, networks: list) -> str | None:
         odd = r":|^[\s\x{85}\x{a0}\x{1c}-\x{1f}\p{Z}]|[\s\x{85}\x{a0}\x{1c}-\x{1f}\p{Z}]$"
         strict = f"regexp_matches({value}, {sqlcompile.quote(sqlcompile.IPV4)}) OR regexp_matches({value}, {sqlcompile.quote(sqlcompile.IPV6)})"
-        return f"(CASE WHEN NOT ({strict}) AND regexp_matches({value}, {sqlcompile.quote(odd)}) THEN {sqlcompile.UNKNOWN} ELSE false END)"
+        # the cheap test first: a plain dotted quad has no colon and no padding, and is decided exactly
+        return f"(CASE WHEN regexp_matches({value}, {sqlcompile.quote(odd)}) AND NOT ({strict}) THEN {sqlcompile.UNKNOWN} ELSE false END)"
 
     def keyword(self, rule: SigmaRule, value: Any) -> str:
         return sqlcompile.UNKNOWN
@@ -386,13 +398,15 @@ class _Run:
         # Pushed down, the filter "some rule matched" would evaluate every rule once more below the projection.
         self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
         try:
-            self.con.execute(self._fast_sql(typed, rules, name, table))
+            for statement in self._fast_sql(typed, rules, name, table):
+                self.con.execute(statement)
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
             scan.join()
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
             return None  # a truncated gzip member, invalid UTF-8 or JSON ...: the exact reader reports it
         finally:
             self.con.execute("RESET disabled_optimizers")
+            self.con.execute(f"DROP TABLE IF EXISTS {table}_all")
         scan.join()
         misfits = self.con.execute(f"SELECT count(*) FROM {table} WHERE NOT _fit").fetchone()[0]
         if misfits or not scan.clean:
@@ -419,12 +433,15 @@ class _Run:
         relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqlcompile.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
         return self._emit({"resolver": relation(table)}, {}, file_no, event_at, drop=[table])
 
-    def _fast_sql(self, typed: "_TypedRead", rules: list[SigmaRule], name: str, table: str) -> str:
-        """One pass: DuckDB reads the file with the catalogue schema and keeps only the rows some rule
-        matches (or may match, or that do not fit the columns): line, time, one flag per rule and the
-        values correlations group or count by, each only where a correlation needs it."""
+    def _fast_sql(self, typed: "_TypedRead", rules: list[SigmaRule], name: str, table: str) -> list[str]:
+        """Two statements. First, one parallel pass: DuckDB reads the file with the catalogue schema and
+        keeps, per line, its time, whether it fits the columns, every rule's flag packed two bits a rule
+        (0 false, 1 true, 2 unknown) and the values correlations group or count by, each only where a
+        correlation needs it. Then the rows some rule matches (or may match, or that do not fit) with
+        their line number: the rowid of the first table, since a projection of one table function
+        keeps the file's order. (``WITH ORDINALITY`` would number the lines but runs the whole pass on
+        one thread.)"""
         flags = [f"{self.engine._predicate(r)} AS {self.flag[id(r)]}" for r in rules]
-        any_flag = " OR ".join(f"coalesce({self.flag[id(r)]}, true)" for r in rules) or "false"
         needs: dict[str, list[str]] = {}  # correlation field column -> flags of the rules it is read for
         for plan in self.plans:
             for target in plan.rules:
@@ -436,13 +453,26 @@ class _Run:
         predicates = " ".join(self.engine._predicate(r) for r in rules)
         used = {f.name for f in typed.source.fields.values() if column_name(f) in predicates or column_name(f) in needs}
         keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
-        return (
+        chunks = [rules[i:i + _FLAGS_PER_MASK] for i in range(0, len(rules), _FLAGS_PER_MASK)]
+        masks = [
+            "(" + " + ".join(f"(coalesce({self.flag[id(r)]}::BIGINT, 2) << {2 * j})" for j, r in enumerate(chunk)) + f") AS _m{c}"
+            for c, chunk in enumerate(chunks)
+        ]
+        unpacked = [
+            f"(CASE (_m{c} >> {2 * j}) & 3 WHEN 1 THEN true WHEN 0 THEN false END) AS {self.flag[id(r)]}"
+            for c, chunk in enumerate(chunks) for j, r in enumerate(chunk)
+        ]
+        any_flag = " OR ".join(f"_m{c} <> 0" for c in range(len(chunks))) or "false"
+        select = typed.select(name, used)
+        return [
+            f"CREATE OR REPLACE TEMP TABLE {table}_all AS "
+            f"WITH v AS ({select}), "
+            f"flagged AS (SELECT _time, _fit, {', '.join(flags + list(needs)) or '1 AS _x'} FROM v) "
+            f"SELECT _time, _fit, {', '.join(masks + keep) or '1 AS _x'} FROM flagged",
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"WITH v AS ({typed.select(name, used)}), "
-            f"flagged AS (SELECT _s, _time, _fit, {', '.join(flags + list(needs)) or '1 AS _x'} FROM v) "
-            f"SELECT _s, _time, _fit, {', '.join([self.flag[id(r)] for r in rules] + keep) or '1 AS _x'} "
-            f"FROM flagged WHERE NOT _fit OR {any_flag}"
-        )
+            f"SELECT rowid + 1 AS _s, _time, _fit, {', '.join(unpacked + list(needs)) or '1 AS _x'} "
+            f"FROM {table}_all WHERE NOT _fit OR {any_flag}",
+        ]
 
     # -- the exact path: Python read the events
 
@@ -588,7 +618,8 @@ class _Run:
         mask = " + ".join(f"(CASE WHEN {self.flag[id(t)]} THEN {1 << i} ELSE 0 END)" for i, t in targets)
         pairs = "list_filter([" + ", ".join(
             f"CASE WHEN {self.flag[id(t)]} THEN {{'t': _time, 'i': {i}}} END" for i, t in targets
-        ) + "], lambda p: p IS NOT NULL)"
+        ) + "], lambda p: p IS NOT NULL)" if plan.rule.type == SigmaCorrelationType.TEMPORAL_ORDERED \
+            else "[]::STRUCT(t DOUBLE, i BIGINT)[]"  # (time, rule) pairs: only the ordered type reads them
         any_target = " OR ".join(self.flag[id(t)] for _, t in targets)
         span = plan.span
         inner = (
@@ -631,9 +662,16 @@ class _Run:
 
     def finish(self) -> Iterator[Alert]:
         for number, plan in enumerate(self.plans):
+            table = self.tables[number]
+            having = _having(plan)
+            # where SQL can test the condition, only the (window, group)s that pass are gathered and fetched
+            source = table if having is None else (
+                f"(SELECT * FROM {table} SEMI JOIN (SELECT win, g FROM {table} GROUP BY win, g HAVING {having}) AS passing "
+                f"ON {table}.win = passing.win AND {table}.g = passing.g)"
+            )
             rows = self.con.execute(
                 f"SELECT win, g, sum(cnt), list_sort(flatten(list(ev)))[1:{EVIDENCE_PER_GROUP}], bit_or(mask), "
-                f"flatten(list(vals)), flatten(list(pairs)) FROM {self.tables[number]} GROUP BY win, g"
+                f"flatten(list(vals)), flatten(list(pairs)) FROM {source} GROUP BY win, g"
             ).fetchall()
             firing = []
             for win, group, count, evidence, mask, values, pairs in rows:
@@ -651,6 +689,30 @@ class _Run:
                                   e["line"] or None, e["idx"] or None) for e in evidence],
                 )
             self.con.execute(f"DROP TABLE {self.tables[number]}")
+
+
+_SQL_OPS = {
+    SigmaCorrelationConditionOperator.LT: "<", SigmaCorrelationConditionOperator.LTE: "<=",
+    SigmaCorrelationConditionOperator.GT: ">", SigmaCorrelationConditionOperator.GTE: ">=",
+    SigmaCorrelationConditionOperator.EQ: "=", SigmaCorrelationConditionOperator.NEQ: "<>",
+}
+
+
+def _having(plan: _CorrelationPlan) -> str | None:
+    """The correlation's condition over an accumulator table's rows of one (window, group), where it is a
+    count compared with a number (``plan.test`` still decides: this only leaves out groups that cannot fire)."""
+    condition = plan.rule.condition
+    if not isinstance(condition, SigmaCorrelationCondition) or condition.op not in _SQL_OPS:
+        return None
+    if not isinstance(condition.count, int) or isinstance(condition.count, bool):
+        return None
+    if plan.rule.type == SigmaCorrelationType.EVENT_COUNT:
+        aggregate = "sum(cnt)"
+    elif plan.rule.type == SigmaCorrelationType.VALUE_COUNT:
+        aggregate = "len(list_distinct(flatten(list(vals))))"
+    else:
+        return None
+    return f"{aggregate} {_SQL_OPS[condition.op]} {condition.count}"
 
 
 def _aggregate(plan: _CorrelationPlan, count: int, mask: int, values: list, pairs: list) -> Any:
@@ -722,7 +784,7 @@ class _TypedRead:
     others: list[str]  # other log sources' top-level keys
 
     def select(self, name: str, used: set[str]) -> str:
-        """The rows with ``_s`` (line), ``_time``, ``_fit`` and one column per field; ``_fit`` looks at the
+        """The rows in file order with ``_time``, ``_fit`` and one column per field; ``_fit`` looks at the
         ``used`` fields only (a value no rule reads cannot change an alert: alerts show the line itself)."""
         spec = "{" + ", ".join(f"{sqlcompile.quote(k)}: {sqlcompile.quote(v)}" for k, v in self.schema.items()) + "}"
         cols, fits = [], []
@@ -742,10 +804,10 @@ class _TypedRead:
         fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
         fits.extend(f'"{k}" IS NULL' for k in self.others)
         return (
-            f"SELECT ordinality AS _s, epoch_us(TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)) / 1000000.0 AS _time, "
+            f"SELECT epoch_us(TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)) / 1000000.0 AS _time, "
             f"({' AND '.join(fits)}) AS _fit, {', '.join(cols)} "
             f"FROM read_json({sqlcompile.quote(name)}, format = 'newline_delimited', columns = {spec}, "
-            f"maximum_object_size = 16777216) WITH ORDINALITY"
+            f"maximum_object_size = 16777216)"
         )
 
 

@@ -135,7 +135,13 @@ class Dialect:
             ranges = " OR ".join(
                 f"h BETWEEN '{int(n.network_address):032x}' AND '{int(n.broadcast_address):032x}'" for n in v6
             )
-            terms.append(f"(CASE WHEN {self.regex(value, IPV6)} THEN {self.let(digits, 'h', ranges)} ELSE false END)")
+            # the first group of 16 bits, as written, must be in a network's range before the address is
+            # expanded (expanding "::" is list work per value; most addresses fail this first test)
+            first = f"lpad(lower(split_part({value}, ':', 1)), 4, '0')"
+            heads = " OR ".join(
+                f"{first} BETWEEN '{int(n.network_address) >> 112:04x}' AND '{int(n.broadcast_address) >> 112:04x}'" for n in v6
+            )
+            terms.append(f"(CASE WHEN {self.regex(value, IPV6)} AND ({heads}) THEN {self.let(digits, 'h', ranges)} ELSE false END)")
         other = self.cidr_other(value, networks)
         if other:
             terms.append(other)
@@ -296,17 +302,39 @@ class RuleCompiler:
         raise EngineError(f"{describe(self.rule)}: unsupported condition element {type(node).__name__}")
 
     def _or_args(self, args: list[Any]) -> list[str]:
-        """Or-ed plain strings of one field become one test (an IN list for value lists)."""
-        by_field: dict[str, list[SigmaString]] = {}
+        """Or-ed values of one field become one test: plain strings one IN list or regex, networks one
+        ``|cidr`` test, and for a list field one pass over its elements (any element matching one value
+        is one element matching any value, in three-valued logic too)."""
+        by_field: dict[str, list[Any]] = {}
         others = []
         for arg in args:
-            strings = _plain_strings(arg.value) if isinstance(arg, ConditionFieldEqualsValueExpression) else None
-            if strings is None:
-                others.append(arg)
+            if isinstance(arg, ConditionFieldEqualsValueExpression) and not isinstance(
+                arg.value, (SigmaNull, SigmaExists, SigmaFieldReference)
+            ):
+                by_field.setdefault(arg.field, []).append(arg.value)
             else:
-                by_field.setdefault(arg.field, []).extend(strings)
-        merged = [self._test(name, self._strings(values, name)) for name, values in by_field.items()]
+                others.append(arg)
+        merged = [self._test(name, self._values(values, name)) for name, values in by_field.items()]
         return merged + [self.node(a) for a in others]
+
+    def _values(self, values: list[Any], name: str) -> Callable[[str], str]:
+        """One element test for or-ed values of one field."""
+        strings: list[SigmaString] = []
+        networks: list = []
+        rest: list[Any] = []
+        for value in values:
+            plain = _plain_strings(value)
+            if plain is not None:
+                strings.extend(plain)
+            elif isinstance(value, SigmaCIDRExpression):
+                networks.append(value.network)
+            else:
+                rest.append(value)
+        tests = ([self._strings(strings, name)] if strings else []) + ([self._cidr(networks)] if networks else [])
+        tests += [self.value(v, name) for v in rest]
+        if len(tests) == 1:
+            return tests[0]
+        return lambda x: "(" + " OR ".join(t(x) for t in tests) + ")"
 
     def _test(self, name: str, test: Callable[[str], str]) -> str:
         column = self.column_of(self.field(name))
