@@ -12,7 +12,8 @@ import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 
-from r53sigma import athena, catalogue, conversion, rules as rules_mod
+from r53sigma import catalogue, conversion, rules as rules_mod
+from r53sigma.targets.athena import backend as athena
 from r53sigma.cli import main
 from r53sigma.testcases import default_cases_dir
 

@@ -9,9 +9,9 @@ from sigma.collection import SigmaCollection
 
 import r53sigma.testcases as testcases
 from r53sigma.commands.scan import SAMPLES_DIR
-from r53sigma.duckdb_engine import DuckEngine
-from r53sigma.engine import Engine
-from r53sigma.events import parse_record, read_paths
+from r53sigma.scan.duckdb_engine import DuckEngine
+from r53sigma.scan.reference import Engine
+from r53sigma.scan.records import parse_record, read_paths
 from r53sigma import rules as rules_mod
 
 
@@ -204,7 +204,7 @@ def test_blank_lines_send_the_file_to_the_exact_reader_so_line_numbers_stay_exac
 
 
 def test_lines_are_fetched_across_restart_points_and_gzip_members(tmp_path, monkeypatch):
-    import r53sigma.duckdb_engine as duck_mod
+    import r53sigma.scan.duckdb_engine as duck_mod
 
     monkeypatch.setattr(duck_mod, "_CHECKPOINT", 512)  # a restart point every few lines
     plain = [json.dumps(resolver(query_name=f"q{i}.example.")) for i in range(300)]
@@ -218,7 +218,7 @@ def test_lines_are_fetched_across_restart_points_and_gzip_members(tmp_path, monk
 
 
 def test_only_matching_lines_are_read_again(tmp_path, monkeypatch):
-    import r53sigma.duckdb_engine as duck_mod
+    import r53sigma.scan.duckdb_engine as duck_mod
 
     fetched = []
     original = duck_mod._LineScan.fetch

@@ -6,9 +6,9 @@ import json
 from hypothesis import HealthCheck, given, settings, strategies as st
 from sigma.collection import SigmaCollection
 
-from r53sigma.duckdb_engine import DuckEngine
-from r53sigma.engine import Engine
-from r53sigma.events import parse_record, read_paths
+from r53sigma.scan.duckdb_engine import DuckEngine
+from r53sigma.scan.reference import Engine
+from r53sigma.scan.records import parse_record, read_paths
 
 NAMES = ["a.example.com.", "A.Example.COM", "b.evil.io.", "x-1.test.", "10.0.0.1", "", "."]
 DATAS = ["10.1.2.3", "192.168.0.1", "fd00::5", "2001:db8::1", "cname.example.com.", "Secret", "8.8.8.8"]

@@ -8,7 +8,7 @@ import re
 import duckdb
 from sigma.types import SpecialChars
 
-from r53sigma.sqlcompile import Dialect, TrinoDialect, ipv4_network_regex
+from r53sigma.scan.sqlcompile import Dialect, TrinoDialect, ipv4_network_regex
 
 
 def test_ipv4_network_regex_accepts_exactly_the_addresses_of_the_network():

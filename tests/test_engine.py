@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 from sigma.collection import SigmaCollection
 
-from r53sigma.engine import Engine, EngineError, values_at
-from r53sigma.events import parse_record
+from r53sigma.scan.reference import Engine, EngineError, values_at
+from r53sigma.scan.records import parse_record
 
 
 def resolver(**fields):
@@ -218,7 +218,7 @@ def test_values_at_walks_lists():
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from r53sigma.engine import _strings_test  # noqa: E402
+from r53sigma.scan.reference import _strings_test  # noqa: E402
 from sigma.types import SigmaCasedString, SigmaString  # noqa: E402
 
 _alphabet = st.sampled_from(list("aAbB.-*?"))

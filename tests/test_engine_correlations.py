@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from sigma.collection import SigmaCollection
 
-from r53sigma.engine import Engine
-from r53sigma.events import parse_record
+from r53sigma.scan.reference import Engine
+from r53sigma.scan.records import parse_record
 
 BASE = """
 title: nx

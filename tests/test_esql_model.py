@@ -6,7 +6,7 @@ them, with a warning), "LIKE"/"RLIKE", "CIDR_MATCH", "DATE_TRUNC", "ES|QL and fl
 """
 import pytest
 
-from r53sigma.targets.elastic import esql_model as esql
+from r53sigma.targets.elasticsearch import esql_model as esql
 
 FROM = "from logs-test metadata _id"
 

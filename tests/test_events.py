@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from r53sigma.events import RecordError, parse_record, parse_time, read_paths
+from r53sigma.scan.records import RecordError, parse_record, parse_time, read_paths
 
 RESOLVER = {"version": "1.100000", "query_timestamp": "2021-12-11T22:46:23Z", "query_name": "evil.example.",
             "query_type": "A", "rcode": "NXDOMAIN", "answers": [], "srcaddr": "172.31.86.159", "srcport": "48701"}

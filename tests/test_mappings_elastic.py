@@ -17,8 +17,8 @@ from hypothesis import given, settings, strategies as st
 from sigma.processing.transformations import FieldMappingTransformation
 
 from r53sigma import catalogue
-from r53sigma.targets.elastic import document_from_raw, indexed_fields
-from r53sigma.targets.elastic import documents, ingestion as es
+from r53sigma.targets.elasticsearch import document_from_raw, indexed_fields
+from r53sigma.targets.elasticsearch import documents, ingestion as es
 from sigma.pipelines.route53.elasticsearch import RouteValues, route53_elasticsearch_pipeline
 
 SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"

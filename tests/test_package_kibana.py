@@ -7,7 +7,7 @@ import socket
 import pytest
 
 from r53sigma import attack, catalogue
-from r53sigma.targets.elastic import kibana
+from r53sigma.targets.elasticsearch import kibana
 from support import REPO
 from test_package_support import EXAMPLE, build_rules, bundled_build, bundled_conversions, resolver_rule, text
 

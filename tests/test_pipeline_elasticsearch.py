@@ -11,7 +11,7 @@ CASELESS = ["dns.question.name", "dns.answers.data", "event.action"]
 
 @pytest.fixture(scope="module")
 def lucene():
-    from r53sigma.targets.elastic.lucene_engine import LuceneEngine, LuceneUnavailable
+    from r53sigma.targets.elasticsearch.lucene_engine import LuceneEngine, LuceneUnavailable
 
     try:
         return LuceneEngine()
@@ -20,7 +20,7 @@ def lucene():
 
 
 def matches(lucene, query: str, documents: list[dict]) -> set[int]:
-    from r53sigma.targets.elastic.lucene_engine import flatten
+    from r53sigma.targets.elasticsearch.lucene_engine import flatten
 
     result = lucene.search([flatten(d, ECS_TYPES, CASELESS) for d in documents], {"q": query})["q"]
     assert not isinstance(result, str), f"Lucene could not parse {query!r}: {result}"
@@ -29,8 +29,8 @@ def matches(lucene, query: str, documents: list[dict]) -> set[int]:
 
 def raw_matches(lucene, query: str, raw_records: list[dict]) -> set[int]:
     """Raw Resolver records -> ECS documents as the pack's ingest pipeline writes them -> Lucene."""
-    from r53sigma.targets.elastic import document_from_raw, indexed_fields
-    from r53sigma.targets.elastic.ingestion import field_mappings
+    from r53sigma.targets.elasticsearch import document_from_raw, indexed_fields
+    from r53sigma.targets.elasticsearch.ingestion import field_mappings
 
     types = {n: m["type"] for n, m in field_mappings(catalogue.load()["resolver"]).items()}
     types.update({f"{n}.caseless": "keyword" for n in types})

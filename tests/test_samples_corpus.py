@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 from sigma.collection import SigmaCollection
 
-from r53sigma.engine import Engine
-from r53sigma.events import read_paths
+from r53sigma.scan.reference import Engine
+from r53sigma.scan.records import read_paths
 
 SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "samples"
 

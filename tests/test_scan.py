@@ -131,7 +131,7 @@ def test_default_scan_of_bundled_samples_gives_real_alerts(capsys):
 
 
 def test_samples_are_read_without_problems():
-    from r53sigma.events import read_paths
+    from r53sigma.scan.records import read_paths
 
     errors = []
     events = list(read_paths([SAMPLES_DIR], errors.append))

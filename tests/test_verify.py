@@ -184,7 +184,7 @@ def test_deferred_regex_inside_or_is_a_splunk_disagreement(tmp_path):
 
 
 def test_lucene_unavailable_is_a_skip_with_its_reason(fixture_rule, monkeypatch):
-    from r53sigma.targets.elastic import lucene_engine
+    from r53sigma.targets.elasticsearch import lucene_engine
 
     def no_java(self):
         raise lucene_engine.LuceneUnavailable("java not found")

@@ -52,7 +52,7 @@ TARGETS: dict[str, Target] = {
     # Trino SQL over AWS's documented Athena table of Resolver query logs; no pySigma pipeline (pipeline ""):
     # the SQL compiler reads the catalogue itself.
     "athena": Target(
-        "athena", "", "r53sigma.athena:AthenaBackend", "r53sigma.athena:AthenaBackend", "sql", "sql", ".sql", ".sql",
+        "athena", "", "r53sigma.targets.athena.backend:AthenaBackend", "r53sigma.targets.athena.backend:AthenaBackend", "sql", "sql", ".sql", ".sql",
     ),
 }
 

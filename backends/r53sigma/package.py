@@ -228,7 +228,7 @@ def _bytes(content: str | bytes) -> bytes:
 def build(rule_paths: list[Path] | None = None) -> Build:
     """Every dist/ file (relative path -> bytes), in memory; nothing is written."""
     from r53sigma.targets.cloudwatch import package as cloudwatch_package
-    from r53sigma.targets.elastic import kibana
+    from r53sigma.targets.elasticsearch import kibana
     from r53sigma.targets.splunk import app as splunk_app
 
     roots = [Path(p) for p in (rule_paths or rule_loading.default_rule_paths())]

@@ -24,8 +24,8 @@ import yaml
 from sigma.correlations import SigmaCorrelationRule
 
 from r53sigma import rules as rules_mod
-from r53sigma.engine import Alert, Engine, EngineError
-from r53sigma.events import Event, RecordError, format_time, parse_record
+from r53sigma.scan.reference import Alert, Engine, EngineError
+from r53sigma.scan.records import Event, RecordError, format_time, parse_record
 
 CASE_SUFFIXES = (".yml", ".yaml")
 

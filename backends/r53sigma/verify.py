@@ -2,7 +2,7 @@
 
 For each rule and each of its test cases, :func:`run` converts the rule for every target, evaluates the
 converted query on that target's own view of the case's raw events, and compares with the reference
-engine (:mod:`r53sigma.engine`): the set of matching events for a plain rule, the number of firing
+engine (:mod:`r53sigma.scan.reference`): the set of matching events for a plain rule, the number of firing
 (window, group) pairs for a correlation.
 
 Targets, their engines and their view of a raw record:
@@ -43,8 +43,8 @@ from sigma.correlations import SigmaCorrelationRule
 from r53sigma import catalogue, conversion
 from r53sigma import rules as rules_mod
 from r53sigma import testcases
-from r53sigma.engine import Engine, EngineError
-from r53sigma.events import Event, RecordError, parse_record
+from r53sigma.scan.reference import Engine, EngineError
+from r53sigma.scan.records import Event, RecordError, parse_record
 
 TARGET_NAMES = conversion.SIEM_TARGETS
 AGREE, DISAGREE, NOT_EXPRESSIBLE, SKIPPED, MODEL_GAP = "agree", "DISAGREE", "not expressible", "skipped", "MODEL GAP"
@@ -312,7 +312,7 @@ class _Checker:
 
     @staticmethod
     def _esql(query: str, rule, case: Case) -> Any:
-        from r53sigma.targets.elastic import esql_model
+        from r53sigma.targets.elasticsearch import esql_model
 
         try:
             parsed = esql_model.Query.parse(query)
@@ -354,7 +354,7 @@ class _Checker:
     def finish(self) -> None:
         if not self.lucene_work:
             return
-        from r53sigma.targets.elastic.lucene_engine import LuceneEngine, LuceneUnavailable
+        from r53sigma.targets.elasticsearch.lucene_engine import LuceneEngine, LuceneUnavailable
 
         try:
             lucene = LuceneEngine()
@@ -388,7 +388,7 @@ class _Gap(Exception):
 
 def esql_mapping(log_source: catalogue.LogSource) -> dict[str, str]:
     """Field -> type as the index template maps it, sub-fields included; a flattened field appears whole."""
-    from r53sigma.targets.elastic import ingestion
+    from r53sigma.targets.elasticsearch import ingestion
 
     mapping: dict[str, str] = {}
     for name, spec in ingestion.field_mappings(log_source).items():
@@ -403,7 +403,7 @@ def esql_mapping(log_source: catalogue.LogSource) -> dict[str, str]:
 
 
 def elastic_fields(raw: Any, source: str) -> dict[str, list]:
-    from r53sigma.targets.elastic import document_from_raw, indexed_fields
+    from r53sigma.targets.elasticsearch import document_from_raw, indexed_fields
 
     return indexed_fields(document_from_raw(raw, source), source)
 

@@ -6,8 +6,8 @@ import json
 
 from sigma.collection import SigmaCollection
 
-from r53sigma import events as event_reading
-from r53sigma.engine import Engine
+from r53sigma.scan import records as event_reading
+from r53sigma.scan.reference import Engine
 from r53sigma.targets.cloudwatch import insights_model
 from sigma.backends.cloudwatch import CloudWatchLogsInsightsBackend
 from sigma.pipelines.route53 import pipelines

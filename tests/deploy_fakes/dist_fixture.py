@@ -11,7 +11,7 @@ from pathlib import Path
 
 from r53sigma import catalogue, conversion
 from r53sigma.targets.cloudwatch import ingestion as cloudwatch_ingestion
-from r53sigma.targets.elastic import ingestion as elastic_ingestion
+from r53sigma.targets.elasticsearch import ingestion as elastic_ingestion
 
 APP = "r53sigma_route53"
 RISK = {"informational": 21, "low": 21, "medium": 47, "high": 73, "critical": 99}

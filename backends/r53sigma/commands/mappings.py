@@ -138,7 +138,7 @@ def render() -> dict[str, str]:
     """Relative path under mappings/ -> file text."""
     from r53sigma.targets import ocsf
     from r53sigma.targets.cloudwatch import ingestion as cloudwatch
-    from r53sigma.targets.elastic import ingestion as elastic
+    from r53sigma.targets.elasticsearch import ingestion as elastic
     from r53sigma.targets.splunk import addon as splunk
 
     files: dict[str, Any] = {}

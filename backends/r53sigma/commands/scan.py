@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
 from r53sigma import rules as rules_mod
-from r53sigma.engine import Engine, EngineError
-from r53sigma.events import Event, ReadError, read_paths
+from r53sigma.scan.reference import Engine, EngineError
+from r53sigma.scan.records import Event, ReadError, read_paths
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 MAX_PROBLEMS_SHOWN = 20
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         status = 1
     engine_name = args.engine or ("duckdb" if _duckdb_installed() else "reference")
     if engine_name == "duckdb":
-        from r53sigma.duckdb_engine import DuckEngine
+        from r53sigma.scan.duckdb_engine import DuckEngine
 
         engine = DuckEngine(loaded.collection)
     else:

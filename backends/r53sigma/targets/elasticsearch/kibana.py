@@ -20,7 +20,7 @@ from sigma.backends.elasticsearch import ESQLBackend, LuceneBackend
 from sigma.conversion.state import ConversionState
 
 from r53sigma import attack, catalogue
-from r53sigma.targets.elastic import ingestion
+from r53sigma.targets.elasticsearch import ingestion
 
 if TYPE_CHECKING:
     from r53sigma.package import PackagedRule

@@ -2,7 +2,7 @@
 
 Rule test cases, ``scan`` and the cross-target checks all ask this module, so the meaning of a rule
 is defined once. It evaluates pySigma's parsed objects (``SigmaRule``, ``SigmaCorrelationRule`` with
-references resolved) on :class:`r53sigma.events.Event` values, with no processing pipeline: rules use
+references resolved) on :class:`r53sigma.scan.records.Event` values, with no processing pipeline: rules use
 the catalogue's field names.
 
 Semantics
@@ -98,7 +98,7 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
-from r53sigma.events import Event, format_time
+from r53sigma.scan.records import Event, format_time
 
 AnyRule = SigmaRule | SigmaCorrelationRule
 Record = dict[str, Any]

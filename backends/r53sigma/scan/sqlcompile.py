@@ -1,6 +1,6 @@
 """Sigma rules as SQL boolean expressions over a flat table of catalogue fields (DuckDB and Trino/Athena).
 
-The meaning is the reference engine's (``r53sigma.engine``): strings are case-insensitive (``lower()``
+The meaning is the reference engine's (``r53sigma.scan.reference``): strings are case-insensitive (``lower()``
 on both sides) unless ``|cased``; ``*``/``?`` wildcards are ``LIKE`` patterns matched against the whole
 value; a field under a JSON array (``answers.Rdata``) is a list column and matches when ANY element
 matches (``not`` therefore means no element matches); ``null`` means no value, ``|exists`` a value;
@@ -48,7 +48,7 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
-from r53sigma.engine import EngineError, describe
+from r53sigma.scan.reference import EngineError, describe
 
 _COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
             CompareOperators.GTE: ">=", CompareOperators.NEQ: "<>"}

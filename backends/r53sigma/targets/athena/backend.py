@@ -2,7 +2,7 @@
 
 The table is the one AWS's Athena guide creates for Resolver query logs (JSON SerDe, partitioned by
 ``date`` as ``yyyy/MM/dd`` with partition projection, and ``vpc``): :data:`CREATE_TABLE`. Rule
-predicates come from the same compiler as the DuckDB engine (:mod:`r53sigma.sqlcompile`), with the
+predicates come from the same compiler as the DuckDB engine (:mod:`r53sigma.scan.sqlcompile`), with the
 Trino dialect: ``any_match`` over ``answers``, ``regexp_like``, ``IPADDRESS`` for ``|cidr``. The
 trailing dot AWS writes on ``query_name`` and name answers is stripped in the query, as the rules
 expect. Correlations become one grouped query per rule over epoch-aligned windows
@@ -21,8 +21,9 @@ from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType, Sigma
 from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 from sigma.rule import SigmaRule
 
-from r53sigma import catalogue, sqlcompile
-from r53sigma.engine import EngineError, describe
+from r53sigma import catalogue
+from r53sigma.scan import sqlcompile
+from r53sigma.scan.reference import EngineError, describe
 
 TABLE = "r53_rlogs"
 # Column types of AWS's documented table (srcport is an int there; srcids has no resolver_network_interface).

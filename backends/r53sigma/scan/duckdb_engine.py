@@ -1,4 +1,4 @@
-"""A one-pass columnar engine on DuckDB, with the reference engine's meaning (``r53sigma.engine``).
+"""A one-pass columnar engine on DuckDB, with the reference engine's meaning (``r53sigma.scan.reference``).
 
 Reading
 -------
@@ -12,7 +12,7 @@ byte-order mark (DuckDB accepts them, the reference reports the line), no trunca
 Rows whose values the typed columns may not hold as the reference sees them (an object or list where the
 catalogue has one value, NaN, another log source's key, a time that is not plain ISO 8601 UTC) are
 flagged. Any of these, or a DuckDB read error, sends the file to the exact path:
-:func:`r53sigma.events.read_file`, so malformed lines and truncated members are reported and skipped
+:func:`r53sigma.scan.records.read_file`, so malformed lines and truncated members are reported and skipped
 exactly as the reference engine does, and the events are evaluated by the same SQL over JSON text.
 The text of a line is read again only when an alert shows it or the reference engine must decide it
 (restart points every megabyte of the file: only the regions holding such lines are decompressed again).
@@ -20,7 +20,7 @@ The text of a line is read again only when an alert shows it or the reference en
 Evaluating
 ----------
 All single-event rules of a log source are one projection (one boolean column per rule, compiled by
-:mod:`r53sigma.sqlcompile`). The fast path writes every line's time, fit flag and rule flags (two bits a
+:mod:`r53sigma.scan.sqlcompile`). The fast path writes every line's time, fit flag and rule flags (two bits a
 rule, packed in BIGINTs) and the values correlations group or count by (each only where a correlation
 needs it, NULL elsewhere), then keeps the rows some rule matches, with their line number. Plain alerts
 stream out per file in event order. Correlations aggregate their referenced rules' matches per
@@ -54,8 +54,9 @@ from sigma.correlations import (
 )
 from sigma.rule import SigmaRule
 
-from r53sigma import catalogue, events as events_mod, sqlcompile
-from r53sigma.engine import (
+from r53sigma import catalogue
+from r53sigma.scan import records as events_mod, sqlcompile
+from r53sigma.scan.reference import (
     EVIDENCE_PER_GROUP,
     Alert,
     Engine,
@@ -67,7 +68,7 @@ from r53sigma.engine import (
     describe,
     values_at,
 )
-from r53sigma.events import Event, OnError, ReadError
+from r53sigma.scan.records import Event, OnError, ReadError
 
 AnyRule = SigmaRule | SigmaCorrelationRule
 VALUE_TYPES = ("VARCHAR", "BIGINT", "UBIGINT", "BOOLEAN", "NULL")  # JSON types of values the columns hold as text
@@ -264,7 +265,7 @@ class DuckEngine:
 
     def scan_paths(self, paths: Iterable[str | Path], rules: Iterable[AnyRule] | None = None,
                    on_error: OnError | None = None, on_file: Callable[[str, int], None] | None = None) -> Iterator[Alert]:
-        """Alerts over files, folders and ``-``, read as :func:`r53sigma.events.read_paths` reads them."""
+        """Alerts over files, folders and ``-``, read as :func:`r53sigma.scan.records.read_paths` reads them."""
         report = on_error or (lambda error: None)
         run = _Run(self, rules)
         for path in paths:

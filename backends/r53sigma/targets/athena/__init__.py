@@ -1,0 +1,1 @@
+"""The Athena target: Trino SQL over AWS's documented Resolver query-log table (`backend`)."""
