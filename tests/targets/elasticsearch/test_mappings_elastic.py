@@ -21,7 +21,7 @@ from r53sigma.targets.elasticsearch import document_from_raw, indexed_fields
 from r53sigma.targets.elasticsearch import documents, ingestion as es
 from sigma.pipelines.route53.elasticsearch import RouteValues, route53_elasticsearch_pipeline
 
-SHARED = Path(__file__).resolve().parents[1] / ".." / "shared"
+SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 SAMPLES = SHARED / "corpus" / "samples"
 KNOWN_PROCESSORS = {
     "rename", "json", "grok", "gsub", "lowercase", "uppercase", "convert", "date", "remove", "set",

@@ -16,7 +16,7 @@ from r53sigma.targets.cloudwatch import insights_model  # noqa: E402
 from sigma.backends.cloudwatch import CloudWatchLogsInsightsBackend  # noqa: E402
 from sigma.pipelines.route53 import pipelines  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CORPUS = REPO / ".." / "shared" / "corpus" / "sigmahq" / "dns_category" / "rules"
 RULE = rule_yaml("  sel:\n    rcode: NXDOMAIN\n  condition: sel", title="NXDOMAIN seen")
 PUBLIC_RULE = rule_yaml("  sel:\n    queryType: ANY\n  condition: sel", "logsource: {product: aws, service: route53}", title="ANY query")

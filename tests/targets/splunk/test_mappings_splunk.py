@@ -14,7 +14,7 @@ from r53sigma.targets.splunk import addon, event_from_raw
 from r53sigma.targets.splunk.events import json_fields
 from sigma.pipelines.route53.splunk import route53_splunk_pipeline
 
-SAMPLES = Path(__file__).resolve().parents[1] / ".." / "shared" / "corpus" / "samples"
+SAMPLES = Path(__file__).resolve().parents[3] / ".." / "shared" / "corpus" / "samples"
 
 
 def conf(name: str) -> configparser.ConfigParser:
