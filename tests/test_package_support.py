@@ -8,7 +8,7 @@ from pathlib import Path
 
 from r53sigma import conversion, package
 
-TARGETS = list(package.TARGET_NAMES)
+TARGETS = list(conversion.siem_targets())
 
 
 @functools.cache

@@ -6,6 +6,7 @@ import pytest
 import yaml
 
 from r53sigma import cli, conversion, verify
+from r53sigma.targets import registry
 
 # Cells a target cannot state, each with the backend's or pipeline's documented reason.
 NOT_EXPRESSIBLE = {
@@ -24,7 +25,7 @@ def test_every_pack_rule_and_target_is_verified(pack_report):
     assert not pack_report.problems
     rules = {c.rule for c in pack_report.cells}
     assert len(rules) == 44
-    assert {c.target for c in pack_report.cells} == set(verify.TARGET_NAMES)
+    assert {c.target for c in pack_report.cells} == set(conversion.siem_targets())
     assert len(pack_report.cells) == 44 * 3
     assert not [c for c in pack_report.cells if c.status == verify.MODEL_GAP], verify.format_report(pack_report)
 
@@ -101,7 +102,7 @@ def cells(rules: Path, cases: Path) -> dict[str, verify.Cell]:
 def test_fixture_agrees_on_every_target(fixture_rule):
     result = cells(*fixture_rule)
     assert {t: c.status for t, c in result.items()} in (
-        {t: verify.AGREE for t in verify.TARGET_NAMES},
+        {t: verify.AGREE for t in conversion.siem_targets()},
         {"elasticsearch": verify.SKIPPED, "splunk": verify.AGREE, "cloudwatch": verify.AGREE},
     )
 
@@ -114,7 +115,7 @@ def _with_extra_steps(monkeypatch, target: str, *items):
 
     def broken(name):
         pipeline = original(name)
-        if name == conversion.TARGETS[target].pipeline:
+        if name == registry.get(target).pipeline:
             pipeline = pipeline + ProcessingPipeline(items=list(items))
         return pipeline
     monkeypatch.setattr(conversion, "_pipeline", broken)

@@ -1,6 +1,6 @@
 """Converting loaded rules for each target, one rule at a time, so one failure never hides the others.
 
-The target table is the only place that says which pySigma backend and pipeline serve a target.
+Which pySigma backend and pipeline serve a target is declared by the target (r53sigma.targets.registry).
 """
 from __future__ import annotations
 
@@ -13,53 +13,13 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 
 from r53sigma import rules as rule_loading
+from r53sigma.targets import registry
+from r53sigma.targets.spec import Target
 
 
-@dataclass(frozen=True)
-class Target:
-    name: str
-    pipeline: str
-    backend: str  # "module:Class" of the backend for single-event rules
-    correlation_backend: str  # ... and for correlation rules
-    language: str
-    correlation_language: str
-    suffix: str
-    correlation_suffix: str
-
-    def backend_for(self, rule) -> tuple[str, str, str]:
-        if isinstance(rule, SigmaCorrelationRule):
-            return self.correlation_backend, self.correlation_language, self.correlation_suffix
-        return self.backend, self.language, self.suffix
-
-
-TARGETS: dict[str, Target] = {
-    "elasticsearch": Target(
-        "elasticsearch", "route53_elasticsearch",
-        "sigma.backends.elasticsearch:LuceneBackend", "sigma.backends.elasticsearch:ESQLBackend",
-        "lucene", "esql", ".lucene", ".esql",
-    ),
-    "splunk": Target(
-        "splunk", "route53_splunk",
-        "sigma.backends.splunk:SplunkBackend", "sigma.backends.splunk:SplunkBackend",
-        "spl", "spl", ".spl", ".spl",
-    ),
-    "cloudwatch": Target(
-        "cloudwatch", "route53_cloudwatch",
-        "sigma.backends.cloudwatch:cloudwatch",
-        "sigma.backends.cloudwatch:cloudwatch",
-        "cwli", "cwli", ".cwli", ".cwli",
-    ),
-    # Trino SQL over AWS's documented Athena table of Resolver query logs; no pySigma pipeline (pipeline ""):
-    # the SQL compiler reads the catalogue itself.
-    "athena": Target(
-        "athena", "", "r53sigma.targets.athena.backend:AthenaBackend", "r53sigma.targets.athena.backend:AthenaBackend", "sql", "sql", ".sql", ".sql",
-    ),
-}
-
-
-# The SIEM targets: what `--target all`, verify and package cover. Athena is asked for by name (it
-# serves Resolver archives in S3, not a SIEM).
-SIEM_TARGETS = ("elasticsearch", "splunk", "cloudwatch")
+def siem_targets() -> tuple[str, ...]:
+    """What `--target all`, verify and package cover (Athena, not a SIEM, is asked for by name)."""
+    return registry.siem_names()
 
 
 @dataclass
@@ -171,7 +131,7 @@ def convert_paths(paths: list[Path] | None, target_names: list[str]) -> tuple[li
         loaded = rule_loading.load(paths)
         if index == 0:
             errors = loaded.errors
-        conversions.extend(convert_loaded(loaded, TARGETS[name]))
+        conversions.extend(convert_loaded(loaded, registry.get(name)))
     return conversions, errors
 
 

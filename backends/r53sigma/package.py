@@ -27,8 +27,9 @@ from sigma.correlations import SigmaCorrelationRule
 
 from r53sigma import attack, catalogue, conversion, navigator, outputs
 from r53sigma import rules as rule_loading
+from r53sigma.packaged import PackagedRule, Schedule
+from r53sigma.targets import registry
 
-TARGET_NAMES = conversion.SIEM_TARGETS
 MANIFEST = "MANIFEST.json"
 DEFAULT_INTERVAL = 5  # minutes between runs of a single-event rule (Kibana's default)
 DEFAULT_OVERLAP = 1  # extra look-back minutes so late events at a run boundary are not missed
@@ -38,36 +39,6 @@ DURATION = re.compile(r"^([1-9][0-9]*)([mh])$")
 
 class PackageError(ValueError):
     """A rule carries package settings that cannot be honoured (e.g. a malformed schedule)."""
-
-
-@dataclass(frozen=True)
-class Schedule:
-    """How often a rule runs and how far back each run looks, in minutes."""
-
-    interval: int
-    lookback: int
-
-
-@dataclass
-class PackagedRule:
-    """One rule converted for one target, with what every package needs besides the query."""
-
-    conversion: conversion.Conversion
-    source: str  # catalogue log source: resolver, public_zone, cloudtrail
-    schedule: Schedule
-    note: str  # Markdown: investigation guide and blind spots
-
-    @property
-    def rule(self):
-        return self.conversion.rule
-
-    @property
-    def is_correlation(self) -> bool:
-        return isinstance(self.rule, SigmaCorrelationRule)
-
-    @property
-    def query(self) -> str:
-        return self.conversion.query or ""
 
 
 @dataclass
@@ -178,15 +149,18 @@ def _without_path(message: str, path: Path | None, shown: str | None) -> str:
 def queries_csv(records: list[dict]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["rule_id", "title", "level", "logsource", "tags", *TARGET_NAMES])
+    target_names = conversion.siem_targets()
+    writer.writerow(["rule_id", "title", "level", "logsource", "tags", *target_names])
     for r in records:
         logsource = " ".join(f"{k}:{v}" for k, v in r["logsource"].items())
-        cells = [r["queries"].get(t, {}).get("query", "") for t in TARGET_NAMES]
+        cells = [r["queries"].get(t, {}).get("query", "") for t in target_names]
         writer.writerow([r["rule_id"], r["title"], r["level"] or "", logsource, " ".join(r["tags"]), *cells])
     return buffer.getvalue()
 
 
 def coverage_md(records: list[dict]) -> str:
+    target_names = conversion.siem_targets()
+
     def cell(record: dict, target: str) -> str:
         entry = record["queries"].get(target)
         if entry is None:
@@ -205,12 +179,12 @@ def coverage_md(records: list[dict]) -> str:
         "*not expressible* (the target cannot state the rule; `queries.json` gives the reason) or **failed**",
         f"(left out of that target's package). ATT&CK Enterprise {attack.version()}.",
         "",
-        "| rule | level | log source | ATT&CK | " + " | ".join(TARGET_NAMES) + " |",
-        "|---|---|---|---|" + "---|" * len(TARGET_NAMES),
+        "| rule | level | log source | ATT&CK | " + " | ".join(target_names) + " |",
+        "|---|---|---|---|" + "---|" * len(target_names),
     ]
     for r in sorted(records, key=lambda r: (source_of(r["logsource"]), r["title"])):
         cells = [r["title"].replace("|", "\\|"), r["level"] or "", source_of(r["logsource"]), techniques(r)]
-        cells += [cell(r, t) for t in TARGET_NAMES]
+        cells += [cell(r, t) for t in target_names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -227,17 +201,14 @@ def _bytes(content: str | bytes) -> bytes:
 
 def build(rule_paths: list[Path] | None = None) -> Build:
     """Every dist/ file (relative path -> bytes), in memory; nothing is written."""
-    from r53sigma.targets.cloudwatch import package as cloudwatch_package
-    from r53sigma.targets.elasticsearch import kibana
-    from r53sigma.targets.splunk import app as splunk_app
-
+    target_names = conversion.siem_targets()
     roots = [Path(p) for p in (rule_paths or rule_loading.default_rule_paths())]
-    conversions, rule_errors = conversion.convert_paths(roots, list(TARGET_NAMES))
+    conversions, rule_errors = conversion.convert_paths(roots, list(target_names))
     problems = [f"broken rule file {error}" for error in rule_errors]
     # A target's documented limit leaves the rule out of that package (COVERAGE.md says why) but is no
     # problem; a broken rule or a conversion error is.
     problems += [f"{c.target}: rule {c.title!r} [{c.rule_id}] left out: {c.error}" for c in conversions if c.failed]
-    by_target: dict[str, list[PackagedRule]] = {t: [] for t in TARGET_NAMES}
+    by_target: dict[str, list[PackagedRule]] = {t: [] for t in target_names}
     for c in conversions:
         if not c.ok:
             continue
@@ -248,9 +219,10 @@ def build(rule_paths: list[Path] | None = None) -> Build:
             problems.append(f"{c.target}: rule {c.title!r} [{c.rule_id}] left out: {error}")
 
     files: dict[str, str | bytes] = {}
-    files.update(kibana.render(by_target["elasticsearch"]))
-    files.update(splunk_app.render(by_target["splunk"]))
-    files.update(cloudwatch_package.render(by_target["cloudwatch"], roots))
+    for name in target_names:
+        render = registry.get(name).render_package
+        if render is not None:
+            files.update(render(by_target[name], roots))
     records = query_records(conversions, roots)
     files["queries/queries.json"] = _json(records)
     files["queries/queries.csv"] = queries_csv(records)

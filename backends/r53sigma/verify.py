@@ -5,7 +5,8 @@ converted query on that target's own view of the case's raw events, and compares
 engine (:mod:`r53sigma.scan.reference`): the set of matching events for a plain rule, the number of firing
 (window, group) pairs for a correlation.
 
-Targets, their engines and their view of a raw record:
+Targets, their engines and their view of a raw record (each target's verify adapter,
+``r53sigma/targets/<target>/verify.py``, declared by the target's ``TARGET``):
 
 - **elasticsearch**: single-event rules in Lucene, run by the real Lucene (``lucene_engine``, Java) on
   documents as the pack's ingest pipeline writes them (``documents.document_from_raw``) with the
@@ -31,8 +32,6 @@ not filter the null out disagrees here where a case has such events.
 """
 from __future__ import annotations
 
-import fnmatch
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -45,8 +44,9 @@ from r53sigma import rules as rules_mod
 from r53sigma import testcases
 from r53sigma.scan.reference import Engine, EngineError
 from r53sigma.scan.records import Event, RecordError, parse_record
+from r53sigma.targets import registry
+from r53sigma.targets.spec import ModelGap, Rejected, Unavailable, Verifier
 
-TARGET_NAMES = conversion.SIEM_TARGETS
 AGREE, DISAGREE, NOT_EXPRESSIBLE, SKIPPED, MODEL_GAP = "agree", "DISAGREE", "not expressible", "skipped", "MODEL GAP"
 PASSING = (AGREE, NOT_EXPRESSIBLE, SKIPPED)
 
@@ -92,7 +92,7 @@ class Cell:
 class Report:
     cells: list[Cell] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
-    targets: tuple[str, ...] = TARGET_NAMES
+    targets: tuple[str, ...] = field(default_factory=conversion.siem_targets)
 
     @property
     def ok(self) -> bool:
@@ -136,7 +136,7 @@ def load_cases(cases_dir: Path, loaded: rules_mod.LoadedRules, *, all_rules: boo
 
 
 def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None,
-        targets: Iterable[str] = TARGET_NAMES) -> Report:
+        targets: Iterable[str] | None = None) -> Report:
     """Verify the rules at ``rule_paths`` (default: the pack's) on the cases in ``cases_dir``."""
     paths = [Path(p) for p in rule_paths] if rule_paths else None
     loaded = rules_mod.load(paths)
@@ -145,14 +145,15 @@ def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None,
     cased = {id(rule) for rule, _ in pairs}
     problems += [f"{loaded.path_of(r) or r.title}: no test case names this rule, nothing to verify"
                  for r in loaded.top_level() if id(r) not in cased]
-    report = verify(paths, loaded, pairs, tuple(targets))
+    report = verify(paths, loaded, pairs, tuple(targets) if targets is not None else None)
     report.problems = [f"broken rule: {e.path}: {e.message}" for e in loaded.errors] + problems + report.problems
     return report
 
 
 def verify(paths: list[Path] | None, loaded: rules_mod.LoadedRules, pairs: list[tuple[Any, Case]],
-           targets: tuple[str, ...] = TARGET_NAMES) -> Report:
+           targets: tuple[str, ...] | None = None) -> Report:
     """Verify (rule, case) pairs; ``loaded`` holds the rules as written (no pipeline applied)."""
+    targets = tuple(targets) if targets is not None else conversion.siem_targets()
     report = Report(targets=targets)
     engine = Engine(loaded.collection)
     by_rule: dict[str, tuple[Any, list[Case]]] = {}
@@ -216,10 +217,6 @@ def _source_of(rule) -> catalogue.LogSource | None:
     return found[0] if found else None
 
 
-def _text(raw: Any) -> str:
-    return raw if isinstance(raw, str) else json.dumps(raw)
-
-
 @dataclass
 class _Pending:
     cell: Cell
@@ -230,28 +227,27 @@ class _Pending:
 
 
 class _Checker:
-    """Evaluates one target's queries; Lucene work is collected and sent to Java once in :meth:`finish`."""
+    """Evaluates one target's queries with the target's verify adapter; the languages it batches
+    (Lucene: one Java call) are collected and answered in :meth:`finish`."""
 
     def __init__(self, target: str):
         self.target = target
-        self.lucene_work: list[tuple[_Pending, list[range]]] = []
-        self.documents: list[list[tuple[str, str, str]]] = []
+        declared = registry.get(target).verifier
+        self.verifier: Verifier = declared() if declared else Verifier()
+        self.batches: dict[str, list[_Pending]] = {}
 
     def add(self, cell: Cell, conv: conversion.Conversion, rule, cases: list[Case], expected: list[Any]) -> None:
         pending = _Pending(cell, conv, rule, cases, expected)
+        if conv.language in self.verifier.batched:
+            self.batches.setdefault(conv.language, []).append(pending)
+            return
+        source = _source_of(rule)
         try:
-            if conv.language == "lucene":
-                self._queue_lucene(pending)
-                return
-            evaluate = {"esql": self._esql, "spl": self._splunk, "cwli": self._cloudwatch}.get(conv.language)
-            if evaluate is None:
-                cell.status, cell.reason = MODEL_GAP, f"no engine for {conv.language} queries"
-                return
             for case, want in zip(cases, expected):
-                self._compare(cell, case, want, evaluate(conv.query, rule, case))
-        except _Rejected as rejected:
+                self._compare(cell, case, want, self.verifier.evaluate(conv.language, conv.query, rule, case, source))
+        except Rejected as rejected:
             cell.status, cell.reason = DISAGREE, str(rejected)
-        except _Gap as gap:
+        except ModelGap as gap:
             cell.status, cell.reason = MODEL_GAP, str(gap)
         except Exception as error:  # a model that cannot evaluate a query fails this cell, not the run
             cell.status, cell.reason = MODEL_GAP, f"{self.target} model failed: {type(error).__name__}: {error}"
@@ -264,159 +260,21 @@ class _Checker:
             cell.status = DISAGREE
             cell.mismatches.append(Mismatch(case.name, want, got))
 
-    # -- Splunk
-
-    @staticmethod
-    def _splunk(query: str, rule, case: Case) -> Any:
-        from r53sigma.targets.splunk import spl_model
-        from r53sigma.targets.splunk.events import event_from_raw
-
-        events = []
-        for number, (raw, event) in enumerate(zip(case.raws, case.events), 1):
-            view = event_from_raw(raw, event.source)
-            view["_r53sigma_event"] = number  # which event a result row is (not a Splunk field)
-            events.append(view)
-        try:
-            rows = spl_model.run(query, events)
-        except spl_model.InvalidSearch as error:
-            raise _Rejected(f"Splunk would reject the search: {error}") from error
-        except spl_model.QuerySyntaxError as error:
-            raise _Gap(f"Splunk model: {error}") from error
-        if isinstance(rule, SigmaCorrelationRule):
-            return len(rows)
-        return {row["_r53sigma_event"] for row in rows}
-
-    # -- CloudWatch
-
-    @staticmethod
-    def _cloudwatch(query: str, rule, case: Case) -> Any:
-        from r53sigma.targets.cloudwatch import insights_model
-
-        source = _source_of(rule)
-        events = []
-        for number, (raw, event) in enumerate(zip(case.raws, case.events), 1):
-            if source is not None and event.source != source.source:
-                continue  # another log group
-            view = insights_model.event(_text(raw), event.time or 0.0)
-            view.fields["@ptr"] = number  # Logs Insights' own per-event pointer field
-            events.append(view)
-        try:
-            rows = insights_model.Query.parse(query).run(events)
-        except insights_model.QuerySyntaxError as error:
-            raise _Gap(f"Logs Insights model: {error}") from error
-        if isinstance(rule, SigmaCorrelationRule):
-            return len(rows)
-        return {row["@ptr"] for row in rows}
-
-    # -- Elasticsearch ES|QL
-
-    @staticmethod
-    def _esql(query: str, rule, case: Case) -> Any:
-        from r53sigma.targets.elasticsearch import esql_model
-
-        try:
-            parsed = esql_model.Query.parse(query)
-        except esql_model.QuerySyntaxError as error:
-            raise _Gap(f"ES|QL model: {error}") from error
-        sources = [s for s in catalogue.log_sources()
-                   if any(fnmatch.fnmatchcase(pattern, index) or pattern == index
-                          for pattern in parsed.indices for index in s.targets["elasticsearch"]["index"])]
-        if len(sources) != 1:
-            raise _Rejected(f"ES|QL FROM {', '.join(parsed.indices)} names no single index of the pack")
-        try:
-            parsed.check(esql_mapping(sources[0]))
-        except esql_model.QueryTypeError as error:
-            raise _Rejected(f"Elasticsearch would reject the ES|QL query: {error}") from error
-        documents = [dict(elastic_fields(raw, event.source), _id=[number])
-                     for number, (raw, event) in enumerate(zip(case.raws, case.events), 1)
-                     if event.source == sources[0].source]
-        try:
-            rows = parsed.run(documents)
-        except esql_model.QuerySyntaxError as error:
-            raise _Gap(f"ES|QL model: {error}") from error
-        if isinstance(rule, SigmaCorrelationRule):
-            return len(rows)
-        return {row["_id"] for row in rows}
-
-    # -- Elasticsearch Lucene (batched)
-
-    def _queue_lucene(self, pending: _Pending) -> None:
-        source = _source_of(pending.rule)
-        ranges = []
-        for case in pending.cases:
-            start = len(self.documents)
-            for raw, event in zip(case.raws, case.events):
-                # a document of another index is never searched: an empty stand-in keeps the numbering
-                self.documents.append(lucene_document(raw, event.source) if source and event.source == source.source else [])
-            ranges.append(range(start, len(self.documents)))
-        self.lucene_work.append((pending, ranges))
-
     def finish(self) -> None:
-        if not self.lucene_work:
-            return
-        from r53sigma.targets.elasticsearch.lucene_engine import LuceneEngine, LuceneUnavailable
-
-        try:
-            lucene = LuceneEngine()
-        except LuceneUnavailable as error:
-            for pending, _ in self.lucene_work:
-                pending.cell.status, pending.cell.reason = SKIPPED, f"Lucene unavailable: {error}"
-            return
-        queries = {str(n): pending.conv.query for n, (pending, _) in enumerate(self.lucene_work)}
-        answers = lucene.search(self.documents, queries)
-        for n, (pending, ranges) in enumerate(self.lucene_work):
-            answer = answers.get(str(n))
-            if isinstance(answer, str) or answer is None:
-                pending.cell.status = DISAGREE
-                pending.cell.reason = f"Lucene cannot parse the query: {answer}"
+        for language, work in self.batches.items():
+            try:
+                answers = self.verifier.evaluate_batch(
+                    language, [(p.conv.query, p.rule, p.cases, _source_of(p.rule)) for p in work])
+            except Unavailable as error:
+                for pending in work:
+                    pending.cell.status, pending.cell.reason = SKIPPED, str(error)
                 continue
-            for case, want, numbers in zip(pending.cases, pending.expected, ranges):
-                got = {i - numbers.start + 1 for i in answer if i in numbers}
-                self._compare(pending.cell, case, want, got)
-
-
-class _Rejected(Exception):
-    """The target would reject the query: a disagreement."""
-
-
-class _Gap(Exception):
-    """The target model does not cover the query: the model needs work."""
-
-
-# ---------------------------------------------------------------- Elasticsearch documents
-
-
-def esql_mapping(log_source: catalogue.LogSource) -> dict[str, str]:
-    """Field -> type as the index template maps it, sub-fields included; a flattened field appears whole."""
-    from r53sigma.targets.elasticsearch import ingestion
-
-    mapping: dict[str, str] = {}
-    for name, spec in ingestion.field_mappings(log_source).items():
-        root = next((r for r in log_source.flattened_roots("elasticsearch") if name.startswith(r + ".")), None)
-        if root is not None:
-            mapping[root + "." + name[len(root) + 1:].split(".")[0]] = "flattened"
-            continue
-        mapping[name] = spec["type"]
-        for sub, sub_spec in spec.get("fields", {}).items():
-            mapping[f"{name}.{sub}"] = sub_spec["type"]
-    return mapping
-
-
-def elastic_fields(raw: Any, source: str) -> dict[str, list]:
-    from r53sigma.targets.elasticsearch import document_from_raw, indexed_fields
-
-    return indexed_fields(document_from_raw(raw, source), source)
-
-
-def lucene_document(raw: Any, source: str) -> list[tuple[str, str, str]]:
-    """Indexed (field, type, value) triples, typed as the index template maps them (as Lucene needs)."""
-    types = esql_mapping(catalogue.load()[source])
-    values = []
-    for name, items in elastic_fields(raw, source).items():
-        kind = types.get(name, "keyword")
-        for item in items:
-            values.append((name, kind if kind in ("ip", "long") else "keyword", str(item).lower() if isinstance(item, bool) else str(item)))
-    return values
+            for pending, answer in zip(work, answers):
+                if isinstance(answer, Rejected):
+                    pending.cell.status, pending.cell.reason = DISAGREE, str(answer)
+                    continue
+                for case, want, got in zip(pending.cases, pending.expected, answer):
+                    self._compare(pending.cell, case, want, got)
 
 
 # ---------------------------------------------------------------- output

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from r53sigma import conversion, outputs
+from r53sigma.targets import registry
 
 
 def register(subparsers) -> None:
@@ -18,8 +19,9 @@ def register(subparsers) -> None:
     )
     parser.add_argument("paths", nargs="*", type=Path, metavar="PATH", help="rule files or folders")
     parser.add_argument(
-        "--target", "-t", default="all", choices=[*conversion.TARGETS, "all"],
-        help="target to convert for (default: all = elasticsearch, splunk and cloudwatch; athena by name)",
+        "--target", "-t", default="all", choices=[*registry.names(), "all"],
+        help="target to convert for (default: all = the SIEM targets: "
+        + ", ".join(conversion.siem_targets()) + "; others by name)",
     )
     parser.add_argument("--format", "-f", default="text", choices=["text", "json"], help="text (default) or json export")
     parser.add_argument(
@@ -30,7 +32,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    targets = list(conversion.SIEM_TARGETS) if args.target == "all" else [args.target]
+    targets = list(conversion.siem_targets()) if args.target == "all" else [args.target]
     conversions, broken = conversion.convert_paths(args.paths or None, targets)
     for error in broken:
         print(f"error: {error}", file=sys.stderr)

@@ -13,18 +13,13 @@ from r53sigma.deploy import common
 from r53sigma.deploy.common import DeployError, Retry
 from r53sigma.deploy.dist import DistError, RuleNames, Selection
 from r53sigma.deploy.settings import SettingsError, parse_pairs, resolve
+from r53sigma.targets import registry
 
-TARGETS = ("elastic", "splunk", "cloudwatch")
 
 
-def _target_module(name: str):
-    if name == "elastic":
-        from r53sigma.deploy import elastic as module
-    elif name == "splunk":
-        from r53sigma.deploy import splunk as module
-    else:
-        from r53sigma.deploy import cloudwatch as module
-    return module
+def _deployer(name: str):
+    """(deploy module, its target class name), imported only now: the deploy clients load with it."""
+    return registry.deployable()[name].deployer()
 
 
 def register(subparsers) -> None:
@@ -36,7 +31,7 @@ def register(subparsers) -> None:
         "[<target>] table of a TOML config file (~/.config/r53sigma/deploy.toml). Secrets (passwords, API "
         "keys, tokens) are read from the environment, the config file or --password-stdin, never from flags.",
     )
-    parser.add_argument("target", choices=TARGETS)
+    parser.add_argument("target", choices=list(registry.deployable()))
     parser.add_argument("--dist", type=Path, default=Path("dist"), help="the packaged pack (default: dist/)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
     parser.add_argument("--prune", action="store_true", help="also delete the pack's objects that dist/ no longer has")
@@ -75,14 +70,13 @@ def _flags(args: argparse.Namespace, stdin=sys.stdin) -> dict:
 
 def run(args: argparse.Namespace, targets: dict | None = None, retry: Retry | None = None) -> int:
     """``targets`` / ``retry`` are for tests: prebuilt clients and an instant sleep."""
-    module = _target_module(args.target)
+    module, target_class = _deployer(args.target)
     try:
         settings = resolve(module.NAME, module.KEYS, _flags(args), args.config)
         selection = Selection(
             [item for group in args.only for item in group.split(",")] if args.only else None,
             RuleNames.load(args.dist),
         )
-        target_class = {"elastic": "ElasticTarget", "splunk": "SplunkTarget", "cloudwatch": "CloudWatchTarget"}[args.target]
         target = getattr(module, target_class)(args.dist, settings, selection, prune=args.prune, force=args.force,
                                                **(targets or {}))
     except (SettingsError, DistError) as error:

@@ -11,17 +11,25 @@ from pathlib import Path
 from typing import Any
 
 from r53sigma import catalogue
+from r53sigma.targets import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 MAPPINGS = REPO_ROOT / "mappings"
-GENERATED_DIRS = ("elasticsearch", "splunk", "cloudwatch", "ocsf")
 README = "README.md"
-TARGET_COLUMNS = (
-    ("elasticsearch", "ECS (Elasticsearch)"),
-    ("splunk", "Splunk (CIM / raw)"),
-    ("cloudwatch", "Logs Insights"),
-    ("ocsf", "OCSF"),
-)
+OCSF = ("ocsf", "OCSF")  # a mapping only (for Security Lake), not a conversion target
+
+
+def _mapped_targets() -> list:
+    return [t for t in registry.all_targets().values() if t.render_ingestion is not None]
+
+
+def generated_dirs() -> tuple[str, ...]:
+    """mappings/<dir>/: one per target with an ingestion renderer, and OCSF."""
+    return (*(t.name for t in _mapped_targets()), OCSF[0])
+
+
+def target_columns() -> tuple[tuple[str, str], ...]:
+    return (*((t.name, t.mapping_column or t.name) for t in _mapped_targets()), OCSF)
 
 
 def _serialise(content: Any) -> str:
@@ -35,11 +43,11 @@ def field_table() -> str:
     for log_source in catalogue.log_sources():
         logsource = ", ".join(f"{k}: {v}" for k, v in log_source.logsource.items())
         lines += [f"### {log_source.title} (`{logsource}`)", ""]
-        lines.append("| raw field | type | " + " | ".join(title for _, title in TARGET_COLUMNS) + " | generic Sigma DNS |")
-        lines.append("|---" * (len(TARGET_COLUMNS) + 3) + "|")
+        lines.append("| raw field | type | " + " | ".join(title for _, title in target_columns()) + " | generic Sigma DNS |")
+        lines.append("|---" * (len(target_columns()) + 3) + "|")
         for f in log_source.fields.values():
             cells = [f"`{f.name}`", f.type + (" (array)" if f.array else "")]
-            cells += [f"`{f.target(target).name}`" for target, _ in TARGET_COLUMNS]
+            cells += [f"`{f.target(target).name}`" for target, _ in target_columns()]
             cells.append(", ".join(f"`{a}`" for a in f.sigma_dns))
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
@@ -137,13 +145,12 @@ Where each raw field lives in OCSF DNS Activity / API Activity, for Amazon Secur
 def render() -> dict[str, str]:
     """Relative path under mappings/ -> file text."""
     from r53sigma.targets import ocsf
-    from r53sigma.targets.cloudwatch import ingestion as cloudwatch
     from r53sigma.targets.elasticsearch import ingestion as elastic
-    from r53sigma.targets.splunk import addon as splunk
 
     files: dict[str, Any] = {}
-    for module in (elastic, splunk, cloudwatch, ocsf):
-        files.update(module.render())
+    for target in _mapped_targets():
+        files.update(target.render_ingestion())
+    files.update(ocsf.render())
     caseless = {ls.source: elastic.caseless_fields(ls) for ls in catalogue.log_sources()}
     files[README] = readme(caseless)
     return {path: _serialise(content) for path, content in sorted(files.items())}
@@ -151,7 +158,7 @@ def render() -> dict[str, str]:
 
 def existing_files(root: Path) -> set[str]:
     found = {README} if (root / README).is_file() else set()
-    for directory in GENERATED_DIRS:
+    for directory in generated_dirs():
         found |= {str(p.relative_to(root)) for p in (root / directory).rglob("*") if p.is_file()}
     return found
 

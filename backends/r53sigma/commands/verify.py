@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from r53sigma import verify
+from r53sigma import conversion, verify
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -20,13 +20,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder of test case files (default: tests/rules/)")
     parser.add_argument("rules", nargs="*", type=Path, metavar="RULE_PATH",
                         help="rule files or folders (default: sigma_rules/)")
-    parser.add_argument("-t", "--target", action="append", choices=verify.TARGET_NAMES, default=None,
+    parser.add_argument("-t", "--target", action="append", choices=conversion.siem_targets(), default=None,
                         help="only this target (repeatable; default: all)")
     parser.add_argument("--queries", action="store_true", help="show the query of every annotated cell")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    report = verify.run(args.cases, args.rules or None, tuple(args.target or verify.TARGET_NAMES))
+    report = verify.run(args.cases, args.rules or None, tuple(args.target) if args.target else None)
     print(verify.format_report(report, show_queries=args.queries))
     return 0 if report.ok else 1

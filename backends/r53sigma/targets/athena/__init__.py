@@ -1,1 +1,12 @@
-"""The Athena target: Trino SQL over AWS's documented Resolver query-log table (`backend`)."""
+"""The Athena target: Trino SQL over AWS's documented Resolver query-log table (`backend`), with the
+predicates of the shared SQL compiler (r53sigma.scan.sqlcompile). Not a SIEM: asked for by name
+(`convert --target athena`), not packaged, verified or deployed."""
+from r53sigma.targets.spec import Target
+
+# No pySigma pipeline (pipeline ""): the SQL compiler reads the catalogue itself.
+TARGET = Target(
+    "athena", "", "r53sigma.targets.athena.backend:AthenaBackend", "r53sigma.targets.athena.backend:AthenaBackend",
+    "sql", "sql", ".sql", ".sql",
+    order=4,
+    siem=False,
+)

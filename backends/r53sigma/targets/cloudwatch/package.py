@@ -20,7 +20,7 @@ from r53sigma import catalogue
 from r53sigma.targets.cloudwatch import ingestion
 
 if TYPE_CHECKING:
-    from r53sigma.package import PackagedRule
+    from r53sigma.packaged import PackagedRule
 
 TARGET = "cloudwatch"
 NAME_PREFIX = "r53sigma/"

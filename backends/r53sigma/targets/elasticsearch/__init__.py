@@ -5,5 +5,38 @@ in Python for the cross-target checks.
 """
 from .documents import caseless_fields, document_from_raw, indexed_fields
 from .ingestion import render
+from r53sigma.targets.spec import Target
 
-__all__ = ["caseless_fields", "document_from_raw", "indexed_fields", "render"]
+__all__ = ["TARGET", "caseless_fields", "document_from_raw", "indexed_fields", "render"]
+
+
+def _package(rules, roots):
+    from . import kibana
+
+    return kibana.render(rules)
+
+
+def _verifier():
+    from .verify import ElasticsearchVerifier
+
+    return ElasticsearchVerifier()
+
+
+def _deployer():
+    from r53sigma.deploy import elastic
+
+    return elastic, "ElasticTarget"
+
+
+TARGET = Target(
+    "elasticsearch", "route53_elasticsearch",
+    "sigma.backends.elasticsearch:LuceneBackend", "sigma.backends.elasticsearch:ESQLBackend",
+    "lucene", "esql", ".lucene", ".esql",
+    order=1,
+    render_ingestion=render,
+    render_package=_package,
+    verifier=_verifier,
+    deployer=_deployer,
+    deploy_name="elastic",
+    mapping_column="ECS (Elasticsearch)",
+)

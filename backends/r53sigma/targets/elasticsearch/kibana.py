@@ -23,7 +23,7 @@ from r53sigma import attack, catalogue
 from r53sigma.targets.elasticsearch import ingestion
 
 if TYPE_CHECKING:
-    from r53sigma.package import PackagedRule
+    from r53sigma.packaged import PackagedRule
 
 TARGET = "elasticsearch"
 RULES_FILE = "elastic/rules.ndjson"

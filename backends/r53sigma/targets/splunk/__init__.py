@@ -1,5 +1,40 @@
-"""Splunk room: the Route 53 technology add-on (`addon`) and the events Splunk then sees (`events`)."""
+"""Splunk room: the Route 53 technology add-on (`addon`), the events Splunk then sees (`events`),
+the app package (`app`), the SPL model (`spl_model`) and its verify adapter (`verify`)."""
+from r53sigma.targets.spec import Target
+
 from .addon import render
 from .events import event_from_raw
 
-__all__ = ["event_from_raw", "render"]
+
+def _package(rules, roots):
+    from . import app
+
+    return app.render(rules)
+
+
+def _verifier():
+    from .verify import SplunkVerifier
+
+    return SplunkVerifier()
+
+
+def _deployer():
+    from r53sigma.deploy import splunk
+
+    return splunk, "SplunkTarget"
+
+
+TARGET = Target(
+    "splunk", "route53_splunk",
+    "sigma.backends.splunk:SplunkBackend", "sigma.backends.splunk:SplunkBackend",
+    "spl", "spl", ".spl", ".spl",
+    order=2,
+    render_ingestion=render,
+    render_package=_package,
+    verifier=_verifier,
+    deployer=_deployer,
+    deploy_name="splunk",
+    mapping_column="Splunk (CIM / raw)",
+)
+
+__all__ = ["TARGET", "event_from_raw", "render"]

@@ -23,7 +23,7 @@ from r53sigma import __version__
 from r53sigma.targets.splunk import addon
 
 if TYPE_CHECKING:
-    from r53sigma.package import PackagedRule
+    from r53sigma.packaged import PackagedRule
 
 APP = "r53sigma_route53"
 LABEL = "r53sigma Route 53 detections"

@@ -1,0 +1,29 @@
+"""CloudWatch's verify adapter: a case's events as one log group holds them, run by the Logs Insights model."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sigma.correlations import SigmaCorrelationRule
+
+from r53sigma.targets.spec import ModelGap, Verifier
+
+
+class CloudWatchVerifier(Verifier):
+    def evaluate(self, language: str, query: str, rule: Any, case: Any, source: Any) -> Any:
+        from r53sigma.targets.cloudwatch import insights_model
+
+        events = []
+        for number, (raw, event) in enumerate(zip(case.raws, case.events), 1):
+            if source is not None and event.source != source.source:
+                continue  # another log group
+            view = insights_model.event(raw if isinstance(raw, str) else json.dumps(raw), event.time or 0.0)
+            view.fields["@ptr"] = number  # Logs Insights' own per-event pointer field
+            events.append(view)
+        try:
+            rows = insights_model.Query.parse(query).run(events)
+        except insights_model.QuerySyntaxError as error:
+            raise ModelGap(f"Logs Insights model: {error}") from error
+        if isinstance(rule, SigmaCorrelationRule):
+            return len(rows)
+        return {row["@ptr"] for row in rows}

@@ -1,0 +1,105 @@
+"""Elasticsearch's verify adapter: a case's events as the ingest pipeline indexes them, searched by
+real Lucene (one Java call for every query, batched) and by the ES|QL model."""
+from __future__ import annotations
+
+import fnmatch
+from typing import Any
+
+from sigma.correlations import SigmaCorrelationRule
+
+from r53sigma import catalogue
+from r53sigma.targets.spec import ModelGap, Rejected, Unavailable, Verifier
+
+
+class ElasticsearchVerifier(Verifier):
+    batched = ("lucene",)
+
+    def evaluate(self, language: str, query: str, rule: Any, case: Any, source: Any) -> Any:
+        if language != "esql":
+            return super().evaluate(language, query, rule, case, source)
+        from r53sigma.targets.elasticsearch import esql_model
+
+        try:
+            parsed = esql_model.Query.parse(query)
+        except esql_model.QuerySyntaxError as error:
+            raise ModelGap(f"ES|QL model: {error}") from error
+        sources = [s for s in catalogue.log_sources()
+                   if any(fnmatch.fnmatchcase(pattern, index) or pattern == index
+                          for pattern in parsed.indices for index in s.targets["elasticsearch"]["index"])]
+        if len(sources) != 1:
+            raise Rejected(f"ES|QL FROM {', '.join(parsed.indices)} names no single index of the pack")
+        try:
+            parsed.check(esql_mapping(sources[0]))
+        except esql_model.QueryTypeError as error:
+            raise Rejected(f"Elasticsearch would reject the ES|QL query: {error}") from error
+        documents = [dict(elastic_fields(raw, event.source), _id=[number])
+                     for number, (raw, event) in enumerate(zip(case.raws, case.events), 1)
+                     if event.source == sources[0].source]
+        try:
+            rows = parsed.run(documents)
+        except esql_model.QuerySyntaxError as error:
+            raise ModelGap(f"ES|QL model: {error}") from error
+        if isinstance(rule, SigmaCorrelationRule):
+            return len(rows)
+        return {row["_id"] for row in rows}
+
+    def evaluate_batch(self, language: str, work: list[tuple[str, Any, list, Any]]) -> list:
+        from r53sigma.targets.elasticsearch.lucene_engine import LuceneEngine, LuceneUnavailable
+
+        documents: list[list[tuple[str, str, str]]] = []
+        all_ranges = []
+        for _query, _rule, cases, source in work:
+            ranges = []
+            for case in cases:
+                start = len(documents)
+                for raw, event in zip(case.raws, case.events):
+                    # a document of another index is never searched: an empty stand-in keeps the numbering
+                    documents.append(lucene_document(raw, event.source) if source and event.source == source.source else [])
+                ranges.append(range(start, len(documents)))
+            all_ranges.append(ranges)
+        try:
+            lucene = LuceneEngine()
+        except LuceneUnavailable as error:
+            raise Unavailable(f"Lucene unavailable: {error}") from error
+        answers = lucene.search(documents, {str(n): query for n, (query, *_rest) in enumerate(work)})
+        results: list = []
+        for n, ranges in enumerate(all_ranges):
+            answer = answers.get(str(n))
+            if isinstance(answer, str) or answer is None:
+                results.append(Rejected(f"Lucene cannot parse the query: {answer}"))
+                continue
+            results.append([{i - numbers.start + 1 for i in answer if i in numbers} for numbers in ranges])
+        return results
+
+
+def esql_mapping(log_source: catalogue.LogSource) -> dict[str, str]:
+    """Field -> type as the index template maps it, sub-fields included; a flattened field appears whole."""
+    from r53sigma.targets.elasticsearch import ingestion
+
+    mapping: dict[str, str] = {}
+    for name, spec in ingestion.field_mappings(log_source).items():
+        root = next((r for r in log_source.flattened_roots("elasticsearch") if name.startswith(r + ".")), None)
+        if root is not None:
+            mapping[root + "." + name[len(root) + 1:].split(".")[0]] = "flattened"
+            continue
+        mapping[name] = spec["type"]
+        for sub, sub_spec in spec.get("fields", {}).items():
+            mapping[f"{name}.{sub}"] = sub_spec["type"]
+    return mapping
+
+
+def elastic_fields(raw: Any, source: str) -> dict[str, list]:
+    from r53sigma.targets.elasticsearch import document_from_raw, indexed_fields
+
+    return indexed_fields(document_from_raw(raw, source), source)
+
+
+def lucene_document(raw: Any, source: str) -> list[tuple[str, str, str]]:
+    """Indexed (field, type, value) triples, typed as the index template maps them (as Lucene needs)."""
+    types = esql_mapping(catalogue.load()[source])
+    values = []
+    for name, items in elastic_fields(raw, source).items():
+        kind = types.get(name, "keyword")
+        for item in items:
+            values.append((name, kind if kind in ("ip", "long") else "keyword", str(item).lower() if isinstance(item, bool) else str(item)))
+    return values

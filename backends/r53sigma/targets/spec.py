@@ -1,0 +1,76 @@
+"""What a target declares: the one `Target` object each package under r53sigma/targets/ exports as
+``TARGET``, and the contract of its verify adapter.
+
+Everything a command needs from a target is here, as declarations (backend and pipeline names) or
+as functions that import the target's modules only when called, so listing the targets stays cheap
+and the deploy clients (elasticsearch, splunk-sdk, boto3) are imported by `r53sigma deploy` only.
+This module imports nothing from the rest of r53sigma: targets and commands both depend on it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from sigma.correlations import SigmaCorrelationRule
+
+
+class Rejected(Exception):
+    """The target itself would reject the query (a disagreement, not a model gap)."""
+
+
+class ModelGap(Exception):
+    """The target's model does not cover the query: the model needs work."""
+
+
+class Unavailable(Exception):
+    """The target's checker cannot run here (e.g. no Java for Lucene): its cells are skipped."""
+
+
+class Verifier:
+    """Evaluates one target's queries on a verify case's events, as the target would.
+
+    ``evaluate`` answers for one case: the set of event numbers (1-based) a plain rule's query
+    selects, or how many times a correlation fires. Languages in ``batched`` are collected and
+    answered at once by ``evaluate_batch`` (one Java call for every Lucene query, say).
+    """
+
+    batched: tuple[str, ...] = ()
+
+    def evaluate(self, language: str, query: str, rule: Any, case: Any, source: Any) -> Any:
+        raise ModelGap(f"no engine for {language} queries")
+
+    def evaluate_batch(self, language: str, work: list[tuple[str, Any, list, Any]]) -> list:
+        """``work``: (query, rule, cases, source) items; per item a list of answers (one per case) or
+        a :class:`Rejected`; raises :class:`Unavailable` when nothing can be checked."""
+        raise Unavailable(f"no batch engine for {language} queries")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One conversion target: how rules become its queries and what each command does with them."""
+
+    name: str
+    pipeline: str  # pySigma pipeline name ("" for a backend that maps fields itself)
+    backend: str  # "module:Class" of the backend for single-event rules
+    correlation_backend: str  # ... and for correlation rules
+    language: str
+    correlation_language: str
+    suffix: str
+    correlation_suffix: str
+    order: int = 100  # position in `convert --target all`, package columns and verify reports
+    siem: bool = True  # covered by `--target all`, verify and package (else asked for by name)
+    # mappings/<name>/ files: () -> {path under mappings/: text or JSON-able content}
+    render_ingestion: Callable[[], Mapping[str, Any]] | None = None
+    # dist/ files: (packaged rules, rule folders) -> {path under dist/: text or bytes}
+    render_package: Callable[[list, list[Path]], Mapping[str, Any]] | None = None
+    verifier: Callable[[], Verifier] | None = None
+    # `r53sigma deploy <deploy_name>`: () -> (deploy module, name of its target class)
+    deployer: Callable[[], tuple[Any, str]] | None = None
+    deploy_name: str | None = None
+    mapping_column: str | None = None  # the column title in mappings/README.md's field table
+
+    def backend_for(self, rule) -> tuple[str, str, str]:
+        if isinstance(rule, SigmaCorrelationRule):
+            return self.correlation_backend, self.correlation_language, self.correlation_suffix
+        return self.backend, self.language, self.suffix
