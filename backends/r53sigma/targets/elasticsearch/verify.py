@@ -89,7 +89,7 @@ def esql_mapping(log_source: catalogue.LogSource) -> dict[str, str]:
 
 
 def elastic_fields(raw: Any, source: str) -> dict[str, list]:
-    from r53sigma.targets.elasticsearch import document_from_raw, indexed_fields
+    from r53sigma.targets.elasticsearch.documents import document_from_raw, indexed_fields
 
     return indexed_fields(document_from_raw(raw, source), source)
 
