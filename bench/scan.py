@@ -5,7 +5,7 @@
 1. Generates a synthetic Resolver query log (one gzip file, JSON lines as AWS writes them): background
    traffic from a few hundred instances over one day (public names answering public addresses, a few
    per cent EC2 internal names answering VPC addresses, 1% NXDOMAIN), plus the positive test cases of every Resolver
-   rule (tests/rules) injected at random positions (their own timestamps, on another day, so windows
+   rule (sigma_rules/<source>/<stem>.cases.yaml) injected at random positions (their own timestamps, on another day, so windows
    and groups are theirs).
 2. Measures, each in its own process (wall time, peak RSS from wait4):
    (a) DuckDB reading and counting the file with the catalogue's explicit schema (the practical limit);
@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "backends"))
 
 from r53sigma import catalogue, rules as rules_mod  # noqa: E402
-from r53sigma.testcases import default_cases_dir  # noqa: E402
+from r53sigma.testcases import case_files, default_cases_dir  # noqa: E402
 from sigma.correlations import SigmaCorrelationRule  # noqa: E402
 
 BENIGN = ["amazonaws.com", "example.com", "ubuntu.com", "github.com", "microsoft.com", "cloudfront.net", "google.com"]
@@ -84,7 +84,7 @@ def resolver_attacks() -> dict[str, tuple[str, bool, list[list[dict]]]]:
     """rule id -> (title, is correlation, positive cases' Resolver events) for every Resolver rule with cases."""
     loaded = rules_mod.load(None)
     attacks: dict[str, tuple[str, bool, list[list[dict]]]] = {}
-    for path in sorted(default_cases_dir().glob("*.yml")):
+    for path in case_files(default_cases_dir()):
         doc = yaml.safe_load(path.read_text())
         rule = loaded.find(str(doc["rule"]))
         if rule is None:

@@ -1,4 +1,4 @@
-"""The pack's own rule test cases (tests/rules/ against sigma_rules/), and a mutation check on them."""
+"""The pack's own rule test cases (sigma_rules/<source>/<stem>.cases.yaml), and a mutation check on them."""
 from __future__ import annotations
 
 import shutil
@@ -11,8 +11,8 @@ from r53sigma import rules as rules_mod
 from r53sigma import testcases
 
 REPO = Path(__file__).resolve().parents[1]
-CASES = REPO / "tests" / "rules"
 RULES = REPO / "sigma_rules"
+CASES = RULES  # each rule's cases live beside it
 MUTANT = "r53sigma-mutant-value-matches-nothing"
 
 
@@ -48,7 +48,7 @@ def _mutation_targets() -> list[tuple[Path, Path]]:
         return []
     loaded = rules_mod.load([RULES])
     targets = []
-    for case_file in sorted(CASES.glob("*.yml")):
+    for case_file in testcases.case_files(CASES):
         doc = yaml.safe_load(case_file.read_text())
         rule = loaded.find(str(doc.get("rule"))) if isinstance(doc, dict) else None
         path = loaded.path_of(rule) if rule is not None else None

@@ -10,6 +10,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaLevel, SigmaRule, SigmaStatus
 
@@ -17,7 +18,7 @@ from r53sigma import attack, rules
 from support import REPO, SHARED
 
 RULES_DIR = REPO / "sigma_rules"
-CASES_DIR = REPO / "tests" / "rules"
+CASES_SUFFIX = rules.CASES_SUFFIX  # a rule's test cases: <stem>.cases.yaml beside the rule, shipped with it
 COVERAGE_MD = SHARED / "design" / "COVERAGE.md"
 RULE_FILES = rules.discover([RULES_DIR])
 LOADED = rules.load([RULES_DIR])
@@ -146,8 +147,32 @@ def test_attack_tags_are_known_and_consistent(path):
 
 
 @by_file
-def test_every_rule_file_has_test_cases(path):
-    assert (CASES_DIR / f"{path.stem}.yml").is_file()
+def test_every_rule_file_has_test_cases_beside_it(path):
+    assert (path.parent / f"{path.stem}{CASES_SUFFIX}").is_file()
+
+
+def test_every_case_file_lies_beside_its_rule_and_names_it():
+    case_files = sorted(RULES_DIR.rglob(f"*{CASES_SUFFIX}"))
+    assert case_files, "no case files found"
+    for case_file in case_files:
+        rule_file = case_file.with_name(case_file.name[: -len(CASES_SUFFIX)] + ".yml")
+        assert rule_file.is_file(), f"{case_file}: no rule {rule_file.name} beside it"
+        rule = LOADED.find(str(yaml.safe_load(case_file.read_text(encoding="utf-8"))["rule"]))
+        assert rule is not None and LOADED.path_of(rule) == rule_file, f"{case_file}: names another rule"
+
+
+def test_no_case_files_outside_the_rule_folders():
+    assert not (REPO / "tests" / "rules").exists(), "rule test cases live beside the rules, not under tests/"
+    stray = [p for p in RULES_DIR.rglob("*") if p.is_file() and p.suffix in (".yaml", ".yml")
+             and not p.name.endswith(CASES_SUFFIX) and p.suffix != ".yml"]
+    assert stray == [], f"a .yaml file that is not a case file: {stray}"
+
+
+def test_case_files_ship_with_the_rules():
+    import tomllib
+
+    package_data = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert f"*/*{CASES_SUFFIX}" in package_data["r53sigma.rules_files"]
 
 
 def test_every_coverage_slug_has_exactly_one_rule():

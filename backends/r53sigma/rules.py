@@ -17,6 +17,9 @@ from sigma.rule import SigmaRule
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULE_SUFFIXES = (".yml", ".yaml")
+# A rule's test cases live beside it as <stem>.cases.yaml (r53sigma.testcases): not a rule. Stock
+# sigma-cli reads *.yml only, so it never sees them either.
+CASES_SUFFIX = ".cases.yaml"
 
 AnyRule = SigmaRule | SigmaCorrelationRule
 
@@ -35,7 +38,8 @@ def discover(paths: list[Path]) -> list[Path]:
     for path in paths:
         path = Path(path)
         if path.is_dir():
-            found.extend(sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()))
+            found.extend(sorted(p for p in path.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()
+                                and not p.name.endswith(CASES_SUFFIX)))
         else:
             found.append(path)
     return found

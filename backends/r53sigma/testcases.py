@@ -1,6 +1,7 @@
 """Rule test cases: raw events each rule must (or must not) alert on, run by the reference engine.
 
-One YAML file per rule in ``tests/rules/`` (the file's name is free; the rule's file stem is usual)::
+One YAML file per rule, shipped beside it: ``sigma_rules/<source>/<stem>.cases.yaml`` (installed with the
+rules as package data). A folder given with ``--cases`` may instead hold any YAML files (names free)::
 
     rule: <rule UUID, name or file stem>
     cases:
@@ -31,7 +32,15 @@ CASE_SUFFIXES = (".yml", ".yaml")
 
 
 def default_cases_dir() -> Path:
-    return rules_mod.REPO_ROOT / "tests" / "rules"
+    """The pack's rule folder: its cases are the ``*.cases.yaml`` files beside the rules."""
+    return rules_mod.default_rule_paths()[0]
+
+
+def case_files(cases_dir: Path) -> list[Path]:
+    """The ``*.cases.yaml`` files under ``cases_dir`` where it has any (a rule folder), else every YAML file."""
+    files = sorted(p for p in cases_dir.rglob("*") if p.suffix in CASE_SUFFIXES and p.is_file())
+    beside_rules = [p for p in files if p.name.endswith(rules_mod.CASES_SUFFIX)]
+    return beside_rules or files
 
 
 @dataclass
@@ -83,10 +92,10 @@ def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None) -> 
     report.problems.extend(Problem("broken rule", e.path, e.message) for e in loaded.errors)
     engine = Engine(loaded.collection)
     tested: set[int] = set()
-    case_files = sorted(p for p in cases_dir.rglob("*") if p.suffix in CASE_SUFFIXES) if cases_dir.is_dir() else []
+    found_files = case_files(cases_dir) if cases_dir.is_dir() else []
     if not cases_dir.is_dir():
         report.problems.append(Problem("bad case file", cases_dir, "no such folder of test cases"))
-    for path in case_files:
+    for path in found_files:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
             ref, cases = _validate(doc)

@@ -117,7 +117,7 @@ def load_cases(cases_dir: Path, loaded: rules_mod.LoadedRules, *, all_rules: boo
     problems: list[str] = []
     if not cases_dir.is_dir():
         return pairs, [f"{cases_dir}: no such folder of test cases"]
-    for path in sorted(p for p in cases_dir.rglob("*") if p.suffix in testcases.CASE_SUFFIXES):
+    for path in testcases.case_files(cases_dir):
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
             ref, cases = str(doc["rule"]), list(doc["cases"])

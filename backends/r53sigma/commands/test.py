@@ -1,4 +1,4 @@
-"""`r53sigma test`: run the rule test cases (tests/rules/) against the rules (sigma_rules/)."""
+"""`r53sigma test`: run the rule test cases (<stem>.cases.yaml beside each rule) against the rules (sigma_rules/)."""
 from __future__ import annotations
 
 import argparse
@@ -15,7 +15,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "without a case, a case naming an unknown rule, or a broken rule file.",
     )
     parser.add_argument("--cases", type=Path, default=None, metavar="DIR",
-                        help="folder of test case files (default: tests/rules/)")
+                        help="folder of test case files (default: the <stem>.cases.yaml beside each bundled rule)")
     parser.add_argument("rules", nargs="*", type=Path, metavar="RULE_PATH",
                         help="rule files or folders (default: sigma_rules/)")
     parser.add_argument("-v", "--verbose", action="store_true", help="show the alerts of passing cases too")

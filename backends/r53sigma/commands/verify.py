@@ -17,7 +17,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "reference engine. Prints a rule x target matrix; exits 1 on any disagreement.",
     )
     parser.add_argument("--cases", type=Path, default=None, metavar="DIR",
-                        help="folder of test case files (default: tests/rules/)")
+                        help="folder of test case files (default: the <stem>.cases.yaml beside each bundled rule)")
     parser.add_argument("rules", nargs="*", type=Path, metavar="RULE_PATH",
                         help="rule files or folders (default: sigma_rules/)")
     parser.add_argument("-t", "--target", action="append", choices=conversion.siem_targets(), default=None,
