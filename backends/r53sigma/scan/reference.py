@@ -5,42 +5,8 @@ is defined once. It evaluates pySigma's parsed objects (``SigmaRule``, ``SigmaCo
 references resolved) on :class:`r53sigma.scan.records.Event` values, with no processing pipeline: rules use
 the catalogue's field names.
 
-Semantics
----------
-- **Log source**: a rule applies only to events of its own log source, as the catalogue resolves its
-  ``logsource`` (``category: dns`` selects Resolver events and lets the rule use the generic Sigma DNS
-  names ``query``, ``answer``, ``record_type`` ...). A log source or field the catalogue does not know
-  is an :class:`EngineError` naming the rule and the field.
-- **Fields**: a field's catalogue name is a dotted path into the record; when a step is a list (the
-  Resolver ``answers``, CloudTrail ``changeBatch.changes``), the field has one value per element and
-  matches when ANY value matches; ``not`` therefore means no value matches. Values were normalised
-  once when the event was read (``strip_trailing_dot``).
-- **Conditions**: and / or / not, ``1 of x*``, ``all of x*``, ``1 of them`` (pySigma's condition tree);
-  several conditions of one rule are or-ed.
-- **Strings**: case-insensitive, ``*`` and ``?`` wildcards, whole-value match (``contains``,
-  ``startswith``, ``endswith`` are wildcards pySigma already added; ``base64``, ``base64offset`` and
-  ``windash`` are strings or or-ed expansions pySigma already made). ``|cased`` matches exactly.
-  Numbers and booleans in an event are compared as their text.
-- ``|re``: Python ``re.search`` (not anchored), case-sensitive unless the ``i`` flag; ``m``/``s``
-  flags as in Python. ``|cidr``: the value is an IP address inside the network. ``|exists``: the field
-  has a non-null value. ``null``: the field is absent or null (or a list with no values).
-  ``|gt``/``|gte``/``|lt``/``|lte`` and plain numbers compare numerically; numeric strings
-  (``srcport: "48701"``) count as numbers. ``|fieldref``: equal (case-insensitively) to a value of the
-  other field.
-- **Keywords** (values without a field): match when the pattern matches a whole value anywhere in the
-  record, or the whole raw line.
-- **Correlations** (``event_count``, ``value_count``, ``temporal``, ``temporal_ordered``,
-  ``value_sum``, ``value_avg``, ``value_median``): tumbling windows of the rule's timespan aligned to
-  the Unix epoch (window start = ``floor(t / span) * span``), the bin the Splunk, CloudWatch and ES|QL
-  conversions use. Time is each log source's own catalogue ``timestamp``; events without one are
-  left out of correlations. Events are grouped by the ``group-by`` fields (aliases first, then each
-  referenced rule's catalogue); an event lacking a group-by value is not counted (as Splunk's
-  ``stats ... by``), and one with several values (an array field) counts in each value's group.
-  One alert per (window, group) whose aggregate meets the condition (gt, gte, lt, lte, eq, neq):
-  ``event_count`` counts events matching any referenced rule; ``value_count`` counts distinct values
-  of the condition's field; ``temporal`` counts distinct referenced rules that matched (default
-  condition: all of them; an extended condition such as ``a and not b`` is evaluated on the set of
-  rules that matched); ``temporal_ordered`` counts the referenced rules matched in their listed order.
+The meaning it implements is specified in ``SEMANTICS.md`` beside this module (the one specification
+the DuckDB engine, the SQL compiler and the target checks follow).
 
 Public API
 ----------

@@ -1,11 +1,8 @@
 """Sigma rules as SQL boolean expressions over a flat table of catalogue fields (DuckDB and Trino/Athena).
 
-The meaning is the reference engine's (``r53sigma.scan.reference``): strings are case-insensitive (``lower()``
-on both sides) unless ``|cased``; ``*``/``?`` wildcards are ``LIKE`` patterns matched against the whole
-value; a field under a JSON array (``answers.Rdata``) is a list column and matches when ANY element
-matches (``not`` therefore means no element matches); ``null`` means no value, ``|exists`` a value;
-numbers compare numerically, numeric strings counting as numbers; ``|re`` is an unanchored search,
-case-sensitive unless the ``i`` flag; ``|cidr`` is an address inside the network.
+The meaning is the one specified in ``SEMANTICS.md`` beside this module (the reference engine's):
+case-insensitive strings are ``lower()`` on both sides, wildcards ``LIKE`` patterns against the whole
+value, and a field under a JSON array a list column that matches when ANY element matches.
 
 A dialect says how to write what the two SQLs write differently (lambdas over lists, regex functions,
 finite-number test, CIDR); a ``ColumnOf`` callable says where a catalogue field lives in the table:
