@@ -15,7 +15,7 @@ from sigma.correlations import SigmaCorrelationRule
 from r53sigma import catalogue, conversion, rules as rules_mod
 from r53sigma.targets.athena import backend as athena
 from r53sigma.cli import main
-from r53sigma.testcases import default_cases_dir
+from r53sigma.testcases import case_files, default_cases_dir
 
 # The documented table's columns as DuckDB types, to load raw records as Athena's JSON SerDe would.
 ATHENA_COLUMNS = {
@@ -83,7 +83,7 @@ def pack():
 
 def resolver_cases():
     loaded = pack()
-    for path in sorted(default_cases_dir().glob("*.yml")):
+    for path in case_files(default_cases_dir()):
         doc = yaml.safe_load(path.read_text())
         rule = loaded.find(str(doc["rule"]))
         base = rule.rules[0].rule if isinstance(rule, SigmaCorrelationRule) else rule
@@ -124,3 +124,7 @@ def test_correlation_query_counts_per_epoch_window_and_leaves_out_rows_without_g
     ]]
     rows = run_locally(athena.correlation_query(correlation), records, tmp_path)
     assert rows == [(1714557720.0, "b", 2)]
+
+
+def test_the_resolver_rule_cases_are_found():
+    assert len(list(resolver_cases())) > 20
