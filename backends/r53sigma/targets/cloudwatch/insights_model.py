@@ -34,6 +34,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
+from r53sigma.targets import querymodel
+from r53sigma.targets.querymodel import Cursor, Token
+
 PUBLIC_ZONE_FIELDS = (
     "version", "queryTimestamp", "hostZoneId", "queryName", "queryType", "responseCode",
     "protocol", "edgeLocation", "resolverIp", "ednsClientSubnet",
@@ -41,7 +44,7 @@ PUBLIC_ZONE_FIELDS = (
 SPAN_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(querymodel.QuerySyntaxError):
     """The text is not a query of the modelled subset."""
 
 
@@ -101,12 +104,6 @@ TOKEN = re.compile(
     """,
     re.VERBOSE,
 )
-
-
-@dataclass
-class Token:
-    kind: str
-    text: str
 
 
 def tokenize(text: str) -> list[Token]:
@@ -187,13 +184,8 @@ class Node:
     value: Any = None
 
 
-class Parser:
-    def __init__(self, tokens: list[Token]):
-        self.tokens, self.pos = tokens, 0
-
-    def peek(self, offset: int = 0) -> Token | None:
-        i = self.pos + offset
-        return self.tokens[i] if i < len(self.tokens) else None
+class Parser(Cursor):
+    error = QuerySyntaxError
 
     def is_word(self, word: str, offset: int = 0) -> bool:
         t = self.peek(offset)
@@ -205,9 +197,6 @@ class Parser:
             raise QuerySyntaxError(f"expected {text or 'a token'}, found {t.text if t else 'end of query'}")
         self.pos += 1
         return t
-
-    def done(self) -> bool:
-        return self.pos >= len(self.tokens)
 
     # boolean structure; refuses and/or mixed without parentheses
     def expression(self) -> Node:
@@ -574,6 +563,11 @@ class Query:
                     raise QuerySyntaxError(f"aggregate {fn} is not modelled")
             out.append(result)
         return out
+
+
+def parse(text: str) -> Query:
+    """The models' one entry point: ``parse(text).run(rows)``."""
+    return Query.parse(text)
 
 
 def run(query: str, events: Iterable[Event | str]) -> list[dict[str, Any]]:

@@ -39,6 +39,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
+from r53sigma.targets import querymodel
+from r53sigma.targets.querymodel import Cursor, Token
+
 Document = Mapping[str, list]
 Row = dict[str, Any]
 STRING_TYPES = ("keyword", "text", "match_only_text", "wildcard", "constant_keyword")
@@ -48,7 +51,7 @@ INTERVALS = {
 }
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(querymodel.QuerySyntaxError):
     """The text is not a query of the modelled subset."""
 
 
@@ -71,22 +74,8 @@ TOKEN = re.compile(
 )
 
 
-@dataclass
-class Token:
-    kind: str
-    text: str
-
-
 def tokenize(text: str) -> list[Token]:
-    out, pos = [], 0
-    while pos < len(text):
-        m = TOKEN.match(text, pos)
-        if not m:
-            raise QuerySyntaxError(f"cannot read ES|QL at {text[pos:pos + 20]!r}")
-        pos = m.end()
-        if m.lastgroup != "ws":
-            out.append(Token(m.lastgroup, m.group()))
-    return out
+    return querymodel.tokenize(TOKEN, text, QuerySyntaxError, "ES|QL")
 
 
 def _string(literal: str) -> str:
@@ -105,23 +94,9 @@ class Node:
     args: list["Node"] = field(default_factory=list)
 
 
-class Parser:
-    def __init__(self, tokens: list[Token]):
-        self.tokens, self.pos = tokens, 0
-
-    def peek(self, offset: int = 0) -> Token | None:
-        index = self.pos + offset
-        return self.tokens[index] if index < len(self.tokens) else None
-
-    def take(self) -> Token:
-        token = self.peek()
-        if token is None:
-            raise QuerySyntaxError("unexpected end of ES|QL expression")
-        self.pos += 1
-        return token
-
-    def done(self) -> bool:
-        return self.peek() is None
+class Parser(Cursor):
+    error = QuerySyntaxError
+    end_message = "unexpected end of ES|QL expression"
 
     def is_word(self, *words: str, offset: int = 0) -> bool:
         token = self.peek(offset)

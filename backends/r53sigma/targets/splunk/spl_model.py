@@ -38,11 +38,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
+from r53sigma.targets import querymodel
+from r53sigma.targets.querymodel import Cursor, Token
+
 Row = dict[str, Any]
 SPAN_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "hr": 3600, "d": 86400}
 
 
-class QuerySyntaxError(ValueError):
+class QuerySyntaxError(querymodel.QuerySyntaxError):
     """The text is not a query of the modelled subset."""
 
 
@@ -93,22 +96,11 @@ SEARCH_TOKEN = re.compile(
 )
 
 
-@dataclass
-class Tok:
-    kind: str  # string, op, word
-    text: str
+Tok = Token  # kinds: string, op, word (the shared token of the models)
 
 
 def search_tokens(text: str) -> list[Tok]:
-    out, pos = [], 0
-    while pos < len(text):
-        m = SEARCH_TOKEN.match(text, pos)
-        if not m:
-            raise QuerySyntaxError(f"cannot read search at {text[pos:pos + 20]!r}")
-        pos = m.end()
-        if m.lastgroup != "ws":
-            out.append(Tok(m.lastgroup, m.group()))
-    return out
+    return querymodel.tokenize(SEARCH_TOKEN, text, QuerySyntaxError, "search")
 
 
 def unquote_search(token: Tok) -> str:
@@ -174,22 +166,11 @@ _COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b
 Predicate = Callable[[Row], bool]
 
 
-class SearchParser:
+class SearchParser(Cursor):
     """search := and ; and := or (AND? or)* ; or := unary (OR unary)* ; unary := NOT unary | primary."""
 
-    def __init__(self, tokens: list[Tok]):
-        self.tokens, self.pos = tokens, 0
-
-    def peek(self, offset: int = 0) -> Tok | None:
-        index = self.pos + offset
-        return self.tokens[index] if index < len(self.tokens) else None
-
-    def take(self) -> Tok:
-        token = self.peek()
-        if token is None:
-            raise QuerySyntaxError("unexpected end of search")
-        self.pos += 1
-        return token
+    error = QuerySyntaxError
+    end_message = "unexpected end of search"
 
     def _is(self, text: str, kind: str = "word") -> bool:
         token = self.peek()
@@ -310,15 +291,7 @@ EVAL_TOKEN = re.compile(
 
 
 def eval_tokens(text: str) -> list[Tok]:
-    out, pos = [], 0
-    while pos < len(text):
-        m = EVAL_TOKEN.match(text, pos)
-        if not m:
-            raise QuerySyntaxError(f"cannot read eval expression at {text[pos:pos + 20]!r}")
-        pos = m.end()
-        if m.lastgroup != "ws":
-            out.append(Tok(m.lastgroup, m.group()))
-    return out
+    return querymodel.tokenize(EVAL_TOKEN, text, QuerySyntaxError, "eval expression")
 
 
 def _unescape_eval(literal: str) -> str:
@@ -373,21 +346,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
 }
 
 
-class EvalParser:
+class EvalParser(Cursor):
     """or := and (OR and)* ; and := not (AND not)* ; not := NOT not | cmp ; cmp := add (op add)?"""
 
-    def __init__(self, tokens: list[Tok]):
-        self.tokens, self.pos = tokens, 0
-
-    def peek(self) -> Tok | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def take(self) -> Tok:
-        token = self.peek()
-        if token is None:
-            raise QuerySyntaxError("unexpected end of eval expression")
-        self.pos += 1
-        return token
+    error = QuerySyntaxError
+    end_message = "unexpected end of eval expression"
 
     def _is(self, text: str) -> bool:
         token = self.peek()
@@ -760,6 +723,11 @@ class Query:
         for step in self.steps:
             rows = step(rows)
         return rows
+
+
+def parse(text: str) -> Query:
+    """The models' one entry point: ``parse(text).run(rows)``."""
+    return Query.parse(text)
 
 
 def run(query: str, events: Iterable[Row]) -> list[Row]:
