@@ -288,17 +288,38 @@ def _like_regex(pattern: str) -> re.Pattern:
 
 
 def lucene_regex(pattern: str) -> re.Pattern:
-    """A Lucene regular expression (whole value) as a Python one: Lucene has no \\d, \\w, anchors or lazy
-    quantifiers; ``\\`` escapes any character; ``.`` matches any character."""
-    out, i = [], 0
+    """A Lucene regular expression (whole value) as a Python one (Elasticsearch, "Regular expression
+    syntax"): ``\\`` escapes any character; ``.`` matches any character; ``^`` and ``$`` are plain
+    characters except ``^`` first in a class (negation); there is no ``\\d``/``\\w``/``\\s``, no anchors
+    and no lazy quantifiers. Lucene's optional operators (``@ & ~ # < >``, ``"..."``) are not modelled."""
+    out, i, in_class = [], 0, False
     while i < len(pattern):
         ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
+        if ch == "\\":
+            if i + 1 >= len(pattern):
+                raise QuerySyntaxError(f"regular expression {pattern!r} ends with a lone backslash")
+            if pattern[i + 1].isascii() and pattern[i + 1].isalnum():  # \d, \w, \s ... are classes since Lucene 8.6
+                raise QuerySyntaxError(f"Lucene regex shorthand \\{pattern[i + 1]} in {pattern!r} is not modelled")
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        if ch in "^$":
+        if in_class:
+            if ch == "]":
+                in_class = False
+                out.append(ch)
+            elif ch == "^" and out[-1] == "[":
+                out.append("^")
+            elif ch in "[&~\\":
+                out.append("\\" + ch)
+            else:
+                out.append(ch if ch == "-" else re.escape(ch))
+        elif ch == "[":
+            in_class = True
+            out.append(ch)
+        elif ch in "^$":
             out.append(re.escape(ch))
+        elif ch in "@&~#<>\"":
+            raise QuerySyntaxError(f"Lucene regex operator {ch!r} in {pattern!r} is not modelled")
         else:
             out.append(ch)
         i += 1

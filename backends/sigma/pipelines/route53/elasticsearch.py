@@ -38,6 +38,7 @@ from sigma.types import (
 from r53sigma import catalogue
 
 from . import shared
+from .elasticsearch_regex import NotExpressible, to_lucene
 
 TARGET = "elasticsearch"
 CASELESS_SUFFIX = ".caseless"
@@ -157,74 +158,23 @@ class CasedAsExact(ValueTransformation):
 class RegexForLucene(ValueTransformation):
     """Sigma `|re` searches anywhere in the value; Lucene (and ES|QL RLIKE) match the whole value.
 
-    Lucene regexes are anchored and know no `^`, `$` or inline flags: an unanchored side gets `.*`,
-    an anchor is dropped, and the `i` flag becomes explicit case classes. What cannot be rewritten
-    exactly (an anchor inside the expression) is refused. `s` is Lucene's behaviour already (`.`
-    matches any character) and `m` changes nothing without inner anchors.
+    The regex is translated through its parsed structure (``elasticsearch_regex``): each alternative
+    anchored or `.*`-padded as its own anchors say, the `i` flag as case pairs. `s` is Lucene's
+    behaviour already (`.` matches any character) and `m` changes nothing on single-line values.
+    What Lucene's regex language lacks is refused.
     """
 
     def apply_value(self, field: str, val):
         if not isinstance(val, SigmaRegularExpression):
             return None
         text = val.regexp.to_plain()
-        starts, ends = text.startswith("^"), text.endswith("$") and not text.endswith("\\$")
-        body = text[1 if starts else 0 : len(text) - 1 if ends else len(text)]
-        if _outside_classes(body, "^$"):
+        try:
+            lucene = to_lucene(text, SigmaRegularExpressionFlag.IGNORECASE in val.flags)
+        except NotExpressible as reason:
             raise SigmaFeatureNotSupportedByBackendError(
-                f"{NOT_EXPRESSIBLE}regular expression /{text}/ anchors inside the expression, which Lucene regexes cannot state"
-            )
-        if SigmaRegularExpressionFlag.IGNORECASE in val.flags:
-            body = _both_cases(body)
-        lucene = ("" if starts else ".*") + f"({body})" + ("" if ends else ".*")
+                f"{NOT_EXPRESSIBLE}regular expression /{text}/: {reason}"
+            ) from None
         return SigmaRegularExpression(lucene)
-
-
-def _outside_classes(regex: str, characters: str) -> bool:
-    """Whether one of ``characters`` appears unescaped and outside a [...] class."""
-    escaped = in_class = False
-    for char in regex:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char in characters:
-            return True
-    return False
-
-
-def _both_cases(regex: str) -> str:
-    """A case-insensitive regex as explicit classes: `a` -> `[aA]`, `[a-f]` -> `[a-fA-F]`."""
-    out, i = [], 0
-    while i < len(regex):
-        char = regex[i]
-        if char == "\\":
-            out.append(regex[i : i + 2])
-            i += 2
-        elif char == "[":
-            end = i + 1
-            while end < len(regex) and (regex[end] != "]" or end == i + 1 or regex[end - 1] == "\\"):
-                end += 1
-            content = regex[i + 1 : end]
-            negated = content.startswith("^")
-            core = content[1:] if negated else content
-            if "\\" in core and any(c.isalpha() for c in core.split("\\", 1)[1][:1]):
-                raise SigmaFeatureNotSupportedByBackendError(
-                    f"{NOT_EXPRESSIBLE}case-insensitive class [{content}] with an escape sequence cannot be rewritten for Lucene"
-                )
-            extra = core.swapcase() if any(c.isalpha() for c in core) else ""
-            out.append("[" + ("^" if negated else "") + core + extra + "]")
-            i = end + 1
-        elif char.isalpha():
-            out.append(f"[{char.lower()}{char.upper()}]")
-            i += 1
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out)
 
 
 def route53_elasticsearch_pipeline() -> ProcessingPipeline:
