@@ -79,3 +79,116 @@ def test_regex_lucene_operator_characters_are_literals(tmp_path):
 def test_regex_lucene_cannot_state_is_refused(pattern, reason):
     with pytest.raises(SigmaFeatureNotSupportedByBackendError, match=f"not expressible in Elasticsearch: .*{reason}"):
         convert(resolver_rule(f"sel:\n  query_name|re: '{pattern}'\ncondition: sel"), "lucene")
+
+
+# ---------------------------------------------------------------- 2. every value type routed to .caseless
+
+
+def test_windash_expansion_goes_to_the_caseless_field_like_plain_values(tmp_path):
+    rule = resolver_rule("sel:\n  query_name|windash|contains: '-EVIL'\ncondition: sel")
+    names = ["x-evil.example", "x/Evil.example", "X-EVIL.example", "xevil.example"]
+    cell = elastic_cell(tmp_path, rule, [resolver_record(n) for n in names])
+    assert_agrees(cell)
+    assert cell.query.startswith("dns.question.name.caseless:")
+
+
+def test_base64offset_expansion_goes_to_the_caseless_field(tmp_path):
+    rule = resolver_rule("sel:\n  query_name|base64offset|contains: abc\ncondition: sel")
+    names = ["ywjj.example", "YWJj.example", "x.ywjj.example", "yw.example"]
+    assert_agrees(elastic_cell(tmp_path, rule, [resolver_record(n) for n in names]))
+
+
+def test_expansion_on_a_single_case_field_is_folded_like_plain_values(tmp_path):
+    rule = resolver_rule("sel:\n  rcode|windash: '-nxdomain'\ncondition: sel")
+    raws = [resolver_record("a.example", rcode=code) for code in ("-NXDOMAIN", "/NXDOMAIN", "NXDOMAIN")]
+    assert_agrees(elastic_cell(tmp_path, rule, raws))
+
+
+# ---------------------------------------------------------------- 3. ip-typed fields
+
+
+def test_prefix_on_an_ip_field_uses_the_keyword_companion(tmp_path):
+    rule = resolver_rule("sel:\n  srcaddr|startswith: '172.31.'\ncondition: sel")
+    raws = [resolver_record("a.example", srcaddr=a) for a in ("172.31.86.159", "172.3.1.1", "10.172.31.1", "fd00::172:31")]
+    cell = elastic_cell(tmp_path, rule, raws)
+    assert_agrees(cell)
+    assert cell.query == "source.address:172.31.*"
+
+
+def test_contains_and_regex_on_an_ip_field_use_the_keyword_companion(tmp_path):
+    rule = resolver_rule("sel:\n  srcaddr|contains: ':ABCD:'\nre:\n  srcaddr|re: '\\.5$'\ncondition: sel or re")
+    raws = [resolver_record("a.example", srcaddr=a) for a in ("fd00:abcd::1", "fd00::1", "10.0.0.5", "10.0.0.50")]
+    assert_agrees(elastic_cell(tmp_path, rule, raws))
+
+
+def test_cidr_and_exact_addresses_on_an_ip_field(tmp_path):
+    rule = resolver_rule("sel:\n  srcaddr|cidr: 10.0.0.0/8\nhost:\n  srcaddr: 192.0.2.7\ncondition: sel or host")
+    raws = [resolver_record("a.example", srcaddr=a) for a in ("10.1.2.3", "11.0.0.1", "192.0.2.7", "192.0.2.70")]
+    cell = elastic_cell(tmp_path, rule, raws)
+    assert_agrees(cell)
+    assert "source.ip:10.0.0.0" in cell.query
+
+
+def test_pattern_on_a_numeric_field_is_refused():
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="'srcport', a field Elasticsearch maps as long"):
+        convert(resolver_rule("sel:\n  srcport|startswith: '4'\ncondition: sel"), "lucene")
+
+
+# ---------------------------------------------------------------- harness as strict as Elasticsearch
+
+
+@pytest.fixture(scope="module")
+def lucene():
+    from r53sigma.targets.elastic.lucene_engine import LuceneEngine, LuceneUnavailable
+
+    try:
+        return LuceneEngine()
+    except LuceneUnavailable as reason:
+        pytest.skip(f"real Lucene unavailable: {reason}")
+
+
+@pytest.mark.parametrize("query", ["source.ip:172.31.*", "source.ip:/172\\..*/", "source.port:4*", "@timestamp:2026*",
+                                   "source.ip:notanaddress", "source.port:abc"])
+def test_harness_fails_wildcard_regexp_and_bad_terms_on_typed_fields(lucene, query):
+    document = [("source.ip", "ip", "172.31.0.1"), ("source.port", "long", "40000"), ("@timestamp", "date", "2026-01-01T00:00:00.000Z")]
+    answer = lucene.search([document], {"q": query})["q"]
+    assert isinstance(answer, str), f"Elasticsearch rejects {query!r}, the harness matched {answer}"
+
+
+@pytest.mark.parametrize("query", ["f.caseless:EVIL*", "f.caseless:/EVIL.*/", "f.caseless:Evil.example", "f.caseless:*VIL?example"])
+def test_harness_normalizes_wildcard_regexp_and_term_text_on_a_normalized_keyword(lucene, query):
+    document = [("f", "keyword", "Evil.Example"), ("f.caseless", "normalized", "evil.example")]
+    assert lucene.search([document], {"q": query})["q"] == {0}
+
+
+# ---------------------------------------------------------------- 6. sourceIPAddress|cidr
+
+
+def cloudtrail_record(source_ip: str, **extra) -> dict:
+    record = {"eventVersion": "1.08", "eventTime": "2026-01-01T00:00:00Z", "eventSource": "route53.amazonaws.com",
+              "eventName": "ChangeResourceRecordSets", "awsRegion": "us-east-1", "sourceIPAddress": source_ip,
+              "userAgent": "aws-cli/2", "eventID": "1cdbea14-e162-43bb-8853-f9f86d4739ca", "eventType": "AwsApiCall",
+              "recipientAccountId": "111122223333",
+              "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/a", "accountId": "111122223333"}}
+    record.update(extra)
+    return record
+
+
+CLOUDTRAIL_RULE = """
+title: test
+id: 6a1d9c3e-0000-4000-8000-000000000002
+status: test
+logsource: {product: aws, service: cloudtrail}
+detection:
+    sel:
+        sourceIPAddress|cidr: 203.0.113.0/24
+    condition: sel
+level: low
+"""
+
+
+def test_cloudtrail_source_ip_cidr_uses_source_ip(tmp_path):
+    raws = [cloudtrail_record(a) for a in ("203.0.113.9", "203.0.114.9", "route53.amazonaws.com", "2001:db8::1")]
+    cell = elastic_cell(tmp_path, CLOUDTRAIL_RULE, raws)
+    assert_agrees(cell)
+    assert cell.query == "source.ip:203.0.113.0\\/24"

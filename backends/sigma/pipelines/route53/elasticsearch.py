@@ -30,6 +30,7 @@ from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import (
     SigmaCasedString,
     SigmaCIDRExpression,
+    SigmaExpansion,
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
@@ -46,11 +47,35 @@ NOT_EXPRESSIBLE = "not expressible in Elasticsearch: "  # how a refusal for a ta
 
 
 def is_caseless(value) -> bool:
+    """A case-insensitive string, or an expansion (|base64offset, |windash ...) made only of them."""
+    if isinstance(value, SigmaExpansion):
+        return bool(value.values) and all(is_caseless(v) for v in value.values)
     return isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString)
+
+
+def lowered(value):
+    if isinstance(value, SigmaExpansion):
+        return SigmaExpansion([lowered(v) for v in value.values])
+    return value.lower()
 
 
 def is_cidr(value) -> bool:
     return isinstance(value, SigmaCIDRExpression)
+
+
+def is_text(value) -> bool:
+    """A value matched as text: strings (any case), their expansions, regular expressions."""
+    return isinstance(value, (SigmaString, SigmaExpansion, SigmaRegularExpression))
+
+
+def is_pattern(value) -> bool:
+    """A value that becomes a wildcard, prefix or regexp query."""
+    if isinstance(value, SigmaExpansion):
+        return any(is_pattern(v) for v in value.values)
+    return isinstance(value, SigmaRegularExpression) or isinstance(value, SigmaString) and value.contains_special()
+
+
+SELECTORS = {"caseless": is_caseless, "cidr": is_cidr, "keyword": is_text}
 
 
 @dataclass
@@ -58,21 +83,23 @@ class RouteValues(DetectionItemTransformation):
     """Send the values of one kind to a companion field that can match them; other values stay.
 
     kind "caseless": plain (case-insensitive) strings go, lower-cased, to `<field>.caseless`;
-    kind "cidr": CIDR networks go to the field's ip-typed companion (catalogue `cidr`).
+    kind "cidr": CIDR networks go to the field's ip-typed companion (catalogue `cidr`);
+    kind "keyword": text values of an ip-typed field go to its keyword companion (catalogue `keyword`,
+    written lower-cased; case-insensitive values are lower-cased too), CIDR networks stay on the ip field.
     """
 
     mapping: dict  # rule field name -> companion ECS field name
     kind: str
 
     def apply_detection_item(self, detection_item: SigmaDetectionItem):
-        selects = is_caseless if self.kind == "caseless" else is_cidr
+        selects = SELECTORS[self.kind]
         routed = [v for v in detection_item.value if selects(v)]
         if not routed:
             return None
         moved = SigmaDetectionItem(
             self.mapping[detection_item.field],
             detection_item.modifiers,
-            [v.lower() for v in routed] if self.kind == "caseless" else routed,
+            [lowered(v) if is_caseless(v) else v for v in routed] if self.kind != "cidr" else routed,
             source=detection_item.source,
             auto_modifiers=False,  # the values already carry the modifiers' work (|base64 must not apply twice)
         )
@@ -100,6 +127,30 @@ class RejectCidrOnKeyword(DetectionItemTransformation):
                 "and the catalogue names no ip-typed companion for it",
                 source=detection_item.source,
             )
+
+
+@dataclass
+class RejectPatternOnTypedField(DetectionItemTransformation):
+    """Elasticsearch runs wildcard, prefix and regexp queries only on keyword and text fields; on an
+    ip, numeric or date field the whole query fails ("Can only use wildcard queries on keyword and
+    text fields", https://www.elastic.co/guide/en/elasticsearch/reference/current/term-level-queries.html),
+    and ES|QL's LIKE/RLIKE/starts_with are type errors there. Refused where the catalogue names no
+    keyword companion."""
+
+    types: dict  # rule field name -> catalogue type
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if any(is_pattern(v) for v in detection_item.value):
+            kind = self.types[detection_item.field]
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"{NOT_EXPRESSIBLE}a wildcard, |contains/|startswith/|endswith or |re value on "
+                f"'{detection_item.field}', a field Elasticsearch maps as {ES_TYPE_NAMES.get(kind, kind)}: "
+                "such queries run only on keyword and text fields",
+                source=detection_item.source,
+            )
+
+
+ES_TYPE_NAMES = {"integer": "long", "ip": "ip", "date": "date"}
 
 
 @dataclass
@@ -147,6 +198,8 @@ class CasedAsExact(ValueTransformation):
     """A `|cased` value left on an original (case-keeping keyword) field is an exact match there."""
 
     def apply_value(self, field: str, val):
+        if isinstance(val, SigmaExpansion):
+            return SigmaExpansion([self.apply_value(field, v) or v for v in val.values])
         if isinstance(val, SigmaCasedString):
             exact = SigmaString(val.original)
             exact.s = val.s  # keep wildcards and modifiers' work, drop only the case flag
@@ -201,6 +254,8 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         rule_fields = list(view.rule_fields())
         cidr_companions = {n: f.target(TARGET).cidr for n, f in rule_fields if f.target(TARGET).cidr}
         keyword_only = [n for n, f in rule_fields if f.type != "ip" and not f.target(TARGET).cidr]
+        keyword_companions = {n: f.target(TARGET).keyword for n, f in rule_fields if f.target(TARGET).keyword}
+        typed = {n: f.type for n, f in rule_fields if f.type in ES_TYPE_NAMES and not f.target(TARGET).keyword}
         caseless = {
             n: f.target(TARGET).name + CASELESS_SUFFIX
             for n, f in rule_fields
@@ -208,6 +263,8 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         }
         for kind, names, transformation in (
             ("reject_cidr", keyword_only, RejectCidrOnKeyword()),
+            ("reject_pattern_on_typed", list(typed), RejectPatternOnTypedField(typed)),
+            ("keyword", list(keyword_companions), RouteValues(keyword_companions, "keyword")),
             ("cidr", list(cidr_companions), RouteValues(cidr_companions, "cidr")),
             ("caseless", list(caseless), RouteValues(caseless, "caseless")),
         ):
