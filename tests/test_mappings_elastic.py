@@ -193,6 +193,11 @@ def _run(kind, p, doc, ctx):
     elif kind == "remove":
         if not delete(doc, field, ctx) and not p.get("ignore_missing"):
             raise Failed("remove: missing")
+    elif kind == "set" and "copy_from" in p:  # Elasticsearch set processor: copy_from, ignore_empty_value
+        copied = get(doc, p["copy_from"], ctx)
+        if copied in (None, "") and p.get("ignore_empty_value"):
+            return
+        put(doc, field, copy.deepcopy(copied), ctx)
     elif kind == "set":
         put(doc, field, p["value"], ctx)
     elif kind == "append":
