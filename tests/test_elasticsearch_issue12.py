@@ -68,8 +68,9 @@ def test_regex_scoped_ignorecase_group_and_shorthand_classes(tmp_path):
 
 
 def test_regex_lucene_operator_characters_are_literals(tmp_path):
-    rule = resolver_rule("sel:\n  query_name|re: 'a@b|c~d|e<1-2>|\"q\"'\ncondition: sel")
-    names = ["xa@b.example", "ab.example", "c~d.example", "cd.example", "e<1-2>.example", "e1.example", "\"q\""]
+    rule = resolver_rule("sel:\n  query_name|re: 'a@b|c~d|e<1-2>|\"q\"|[+/]{2}x'\ncondition: sel")
+    names = ["xa@b.example", "ab.example", "c~d.example", "cd.example", "e<1-2>.example", "e1.example", "\"q\"",
+             "a+/x.example", "a++.example"]
     assert_agrees(elastic_cell(tmp_path, rule, [resolver_record(n) for n in names]))
 
 

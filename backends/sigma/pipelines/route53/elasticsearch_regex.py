@@ -9,7 +9,7 @@ The pattern is read with Python's own parser (``re._parser``), so its structure 
   likewise `$` and `.*` at the end. Anchors are followed into leading/trailing groups and branches,
   so `(^|\\.)evil\\.net$` becomes `(evil\\.net)|.*(\\.evil\\.net)`;
 - `\\d`, `\\w`, `\\s` become explicit ASCII classes; the `i` flag (global or scoped) becomes case pairs;
-- every literal that is not an ASCII letter or digit is backslash-escaped, so Lucene's own operators
+- every literal that is not an ASCII letter or digit (or `/`) is backslash-escaped, so Lucene's own operators
   (`@ & ~ # < > "` with the ALL flags Elasticsearch enables) are never read as operators;
 - what Lucene cannot state (an anchor elsewhere, `\\b`, look-arounds, back-references, atomic
   groups, possessive quantifiers) raises ``NotExpressible`` with the reason.
@@ -116,7 +116,9 @@ def _item(op, av, icase: bool) -> str:
         return "(" + "|".join(_sequence(alternative.data, icase) for alternative in av[1]) + ")"
     if op in (sre.MAX_REPEAT, sre.MIN_REPEAT):  # lazy or greedy: the same values contain a match
         low, high, content = av
-        return "(" + _sequence(content.data, icase) + ")" + _quantifier(low, high)
+        inner = _sequence(content.data, icase)
+        single = len(content.data) == 1 and content.data[0][0] in (sre.LITERAL, sre.NOT_LITERAL, sre.ANY, sre.IN)
+        return (inner if single else "(" + inner + ")") + _quantifier(low, high)
     if op is sre.AT:
         if av in START_ANCHORS + END_ANCHORS:
             raise NotExpressible("an anchor that is not at the start or end of an alternative cannot be stated in Lucene")
@@ -154,7 +156,9 @@ def _literal(char: str, icase: bool) -> str:
 
 
 def _escape(char: str) -> str:
-    return char if char.isascii() and char.isalnum() else "\\" + char
+    # `/` is left to the backend, which escapes it for query_string's /.../ (escaping it here too would
+    # end the regex); it is no operator in Lucene's regex language
+    return char if char.isascii() and char.isalnum() or char == "/" else "\\" + char
 
 
 def _class_char(char: str) -> str:
