@@ -8,6 +8,7 @@ import textwrap
 import pytest
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 
+from r53sigma import catalogue
 from r53sigma import rules as rule_loading
 from r53sigma import verify
 from support import convert, resolver_rule
@@ -193,3 +194,60 @@ def test_cloudtrail_source_ip_cidr_uses_source_ip(tmp_path):
     cell = elastic_cell(tmp_path, CLOUDTRAIL_RULE, raws)
     assert_agrees(cell)
     assert cell.query == "source.ip:203.0.113.0\\/24"
+
+
+# ---------------------------------------------------------------- 5. a single case only where AWS guarantees it
+
+
+def cloudtrail_rule(detection: str) -> str:
+    return f"""
+title: test
+id: 6a1d9c3e-0000-4000-8000-000000000003
+status: test
+logsource: {{product: aws, service: cloudtrail}}
+detection:
+{textwrap.indent(textwrap.dedent(detection).strip(), '    ')}
+level: low
+"""
+
+
+def record_set_change(name: str, action: str = "CREATE") -> dict:
+    return cloudtrail_record("192.0.2.1", requestParameters={
+        "hostedZoneId": "Z1D633PJN98FT9",
+        "changeBatch": {"changes": [{"action": action, "resourceRecordSet": {"name": name, "type": "A"}}]}})
+
+
+def test_caller_written_record_set_name_is_not_claimed_lower_case():
+    field = catalogue.load()["cloudtrail"].fields["requestParameters.changeBatch.changes.resourceRecordSet.name"]
+    assert field.values == "mixed"
+
+
+def test_letterless_value_on_a_caller_written_flattened_key_matches_exactly(tmp_path):
+    rule = cloudtrail_rule("sel:\n  requestParameters.changeBatch.changes.resourceRecordSet.name|startswith: '\\*.'\ncondition: sel")
+    raws = [record_set_change(n) for n in ("*.Example.COM.", "*.example.com.", "www.example.com.", "x*.example.com.")]
+    assert_agrees(elastic_cell(tmp_path, rule, raws))
+
+
+def test_case_insensitive_value_with_letters_on_a_flattened_key_is_refused(tmp_path):
+    rule = cloudtrail_rule("sel:\n  requestParameters.changeBatch.changes.resourceRecordSet.name: www.example.com.\ncondition: sel")
+    cell = elastic_cell(tmp_path, rule, [record_set_change(n) for n in ("WWW.Example.com.", "www.example.com.")])
+    assert cell.status == verify.NOT_EXPRESSIBLE, cell
+    assert "no normalizer" in cell.reason
+
+
+def test_api_enum_on_a_flattened_key_is_folded_to_its_documented_case(tmp_path):
+    rule = cloudtrail_rule("sel:\n  requestParameters.changeBatch.changes.action: upsert\ncondition: sel")
+    raws = [record_set_change("a.example.", action) for action in ("UPSERT", "CREATE")]
+    assert_agrees(elastic_cell(tmp_path, rule, raws))
+
+
+def test_contains_on_a_flattened_key_is_refused():
+    rule = cloudtrail_rule("sel:\n  requestParameters.changeBatch.changes.resourceRecordSet.name|contains: '123'\ncondition: sel")
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="exact and prefix queries"):
+        convert(rule, "lucene")
+
+
+@pytest.mark.parametrize("query, result", [("k.name:*.example", None), ("k.name:/.*x/", None), ("k.name:www*", {0}), ("k.name:www.x", {0})])
+def test_harness_takes_only_term_and_prefix_queries_on_flattened_keys(lucene, query, result):
+    answer = lucene.search([[("k.name", "flattened", "www.x")]], {"q": query})["q"]
+    assert answer == result if result is not None else isinstance(answer, str), answer

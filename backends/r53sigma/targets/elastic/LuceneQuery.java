@@ -5,7 +5,8 @@
 //   D                              start a document
 //   F <field> <type> <value>       a value of the current document (keyword | normalized | ip | long | date);
 //                                  repeat for arrays. `normalized`: a keyword with a lowercase normalizer
-//                                  (the caller sends the value lower-cased, as the normalizer indexes it)
+//                                  (the caller sends the value lower-cased, as the normalizer indexes it);
+//                                  `flattened`: a key of a flattened field (indexed as a keyword)
 //   Q <id> <query>                 evaluate a query on every document
 // Output per query: "R <id> <matching document numbers, comma separated>" or "E <id> <error>".
 //
@@ -21,7 +22,11 @@
 // - an ip field takes an address or a CIDR prefix only, a long field a number only;
 // - a keyword with a normalizer normalizes the query text of term, wildcard, prefix AND regexp terms
 //   (normalizer docs: https://www.elastic.co/guide/en/elasticsearch/reference/current/normalizer.html;
-//   wildcard from query_string: elastic/elasticsearch#71751; regexp: elastic/elasticsearch#80189).
+//   wildcard from query_string: elastic/elasticsearch#71751; regexp: elastic/elasticsearch#80189);
+// - a key of a flattened field takes term and prefix queries, never wildcard, regexp or fuzzy ("[wildcard]
+//   queries are not currently supported on keyed [flattened] fields": flattened docs, "Supported
+//   operations", https://www.elastic.co/guide/en/elasticsearch/reference/current/flattened.html;
+//   elastic/elasticsearch#157064).
 import java.io.*;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
@@ -93,6 +98,9 @@ public class LuceneQuery {
             if (type.equals("ip") || type.equals("long") || type.equals("date")) {
                 throw new ParseException("Can only use " + kind + " queries on keyword and text fields - not on ["
                     + field + "] which is of type [" + type + "]");
+            }
+            if (type.equals("flattened") && !kind.equals("prefix")) {
+                throw new ParseException("[" + kind + "] queries are not currently supported on keyed [flattened] fields: [" + field + "]");
             }
             return type;
         }

@@ -22,10 +22,13 @@ Value = tuple[str, str, str]  # (field, type: keyword|normalized|ip|long|date, v
 INDEXED_TYPES = ("ip", "long", "date")  # typed as Elasticsearch types them; any other mapping type is a keyword
 
 
-def indexed_type(mapping_type: str, name: str) -> str:
-    """The harness type of a field: a `.caseless` sub-field is a keyword with the lowercase normalizer."""
+def indexed_type(mapping_type: str, name: str, flattened_roots: tuple[str, ...] = ()) -> str:
+    """The harness type of a field: a `.caseless` sub-field is a keyword with the lowercase normalizer;
+    a key under one of ``flattened_roots`` is a flattened key (term and prefix queries only)."""
     if name.endswith(".caseless"):
         return "normalized"
+    if any(name.startswith(root + ".") for root in flattened_roots):
+        return "flattened"
     return mapping_type if mapping_type in INDEXED_TYPES else "keyword"
 
 

@@ -34,6 +34,7 @@ from sigma.types import (
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
+    SpecialChars,
 )
 
 from r53sigma import catalogue
@@ -75,9 +76,6 @@ def is_pattern(value) -> bool:
     return isinstance(value, SigmaRegularExpression) or isinstance(value, SigmaString) and value.contains_special()
 
 
-SELECTORS = {"caseless": is_caseless, "cidr": is_cidr, "keyword": is_text}
-
-
 @dataclass
 class RouteValues(DetectionItemTransformation):
     """Send the values of one kind to a companion field that can match them; other values stay.
@@ -92,7 +90,7 @@ class RouteValues(DetectionItemTransformation):
     kind: str
 
     def apply_detection_item(self, detection_item: SigmaDetectionItem):
-        selects = SELECTORS[self.kind]
+        selects = {"caseless": is_caseless, "cidr": is_cidr, "keyword": is_text}[self.kind]
         routed = [v for v in detection_item.value if selects(v)]
         if not routed:
             return None
@@ -151,6 +149,41 @@ class RejectPatternOnTypedField(DetectionItemTransformation):
 
 
 ES_TYPE_NAMES = {"integer": "long", "ip": "ip", "date": "date"}
+
+
+@dataclass
+class FlattenedKeyValues(DetectionItemTransformation):
+    """A key of a `flattened` field is a keyword without normalizer on which Elasticsearch runs term and
+    prefix queries only: wildcard and regexp fail the query ("[wildcard] queries are not currently
+    supported on keyed [flattened] fields", https://www.elastic.co/guide/en/elasticsearch/reference/current/flattened.html
+    "Supported operations"; elastic/elasticsearch#157064). So a value is matched exactly or as a prefix;
+    a case-insensitive value is exact only where it has no letters (the catalogue claims a single case
+    where AWS guarantees one, and such values are folded before this step); anything else is refused."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        detection_item.value = [self.value(detection_item, v) for v in detection_item.value]
+
+    def value(self, item: SigmaDetectionItem, value):
+        if isinstance(value, SigmaExpansion):
+            return SigmaExpansion([self.value(item, v) for v in value.values])
+        if isinstance(value, SigmaRegularExpression):
+            self.refuse(item, "a |re value (regexp queries are not supported on keys of a flattened field)")
+        if not isinstance(value, SigmaString):
+            return value
+        specials = [i for i, part in enumerate(value.s) if isinstance(part, SpecialChars)]
+        if specials and (specials != [len(value.s) - 1] or value.s[-1] is not SpecialChars.WILDCARD_MULTI):
+            self.refuse(item, f"the value '{value}' needs a wildcard query, and keys of a flattened field take only exact and prefix queries")
+        if isinstance(value, SigmaCasedString):
+            return value
+        if any(isinstance(part, str) and part.lower() != part.upper() for part in value.s):
+            self.refuse(item, f"the case-insensitive value '{value}' has letters, and a key of a flattened field has no normalizer and no case-insensitive query")
+        return SigmaCasedString.from_sigma_string(value)  # no letters: the exact match is the case-insensitive one
+
+    @staticmethod
+    def refuse(item: SigmaDetectionItem, reason: str):
+        raise SigmaFeatureNotSupportedByBackendError(
+            f"{NOT_EXPRESSIBLE}'{item.field}' is a key inside a flattened field: {reason}", source=item.source
+        )
 
 
 @dataclass
@@ -256,13 +289,15 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         keyword_only = [n for n, f in rule_fields if f.type != "ip" and not f.target(TARGET).cidr]
         keyword_companions = {n: f.target(TARGET).keyword for n, f in rule_fields if f.target(TARGET).keyword}
         typed = {n: f.type for n, f in rule_fields if f.type in ES_TYPE_NAMES and not f.target(TARGET).keyword}
+        flattened = [n for n, f in rule_fields if view.log_source.is_flattened(TARGET, f.target(TARGET).name)]
         caseless = {
             n: f.target(TARGET).name + CASELESS_SUFFIX
             for n, f in rule_fields
-            if f.is_string and f.target(TARGET).values == "mixed"
+            if f.is_string and f.target(TARGET).values == "mixed" and n not in flattened
         }
         for kind, names, transformation in (
             ("reject_cidr", keyword_only, RejectCidrOnKeyword()),
+            ("flattened_key", flattened, FlattenedKeyValues()),
             ("reject_pattern_on_typed", list(typed), RejectPatternOnTypedField(typed)),
             ("keyword", list(keyword_companions), RouteValues(keyword_companions, "keyword")),
             ("cidr", list(cidr_companions), RouteValues(cidr_companions, "cidr")),
