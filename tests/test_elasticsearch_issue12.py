@@ -251,3 +251,127 @@ def test_contains_on_a_flattened_key_is_refused():
 def test_harness_takes_only_term_and_prefix_queries_on_flattened_keys(lucene, query, result):
     answer = lucene.search([[("k.name", "flattened", "www.x")]], {"q": query})["q"]
     assert answer == result if result is not None else isinstance(answer, str), answer
+
+
+# ---------------------------------------------------------------- 4. ES|QL: strings, LIKE, correlations
+
+
+def esql_agrees(rule_text: str, raws: list) -> str:
+    """Convert a single-event rule to ES|QL (stock ESQLBackend + the pack pipeline), type-check it and
+    run it on the ES|QL model over the documents the pack's ingest pipeline writes; compare with the
+    reference engine. Returns the query."""
+    from sigma.collection import SigmaCollection
+
+    from r53sigma.engine import Engine
+    from r53sigma.events import parse_record
+
+    query = convert(rule_text, "esql")
+    (rule,) = SigmaCollection.from_yaml(textwrap.dedent(rule_text)).rules
+    case = verify.Case(rule_ref="inline", name="case", raws=raws)
+    case.events = [parse_record(raw, file="inline", line=n) for n, raw in enumerate(raws, 1)]
+    expected = verify._reference(Engine(SigmaCollection([rule])), rule, case)
+    assert verify._Checker._esql(query, rule, case) == expected, query
+    return query
+
+
+def test_esql_string_escapes_outside_the_grammar_are_syntax_errors():
+    from r53sigma.targets.elastic import esql_model
+
+    for literal in ('"a\\*b"', '"a\\?"', '"line\nbreak"', '"a\\.b"'):
+        with pytest.raises(esql_model.QuerySyntaxError, match="outside the ES|QL grammar"):
+            esql_model.Query.parse(f"from x | where f == {literal}")
+    assert esql_model.Query.parse('from x | where f == "t\\\\ab\\"\\n"').steps[0][1].args[1].value == 't\\ab"\n'
+
+
+def test_esql_literal_wildcard_characters_in_values(tmp_path):
+    rule = resolver_rule("sel:\n  query_name|contains: 'a\\*b'\neq:\n  query_name: 'x\\?y'\ncondition: sel or eq")
+    query = esql_agrees(rule, [resolver_record(n) for n in ("a*b.example", "axb.example", "x?y", "xzy", "A*B.example")])
+    assert '\\*' not in query.replace('\\\\*', '')
+
+
+def test_esql_like_escapes_a_literal_backslash_for_like_and_for_the_string(tmp_path):
+    rule = resolver_rule("sel:\n  query_name|contains: 'a\\\\b'\ncondition: sel")
+    query = esql_agrees(rule, [resolver_record(n) for n in ("a\\b.example", "ab.example", "a\\\\b.example", "A\\B")])
+    assert 'like "*a\\\\\\\\b*"' in query
+
+
+CORRELATION = """
+title: a
+name: rule_a
+id: 6a1d9c3e-0000-4000-8000-0000000000a1
+status: test
+logsource: {product: aws, service: route53resolver}
+detection:
+    sel:
+        query_name|endswith: '.evil.example'
+    condition: sel
+level: low
+---
+title: b
+name: rule_b
+id: 6a1d9c3e-0000-4000-8000-0000000000b1
+status: test
+logsource: {product: aws, service: route53resolver}
+detection:
+    sel:
+        query_name|startswith: 'x.'
+    condition: sel
+level: low
+---
+title: correlated
+id: 6a1d9c3e-0000-4000-8000-0000000000c1
+status: test
+correlation:
+    type: %s
+    rules: [rule_a, rule_b]
+    group-by: [srcids.instance]
+    timespan: 5m
+%s
+level: medium
+"""
+
+
+def on_instance(name: str, instance: str | None, second: int = 0) -> dict:
+    record = resolver_record(name, query_timestamp=f"2026-01-01T00:00:{second:02d}Z")
+    record["srcids"] = {"instance": instance} if instance else {}
+    return record
+
+
+def test_esql_temporal_counts_an_event_for_every_rule_it_matches(tmp_path):
+    raws = [on_instance("x.evil.example", "i-1"), on_instance("x.good.example", "i-2"), on_instance("a.evil.example", "i-3")]
+    cell = elastic_cell(tmp_path, CORRELATION % ("temporal", ""), raws)
+    assert cell.language == "esql"
+    assert_agrees(cell)
+
+
+def test_esql_temporal_leaves_out_events_without_a_group_by_value(tmp_path):
+    raws = [on_instance("x.good.example", None), on_instance("a.evil.example", None, 1), on_instance("a.evil.example", "i-1", 2)]
+    assert_agrees(elastic_cell(tmp_path, CORRELATION % ("temporal", ""), raws))
+
+
+def test_esql_event_count_leaves_out_events_without_a_group_by_value(tmp_path):
+    rule = CORRELATION % ("event_count", "    condition:\n        gte: 2")
+    raws = [on_instance("a.evil.example", None), on_instance("b.evil.example", None, 1), on_instance("c.evil.example", "i-1", 2)]
+    assert_agrees(elastic_cell(tmp_path, rule, raws))
+
+
+# ---------------------------------------------------------------- 14. refusals skip the rule in stock sigma-cli
+
+
+def test_flattened_key_in_a_plain_esql_rule_is_refused_as_not_supported():
+    rule = cloudtrail_rule("sel:\n  requestParameters.ruleType: FORWARD\ncondition: sel")
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="ES|QL reads a flattened field only whole"):
+        convert(rule, "esql")
+    assert "aws.cloudtrail.flattened.request_parameters.ruleType:FORWARD" in convert(rule, "lucene")
+
+
+def test_sigma_cli_skip_unsupported_converts_the_other_rules(tmp_path):
+    from click.testing import CliRunner
+    from sigma.cli.convert import convert as sigma_convert
+
+    (tmp_path / "flattened.yml").write_text(textwrap.dedent(cloudtrail_rule("sel:\n  requestParameters.ruleType: FORWARD\ncondition: sel")))
+    (tmp_path / "plain.yml").write_text(textwrap.dedent(resolver_rule("sel:\n  query_name|endswith: '.evil.example'\ncondition: sel")))
+    result = CliRunner().invoke(sigma_convert, ["-s", "-t", "esql", "-p", "route53_elasticsearch", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert result.output.count("from logs-") == 1
+    assert 'ends_with(dns.question.name.caseless, ".evil.example")' in result.output

@@ -10,8 +10,12 @@ Modelled (Elastic, "ES|QL reference": commands, functions and operators, "Multiv
 - ``FROM pattern[, ...] [METADATA ...]``, ``WHERE``, ``EVAL name = expr[, ...]``,
   ``STATS name = agg(...)[, ...] BY field[, ...]``, ``SORT``, ``LIMIT``, ``KEEP``; keywords are
   case-insensitive;
-- operators ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``IN (...)``, ``IS NULL``, ``IS NOT NULL``,
-  ``LIKE`` (``*`` and ``?`` wildcards, whole value, case-sensitive), ``RLIKE`` (Lucene regular
+- string literals exactly as the grammar has them (EsqlBaseLexer.g4 ``STRING``: ``"..."`` with the
+  escapes ``\\t \\n \\r \\" \\\\`` only and no raw newline, or ``\"\"\"...\"\"\"`` without escapes); anything else is
+  a syntax error, as Elasticsearch reports it;
+- operators ``+``, ``-``, ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``IN (...)``, ``IS NULL``, ``IS NOT NULL``,
+  ``LIKE`` (``*`` and ``?`` wildcards, a backslash makes the next character literal and a trailing one is
+  a backslash, as Lucene's WildcardQuery reads it; whole value, case-sensitive), ``RLIKE`` (Lucene regular
   expression, whole value), ``NOT LIKE``/``NOT RLIKE``/``NOT IN``, ``AND``, ``OR``, ``NOT`` (NOT binds
   tightest, then AND, then OR) with three-valued logic: a null operand makes a comparison null and
   ``WHERE`` keeps only rows where the condition is true;
@@ -61,7 +65,8 @@ class QueryTypeError(ValueError):
 TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<string>\"\"\"(?:.|\n)*?\"\"\"|"(?:[^"\\]|\\.)*")
+  | (?P<string>\"\"\"[^\r\n]*?\"\"\"\"{0,2}|"(?:[^"\\\r\n]|\\[tnr"\\])*")
+  | (?P<badstring>")
   | (?P<interval>\d+\s*(?:milliseconds?|seconds?|minutes?|hours?|days?|weeks?)\b)
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<name>[A-Za-z_@][A-Za-z0-9_@.\-*]*|`[^`]+`)
@@ -84,15 +89,19 @@ def tokenize(text: str) -> list[Token]:
         if not m:
             raise QuerySyntaxError(f"cannot read ES|QL at {text[pos:pos + 20]!r}")
         pos = m.end()
+        if m.lastgroup == "badstring":
+            raise QuerySyntaxError(
+                f"string literal outside the ES|QL grammar at {text[m.start():m.start() + 30]!r}: only \\t \\n \\r \\\" \\\\ "
+                "are escapes, and a newline must be escaped (EsqlBaseLexer.g4, STRING)")
         if m.lastgroup != "ws":
             out.append(Token(m.lastgroup, m.group()))
     return out
 
 
 def _string(literal: str) -> str:
-    if literal.startswith('"""'):
+    if literal.startswith('"""'):  # no escapes; up to two quotes before the closing ones belong to the value
         return literal[3:-3]
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), literal[1:-1])
+    return re.sub(r"\\([tnr\"\\])", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), literal[1:-1])
 
 
 # ------------------------------------------------------------------ expressions
@@ -156,8 +165,14 @@ class Parser:
             return Node("not", args=[self.negation()])
         return self.predicate()
 
+    def additive(self) -> Node:
+        node = self.operand()
+        while self.is_op("+", "-"):
+            node = Node("arith", self.take().text, [node, self.operand()])
+        return node
+
     def predicate(self) -> Node:
-        left = self.operand()
+        left = self.additive()
         negate = False
         if self.is_word("not") and self.is_word("like", "rlike", "in", offset=1):
             self.take()
@@ -182,7 +197,7 @@ class Parser:
             self.take()
             node = Node("isnull", args=[left])
         elif self.is_op("==", "!=", "<", "<=", ">", ">="):
-            node = Node("op", self.take().text, [left, self.operand()])
+            node = Node("op", self.take().text, [left, self.additive()])
         else:
             return left
         return Node("not", args=[node]) if negate else node
@@ -377,6 +392,12 @@ def evaluate(node: Node, row: Row) -> Any:
         return row.get(node.value)
     if kind in ("literal", "interval"):
         return node.value
+    if kind == "arith":  # null if either side is null (or not a number)
+        a, b = _number(_scalar(evaluate(node.args[0], row))), _number(_scalar(evaluate(node.args[1], row)))
+        if a is None or b is None:
+            return None
+        result = a + b if node.value == "+" else a - b
+        return int(result) if result.is_integer() else result
     if kind == "op":
         return _compare(node.value, evaluate(node.args[0], row), evaluate(node.args[1], row))
     if kind == "not":

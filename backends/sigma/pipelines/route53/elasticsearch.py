@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from sigma.processing.conditions import IncludeFieldCondition
-from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline, QueryPostprocessingItem
 from sigma.processing.transformations import SetStateTransformation
 from sigma.processing.transformations.base import (
     DetectionItemTransformation,
@@ -40,6 +40,7 @@ from sigma.types import (
 from r53sigma import catalogue
 
 from . import shared
+from .elasticsearch_esql import ESQLQueries, is_esql
 from .elasticsearch_regex import NotExpressible, to_lucene
 
 TARGET = "elasticsearch"
@@ -161,6 +162,8 @@ class FlattenedKeyValues(DetectionItemTransformation):
     where AWS guarantees one, and such values are folded before this step); anything else is refused."""
 
     def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if is_esql(self):  # Elastic, "ES|QL and flattened fields": only the whole flattened field is a column
+            self.refuse(detection_item, "ES|QL reads a flattened field only whole")
         detection_item.value = [self.value(detection_item, v) for v in detection_item.value]
 
     def value(self, item: SigmaDetectionItem, value):
@@ -332,5 +335,6 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         priority=20,
         allowed_backends=frozenset({"elasticsearch", "opensearch", "eql", "esql", "lucene"}),
         items=items,
+        postprocessing_items=[QueryPostprocessingItem(ESQLQueries(), identifier=f"{pid}_esql")],
     )
 
