@@ -9,7 +9,15 @@ Meaning kept from the rules:
   keyword with a lowercase normalizer that **the pack's index template adds** (mappings/elasticsearch);
   `|cased` and `|re` values go to the original field, which keeps the case;
 - `|cidr` on a keyword field (answers) is matched on its ip-typed companion the catalogue names
-  (`dns.resolved_ip`, written by the pack's ingest pipeline); with no companion it is refused.
+  (`dns.resolved_ip`, written by the pack's ingest pipeline; `source.ip` for CloudTrail's
+  sourceIPAddress, filled by Elastic's integration); with no companion it is refused;
+- field types: an `ip` field takes addresses and CIDR only, so text values of an ip-typed field
+  (prefixes, wildcards, `|re`, exact strings) go to its keyword companion (`source.address`); a
+  wildcard or regex on a long or date field is refused; a key of a `flattened` field takes exact and
+  prefix values only, and ES|QL cannot read it at all;
+- every value type is routed alike: expansions (`|base64offset`, `|windash`) go where plain values go;
+- `|re` is translated through its parsed structure (``elasticsearch_regex``); ES|QL strings, LIKE
+  patterns and correlations are restated for ES|QL (``elasticsearch_esql``).
 """
 from __future__ import annotations
 
