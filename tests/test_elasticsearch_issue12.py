@@ -375,3 +375,11 @@ def test_sigma_cli_skip_unsupported_converts_the_other_rules(tmp_path):
     assert result.exit_code == 0, result.output
     assert result.output.count("from logs-") == 1
     assert 'ends_with(dns.question.name.caseless, ".evil.example")' in result.output
+
+
+def test_esql_cloudtrail_source_ip_cidr_and_ip_prefix_on_the_keyword_companion():
+    raws = [cloudtrail_record(a) for a in ("203.0.113.9", "203.0.114.9", "route53.amazonaws.com")]
+    assert "cidr_match(source.ip" in esql_agrees(CLOUDTRAIL_RULE, raws)
+    rule = resolver_rule("sel:\n  srcaddr|startswith: '172.31.'\ncondition: sel")
+    query = esql_agrees(rule, [resolver_record("a.example", srcaddr=a) for a in ("172.31.86.159", "172.3.1.1", "10.172.31.1")])
+    assert 'starts_with(source.address, "172.31.")' in query

@@ -10,12 +10,16 @@ Modelled (Elastic, "ES|QL reference": commands, functions and operators, "Multiv
 - ``FROM pattern[, ...] [METADATA ...]``, ``WHERE``, ``EVAL name = expr[, ...]``,
   ``STATS name = agg(...)[, ...] BY field[, ...]``, ``SORT``, ``LIMIT``, ``KEEP``; keywords are
   case-insensitive;
-- string literals exactly as the grammar has them (EsqlBaseLexer.g4 ``STRING``: ``"..."`` with the
+- string literals exactly as the grammar has them (elastic/elasticsearch
+  x-pack/plugin/esql/src/main/antlr/EsqlBaseLexer.g4 ``STRING``; "ES|QL syntax reference",
+  https://www.elastic.co/guide/en/elasticsearch/reference/current/esql-syntax.html: ``"..."`` with the
   escapes ``\\t \\n \\r \\" \\\\`` only and no raw newline, or ``\"\"\"...\"\"\"`` without escapes); anything else is
   a syntax error, as Elasticsearch reports it;
 - operators ``+``, ``-``, ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``IN (...)``, ``IS NULL``, ``IS NOT NULL``,
   ``LIKE`` (``*`` and ``?`` wildcards, a backslash makes the next character literal and a trailing one is
-  a backslash, as Lucene's WildcardQuery reads it; whole value, case-sensitive), ``RLIKE`` (Lucene regular
+  a backslash, as Lucene's WildcardQuery reads it; whole value, case-sensitive; "ES|QL operators", LIKE:
+  https://www.elastic.co/guide/en/elasticsearch/reference/current/esql-functions-operators.html),
+  ``RLIKE`` (Lucene regular
   expression, whole value), ``NOT LIKE``/``NOT RLIKE``/``NOT IN``, ``AND``, ``OR``, ``NOT`` (NOT binds
   tightest, then AND, then OR) with three-valued logic: a null operand makes a comparison null and
   ``WHERE`` keeps only rows where the condition is true;
@@ -304,7 +308,7 @@ def _like_regex(pattern: str) -> re.Pattern:
 
 def lucene_regex(pattern: str) -> re.Pattern:
     """A Lucene regular expression (whole value) as a Python one (Elasticsearch, "Regular expression
-    syntax"): ``\\`` escapes any character; ``.`` matches any character; ``^`` and ``$`` are plain
+    syntax", https://www.elastic.co/guide/en/elasticsearch/reference/current/regexp-syntax.html): ``\\`` escapes any character; ``.`` matches any character; ``^`` and ``$`` are plain
     characters except ``^`` first in a class (negation); there is no ``\\d``/``\\w``/``\\s``, no anchors
     and no lazy quantifiers. Lucene's optional operators (``@ & ~ # < >``, ``"..."``) are not modelled."""
     out, i, in_class = [], 0, False
