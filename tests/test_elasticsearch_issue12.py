@@ -383,3 +383,11 @@ def test_esql_cloudtrail_source_ip_cidr_and_ip_prefix_on_the_keyword_companion()
     rule = resolver_rule("sel:\n  srcaddr|startswith: '172.31.'\ncondition: sel")
     query = esql_agrees(rule, [resolver_record("a.example", srcaddr=a) for a in ("172.31.86.159", "172.3.1.1", "10.172.31.1")])
     assert 'starts_with(source.address, "172.31.")' in query
+
+
+def test_esql_temporal_correlation_with_literal_wildcards_and_backslashes(tmp_path):
+    rule = CORRELATION.replace("query_name|endswith: '.evil.example'", "query_name|contains: '.e\\*vil\\\\x'") % ("temporal", "")
+    raws = [on_instance("x.e*vil\\x.a", "i-1"), on_instance("x.evil\\x.a", "i-2"), on_instance("x.e*vil\\\\x.a", "i-3")]
+    cell = elastic_cell(tmp_path, rule, raws)
+    assert_agrees(cell)
+    assert 'like "*.e\\\\*vil\\\\\\\\x*"' in cell.query

@@ -62,9 +62,11 @@ def like_pattern(characters: list[tuple[str, bool]]) -> str:
 
 
 def restate_strings(query: str) -> str:
+    """Every literal of a query as the backend wrote it, restated for ES|QL (apply once: not idempotent)."""
     def literal(match: re.Match) -> str:
         characters = _decode(match.group(1))
-        if LIKE_BEFORE.search(query, 0, match.start()):
+        before = query[max(0, match.start() - 16):match.start()]
+        if LIKE_BEFORE.search(before):
             return string_literal(like_pattern(characters))
         return string_literal("".join(c for c, _ in characters))
 
@@ -83,9 +85,10 @@ class ESQLQueries(QueryPostprocessingTransformation):
         super().apply(rule, query)
         if not is_esql(self) or not isinstance(query, str):
             return query
+        query = restate_strings(query)  # exactly once per literal: restating is not idempotent
         if isinstance(rule, SigmaCorrelationRule):
             query = self.correlation(rule, query)
-        return restate_strings(query)
+        return query
 
     @staticmethod
     def correlation(rule: SigmaCorrelationRule, query: str) -> str:
@@ -97,6 +100,7 @@ class ESQLQueries(QueryPostprocessingTransformation):
             for number, reference in enumerate(rule.rules, 1):
                 queries = reference.rule.get_conversion_result()
                 condition = " or ".join(f"({q})" for q in queries) if len(queries) > 1 else queries[0]
+                condition = restate_strings(condition)  # the backend's raw condition, not yet restated
                 flags.append((f"rule_{number}", condition))
             lines[1] = "| eval " + ", ".join(f"{name}=case({condition}, 1, 0)" for name, condition in flags)
             seen = ", ".join(f"{name}=max({name})" for name, _ in flags)
