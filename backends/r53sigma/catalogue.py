@@ -34,6 +34,7 @@ class TargetField:
     name: str
     values: str  # case the target stores values in: mixed, upper or lower
     cidr: str | None = None  # an ip-typed companion field for |cidr, where the field itself is not ip
+    keyword: str | None = None  # a keyword companion holding an ip-typed field's text (lower-cased), for string matching
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class LogSource:
 def _target_field(spec: Any, default_values: str) -> TargetField:
     if isinstance(spec, str):
         return TargetField(spec, default_values)
-    return TargetField(spec["name"], spec.get("values", default_values), spec.get("cidr"))
+    return TargetField(spec["name"], spec.get("values", default_values), spec.get("cidr"), spec.get("keyword"))
 
 
 def _build(doc: Mapping[str, Any]) -> LogSource:

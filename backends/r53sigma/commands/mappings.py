@@ -91,9 +91,12 @@ declare:
 
 CloudTrail `requestParameters.*` live in `aws.cloudtrail.flattened.request_parameters`, a `flattened`
 field in Elastic's integration: its keys are indexed as plain keywords and cannot carry a sub-field
-or normalizer, so no `.caseless` is declared there. The catalogue therefore names the case AWS writes
-for every `requestParameters` field (none is `mixed`), the pipeline folds rule values to it, and a
-test keeps it so.
+or normalizer, so no `.caseless` is declared there, and Elasticsearch runs only term and prefix queries
+on them (no wildcard or regexp). The catalogue claims one case only where AWS guarantees it (API enums,
+whose Valid Values the service enforces; each claim says why); rule values are folded to it. Values the
+caller writes in any case (record-set names, zone and rule ids, domain names) are `mixed`: there the
+pipeline matches a value exactly only when it has no letters, and refuses (not expressible) a
+case-insensitive value with letters, a wildcard other than a trailing `*`, or `|re`.
 
 Addresses: `dns.answers.data` is a keyword (answers hold names and text too), so a rule's `|cidr` on
 answers is matched on ECS `dns.resolved_ip` (type `ip`), which the pack's ingest pipeline fills with

@@ -23,14 +23,16 @@ class Token:
 
 
 def tokenize(pattern: re.Pattern, text: str, error: type[Exception], what: str,
-             skip: tuple[str, ...] = ("ws",)) -> list[Token]:
+             skip: tuple[str, ...] = ("ws",), reject: dict[str, str] | None = None) -> list[Token]:
     """``text`` as tokens of ``pattern``'s named groups, dropping the ``skip`` kinds; ``error`` names
-    the first place no group matches."""
+    the first place no group matches, or the first token of a ``reject`` kind (with its message)."""
     out, pos = [], 0
     while pos < len(text):
         match = pattern.match(text, pos)
         if not match:
             raise error(f"cannot read {what} at {text[pos:pos + 20]!r}")
+        if reject and match.lastgroup in reject:
+            raise error(f"{reject[match.lastgroup]} at {text[pos:pos + 30]!r}")
         pos = match.end()
         if match.lastgroup not in skip:
             out.append(Token(match.lastgroup, match.group()))

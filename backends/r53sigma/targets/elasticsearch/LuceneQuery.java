@@ -3,7 +3,10 @@
 //
 // Protocol (UTF-8 lines on stdin; in values \t, \n and \\ are backslash-escaped):
 //   D                              start a document
-//   F <field> <type> <value>       a value of the current document (keyword | ip | long); repeat for arrays
+//   F <field> <type> <value>       a value of the current document (keyword | normalized | ip | long | date);
+//                                  repeat for arrays. `normalized`: a keyword with a lowercase normalizer
+//                                  (the caller sends the value lower-cased, as the normalizer indexes it);
+//                                  `flattened`: a key of a flattened field (indexed as a keyword)
 //   Q <id> <query>                 evaluate a query on every document
 // Output per query: "R <id> <matching document numbers, comma separated>" or "E <id> <error>".
 //
@@ -11,6 +14,19 @@
 // `_exists_:f` tests the `_field_names` field ES keeps; ip fields take addresses and CIDR
 // prefixes; long fields take numbers; `f:>x`, `f:>=x`, `f:<x`, `f:<=x` are ranges; an unbound
 // term searches every keyword value (default_field "*").
+// Field-type rules as Elasticsearch applies them (query_string fails the whole query):
+// - wildcard, prefix, regexp and fuzzy terms only on keyword/text fields: on ip, numeric and date fields
+//   Elasticsearch raises "Can only use wildcard queries on keyword and text fields - not on [f] which is
+//   of type [ip]" (MappedFieldType; elastic/elasticsearch#34062; "Term-level queries" docs:
+//   https://www.elastic.co/guide/en/elasticsearch/reference/current/term-level-queries.html);
+// - an ip field takes an address or a CIDR prefix only, a long field a number only;
+// - a keyword with a normalizer normalizes the query text of term, wildcard, prefix AND regexp terms
+//   (normalizer docs: https://www.elastic.co/guide/en/elasticsearch/reference/current/normalizer.html;
+//   wildcard from query_string: elastic/elasticsearch#71751; regexp: elastic/elasticsearch#80189);
+// - a key of a flattened field takes term and prefix queries, never wildcard, regexp or fuzzy ("[wildcard]
+//   queries are not currently supported on keyed [flattened] fields": flattened docs, "Supported
+//   operations", https://www.elastic.co/guide/en/elasticsearch/reference/current/flattened.html;
+//   elastic/elasticsearch#157064).
 import java.io.*;
 import java.net.InetAddress;
 import java.nio.charset.StandardCharsets;
@@ -51,6 +67,7 @@ public class LuceneQuery {
                 return new TermQuery(new Term(FIELD_NAMES, text));
             }
             String type = types.getOrDefault(field, "keyword");
+            if (type.equals("normalized")) text = text.toLowerCase(Locale.ROOT);
             String op = null;
             for (String candidate : new String[] {">=", "<=", ">", "<"}) {
                 if (!quoted && text.startsWith(candidate)) { op = candidate; break; }
@@ -74,6 +91,42 @@ public class LuceneQuery {
                 throw new ParseException("failed to parse [" + text + "] for " + type + " field [" + field + "]");
             }
             return super.getFieldQuery(field, text, quoted);
+        }
+
+        String termType(String field, String kind) throws ParseException {
+            String type = types.getOrDefault(field, "keyword");
+            if (type.equals("ip") || type.equals("long") || type.equals("date")) {
+                throw new ParseException("Can only use " + kind + " queries on keyword and text fields - not on ["
+                    + field + "] which is of type [" + type + "]");
+            }
+            if (type.equals("flattened") && !kind.equals("prefix")) {
+                throw new ParseException("[" + kind + "] queries are not currently supported on keyed [flattened] fields: [" + field + "]");
+            }
+            return type;
+        }
+
+        String normalized(String field, String kind, String text) throws ParseException {
+            return termType(field, kind).equals("normalized") ? text.toLowerCase(Locale.ROOT) : text;
+        }
+
+        @Override
+        protected Query getWildcardQuery(String field, String text) throws ParseException {
+            return super.getWildcardQuery(field, normalized(field, "wildcard", text));
+        }
+
+        @Override
+        protected Query getPrefixQuery(String field, String text) throws ParseException {
+            return super.getPrefixQuery(field, normalized(field, "prefix", text));
+        }
+
+        @Override
+        protected Query getRegexpQuery(String field, String text) throws ParseException {
+            return super.getRegexpQuery(field, normalized(field, "regexp", text));
+        }
+
+        @Override
+        protected Query getFuzzyQuery(String field, String text, float similarity) throws ParseException {
+            return super.getFuzzyQuery(field, normalized(field, "fuzzy", text), similarity);
         }
 
         // As Elasticsearch does: a group of only negative clauses matches everything except them.

@@ -163,6 +163,8 @@ def _ingest(log_source: LogSource, doc: dict) -> None:
             except (TypeError, ValueError) as error:
                 raise IngestFailure(f"{f.name}: cannot convert {value!r}") from error
         _put(doc, target, _recase(value, f.target(es.TARGET).values, f.values))
+        if f.target(es.TARGET).keyword:
+            _put(doc, f.target(es.TARGET).keyword, str(value).lower())
     for name, fields in es.array_groups(log_source).items():
         elements = _pop(doc, f"{es.RAW_PREFIX}.{name}")
         if elements is None:
@@ -215,6 +217,14 @@ def _enrich(doc: dict, roles: dict[str, str], log_source: LogSource) -> None:
         _put(doc, "event.outcome", "success" if response_code == "NOERROR" else "failure")
 
 
+def _is_address(value) -> bool:
+    try:
+        ipaddress.ip_address(str(value))
+    except ValueError:
+        return False
+    return True
+
+
 def _cloudtrail_document(log_source: LogSource, record: dict, original: str) -> dict:
     doc: dict = {"event": {"original": original}}
     flattened_roots: dict[str, str] = {}
@@ -229,6 +239,9 @@ def _cloudtrail_document(log_source: LogSource, record: dict, original: str) -> 
         if value is None:
             continue
         _put(doc, target, iso_millis(value) if f.name == log_source.timestamp else value)
+        companion = f.target(es.TARGET).cidr
+        if companion and _is_address(value):  # the integration's `convert` to ip, ignore_failure: service names stay out
+            _put(doc, companion, str(value))
     for raw_root, target in flattened_roots.items():
         if isinstance(record.get(raw_root), dict):
             _put(doc, target, copy.deepcopy(record[raw_root]))

@@ -10,8 +10,16 @@ Modelled (Elastic, "ES|QL reference": commands, functions and operators, "Multiv
 - ``FROM pattern[, ...] [METADATA ...]``, ``WHERE``, ``EVAL name = expr[, ...]``,
   ``STATS name = agg(...)[, ...] BY field[, ...]``, ``SORT``, ``LIMIT``, ``KEEP``; keywords are
   case-insensitive;
-- operators ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``IN (...)``, ``IS NULL``, ``IS NOT NULL``,
-  ``LIKE`` (``*`` and ``?`` wildcards, whole value, case-sensitive), ``RLIKE`` (Lucene regular
+- string literals exactly as the grammar has them (elastic/elasticsearch
+  x-pack/plugin/esql/src/main/antlr/EsqlBaseLexer.g4 ``STRING``; "ES|QL syntax reference",
+  https://www.elastic.co/guide/en/elasticsearch/reference/current/esql-syntax.html: ``"..."`` with the
+  escapes ``\\t \\n \\r \\" \\\\`` only and no raw newline, or ``\"\"\"...\"\"\"`` without escapes); anything else is
+  a syntax error, as Elasticsearch reports it;
+- operators ``+``, ``-``, ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``IN (...)``, ``IS NULL``, ``IS NOT NULL``,
+  ``LIKE`` (``*`` and ``?`` wildcards, a backslash makes the next character literal and a trailing one is
+  a backslash, as Lucene's WildcardQuery reads it; whole value, case-sensitive; "ES|QL operators", LIKE:
+  https://www.elastic.co/guide/en/elasticsearch/reference/current/esql-functions-operators.html),
+  ``RLIKE`` (Lucene regular
   expression, whole value), ``NOT LIKE``/``NOT RLIKE``/``NOT IN``, ``AND``, ``OR``, ``NOT`` (NOT binds
   tightest, then AND, then OR) with three-valued logic: a null operand makes a comparison null and
   ``WHERE`` keeps only rows where the condition is true;
@@ -64,7 +72,8 @@ class QueryTypeError(ValueError):
 TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
-  | (?P<string>\"\"\"(?:.|\n)*?\"\"\"|"(?:[^"\\]|\\.)*")
+  | (?P<string>\"\"\"[^\r\n]*?\"\"\"\"{0,2}|"(?:[^"\\\r\n]|\\[tnr"\\])*")
+  | (?P<badstring>")
   | (?P<interval>\d+\s*(?:milliseconds?|seconds?|minutes?|hours?|days?|weeks?)\b)
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<name>[A-Za-z_@][A-Za-z0-9_@.\-*]*|`[^`]+`)
@@ -75,13 +84,15 @@ TOKEN = re.compile(
 
 
 def tokenize(text: str) -> list[Token]:
-    return querymodel.tokenize(TOKEN, text, QuerySyntaxError, "ES|QL")
+    return querymodel.tokenize(TOKEN, text, QuerySyntaxError, "ES|QL", reject={"badstring": (
+        "string literal outside the ES|QL grammar: only \\t \\n \\r \\\" \\\\ are escapes, and a newline "
+        "must be escaped (EsqlBaseLexer.g4, STRING)")})
 
 
 def _string(literal: str) -> str:
-    if literal.startswith('"""'):
+    if literal.startswith('"""'):  # no escapes; up to two quotes before the closing ones belong to the value
         return literal[3:-3]
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), literal[1:-1])
+    return re.sub(r"\\([tnr\"\\])", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), literal[1:-1])
 
 
 # ------------------------------------------------------------------ expressions
@@ -131,8 +142,14 @@ class Parser(Cursor):
             return Node("not", args=[self.negation()])
         return self.predicate()
 
+    def additive(self) -> Node:
+        node = self.operand()
+        while self.is_op("+", "-"):
+            node = Node("arith", self.take().text, [node, self.operand()])
+        return node
+
     def predicate(self) -> Node:
-        left = self.operand()
+        left = self.additive()
         negate = False
         if self.is_word("not") and self.is_word("like", "rlike", "in", offset=1):
             self.take()
@@ -157,7 +174,7 @@ class Parser(Cursor):
             self.take()
             node = Node("isnull", args=[left])
         elif self.is_op("==", "!=", "<", "<=", ">", ">="):
-            node = Node("op", self.take().text, [left, self.operand()])
+            node = Node("op", self.take().text, [left, self.additive()])
         else:
             return left
         return Node("not", args=[node]) if negate else node
@@ -263,17 +280,38 @@ def _like_regex(pattern: str) -> re.Pattern:
 
 
 def lucene_regex(pattern: str) -> re.Pattern:
-    """A Lucene regular expression (whole value) as a Python one: Lucene has no \\d, \\w, anchors or lazy
-    quantifiers; ``\\`` escapes any character; ``.`` matches any character."""
-    out, i = [], 0
+    """A Lucene regular expression (whole value) as a Python one (Elasticsearch, "Regular expression
+    syntax", https://www.elastic.co/guide/en/elasticsearch/reference/current/regexp-syntax.html): ``\\`` escapes any character; ``.`` matches any character; ``^`` and ``$`` are plain
+    characters except ``^`` first in a class (negation); there is no ``\\d``/``\\w``/``\\s``, no anchors
+    and no lazy quantifiers. Lucene's optional operators (``@ & ~ # < >``, ``"..."``) are not modelled."""
+    out, i, in_class = [], 0, False
     while i < len(pattern):
         ch = pattern[i]
-        if ch == "\\" and i + 1 < len(pattern):
+        if ch == "\\":
+            if i + 1 >= len(pattern):
+                raise QuerySyntaxError(f"regular expression {pattern!r} ends with a lone backslash")
+            if pattern[i + 1].isascii() and pattern[i + 1].isalnum():  # \d, \w, \s ... are classes since Lucene 8.6
+                raise QuerySyntaxError(f"Lucene regex shorthand \\{pattern[i + 1]} in {pattern!r} is not modelled")
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        if ch in "^$":
+        if in_class:
+            if ch == "]":
+                in_class = False
+                out.append(ch)
+            elif ch == "^" and out[-1] == "[":
+                out.append("^")
+            elif ch in "[&~\\":
+                out.append("\\" + ch)
+            else:
+                out.append(ch if ch == "-" else re.escape(ch))
+        elif ch == "[":
+            in_class = True
+            out.append(ch)
+        elif ch in "^$":
             out.append(re.escape(ch))
+        elif ch in "@&~#<>\"":
+            raise QuerySyntaxError(f"Lucene regex operator {ch!r} in {pattern!r} is not modelled")
         else:
             out.append(ch)
         i += 1
@@ -331,6 +369,12 @@ def evaluate(node: Node, row: Row) -> Any:
         return row.get(node.value)
     if kind in ("literal", "interval"):
         return node.value
+    if kind == "arith":  # null if either side is null (or not a number)
+        a, b = _number(_scalar(evaluate(node.args[0], row))), _number(_scalar(evaluate(node.args[1], row)))
+        if a is None or b is None:
+            return None
+        result = a + b if node.value == "+" else a - b
+        return int(result) if result.is_integer() else result
     if kind == "op":
         return _compare(node.value, evaluate(node.args[0], row), evaluate(node.args[1], row))
     if kind == "not":

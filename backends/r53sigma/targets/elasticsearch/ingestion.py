@@ -174,6 +174,10 @@ def _field_steps(log_source: LogSource, f: Field) -> Iterable[dict]:
         yield {"rename": {"field": source, "target_field": target, "ignore_missing": True}}
     if f.type in CONVERT_TYPES:
         yield {"convert": {"field": target, "type": CONVERT_TYPES[f.type], "ignore_missing": True}}
+    keyword = f.target(TARGET).keyword
+    if keyword:  # the address as text, for string matches an `ip` field cannot answer
+        yield {"set": {"field": keyword, "copy_from": target, "ignore_empty_value": True}}
+        yield {"lowercase": {"field": keyword, "ignore_missing": True}}
     case = _case_processor(f, f.target(TARGET).values, target)
     if case:
         yield case
@@ -322,6 +326,8 @@ def field_mappings(log_source: LogSource) -> dict[str, dict]:
         flat[name] = _caseless_mapping(mapping) if name in caseless else mapping
         if f.target(TARGET).cidr:
             flat[f.target(TARGET).cidr] = {"type": "ip"}
+        if f.target(TARGET).keyword:
+            flat[f.target(TARGET).keyword] = {"type": "keyword"}
     for name, mapping in ADDED_FIELDS.items():
         flat.setdefault(name, mapping)
     return flat

@@ -18,7 +18,18 @@ JAVA_SOURCE = Path(__file__).with_name("LuceneQuery.java")
 JAR_NAMES = ("lucene-core", "lucene-queryparser", "lucene-memory", "lucene-analyzers-common", "lucene-misc")
 JAR_DIRS = ("/usr/share/java",)
 
-Value = tuple[str, str, str]  # (field, type: keyword|ip|long, value)
+Value = tuple[str, str, str]  # (field, type: keyword|normalized|ip|long|date, value)
+INDEXED_TYPES = ("ip", "long", "date")  # typed as Elasticsearch types them; any other mapping type is a keyword
+
+
+def indexed_type(mapping_type: str, name: str, flattened_roots: tuple[str, ...] = ()) -> str:
+    """The harness type of a field: a `.caseless` sub-field is a keyword with the lowercase normalizer;
+    a key under one of ``flattened_roots`` is a flattened key (term and prefix queries only)."""
+    if name.endswith(".caseless"):
+        return "normalized"
+    if any(name.startswith(root + ".") for root in flattened_roots):
+        return "flattened"
+    return mapping_type if mapping_type in INDEXED_TYPES else "keyword"
 
 
 class LuceneUnavailable(RuntimeError):
@@ -98,9 +109,9 @@ def flatten(document: Mapping, types: Mapping[str, str], caseless: Iterable[str]
         elif node is not None:
             kind = types.get(prefix, "keyword")
             text = str(node).lower() if isinstance(node, bool) else str(node)
-            values.append((prefix, "keyword" if kind not in ("ip", "long") else kind, text))
+            values.append((prefix, indexed_type(kind, prefix), text))
             if prefix in caseless:
-                values.append((f"{prefix}.caseless", "keyword", text.lower()))
+                values.append((f"{prefix}.caseless", "normalized", text.lower()))
 
     walk("", document)
     return values

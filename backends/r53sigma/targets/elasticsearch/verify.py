@@ -96,10 +96,13 @@ def elastic_fields(raw: Any, source: str) -> dict[str, list]:
 
 def lucene_document(raw: Any, source: str) -> list[tuple[str, str, str]]:
     """Indexed (field, type, value) triples, typed as the index template maps them (as Lucene needs)."""
-    types = esql_mapping(catalogue.load()[source])
+    from r53sigma.targets.elasticsearch.lucene_engine import indexed_type
+
+    log_source = catalogue.load()[source]
+    types, roots = esql_mapping(log_source), log_source.flattened_roots("elasticsearch")
     values = []
     for name, items in elastic_fields(raw, source).items():
         kind = types.get(name, "keyword")
         for item in items:
-            values.append((name, kind if kind in ("ip", "long") else "keyword", str(item).lower() if isinstance(item, bool) else str(item)))
+            values.append((name, indexed_type(kind, name, roots), str(item).lower() if isinstance(item, bool) else str(item)))
     return values

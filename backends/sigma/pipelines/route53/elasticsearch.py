@@ -9,14 +9,22 @@ Meaning kept from the rules:
   keyword with a lowercase normalizer that **the pack's index template adds** (mappings/elasticsearch);
   `|cased` and `|re` values go to the original field, which keeps the case;
 - `|cidr` on a keyword field (answers) is matched on its ip-typed companion the catalogue names
-  (`dns.resolved_ip`, written by the pack's ingest pipeline); with no companion it is refused.
+  (`dns.resolved_ip`, written by the pack's ingest pipeline; `source.ip` for CloudTrail's
+  sourceIPAddress, filled by Elastic's integration); with no companion it is refused;
+- field types: an `ip` field takes addresses and CIDR only, so text values of an ip-typed field
+  (prefixes, wildcards, `|re`, exact strings) go to its keyword companion (`source.address`); a
+  wildcard or regex on a long or date field is refused; a key of a `flattened` field takes exact and
+  prefix values only, and ES|QL cannot read it at all;
+- every value type is routed alike: expansions (`|base64offset`, `|windash`) go where plain values go;
+- `|re` is translated through its parsed structure (``elasticsearch_regex``); ES|QL strings, LIKE
+  patterns and correlations are restated for ES|QL (``elasticsearch_esql``).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from sigma.processing.conditions import IncludeFieldCondition
-from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline, QueryPostprocessingItem
 from sigma.processing.transformations import SetStateTransformation
 from sigma.processing.transformations.base import (
     DetectionItemTransformation,
@@ -30,14 +38,18 @@ from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import (
     SigmaCasedString,
     SigmaCIDRExpression,
+    SigmaExpansion,
     SigmaRegularExpression,
     SigmaRegularExpressionFlag,
     SigmaString,
+    SpecialChars,
 )
 
 from r53sigma import catalogue
 
 from . import shared
+from .elasticsearch_esql import ESQLQueries, is_esql
+from .elasticsearch_regex import NotExpressible, to_lucene
 
 TARGET = "elasticsearch"
 CASELESS_SUFFIX = ".caseless"
@@ -45,11 +57,32 @@ NOT_EXPRESSIBLE = "not expressible in Elasticsearch: "  # how a refusal for a ta
 
 
 def is_caseless(value) -> bool:
+    """A case-insensitive string, or an expansion (|base64offset, |windash ...) made only of them."""
+    if isinstance(value, SigmaExpansion):
+        return bool(value.values) and all(is_caseless(v) for v in value.values)
     return isinstance(value, SigmaString) and not isinstance(value, SigmaCasedString)
+
+
+def lowered(value):
+    if isinstance(value, SigmaExpansion):
+        return SigmaExpansion([lowered(v) for v in value.values])
+    return value.lower()
 
 
 def is_cidr(value) -> bool:
     return isinstance(value, SigmaCIDRExpression)
+
+
+def is_text(value) -> bool:
+    """A value matched as text: strings (any case), their expansions, regular expressions."""
+    return isinstance(value, (SigmaString, SigmaExpansion, SigmaRegularExpression))
+
+
+def is_pattern(value) -> bool:
+    """A value that becomes a wildcard, prefix or regexp query."""
+    if isinstance(value, SigmaExpansion):
+        return any(is_pattern(v) for v in value.values)
+    return isinstance(value, SigmaRegularExpression) or isinstance(value, SigmaString) and value.contains_special()
 
 
 @dataclass
@@ -57,21 +90,23 @@ class RouteValues(DetectionItemTransformation):
     """Send the values of one kind to a companion field that can match them; other values stay.
 
     kind "caseless": plain (case-insensitive) strings go, lower-cased, to `<field>.caseless`;
-    kind "cidr": CIDR networks go to the field's ip-typed companion (catalogue `cidr`).
+    kind "cidr": CIDR networks go to the field's ip-typed companion (catalogue `cidr`);
+    kind "keyword": text values of an ip-typed field go to its keyword companion (catalogue `keyword`,
+    written lower-cased; case-insensitive values are lower-cased too), CIDR networks stay on the ip field.
     """
 
     mapping: dict  # rule field name -> companion ECS field name
     kind: str
 
     def apply_detection_item(self, detection_item: SigmaDetectionItem):
-        selects = is_caseless if self.kind == "caseless" else is_cidr
+        selects = {"caseless": is_caseless, "cidr": is_cidr, "keyword": is_text}[self.kind]
         routed = [v for v in detection_item.value if selects(v)]
         if not routed:
             return None
         moved = SigmaDetectionItem(
             self.mapping[detection_item.field],
             detection_item.modifiers,
-            [v.lower() for v in routed] if self.kind == "caseless" else routed,
+            [lowered(v) if is_caseless(v) else v for v in routed] if self.kind != "cidr" else routed,
             source=detection_item.source,
             auto_modifiers=False,  # the values already carry the modifiers' work (|base64 must not apply twice)
         )
@@ -99,6 +134,67 @@ class RejectCidrOnKeyword(DetectionItemTransformation):
                 "and the catalogue names no ip-typed companion for it",
                 source=detection_item.source,
             )
+
+
+@dataclass
+class RejectPatternOnTypedField(DetectionItemTransformation):
+    """Elasticsearch runs wildcard, prefix and regexp queries only on keyword and text fields; on an
+    ip, numeric or date field the whole query fails ("Can only use wildcard queries on keyword and
+    text fields", https://www.elastic.co/guide/en/elasticsearch/reference/current/term-level-queries.html),
+    and ES|QL's LIKE/RLIKE/starts_with are type errors there. Refused where the catalogue names no
+    keyword companion."""
+
+    types: dict  # rule field name -> catalogue type
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if any(is_pattern(v) for v in detection_item.value):
+            kind = self.types[detection_item.field]
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"{NOT_EXPRESSIBLE}a wildcard, |contains/|startswith/|endswith or |re value on "
+                f"'{detection_item.field}', a field Elasticsearch maps as {ES_TYPE_NAMES.get(kind, kind)}: "
+                "such queries run only on keyword and text fields",
+                source=detection_item.source,
+            )
+
+
+ES_TYPE_NAMES = {"integer": "long", "ip": "ip", "date": "date"}
+
+
+@dataclass
+class FlattenedKeyValues(DetectionItemTransformation):
+    """A key of a `flattened` field is a keyword without normalizer on which Elasticsearch runs term and
+    prefix queries only: wildcard and regexp fail the query ("[wildcard] queries are not currently
+    supported on keyed [flattened] fields", https://www.elastic.co/guide/en/elasticsearch/reference/current/flattened.html
+    "Supported operations"; elastic/elasticsearch#157064). So a value is matched exactly or as a prefix;
+    a case-insensitive value is exact only where it has no letters (the catalogue claims a single case
+    where AWS guarantees one, and such values are folded before this step); anything else is refused."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if is_esql(self):  # Elastic, "ES|QL and flattened fields": only the whole flattened field is a column
+            self.refuse(detection_item, "ES|QL reads a flattened field only whole")
+        detection_item.value = [self.value(detection_item, v) for v in detection_item.value]
+
+    def value(self, item: SigmaDetectionItem, value):
+        if isinstance(value, SigmaExpansion):
+            return SigmaExpansion([self.value(item, v) for v in value.values])
+        if isinstance(value, SigmaRegularExpression):
+            self.refuse(item, "a |re value (regexp queries are not supported on keys of a flattened field)")
+        if not isinstance(value, SigmaString):
+            return value
+        specials = [i for i, part in enumerate(value.s) if isinstance(part, SpecialChars)]
+        if specials and (specials != [len(value.s) - 1] or value.s[-1] is not SpecialChars.WILDCARD_MULTI):
+            self.refuse(item, f"the value '{value}' needs a wildcard query, and keys of a flattened field take only exact and prefix queries")
+        if isinstance(value, SigmaCasedString):
+            return value
+        if any(isinstance(part, str) and part.lower() != part.upper() for part in value.s):
+            self.refuse(item, f"the case-insensitive value '{value}' has letters, and a key of a flattened field has no normalizer and no case-insensitive query")
+        return SigmaCasedString.from_sigma_string(value)  # no letters: the exact match is the case-insensitive one
+
+    @staticmethod
+    def refuse(item: SigmaDetectionItem, reason: str):
+        raise SigmaFeatureNotSupportedByBackendError(
+            f"{NOT_EXPRESSIBLE}'{item.field}' is a key inside a flattened field: {reason}", source=item.source
+        )
 
 
 @dataclass
@@ -146,6 +242,8 @@ class CasedAsExact(ValueTransformation):
     """A `|cased` value left on an original (case-keeping keyword) field is an exact match there."""
 
     def apply_value(self, field: str, val):
+        if isinstance(val, SigmaExpansion):
+            return SigmaExpansion([self.apply_value(field, v) or v for v in val.values])
         if isinstance(val, SigmaCasedString):
             exact = SigmaString(val.original)
             exact.s = val.s  # keep wildcards and modifiers' work, drop only the case flag
@@ -157,74 +255,23 @@ class CasedAsExact(ValueTransformation):
 class RegexForLucene(ValueTransformation):
     """Sigma `|re` searches anywhere in the value; Lucene (and ES|QL RLIKE) match the whole value.
 
-    Lucene regexes are anchored and know no `^`, `$` or inline flags: an unanchored side gets `.*`,
-    an anchor is dropped, and the `i` flag becomes explicit case classes. What cannot be rewritten
-    exactly (an anchor inside the expression) is refused. `s` is Lucene's behaviour already (`.`
-    matches any character) and `m` changes nothing without inner anchors.
+    The regex is translated through its parsed structure (``elasticsearch_regex``): each alternative
+    anchored or `.*`-padded as its own anchors say, the `i` flag as case pairs. `s` is Lucene's
+    behaviour already (`.` matches any character) and `m` changes nothing on single-line values.
+    What Lucene's regex language lacks is refused.
     """
 
     def apply_value(self, field: str, val):
         if not isinstance(val, SigmaRegularExpression):
             return None
         text = val.regexp.to_plain()
-        starts, ends = text.startswith("^"), text.endswith("$") and not text.endswith("\\$")
-        body = text[1 if starts else 0 : len(text) - 1 if ends else len(text)]
-        if _outside_classes(body, "^$"):
+        try:
+            lucene = to_lucene(text, SigmaRegularExpressionFlag.IGNORECASE in val.flags)
+        except NotExpressible as reason:
             raise SigmaFeatureNotSupportedByBackendError(
-                f"{NOT_EXPRESSIBLE}regular expression /{text}/ anchors inside the expression, which Lucene regexes cannot state"
-            )
-        if SigmaRegularExpressionFlag.IGNORECASE in val.flags:
-            body = _both_cases(body)
-        lucene = ("" if starts else ".*") + f"({body})" + ("" if ends else ".*")
+                f"{NOT_EXPRESSIBLE}regular expression /{text}/: {reason}"
+            ) from None
         return SigmaRegularExpression(lucene)
-
-
-def _outside_classes(regex: str, characters: str) -> bool:
-    """Whether one of ``characters`` appears unescaped and outside a [...] class."""
-    escaped = in_class = False
-    for char in regex:
-        if escaped:
-            escaped = False
-        elif char == "\\":
-            escaped = True
-        elif in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-        elif char in characters:
-            return True
-    return False
-
-
-def _both_cases(regex: str) -> str:
-    """A case-insensitive regex as explicit classes: `a` -> `[aA]`, `[a-f]` -> `[a-fA-F]`."""
-    out, i = [], 0
-    while i < len(regex):
-        char = regex[i]
-        if char == "\\":
-            out.append(regex[i : i + 2])
-            i += 2
-        elif char == "[":
-            end = i + 1
-            while end < len(regex) and (regex[end] != "]" or end == i + 1 or regex[end - 1] == "\\"):
-                end += 1
-            content = regex[i + 1 : end]
-            negated = content.startswith("^")
-            core = content[1:] if negated else content
-            if "\\" in core and any(c.isalpha() for c in core.split("\\", 1)[1][:1]):
-                raise SigmaFeatureNotSupportedByBackendError(
-                    f"{NOT_EXPRESSIBLE}case-insensitive class [{content}] with an escape sequence cannot be rewritten for Lucene"
-                )
-            extra = core.swapcase() if any(c.isalpha() for c in core) else ""
-            out.append("[" + ("^" if negated else "") + core + extra + "]")
-            i = end + 1
-        elif char.isalpha():
-            out.append(f"[{char.lower()}{char.upper()}]")
-            i += 1
-        else:
-            out.append(char)
-            i += 1
-    return "".join(out)
 
 
 def route53_elasticsearch_pipeline() -> ProcessingPipeline:
@@ -251,13 +298,19 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         rule_fields = list(view.rule_fields())
         cidr_companions = {n: f.target(TARGET).cidr for n, f in rule_fields if f.target(TARGET).cidr}
         keyword_only = [n for n, f in rule_fields if f.type != "ip" and not f.target(TARGET).cidr]
+        keyword_companions = {n: f.target(TARGET).keyword for n, f in rule_fields if f.target(TARGET).keyword}
+        typed = {n: f.type for n, f in rule_fields if f.type in ES_TYPE_NAMES and not f.target(TARGET).keyword}
+        flattened = [n for n, f in rule_fields if view.log_source.is_flattened(TARGET, f.target(TARGET).name)]
         caseless = {
             n: f.target(TARGET).name + CASELESS_SUFFIX
             for n, f in rule_fields
-            if f.is_string and f.target(TARGET).values == "mixed"
+            if f.is_string and f.target(TARGET).values == "mixed" and n not in flattened
         }
         for kind, names, transformation in (
             ("reject_cidr", keyword_only, RejectCidrOnKeyword()),
+            ("flattened_key", flattened, FlattenedKeyValues()),
+            ("reject_pattern_on_typed", list(typed), RejectPatternOnTypedField(typed)),
+            ("keyword", list(keyword_companions), RouteValues(keyword_companions, "keyword")),
             ("cidr", list(cidr_companions), RouteValues(cidr_companions, "cidr")),
             ("caseless", list(caseless), RouteValues(caseless, "caseless")),
         ):
@@ -290,5 +343,6 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         priority=20,
         allowed_backends=frozenset({"elasticsearch", "opensearch", "eql", "esql", "lucene"}),
         items=items,
+        postprocessing_items=[QueryPostprocessingItem(ESQLQueries(), identifier=f"{pid}_esql")],
     )
 

@@ -15,7 +15,7 @@ from sigma.processing.transformations import FieldMappingTransformation, RuleFai
 from sigma.processing.transformations.base import DetectionItemTransformation, ValueTransformation
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaDetectionItem
-from sigma.types import SigmaCasedString, SigmaString
+from sigma.types import SigmaCasedString, SigmaExpansion, SigmaString
 
 from r53sigma import catalogue
 from r53sigma.catalogue import LogSource
@@ -95,6 +95,8 @@ class FoldCase(ValueTransformation):
     method: str = "upper"
 
     def apply_value(self, field: str, val):
+        if isinstance(val, SigmaExpansion):  # |base64offset, |windash ...: every expanded value is a value
+            return SigmaExpansion([self.apply_value(field, v) or v for v in val.values])
         if isinstance(val, SigmaString) and not isinstance(val, SigmaCasedString):
             return SigmaCasedString.from_sigma_string(val.upper() if self.method == "upper" else val.lower())
         return None
