@@ -322,7 +322,10 @@ def eval_tokens(text: str) -> list[Tok]:
 
 
 def _unescape_eval(literal: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), literal[1:-1])
+    """An eval string literal: ``\\\\`` is one backslash and ``\\"`` a quote; any other backslash stays
+    (Search Manual, "SPL and regular expressions": ``match(ip, "^\\d{1,3}...")`` reaches PCRE as written,
+    a doubled backslash reaches it as one)."""
+    return re.sub(r'\\([\\"])', r"\1", literal[1:-1])
 
 
 Expr = Callable[[Row], Any]
@@ -363,7 +366,11 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "isnull": lambda v: v is None,
     "isnotnull": lambda v: v is not None,
     "like": _like,
-    "match": lambda v, r: None if v is None else any(re.search(str(r), str(x)) for x in _values(v)),
+    "match": lambda v, r: None if v is None else any(re.search(_pcre(str(r)), str(x)) for x in _values(v)),
+    # Search Reference, "Multivalue eval functions": mvfind(mv, regex) is the index of the first
+    # value matching the regex, or NULL when none does (a single value is a one-value field).
+    "mvfind": lambda v, r: None if v is None else next(
+        (i for i, x in enumerate(_values(v)) if re.search(_pcre(str(r)), str(x))), None),
     "cidrmatch": _cidrmatch,
     "lower": lambda v: None if v is None else [str(x).lower() for x in v] if isinstance(v, list) else str(v).lower(),
     "upper": lambda v: None if v is None else [str(x).upper() for x in v] if isinstance(v, list) else str(v).upper(),

@@ -5,17 +5,39 @@ DNS logs use CIM Network_Resolution names (`query`, `record_type`, `reply_code`,
 `query` and `answer` without trailing dot, `answer` multivalue over every answer, so search terms
 match any answer. CloudTrail keeps its raw names (Splunk Add-on for AWS, sourcetype aws:cloudtrail),
 arrays as `{}` paths. Splunk compares search-term values case-insensitively, as Sigma does;
-`|cased` values, and values with a literal `*` (SPL cannot escape it), become an anchored `regex`.
+`|cased` values, values with a literal `*` (SPL cannot escape it) and values with Sigma's
+single-character wildcard `?` (a search term only has `*`) become an anchored regular expression.
+
+A regular expression cannot sit in a search term. pySigma's Splunk backend appends it as a later
+`| regex` stage (right only for a plain conjunct: under `not` it drops the negation) or, under OR,
+as `rex`/`eval` steps whose search loses the boolean structure (and `rex` reads one value of a
+multivalue field). So each regex becomes a flag field computed by one `eval` before the search,
+with `mvfind` (any value of a multivalue field), and the rule's whole condition stays one search
+over plain terms and flags (:class:`RegexFlags`).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionValueExpression,
+)
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import AddConditionTransformation
-from sigma.processing.transformations.base import ValueTransformation
-from sigma.types import SigmaCasedString, SigmaRegularExpression, SigmaString, SpecialChars
+from sigma.processing.transformations.base import PreprocessingTransformation, ValueTransformation
+from sigma.rule import SigmaDetection, SigmaDetectionItem
+from sigma.types import (
+    SigmaCasedString,
+    SigmaQueryExpression,
+    SigmaRegularExpression,
+    SigmaString,
+    SpecialChars,
+)
 
 from . import shared
 
@@ -26,8 +48,9 @@ TARGET = "splunk"
 class AsRegex(ValueTransformation):
     """Values a Splunk search term cannot state become an anchored `regex`.
 
-    A `|cased` value (search terms ignore case), and a value holding a literal `*` (SPL cannot
-    escape the asterisk in a search term: `\\*` is still a wildcard).
+    A `|cased` value (search terms ignore case), a value holding a literal `*` (SPL cannot
+    escape the asterisk in a search term: `\\*` is still a wildcard), and a value with Sigma's
+    single-character wildcard `?` (a search term has only `*`, which would over-match).
     """
 
     def apply_value(self, field: str, val):
@@ -35,8 +58,16 @@ class AsRegex(ValueTransformation):
             return None
         cased = isinstance(val, SigmaCasedString)
         literal_asterisk = any(isinstance(part, str) and "*" in part for part in val.s)
-        if not (cased or literal_asterisk):
+        single_wildcard = SpecialChars.WILDCARD_SINGLE in val.s
+        if not (cased or literal_asterisk or single_wildcard):
             return None
+        if field is None:
+            # A keyword matches a whole value anywhere in the event; an anchored regex over _raw
+            # would test the whole line instead.
+            raise SigmaFeatureNotSupportedByBackendError(
+                "Splunk: a keyword that is case-sensitive, holds a literal '*' or Sigma's '?' wildcard"
+                " cannot be stated as a search term; bind it to a field"
+            )
         parts = []
         for part in val.s:
             if part == SpecialChars.WILDCARD_MULTI:
@@ -46,8 +77,85 @@ class AsRegex(ValueTransformation):
             else:
                 parts.append(re.escape(part))
         anchored = "^" + "".join(parts) + "$"
-        # a scoped (?i:...) group: the backend may wrap the regex in a named group (regex inside OR)
-        return SigmaRegularExpression(anchored if cased else f"(?i:{anchored})")
+        # (?s): Sigma's wildcards match any character, line breaks too; a scoped (?i:...) group
+        # keeps the flag inside the regex wherever it is embedded.
+        return SigmaRegularExpression(f"(?s:{anchored})" if cased else f"(?is:{anchored})")
+
+
+FLAG_PREFIX = "r53sigma_regex_"
+
+
+def _eval_string(text: str) -> str:
+    """An eval string literal: only the backslash and the double quote are escaped
+    (Search Manual, "SPL and regular expressions": a doubled backslash reaches the regex as one)."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _regex_text(value: SigmaRegularExpression) -> str:
+    flags = "".join(sorted(SigmaRegularExpression.sigma_to_re_flag[f] for f in value.flags))
+    return (f"(?{flags})" if flags else "") + str(value.regexp)
+
+
+def _has_regex(node) -> bool:
+    if isinstance(node, (ConditionFieldEqualsValueExpression, ConditionValueExpression)):
+        return isinstance(node.value, SigmaRegularExpression)
+    return any(_has_regex(arg) for arg in getattr(node, "args", []))
+
+
+@dataclass
+class RegexFlags(PreprocessingTransformation):
+    """A rule's regexes become flag fields set by one `eval` ahead of the search.
+
+    Each detection item's regex values become one flag (true when the item's regexes match with
+    the item's own and/or linking; any value of a multivalue field, by `mvfind`); the item's other
+    values stay plain search terms, or-ed (and-ed for `|all`) with the flag. The flags are computed
+    in a query part placed first (pySigma's `SigmaQueryExpression`, made for pipelines to pass
+    target text): `<scope> | eval flag=if(...) | search <the rule's condition>`. Runs after field
+    mapping, so the eval names the Splunk fields.
+    """
+
+    scope: str  # the base search that selects the log source (e.g. its sourcetype)
+
+    def apply(self, rule) -> None:
+        if isinstance(rule, SigmaCorrelationRule):
+            return
+        if not any(_has_regex(condition.parsed) for condition in rule.detection.parsed_condition):
+            return
+        flags: list[str] = []
+        for detection in rule.detection.detections.values():
+            self._flag_detection(detection, flags)
+        name = "_r53sigma_regex_flags"
+        evals = ", ".join(flags)
+        prefix = f"{self.scope}\n| eval {evals}\n| search"
+        rule.detection.detections[name] = SigmaDetection(
+            [SigmaDetectionItem(None, [], [SigmaQueryExpression(prefix.replace("{", "{{").replace("}", "}}"), name)])]
+        )
+        for condition in rule.detection.parsed_condition:
+            condition.condition = f"{name} and ({condition.condition})"
+        self.processing_item_applied(rule.detection.detections[name])
+
+    def _flag_detection(self, detection: SigmaDetection, flags: list[str]) -> None:
+        for index, item in enumerate(detection.detection_items):
+            if isinstance(item, SigmaDetection):
+                self._flag_detection(item, flags)
+                continue
+            regexes = [v for v in item.value if isinstance(v, SigmaRegularExpression)]
+            if not regexes:
+                continue
+            field = item.field or "_raw"
+            joiner = " AND " if item.value_linking is ConditionAND else " OR "
+            test = joiner.join(f"isnotnull(mvfind('{field}', {_eval_string(_regex_text(r))}))" for r in regexes)
+            flag = f"{FLAG_PREFIX}{len(flags) + 1}"
+            flags.append(f'{flag}=if({test}, "true", "false")')
+            flag_item = SigmaDetectionItem(flag, [], [SigmaString("true")])
+            others = [v for v in item.value if not isinstance(v, SigmaRegularExpression)]
+            if not others:
+                replacement = flag_item
+            else:
+                plain = SigmaDetectionItem(item.field, [], others, value_linking=item.value_linking)
+                replacement = SigmaDetection([plain, flag_item], item_linking=item.value_linking)
+            replacement.parent = detection
+            detection.detection_items[index] = replacement
 
 
 def route53_splunk_pipeline() -> ProcessingPipeline:
@@ -69,6 +177,13 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
                 transformation=AddConditionTransformation(
                     {"sourcetype": view.log_source.targets[TARGET]["sourcetype"]}
                 ),
+                rule_conditions=[view.condition],
+            )
+        )
+        items.append(
+            ProcessingItem(
+                identifier=f"{pid}_regex_flags_{view.id_suffix}",
+                transformation=RegexFlags(f'sourcetype="{view.log_source.targets[TARGET]["sourcetype"]}"'),
                 rule_conditions=[view.condition],
             )
         )
