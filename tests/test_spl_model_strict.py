@@ -76,3 +76,15 @@ def test_multisearch_brackets_inside_quoted_strings_are_text():
              '[ search kind="b" | eval t="z" ]')
     rows = spl.run(query, [{"kind": "a", "f": "a1"}, {"kind": "b"}])
     assert sorted(r["t"] for r in rows) == ["x", "z"]
+
+
+def test_eval_function_names_are_lower_case_and_true_is_a_function():
+    assert ids('| where f="a" AND true()', values("a", "b")) == [1]
+    with pytest.raises(spl.QuerySyntaxError):
+        spl.run('| where IF(f="a", true(), false())', values("a"))
+    assert ids("| where true", values("a")) == []  # a field named "true", absent
+
+
+def test_multisearch_subsearches_must_be_streaming():
+    with pytest.raises(spl.InvalidSearch):
+        spl.run('| multisearch [ search a=1 | stats count ] [ search b=1 ]', [{}])

@@ -583,6 +583,9 @@ def _cidrmatch(cidr: Any, value: Any) -> bool | None:
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "true": lambda: True,
+    "false": lambda: False,
+    "null": lambda: None,
     "isnull": lambda v: v is None,
     "isnotnull": lambda v: v is not None,
     "like": _like,
@@ -716,11 +719,10 @@ class EvalParser:
             name = token.text
             if self._is("("):
                 self.take()
-                return self.call(name.lower(), self.arguments())
-            if name in ("true", "false"):
-                return lambda row: name == "true"
-            if name == "null":
-                return lambda row: None
+                # Function names are lower case as the Search Reference lists them ("IF" is
+                # "unsupported or undefined"); true(), false() and null() are functions, so a
+                # bare true, false or null is a field name.
+                return self.call(name, self.arguments())
             return lambda row: row.get(name)
         raise QuerySyntaxError(f"unexpected {token.text!r} in eval expression")
 
@@ -966,7 +968,14 @@ def _multisearch_step(text: str) -> Step:
     subsearches = _subsearches(text.strip())
     if not subsearches:
         raise QuerySyntaxError("multisearch needs [subsearches]")
-    pipelines = [Query.parse(s.strip()) for s in subsearches]
+    pipelines = []
+    for subsearch in subsearches:
+        # Search Reference, "multisearch": the subsearches may contain only purely streaming commands.
+        for segment in split_pipes(subsearch.strip())[1:]:
+            command = segment.split(None, 1)[0] if segment else ""
+            if command not in STREAMING:
+                raise InvalidSearch(f"multisearch: {command!r} is not a streaming command")
+        pipelines.append(Query.parse(subsearch.strip()))
 
     def union(rows: list[Row]) -> list[Row]:
         out: list[Row] = []
@@ -975,6 +984,8 @@ def _multisearch_step(text: str) -> Step:
         return out
     return union
 
+
+STREAMING = {"search", "eval", "where", "regex", "rex", "fields", "rename"}
 
 COMMANDS: dict[str, Callable[[str], Step]] = {
     "search": _search_step,
