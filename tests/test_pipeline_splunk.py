@@ -103,7 +103,7 @@ def test_sourcetype_condition_binds_to_the_whole_or():
 
 def test_cased_value_becomes_case_sensitive_regex():
     query = convert(resolver_rule("sel:\n  query_name|cased: 'Evil*'\ncondition: sel"), "splunk")
-    assert query == ('sourcetype="aws:route53:resolver"\n'
+    assert query == ('sourcetype="aws:route53:resolver" \n'
                      '| eval r53sigma_regex_1=if(isnotnull(mvfind(\'query\', "(?s:^Evil.*$)")), "true", "false")\n'
                      '| search sourcetype="aws:route53:resolver" r53sigma_regex_1="true"')
 

@@ -83,3 +83,12 @@ def test_a_keyword_with_a_single_character_wildcard_is_refused():
     text = resolver_rule("keywords:\n  - 'a?c'\ncondition: keywords")
     with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="keyword"):
         convert(text, "splunk")
+
+
+def test_plain_detections_every_match_needs_narrow_the_base_search_before_the_eval():
+    text = resolver_rule("a:\n  query_type: TXT\nb:\n  query_name|re: '^[Ee]vil'\n"
+                         "c:\n  rcode: NXDOMAIN\ncondition: a and (b or c)")
+    assert agree(text) == {9, 10}
+    base = convert(text, "splunk").split("|")[0]
+    narrowed = {i for i, r in enumerate(RECORDS) if spl_model.selects(base, event_from_raw(r))}
+    assert narrowed == {i for i, r in enumerate(RECORDS) if r["query_type"] == "TXT"}

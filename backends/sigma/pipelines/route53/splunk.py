@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
+    ConditionNOT,
     ConditionValueExpression,
 )
 from sigma.correlations import SigmaCorrelationRule
@@ -96,6 +97,47 @@ def _regex_text(value: SigmaRegularExpression) -> str:
     return (f"(?{flags})" if flags else "") + str(value.regexp)
 
 
+def _leaves(node):
+    if isinstance(node, (ConditionFieldEqualsValueExpression, ConditionValueExpression)):
+        yield node
+    for arg in getattr(node, "args", []):
+        yield from _leaves(arg)
+
+
+def _named_detection(leaf, names: dict[int, str]) -> str | None:
+    """The name of the rule detection a condition leaf comes from (its outermost detection)."""
+    found, node = None, leaf.parent
+    while node is not None:
+        if id(node) in names:
+            found = names[id(node)]
+        node = getattr(node, "parent", None)
+    return found
+
+
+def _plain_conjuncts(tree, names: dict[int, str]) -> list[str]:
+    """Detections without a regex that the condition requires as a whole (top-level `and`)."""
+    parts = list(tree.args) if isinstance(tree, ConditionAND) else [tree]
+    while any(isinstance(p, ConditionAND) for p in parts):
+        parts = [a for p in parts for a in (p.args if isinstance(p, ConditionAND) else [p])]
+    out = []
+    for part in parts:
+        if isinstance(part, ConditionNOT) or any(isinstance(n, ConditionNOT) for n in _nodes(part)):
+            continue
+        leaves = list(_leaves(part))
+        owners = {_named_detection(leaf, names) for leaf in leaves}
+        if len(owners) == 1 and None not in owners and not any(isinstance(l.value, SigmaRegularExpression) for l in leaves):
+            owner = owners.pop()
+            if owner not in out:
+                out.append(owner)
+    return out
+
+
+def _nodes(node):
+    yield node
+    for arg in getattr(node, "args", []):
+        yield from _nodes(arg)
+
+
 def _has_regex(node) -> bool:
     if isinstance(node, (ConditionFieldEqualsValueExpression, ConditionValueExpression)):
         return isinstance(node.value, SigmaRegularExpression)
@@ -110,8 +152,8 @@ class RegexFlags(PreprocessingTransformation):
     the item's own and/or linking; any value of a multivalue field, by `mvfind`); the item's other
     values stay plain search terms, or-ed (and-ed for `|all`) with the flag. The flags are computed
     in a query part placed first (pySigma's `SigmaQueryExpression`, made for pipelines to pass
-    target text): `<scope> | eval flag=if(...) | search <the rule's condition>`. Runs after field
-    mapping, so the eval names the Splunk fields.
+    target text): `<scope and the plain detections every match needs> | eval flag=if(...) | search
+    <the rule's condition>`. Runs after field mapping, so the eval names the Splunk fields.
     """
 
     scope: str  # the base search that selects the log source (e.g. its sourcetype)
@@ -119,20 +161,27 @@ class RegexFlags(PreprocessingTransformation):
     def apply(self, rule) -> None:
         if isinstance(rule, SigmaCorrelationRule):
             return
-        if not any(_has_regex(condition.parsed) for condition in rule.detection.parsed_condition):
+        conditions = rule.detection.parsed_condition
+        trees = [condition.parsed for condition in conditions]
+        if not any(_has_regex(tree) for tree in trees):
             return
+        names = {id(detection): name for name, detection in rule.detection.detections.items()}
+        # Plain detections that every match needs stay in the base search too, so Splunk narrows
+        # the events before the eval runs on them (the search after the eval repeats them).
+        hoisted = [_plain_conjuncts(tree, names) for tree in trees]
         flags: list[str] = []
         for detection in rule.detection.detections.values():
             self._flag_detection(detection, flags)
         name = "_r53sigma_regex_flags"
         evals = ", ".join(flags)
-        prefix = f"{self.scope}\n| eval {evals}\n| search"
-        rule.detection.detections[name] = SigmaDetection(
-            [SigmaDetectionItem(None, [], [SigmaQueryExpression(prefix.replace("{", "{{").replace("}", "}}"), name)])]
-        )
-        for condition in rule.detection.parsed_condition:
-            condition.condition = f"{name} and ({condition.condition})"
-        self.processing_item_applied(rule.detection.detections[name])
+        for index, (condition, plain) in enumerate(zip(conditions, hoisted)):
+            part = f"{name}_{index}"
+            prefix = ("" if plain else self.scope) + f"\n| eval {evals}\n| search"
+            rule.detection.detections[part] = SigmaDetection(
+                [SigmaDetectionItem(None, [], [SigmaQueryExpression(prefix.replace("{", "{{").replace("}", "}}"), part)])]
+            )
+            self.processing_item_applied(rule.detection.detections[part])
+            condition.condition = " and ".join(plain + [part]) + f" and ({condition.condition})"
 
     def _flag_detection(self, detection: SigmaDetection, flags: list[str]) -> None:
         for index, item in enumerate(detection.detection_items):
