@@ -37,6 +37,7 @@ import ipaddress
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 Row = dict[str, Any]
@@ -985,6 +986,112 @@ def _multisearch_step(text: str) -> Step:
     return union
 
 
+# ------------------------------------------------------------------ data models (tstats)
+
+# Splunk CIM manual, "Network Resolution (DNS)": the dataset's constraint (its tags) and its fields;
+# a data model's summaries hold these fields only, named <dataset>.<field>, plus _time.
+DATA_MODELS = {
+    "Network_Resolution.DNS": ("DNS", ("network", "resolution", "dns"), frozenset({
+        "additional_answer_count", "answer", "answer_count", "authority_answer_count", "dest", "dest_port",
+        "duration", "message_type", "name", "query", "query_count", "query_type", "record_type",
+        "reply_code", "reply_code_id", "response_time", "src", "transaction_id", "transport", "ttl",
+        "vendor_product"})),
+}
+TSTATS = re.compile(
+    r"(?P<options>(?:\s*\w+=(?:\"[^\"]*\"|\S+))*)\s+(?P<aggs>.*?)\s+from\s+datamodel=(?P<model>\S+)"
+    r"(?:\s+where\s+(?P<where>.*?))?(?:\s+by\s+(?P<by>[^|]*?))?\s*$", re.DOTALL)
+TSTATS_AGGREGATE = re.compile(r"(?P<fn>count|dc|min|max|values)(?:\((?P<arg>[^)]*)\))?(?:\s+as\s+(?P<name>\w+))?")
+
+
+def _tstats_step(text: str) -> Step:
+    """Search Reference, "tstats": statistics over a data model's fields (named <dataset>.<field>);
+    the where clause is search syntax; ``fillnull_value`` gives a missing by-field that value
+    (without it, such events are left out)."""
+    m = TSTATS.fullmatch(" " + text)
+    if not m:
+        raise QuerySyntaxError(f"tstats {text[:60]!r}: expected [options] aggregates from datamodel=X [where ...] [by ...]")
+    options = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', m.group("options")))
+    fill = options.get("fillnull_value")
+    fill = fill.strip('"') if fill is not None else None
+    if m.group("model") not in DATA_MODELS:
+        raise QuerySyntaxError(f"data model {m.group('model')!r} is not modelled")
+    dataset, tags, fields = DATA_MODELS[m.group("model")]
+    aggregates = []
+    for a in TSTATS_AGGREGATE.finditer(m.group("aggs")):
+        aggregates.append((a.group("name") or a.group(0), a.group("fn"), a.group("arg")))
+    if not aggregates or TSTATS_AGGREGATE.sub("", m.group("aggs")).strip():
+        raise QuerySyntaxError(f"tstats aggregates {m.group('aggs')!r} are not modelled")
+    where = compile_search(m.group("where") or "")
+    by = (m.group("by") or "").split()
+    for name in by:
+        if name != "_time" and not (name.startswith(dataset + ".") and name[len(dataset) + 1:] in fields):
+            raise InvalidSearch(f"tstats by {name!r}: not a field of data model {m.group('model')}")
+
+    def summarise(events: list[Row]) -> list[Row]:
+        groups: dict[tuple, list[Row]] = {}
+        for event in events:
+            if not set(tags) <= set(_as_values(event.get("tag"))):
+                continue  # outside the dataset's constraint
+            row = {f"{dataset}.{f}": event[f] for f in fields if f in event}
+            if "_time" in event:
+                row["_time"] = event["_time"]
+            if not where(row):
+                continue
+            keys: list[tuple] = [()]
+            for name in by:
+                values = _as_values(row.get(name)) or ([fill] if fill is not None else [])
+                keys = [k + (v,) for k in keys for v in dict.fromkeys(values)]
+            for key in keys:
+                groups.setdefault(key, []).append(row)
+        out = []
+        for key, members in groups.items():
+            result: Row = dict(zip(by, key))
+            for name, fn, arg in aggregates:
+                values = [v for r in members for v in _as_values(r.get(arg))] if arg else []
+                if fn == "count":
+                    result[name] = len(values) if arg else len(members)
+                elif fn == "dc":
+                    result[name] = len(set(values))
+                elif fn == "values":
+                    result[name] = sorted(set(values))
+                else:
+                    numbers = [n for n in map(_number, values) if n is not None]
+                    if numbers:
+                        result[name] = (min if fn == "min" else max)(numbers)
+            out.append(result)
+        return out
+    return summarise
+
+
+def _convert_step(text: str) -> Step:
+    """``convert timeformat="..." ctime(field) [as name]``: epoch seconds to text (UTC here)."""
+    options, rest = _options(text)
+    m = re.fullmatch(r"ctime\((\w+)\)(?:\s+as\s+(\w+))?", rest)
+    if not m:
+        raise QuerySyntaxError(f"convert {text!r} is not modelled")
+    fmt, field, name = options.get("timeformat", "%m/%d/%Y %H:%M:%S"), m.group(1), m.group(2) or m.group(1)
+
+    def convert(rows: list[Row]) -> list[Row]:
+        out = []
+        for row in rows:
+            row = dict(row)
+            number = _number(row.get(field))
+            if number is not None:
+                row[name] = datetime.fromtimestamp(number, timezone.utc).strftime(fmt)
+            out.append(row)
+        return out
+    return convert
+
+
+def _drop_dm_object_name(argument: str) -> Step:
+    """Splunk_SA_CIM's macro `drop_dm_object_name(object)`: ``rename <object>.* AS *``."""
+    prefix = argument.strip() + "."
+    return lambda rows: [{(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in r.items()} for r in rows]
+
+
+MACROS: dict[str, Callable[[str], Step]] = {"drop_dm_object_name": _drop_dm_object_name}
+GENERATING = {"tstats", "multisearch"}  # must start the search (Search Reference: generating commands)
+
 STREAMING = {"search", "eval", "where", "regex", "rex", "fields", "rename"}
 
 COMMANDS: dict[str, Callable[[str], Step]] = {
@@ -999,6 +1106,8 @@ COMMANDS: dict[str, Callable[[str], Step]] = {
     "multisearch": _multisearch_step,
     "table": lambda text: (lambda rows: rows),
     "fields": lambda text: (lambda rows: rows),
+    "tstats": _tstats_step,
+    "convert": _convert_step,
 }
 
 
@@ -1014,9 +1123,17 @@ class Query:
         for index, segment in enumerate(segments):
             if index == 0 and not segment:
                 continue  # a query starting with `| multisearch`
+            macro = re.fullmatch(r"`(\w+)\((.*)\)`", segment)
+            if macro:
+                if macro.group(1) not in MACROS:
+                    raise QuerySyntaxError(f"macro {macro.group(1)!r} is not modelled")
+                steps.append(MACROS[macro.group(1)](macro.group(2)))
+                continue
             name, rest = (re.split(r"\s+", segment, maxsplit=1) + [""])[:2]
             if index == 0 and name != "search":
                 name, rest = "search", segment
+            if name in GENERATING and not (index == 1 and not segments[0]):
+                raise InvalidSearch(f"{name} is a generating command: it must come first, after a leading |")
             if name not in COMMANDS:
                 raise QuerySyntaxError(f"command {name!r} is not modelled")
             steps.append(COMMANDS[name](rest.strip()))

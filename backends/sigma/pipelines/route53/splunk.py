@@ -29,8 +29,12 @@ from sigma.conditions import (
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
-from sigma.processing.transformations import AddConditionTransformation
-from sigma.processing.transformations.base import PreprocessingTransformation, ValueTransformation
+from sigma.processing.transformations import AddConditionTransformation, SetStateTransformation
+from sigma.processing.transformations.base import (
+    DetectionItemTransformation,
+    PreprocessingTransformation,
+    ValueTransformation,
+)
 from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sigma.types import (
     SigmaCasedString,
@@ -207,6 +211,82 @@ class RegexFlags(PreprocessingTransformation):
             detection.detection_items[index] = replacement
 
 
+# `-f data_model`: SplunkBackend's tstats output over CIM's accelerated Network_Resolution.DNS.
+DATA_MODEL_FORMAT = "data_model"
+DATA_MODEL, DATASET = "Network_Resolution", "DNS"
+# Fields of CIM's "Network Resolution (DNS)" dataset (Splunk CIM manual, data model reference);
+# only these are in the data model's summaries (src_port is not claimed: not in its field list).
+CIM_DNS_FIELDS = frozenset({
+    "additional_answer_count", "answer", "answer_count", "authority_answer_count", "dest", "dest_port",
+    "duration", "message_type", "name", "query", "query_count", "query_type", "record_type", "reply_code",
+    "reply_code_id", "response_time", "src", "transaction_id", "transport", "ttl", "vendor_product",
+})
+DATA_MODEL_BY = ("src", "query", "record_type", "reply_code")  # one result row per asker and question
+# The add-on's own value, so a tstats search sees Route 53 events only (the data model holds every DNS source)
+VENDOR_PRODUCT = {"resolver": "Amazon Route 53 Resolver", "public_zone": "Amazon Route 53"}
+
+
+def _data_model_output(transformation) -> bool:
+    """Converting with `-f data_model`? (the backend puts the format in the pipeline's vars, which
+    pySigma's own placeholder transformations read the same way)."""
+    pipeline = transformation._pipeline
+    return pipeline is not None and pipeline.vars.get("output_format") == DATA_MODEL_FORMAT
+
+
+@dataclass
+class DataModelFields(DetectionItemTransformation):
+    """With `-f data_model`: CIM fields become `DNS.<field>`; anything tstats cannot search is refused.
+
+    tstats searches the data model's summaries: only the dataset's fields exist there (no `_raw`
+    for keywords), and its where clause takes search terms, not a regex stage.
+    """
+
+    source: str
+
+    def apply(self, rule) -> None:
+        if not _data_model_output(self):
+            return
+        if isinstance(rule, SigmaCorrelationRule):
+            raise SigmaFeatureNotSupportedByBackendError(
+                "Splunk data_model: correlations are not converted to tstats; use the default format")
+        if self.source not in VENDOR_PRODUCT:
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"Splunk data_model: {self.source} events are not in the CIM {DATA_MODEL} data model")
+        super().apply(rule)
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem) -> None:
+        field = detection_item.field
+        if field is None:
+            raise SigmaFeatureNotSupportedByBackendError(
+                "Splunk data_model: a keyword needs the raw event, which tstats does not search")
+        if field not in CIM_DNS_FIELDS:
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"Splunk data_model: field {field!r} is not a field of CIM {DATA_MODEL}.{DATASET}")
+        if any(isinstance(v, SigmaRegularExpression) for v in detection_item.value):
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"Splunk data_model: field {field!r} needs a regular expression (|re, |cased, '?' or a"
+                " literal '*'), which a tstats where clause cannot evaluate")
+        detection_item.field = f"{DATASET}.{field}"
+        self.processing_item_applied(detection_item)
+
+
+@dataclass
+class Scope(AddConditionTransformation):
+    """The log source's sourcetype; with `-f data_model`, the add-on's `vendor_product` instead."""
+
+    data_model_conditions: dict = None
+
+    def apply(self, rule) -> None:
+        if _data_model_output(self):
+            self.conditions, self._search_conditions = self.data_model_conditions, self.conditions
+            try:
+                super().apply(rule)
+            finally:
+                self.conditions = self._search_conditions
+        else:
+            super().apply(rule)
+
+
 def route53_splunk_pipeline() -> ProcessingPipeline:
     pid = "route53_splunk"
     items = [shared.reject_unknown_logsources(pid)]
@@ -220,11 +300,21 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
             )
         )
         items.append(shared.map_fields(pid, view, TARGET))
+        source = view.log_source.source
+        items.append(
+            ProcessingItem(
+                identifier=f"{pid}_data_model_{view.id_suffix}",
+                transformation=DataModelFields(source),
+                rule_conditions=[view.condition],
+            )
+        )
+        sourcetype = view.log_source.targets[TARGET]["sourcetype"]
         items.append(
             ProcessingItem(
                 identifier=f"{pid}_sourcetype_{view.id_suffix}",
-                transformation=AddConditionTransformation(
-                    {"sourcetype": view.log_source.targets[TARGET]["sourcetype"]}
+                transformation=Scope(
+                    {"sourcetype": sourcetype},
+                    data_model_conditions={f"{DATASET}.vendor_product": VENDOR_PRODUCT.get(source, "")},
                 ),
                 rule_conditions=[view.condition],
             )
@@ -232,10 +322,19 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
         items.append(
             ProcessingItem(
                 identifier=f"{pid}_regex_flags_{view.id_suffix}",
-                transformation=RegexFlags(f'sourcetype="{view.log_source.targets[TARGET]["sourcetype"]}"'),
+                transformation=RegexFlags(f'sourcetype="{sourcetype}"'),
                 rule_conditions=[view.condition],
             )
         )
+    # What SplunkBackend's data_model format reads: the dataset and the fields of each result row.
+    items.append(ProcessingItem(
+        identifier=f"{pid}_data_model_set",
+        transformation=SetStateTransformation("data_model_set", f"{DATA_MODEL}.{DATASET}"),
+    ))
+    items.append(ProcessingItem(
+        identifier=f"{pid}_data_model_by",
+        transformation=SetStateTransformation("fields", [f"{DATASET}.{f}" for f in DATA_MODEL_BY]),
+    ))
     return ProcessingPipeline(
         name="Route 53 logs to Splunk (CIM Network_Resolution via the r53sigma add-on; raw CloudTrail)",
         priority=20,
