@@ -28,6 +28,7 @@ RECORDS = [
     record("a*c.example."), record("x.example.", answers=["10.0.0.1", "evil.example."]),
     record("y.example.", "TXT", "NXDOMAIN", answers=["evil.example."]),
     record("Evil.example.", "TXT"), record("a*c.example.", "TXT"), record("z.example.", rcode="NXDOMAIN"),
+    record('q"u\\o|t{e}\'.example.'),
 ]
 
 
@@ -92,3 +93,9 @@ def test_plain_detections_every_match_needs_narrow_the_base_search_before_the_ev
     base = convert(text, "splunk").split("|")[0]
     narrowed = {i for i, r in enumerate(RECORDS) if spl_model.selects(base, event_from_raw(r))}
     assert narrowed == {i for i, r in enumerate(RECORDS) if r["query_type"] == "TXT"}
+
+
+def test_quotes_backslashes_pipes_and_braces_in_a_regex_value_stay_inside_the_eval_string():
+    text = resolver_rule("a:\n  query_type: TXT\nb:\n  query_name|cased: 'q\"u\\\\o|t{e}''.example'\n"
+                         "condition: a or b")
+    assert agree(text) == {0, 6, 9, 10, 11, 13}  # the TXT records and the odd name

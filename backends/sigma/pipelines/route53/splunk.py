@@ -44,6 +44,8 @@ from sigma.types import (
     SpecialChars,
 )
 
+from r53sigma.targets.splunk.addon import VENDOR_PRODUCT  # the add-on's value: a tstats search sees Route 53 only
+
 from . import shared
 
 TARGET = "splunk"
@@ -222,8 +224,6 @@ CIM_DNS_FIELDS = frozenset({
     "reply_code_id", "response_time", "src", "transaction_id", "transport", "ttl", "vendor_product",
 })
 DATA_MODEL_BY = ("src", "query", "record_type", "reply_code")  # one result row per asker and question
-# The add-on's own value, so a tstats search sees Route 53 events only (the data model holds every DNS source)
-VENDOR_PRODUCT = {"resolver": "Amazon Route 53 Resolver", "public_zone": "Amazon Route 53"}
 
 
 def _data_model_output(transformation) -> bool:
