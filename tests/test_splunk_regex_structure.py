@@ -29,6 +29,7 @@ RECORDS = [
     record("y.example.", "TXT", "NXDOMAIN", answers=["evil.example."]),
     record("Evil.example.", "TXT"), record("a*c.example.", "TXT"), record("z.example.", rcode="NXDOMAIN"),
     record('q"u\\o|t{e}\'.example.'),
+    record("-abc.example."), record("/aXc.example."), record("-ac.example."), record("/abbc.example."),
 ]
 
 
@@ -99,3 +100,8 @@ def test_quotes_backslashes_pipes_and_braces_in_a_regex_value_stay_inside_the_ev
     text = resolver_rule("a:\n  query_type: TXT\nb:\n  query_name|cased: 'q\"u\\\\o|t{e}''.example'\n"
                          "condition: a or b")
     assert agree(text) == {0, 6, 9, 10, 11, 13}  # the TXT records and the odd name
+
+
+def test_an_expanded_value_with_a_single_character_wildcard_is_routed_like_any_value():
+    text = resolver_rule("a:\n  query_type: TXT\nb:\n  query_name|windash: '-a?c.example'\ncondition: a or b")
+    assert agree(text) == {0, 6, 9, 10, 11, 14, 15}

@@ -38,6 +38,7 @@ from sigma.processing.transformations.base import (
 from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sigma.types import (
     SigmaCasedString,
+    SigmaExpansion,
     SigmaQueryExpression,
     SigmaRegularExpression,
     SigmaString,
@@ -61,32 +62,52 @@ class AsRegex(ValueTransformation):
     """
 
     def apply_value(self, field: str, val):
-        if not isinstance(val, SigmaString):
+        if isinstance(val, SigmaExpansion):
+            # |windash, |base64offset ...: the or-ed values are routed together, like any value
+            if not any(isinstance(v, SigmaString) and _needs_regex(v) for v in val.values):
+                return None
+            if not all(isinstance(v, SigmaString) for v in val.values):
+                raise SigmaFeatureNotSupportedByBackendError(
+                    "Splunk: an expanded value mixing strings that need a regex with other value types")
+            return SigmaExpansion([_as_regex(field, v) for v in val.values])
+        if not isinstance(val, SigmaString) or not _needs_regex(val):
             return None
-        cased = isinstance(val, SigmaCasedString)
-        literal_asterisk = any(isinstance(part, str) and "*" in part for part in val.s)
-        single_wildcard = SpecialChars.WILDCARD_SINGLE in val.s
-        if not (cased or literal_asterisk or single_wildcard):
-            return None
-        if field is None:
-            # A keyword matches a whole value anywhere in the event; an anchored regex over _raw
-            # would test the whole line instead.
-            raise SigmaFeatureNotSupportedByBackendError(
-                "Splunk: a keyword that is case-sensitive, holds a literal '*' or Sigma's '?' wildcard"
-                " cannot be stated as a search term; bind it to a field"
-            )
-        parts = []
-        for part in val.s:
-            if part == SpecialChars.WILDCARD_MULTI:
-                parts.append(".*")
-            elif part == SpecialChars.WILDCARD_SINGLE:
-                parts.append(".")
-            else:
-                parts.append(re.escape(part))
-        anchored = "^" + "".join(parts) + "$"
-        # (?s): Sigma's wildcards match any character, line breaks too; a scoped (?i:...) group
-        # keeps the flag inside the regex wherever it is embedded.
-        return SigmaRegularExpression(f"(?s:{anchored})" if cased else f"(?is:{anchored})")
+        return _as_regex(field, val)
+
+
+def _needs_regex(val: SigmaString) -> bool:
+    cased = isinstance(val, SigmaCasedString)
+    literal_asterisk = any(isinstance(part, str) and "*" in part for part in val.s)
+    return cased or literal_asterisk or SpecialChars.WILDCARD_SINGLE in val.s
+
+
+def _as_regex(field: str | None, val: SigmaString) -> SigmaRegularExpression:
+    if field is None:
+        # A keyword matches a whole value anywhere in the event; an anchored regex over _raw
+        # would test the whole line instead.
+        raise SigmaFeatureNotSupportedByBackendError(
+            "Splunk: a keyword that is case-sensitive, holds a literal '*' or Sigma's '?' wildcard"
+            " cannot be stated as a search term; bind it to a field"
+        )
+    parts = []
+    for part in val.s:
+        if part == SpecialChars.WILDCARD_MULTI:
+            parts.append(".*")
+        elif part == SpecialChars.WILDCARD_SINGLE:
+            parts.append(".")
+        else:
+            parts.append(re.escape(part))
+    anchored = "^" + "".join(parts) + "$"
+    # (?s): Sigma's wildcards match any character, line breaks too; a scoped (?i:...) group
+    # keeps the flag inside the regex wherever it is embedded.
+    return SigmaRegularExpression(f"(?s:{anchored})" if isinstance(val, SigmaCasedString) else f"(?is:{anchored})")
+
+
+def _is_regex(value) -> bool:
+    """A regex, or an expansion of regexes (or-ed)."""
+    if isinstance(value, SigmaExpansion):
+        return bool(value.values) and all(isinstance(v, SigmaRegularExpression) for v in value.values)
+    return isinstance(value, SigmaRegularExpression)
 
 
 FLAG_PREFIX = "r53sigma_regex_"
@@ -131,7 +152,7 @@ def _plain_conjuncts(tree, names: dict[int, str]) -> list[str]:
             continue
         leaves = list(_leaves(part))
         owners = {_named_detection(leaf, names) for leaf in leaves}
-        if len(owners) == 1 and None not in owners and not any(isinstance(l.value, SigmaRegularExpression) for l in leaves):
+        if len(owners) == 1 and None not in owners and not any(_is_regex(l.value) for l in leaves):
             owner = owners.pop()
             if owner not in out:
                 out.append(owner)
@@ -146,7 +167,7 @@ def _nodes(node):
 
 def _has_regex(node) -> bool:
     if isinstance(node, (ConditionFieldEqualsValueExpression, ConditionValueExpression)):
-        return isinstance(node.value, SigmaRegularExpression)
+        return _is_regex(node.value)
     return any(_has_regex(arg) for arg in getattr(node, "args", []))
 
 
@@ -194,16 +215,23 @@ class RegexFlags(PreprocessingTransformation):
             if isinstance(item, SigmaDetection):
                 self._flag_detection(item, flags)
                 continue
-            regexes = [v for v in item.value if isinstance(v, SigmaRegularExpression)]
+            regexes = [v for v in item.value if _is_regex(v)]
             if not regexes:
                 continue
             field = item.field or "_raw"
+
+            def found(regex: SigmaRegularExpression) -> str:
+                return f"isnotnull(mvfind('{field}', {_eval_string(_regex_text(regex))}))"
+
             joiner = " AND " if item.value_linking is ConditionAND else " OR "
-            test = joiner.join(f"isnotnull(mvfind('{field}', {_eval_string(_regex_text(r))}))" for r in regexes)
+            test = joiner.join(
+                "(" + " OR ".join(found(r) for r in v.values) + ")" if isinstance(v, SigmaExpansion) else found(v)
+                for v in regexes
+            )
             flag = f"{FLAG_PREFIX}{len(flags) + 1}"
             flags.append(f'{flag}=if({test}, "true", "false")')
             flag_item = SigmaDetectionItem(flag, [], [SigmaString("true")])
-            others = [v for v in item.value if not isinstance(v, SigmaRegularExpression)]
+            others = [v for v in item.value if not _is_regex(v)]
             if not others:
                 replacement = flag_item
             else:
@@ -262,7 +290,7 @@ class DataModelFields(DetectionItemTransformation):
         if field not in CIM_DNS_FIELDS:
             raise SigmaFeatureNotSupportedByBackendError(
                 f"Splunk data_model: field {field!r} is not a field of CIM {DATA_MODEL}.{DATASET}")
-        if any(isinstance(v, SigmaRegularExpression) for v in detection_item.value):
+        if any(_is_regex(v) for v in detection_item.value):
             raise SigmaFeatureNotSupportedByBackendError(
                 f"Splunk data_model: field {field!r} needs a regular expression (|re, |cased, '?' or a"
                 " literal '*'), which a tstats where clause cannot evaluate")
