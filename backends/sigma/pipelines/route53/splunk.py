@@ -245,7 +245,8 @@ class RegexFlags(PreprocessingTransformation):
 DATA_MODEL_FORMAT = "data_model"
 DATA_MODEL, DATASET = "Network_Resolution", "DNS"
 # Fields of CIM's "Network Resolution (DNS)" dataset (Splunk CIM manual, data model reference);
-# only these are in the data model's summaries (src_port is not claimed: not in its field list).
+# only these are in the data model's summaries (src_port is left out: the field list as read shows
+# dest_port but not src_port, so a rule on the source port is refused rather than guessed).
 CIM_DNS_FIELDS = frozenset({
     "additional_answer_count", "answer", "answer_count", "authority_answer_count", "dest", "dest_port",
     "duration", "message_type", "name", "query", "query_count", "query_type", "record_type", "reply_code",
