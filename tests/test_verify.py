@@ -171,17 +171,18 @@ def test_a_refused_rule_is_not_expressible_with_the_reason(tmp_path):
     assert result["cloudwatch"].passed
 
 
-def test_deferred_regex_inside_or_is_a_splunk_disagreement(tmp_path):
-    """pySigma's Splunk backend moves `|re` out of an OR into `| rex ... | search OR cond="true"`:
-    the base search then requires the other branch, and Splunk rejects a search starting with OR."""
+def test_regex_inside_or_agrees_on_splunk(tmp_path):
+    """pySigma's Splunk backend alone moves `|re` out of an OR into `| rex ... | search OR cond="true"`
+    (the base search then requires the other branch, and Splunk rejects a search starting with OR);
+    route53_splunk computes the regex as an eval flag before one search that keeps the OR."""
     rules, cases = tmp_path / "rules", tmp_path / "cases"
     rules.mkdir()
     cases.mkdir()
     (rules / "re_or.yml").write_text(RESOLVER_RULE.replace("answers.Rdata: 203.0.113.66", "query_name|re: '^cdn[.]'"))
     (cases / "re_or.yml").write_text(yaml.safe_dump({"rule": "re_or", "cases": CASES}))
     result = cells(rules, cases)
-    assert result["splunk"].status == verify.DISAGREE
-    assert "search OR" in result["splunk"].query
+    assert result["splunk"].status == verify.AGREE, result["splunk"]
+    assert "search OR" not in result["splunk"].query and " OR " in result["splunk"].query
 
 
 def test_lucene_unavailable_is_a_skip_with_its_reason(fixture_rule, monkeypatch):

@@ -103,7 +103,9 @@ def test_sourcetype_condition_binds_to_the_whole_or():
 
 def test_cased_value_becomes_case_sensitive_regex():
     query = convert(resolver_rule("sel:\n  query_name|cased: 'Evil*'\ncondition: sel"), "splunk")
-    assert query == 'sourcetype="aws:route53:resolver"\n| regex query="^Evil.*$"'
+    assert query == ('sourcetype="aws:route53:resolver" \n'
+                     '| eval r53sigma_regex_1=if(isnotnull(mvfind(\'query\', "(?s:^Evil.*$)")), "true", "false")\n'
+                     '| search sourcetype="aws:route53:resolver" r53sigma_regex_1="true"')
 
 
 def test_generic_dns_rule_converts_to_cim():
@@ -167,7 +169,7 @@ def test_literal_asterisk_becomes_a_regex_because_spl_cannot_escape_it():
                 requestParameters.changeBatch.changes.resourceRecordSet.name|startswith: '\\*.'
             condition: sel
         """, "splunk")
-    assert "| regex" in query and "\\\\*" not in query.split("| regex")[0]
+    assert "| eval" in query and "\\\\*" not in query.split("| eval")[0]
 
     def change(name):
         return {"eventSource": "route53.amazonaws.com", "eventName": "ChangeResourceRecordSets",

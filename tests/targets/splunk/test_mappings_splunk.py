@@ -62,8 +62,16 @@ def interpret(raw: str, source: str) -> dict:
     return event
 
 
+def event_tags(source: str) -> list[str]:
+    """The tags Splunk gives an event of the source: eventtypes.conf matches it, tags.conf tags it."""
+    sourcetype = catalogue.load()[source].targets["splunk"]["sourcetype"]
+    eventtypes, tags = conf("eventtypes.conf"), conf("tags.conf")
+    names = [n for n in eventtypes.sections() if eventtypes[n]["search"] == f'sourcetype="{sourcetype}"']
+    return [t for n in names for t, v in tags[f"eventtype={n}"].items() if v == "enabled"]
+
+
 def without_meta(event: dict) -> dict:
-    return {k: v for k, v in event.items() if k not in ("_raw", "_time", "sourcetype")}
+    return {k: v for k, v in event.items() if k not in ("_raw", "_time", "sourcetype", "tag")}
 
 
 def corpus(name: str) -> list[str]:
@@ -138,6 +146,7 @@ def test_event_from_raw_agrees_with_the_conf_files_on_the_corpus():
             assert event["sourcetype"] == catalogue.load()[source].targets["splunk"]["sourcetype"]
             assert "_time" in event
             assert without_meta(event) == interpret(line, source), line
+            assert event["tag"] == event_tags(source)
 
 
 def test_answer_is_multivalue_over_every_answer_type_without_trailing_dot():

@@ -19,7 +19,8 @@ TARGET = "splunk"
 APP = "TA-r53sigma-route53"
 TIME = "_time"
 ADDON_SOURCES = ("resolver", "public_zone")
-VENDOR_PRODUCT = {"resolver": "Amazon Route 53 Resolver", "public_zone": "Amazon Route 53"}
+VENDOR_PRODUCT = {ls.source: ls.targets["splunk"]["vendor_product"]
+                  for ls in catalogue.log_sources() if "vendor_product" in ls.targets["splunk"]}
 CIM_TAGS = ("network", "resolution", "dns")  # CIM Network_Resolution
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S"  # fractional seconds, when present, follow and are ignored
 TRAILING_DOT = r'"\.$"'

@@ -1,7 +1,7 @@
 """The field/value view Splunk search has of one raw record with the pack's add-on installed.
 
 `event_from_raw` gives what `KV_MODE = json` (or the public hosted-zone `REPORT` regex) extracts,
-plus the add-on's aliases and evals, `_time` (Unix seconds), `sourcetype` and `_raw`. Multivalue
+plus the add-on's aliases and evals, its CIM tags (`tag`), `_time` (Unix seconds), `sourcetype` and `_raw`. Multivalue
 fields (from JSON arrays) are lists; every value is a string, as in Splunk. Tests check it against
 an interpretation of the rendered props.conf / transforms.conf.
 """
@@ -93,6 +93,7 @@ def event_from_raw(raw_record: Any, source: str | None = None) -> dict[str, Any]
                     event[name] = _strip_dot(value) if f.strip_trailing_dot else value
     if source in addon.ADDON_SOURCES:
         event["vendor_product"] = addon.VENDOR_PRODUCT[source]
+        event["tag"] = list(addon.CIM_TAGS)  # the add-on's eventtype for the sourcetype carries these tags
     if timestamp is not None and _epoch(timestamp) is not None:
         event["_time"] = _epoch(timestamp)
     return event

@@ -32,10 +32,12 @@ Anything else raises :class:`QuerySyntaxError` rather than being guessed.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import math
 import re
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
 from r53sigma.targets import querymodel
@@ -275,6 +277,222 @@ def compile_search(text: str) -> Predicate:
     return SearchParser(search_tokens(text)).parse()
 
 
+# ------------------------------------------------------------------ PCRE, as Splunk reads it
+
+# Splunk's regular expressions are PCRE (Search Manual, "SPL and regular expressions"). PCRE and
+# Python's `re` read some text differently, so a pattern is translated by the rules of the PCRE2
+# pattern documentation (pcre2pattern(3)); constructs Python cannot express raise QuerySyntaxError.
+# - An option setting such as (?i) in mid-pattern applies to the rest of its group, later
+#   alternatives included ("(a(?i)b|c)" matches "aB" and "C"); Python only allows it at the start.
+# - \z is the very end (Python \Z); \Z is the end or before a final newline; \h \H \v \V \R \N \e
+#   \cX \x{hh} \o{oo} \Q...\E are PCRE escapes (Python's \v is the VT character only).
+# - \d \s \w match ASCII only unless PCRE2_UCP, which Splunk's documentation does not claim.
+# - POSIX classes [[:alpha:]] exist only in PCRE; in Python "[[:" is a set of ":[" characters.
+# - "{" that does not start {n}, {n,} or {n,m} is a literal ("x{,3}" is Python's {0,3}).
+# - (?<name> (?'name' and \k<name> \k'name' \k{name} \g{n} name groups and back-references.
+_ASCII_CLASSES = {"d": "0-9", "w": "A-Za-z0-9_", "s": "\\t\\n\\x0b\\f\\r "}
+_PCRE_CLASSES = {
+    "h": "\\t \\xa0\\u1680\\u180e\\u2000-\\u200a\\u202f\\u205f\\u3000",
+    "v": "\\n\\x0b\\f\\r\\x85\\u2028\\u2029",
+    **_ASCII_CLASSES,
+}
+_POSIX_CLASSES = {
+    "alpha": "A-Za-z", "digit": "0-9", "alnum": "A-Za-z0-9", "upper": "A-Z", "lower": "a-z",
+    "space": "\\t\\n\\x0b\\f\\r ", "blank": "\\t ", "punct": "!-/:-@\\[-`{-~", "xdigit": "0-9A-Fa-f",
+    "word": "A-Za-z0-9_", "cntrl": "\\x00-\\x1f\\x7f", "print": " -~", "graph": "!-~", "ascii": "\\x00-\\x7f",
+}
+_PCRE_FLAGS = set("imsx")  # what Python shares with PCRE; n, U, J, xx, ^ have no Python equivalent
+_QUANTIFIER = re.compile(r"\{\d+(?:,\d*)?\}")
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def _unsupported(what: str, pattern: str) -> QuerySyntaxError:
+    return QuerySyntaxError(f"PCRE {what} in {pattern!r} is not modelled")
+
+
+def _escape_char(pattern: str, i: int, in_class: bool) -> tuple[str, int]:
+    """Python text for the escape at ``pattern[i] == '\\\\'``, and the index after it."""
+    if i + 1 >= len(pattern):
+        raise QuerySyntaxError(f"regex {pattern!r} ends with a backslash")
+    c = pattern[i + 1]
+    braced = re.match(r"\{([^}]*)\}", pattern[i + 2:])
+    if c in "xo" and braced:
+        code = int(braced.group(1), 16 if c == "x" else 8)
+        return re.escape(chr(code)), i + 4 + len(braced.group(1))
+    if c == "c" and i + 2 < len(pattern):
+        return re.escape(chr(ord(pattern[i + 2].upper()) ^ 0x40)), i + 3
+    if c == "e":
+        return "\\x1b", i + 2
+    if c.lower() in _PCRE_CLASSES:
+        chars = _PCRE_CLASSES[c.lower()]
+        if in_class:
+            if c.isupper():
+                raise _unsupported(f"\\{c} inside a character class", pattern)
+            return chars, i + 2
+        return (f"[^{chars}]" if c.isupper() else f"[{chars}]"), i + 2
+    if in_class:
+        if c in "bB":  # \b in a class is a backspace in PCRE
+            if c == "B":
+                raise _unsupported("\\B inside a character class", pattern)
+            return "\\x08", i + 2
+        return pattern[i:i + 2], i + 2
+    if c == "z":
+        return "\\Z", i + 2
+    if c == "Z":
+        return "(?=\\n?\\Z)", i + 2
+    if c == "R":
+        return "(?:\\r\\n|[\\n\\x0b\\f\\r\\x85\\u2028\\u2029])", i + 2
+    if c == "N" and not pattern.startswith("{", i + 2):
+        return "[^\\n]", i + 2
+    if c in "kg":
+        m = re.match(rf"[kg](?:<({_NAME})>|'({_NAME})'|\{{({_NAME}|\d+)\}}|(\d+))", pattern[i + 1:])
+        if not m:
+            raise _unsupported(f"\\{c} reference", pattern)
+        name = next(g for g in m.groups() if g is not None)
+        return (f"(?:\\{name})" if name.isdigit() else f"(?P={name})"), i + 1 + m.end()
+    if c in "GKXCpPQE" or (c == "N"):
+        raise _unsupported(f"\\{c}", pattern)
+    return pattern[i:i + 2], i + 2
+
+
+def _char_class(pattern: str, i: int) -> tuple[str, int]:
+    """A PCRE character class starting at ``pattern[i] == '['``, as Python text."""
+    out, j = ["["], i + 1
+    if pattern.startswith("^", j):
+        out.append("^")
+        j += 1
+    first = True
+    while j < len(pattern):
+        ch = pattern[j]
+        if ch == "]" and not first:
+            out.append("]")
+            return "".join(out), j + 1
+        first = False
+        posix = re.match(r"\[:(\^?)([a-z]+):\]", pattern[j:])
+        if posix:
+            if posix.group(2) not in _POSIX_CLASSES or posix.group(1):
+                raise _unsupported(f"class {posix.group()}", pattern)
+            out.append(_POSIX_CLASSES[posix.group(2)])
+            j += posix.end()
+        elif ch == "\\":
+            text, j = _escape_char(pattern, j, in_class=True)
+            out.append(text)
+        elif ch in "[&~|]":  # literal here; Python reserves "[", "&&", "~~", "||" for set operations
+            out.append("\\" + ch)
+            j += 1
+        else:
+            out.append(ch)
+            j += 1
+    raise QuerySyntaxError(f"regex {pattern!r}: missing ] of a character class")
+
+
+def pcre_to_python(pattern: str) -> str:
+    """Python ``re`` text that means what ``pattern`` means to PCRE (see the rules above)."""
+    out: list[str] = []
+    wrappers: list[list[str]] = [[]]  # per open group: option settings opened in mid-group
+    i = 0
+    while i < len(pattern):
+        ch = pattern[i]
+        if pattern.startswith("\\Q", i):  # literal text up to \E
+            end = pattern.find("\\E", i + 2)
+            end = len(pattern) if end < 0 else end
+            out.append(re.escape(pattern[i + 2:end]))
+            i = end + 2
+            continue
+        if pattern.startswith("\\E", i):  # a lone \E is ignored
+            i += 2
+            continue
+        if ch == "\\":
+            text, i = _escape_char(pattern, i, in_class=False)
+            out.append(text)
+            continue
+        if ch == "[":
+            text, i = _char_class(pattern, i)
+            out.append(text)
+            continue
+        if ch == "{":
+            m = _QUANTIFIER.match(pattern, i)
+            out.append(m.group() if m else "\\{")
+            i = m.end() if m else i + 1
+            continue
+        if ch == "|":
+            opened = wrappers[-1]
+            out.append(")" * len(opened) + "|" + "".join(opened))
+            i += 1
+            continue
+        if ch == ")":
+            if len(wrappers) == 1:
+                raise QuerySyntaxError(f"regex {pattern!r}: unbalanced )")
+            out.append(")" * len(wrappers.pop()) + ")")
+            i += 1
+            continue
+        if ch != "(":
+            out.append(ch)
+            i += 1
+            continue
+        rest = pattern[i:]
+        if rest.startswith("(*"):
+            raise _unsupported("verb (*...)", pattern)
+        if rest.startswith("(?#"):
+            end = pattern.find(")", i)
+            if end < 0:
+                raise QuerySyntaxError(f"regex {pattern!r}: unterminated comment")
+            i = end + 1
+            continue
+        named = re.match(rf"\(\?(?:P?<({_NAME})>|'({_NAME})')", rest)
+        option = re.match(r"\(\?([a-zA-Z]*)(?:-([a-zA-Z]*))?([:)])", rest)
+        if named:
+            out.append(f"(?P<{named.group(1) or named.group(2)}>")
+            wrappers.append([])
+            i += named.end()
+        elif option and (option.group(1) or option.group(2) is not None):
+            on, off, end = option.group(1), option.group(2) or "", option.group(3)
+            if set(on + off) - _PCRE_FLAGS:
+                raise _unsupported(f"option setting {option.group()}", pattern)
+            setting = f"(?{on}" + (f"-{off}" if off else "")
+            if end == ":":
+                out.append(setting + ":")
+                wrappers.append([])
+            elif i == 0 and not off:
+                out.append(setting + ")")  # a leading setting: Python's global flags
+            else:
+                out.append(setting + ":")  # the rest of the group, up to its end or next "|"
+                wrappers[-1].append(setting + ":")
+            i += option.end()
+        elif re.match(r"\(\?(?:[:=!>]|<[=!])", rest):
+            length = 3 if rest[2] in ":=!>" else 4
+            out.append(rest[:length])
+            wrappers.append([])
+            i += length
+        elif re.match(rf"\(\?\((?:\d+|<{_NAME}>|'{_NAME}'|{_NAME})\)", rest) and not rest.startswith(("(?(R", "(?(DEFINE")):
+            m = re.match(rf"\(\?\((?:(\d+)|<({_NAME})>|'({_NAME})'|({_NAME}))\)", rest)
+            out.append(f"(?({next(g for g in m.groups() if g is not None)})")
+            wrappers.append([])
+            i += m.end()
+        elif rest.startswith("(?P="):
+            end = pattern.find(")", i)
+            out.append(pattern[i:end + 1])
+            i = end + 1
+        elif rest.startswith("(?"):
+            raise _unsupported(f"group {rest[:4]!r}", pattern)
+        else:
+            out.append("(")
+            wrappers.append([])
+            i += 1
+    if len(wrappers) != 1:
+        raise QuerySyntaxError(f"regex {pattern!r}: missing )")
+    out.append(")" * len(wrappers[0]))
+    return "".join(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def compile_pcre(pattern: str) -> re.Pattern:
+    try:
+        return re.compile(pcre_to_python(pattern))
+    except re.error as error:
+        raise QuerySyntaxError(f"regex {pattern!r}: {error}") from None
+
+
 # ------------------------------------------------------------------ eval expressions
 
 EVAL_TOKEN = re.compile(
@@ -284,10 +502,13 @@ EVAL_TOKEN = re.compile(
   | (?P<field>'(?:[^'\\]|\\.)*')
   | (?P<number>\d+(?:\.\d+)?)
   | (?P<op>==|!=|<=|>=|=|<|>|\(|\)|,|\+|-|\*|/|\.)
-  | (?P<word>[A-Za-z_][A-Za-z0-9_.{}]*)
+  | (?P<word>[A-Za-z_][A-Za-z0-9_]*)
     """,
     re.VERBOSE,
 )
+# A bare eval word is letters, digits and "_": Search Reference, "eval" (Usage): a field name with
+# any other character must be in single quotes ('answers{}.Rdata'); "." is eval's concatenation
+# operator (not modelled), so an unquoted answers{}.Rdata or requestParameters.name is refused.
 
 
 def eval_tokens(text: str) -> list[Tok]:
@@ -295,7 +516,10 @@ def eval_tokens(text: str) -> list[Tok]:
 
 
 def _unescape_eval(literal: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), literal[1:-1])
+    """An eval string literal: ``\\\\`` is one backslash and ``\\"`` a quote; any other backslash stays
+    (Search Manual, "SPL and regular expressions": ``match(ip, "^\\d{1,3}...")`` reaches PCRE as written,
+    a doubled backslash reaches it as one)."""
+    return re.sub(r'\\([\\"])', r"\1", literal[1:-1])
 
 
 Expr = Callable[[Row], Any]
@@ -333,10 +557,17 @@ def _cidrmatch(cidr: Any, value: Any) -> bool | None:
 
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
+    "true": lambda: True,
+    "false": lambda: False,
+    "null": lambda: None,
     "isnull": lambda v: v is None,
     "isnotnull": lambda v: v is not None,
     "like": _like,
-    "match": lambda v, r: None if v is None else any(re.search(str(r), str(x)) for x in _values(v)),
+    "match": lambda v, r: None if v is None else any(compile_pcre(str(r)).search(str(x)) for x in _values(v)),
+    # Search Reference, "Multivalue eval functions": mvfind(mv, regex) is the index of the first
+    # value matching the regex, or NULL when none does (a single value is a one-value field).
+    "mvfind": lambda v, r: None if v is None else next(
+        (i for i, x in enumerate(_values(v)) if compile_pcre(str(r)).search(str(x))), None),
     "cidrmatch": _cidrmatch,
     "lower": lambda v: None if v is None else [str(x).lower() for x in v] if isinstance(v, list) else str(v).lower(),
     "upper": lambda v: None if v is None else [str(x).upper() for x in v] if isinstance(v, list) else str(v).upper(),
@@ -452,11 +683,10 @@ class EvalParser(Cursor):
             name = token.text
             if self._is("("):
                 self.take()
-                return self.call(name.lower(), self.arguments())
-            if name in ("true", "false"):
-                return lambda row: name == "true"
-            if name == "null":
-                return lambda row: None
+                # Function names are lower case as the Search Reference lists them ("IF" is
+                # "unsupported or undefined"); true(), false() and null() are functions, so a
+                # bare true, false or null is a field name.
+                return self.call(name, self.arguments())
             return lambda row: row.get(name)
         raise QuerySyntaxError(f"unexpected {token.text!r} in eval expression")
 
@@ -514,7 +744,7 @@ def _regex_step(text: str) -> Step:
     if not m:
         raise QuerySyntaxError(f"regex {text!r}: expected field=\"regex\"")
     field, negate = m.group("field") or "_raw", m.group("op") == "!="
-    pattern = re.compile(_pcre(_unescape_quoted(m.group("re"))))
+    pattern = compile_pcre(_unescape_quoted(m.group("re")))
 
     def keep(row: Row) -> bool:
         values = _as_values(row.get(field))
@@ -528,17 +758,12 @@ def _unescape_quoted(literal: str) -> str:
     return re.sub(r'\\([\\"])', r"\1", literal[1:-1])
 
 
-def _pcre(pattern: str) -> str:
-    """PCRE named groups ``(?<name>`` are Python's ``(?P<name>``."""
-    return re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pattern)
-
-
 def _rex_step(text: str) -> Step:
     options, rest = _options(text)
     if not (rest.startswith('"') and rest.endswith('"')):
         raise QuerySyntaxError(f"rex {text!r}: expected a quoted regex")
     field = options.get("field", "_raw")
-    pattern = re.compile(_pcre(_unescape_quoted(rest)))
+    pattern = compile_pcre(_unescape_quoted(rest))
 
     def extract(rows: list[Row]) -> list[Row]:
         out = []
@@ -557,7 +782,7 @@ def _rex_step(text: str) -> Step:
 def _eval_step(text: str) -> Step:
     assignments = []
     for part in _split_commas(text):
-        m = re.fullmatch(r"\s*('?[A-Za-z_][A-Za-z0-9_.{}]*'?)\s*=(?!=)(.*)", part, re.DOTALL)
+        m = re.fullmatch(r"\s*([A-Za-z_][A-Za-z0-9_]*|'[^']+')\s*=(?!=)(.*)", part, re.DOTALL)
         if not m:
             raise QuerySyntaxError(f"eval {part!r}: expected name=expression")
         assignments.append((m.group(1).strip("'"), compile_eval(m.group(2))))
@@ -568,6 +793,10 @@ def _eval_step(text: str) -> Step:
             row = dict(row)
             for name, expr in assignments:
                 value = expr(row)
+                if isinstance(value, bool):
+                    # Splunk: "Fields cannot be assigned a boolean result. Instead, try
+                    # if([bool expr], [expr], [expr])" (Search Reference, "eval").
+                    raise InvalidSearch(f"eval {name}=...: a field cannot be assigned a boolean result")
                 if value is None:
                     row.pop(name, None)
                 else:
@@ -669,11 +898,48 @@ def _stats_step(text: str) -> Step:
     return aggregate
 
 
+def _subsearches(text: str) -> list[str]:
+    """The bracketed subsearches of ``multisearch``; brackets inside quoted strings are text."""
+    out, depth, quote, start, i = [], 0, None, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 1
+            elif ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        elif ch == "[":
+            depth += 1
+            if depth == 1:
+                start = i + 1
+        elif ch == "]":
+            depth -= 1
+            if depth == 0:
+                out.append(text[start:i])
+            elif depth < 0:
+                raise QuerySyntaxError("multisearch: unbalanced ]")
+        elif depth == 0 and not ch.isspace():
+            raise QuerySyntaxError(f"multisearch: {ch!r} outside a [subsearch]")
+        i += 1
+    if depth or quote:
+        raise QuerySyntaxError("multisearch: unterminated [subsearch]")
+    return out
+
+
 def _multisearch_step(text: str) -> Step:
-    subsearches = re.findall(r"\[(.*?)\]\s*(?=\[|$)", text.strip(), re.DOTALL)
+    subsearches = _subsearches(text.strip())
     if not subsearches:
         raise QuerySyntaxError("multisearch needs [subsearches]")
-    pipelines = [Query.parse(s.strip()) for s in subsearches]
+    pipelines = []
+    for subsearch in subsearches:
+        # Search Reference, "multisearch": the subsearches may contain only purely streaming commands.
+        for segment in split_pipes(subsearch.strip())[1:]:
+            command = segment.split(None, 1)[0] if segment else ""
+            if command not in STREAMING:
+                raise InvalidSearch(f"multisearch: {command!r} is not a streaming command")
+        pipelines.append(Query.parse(subsearch.strip()))
 
     def union(rows: list[Row]) -> list[Row]:
         out: list[Row] = []
@@ -682,6 +948,114 @@ def _multisearch_step(text: str) -> Step:
         return out
     return union
 
+
+# ------------------------------------------------------------------ data models (tstats)
+
+# Splunk CIM manual, "Network Resolution (DNS)": the dataset's constraint (its tags) and its fields;
+# a data model's summaries hold these fields only, named <dataset>.<field>, plus _time.
+DATA_MODELS = {
+    "Network_Resolution.DNS": ("DNS", ("network", "resolution", "dns"), frozenset({
+        "additional_answer_count", "answer", "answer_count", "authority_answer_count", "dest", "dest_port",
+        "duration", "message_type", "name", "query", "query_count", "query_type", "record_type",
+        "reply_code", "reply_code_id", "response_time", "src", "transaction_id", "transport", "ttl",
+        "vendor_product"})),
+}
+TSTATS = re.compile(
+    r"(?P<options>(?:\s*\w+=(?:\"[^\"]*\"|\S+))*)\s+(?P<aggs>.*?)\s+from\s+datamodel=(?P<model>\S+)"
+    r"(?:\s+where\s+(?P<where>.*?))?(?:\s+by\s+(?P<by>[^|]*?))?\s*$", re.DOTALL)
+TSTATS_AGGREGATE = re.compile(r"(?P<fn>count|dc|min|max|values)(?:\((?P<arg>[^)]*)\))?(?:\s+as\s+(?P<name>\w+))?")
+
+
+def _tstats_step(text: str) -> Step:
+    """Search Reference, "tstats": statistics over a data model's fields (named <dataset>.<field>);
+    the where clause is search syntax; ``fillnull_value`` gives a missing by-field that value
+    (without it, such events are left out)."""
+    m = TSTATS.fullmatch(" " + text)
+    if not m:
+        raise QuerySyntaxError(f"tstats {text[:60]!r}: expected [options] aggregates from datamodel=X [where ...] [by ...]")
+    options = dict(re.findall(r'(\w+)=("[^"]*"|\S+)', m.group("options")))
+    fill = options.get("fillnull_value")
+    fill = fill.strip('"') if fill is not None else None
+    if m.group("model") not in DATA_MODELS:
+        raise QuerySyntaxError(f"data model {m.group('model')!r} is not modelled")
+    dataset, tags, fields = DATA_MODELS[m.group("model")]
+    aggregates = []
+    for a in TSTATS_AGGREGATE.finditer(m.group("aggs")):
+        aggregates.append((a.group("name") or a.group(0), a.group("fn"), a.group("arg")))
+    if not aggregates or TSTATS_AGGREGATE.sub("", m.group("aggs")).strip():
+        raise QuerySyntaxError(f"tstats aggregates {m.group('aggs')!r} are not modelled")
+    where = compile_search(m.group("where") or "")
+    by = (m.group("by") or "").split()
+    for name in by:
+        if name != "_time" and not (name.startswith(dataset + ".") and name[len(dataset) + 1:] in fields):
+            raise InvalidSearch(f"tstats by {name!r}: not a field of data model {m.group('model')}")
+
+    def summarise(events: list[Row]) -> list[Row]:
+        groups: dict[tuple, list[Row]] = {}
+        for event in events:
+            if not set(tags) <= set(_as_values(event.get("tag"))):
+                continue  # outside the dataset's constraint
+            row = {f"{dataset}.{f}": event[f] for f in fields if f in event}
+            if "_time" in event:
+                row["_time"] = event["_time"]
+            if not where(row):
+                continue
+            keys: list[tuple] = [()]
+            for name in by:
+                values = _as_values(row.get(name)) or ([fill] if fill is not None else [])
+                keys = [k + (v,) for k in keys for v in dict.fromkeys(values)]
+            for key in keys:
+                groups.setdefault(key, []).append(row)
+        out = []
+        for key, members in groups.items():
+            result: Row = dict(zip(by, key))
+            for name, fn, arg in aggregates:
+                values = [v for r in members for v in _as_values(r.get(arg))] if arg else []
+                if fn == "count":
+                    result[name] = len(values) if arg else len(members)
+                elif fn == "dc":
+                    result[name] = len(set(values))
+                elif fn == "values":
+                    result[name] = sorted(set(values))
+                else:
+                    numbers = [n for n in map(_number, values) if n is not None]
+                    if numbers:
+                        result[name] = (min if fn == "min" else max)(numbers)
+            out.append(result)
+        return out
+    return summarise
+
+
+def _convert_step(text: str) -> Step:
+    """``convert timeformat="..." ctime(field) [as name]``: epoch seconds to text (UTC here)."""
+    options, rest = _options(text)
+    m = re.fullmatch(r"ctime\((\w+)\)(?:\s+as\s+(\w+))?", rest)
+    if not m:
+        raise QuerySyntaxError(f"convert {text!r} is not modelled")
+    fmt, field, name = options.get("timeformat", "%m/%d/%Y %H:%M:%S"), m.group(1), m.group(2) or m.group(1)
+
+    def convert(rows: list[Row]) -> list[Row]:
+        out = []
+        for row in rows:
+            row = dict(row)
+            number = _number(row.get(field))
+            if number is not None:
+                row[name] = datetime.fromtimestamp(number, timezone.utc).strftime(fmt)
+            out.append(row)
+        return out
+    return convert
+
+
+def _drop_dm_object_name(argument: str) -> Step:
+    """Splunk_SA_CIM's macro `drop_dm_object_name(object)`: ``rename <object>.* AS *``."""
+    prefix = argument.strip() + "."
+    return lambda rows: [{(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in r.items()} for r in rows]
+
+
+MACROS: dict[str, Callable[[str], Step]] = {"drop_dm_object_name": _drop_dm_object_name}
+GENERATING = {"tstats", "multisearch"}  # must start the search (Search Reference: generating commands)
+
+STREAMING = {"search", "eval", "where", "regex", "rex", "fields", "rename"}
 
 COMMANDS: dict[str, Callable[[str], Step]] = {
     "search": _search_step,
@@ -695,6 +1069,8 @@ COMMANDS: dict[str, Callable[[str], Step]] = {
     "multisearch": _multisearch_step,
     "table": lambda text: (lambda rows: rows),
     "fields": lambda text: (lambda rows: rows),
+    "tstats": _tstats_step,
+    "convert": _convert_step,
 }
 
 
@@ -710,9 +1086,17 @@ class Query:
         for index, segment in enumerate(segments):
             if index == 0 and not segment:
                 continue  # a query starting with `| multisearch`
+            macro = re.fullmatch(r"`(\w+)\((.*)\)`", segment)
+            if macro:
+                if macro.group(1) not in MACROS:
+                    raise QuerySyntaxError(f"macro {macro.group(1)!r} is not modelled")
+                steps.append(MACROS[macro.group(1)](macro.group(2)))
+                continue
             name, rest = (re.split(r"\s+", segment, maxsplit=1) + [""])[:2]
             if index == 0 and name != "search":
                 name, rest = "search", segment
+            if name in GENERATING and not (index == 1 and not segments[0]):
+                raise InvalidSearch(f"{name} is a generating command: it must come first, after a leading |")
             if name not in COMMANDS:
                 raise QuerySyntaxError(f"command {name!r} is not modelled")
             steps.append(COMMANDS[name](rest.strip()))
