@@ -69,3 +69,40 @@ def test_searches_name_only_catalogued_sourcetypes_and_fields():
 def test_the_dashboard_is_the_apps_default_view():
     nav = ElementTree.fromstring(text(bundled_build(), f"{APP_DIR}/default/data/ui/nav/default.xml"))
     assert [v.get("name") for v in nav.iter("view") if v.get("default") == "true"] == [dashboard.VIEW]
+
+
+def sample_events():
+    from r53sigma.targets.splunk import events
+
+    samples = REPO / "backends" / "r53sigma" / "samples"
+    resolver = [json.loads(line) for line in (samples / "resolver_query_logs.jsonl").read_text().splitlines() if line.strip()]
+    public = [line.split(" ") for line in (samples / "public_hosted_zone_query_logs.log").read_text().splitlines() if line.strip()]
+    rows = [events.event_from_raw(r, "resolver") for r in resolver]
+    rows += [events.event_from_raw(" ".join(p), "public_zone") for p in public]
+    return resolver, public, rows
+
+
+def up_to_stats(query: str) -> str:
+    """The part of a panel's search the SPL model runs: everything through `| stats` (the model has no sort/head)."""
+    lines = query.split("\n")
+    return "\n".join(lines[: next(i for i, line in enumerate(lines) if line.startswith("| stats")) + 1])
+
+
+def test_panel_searches_count_what_the_raw_logs_hold_on_the_spl_model():
+    from collections import Counter
+
+    from r53sigma.targets.splunk import spl_model
+
+    resolver, public, rows = sample_events()
+    columns = catalogue.load()["public_zone"].columns
+    queries = {k: d["options"]["query"] for k, d in definition()["dataSources"].items()}
+    by_type = {(r["log_source"], r["query_type"]): r["count"] for r in spl_model.run(up_to_stats(queries["ds_types"]), rows)}
+    expected = Counter(("resolver", r["query_type"]) for r in resolver)
+    expected += Counter(("public_zone", p[columns.index("queryType")]) for p in public)
+    assert by_type == dict(expected)
+    domains = {r["query_name"]: r["count"] for r in spl_model.run(up_to_stats(queries["ds_domains"]), rows)}
+    names = Counter(r["query_name"].rstrip(".") for r in resolver) + Counter(p[columns.index("queryName")].rstrip(".") for p in public)
+    assert domains == dict(names)
+    blocks = {(r["query"], r["src"]): r["count"] for r in spl_model.run(up_to_stats(queries["ds_blocks"]), rows)}
+    blocked = Counter((r["query_name"].rstrip("."), r["srcaddr"]) for r in resolver if r.get("firewall_rule_action") == "BLOCK")
+    assert blocks == dict(blocked) and blocked
