@@ -9,6 +9,7 @@ import pytest
 
 from r53sigma import attack, schedule
 from r53sigma.targets.splunk import app, savedsearches
+from support import REPO
 from test_package_splunk import APP_DIR, by_label, parse_conf, searches
 from test_package_support import EXAMPLE, build_rules, bundled_build, bundled_conversions, resolver_rule, text
 
@@ -181,12 +182,14 @@ def test_a_renamed_rule_keeps_its_search_name(tmp_path):
     assert savedsearches.MARKER in after[f"r53sigma-{rule_id}"]["description"]
 
 
-def test_saved_searches_stay_in_the_app_and_only_detection_admins_change_them():
+def test_saved_searches_stay_in_the_app_and_only_the_documented_deployer_role_changes_them():
     meta = parse_conf(text(bundled_build(), f"{APP_DIR}/metadata/default.meta"))
     assert meta["savedsearches"]["export"] == "none" and meta["views"]["export"] == "none"
-    assert meta["savedsearches"]["access"] == "read : [ * ], write : [ admin, sc_admin, ess_admin ]"
+    assert meta["savedsearches"]["access"] == "read : [ * ], write : [ admin, sc_admin, r53sigma_deployer ]"
     assert meta[""]["export"] == "system"  # field extractions, event types and tags serve every app
     assert "power" not in text(bundled_build(), f"{APP_DIR}/metadata/default.meta")
+    readme = (REPO / "README.md").read_text()
+    assert "r53sigma_deployer" in readme and "schedule_search" in readme  # the role is documented
 
 
 def test_interval_without_a_cron_expression_is_refused():

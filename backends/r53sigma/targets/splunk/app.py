@@ -49,10 +49,9 @@ def app_conf() -> str:
 # Who may change the app's objects (metadata/default.meta). Field extractions, event types and tags
 # are exported to every app so the searches (and any other) find the fields; the saved searches and
 # the dashboard stay in this app (`export = none`). Writing saved searches takes the least-privileged
-# role that manages detections: Enterprise Security's ess_admin (its documented role for editing
-# correlation searches); admin (sc_admin on Splunk Cloud) can anyway. Without ES, ess_admin is unknown
-# and ignored.
-SEARCH_WRITERS = ("admin", "sc_admin", "ess_admin")
+# role the README documents for deploying them, r53sigma_deployer (search, schedule_search); admin
+# (sc_admin on Splunk Cloud) can anyway. A role that does not exist is ignored.
+SEARCH_WRITERS = ("admin", "sc_admin", "r53sigma_deployer")
 ADMINS = ("admin", "sc_admin")
 
 
