@@ -72,7 +72,7 @@ def test_rule_a_target_cannot_express_is_left_out_of_that_target_only(tmp_path):
     assert build.problems == []  # a target's documented limit is no build failure
     kibana = [json.loads(line) for line in text(build, "elastic/rules.ndjson").splitlines()]
     assert title in {r["name"] for r in kibana}
-    assert f"[{title}]" in text(build, "splunk/r53sigma_route53/default/savedsearches.conf")
+    assert f"action.correlationsearch.label = {title}\n" in text(build, "splunk/r53sigma_route53/default/savedsearches.conf")
     definitions = json.loads(text(build, "cloudwatch/query_definitions.json"))
     assert [d["name"] for d in definitions] == ["r53sigma/resolver/Example Domain Queried"]
     record = {r["title"]: r for r in json.loads(text(build, "queries/queries.json"))}[title]
