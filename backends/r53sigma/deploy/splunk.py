@@ -148,7 +148,8 @@ class SplunkTarget:
                 raise DistError(f"savedsearches.conf [{name}] has no search")
             live = current.get(name)
             if live is None:
-                actions.append(Action("saved search", name, CREATE, run=self._create(service, name, keys)))
+                label = keys.get("action.correlationsearch.label", "")
+                actions.append(Action("saved search", name, CREATE, label, run=self._create(service, name, keys)))
                 continue
             managed = {k: v for k, v in keys.items() if self.force or k not in USER_KEYS}
             content = live.content
