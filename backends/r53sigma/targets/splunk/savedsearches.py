@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from sigma.backends.splunk import SplunkBackend
 
-from r53sigma import attack, catalogue
+from r53sigma import attack, catalogue, schedule
 
 if TYPE_CHECKING:
     from r53sigma.packaged import PackagedRule
@@ -74,12 +74,12 @@ def stanza_name(item: PackagedRule) -> str:
 
 def cron(interval: int) -> str:
     """A cron expression running every ``interval`` minutes, aligned to the hour or the day."""
-    if interval < 60 and 60 % interval == 0:
+    if not schedule.runs_on_cron(interval):
+        raise ValueError(f"a schedule interval of {interval} minutes has no cron expression (use a divisor of 60 minutes or 24 hours)")
+    if interval < 60:
         return f"*/{interval} * * * *"
-    if interval % 60 == 0 and 24 % (interval // 60) == 0:
-        hours = interval // 60
-        return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
-    raise ValueError(f"a schedule interval of {interval} minutes has no cron expression (use a divisor of 60 minutes or 24 hours)")
+    hours = interval // 60
+    return "0 * * * *" if hours == 1 else f"0 */{hours} * * *"
 
 
 def _source(item: PackagedRule):
