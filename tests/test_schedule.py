@@ -97,6 +97,9 @@ def test_every_packaged_rule_schedule_is_recomputed_from_the_catalogue():
         assert item.schedule.delay == max(d.delay_minutes for d in source.delivery)
         assert item.schedule.span == span
         assert item.schedule.lookback >= item.schedule.interval + item.schedule.delay + span, conv.title
+        if schedule.ATTRIBUTE not in (conv.rule.custom_attributes or {}):
+            assert item.schedule.interval == max(schedule.DEFAULT_INTERVAL, span)
+            assert item.schedule.lookback == item.schedule.interval + item.schedule.delay + span
         checked += 1
     assert checked > 50
 
