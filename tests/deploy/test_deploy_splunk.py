@@ -1,6 +1,10 @@
 """`r53sigma deploy splunk` against an in-process fake splunkd (splunklib.client, Atom XML)."""
 from __future__ import annotations
 
+import urllib.error
+import urllib.parse
+import urllib.request
+
 import pytest
 
 from deploy_fakes import Sleeps, deploy, dist_fixture, isolate_environment
@@ -99,8 +103,6 @@ def test_deploy_speaks_the_rest_api_names_never_the_conf_ones(dist, splunk):
 
 
 def test_fake_splunkd_refuses_conf_names_bad_values_and_ignores_read_only_ones(splunk):
-    import urllib.request
-
     def post(**form):
         data = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in form.items()).encode()
         request = urllib.request.Request(f"{splunk.url}/servicesNS/nobody/{APP}/saved/searches", data=data,
@@ -111,7 +113,6 @@ def test_fake_splunkd_refuses_conf_names_bad_values_and_ignores_read_only_ones(s
         except urllib.error.HTTPError as error:
             return error.code, error.read().decode()
 
-    import urllib.parse
     status, body = post(name="a", search="index=main", enableSched="1")
     assert status == 400 and 'Argument "enableSched" is not supported by this handler.' in body
     assert post(name="b", search="index=main", alert_comparator="bigger than")[0] == 400
