@@ -53,7 +53,6 @@ DEFAULTS = {
     "is_visible": "1",
     "alert.track": "1",
     "alert.digest_mode": "0",
-    "alert.suppress": "1",
     "counttype": "number of events",
     "relation": "greater than",
     "quantity": "0",
@@ -180,10 +179,10 @@ def settings_of(item: PackagedRule) -> dict[str, str]:
         "cron_schedule": cron(item.schedule.interval),
         **time_bounds(item),
     })
+    # per search, not in [default]: a user's own search in this app is not throttled behind their back
+    settings["alert.suppress"] = "1" if fields else "0"  # nothing to throttle on: every result is its own alert
     if fields:
         settings["alert.suppress.fields"] = ",".join(fields)
-    else:
-        settings["alert.suppress"] = "0"  # nothing to throttle on: every result is its own alert
     return settings
 
 
