@@ -52,7 +52,6 @@ DEFAULTS = {
     "schedule_window": "auto",
     "is_visible": "1",
     "alert.track": "1",
-    "alert.digest_mode": "0",
     "counttype": "number of events",
     "relation": "greater than",
     "quantity": "0",
@@ -180,6 +179,7 @@ def settings_of(item: PackagedRule) -> dict[str, str]:
         **time_bounds(item),
     })
     # per search, not in [default]: a user's own search in this app is not throttled behind their back
+    settings["alert.digest_mode"] = "0"  # one alert per result, so throttling can key on its fields
     settings["alert.suppress"] = "1" if fields else "0"  # nothing to throttle on: every result is its own alert
     if fields:
         settings["alert.suppress.fields"] = ",".join(fields)
