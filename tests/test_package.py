@@ -72,7 +72,7 @@ def test_rule_a_target_cannot_express_is_left_out_of_that_target_only(tmp_path):
     assert build.problems == []  # a target's documented limit is no build failure
     kibana = [json.loads(line) for line in text(build, "elastic/rules.ndjson").splitlines()]
     assert title in {r["name"] for r in kibana}
-    assert f"[{title}]" in text(build, "splunk/r53sigma_route53/default/savedsearches.conf")
+    assert f"action.correlationsearch.label = {title}\n" in text(build, "splunk/r53sigma_route53/default/savedsearches.conf")
     definitions = json.loads(text(build, "cloudwatch/query_definitions.json"))
     assert [d["name"] for d in definitions] == ["r53sigma/resolver/Example Domain Queried"]
     record = {r["title"]: r for r in json.loads(text(build, "queries/queries.json"))}[title]
@@ -202,31 +202,6 @@ def test_layer_scores_the_rules_covering_each_technique():
     assert techniques["T1071"] == {"techniqueID": "T1071", "enabled": True, "showSubtechniques": True}
 
 
-def test_schedule_attribute_sets_interval_and_lookback():
-    assert build_schedule("interval: 15m\n        lookback: 1h") == package.Schedule(15, 60)
-    assert build_schedule("interval: 10m") == package.Schedule(10, 11)  # lookback: one minute of overlap
-
-
-def test_correlation_default_schedule_sees_every_window_whole(tmp_path):
-    from r53sigma import rules
-
-    folder = write_rules(tmp_path / "rules", flood=resolver_rule(
-        "Any Query", "selection:\n    query_name|exists: true\ncondition: selection", extra="name: any_query")
-        + "---\n" + CORRELATION)
-    correlation = next(r for r in rules.load([folder]).top_level() if r.title == "Query Burst")
-    schedule = package.schedule_of(correlation)
-    assert schedule == package.Schedule(interval=15, lookback=30)  # timespan 15m: every 15m, look back 15m + 15m
-
-
-def test_malformed_schedule_is_refused():
-    with pytest.raises(package.PackageError, match="interval"):
-        build_schedule("interval: often")
-    with pytest.raises(package.PackageError, match="shorter"):
-        build_schedule("interval: 1h\n        lookback: 10m")
-    with pytest.raises(package.PackageError, match="divides neither"):
-        build_schedule("interval: 7m")
-
-
 def test_rule_with_a_malformed_schedule_is_reported_and_left_out(tmp_path):
     broken = resolver_rule("Badly Scheduled", "selection:\n    query_name: a.example\ncondition: selection",
                            extra="schedule:\n        interval: 7m")
@@ -234,29 +209,3 @@ def test_rule_with_a_malformed_schedule_is_reported_and_left_out(tmp_path):
     assert len(build.problems) == 3 and all("Badly Scheduled" in p for p in build.problems)
     assert "Badly Scheduled" not in text(build, "elastic/rules.ndjson")
     assert "Example Domain Queried" in text(build, "elastic/rules.ndjson")
-
-
-CORRELATION = """\
-title: Query Burst
-id: 7e0c8a55-52f7-4b55-8d5c-2b9b2b0c7d01
-status: test
-description: Burst.
-author: tests
-date: 2024-01-01
-tags: [attack.command-and-control, attack.t1071.004]
-correlation:
-    type: event_count
-    rules: [any_query]
-    group-by: [srcaddr]
-    timespan: 15m
-    condition: {gt: 10}
-level: medium
-"""
-
-
-def build_schedule(settings: str) -> package.Schedule:
-    from sigma.collection import SigmaCollection
-
-    text_ = resolver_rule("Scheduled", "selection:\n    query_name: a.example\ncondition: selection",
-                          extra=f"schedule:\n        {settings}")
-    return package.schedule_of(SigmaCollection.from_yaml(text_).rules[0])

@@ -63,6 +63,17 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """One way AWS delivers a log source, and how late AWS says its records can arrive."""
+
+    via: str  # cloudwatch_logs, s3, firehose
+    delay_minutes: int
+    documented: bool  # False: AWS states no figure; `statement` says where ours comes from
+    statement: str
+    doc: str  # the AWS documentation page
+
+
+@dataclass(frozen=True)
 class LogSource:
     source: str
     title: str
@@ -74,6 +85,14 @@ class LogSource:
     columns: tuple[str, ...] = ()
     sigma_dns_logsource: Mapping[str, str] | None = None
     dns_aliases: Mapping[str, str] = field(default_factory=dict)  # generic Sigma DNS name -> field name
+    delivery: tuple[Delivery, ...] = ()
+
+    def delay_minutes(self, via: tuple[str, ...] | None = None) -> int:
+        """The latest arrival to plan for: the largest delay of the given deliveries (default: all)."""
+        chosen = [d for d in self.delivery if via is None or d.via in via]
+        if not chosen:
+            raise CatalogueError(f"{self.source}: no delivery via {', '.join(via or ())} is catalogued")
+        return max(d.delay_minutes for d in chosen)
 
     def field_for(self, name: str, *, generic_dns: bool = False) -> Field | None:
         """The catalogue entry a rule's field name refers to (generic DNS names only for category: dns rules)."""
@@ -140,6 +159,10 @@ def _build(doc: Mapping[str, Any]) -> LogSource:
         columns=tuple(doc.get("columns", ())),
         sigma_dns_logsource=doc.get("sigma_dns_logsource"),
         dns_aliases=aliases,
+        delivery=tuple(
+            Delivery(d["via"], d["delay_minutes"], d["basis"] == "documented", " ".join(d["statement"].split()), d["doc"])
+            for d in doc["delivery"]
+        ),
     )
 
 

@@ -17,24 +17,18 @@ import hashlib
 import io
 import json
 import os
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sigma.correlations import SigmaCorrelationRule
 
-from r53sigma import attack, catalogue, conversion, navigator, outputs
+from r53sigma import attack, catalogue, conversion, navigator, outputs, schedule
 from r53sigma import rules as rule_loading
 from r53sigma.packaged import PackagedRule, Schedule
 from r53sigma.targets import registry
 
 MANIFEST = "MANIFEST.json"
-DEFAULT_INTERVAL = 5  # minutes between runs of a single-event rule (Kibana's default)
-DEFAULT_OVERLAP = 1  # extra look-back minutes so late events at a run boundary are not missed
-ATTRIBUTE_SCHEDULE = "schedule"  # rule custom attribute: {interval: 10m, lookback: 20m}
-DURATION = re.compile(r"^([1-9][0-9]*)([mh])$")
 
 
 class PackageError(ValueError):
@@ -47,35 +41,12 @@ class Build:
     problems: list[str] = field(default_factory=list)  # broken rule files and conversion errors
 
 
-def _minutes(text: str, what: str) -> int:
-    match = DURATION.match(str(text).strip())
-    if not match:
-        raise PackageError(f"{what} {text!r}: expected minutes or hours such as 5m or 1h")
-    number, unit = int(match.group(1)), match.group(2)
-    return number * (60 if unit == "h" else 1)
-
-
-def schedule_of(rule) -> Schedule:
-    """The rule's `schedule` attribute, else a default: every 5 minutes, or, for a correlation with
-    timespan T, every max(T, 5m) looking back interval + T, so each aligned window is seen whole."""
-    given = rule.custom_attributes.get(ATTRIBUTE_SCHEDULE) if rule.custom_attributes else None
-    timespan = 0
-    if isinstance(rule, SigmaCorrelationRule) and rule.timespan:
-        timespan = max(1, -(-rule.timespan.seconds // 60))
-    interval = max(DEFAULT_INTERVAL, timespan)
-    lookback = interval + (timespan or DEFAULT_OVERLAP)
-    if given is not None:
-        if not isinstance(given, dict) or not set(given) <= {"interval", "lookback"}:
-            raise PackageError(f"rule {rule.title!r}: schedule must be a mapping of interval and lookback")
-        interval = _minutes(given.get("interval", f"{interval}m"), f"rule {rule.title!r}: schedule interval")
-        lookback = _minutes(given.get("lookback", f"{interval + (timespan or DEFAULT_OVERLAP)}m"),
-                            f"rule {rule.title!r}: schedule lookback")
-    if lookback < interval:
-        raise PackageError(f"rule {rule.title!r}: schedule lookback {lookback}m is shorter than the interval {interval}m")
-    if not (60 % interval == 0 if interval < 60 else interval % 60 == 0 and 24 % (interval // 60) == 0):
-        # Splunk runs searches on cron: the interval must divide an hour or a day
-        raise PackageError(f"rule {rule.title!r}: schedule interval {interval}m divides neither 60 minutes nor 24 hours")
-    return Schedule(interval, lookback)
+def schedule_of(rule, source: str) -> Schedule:
+    """The rule's schedule over its catalogued log source (r53sigma.schedule derives it)."""
+    try:
+        return schedule.derive(rule, catalogue.load()[source])
+    except schedule.ScheduleError as error:
+        raise PackageError(str(error)) from error
 
 
 def note_of(rule) -> str:
@@ -101,7 +72,8 @@ def source_of(logsource: dict) -> str:
 
 
 def packaged(conv: conversion.Conversion) -> PackagedRule:
-    return PackagedRule(conv, source_of(conv.logsource), schedule_of(conv.rule), note_of(conv.rule))
+    source = source_of(conv.logsource)
+    return PackagedRule(conv, source, schedule_of(conv.rule, source), note_of(conv.rule))
 
 
 def relative_file(path: Path | None, roots: list[Path]) -> str | None:

@@ -11,14 +11,9 @@ from dataclasses import dataclass
 from sigma.correlations import SigmaCorrelationRule
 
 from r53sigma import conversion
+from r53sigma.schedule import Schedule
 
-
-@dataclass(frozen=True)
-class Schedule:
-    """How often a rule runs and how far back each run looks, in minutes."""
-
-    interval: int
-    lookback: int
+__all__ = ["PackagedRule", "Schedule"]
 
 
 @dataclass

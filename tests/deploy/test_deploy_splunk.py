@@ -1,14 +1,19 @@
 """`r53sigma deploy splunk` against an in-process fake splunkd (splunklib.client, Atom XML)."""
 from __future__ import annotations
 
+import urllib.error
+import urllib.parse
+import urllib.request
+
 import pytest
 
 from deploy_fakes import Sleeps, deploy, dist_fixture, isolate_environment
 from deploy_fakes.servers import FakeSplunk
 
-TXT = "Resolver TXT queries to a paste site"
-METADATA = "Resolver query for the instance metadata name"
+TXT = "r53sigma-0b7d3c2a-1111-4aaa-8bbb-000000000001"  # Resolver TXT queries to a paste site
+METADATA = "r53sigma-0b7d3c2a-1111-4aaa-8bbb-000000000002"  # Resolver query for the instance metadata name
 APP = dist_fixture.APP
+CONF_ONLY_NAMES = {"enableSched", "counttype", "relation", "quantity"}
 
 
 @pytest.fixture
@@ -43,7 +48,9 @@ def test_first_deploy_creates_one_saved_search_per_rule_in_the_app(dist, splunk)
     assert set(ours(splunk)) == {TXT, METADATA}
     stanza = packaged_stanzas(dist)[TXT]
     live = ours(splunk)[TXT]
-    assert live["search"] == stanza["search"] and live["cron_schedule"] == "*/15 * * * *" and live["enableSched"] == "1"
+    assert live["search"] == stanza["search"] and live["cron_schedule"] == "*/5 * * * *" and live["is_scheduled"] == "1"
+    assert (live["alert_type"], live["alert_comparator"], live["alert_threshold"]) == ("number of events", "greater than", "0")
+    assert live["action.correlationsearch.label"] == "Resolver TXT queries to a paste site"
     assert all(r.path.startswith(("/services/auth/login", f"/services/apps/local/{APP}", f"/servicesNS/nobody/{APP}/"))
                for r in splunk.requests)
     assert "Other app search" in splunk.searches  # another app's search is never touched
@@ -60,27 +67,77 @@ def test_redeploy_plans_zero_changes(dist, splunk, capsys):
 
 def test_update_keeps_the_users_schedule_unless_forced(dist, splunk, tmp_path, capsys):
     assert deploy(argv(dist, splunk)) == 0
-    ours(splunk)[TXT].update(enableSched="0", cron_schedule="0 * * * *")  # the admin slowed it down, then paused it
+    ours(splunk)[TXT].update(is_scheduled="0", cron_schedule="0 * * * *")  # the admin slowed it down, then paused it
     changed = dist_fixture.RULE_TXT.replace("query_type: TXT", "query_type: ANY")
     dist_fixture.build(tmp_path, {"txt_paste.yml": changed, "metadata_name.yml": dist_fixture.RULE_METADATA})
     capsys.readouterr()
     assert deploy(argv(dist, splunk)) == 0
-    assert "changed: search; keeps the user's cron_schedule, enableSched" in capsys.readouterr().out
+    assert "keeps the user's cron_schedule, is_scheduled" in capsys.readouterr().out
     live = ours(splunk)[TXT]
     assert 'record_type="ANY"' in live["search"]
-    assert (live["enableSched"], live["cron_schedule"]) == ("0", "0 * * * *")
+    assert (live["is_scheduled"], live["cron_schedule"]) == ("0", "0 * * * *")
     assert deploy(argv(dist, splunk)) == 0 and "2 unchanged" in capsys.readouterr().out
     assert deploy(argv(dist, splunk, "--force")) == 0
-    assert (ours(splunk)[TXT]["enableSched"], ours(splunk)[TXT]["cron_schedule"]) == ("1", "*/15 * * * *")
+    assert (ours(splunk)[TXT]["is_scheduled"], ours(splunk)[TXT]["cron_schedule"]) == ("1", "*/5 * * * *")
 
 
-def test_prune_deletes_the_apps_searches_that_dist_dropped(dist, splunk, tmp_path):
+def test_prune_deletes_only_the_packs_own_searches_that_dist_dropped(dist, splunk, tmp_path):
     assert deploy(argv(dist, splunk)) == 0
+    # a user's own searches in the same app: one of their own, and a copy of ours renamed to an id-like
+    # name without the pack's marker; neither is the pack's to delete
+    splunk.searches["My DNS report"] = (APP, {"search": "sourcetype=aws:route53:resolver | stats count"})
+    lookalike = "r53sigma-0b7d3c2a-1111-4aaa-8bbb-0000000000ff"
+    splunk.searches[lookalike] = (APP, {**ours(splunk)[METADATA], "description": "my tuned copy"})
     dist_fixture.build(tmp_path, {"txt_paste.yml": dist_fixture.RULE_TXT})
     assert deploy(argv(dist, splunk)) == 0
     assert METADATA in ours(splunk)
     assert deploy(argv(dist, splunk, "--prune")) == 0
-    assert set(ours(splunk)) == {TXT} and "Other app search" in splunk.searches
+    assert set(ours(splunk)) == {TXT, "My DNS report", lookalike} and "Other app search" in splunk.searches
+
+
+def test_deploy_speaks_the_rest_api_names_never_the_conf_ones(dist, splunk):
+    assert deploy(argv(dist, splunk)) == 0
+    posted = [r.form() for r in splunk.requests if r.method == "POST" and "/saved/searches" in r.path]
+    assert posted and all(not (CONF_ONLY_NAMES & set(form)) for form in posted)
+    assert all({"is_scheduled", "alert_type", "alert_comparator", "alert_threshold"} <= set(form) for form in posted)
+
+
+def test_fake_splunkd_refuses_conf_names_bad_values_and_ignores_read_only_ones(splunk):
+    def post(**form):
+        data = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in form.items()).encode()
+        request = urllib.request.Request(f"{splunk.url}/servicesNS/nobody/{APP}/saved/searches", data=data,
+                                         headers={"Authorization": "Bearer tok-123"})
+        try:
+            with urllib.request.urlopen(request) as response:
+                return response.status, response.read().decode()
+        except urllib.error.HTTPError as error:
+            return error.code, error.read().decode()
+
+    status, body = post(name="a", search="index=main", enableSched="1")
+    assert status == 400 and 'Argument "enableSched" is not supported by this handler.' in body
+    assert post(name="b", search="index=main", alert_comparator="bigger than")[0] == 400
+    assert post(name="c", search="index=main", next_scheduled_time="2030-01-01")[0] == 201
+    assert splunk.searches["c"][1]["next_scheduled_time"] == ""  # read-only: ignored on POST
+
+
+def test_a_renamed_rule_updates_its_search_and_keeps_the_users_state(dist, splunk, tmp_path, capsys):
+    assert deploy(argv(dist, splunk)) == 0
+    ours(splunk)[TXT].update(is_scheduled="0", disabled="0")  # the admin enabled it, then paused its schedule
+    renamed = dist_fixture.RULE_TXT.replace("title: Resolver TXT queries to a paste site", "title: TXT lookups of paste sites")
+    dist_fixture.build(tmp_path, {"txt_paste.yml": renamed, "metadata_name.yml": dist_fixture.RULE_METADATA})
+    capsys.readouterr()
+    assert deploy(argv(dist, splunk)) == 0
+    assert "0 to create, 1 to update, 0 to delete" in capsys.readouterr().out
+    live = ours(splunk)[TXT]
+    assert live["action.correlationsearch.label"] == "TXT lookups of paste sites"
+    assert (live["is_scheduled"], live["disabled"]) == ("0", "0")
+
+
+def test_only_selects_by_rule_id_or_title(dist, splunk):
+    assert deploy(argv(dist, splunk, "--only", "Resolver query for the instance metadata name")) == 0
+    assert set(ours(splunk)) == {METADATA}
+    assert deploy(argv(dist, splunk, "--only", "0b7d3c2a-1111-4aaa-8bbb-000000000001")) == 0
+    assert set(ours(splunk)) == {TXT, METADATA}
 
 
 def test_dry_run_changes_nothing(dist, splunk, capsys):

@@ -1,16 +1,21 @@
 """Deploy to Splunk: one saved search per rule in the pack's app namespace (`splunklib.client`).
 
 Saved searches come from dist/splunk/<app>/default/savedsearches.conf, one stanza per rule named by
-the rule title, and live at `servicesNS/nobody/<app>/saved/searches` (app-shared, owned by nobody).
-The app itself (field extractions, event types) must be installed first from
-dist/splunk/<app>.spl: REST cannot upload an app from this machine.
+the rule's id (`r53sigma-<id>`, so a renamed rule is the same search), and live at
+`servicesNS/nobody/<app>/saved/searches` (app-shared, owned by nobody). The app itself (field
+extractions, event types) must be installed first from dist/splunk/<app>.spl: REST cannot upload an
+app from this machine.
 
+The .conf file and the REST API name some settings differently: `REST_NAMES` translates (Splunk REST
+API reference, saved/searches: https://docs.splunk.com/Documentation/Splunk/latest/RESTREF/RESTsearch#saved.2Fsearches).
 A user who changed a search's schedule or turned it on or off keeps that change: the keys in
 `USER_KEYS` are set when a search is created and left alone on update unless `--force`. `--prune`
-deletes saved searches of the pack's app that dist no longer has.
+deletes only searches the pack created: named `r53sigma-<uuid>` and carrying the pack's marker line
+in their description, never a user's own search in the same app.
 """
 from __future__ import annotations
 
+import re
 import socket
 import ssl
 import urllib.parse
@@ -27,7 +32,11 @@ NAME = "splunk"
 KEYS = ["url", "app", "token", "username", "password", "ca_certs", "insecure"]
 OWNER = "nobody"
 SHARING = "app"
-USER_KEYS = frozenset({"cron_schedule", "enableSched", "is_scheduled", "disabled", "schedule_window", "schedule_priority"})
+# savedsearches.conf name -> REST parameter name, where they differ
+REST_NAMES = {"enableSched": "is_scheduled", "counttype": "alert_type", "relation": "alert_comparator", "quantity": "alert_threshold"}
+USER_KEYS = frozenset({"cron_schedule", "is_scheduled", "disabled", "schedule_window", "schedule_priority"})
+MANAGED_NAME = re.compile(r"^r53sigma-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+MARKER = "Managed by r53sigma"  # the description's last line in every packaged search (targets/splunk/savedsearches.py)
 TRUE, FALSE = {"1", "true", "t", "yes", "y", "on"}, {"0", "false", "f", "no", "n", "off"}
 DEFAULT_PORT = 8089
 
@@ -79,6 +88,17 @@ def find_app(dist: Path) -> str:
     return apps[0]
 
 
+def rest_parameters(keys: dict[str, str]) -> dict[str, str]:
+    """A stanza's settings under the REST API's names (`enableSched` is `is_scheduled`, ...)."""
+    return {REST_NAMES.get(k, k): v for k, v in keys.items()}
+
+
+def created_by_pack(name: str, content) -> bool:
+    """A search the pack made: its name and its description's marker line, both."""
+    lines = str(content.get("description") or "").strip().splitlines()
+    return bool(MANAGED_NAME.match(name)) and bool(lines) and lines[-1].startswith(MARKER)
+
+
 class SplunkTarget:
     label = "Splunk"
 
@@ -114,7 +134,7 @@ class SplunkTarget:
     def plan(self, retry: Retry) -> list[Action]:
         desired = dist_files.conf_stanzas(self.dist / "splunk" / find_app(self.dist) / "default" / "savedsearches.conf")
         defaults = desired.pop("default", {})  # .conf semantics: [default] applies to every stanza
-        desired = {name: {**defaults, **keys} for name, keys in desired.items() if self.selection(title=name)}
+        desired = {name: rest_parameters({**defaults, **keys}) for name, keys in desired.items() if self._selected(name, keys)}
         service = self.service(retry)
         if not retry.call(f"look up app {self.app}", lambda: self._app_installed(service), classify):
             raise Rejected(
@@ -128,7 +148,8 @@ class SplunkTarget:
                 raise DistError(f"savedsearches.conf [{name}] has no search")
             live = current.get(name)
             if live is None:
-                actions.append(Action("saved search", name, CREATE, run=self._create(service, name, keys)))
+                label = keys.get("action.correlationsearch.label", "")
+                actions.append(Action("saved search", name, CREATE, label, run=self._create(service, name, keys)))
                 continue
             managed = {k: v for k, v in keys.items() if self.force or k not in USER_KEYS}
             content = live.content
@@ -141,9 +162,14 @@ class SplunkTarget:
             actions.append(Action("saved search", name, UPDATE, note, run=self._update(live, managed)))
         if self.prune:
             for name in sorted(set(current) - set(desired)):
-                if self.selection(title=name):
+                if created_by_pack(name, current[name].content) and self._selected(name, current[name].content):
                     actions.append(Action("saved search", name, DELETE, "no longer in dist", run=self._delete(service, name)))
         return actions
+
+    def _selected(self, name: str, keys) -> bool:
+        found = MANAGED_NAME.match(name)
+        return self.selection(rule_id=found.group("id") if found else None,
+                              title=keys.get("action.correlationsearch.label") or (None if found else name))
 
     def _create(self, service, name: str, keys: dict):
         params = {k: v for k, v in keys.items() if k != "search"}

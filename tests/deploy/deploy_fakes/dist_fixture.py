@@ -9,7 +9,8 @@ import json
 import textwrap
 from pathlib import Path
 
-from r53sigma import catalogue, conversion
+from r53sigma import catalogue, conversion, package
+from r53sigma.targets.splunk import app as splunk_app
 from r53sigma.targets.cloudwatch import ingestion as cloudwatch_ingestion
 from r53sigma.targets.elasticsearch import ingestion as elastic_ingestion
 
@@ -78,12 +79,8 @@ def build(root: Path, rules: dict[str, str] | None = None) -> Path:
     for path, body in elastic_ingestion.render().items():
         files["elastic/" + path.split("/", 1)[1]] = body
 
-    stanzas = []
-    for c in sorted(by_target["splunk"], key=lambda c: c.title):
-        stanzas.append(f"[{c.title}]\nsearch = {c.query}\ndescription = {c.rule.description}\n"
-                       "cron_schedule = */15 * * * *\nenableSched = 1\ndispatch.earliest_time = -20m\n"
-                       "dispatch.latest_time = now\nalert.track = 1\nalert.severity = 3\n")
-    files[f"splunk/{APP}/default/savedsearches.conf"] = "\n".join(stanzas)
+    # the app's savedsearches.conf as the pack renders it (targets/splunk), so deploy reads real stanzas
+    files[f"splunk/{APP}/default/savedsearches.conf"] = splunk_app.savedsearches_conf([package.packaged(c) for c in by_target["splunk"]])
     files[f"splunk/{APP}/default/app.conf"] = "[launcher]\nversion = 0.1.0\n"
 
     rendered = cloudwatch_ingestion.render([rule_dir])

@@ -308,13 +308,52 @@ class FakeKibana(FakeServer):
         return _json(200, {"page": page, "perPage": per_page, "total": len(rules), "data": chunk})
 
 
-SPLUNK_BOOLEANS = {"disabled", "enableSched", "is_scheduled", "alert.track", "is_visible", "alert.digest_mode"}
-SPLUNK_DEFAULTS = {"disabled": "0", "enableSched": "0", "is_scheduled": "0", "cron_schedule": "", "description": "",
-                   "alert.track": "0", "dispatch.earliest_time": "", "dispatch.latest_time": "", "is_visible": "1"}
-SPLUNK_PARAM_PREFIXES = ("action.", "alert.", "dispatch.", "display.", "request.", "auto_summarize", "alert_")
-SPLUNK_PARAMS = {"search", "description", "cron_schedule", "enableSched", "is_scheduled", "disabled", "schedule_window",
-                 "schedule_priority", "counttype", "relation", "quantity", "actions", "is_visible", "realtime_schedule",
-                 "run_on_startup", "max_concurrent", "next_scheduled_time", "restart_on_searchpeer_add"}
+# splunkd's saved/searches endpoint as Splunk's REST API reference documents it (saved/searches,
+# POST: https://docs.splunk.com/Documentation/Splunk/latest/RESTREF/RESTsearch#saved.2Fsearches).
+# It takes the REST names, not the .conf ones: `is_scheduled` (enableSched), `alert_type` (counttype),
+# `alert_comparator` (relation), `alert_threshold` (quantity); any other argument is refused with
+# 'Argument "<name>" is not supported by this handler.'
+SPLUNK_PARAMS = {
+    "search", "description", "disabled", "is_scheduled", "is_visible", "cron_schedule", "schedule_window",
+    "schedule_priority", "realtime_schedule", "run_on_startup", "run_n_times", "max_concurrent", "allow_skew",
+    "restart_on_searchpeer_add", "actions", "alert_type", "alert_comparator", "alert_threshold", "alert_condition",
+    "alert.digest_mode", "alert.expires", "alert.severity", "alert.suppress", "alert.suppress.fields",
+    "alert.suppress.period", "alert.track", "alert.managedBy", "auto_summarize", "dispatchAs", "displayview",
+    "request.ui_dispatch_app", "request.ui_dispatch_view", "vsid", "workload_pool",
+    "dispatch.buckets", "dispatch.earliest_time", "dispatch.latest_time", "dispatch.index_earliest",
+    "dispatch.index_latest", "dispatch.indexedRealtime", "dispatch.lookups", "dispatch.max_count",
+    "dispatch.max_time", "dispatch.reduce_freq", "dispatch.rt_backfill", "dispatch.spawn_process",
+    "dispatch.time_format", "dispatch.ttl", "dispatch.sample_ratio", "dispatch.allow_partial_results",
+}
+# action.<action_name> and action.<action_name>.<parameter> (alert actions and their settings),
+# auto_summarize.*, args.* and display.* are documented as families of arguments.
+SPLUNK_PARAM_PREFIXES = ("action.", "auto_summarize.", "args.", "display.", "durable.")
+# "Read-only attribute. Value ignored on POST." (same reference): accepted, never stored.
+SPLUNK_READ_ONLY = {"next_scheduled_time", "qualifiedSearch"}
+SPLUNK_ENUMS = {
+    "alert_type": {"always", "custom", "number of events", "number of hosts", "number of sources"},
+    "alert_comparator": {"greater than", "less than", "equal to", "rises by", "drops by", "rises by perc", "drops by perc"},
+}
+SPLUNK_BOOLEANS = {"disabled", "is_scheduled", "is_visible", "alert.track", "alert.digest_mode", "alert.suppress",
+                   "run_on_startup", "restart_on_searchpeer_add", "realtime_schedule"}
+# What a GET shows for a search that did not set them (splunkd echoes every setting, REST names).
+SPLUNK_DEFAULTS = {"disabled": "0", "is_scheduled": "0", "cron_schedule": "", "description": "", "alert.track": "0",
+                   "alert_type": "always", "alert_comparator": "", "alert_threshold": "", "dispatch.earliest_time": "",
+                   "dispatch.latest_time": "", "is_visible": "1", "next_scheduled_time": "", "qualifiedSearch": ""}
+
+
+def _splunk_invalid(form: dict[str, str]) -> str | None:
+    """The refusal real splunkd gives a saved/searches POST, or None."""
+    for key in form:
+        if key not in SPLUNK_PARAMS | SPLUNK_READ_ONLY | {"name"} and not key.startswith(SPLUNK_PARAM_PREFIXES):
+            return f'Argument "{key}" is not supported by this handler.'
+    for key, allowed in SPLUNK_ENUMS.items():
+        if key in form and form[key] not in allowed:
+            return f"Invalid value for {key}: {form[key]!r}"
+    for key in SPLUNK_BOOLEANS & set(form):
+        if form[key].strip().lower() not in ("0", "1", "true", "false", "t", "f", "yes", "no", "y", "n", "on", "off"):
+            return f"Invalid boolean for {key}: {form[key]!r}"
+    return None
 
 
 class FakeSplunk(FakeServer):
@@ -370,9 +409,10 @@ class FakeSplunk(FakeServer):
             del self.searches[name]
             return 200, {}, self._feed([])
         form = request.form()
-        unknown = [k for k in form if k not in SPLUNK_PARAMS | {"name"} and not k.startswith(SPLUNK_PARAM_PREFIXES)]
-        if unknown:
-            return self._error(400, f'Argument "{unknown[0]}" is not supported by this handler.')
+        refusal = _splunk_invalid(form)
+        if refusal:
+            return self._error(400, refusal)
+        form = {k: v for k, v in form.items() if k not in SPLUNK_READ_ONLY}
         if name is None:  # create
             new = form.pop("name", None)
             if not new or "search" not in form:
@@ -417,6 +457,6 @@ def _splunk_values(form: dict[str, str]) -> dict[str, str]:
     out = {}
     for key, value in form.items():
         if key in SPLUNK_BOOLEANS:
-            value = "1" if value.strip().lower() in ("1", "true", "t", "yes") else "0"
+            value = "1" if value.strip().lower() in ("1", "true", "t", "yes", "y", "on") else "0"
         out[key] = value
     return out

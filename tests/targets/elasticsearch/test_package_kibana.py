@@ -58,7 +58,8 @@ def test_rule_fields_come_from_the_sigma_rule(tmp_path):
     assert document["note"] == (
         "## Investigation\n\n1. Find the instance behind srcaddr.\n\n## Blind spots\n\n- Cached answers are not logged."
     )
-    assert (document["interval"], document["from"], document["to"]) == ("5m", "now-6m", "now")
+    # r53sigma.schedule: 5m interval + 15m Resolver delivery delay (Firehose)
+    assert (document["interval"], document["from"], document["to"]) == ("5m", "now-20m", "now")
     assert "attack.t1071.004" in document["tags"] and document["version"] == 1
 
 

@@ -54,6 +54,10 @@ def searches(build) -> dict[str, dict[str, str]]:
     return parse_conf(text(build, f"{APP_DIR}/default/savedsearches.conf"))
 
 
+def by_label(stanzas: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    return {s["action.correlationsearch.label"]: s for name, s in stanzas.items() if name != "default"}
+
+
 def unfold(value: str) -> str:
     """A search as written over continued lines, back to the query (continuations add ' \\' + newline)."""
     return re.sub(r" ?\n", "\n", value)
@@ -62,27 +66,30 @@ def unfold(value: str) -> str:
 def test_one_scheduled_search_per_rule_including_correlations():
     stanzas = searches(bundled_build())
     converted = [c for (t, _), c in bundled_conversions().items() if t == "splunk"]
-    assert set(stanzas) == {"default"} | {app.stanza_name(c.title) for c in converted}
+    assert set(stanzas) == {"default"} | {f"r53sigma-{c.rule_id}" for c in converted}
     assert any("| stats" in c.query for c in converted)  # correlations are among them
     for c in converted:
-        stanza = stanzas[app.stanza_name(c.title)]
-        assert unfold(stanza["search"]) == c.query
+        stanza = stanzas[f"r53sigma-{c.rule_id}"]
+        assert unfold(stanza["search"]) == c.query and stanza["action.correlationsearch.label"] == c.title
         assert re.fullmatch(r"(\*/\d+|0) .*", stanza["cron_schedule"]) and stanza["dispatch.earliest_time"].endswith("m@m")
 
 
-def test_searches_ship_disabled_with_alert_actions_off():
+def test_searches_ship_disabled_scheduled_continuously_and_tracked():
     defaults = searches(bundled_build())["default"]
     assert defaults["enableSched"] == "1" and defaults["disabled"] == "1"
-    assert defaults["actions"] == "" and defaults["alert.track"] == "0"
+    assert defaults["realtime_schedule"] == "0"  # continuous: the scheduler never skips a period
+    assert defaults["alert.track"] == "1"  # triggered alerts are listed, with or without ES
 
 
 def test_cron_and_dispatch_window_come_from_the_rule_schedule(tmp_path):
     rule = resolver_rule("Scheduled", "selection:\n    query_name: a.example\ncondition: selection",
                          extra="schedule:\n        interval: 2h\n        lookback: 3h")
-    stanza = searches(build_rules(tmp_path / "rules", scheduled=rule, example=EXAMPLE))["Scheduled"]
-    assert (stanza["cron_schedule"], stanza["dispatch.earliest_time"]) == ("0 */2 * * *", "-180m@m")
-    default = searches(build_rules(tmp_path / "other", example=EXAMPLE))["Example Domain Queried"]
-    assert (default["cron_schedule"], default["dispatch.earliest_time"]) == ("*/5 * * * *", "-6m@m")
+    stanza = by_label(searches(build_rules(tmp_path / "rules", scheduled=rule, example=EXAMPLE)))["Scheduled"]
+    assert (stanza["cron_schedule"], stanza["dispatch.earliest_time"]) == ("0 */2 * * *", "-181m@m")
+    assert (stanza["dispatch.index_earliest"], stanza["dispatch.index_latest"]) == ("-121m@m", "-1m@m")
+    default = by_label(searches(build_rules(tmp_path / "other", example=EXAMPLE)))["Example Domain Queried"]
+    # every 5 minutes; index time: the 5 minutes before the last; _time: back 5 + 15 (Firehose) + 1
+    assert (default["cron_schedule"], default["dispatch.earliest_time"]) == ("*/5 * * * *", "-21m@m")
 
 
 def test_interval_without_a_cron_expression_is_refused():
@@ -93,7 +100,7 @@ def test_interval_without_a_cron_expression_is_refused():
 def test_every_conf_file_parses():
     build = bundled_build()
     confs = [p for p in build.files if p.startswith(APP_DIR) and (p.endswith(".conf") or p.endswith(".meta"))]
-    assert len(confs) == 7
+    assert len(confs) == 7  # app, savedsearches, props, transforms, eventtypes, tags, default.meta
     for path in confs:
         assert parse_conf(text(build, path)), path
 
