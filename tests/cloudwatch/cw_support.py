@@ -61,3 +61,29 @@ def assert_agree(yaml_text: str, raws: list[str], expected: list[bool]) -> str:
     assert engine == expected, f"reference engine: {engine}"
     assert model == expected, f"Logs Insights model: {model}\n{query}"
     return query
+
+
+def alerts_agree(collection_yaml: str, raws: list[str], query: str | None = None) -> list[tuple]:
+    """The correlation query fires for exactly the (window, group) pairs the reference engine fires for
+    (the last rule of the collection is the correlation; event times are the records' own)."""
+    from sigma.correlations import SigmaCorrelationRule
+
+    collection = SigmaCollection.from_yaml(collection_yaml)
+    query = query if query is not None else convert_collection(collection_yaml)[-1]
+    collection.resolve_rule_references()
+    correlation = next(r for r in reversed(collection.rules) if isinstance(r, SigmaCorrelationRule))
+    events = [event_reading.parse_record(raw) for raw in raws]
+    engine = sorted((a.window_start, tuple(str(v) for v in a.group.values())) for a in Engine(collection).evaluate(correlation, events))
+    width = len(correlation.group_by or [])
+    rows = insights_model.run(query, [insights_model.event(raw, e.time) for raw, e in zip(raws, events)])
+    # stats rows hold the window, then the group values, in the `by` order (trailing dots: the engine's
+    # normalised values against the raw ones)
+    model = sorted((values[0], tuple(str(v).rstrip(".") for v in values[1:1 + width])) for values in (list(r.values()) for r in rows))
+    engine = [(w, tuple(v.rstrip(".") for v in g)) for w, g in engine]
+    assert model == engine, f"model {model} != engine {engine}\n{query}"
+    return engine
+
+
+def convert_collection(yaml_text: str, output_format: str = "default", **options) -> list:
+    backend = CloudWatchLogsInsightsBackend(pipelines["route53_cloudwatch"](), **options)
+    return backend.convert(SigmaCollection.from_yaml(yaml_text), output_format)

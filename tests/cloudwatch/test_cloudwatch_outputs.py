@@ -155,3 +155,90 @@ def test_sigmahq_dns_corpus_converts_and_parses():
     if not CORPUS.is_dir():
         pytest.skip(f"../shared corpus absent: {CORPUS}")
     assert _convert_all([CORPUS])
+
+
+# ------------------------------------------------------------------ rules given together are one collection
+
+SPLIT_CORRELATION = {
+    "a_correlation.yml": """title: Burst of NXDOMAIN
+id: 11111111-2222-4333-8444-00000000000a
+correlation: {type: event_count, rules: [nx_split], group-by: [srcaddr], timespan: 5m, condition: {gte: 2}}
+""",
+    "m_unrelated.yml": """title: TXT
+id: 11111111-2222-4333-8444-00000000000b
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {query_type: TXT}, condition: sel}
+""",
+    "z_base.yml": """title: NXDOMAIN
+id: 11111111-2222-4333-8444-00000000000c
+name: nx_split
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+""",
+}
+
+
+def test_correlation_in_another_file_converts_whatever_the_order(tmp_path):
+    """pySigma's partial-order sort leaves [correlation, unrelated, base] as it is: the base rule must
+    still be converted first (stock `sigma convert FOLDER` failed with "Conversion state not available")."""
+    from cw_support import alerts_agree, resolver
+    for name, text in SPLIT_CORRELATION.items():
+        (tmp_path / name).write_text(text)
+    collection = SigmaCollection.load_ruleset([str(tmp_path / n) for n in sorted(SPLIT_CORRELATION)])
+    queries = CloudWatchLogsInsightsBackend(pipelines["route53_cloudwatch"]()).convert(collection)
+    (correlation,) = [q for q in queries if "stats" in q]
+    raws = [resolver(rcode="NXDOMAIN", query_timestamp=f"2024-05-01T10:00:0{n}Z") for n in range(3)]
+    raws.append(resolver(rcode="NXDOMAIN", srcaddr="10.9.9.9"))
+    fired = alerts_agree("\n---\n".join(SPLIT_CORRELATION[n] for n in ("z_base.yml", "a_correlation.yml")), raws, correlation)
+    assert len(fired) == 1
+    cli = subprocess.run([str(Path(sys.executable).parent / "sigma"), "convert", "-t", "cloudwatch", "-p", "route53_cloudwatch", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert correlation in cli.stdout
+
+
+def test_skip_unsupported_skips_a_refused_correlation_and_converts_the_rest(tmp_path):
+    """`sigma convert -s`: a refusal is pySigma's SigmaFeatureNotSupportedByBackendError, collected for
+    correlations too (pySigma only collects errors of plain rules), so the other rules still convert."""
+    (tmp_path / "rules.yml").write_text("""title: NXDOMAIN
+id: 11111111-2222-4333-8444-00000000000d
+name: nx_skip
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+---
+title: Sum of ports
+id: 11111111-2222-4333-8444-00000000000e
+correlation: {type: value_sum, rules: [nx_skip], group-by: [srcaddr], timespan: 5m, condition: {gte: 2, field: srcport}}
+---
+title: Answer regex
+id: 11111111-2222-4333-8444-00000000000f
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {answers.Rdata|re: '^10\\.'}, condition: sel}
+---
+title: TXT
+id: 11111111-2222-4333-8444-000000000012
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {query_type: TXT}, condition: sel}
+""")
+    cli = subprocess.run([str(Path(sys.executable).parent / "sigma"), "convert", "-s", "-t", "cloudwatch", "-p", "route53_cloudwatch", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    assert 'query_type = "TXT"' in cli.stdout and "value_sum" not in cli.stdout
+    ignored = cli.stderr.split("Ignored errors:")[1].strip().splitlines()
+    assert len(ignored) == 2 and all("CloudWatch Logs Insights:" in line and "SigmaRule(" not in line for line in ignored)
+
+
+def test_refusals_are_feature_not_supported():
+    from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+    rule = """title: NXDOMAIN
+id: 11111111-2222-4333-8444-000000000010
+name: nx_sum
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+---
+title: Sum of ports
+id: 11111111-2222-4333-8444-000000000011
+correlation: {type: value_sum, rules: [nx_sum], group-by: [srcaddr], timespan: 5m, condition: {gte: 2, field: srcport}}
+"""
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="value_sum"):
+        convert(rule)

@@ -22,7 +22,7 @@ from sigma.conditions import (
 from sigma.conversion.base import TextQueryBackend
 from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationConditionOperator, SigmaCorrelationRule
-from sigma.exceptions import SigmaConversionError, SigmaFeatureNotSupportedByBackendError
+from sigma.exceptions import SigmaConversionError, SigmaError, SigmaFeatureNotSupportedByBackendError
 from sigma.rule import SigmaRule
 from sigma.types import (
     CompareOperators,
@@ -52,6 +52,33 @@ STATE_LOG_GROUP = "cloudwatch_log_group"  # default log group of the log source
 def unsupported(message: str, cond=None) -> SigmaFeatureNotSupportedByBackendError:
     source = getattr(cond, "source", None)
     return SigmaFeatureNotSupportedByBackendError(f"CloudWatch Logs Insights: {message}", source=source)
+
+
+class QueryTooLongError(SigmaConversionError):
+    """The rule converts, but into more than Logs Insights accepts. One line: pySigma's own
+    SigmaConversionError appends `in rule <the whole SigmaRule repr>`, megabytes for a long list."""
+
+    def __str__(self) -> str:
+        return SigmaError.__str__(self)
+
+
+def referenced_first(rules: list) -> list:
+    """The rules in their order, except that every rule a correlation references comes before it."""
+    ordered, placed = [], set()
+
+    def place(rule) -> None:
+        if id(rule) in placed:
+            return
+        placed.add(id(rule))
+        if isinstance(rule, SigmaCorrelationRule):
+            for reference in rule.rules:
+                if getattr(reference, "rule", None) is not None:
+                    place(reference.rule)
+        ordered.append(rule)
+
+    for rule in rules:
+        place(rule)
+    return ordered
 
 
 class CloudWatchLogsInsightsBackend(TextQueryBackend):
@@ -120,6 +147,45 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
     }
 
     default_limit: ClassVar[int] = 10_000  # the most results Logs Insights returns
+
+    # ------------------------------------------------------------------ whole collections
+
+    def convert(self, rule_collection, output_format=None, correlation_method=None, callback=None):
+        """pySigma's convert, with referenced rules converted before the correlations that use them.
+
+        pySigma sorts the collection with a partial order (`a < b` only when b references a), which
+        leaves a correlation before its base rule when unrelated rules sit between them (files given
+        together in any order are one collection, so the order must not matter).
+        """
+        self.init_processing_pipeline(output_format)
+        rule_collection.resolve_rule_references()
+        output_format = output_format or self.default_format
+        queries = [
+            query
+            for rule in referenced_first(rule_collection.rules)
+            for query in (
+                self.convert_rule(rule, output_format, callback)
+                if isinstance(rule, SigmaRule)
+                else self.convert_correlation_rule(rule, output_format, correlation_method, callback)
+            )
+        ]
+        return self.finalize(queries, output_format)
+
+    def convert_correlation_rule(self, rule, output_format=None, method=None, callback=None):
+        """As pySigma's, but with `collect_errors` (`sigma convert -s`) a refused correlation, or one whose
+        base rule was refused, is collected like a refused rule instead of ending the whole run."""
+        try:
+            for reference in rule.rules:
+                try:
+                    reference.rule.get_conversion_result()
+                except SigmaConversionError:
+                    raise unsupported(f"correlation '{rule.title}': its rule '{reference.rule.title}' was not converted", rule) from None
+            return super().convert_correlation_rule(rule, output_format, method, callback)
+        except SigmaError as error:
+            if self.collect_errors:
+                self.errors.append((rule, error))
+                return []
+            raise
 
     # ------------------------------------------------------------------ field facts
 
@@ -382,10 +448,10 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
 
     def finalize_query(self, rule, query, index: int, state: ConversionState, output_format: str):
         if isinstance(query, str) and len(query) > MAX_QUERY_LENGTH:
-            raise SigmaConversionError(
+            raise QueryTooLongError(
                 rule, rule.source,
-                f"rule '{rule.title}': the Logs Insights query is {len(query)} characters, more than the "
-                f"{MAX_QUERY_LENGTH} Logs Insights accepts; split the rule",
+                f"CloudWatch Logs Insights: rule '{rule.title}': the query is {len(query)} characters, more than "
+                f"the {MAX_QUERY_LENGTH} Logs Insights accepts; split the rule",
             )
         return super().finalize_query(rule, query, index, state, output_format)
 
