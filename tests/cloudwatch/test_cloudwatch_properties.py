@@ -172,3 +172,31 @@ def test_ipv6_network_regex_is_exactly_pythons_reading(case):
     except ValueError:
         inside = False
     assert (re.fullmatch(patterns.ipv6_network_regex(network), text) is not None) == inside
+
+
+# ------------------------------------------------------------------ factored alternation == plain alternation
+
+FACTOR_ALPHABET = st.sampled_from(list("abAB.-*?") + ["é"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.text(FACTOR_ALPHABET, max_size=6), min_size=1, max_size=8),
+       probes=st.lists(st.text(st.sampled_from(list("abAB.-xé")), max_size=8), max_size=10), ci=st.booleans(), dotted=st.booleans())
+def test_factored_alternation_matches_what_the_plain_alternation_matches(values, probes, ci, dotted):
+    """The trie-factored regex (patterns.union) against the plain `a|b|c` of the same alternatives,
+    in both renderings, on the values themselves, their neighbours and random strings."""
+    from sigma.backends.cloudwatch import patterns
+    from sigma.types import SigmaString
+    from r53sigma.targets.cloudwatch.insights_model import compile_regex
+    alternatives = []
+    for v in values:
+        items = patterns.items_of(SigmaString(v))
+        alternatives += patterns.without_trailing_dot(items, ci) if dotted else [items]
+    flags = "(?is)" if ci else "(?s)"
+    candidates = set(probes) | {v.replace("*", "ab").replace("?", "a") for v in values} | {v.replace("*", "").replace("?", "") + "." for v in values}
+    for render in (patterns.render_plain, patterns.render_json):
+        plain = compile_regex("/" + flags + "^(?:" + "|".join(render(a, ci) for a in alternatives) + r")\z/")
+        factored = compile_regex("/" + flags + "^" + patterns.union(alternatives, ci, render) + r"\z/")
+        for text in candidates:
+            subject = text if render is patterns.render_plain else json.dumps(text)[1:-1]
+            assert (plain.search(subject) is None) == (factored.search(subject) is None), (text, render.__name__)

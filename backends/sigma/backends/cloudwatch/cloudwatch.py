@@ -225,9 +225,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     def array_match(self, facts: dict, alternatives: list[list], ci: bool) -> str:
-        value = "|".join(patterns.render_json(a, ci) for a in alternatives)
-        if len(alternatives) > 1:
-            value = f"(?:{value})"
+        value = patterns.union(alternatives, ci, patterns.render_json)
         regex = patterns.array_member_regex(facts["array"], facts["member"], facts.get("element_depth", 0), value)
         return f"@message =~ /(?s){regex}/"
 
@@ -372,8 +370,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
                 if facts.get("array"):
                     tests.append(self.array_match(facts, alternatives, ci))
                 elif "." not in field:  # a top-level JSON member (Resolver query_name)
-                    value_regex = "|".join(patterns.render_json(a, ci) for a in alternatives)
-                    tests.append(f'@message =~ /(?s){patterns.key(field)}"(?:{value_regex})"/')
+                    tests.append(f'@message =~ /(?s){patterns.key(field)}"{patterns.union(alternatives, ci, patterns.render_json)}"/')
         return "(" + " or ".join(tests) + ")"
 
     def field_facts_all(self, state: ConversionState) -> dict:

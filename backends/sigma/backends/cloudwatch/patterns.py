@@ -139,12 +139,49 @@ def render_plain(items: list, ci: bool) -> str:
 
 def plain_regex(alternatives: list[list], ci: bool, anchored: bool = True) -> str:
     """`(?s)` (and `(?i)`) + the anchored alternation, ready to sit between slashes."""
-    body = "|".join(render_plain(a, ci) for a in alternatives)
-    if len(alternatives) > 1:
-        body = f"(?:{body})"
+    body = union(alternatives, ci, render_plain)
     if anchored:
         body = f"^{body}\\z"
     return ("(?is)" if ci else "(?s)") + body
+
+
+# ------------------------------------------------------------------ factored alternation
+
+
+def union(alternatives: list[list], ci: bool, render) -> str:
+    """One regex for "any of the alternatives", factored: `xA|xB` -> `x(?:A|B)`, `Ax|Bx` -> `(?:A|B)x`.
+
+    Concatenation distributes over alternation, so every step keeps the language (a property test
+    checks it against the plain alternation). At each level the sequences are grouped by their last
+    item or by their first, whichever gives fewer groups: value lists share suffixes (`.com`, the
+    optional trailing dot) and prefixes (`pool.`). With several alternatives and `ci`, ASCII letters
+    are folded to lower case first (the plain regex carries `(?i)`, the JSON rendering spells both
+    cases), so `Evil.com` and `evil.COM` share their items. The result is safe to concatenate: one
+    sequence, or a group.
+    """
+    if len(alternatives) > 1 and ci:
+        alternatives = [[Lit(i.char.lower()) if isinstance(i, Lit) and i.char.isascii() else i for i in a] for a in alternatives]
+    sequences = list(dict.fromkeys(tuple(a) for a in alternatives))
+    return _union(sequences, ci, render)
+
+
+def _union(sequences: list[tuple], ci: bool, render) -> str:
+    if len(sequences) == 1:
+        return render(list(sequences[0]), ci)
+    optional = () in sequences
+    by_last: dict = {}
+    by_first: dict = {}
+    for s in sequences:
+        if s:
+            by_last.setdefault(s[-1], []).append(s[:-1])
+            by_first.setdefault(s[0], []).append(s[1:])
+    if len(by_last) <= len(by_first):
+        parts = [_union(heads, ci, render) + render([last], ci) for last, heads in by_last.items()]
+    else:
+        parts = [render([first], ci) + _union(tails, ci, render) for first, tails in by_first.items()]
+    if len(parts) == 1 and not optional:
+        return parts[0]
+    return "(?:" + "|".join(parts) + ")" + ("?" if optional else "")
 
 
 # ------------------------------------------------------------------ JSON rendering
