@@ -242,3 +242,20 @@ correlation: {type: value_sum, rules: [nx_sum], group-by: [srcaddr], timespan: 5
 """
     with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="value_sum"):
         convert(rule)
+
+
+def test_without_a_pipeline_route53_log_sources_get_the_route53_pipeline(tmp_path):
+    """`sigma convert -t cloudwatch` without `-p`: a Resolver rule still matches the raw records (trailing
+    dot, raw names); a rule of another log source is left as it is."""
+    from cw_support import engine_says, model_says, resolver
+    rule = rule_yaml("  sel:\n    query_name|endswith: '.Evil.com'\n  condition: sel", "logsource: {product: aws, service: route53resolver}")
+    path = tmp_path / "rule.yml"
+    path.write_text(rule)
+    cli = subprocess.run([str(Path(sys.executable).parent / "sigma"), "convert", "-t", "cloudwatch", str(path)], capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr
+    query = cli.stdout.strip()
+    for raw in (resolver("a.evil.com."), resolver("a.evil.com.x.")):
+        assert model_says(query, raw) == engine_says(rule, raw)
+    assert model_says(query, resolver("a.evil.com."))
+    other = rule_yaml("  sel:\n    Image: x\n  condition: sel", "logsource: {product: windows, category: process_creation}")
+    assert "Image =~" in CloudWatchLogsInsightsBackend().convert(SigmaCollection.from_yaml(other))[0]

@@ -35,6 +35,8 @@ from sigma.types import (
     SigmaString,
 )
 
+from sigma.pipelines.route53.cloudwatch import ROUTE53_ONLY_SOURCES, route53_cloudwatch_pipeline
+
 from . import patterns
 
 MAX_QUERY_LENGTH = 10_000  # Logs Insights refuses longer query strings
@@ -147,6 +149,13 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
     }
 
     default_limit: ClassVar[int] = 10_000  # the most results Logs Insights returns
+
+    def __init__(self, processing_pipeline=None, collect_errors: bool = False, **backend_options):
+        """Without a pipeline (`sigma convert -t cloudwatch` and no `-p`), the Route 53 pipeline is applied
+        to the log sources only Route 53 writes; other rules are left as they are."""
+        if processing_pipeline is None or not processing_pipeline.items:
+            processing_pipeline = route53_cloudwatch_pipeline(only_sources=ROUTE53_ONLY_SOURCES)
+        super().__init__(processing_pipeline, collect_errors, **backend_options)
 
     # ------------------------------------------------------------------ whole collections
 

@@ -51,10 +51,21 @@ def fields_line(view: shared.RuleView) -> list[str]:
     return ["@timestamp", *names, "@message"]
 
 
-def route53_cloudwatch_pipeline() -> ProcessingPipeline:
+# The log sources only Route 53 writes: the backend applies the pipeline to them by itself when it is
+# given none (`sigma convert -t cloudwatch` without `-p`), since their raw names and trailing dots make
+# a pipeline-less query miss every event. CloudTrail (`product: aws, service: cloudtrail`) and
+# `category: dns` are shared with other rule sets, so they keep needing `-p route53_cloudwatch`.
+ROUTE53_ONLY_SOURCES = ("resolver", "public_zone")
+
+
+def route53_cloudwatch_pipeline(only_sources: tuple[str, ...] | None = None) -> ProcessingPipeline:
+    """The pipeline; with `only_sources`, just the items for those log sources' own names (the backend's
+    default) and no refusal of other log sources."""
     pid = "route53_cloudwatch"
-    items = [shared.reject_unknown_logsources(pid)]
+    items = [] if only_sources else [shared.reject_unknown_logsources(pid)]
     for view in shared.rule_views():
+        if only_sources and (view.generic_dns or view.log_source.source not in only_sources):
+            continue
         items.append(shared.reject_unknown_fields(pid, view))
         items.extend(shared.fold_case(pid, view, TARGET))
         items.append(shared.map_fields(pid, view, TARGET))
