@@ -336,3 +336,44 @@ def test_several_networks_on_answers_share_one_walk_of_the_array():
     raws = [resolver(answers=[answer("a.example.", "CNAME"), answer(a, "A")]) for a in ("10.1.2.3", "fd00::1", "0:0::1", "11.0.0.1", "fe00::")]
     query = assert_agree(rule, raws, [True, True, True, False, False])
     assert filter_line(query).count('"answers"') == 1
+
+
+# ------------------------------------------------------------------ public hosted-zone lines: `-` and keywords
+
+
+def test_public_zone_dash_column_is_absent_for_null_and_exists():
+    from cw_support import PUBLIC, public_line
+    lines = [public_line(subnet="-"), public_line(subnet="198.51.100.0/24"), public_line(subnet="-")[:-2]]
+    null = rule_yaml("  sel:\n    ednsClientSubnet: null\n  condition: sel", PUBLIC)
+    assert_agree(null, lines, [True, False, True])
+    exists = rule_yaml("  sel:\n    ednsClientSubnet|exists: true\n  condition: sel", PUBLIC)
+    assert filter_line(assert_agree(exists, lines, [False, True, False])) == '(ispresent(ednsClientSubnet) and ednsClientSubnet != "-")'
+
+
+def test_public_zone_values_that_would_match_a_dash_exclude_it():
+    from cw_support import PUBLIC, public_line
+    lines = [public_line(subnet="-"), public_line(subnet="198.51.100.0/24")]
+    for value, expected in (("'*'", [False, True]), ("'?'", [False, False]), ("'-'", [False, False]), ("'*/24'", [False, True])):
+        assert_agree(rule_yaml(f"  sel:\n    ednsClientSubnet: {value}\n  condition: sel", PUBLIC), lines, expected)
+    regex = rule_yaml("  sel:\n    ednsClientSubnet|re: '^.?$'\n  condition: sel", PUBLIC)
+    assert_agree(regex, lines, [False, False])
+    plain = rule_yaml("  sel:\n    queryType: ANY\n  condition: sel", PUBLIC)
+    assert filter_line(assert_agree(plain, [public_line(query_type="ANY"), public_line()], [True, False])) == 'queryType = "ANY"'
+
+
+def test_public_zone_keyword_matches_any_column():
+    from cw_support import PUBLIC, public_line
+    lines = [public_line(), public_line(edge="FRA56"), public_line(query_name="iad12.example.com", edge="FRA56"), public_line(resolver_ip="192.0.2.10", edge="FRA56")]
+    assert_agree(rule_yaml("  keywords:\n    - 'iad12'\n  condition: keywords", PUBLIC), lines, [True, False, False, False])
+    assert_agree(rule_yaml("  keywords:\n    - '192.0.2.1'\n  condition: keywords", PUBLIC), lines, [True, True, True, False])
+    assert_agree(rule_yaml("  keywords:\n    - 'IAD*'\n  condition: keywords", PUBLIC), lines, [True, False, True, False])
+    assert_agree(rule_yaml("  keywords:\n    - '*.example.com'\n  condition: keywords", PUBLIC), lines, [True, True, True, True])
+
+
+def test_public_zone_keyword_on_query_name_ignores_its_trailing_dot_and_dash_columns():
+    from cw_support import PUBLIC, public_line
+    lines = [public_line(query_name="evil.com."), public_line(query_name="evil.com"), public_line(subnet="192.0.2.0/24"), public_line()]
+    assert_agree(rule_yaml("  keywords:\n    - 'Evil.com'\n  condition: keywords", PUBLIC), lines, [True, True, False, False])
+    assert_agree(rule_yaml("  keywords:\n    - '-'\n  condition: keywords", PUBLIC), lines, [False, False, False, False])
+    assert_agree(rule_yaml("  keywords:\n    - '?'\n  condition: keywords", PUBLIC), lines + [public_line(query_type="AAAA")], [True] * 4 + [False])
+    assert_agree(rule_yaml("  keywords:\n    - 'UDP IAD12'\n  condition: keywords", PUBLIC), lines, [False, False, False, False])

@@ -259,3 +259,77 @@ def test_without_a_pipeline_route53_log_sources_get_the_route53_pipeline(tmp_pat
     assert model_says(query, resolver("a.evil.com."))
     other = rule_yaml("  sel:\n    Image: x\n  condition: sel", "logsource: {product: windows, category: process_creation}")
     assert "Image =~" in CloudWatchLogsInsightsBackend().convert(SigmaCollection.from_yaml(other))[0]
+
+
+# ------------------------------------------------------------------ correlations on an array member (answers.Rdata)
+
+ANSWERED = """title: Answered
+id: 11111111-2222-4333-8444-000000000020
+name: answered
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {rcode: NOERROR}, condition: sel}
+---
+title: Correlation on answers
+id: 11111111-2222-4333-8444-000000000021
+correlation: %s
+"""
+
+
+def _answered(src, rdatas, second=0, name="www.example.com."):
+    from cw_support import answer, resolver
+    return resolver(name, [answer(r, "CNAME" if r.endswith(".") else "A") for r in rdatas], srcaddr=src, query_timestamp=f"2024-05-01T10:00:{second:02d}Z")
+
+
+def test_value_count_of_an_array_member_unnests_the_answers():
+    from cw_support import alerts_agree
+    rule = ANSWERED % "{type: value_count, rules: [answered], group-by: [srcaddr], timespan: 5m, condition: {gte: 3, field: answers.Rdata}}"
+    raws = [_answered("10.0.0.1", ["1.1.1.1", "1.1.1.1", "a.example."]), _answered("10.0.0.1", ["a.example", "2.2.2.2"]),
+            _answered("10.0.0.2", ["1.1.1.1", "1.1.1.1"]), _answered("10.0.0.2", []), _answered("10.0.0.2", ["1.1.1.1"])]
+    query = convert(rule)
+    assert "| unnest r53_record.answers into r53_element" in query and "count_distinct(answers_Rdata)" in query
+    assert alerts_agree(rule, raws, query) == [(1714557600, ("10.0.0.1",))]
+
+
+def test_group_by_an_array_member_in_value_count_and_temporal():
+    from cw_support import alerts_agree
+    value_count = ANSWERED % "{type: value_count, rules: [answered], group-by: [answers.Rdata], timespan: 5m, condition: {gte: 2, field: srcaddr}}"
+    raws = [_answered("10.0.0.1", ["1.1.1.1", "1.1.1.1"]), _answered("10.0.0.2", ["1.1.1.1", "2.2.2.2"]), _answered("10.0.0.3", []),
+            _answered("10.0.0.3", ["2.2.2.2."], second=5)]
+    assert alerts_agree(value_count, raws) == [(1714557600, ("1.1.1.1",)), (1714557600, ("2.2.2.2",))]
+    temporal = """title: TXT
+id: 11111111-2222-4333-8444-000000000022
+name: cname_answer
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {answers.Type: CNAME}, condition: sel}
+---
+""" + ANSWERED % "{type: temporal, rules: [answered, cname_answer], group-by: [answers.Rdata], timespan: 5m}"
+    raws = [_answered("10.0.0.1", ["x.example.", "x.example."]), _answered("10.0.0.2", ["1.1.1.1"]), _answered("10.0.0.2", ["y.example."], second=9)]
+    assert len(alerts_agree(temporal, raws)) == 2
+
+
+@pytest.mark.parametrize("correlation, reason", [
+    ("{type: event_count, rules: [answered], group-by: [answers.Rdata], timespan: 5m, condition: {gte: 2}}", "event_count grouped by the array member"),
+    ("{type: value_count, rules: [answered], group-by: [answers.Type], timespan: 5m, condition: {gte: 2, field: answers.Rdata}}", "several array members"),
+    ("{type: value_count, rules: [answered], group-by: [srcaddr], timespan: 5m, condition: {lt: 2, field: answers.Rdata}}", "holds for 0 values"),
+])
+def test_array_member_correlations_refused_with_a_reason(correlation, reason):
+    from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match=reason) as error:
+        convert(ANSWERED % correlation)
+    assert "\n" not in str(error.value)
+
+
+def test_public_zone_correlation_leaves_out_dash_groups():
+    from cw_support import alerts_agree, public_line
+    rule = """title: Any query
+id: 11111111-2222-4333-8444-000000000023
+name: public_any
+logsource: {product: aws, service: route53}
+detection: {sel: {queryType: A}, condition: sel}
+---
+title: Subnets per resolver
+id: 11111111-2222-4333-8444-000000000024
+correlation: {type: event_count, rules: [public_any], group-by: [ednsClientSubnet], timespan: 5m, condition: {gte: 2}}
+"""
+    raws = [public_line(subnet="-"), public_line(subnet="-"), public_line(subnet="192.0.2.0/24"), public_line(subnet="192.0.2.0/24")]
+    assert alerts_agree(rule, raws) == [(1513152900, ("192.0.2.0/24",))]

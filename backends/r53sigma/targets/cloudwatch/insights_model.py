@@ -68,8 +68,15 @@ def flatten(value: Any, prefix: str = "", out: dict | None = None) -> dict[str, 
     return out
 
 
-def event(raw: str, timestamp: float = 0.0) -> Event:
-    """A log event as Logs Insights sees it: discovered fields plus @message and @timestamp."""
+def event(raw: str, timestamp: float = 0.0, dash_absent: bool = False) -> Event:
+    """A log event as Logs Insights sees it: discovered fields plus @message and @timestamp.
+
+    A public hosted-zone line writes `-` for a value it lacks (the EDNS client subnet; Route 53,
+    "Public DNS query log format"). Neither "Supported logs and discovered fields" nor the parseRoute53
+    processor ("Processors that you can use") says what a `-` column becomes, so the model keeps the
+    literal `-` by default (what a column split yields) and `dash_absent=True` reads it as no field:
+    queries are checked under both readings.
+    """
     fields: dict[str, Any] = {}
     try:
         document = json.loads(raw)
@@ -80,7 +87,7 @@ def event(raw: str, timestamp: float = 0.0) -> Event:
     else:
         columns = raw.split(" ")
         if len(columns) in (len(PUBLIC_ZONE_FIELDS), len(PUBLIC_ZONE_FIELDS) - 1):
-            fields = dict(zip(PUBLIC_ZONE_FIELDS, columns))
+            fields = {k: v for k, v in zip(PUBLIC_ZONE_FIELDS, columns) if not (dash_absent and v == "-")}
     fields["@message"] = raw
     fields["@timestamp"] = timestamp
     return Event(raw, timestamp, fields)
@@ -354,7 +361,40 @@ FUNCTIONS = {
     "rtrim": lambda v, c=None: _trim(v, c, False, True),
     "trim": lambda v, c=None: _trim(v, c, True, True),
     "if": lambda condition, when_true, when_false: when_true if bool(condition) else when_false,
+    "jsonparse": lambda v: _json_parse(v),
 }
+
+
+def _json_parse(value: Any) -> Any:
+    """jsonParse (AWS, "Structure types" / JSON functions): a JSON string as MAP / LIST; else no value."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def lookup(row: dict[str, Any], name: str) -> Any:
+    """A field's value: a discovered or computed field by its whole name, else keys of a MAP (or
+    indexes of a LIST) computed by jsonParse, with dot notation (`js.answers`, `a.Rdata`). A name
+    under a JSON array that Logs Insights flattened by index (`answers.Rdata`) exists in neither
+    form: it has no value, as in Logs Insights."""
+    if name in row:
+        return row[name]
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        value = row.get(".".join(parts[:cut]))
+        if isinstance(value, (dict, list)):
+            for key in parts[cut:]:
+                if isinstance(value, dict):
+                    value = value.get(key)
+                elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                    value = value[int(key)]
+                else:
+                    return None
+            return None if isinstance(value, (dict, list)) and not value else value
+    return None
 
 # What `fields ... as name` may compute. A bare Boolean expression there (`(a = 1) as x`) is not
 # documented, so the model refuses it; `if(condition, 1, 0)` is (General functions).
@@ -366,7 +406,7 @@ def evaluate(node: Node, row: dict[str, Any]) -> Any:
     if k == "lit":
         return node.value
     if k == "field":
-        return row.get(node.value)
+        return lookup(row, node.value)
     if k == "and":
         return all(bool(evaluate(a, row)) for a in node.args)
     if k == "or":
@@ -459,6 +499,10 @@ class Query:
                 if order not in ("asc", "desc"):
                     raise QuerySyntaxError(f"sort order {order}")
                 query.steps.append(("sort", (key, order)))
+            elif name == "unnest":
+                source = field_name(p.take())
+                p.take("into")
+                query.steps.append(("unnest", (source, field_name(p.take()))))
             elif name == "limit":
                 query.steps.append(("limit", int(p.take().text)))
             else:
@@ -528,6 +572,8 @@ class Query:
                             row[name] = value
             elif step == "filter":
                 rows = [row for row in rows if bool(evaluate(arg, row))]
+            elif step == "unnest":
+                rows = self._unnest(rows, *arg)
             elif step == "stats":
                 rows = self._aggregate(rows, *arg)
             elif step == "sort":
@@ -539,6 +585,21 @@ class Query:
             elif step == "limit":
                 rows = rows[:arg]
         return rows
+
+    @staticmethod
+    def _unnest(rows: list[dict], source: str, into: str) -> list[dict]:
+        """`unnest list into name` (AWS, "unnest"): one record per element of the LIST jsonParse made, the
+        other fields from the original record; an empty list gives none; any other value is a list of
+        one item. A record with no value at all gives none here (undocumented; the backend's queries
+        give the same answer either way: such a record has no value to count or group by)."""
+        out = []
+        for row in rows:
+            value = lookup(row, source)
+            if value is None:
+                continue
+            for element in value if isinstance(value, list) else [value]:
+                out.append({**row, into: element})
+        return out
 
     @staticmethod
     def _aggregate(rows: list[dict], aggregates: list, groups: list) -> list[dict]:

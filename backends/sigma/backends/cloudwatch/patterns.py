@@ -62,9 +62,18 @@ def literal_items(text: str) -> list:
     return [Lit(c) for c in text]
 
 
+def matches_text(items: list, text: str, ci: bool) -> bool:
+    """Whether the value `items` matches the whole of `text` (Sigma's meaning, on Python's regex)."""
+    regex = "".join(
+        ".*" if i == STAR else "." if i == ANY else "[^.]" if i == NON_DOT else r"\.?" if i == OPT_DOT
+        else re.escape(i.char) if isinstance(i, Lit) else i.regex
+        for i in items
+    )
+    return re.fullmatch(regex, text, re.S | (re.I if ci else 0)) is not None
+
+
 def _matches_single_dot(items: list, ci: bool) -> bool:
-    regex = "".join(".*" if i == STAR else "." if i == ANY else re.escape(i.char) if isinstance(i, Lit) else i.regex for i in items)
-    return re.fullmatch(regex, ".", re.S | (re.I if ci else 0)) is not None
+    return matches_text(items, ".", ci)
 
 
 def _not_ending_in_dot(items: list) -> list[list]:
@@ -143,6 +152,26 @@ def plain_regex(alternatives: list[list], ci: bool, anchored: bool = True) -> st
     if anchored:
         body = f"^{body}\\z"
     return ("(?is)" if ci else "(?s)") + body
+
+
+def render_column(items: list, ci: bool) -> str:
+    """Like render_plain, for one column of a space-separated line: wildcards never cross a space."""
+    out = []
+    for i in items:
+        out.append({STAR: "[^ ]*", ANY: "[^ ]", NON_DOT: "[^ .]"}.get(i) if isinstance(i, str) and i != OPT_DOT else render_plain([i], ci))
+    return "".join(out)
+
+
+def column_positions(positions: list[int]) -> str:
+    """A regex for "this many columns before": runs of positions as `(?:[^ ]+ ){a,b}`."""
+    runs: list[list[int]] = []
+    for k in sorted(positions):
+        if runs and runs[-1][1] == k - 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    pieces = ["" if b == 0 else f"(?:[^ ]+ ){{{a}}}" if a == b else f"(?:[^ ]+ ){{{a},{b}}}" for a, b in runs]
+    return pieces[0] if len(pieces) == 1 else "(?:" + "|".join(pieces) + ")"
 
 
 # ------------------------------------------------------------------ factored alternation

@@ -34,6 +34,10 @@ def field_facts(view: shared.RuleView) -> dict[str, dict]:
     for _, field in view.rule_fields():
         name = field.target(TARGET).name
         entry: dict = {}
+        if view.log_source.columns:
+            # A space-separated line writes `-` for an absent value (the EDNS client subnet, AWS's
+            # "Public DNS query log format"); the reference engine reads it as absent.
+            entry["dash_absent"] = True
         if field.array:
             entry.update(array=field.array, member=field.name[len(field.array) + 1:], element_depth=ELEMENT_DEPTH.get(field.array, 3))
         if field.strip_trailing_dot:
@@ -41,6 +45,12 @@ def field_facts(view: shared.RuleView) -> dict[str, dict]:
         if entry:
             facts[name] = entry
     return facts
+
+
+def columns(view: shared.RuleView) -> list[list]:
+    """[name, compared without its trailing dot] per column of a space-separated line, in order."""
+    log_source = view.log_source
+    return [[log_source.fields[c].target(TARGET).name, bool(log_source.fields[c].strip_trailing_dot)] for c in log_source.columns]
 
 
 def fields_line(view: shared.RuleView) -> list[str]:
@@ -74,6 +84,7 @@ def route53_cloudwatch_pipeline(only_sources: tuple[str, ...] | None = None) -> 
             "cloudwatch_fields_line": fields_line(view),
             "cloudwatch_log_source": view.log_source.source,
             "cloudwatch_log_group": view.log_source.targets[TARGET]["log_group"],
+            "cloudwatch_columns": columns(view),
         }
         items.extend(
             ProcessingItem(
