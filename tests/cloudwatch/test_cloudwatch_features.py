@@ -377,3 +377,15 @@ def test_public_zone_keyword_on_query_name_ignores_its_trailing_dot_and_dash_col
     assert_agree(rule_yaml("  keywords:\n    - '-'\n  condition: keywords", PUBLIC), lines, [False, False, False, False])
     assert_agree(rule_yaml("  keywords:\n    - '?'\n  condition: keywords", PUBLIC), lines + [public_line(query_type="AAAA")], [True] * 4 + [False])
     assert_agree(rule_yaml("  keywords:\n    - 'UDP IAD12'\n  condition: keywords", PUBLIC), lines, [False, False, False, False])
+
+
+@pytest.mark.parametrize("regex", ["(?=a)b", "(a)\\1", "(?>a)", "a++", "(a)?(?(1)b|c)"])
+def test_rule_regex_constructs_logs_insights_lacks_are_refused(regex):
+    rule = rule_yaml(f"  sel:\n    query_name|re: '{regex}'\n  condition: sel")
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="RE2"):
+        convert(rule)
+
+
+def test_rule_regex_end_anchor_z_is_the_very_end():
+    rule = rule_yaml("  sel:\n    srcids.instance|re: 'i-0abc\\Z'\n  condition: sel")
+    assert_agree(rule, [resolver(srcids={"instance": "i-0abc"}), resolver(srcids={"instance": "i-0abc\n"})], [True, False])

@@ -149,15 +149,55 @@ def field_name(token: Token) -> str:
 
 # ------------------------------------------------------------------ regexes
 
-# Lookarounds, backreferences and \Z; a backslash counts only when it is not itself escaped.
-FORBIDDEN_REGEX = re.compile(r"\(\?(?:[=!]|<[=!]|<[A-Za-z])|(?<!\\)(?:\\\\)*\\(?:[1-9]|Z)")
+MAX_QUERY_CHARS = 10_000  # StartQuery / PutQueryDefinition `queryString`: length 0 to 10000 (API reference)
+
+# Constructs Python's `re` accepts that RE2 lacks (re2 "Syntax" page: no lookarounds, backreferences,
+# atomic groups, possessive quantifiers, conditionals, `\Z`), so a query using them is refused.
+GROUP_OPENERS = {"?=": "lookahead", "?!": "lookahead", "?<=": "lookbehind", "?<!": "lookbehind", "?>": "atomic group",
+                 "?(": "conditional", "?P=": "named backreference"}
+
+
+def unportable(body: str) -> str | None:
+    """The first construct of `body` outside the RE2/Java common subset, or None. Escapes and
+    character classes are read as units, so `\\1`, `[(?=]` or `\\*+` are not mistaken for one."""
+    i, in_class, after_quantifier = 0, False, False
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            nxt = body[i + 1:i + 2]
+            if not in_class and (nxt in "123456789" and nxt or nxt == "k" and body[i + 2:i + 3] == "<"):
+                return "backreference"
+            if nxt == "Z":
+                return "\\Z"
+            i, after_quantifier = i + 2, False
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if body[i + 1:i + 2] == "]":
+                i += 1
+            elif body[i + 1:i + 3] == "^]":
+                i += 2
+        elif c == "(":
+            for opener, name in GROUP_OPENERS.items():
+                if body.startswith(opener, i + 1):
+                    return name
+            if body.startswith("?<", i + 1) and body[i + 3:i + 4].isalpha():
+                return "named group"
+        elif c == "+" and after_quantifier:
+            return "possessive quantifier"
+        after_quantifier = not in_class and c in "*+?}" and not (c == "?" and body[i - 1:i] == "(") and not after_quantifier
+        i += 1
+    return None
 
 
 def compile_regex(literal: str) -> re.Pattern:
     """A `/.../` literal in the RE2/Java common subset, as a Python pattern with the same meaning."""
     body = literal[1:-1]
-    if FORBIDDEN_REGEX.search(body):
-        raise QuerySyntaxError(f"regex construct outside the RE2/Java subset: {literal[:80]}")
+    construct = unportable(body)
+    if construct:
+        raise QuerySyntaxError(f"regex construct outside the RE2/Java subset ({construct}): {literal[:80]}")
     out, i = [], 0
     while i < len(body):
         c = body[i]
@@ -483,6 +523,8 @@ class Query:
 
     @classmethod
     def parse(cls, text: str) -> "Query":
+        if len(text) > MAX_QUERY_CHARS:
+            raise QuerySyntaxError(f"the query is {len(text)} characters; Logs Insights accepts at most {MAX_QUERY_CHARS}")
         query = cls(text)
         for tokens in split_commands(text):
             name = tokens[0].text.lower()

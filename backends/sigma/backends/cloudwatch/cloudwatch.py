@@ -281,6 +281,9 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
                 f"'{facts['array']}' (Logs Insights exposes array elements only by index); use wildcards instead",
                 cond,
             )
+        construct = patterns.unportable_construct(str(value.regexp))
+        if construct:
+            raise unsupported(f"the regular expression on '{cond.field}' uses {construct}, which Logs Insights' regex engine (RE2) lacks", cond)
         flags = "".join(
             flag for flag, sigma in (("i", SigmaRegularExpressionFlag.IGNORECASE), ("m", SigmaRegularExpressionFlag.MULTILINE), ("s", SigmaRegularExpressionFlag.DOTALL))
             if sigma in value.flags
@@ -300,6 +303,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
             c = regex[i]
             if c == "\\" and i + 1 < len(regex):
                 nxt = regex[i + 1]
+                nxt = "z" if nxt == "Z" else nxt  # Python's \Z is the very end: RE2's and Java's \z
                 out.append("\\" + nxt if nxt in patterns.PRINTABLE else patterns.hex_escape(nxt))
                 i += 2
                 continue

@@ -110,6 +110,45 @@ def without_trailing_dot(items: list, ci: bool) -> list[list]:
     return alternatives
 
 
+# ------------------------------------------------------------------ rule regexes (|re)
+
+# What a Sigma regex (Python `re`) may hold that Logs Insights' engine cannot read the same way: RE2
+# (re2 wiki "Syntax") has no lookarounds, backreferences, atomic groups, possessive quantifiers or
+# conditionals. `\Z` (Python: the very end) is written `\z`.
+_UNPORTABLE_GROUPS = (("?=", "a lookahead"), ("?!", "a lookahead"), ("?<=", "a lookbehind"), ("?<!", "a lookbehind"),
+                      ("?>", "an atomic group"), ("?(", "a conditional group"), ("?P=", "a named backreference"))
+
+
+def unportable_construct(regex: str) -> str | None:
+    """The first construct of a rule's regex that Logs Insights cannot run, or None (escapes and
+    character classes read as units)."""
+    i, in_class, quantified = 0, False, False
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            nxt = regex[i + 1:i + 2]
+            if not in_class and (nxt.isdigit() and nxt != "0" or regex[i + 1:i + 3] == "k<"):
+                return "a backreference"
+            i, quantified = i + 2, False
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            i += 2 if regex[i + 1:i + 2] == "]" else 3 if regex[i + 1:i + 3] == "^]" else 1
+            quantified = False
+            continue
+        elif c == "(":
+            found = next((name for opener, name in _UNPORTABLE_GROUPS if regex.startswith(opener, i + 1)), None)
+            if found:
+                return found
+        elif c == "+" and quantified:
+            return "a possessive quantifier"
+        quantified = not in_class and c in "*+?}" and regex[i - 1:i] != "(" and not quantified
+        i += 1
+    return None
+
+
 # ------------------------------------------------------------------ plain rendering
 
 
