@@ -216,7 +216,10 @@ def column_positions(positions: list[int]) -> str:
 # ------------------------------------------------------------------ factored alternation
 
 
-def union(alternatives: list[list], ci: bool, render) -> str:
+FACTOR_ABOVE = 400  # characters of plain alternation kept as written (short lists stay readable)
+
+
+def union(alternatives: list[list], ci: bool, render, factor: bool | None = None) -> str:
     """One regex for "any of the alternatives", factored: `xA|xB` -> `x(?:A|B)`, `Ax|Bx` -> `(?:A|B)x`.
 
     Concatenation distributes over alternation, so every step keeps the language (a property test
@@ -225,8 +228,13 @@ def union(alternatives: list[list], ci: bool, render) -> str:
     optional trailing dot) and prefixes (`pool.`). With several alternatives and `ci`, ASCII letters
     are folded to lower case first (the plain regex carries `(?i)`, the JSON rendering spells both
     cases), so `Evil.com` and `evil.COM` share their items. The result is safe to concatenate: one
-    sequence, or a group.
+    sequence, or a group. A list whose plain alternation is at most FACTOR_ABOVE characters stays as
+    written (readable), unless `factor` says otherwise.
     """
+    sequences = list(dict.fromkeys(tuple(a) for a in alternatives))
+    plain = "|".join(render(list(a), ci) for a in sequences)
+    if factor is False or (factor is None and len(plain) <= FACTOR_ABOVE):
+        return plain if len(sequences) == 1 else f"(?:{plain})"
     if len(alternatives) > 1 and ci:
         alternatives = [[Lit(i.char.lower()) if isinstance(i, Lit) and i.char.isascii() else i for i in a] for a in alternatives]
     sequences = list(dict.fromkeys(tuple(a) for a in alternatives))
