@@ -333,3 +333,20 @@ correlation: {type: event_count, rules: [public_any], group-by: [ednsClientSubne
 """
     raws = [public_line(subnet="-"), public_line(subnet="-"), public_line(subnet="192.0.2.0/24"), public_line(subnet="192.0.2.0/24")]
     assert alerts_agree(rule, raws) == [(1513152900, ("192.0.2.0/24",))]
+
+
+def test_skip_unsupported_skips_an_unresolved_placeholder(tmp_path):
+    (tmp_path / "rules.yml").write_text("""title: Expand
+id: 11111111-2222-4333-8444-000000000030
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {query_name|expand: '%domains%'}, condition: sel}
+---
+title: TXT
+id: 11111111-2222-4333-8444-000000000031
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {query_type: TXT}, condition: sel}
+""")
+    cli = subprocess.run([str(Path(sys.executable).parent / "sigma"), "convert", "-s", "-t", "cloudwatch", "-p", "route53_cloudwatch", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    assert 'query_type = "TXT"' in cli.stdout and "%domains% (|expand)" in cli.stderr

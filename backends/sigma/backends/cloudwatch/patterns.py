@@ -15,6 +15,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import SigmaString, SpecialChars
 
 PRINTABLE = {chr(c) for c in range(0x20, 0x7F)}
@@ -54,7 +55,9 @@ def items_of(value: SigmaString) -> list:
         elif part is SpecialChars.WILDCARD_SINGLE:
             items.append(ANY)
         else:
-            raise ValueError(f"placeholder {part} left in a value; a pipeline must replace it")
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"CloudWatch Logs Insights: the placeholder %{getattr(part, 'name', part)}% (|expand) has no value; a pipeline must replace it"
+            )
     return items
 
 
