@@ -389,3 +389,9 @@ def test_rule_regex_constructs_logs_insights_lacks_are_refused(regex):
 def test_rule_regex_end_anchor_z_is_the_very_end():
     rule = rule_yaml("  sel:\n    srcids.instance|re: 'i-0abc\\Z'\n  condition: sel")
     assert_agree(rule, [resolver(srcids={"instance": "i-0abc"}), resolver(srcids={"instance": "i-0abc\n"})], [True, False])
+
+
+def test_timestamp_part_is_refused_as_not_supported():
+    rule = rule_yaml("  sel:\n    query_timestamp|hour: 3\n  condition: sel")
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="timestamp parts"):
+        convert(rule)

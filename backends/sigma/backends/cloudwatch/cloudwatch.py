@@ -342,6 +342,9 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         value: SigmaCompareExpression = cond.value
         return f"{self.quoted(cond.field)} {self.compare_operators[value.op]} {value.number.number}"
 
+    def convert_condition_field_eq_val_timestamp_part(self, cond, state: ConversionState) -> str:
+        raise unsupported(f"timestamp parts (|minute, |hour, ...) on '{cond.field}': the logs' own timestamps are ISO text", cond)
+
     def convert_condition_field_eq_val_bool(self, cond, state: ConversionState) -> str:
         raise unsupported(f"boolean value on '{cond.field}': Route 53 logs carry no booleans", cond)
 
