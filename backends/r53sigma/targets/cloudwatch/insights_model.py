@@ -5,7 +5,9 @@ documented semantics. It parses query text (it shares no code with the backend) 
 raw log events.
 
 Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
-- commands separated by `|`: `fields`, `filter`, `stats ... by`, `sort`, `limit`, `#` comments;
+- commands separated by `|`: `fields`, `filter`, `stats ... by`, `sort`, `limit`, `unnest ... into`
+  ("unnest": one record per element of a LIST, none for an empty one), `#` comments; a query of at
+  most 10,000 characters (StartQuery API reference, `queryString`);
 - field names: letters, digits, `@`, `.`, `_`, or anything between backticks;
 - JSON events are flattened: nested keys joined with `.`, array elements by index
   (`answers.0.Rdata`); `@message` is the raw text; `@timestamp` the event time. A JSON `null` is
@@ -18,6 +20,7 @@ Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
 - regexes: the subset common to RE2 and Java. `\\z` is the absolute end, `\\x{H..}` a code point;
   look-arounds and back-references are refused (RE2 has none);
 - functions: ispresent, isempty, isblank, isIpInSubnet, strlen, tolower, toupper, ltrim, rtrim, trim,
+  `jsonParse` (a MAP / LIST read with dot notation, "Structure types"),
   and the general function `if(condition, trueValue, falseValue)` (AWS, "Boolean, comparison, numeric,
   datetime, and other functions", General functions). A bare Boolean expression as a computed field
   (`fields (a = 1) as x`) is undocumented and refused;
