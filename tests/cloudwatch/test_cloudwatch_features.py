@@ -395,3 +395,21 @@ def test_timestamp_part_is_refused_as_not_supported():
     rule = rule_yaml("  sel:\n    query_timestamp|hour: 3\n  condition: sel")
     with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="timestamp parts"):
         convert(rule)
+
+
+def test_keyword_matches_json_numbers_and_booleans_outside_strings():
+    """The engine reads every value as text (300, false); a number or Boolean in the JSON has no quotes.
+    Look-alikes inside a string (`"b:300,"`) and `null` (no value) do not match."""
+    import json
+    trail = "logsource: {product: aws, service: cloudtrail}"
+
+    def record(**extra):
+        r = {"eventTime": "2024-05-01T10:00:00Z", "eventSource": "route53.amazonaws.com", "eventName": "ChangeResourceRecordSets",
+             "readOnly": False, "userAgent": "aws-cli:300,x", "requestParameters": {"hostedZoneId": "Z1", "tTL": 300}}
+        r.update(extra)
+        return json.dumps(r)
+
+    others = {"requestParameters": {"tTL": 1300}, "readOnly": True}
+    assert_agree(rule_yaml("  keywords:\n    - '300'\n  condition: keywords", trail), [record(), record(**others)], [True, False])
+    assert_agree(rule_yaml("  keywords:\n    - 'FALSE'\n  condition: keywords", trail), [record(), record(**others)], [True, False])
+    assert_agree(rule_yaml("  keywords:\n    - '?ull'\n  condition: keywords", trail), [record(userAgent=None)], [False])

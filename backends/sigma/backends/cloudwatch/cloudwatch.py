@@ -395,6 +395,9 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
             return self.keyword_on_columns(items, ci, columns, f"@message =~ /{line}/")
         leaf = '(?s)[\\[:,]\\s*"' + patterns.render_json(items, ci) + '"\\s*[,}\\]]'
         tests = [f"@message =~ /{line}/", f"@message =~ /{leaf}/"]
+        scalar = patterns.render_scalar(items, ci)
+        if scalar is not None:  # a JSON number or true/false, outside every string (the walk from ^)
+            tests.append(f'@message =~ /{"(?is)" if ci else "(?s)"}^(?:[^"]|{patterns.JSON_STRING})*[\\[:,]\\s*{scalar}\\s*[,}}\\]]/')
         alternatives = patterns.without_trailing_dot(items, ci)
         if alternatives and alternatives != [items]:
             for field, facts in sorted(self.field_facts_all(state).items()):

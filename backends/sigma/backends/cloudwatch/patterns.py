@@ -204,6 +204,19 @@ def render_column(items: list, ci: bool) -> str:
     return "".join(out)
 
 
+# What a JSON number or Boolean is written with (never `n`, so no keyword reaches `null`, which the
+# engine does not read as a value).
+SCALAR_CHARS = set("0123456789+-.eEtrufalsTRUFALS")
+SCALAR_CLASS = "[-+.0-9eEtrufalsTRUFALS]"
+
+
+def render_scalar(items: list, ci: bool) -> str | None:
+    """A keyword as an unquoted JSON number/Boolean token, or None when it could only match strings."""
+    if not items or any(isinstance(i, Lit) and i.char not in SCALAR_CHARS for i in items) or any(isinstance(i, Raw) for i in items):
+        return None
+    return "".join(SCALAR_CLASS + "*" if i == STAR else SCALAR_CLASS if i == ANY else render_plain([i], ci) for i in items)
+
+
 def column_positions(positions: list[int]) -> str:
     """A regex for "this many columns before": runs of positions as `(?:[^ ]+ ){a,b}`."""
     runs: list[list[int]] = []
