@@ -217,8 +217,8 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         facts = self.field_facts(field, state)
         ci = not isinstance(values[0], SigmaCasedString)
         literals = [v.to_plain() if not v.contains_special() else None for v in values]
-        plain = {k: v for k, v in facts.items() if k != "dash_absent"}
-        if not ci and not plain and all(lit is not None and SAFE_LITERAL.match(lit) for lit in literals):
+        needs_regex = any(k != "dash_absent" for k in facts)  # an array member, or a trailing dot to ignore
+        if not ci and not needs_regex and all(lit is not None and SAFE_LITERAL.match(lit) for lit in literals):
             if len(literals) == 1:
                 return self.dash_guarded(field, facts, f"{self.quoted(field)} = {self.quote_string(literals[0])}", "-" in literals)
             return self.dash_guarded(field, facts, f"{self.quoted(field)} in [{', '.join(self.quote_string(lit) for lit in literals)}]", "-" in literals)
