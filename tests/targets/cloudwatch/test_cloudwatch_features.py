@@ -239,11 +239,44 @@ def test_regex_on_array_member_is_refused():
         convert(rule)
 
 
-def test_too_long_query_names_the_rule():
-    values = "\n".join(f"      - 'value{n:05d}-long-enough-to-count.example'" for n in range(600))
+def test_too_long_query_is_a_one_line_error_naming_the_rule():
+    import random
+    letters = random.Random(12).choices("abcdefghijklmnopqrstuvwxyz0123456789", k=600 * 40)
+    values = "\n".join(f"      - '{''.join(letters[n * 40:(n + 1) * 40])}'" for n in range(600))  # nothing to factor
     rule = rule_yaml(f"  sel:\n    query_name|contains:\n{values}\n  condition: sel", title="Huge list rule")
-    with pytest.raises(SigmaError, match="Huge list rule.*10000"):
+    with pytest.raises(SigmaError, match="Huge list rule.*10000") as error:
         convert(rule)
+    message = str(error.value)
+    assert "\n" not in message and "SigmaRule(" not in message and len(message) < 300, message[:500]
+
+
+def providers_rule(count: int = 300) -> tuple[str, list[str]]:
+    """`count` names under a few dynamic-DNS / mining-pool style providers, the shape real lists have."""
+    import random
+    rng = random.Random(7)
+    providers = [f"{rng.choice(['pool', 'dyn', 'ddns', 'node'])}.{''.join(rng.choices('abcdefghijklmnopqrstuvwxyz', k=rng.randint(8, 14)))}.{tld}"
+                 for tld in ("com", "net", "org", "io", "xyz") for _ in range(4)]
+    names = sorted({f"{rng.choice(['eu', 'us', 'asia', 'xmr', 'etc', 'rvn'])}{rng.randint(1, 99)}.{rng.choice(providers)}" for _ in range(count * 2)})[:count]
+    values = "\n".join(f"      - '{n}'" for n in names)
+    return rule_yaml(f"  sel:\n    query_name|endswith:\n{values}\n  condition: sel"), names
+
+
+def test_300_domains_fit_the_limit_as_a_factored_alternation():
+    rule, names = providers_rule()
+    plain = sum(len(".*" + n.replace(".", "\\.") + "\\.?|") for n in names)
+    assert plain > 10_000  # the plain alternation does not fit
+    query = filter_line(convert(rule))
+    assert len(query) < 6_000, len(query)
+    raws = [resolver(names[0] + "."), resolver("x." + names[150].upper()), resolver(names[-1] + ".x."),
+            resolver(names[10][1:] + "."), resolver("a" + names[20])]
+    assert_agree(rule, raws, [True, True, False, names[10][1:].endswith(tuple(names)), True])
+
+
+def test_value_list_on_any_answer_is_factored_and_exact():
+    rule, names = providers_rule(120)
+    rule = rule.replace("query_name|endswith", "answers.Rdata")
+    raws = [resolver(answers=[answer("1.2.3.4"), answer(names[5] + ".", "CNAME")]), resolver(answers=[answer("x" + names[5] + ".", "CNAME")])]
+    assert_agree(rule, raws, [True, False])
 
 
 def test_value_ending_in_a_dot_matches_only_a_raw_value_with_two():
@@ -303,3 +336,80 @@ def test_several_networks_on_answers_share_one_walk_of_the_array():
     raws = [resolver(answers=[answer("a.example.", "CNAME"), answer(a, "A")]) for a in ("10.1.2.3", "fd00::1", "0:0::1", "11.0.0.1", "fe00::")]
     query = assert_agree(rule, raws, [True, True, True, False, False])
     assert filter_line(query).count('"answers"') == 1
+
+
+# ------------------------------------------------------------------ public hosted-zone lines: `-` and keywords
+
+
+def test_public_zone_dash_column_is_absent_for_null_and_exists():
+    from cw_support import PUBLIC, public_line
+    lines = [public_line(subnet="-"), public_line(subnet="198.51.100.0/24"), public_line(subnet="-")[:-2]]
+    null = rule_yaml("  sel:\n    ednsClientSubnet: null\n  condition: sel", PUBLIC)
+    assert_agree(null, lines, [True, False, True])
+    exists = rule_yaml("  sel:\n    ednsClientSubnet|exists: true\n  condition: sel", PUBLIC)
+    assert filter_line(assert_agree(exists, lines, [False, True, False])) == '(ispresent(ednsClientSubnet) and ednsClientSubnet != "-")'
+
+
+def test_public_zone_values_that_would_match_a_dash_exclude_it():
+    from cw_support import PUBLIC, public_line
+    lines = [public_line(subnet="-"), public_line(subnet="198.51.100.0/24")]
+    for value, expected in (("'*'", [False, True]), ("'?'", [False, False]), ("'-'", [False, False]), ("'*/24'", [False, True])):
+        assert_agree(rule_yaml(f"  sel:\n    ednsClientSubnet: {value}\n  condition: sel", PUBLIC), lines, expected)
+    regex = rule_yaml("  sel:\n    ednsClientSubnet|re: '^.?$'\n  condition: sel", PUBLIC)
+    assert_agree(regex, lines, [False, False])
+    plain = rule_yaml("  sel:\n    queryType: ANY\n  condition: sel", PUBLIC)
+    assert filter_line(assert_agree(plain, [public_line(query_type="ANY"), public_line()], [True, False])) == 'queryType = "ANY"'
+
+
+def test_public_zone_keyword_matches_any_column():
+    from cw_support import PUBLIC, public_line
+    lines = [public_line(), public_line(edge="FRA56"), public_line(query_name="iad12.example.com", edge="FRA56"), public_line(resolver_ip="192.0.2.10", edge="FRA56")]
+    assert_agree(rule_yaml("  keywords:\n    - 'iad12'\n  condition: keywords", PUBLIC), lines, [True, False, False, False])
+    assert_agree(rule_yaml("  keywords:\n    - '192.0.2.1'\n  condition: keywords", PUBLIC), lines, [True, True, True, False])
+    assert_agree(rule_yaml("  keywords:\n    - 'IAD*'\n  condition: keywords", PUBLIC), lines, [True, False, True, False])
+    assert_agree(rule_yaml("  keywords:\n    - '*.example.com'\n  condition: keywords", PUBLIC), lines, [True, True, True, True])
+
+
+def test_public_zone_keyword_on_query_name_ignores_its_trailing_dot_and_dash_columns():
+    from cw_support import PUBLIC, public_line
+    lines = [public_line(query_name="evil.com."), public_line(query_name="evil.com"), public_line(subnet="192.0.2.0/24"), public_line()]
+    assert_agree(rule_yaml("  keywords:\n    - 'Evil.com'\n  condition: keywords", PUBLIC), lines, [True, True, False, False])
+    assert_agree(rule_yaml("  keywords:\n    - '-'\n  condition: keywords", PUBLIC), lines, [False, False, False, False])
+    assert_agree(rule_yaml("  keywords:\n    - '?'\n  condition: keywords", PUBLIC), lines + [public_line(query_type="AAAA")], [True] * 4 + [False])
+    assert_agree(rule_yaml("  keywords:\n    - 'UDP IAD12'\n  condition: keywords", PUBLIC), lines, [False, False, False, False])
+
+
+@pytest.mark.parametrize("regex", ["(?=a)b", "(a)\\1", "(?>a)", "a++", "(a)?(?(1)b|c)"])
+def test_rule_regex_constructs_logs_insights_lacks_are_refused(regex):
+    rule = rule_yaml(f"  sel:\n    query_name|re: '{regex}'\n  condition: sel")
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="RE2"):
+        convert(rule)
+
+
+def test_rule_regex_end_anchor_z_is_the_very_end():
+    rule = rule_yaml("  sel:\n    srcids.instance|re: 'i-0abc\\Z'\n  condition: sel")
+    assert_agree(rule, [resolver(srcids={"instance": "i-0abc"}), resolver(srcids={"instance": "i-0abc\n"})], [True, False])
+
+
+def test_timestamp_part_is_refused_as_not_supported():
+    rule = rule_yaml("  sel:\n    query_timestamp|hour: 3\n  condition: sel")
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="timestamp parts"):
+        convert(rule)
+
+
+def test_keyword_matches_json_numbers_and_booleans_outside_strings():
+    """The engine reads every value as text (300, false); a number or Boolean in the JSON has no quotes.
+    Look-alikes inside a string (`"b:300,"`) and `null` (no value) do not match."""
+    import json
+    trail = "logsource: {product: aws, service: cloudtrail}"
+
+    def record(**extra):
+        r = {"eventTime": "2024-05-01T10:00:00Z", "eventSource": "route53.amazonaws.com", "eventName": "ChangeResourceRecordSets",
+             "readOnly": False, "userAgent": "aws-cli:300,x", "requestParameters": {"hostedZoneId": "Z1", "tTL": 300}}
+        r.update(extra)
+        return json.dumps(r)
+
+    others = {"requestParameters": {"tTL": 1300}, "readOnly": True}
+    assert_agree(rule_yaml("  keywords:\n    - '300'\n  condition: keywords", trail), [record(), record(**others)], [True, False])
+    assert_agree(rule_yaml("  keywords:\n    - 'FALSE'\n  condition: keywords", trail), [record(), record(**others)], [True, False])
+    assert_agree(rule_yaml("  keywords:\n    - '?ull'\n  condition: keywords", trail), [record(userAgent=None)], [False])

@@ -79,3 +79,34 @@ def test_if_general_function_marks_events_for_stats():  # CWL_QuerySyntax-operat
 def test_bare_boolean_as_computed_field_is_refused():  # undocumented: the backend must use if(...)
     with pytest.raises(model.QuerySyntaxError, match="if"):
         model.Query.parse("fields (range > 3000) as big | stats sum(big)")
+
+
+def test_array_members_exist_only_by_index():  # "Supported logs and discovered fields": arrays flattened by index
+    raw = json.dumps({"answers": [{"Rdata": "a."}], "srcaddr": "10.0.0.1"})
+    assert model.selects('filter answers.0.Rdata = "a."', raw)
+    assert not model.selects('filter answers.Rdata = "a."', raw)
+    assert not model.selects("filter ispresent(answers.Rdata)", raw)
+    (row,) = model.run("stats count_distinct(answers.Rdata) as n by srcaddr", [model.event(raw)])
+    assert row["n"] == 0
+
+
+def test_unnest_documented_example():  # CWL_QuerySyntax-Unnest, first example
+    raw = json.dumps({"events": [{"name": "exception"}, {"name": "user action"}]})
+    rows = model.run("fields jsonParse(@message) as json_message | unnest json_message.events into event | fields event.name as name", [raw])
+    assert [r["name"] for r in rows] == ["exception", "user action"]
+    assert model.run("fields jsonParse(@message) as js | unnest js.events into e", [json.dumps({"events": []})]) == []
+
+
+def test_query_longer_than_the_api_limit_is_refused():  # StartQuery API reference: queryString length <= 10000
+    with pytest.raises(model.QuerySyntaxError, match="10000"):
+        model.Query.parse("filter a = " + " or a = ".join(['"x"'] * 2000))
+
+
+@pytest.mark.parametrize("regex", ["a*+", "(?>a)", "(?(1)a|b)", "(?P=n)", "(a)\\1", "(?<=a)b"])
+def test_regex_constructs_re2_lacks_are_refused(regex):  # re2 "Syntax": not supported
+    with pytest.raises(model.QuerySyntaxError, match="RE2"):
+        model.Query.parse(f"filter a =~ /{regex}/")
+
+
+def test_escaped_quantifier_characters_are_not_mistaken_for_constructs():
+    assert model.selects("filter @message =~ /\\*+x[(?=]/", "**x?")

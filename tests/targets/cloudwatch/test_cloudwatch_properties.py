@@ -172,3 +172,53 @@ def test_ipv6_network_regex_is_exactly_pythons_reading(case):
     except ValueError:
         inside = False
     assert (re.fullmatch(patterns.ipv6_network_regex(network), text) is not None) == inside
+
+
+# ------------------------------------------------------------------ factored alternation == plain alternation
+
+FACTOR_ALPHABET = st.sampled_from(list("abAB.-*?") + ["é"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(values=st.lists(st.text(FACTOR_ALPHABET, max_size=6), min_size=1, max_size=8),
+       probes=st.lists(st.text(st.sampled_from(list("abAB.-xé")), max_size=8), max_size=10), ci=st.booleans(), dotted=st.booleans())
+def test_factored_alternation_matches_what_the_plain_alternation_matches(values, probes, ci, dotted):
+    """The trie-factored regex (patterns.union) against the plain `a|b|c` of the same alternatives,
+    in both renderings, on the values themselves, their neighbours and random strings."""
+    from sigma.backends.cloudwatch import patterns
+    from sigma.types import SigmaString
+    from r53sigma.targets.cloudwatch.insights_model import compile_regex
+    alternatives = []
+    for v in values:
+        items = patterns.items_of(SigmaString(v))
+        alternatives += patterns.without_trailing_dot(items, ci) if dotted else [items]
+    flags = "(?is)" if ci else "(?s)"
+    candidates = set(probes) | {v.replace("*", "ab").replace("?", "a") for v in values} | {v.replace("*", "").replace("?", "") + "." for v in values}
+    for render in (patterns.render_plain, patterns.render_json):
+        plain = compile_regex("/" + flags + "^(?:" + "|".join(render(a, ci) for a in alternatives) + r")\z/")
+        factored = compile_regex("/" + flags + "^" + patterns.union(alternatives, ci, render, factor=True) + r"\z/")
+        for text in candidates:
+            subject = text if render is patterns.render_plain else json.dumps(text)[1:-1]
+            assert (plain.search(subject) is None) == (factored.search(subject) is None), (text, render.__name__)
+
+
+# ------------------------------------------------------------------ keywords on public hosted-zone lines
+
+COLUMN = st.text(st.sampled_from(list("aA1.-")), min_size=1, max_size=3)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(keyword=st.text(st.sampled_from(list("aA1.-*? ")), min_size=1, max_size=4), columns=st.lists(COLUMN, min_size=8, max_size=8),
+       dash_subnet=st.booleans(), field=st.sampled_from(["", "ednsClientSubnet", "queryName"]))
+def test_keywords_and_values_on_public_zone_lines_agree_with_the_engine(keyword, columns, dash_subnet, field):
+    """A keyword: any column (queryName without a trailing dot, `-` as no value) or the whole line; a
+    value on a column: `-` is no value. Both readings of `-` in Logs Insights."""
+    from cw_support import PUBLIC
+    if dash_subnet:
+        columns[-1] = "-"
+    line = " ".join(["1.0", "2017-12-13T08:16:02.130Z"] + columns)
+    detection = {"sel": {field: keyword} if field else [keyword], "condition": "sel"}
+    rule = rule_yaml("\n".join("  " + l for l in yaml.safe_dump(detection).splitlines()), PUBLIC)
+    query = convert(rule)
+    expected = engine_says(rule, line)
+    assert model_says(query, line) == expected and model_says(query, line, True) == expected, (keyword, line, query)

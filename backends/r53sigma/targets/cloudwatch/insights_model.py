@@ -5,7 +5,9 @@ documented semantics. It parses query text (it shares no code with the backend) 
 raw log events.
 
 Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
-- commands separated by `|`: `fields`, `filter`, `stats ... by`, `sort`, `limit`, `#` comments;
+- commands separated by `|`: `fields`, `filter`, `stats ... by`, `sort`, `limit`, `unnest ... into`
+  ("unnest": one record per element of a LIST, none for an empty one), `#` comments; a query of at
+  most 10,000 characters (StartQuery API reference, `queryString`);
 - field names: letters, digits, `@`, `.`, `_`, or anything between backticks;
 - JSON events are flattened: nested keys joined with `.`, array elements by index
   (`answers.0.Rdata`); `@message` is the raw text; `@timestamp` the event time. A JSON `null` is
@@ -18,6 +20,7 @@ Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
 - regexes: the subset common to RE2 and Java. `\\z` is the absolute end, `\\x{H..}` a code point;
   look-arounds and back-references are refused (RE2 has none);
 - functions: ispresent, isempty, isblank, isIpInSubnet, strlen, tolower, toupper, ltrim, rtrim, trim,
+  `jsonParse` (a MAP / LIST read with dot notation, "Structure types"),
   and the general function `if(condition, trueValue, falseValue)` (AWS, "Boolean, comparison, numeric,
   datetime, and other functions", General functions). A bare Boolean expression as a computed field
   (`fields (a = 1) as x`) is undocumented and refused;
@@ -71,8 +74,15 @@ def flatten(value: Any, prefix: str = "", out: dict | None = None) -> dict[str, 
     return out
 
 
-def event(raw: str, timestamp: float = 0.0) -> Event:
-    """A log event as Logs Insights sees it: discovered fields plus @message and @timestamp."""
+def event(raw: str, timestamp: float = 0.0, dash_absent: bool = False) -> Event:
+    """A log event as Logs Insights sees it: discovered fields plus @message and @timestamp.
+
+    A public hosted-zone line writes `-` for a value it lacks (the EDNS client subnet; Route 53,
+    "Public DNS query log format"). Neither "Supported logs and discovered fields" nor the parseRoute53
+    processor ("Processors that you can use") says what a `-` column becomes, so the model keeps the
+    literal `-` by default (what a column split yields) and `dash_absent=True` reads it as no field:
+    queries are checked under both readings.
+    """
     fields: dict[str, Any] = {}
     try:
         document = json.loads(raw)
@@ -83,7 +93,7 @@ def event(raw: str, timestamp: float = 0.0) -> Event:
     else:
         columns = raw.split(" ")
         if len(columns) in (len(PUBLIC_ZONE_FIELDS), len(PUBLIC_ZONE_FIELDS) - 1):
-            fields = dict(zip(PUBLIC_ZONE_FIELDS, columns))
+            fields = {k: v for k, v in zip(PUBLIC_ZONE_FIELDS, columns) if not (dash_absent and v == "-")}
     fields["@message"] = raw
     fields["@timestamp"] = timestamp
     return Event(raw, timestamp, fields)
@@ -139,15 +149,55 @@ def field_name(token: Token) -> str:
 
 # ------------------------------------------------------------------ regexes
 
-# Lookarounds, backreferences and \Z; a backslash counts only when it is not itself escaped.
-FORBIDDEN_REGEX = re.compile(r"\(\?(?:[=!]|<[=!]|<[A-Za-z])|(?<!\\)(?:\\\\)*\\(?:[1-9]|Z)")
+MAX_QUERY_CHARS = 10_000  # StartQuery / PutQueryDefinition `queryString`: length 0 to 10000 (API reference)
+
+# Constructs Python's `re` accepts that RE2 lacks (re2 "Syntax" page: no lookarounds, backreferences,
+# atomic groups, possessive quantifiers, conditionals, `\Z`), so a query using them is refused.
+GROUP_OPENERS = {"?=": "lookahead", "?!": "lookahead", "?<=": "lookbehind", "?<!": "lookbehind", "?>": "atomic group",
+                 "?(": "conditional", "?P=": "named backreference"}
+
+
+def unportable(body: str) -> str | None:
+    """The first construct of `body` outside the RE2/Java common subset, or None. Escapes and
+    character classes are read as units, so `\\1`, `[(?=]` or `\\*+` are not mistaken for one."""
+    i, in_class, after_quantifier = 0, False, False
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            nxt = body[i + 1:i + 2]
+            if not in_class and (nxt in "123456789" and nxt or nxt == "k" and body[i + 2:i + 3] == "<"):
+                return "backreference"
+            if nxt == "Z":
+                return "\\Z"
+            i, after_quantifier = i + 2, False
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            if body[i + 1:i + 2] == "]":
+                i += 1
+            elif body[i + 1:i + 3] == "^]":
+                i += 2
+        elif c == "(":
+            for opener, name in GROUP_OPENERS.items():
+                if body.startswith(opener, i + 1):
+                    return name
+            if body.startswith("?<", i + 1) and body[i + 3:i + 4].isalpha():
+                return "named group"
+        elif c == "+" and after_quantifier:
+            return "possessive quantifier"
+        after_quantifier = not in_class and c in "*+?}" and not (c == "?" and body[i - 1:i] == "(") and not after_quantifier
+        i += 1
+    return None
 
 
 def compile_regex(literal: str) -> re.Pattern:
     """A `/.../` literal in the RE2/Java common subset, as a Python pattern with the same meaning."""
     body = literal[1:-1]
-    if FORBIDDEN_REGEX.search(body):
-        raise QuerySyntaxError(f"regex construct outside the RE2/Java subset: {literal[:80]}")
+    construct = unportable(body)
+    if construct:
+        raise QuerySyntaxError(f"regex construct outside the RE2/Java subset ({construct}): {literal[:80]}")
     out, i = [], 0
     while i < len(body):
         c = body[i]
@@ -343,7 +393,40 @@ FUNCTIONS = {
     "rtrim": lambda v, c=None: _trim(v, c, False, True),
     "trim": lambda v, c=None: _trim(v, c, True, True),
     "if": lambda condition, when_true, when_false: when_true if bool(condition) else when_false,
+    "jsonparse": lambda v: _json_parse(v),
 }
+
+
+def _json_parse(value: Any) -> Any:
+    """jsonParse (AWS, "Structure types" / JSON functions): a JSON string as MAP / LIST; else no value."""
+    if not isinstance(value, str):
+        return None
+    try:
+        return json.loads(value)
+    except ValueError:
+        return None
+
+
+def lookup(row: dict[str, Any], name: str) -> Any:
+    """A field's value: a discovered or computed field by its whole name, else keys of a MAP (or
+    indexes of a LIST) computed by jsonParse, with dot notation (`js.answers`, `a.Rdata`). A name
+    under a JSON array that Logs Insights flattened by index (`answers.Rdata`) exists in neither
+    form: it has no value, as in Logs Insights."""
+    if name in row:
+        return row[name]
+    parts = name.split(".")
+    for cut in range(len(parts) - 1, 0, -1):
+        value = row.get(".".join(parts[:cut]))
+        if isinstance(value, (dict, list)):
+            for key in parts[cut:]:
+                if isinstance(value, dict):
+                    value = value.get(key)
+                elif isinstance(value, list) and key.isdigit() and int(key) < len(value):
+                    value = value[int(key)]
+                else:
+                    return None
+            return None if isinstance(value, (dict, list)) and not value else value
+    return None
 
 # What `fields ... as name` may compute. A bare Boolean expression there (`(a = 1) as x`) is not
 # documented, so the model refuses it; `if(condition, 1, 0)` is (General functions).
@@ -355,7 +438,7 @@ def evaluate(node: Node, row: dict[str, Any]) -> Any:
     if k == "lit":
         return node.value
     if k == "field":
-        return row.get(node.value)
+        return lookup(row, node.value)
     if k == "and":
         return all(bool(evaluate(a, row)) for a in node.args)
     if k == "or":
@@ -432,6 +515,8 @@ class Query:
 
     @classmethod
     def parse(cls, text: str) -> "Query":
+        if len(text) > MAX_QUERY_CHARS:
+            raise QuerySyntaxError(f"the query is {len(text)} characters; Logs Insights accepts at most {MAX_QUERY_CHARS}")
         query = cls(text)
         for tokens in split_commands(text):
             name = tokens[0].text.lower()
@@ -448,6 +533,10 @@ class Query:
                 if order not in ("asc", "desc"):
                     raise QuerySyntaxError(f"sort order {order}")
                 query.steps.append(("sort", (key, order)))
+            elif name == "unnest":
+                source = field_name(p.take())
+                p.take("into")
+                query.steps.append(("unnest", (source, field_name(p.take()))))
             elif name == "limit":
                 query.steps.append(("limit", int(p.take().text)))
             else:
@@ -517,6 +606,8 @@ class Query:
                             row[name] = value
             elif step == "filter":
                 rows = [row for row in rows if bool(evaluate(arg, row))]
+            elif step == "unnest":
+                rows = self._unnest(rows, *arg)
             elif step == "stats":
                 rows = self._aggregate(rows, *arg)
             elif step == "sort":
@@ -528,6 +619,21 @@ class Query:
             elif step == "limit":
                 rows = rows[:arg]
         return rows
+
+    @staticmethod
+    def _unnest(rows: list[dict], source: str, into: str) -> list[dict]:
+        """`unnest list into name` (AWS, "unnest"): one record per element of the LIST jsonParse made, the
+        other fields from the original record; an empty list gives none; any other value is a list of
+        one item. A record with no value at all gives none here (undocumented; the backend's queries
+        give the same answer either way: such a record has no value to count or group by)."""
+        out = []
+        for row in rows:
+            value = lookup(row, source)
+            if value is None:
+                continue
+            for element in value if isinstance(value, list) else [value]:
+                out.append({**row, into: element})
+        return out
 
     @staticmethod
     def _aggregate(rows: list[dict], aggregates: list, groups: list) -> list[dict]:

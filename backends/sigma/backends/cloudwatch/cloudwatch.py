@@ -22,7 +22,7 @@ from sigma.conditions import (
 from sigma.conversion.base import TextQueryBackend
 from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationConditionOperator, SigmaCorrelationRule
-from sigma.exceptions import SigmaConversionError, SigmaFeatureNotSupportedByBackendError
+from sigma.exceptions import SigmaConversionError, SigmaError, SigmaFeatureNotSupportedByBackendError
 from sigma.rule import SigmaRule
 from sigma.types import (
     CompareOperators,
@@ -34,6 +34,8 @@ from sigma.types import (
     SigmaRegularExpressionFlag,
     SigmaString,
 )
+
+from sigma.pipelines.route53.cloudwatch import ROUTE53_ONLY_SOURCES, route53_cloudwatch_pipeline
 
 from . import patterns
 
@@ -47,11 +49,39 @@ STATE_FIELDS = "cloudwatch_fields"  # {field: {"array": path, "member": path, "e
 STATE_FIELDS_LINE = "cloudwatch_fields_line"  # fields shown for the log source
 STATE_LOG_SOURCE = "cloudwatch_log_source"  # short name, for the log_group_<source> option
 STATE_LOG_GROUP = "cloudwatch_log_group"  # default log group of the log source
+STATE_COLUMNS = "cloudwatch_columns"  # [[field, strip_trailing_dot], ...] of a space-separated line
 
 
 def unsupported(message: str, cond=None) -> SigmaFeatureNotSupportedByBackendError:
     source = getattr(cond, "source", None)
     return SigmaFeatureNotSupportedByBackendError(f"CloudWatch Logs Insights: {message}", source=source)
+
+
+class QueryTooLongError(SigmaConversionError):
+    """The rule converts, but into more than Logs Insights accepts. One line: pySigma's own
+    SigmaConversionError appends `in rule <the whole SigmaRule repr>`, megabytes for a long list."""
+
+    def __str__(self) -> str:
+        return SigmaError.__str__(self)
+
+
+def referenced_first(rules: list) -> list:
+    """The rules in their order, except that every rule a correlation references comes before it."""
+    ordered, placed = [], set()
+
+    def place(rule) -> None:
+        if id(rule) in placed:
+            return
+        placed.add(id(rule))
+        if isinstance(rule, SigmaCorrelationRule):
+            for reference in rule.rules:
+                if getattr(reference, "rule", None) is not None:
+                    place(reference.rule)
+        ordered.append(rule)
+
+    for rule in rules:
+        place(rule)
+    return ordered
 
 
 class CloudWatchLogsInsightsBackend(TextQueryBackend):
@@ -121,6 +151,52 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
 
     default_limit: ClassVar[int] = 10_000  # the most results Logs Insights returns
 
+    def __init__(self, processing_pipeline=None, collect_errors: bool = False, **backend_options):
+        """Without a pipeline (`sigma convert -t cloudwatch` and no `-p`), the Route 53 pipeline is applied
+        to the log sources only Route 53 writes; other rules are left as they are."""
+        if processing_pipeline is None or not processing_pipeline.items:
+            processing_pipeline = route53_cloudwatch_pipeline(only_sources=ROUTE53_ONLY_SOURCES)
+        super().__init__(processing_pipeline, collect_errors, **backend_options)
+
+    # ------------------------------------------------------------------ whole collections
+
+    def convert(self, rule_collection, output_format=None, correlation_method=None, callback=None):
+        """pySigma's convert, with referenced rules converted before the correlations that use them.
+
+        pySigma sorts the collection with a partial order (`a < b` only when b references a), which
+        leaves a correlation before its base rule when unrelated rules sit between them (files given
+        together in any order are one collection, so the order must not matter).
+        """
+        self.init_processing_pipeline(output_format)
+        rule_collection.resolve_rule_references()
+        output_format = output_format or self.default_format
+        queries = [
+            query
+            for rule in referenced_first(rule_collection.rules)
+            for query in (
+                self.convert_rule(rule, output_format, callback)
+                if isinstance(rule, SigmaRule)
+                else self.convert_correlation_rule(rule, output_format, correlation_method, callback)
+            )
+        ]
+        return self.finalize(queries, output_format)
+
+    def convert_correlation_rule(self, rule, output_format=None, method=None, callback=None):
+        """As pySigma's, but with `collect_errors` (`sigma convert -s`) a refused correlation, or one whose
+        base rule was refused, is collected like a refused rule instead of ending the whole run."""
+        try:
+            for reference in rule.rules:
+                try:
+                    reference.rule.get_conversion_result()
+                except SigmaConversionError:
+                    raise unsupported(f"correlation '{rule.title}': its rule '{reference.rule.title}' was not converted", rule) from None
+            return super().convert_correlation_rule(rule, output_format, method, callback)
+        except SigmaError as error:
+            if self.collect_errors:
+                self.errors.append((rule, error))
+                return []
+            raise
+
     # ------------------------------------------------------------------ field facts
 
     def field_facts(self, field: str, state: ConversionState) -> dict:
@@ -141,10 +217,11 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         facts = self.field_facts(field, state)
         ci = not isinstance(values[0], SigmaCasedString)
         literals = [v.to_plain() if not v.contains_special() else None for v in values]
-        if not ci and not facts and all(lit is not None and SAFE_LITERAL.match(lit) for lit in literals):
+        needs_regex = any(k != "dash_absent" for k in facts)  # an array member, or a trailing dot to ignore
+        if not ci and not needs_regex and all(lit is not None and SAFE_LITERAL.match(lit) for lit in literals):
             if len(literals) == 1:
-                return f"{self.quoted(field)} = {self.quote_string(literals[0])}"
-            return f"{self.quoted(field)} in [{', '.join(self.quote_string(lit) for lit in literals)}]"
+                return self.dash_guarded(field, facts, f"{self.quoted(field)} = {self.quote_string(literals[0])}", "-" in literals)
+            return self.dash_guarded(field, facts, f"{self.quoted(field)} in [{', '.join(self.quote_string(lit) for lit in literals)}]", "-" in literals)
         alternatives = []
         for value in values:
             items = patterns.items_of(value)
@@ -153,15 +230,22 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
             return NEVER
         if facts.get("array"):
             return self.array_match(facts, alternatives, ci)
-        return f"{self.quoted(field)} =~ /{patterns.plain_regex(alternatives, ci)}/"
+        expression = f"{self.quoted(field)} =~ /{patterns.plain_regex(alternatives, ci)}/"
+        return self.dash_guarded(field, facts, expression, any(patterns.matches_text(a, "-", ci) for a in alternatives))
+
+    def dash_guarded(self, field: str, facts: dict, expression: str, may_match_dash: bool = True) -> str:
+        """On a field whose `-` means absent, a condition that `-` would satisfy also requires `f != "-"`
+        (which is false on an absent field too, so the query is right whether Logs Insights yields `-`
+        or nothing for it)."""
+        if facts.get("dash_absent") and may_match_dash:
+            return f'({self.quoted(field)} != "-" and {expression})'
+        return expression
 
     def quote_string(self, s: str) -> str:
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     def array_match(self, facts: dict, alternatives: list[list], ci: bool) -> str:
-        value = "|".join(patterns.render_json(a, ci) for a in alternatives)
-        if len(alternatives) > 1:
-            value = f"(?:{value})"
+        value = patterns.union(alternatives, ci, patterns.render_json)
         regex = patterns.array_member_regex(facts["array"], facts["member"], facts.get("element_depth", 0), value)
         return f"@message =~ /(?s){regex}/"
 
@@ -197,6 +281,9 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
                 f"'{facts['array']}' (Logs Insights exposes array elements only by index); use wildcards instead",
                 cond,
             )
+        construct = patterns.unportable_construct(str(value.regexp))
+        if construct:
+            raise unsupported(f"the regular expression on '{cond.field}' uses {construct}, which Logs Insights' regex engine (RE2) lacks", cond)
         flags = "".join(
             flag for flag, sigma in (("i", SigmaRegularExpressionFlag.IGNORECASE), ("m", SigmaRegularExpressionFlag.MULTILINE), ("s", SigmaRegularExpressionFlag.DOTALL))
             if sigma in value.flags
@@ -205,7 +292,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         field = self.quoted(cond.field)
         if facts.get("strip_trailing_dot"):
             field = f'rtrim({field}, ".")'
-        return f"{field} =~ /{'(?' + flags + ')' if flags else ''}{regex}/"
+        return self.dash_guarded(cond.field, facts, f"{field} =~ /{'(?' + flags + ')' if flags else ''}{regex}/")
 
     @staticmethod
     def escape_regex_literal(regex: str) -> str:
@@ -216,6 +303,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
             c = regex[i]
             if c == "\\" and i + 1 < len(regex):
                 nxt = regex[i + 1]
+                nxt = "z" if nxt == "Z" else nxt  # Python's \Z is the very end: RE2's and Java's \z
                 out.append("\\" + nxt if nxt in patterns.PRINTABLE else patterns.hex_escape(nxt))
                 i += 2
                 continue
@@ -254,12 +342,15 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         value: SigmaCompareExpression = cond.value
         return f"{self.quoted(cond.field)} {self.compare_operators[value.op]} {value.number.number}"
 
+    def convert_condition_field_eq_val_timestamp_part(self, cond, state: ConversionState) -> str:
+        raise unsupported(f"timestamp parts (|minute, |hour, ...) on '{cond.field}': the logs' own timestamps are ISO text", cond)
+
     def convert_condition_field_eq_val_bool(self, cond, state: ConversionState) -> str:
         raise unsupported(f"boolean value on '{cond.field}': Route 53 logs carry no booleans", cond)
 
     def convert_condition_field_eq_val_null(self, cond, state: ConversionState) -> str:
         facts = self.field_facts(cond.field, state)
-        if facts.get("array"):
+        if facts.get("array") or facts.get("dash_absent"):
             return f"not ({self.convert_condition_field_exists(cond, state)})"
         return f"not ispresent({self.quoted(cond.field)})"
 
@@ -268,6 +359,8 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         if facts.get("array"):
             regex = patterns.array_member_regex(facts["array"], facts["member"], facts.get("element_depth", 0), None)
             return f"@message =~ /(?s){regex}[^n]/"  # a member whose value is not null
+        if facts.get("dash_absent"):
+            return f'(ispresent({self.quoted(cond.field)}) and {self.quoted(cond.field)} != "-")'
         return f"ispresent({self.quoted(cond.field)})"
 
     def convert_condition_field_not_exists(self, cond, state: ConversionState) -> str:
@@ -285,7 +378,8 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
                 raise unsupported(f"|fieldref with '{name}' (an array member or a field compared without its trailing dot)", cond)
         if ref.starts_with or ref.ends_with:
             raise unsupported("|fieldref with |startswith or |endswith", cond)
-        return f"tolower({self.quoted(cond.field)}) = tolower({self.quoted(ref.field)})"
+        expression = f"tolower({self.quoted(cond.field)}) = tolower({self.quoted(ref.field)})"
+        return self.dash_guarded(cond.field, self.field_facts(cond.field, state), expression)
 
     # ------------------------------------------------------------------ keywords (no field)
 
@@ -296,8 +390,14 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         ci = not isinstance(value, SigmaCasedString)
         items = patterns.items_of(value)
         line = patterns.plain_regex([items], ci)
+        columns = state.processing_state.get(STATE_COLUMNS)
+        if columns:
+            return self.keyword_on_columns(items, ci, columns, f"@message =~ /{line}/")
         leaf = '(?s)[\\[:,]\\s*"' + patterns.render_json(items, ci) + '"\\s*[,}\\]]'
         tests = [f"@message =~ /{line}/", f"@message =~ /{leaf}/"]
+        scalar = patterns.render_scalar(items, ci)
+        if scalar is not None:  # a JSON number or true/false, outside every string (the walk from ^)
+            tests.append(f'@message =~ /{"(?is)" if ci else "(?s)"}^(?:[^"]|{patterns.JSON_STRING})*[\\[:,]\\s*{scalar}\\s*[,}}\\]]/')
         alternatives = patterns.without_trailing_dot(items, ci)
         if alternatives and alternatives != [items]:
             for field, facts in sorted(self.field_facts_all(state).items()):
@@ -306,8 +406,32 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
                 if facts.get("array"):
                     tests.append(self.array_match(facts, alternatives, ci))
                 elif "." not in field:  # a top-level JSON member (Resolver query_name)
-                    value_regex = "|".join(patterns.render_json(a, ci) for a in alternatives)
-                    tests.append(f'@message =~ /(?s){patterns.key(field)}"(?:{value_regex})"/')
+                    tests.append(f'@message =~ /(?s){patterns.key(field)}"{patterns.union(alternatives, ci, patterns.render_json)}"/')
+        return "(" + " or ".join(tests) + ")"
+
+    def keyword_on_columns(self, items: list, ci: bool, columns: list, line_test: str) -> str:
+        """A keyword on a space-separated line (public hosted-zone logs) matches the whole line, or any
+        one column, as the engine reads it: a column compared without its trailing dot (queryName) is
+        matched so, and a `-` column is absent. Each column is found by its position (`^(?:[^ ]+ ){k}`),
+        wildcards stay inside it (`[^ ]*`)."""
+        tests = [line_test]
+        if any(isinstance(i, patterns.Lit) and i.char.isspace() for i in items):
+            return "(" + line_test + ")"  # a column never holds white space
+        flags = "(?is)" if ci else "(?s)"
+        groups: dict[bool, list[int]] = {}
+        for position, (_, strip) in enumerate(columns):
+            groups.setdefault(bool(strip), []).append(position)
+        for strip, positions in sorted(groups.items()):
+            alternatives = patterns.without_trailing_dot(items, ci) if strip else [items]
+            if not alternatives:
+                continue
+            value = patterns.union(alternatives, ci, patterns.render_column)
+            if not any(patterns.matches_text(a, "-", ci) for a in alternatives):
+                tests.append(f"@message =~ /{flags}^{patterns.column_positions(positions)}{value}(?: |\\z)/")
+                continue
+            for k in positions:  # `-` would match: the same column must also not be `-`
+                before = patterns.column_positions([k])
+                tests.append(f"(@message =~ /{flags}^{before}{value}(?: |\\z)/ and @message =~ /^{before}(?:[^ -]|[^ ]{{2,}})(?: |\\z)/)")
         return "(" + " or ".join(tests) + ")"
 
     def field_facts_all(self, state: ConversionState) -> dict:
@@ -352,26 +476,81 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
                 rule_searches.append(lines[1][len("| filter "):])
             searches.append(" or ".join(f"({s})" for s in rule_searches) if len(rule_searches) > 1 else rule_searches[0])
         search = " or ".join(f"({s})" for s in searches) if len(searches) > 1 else searches[0]
-        group_by = "".join(", " + self.quoted(self.correlation_field(f)) for f in rule.group_by or [])
+        facts = states[0].processing_state.get(STATE_FIELDS, {}) if states else {}
+        group_fields = [self.correlation_field(f) for f in rule.group_by or []]
+        value_field = self.correlation_field(rule.condition.fieldref) if correlation_type == "value_count" else None
+        # a `-` column means no value: such events have no group, and no value to count
+        guards = [f'{self.quoted(f)} != "-"' for f in dict.fromkeys(group_fields + [value_field]) if f and facts.get(f, {}).get("dash_absent")]
+        if value_field and guards and self.holds_at_zero(rule):
+            raise unsupported(f"value_count of '{value_field}' whose condition holds for 0 values (rule '{rule.title}'): events without a value cannot be kept as groups", rule)
+        if guards:
+            search = f"({search}) and " + " and ".join(guards)
         window = f"bin({self.convert_timespan(rule.timespan)})"
         lines = [fields_line, f"| filter {search}"]
+        markers = []
         if correlation_type == "temporal":
             # one 0/1 marker per referenced rule (the documented general function if(condition, a, b)),
             # summed per window: all rules must have matched
             if rule.condition is not None and getattr(rule.condition, "count", len(searches)) != len(searches):
                 raise unsupported(f"temporal correlation with a condition other than 'all rules' (rule '{rule.title}')")
-            lines.append("| fields " + ", ".join(f"if({s}, 1, 0) as rule_{n}" for n, s in enumerate(searches)))
+            markers = ["| fields " + ", ".join(f"if({s}, 1, 0) as rule_{n}" for n, s in enumerate(searches))]
+        lines += markers
+        unnested, names = self.unnest_array_members(rule, correlation_type, group_fields, value_field, facts)
+        lines += unnested
+        group_by = "".join(", " + names.get(f, self.quoted(f)) for f in group_fields)
+        if correlation_type == "temporal":
             lines.append("| stats " + ", ".join(f"sum(rule_{n}) as rule_{n}_events" for n in range(len(searches))) + f" by {window}{group_by}")
             lines.append("| filter " + " and ".join(f"rule_{n}_events > 0" for n in range(len(searches))))
         else:
             if correlation_type == "event_count":
                 aggregate, name = "count(*) as event_count", "event_count"
             else:
-                aggregate, name = f"count_distinct({self.quoted(self.correlation_field(rule.condition.fieldref))}) as value_count", "value_count"
+                aggregate, name = f"count_distinct({names.get(value_field, self.quoted(value_field))}) as value_count", "value_count"
             op = self.correlation_condition_mapping[rule.condition.op]
             lines += [f"| stats {aggregate} by {window}{group_by}", f"| filter {name} {op} {rule.condition.count}", f"| sort {name} desc"]
         rule.set_conversion_states(states[:1])
         return ["\n".join(lines)]
+
+    def unnest_array_members(self, rule, correlation_type: str, group_fields: list[str], value_field: str | None, facts: dict) -> tuple[list[str], dict]:
+        """Group-by or value_count fields under a JSON array: Logs Insights flattens the array by index
+        (`answers.0.Rdata`), so `answers.Rdata` names no field. The documented `unnest` (one record per
+        element of the LIST `jsonParse` makes) gives each element's value; an event then appears once
+        per element, which `count_distinct` and the temporal `> 0` markers do not notice, and which is
+        refused where it would count (`event_count`). Returns the commands and each field's new name."""
+        members = list(dict.fromkeys(f for f in group_fields + [value_field] if f and facts.get(f, {}).get("array")))
+        if not members:
+            return [], {}
+        reason = None
+        if len(members) > 1:
+            reason = f"several array members ({', '.join(members)}) in one correlation: unnest ties them to one element, the engine pairs every value"
+        elif facts[members[0]].get("element_depth", 0):
+            reason = f"'{members[0]}' lies in nested JSON arrays (one unnest reaches one level)"
+        elif correlation_type == "event_count":
+            reason = f"event_count grouped by the array member '{members[0]}': unnest repeats an event per element, and Logs Insights documents no per-event key to count it once"
+        elif correlation_type == "value_count" and members[0] == value_field and self.holds_at_zero(rule):
+            reason = f"value_count of the array member '{value_field}' with a condition that holds for 0 values: events without elements leave no record after unnest"
+        if reason:
+            raise unsupported(f"{reason} (rule '{rule.title}')", rule)
+        field = members[0]
+        fact = facts[field]
+        element = fact["member"]
+        value = f'rtrim(r53_element.{element}, ".")' if fact.get("strip_trailing_dot") else f"r53_element.{element}"
+        name = re.sub(r"[^A-Za-z0-9_]", "_", field)
+        commands = [
+            "| fields jsonParse(@message) as r53_record",
+            f"| unnest r53_record.{fact['array']} into r53_element",
+            f"| fields {value} as {name}",
+        ]
+        return commands, {field: name}
+
+    def holds_at_zero(self, rule) -> bool:
+        """Whether the correlation condition holds when nothing was counted."""
+        count, op = rule.condition.count, rule.condition.op
+        return {
+            SigmaCorrelationConditionOperator.LT: 0 < count, SigmaCorrelationConditionOperator.LTE: 0 <= count,
+            SigmaCorrelationConditionOperator.GT: 0 > count, SigmaCorrelationConditionOperator.GTE: 0 >= count,
+            SigmaCorrelationConditionOperator.EQ: count == 0, SigmaCorrelationConditionOperator.NEQ: count != 0,
+        }[op]
 
     def correlation_field(self, name: str) -> str:
         """Correlation fields pass through the referenced rules' pipeline field mapping."""
@@ -382,10 +561,10 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
 
     def finalize_query(self, rule, query, index: int, state: ConversionState, output_format: str):
         if isinstance(query, str) and len(query) > MAX_QUERY_LENGTH:
-            raise SigmaConversionError(
+            raise QueryTooLongError(
                 rule, rule.source,
-                f"rule '{rule.title}': the Logs Insights query is {len(query)} characters, more than the "
-                f"{MAX_QUERY_LENGTH} Logs Insights accepts; split the rule",
+                f"CloudWatch Logs Insights: rule '{rule.title}': the query is {len(query)} characters, more than "
+                f"the {MAX_QUERY_LENGTH} Logs Insights accepts; split the rule",
             )
         return super().finalize_query(rule, query, index, state, output_format)
 

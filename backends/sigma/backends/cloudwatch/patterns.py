@@ -15,6 +15,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import SigmaString, SpecialChars
 
 PRINTABLE = {chr(c) for c in range(0x20, 0x7F)}
@@ -54,7 +55,9 @@ def items_of(value: SigmaString) -> list:
         elif part is SpecialChars.WILDCARD_SINGLE:
             items.append(ANY)
         else:
-            raise ValueError(f"placeholder {part} left in a value; a pipeline must replace it")
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"CloudWatch Logs Insights: the placeholder %{getattr(part, 'name', part)}% (|expand) has no value; a pipeline must replace it"
+            )
     return items
 
 
@@ -62,9 +65,18 @@ def literal_items(text: str) -> list:
     return [Lit(c) for c in text]
 
 
+def matches_text(items: list, text: str, ci: bool) -> bool:
+    """Whether the value `items` matches the whole of `text` (Sigma's meaning, on Python's regex)."""
+    regex = "".join(
+        ".*" if i == STAR else "." if i == ANY else "[^.]" if i == NON_DOT else r"\.?" if i == OPT_DOT
+        else re.escape(i.char) if isinstance(i, Lit) else i.regex
+        for i in items
+    )
+    return re.fullmatch(regex, text, re.S | (re.I if ci else 0)) is not None
+
+
 def _matches_single_dot(items: list, ci: bool) -> bool:
-    regex = "".join(".*" if i == STAR else "." if i == ANY else re.escape(i.char) if isinstance(i, Lit) else i.regex for i in items)
-    return re.fullmatch(regex, ".", re.S | (re.I if ci else 0)) is not None
+    return matches_text(items, ".", ci)
 
 
 def _not_ending_in_dot(items: list) -> list[list]:
@@ -99,6 +111,45 @@ def without_trailing_dot(items: list, ci: bool) -> list[list]:
     if _matches_single_dot(items, ci):
         alternatives.append([Lit(".")])
     return alternatives
+
+
+# ------------------------------------------------------------------ rule regexes (|re)
+
+# What a Sigma regex (Python `re`) may hold that Logs Insights' engine cannot read the same way: RE2
+# (re2 wiki "Syntax") has no lookarounds, backreferences, atomic groups, possessive quantifiers or
+# conditionals. `\Z` (Python: the very end) is written `\z`.
+_UNPORTABLE_GROUPS = (("?=", "a lookahead"), ("?!", "a lookahead"), ("?<=", "a lookbehind"), ("?<!", "a lookbehind"),
+                      ("?>", "an atomic group"), ("?(", "a conditional group"), ("?P=", "a named backreference"))
+
+
+def unportable_construct(regex: str) -> str | None:
+    """The first construct of a rule's regex that Logs Insights cannot run, or None (escapes and
+    character classes read as units)."""
+    i, in_class, quantified = 0, False, False
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\":
+            nxt = regex[i + 1:i + 2]
+            if not in_class and (nxt.isdigit() and nxt != "0" or regex[i + 1:i + 3] == "k<"):
+                return "a backreference"
+            i, quantified = i + 2, False
+            continue
+        if in_class:
+            in_class = c != "]"
+        elif c == "[":
+            in_class = True
+            i += 2 if regex[i + 1:i + 2] == "]" else 3 if regex[i + 1:i + 3] == "^]" else 1
+            quantified = False
+            continue
+        elif c == "(":
+            found = next((name for opener, name in _UNPORTABLE_GROUPS if regex.startswith(opener, i + 1)), None)
+            if found:
+                return found
+        elif c == "+" and quantified:
+            return "a possessive quantifier"
+        quantified = not in_class and c in "*+?}" and regex[i - 1:i] != "(" and not quantified
+        i += 1
+    return None
 
 
 # ------------------------------------------------------------------ plain rendering
@@ -139,12 +190,90 @@ def render_plain(items: list, ci: bool) -> str:
 
 def plain_regex(alternatives: list[list], ci: bool, anchored: bool = True) -> str:
     """`(?s)` (and `(?i)`) + the anchored alternation, ready to sit between slashes."""
-    body = "|".join(render_plain(a, ci) for a in alternatives)
-    if len(alternatives) > 1:
-        body = f"(?:{body})"
+    body = union(alternatives, ci, render_plain)
     if anchored:
         body = f"^{body}\\z"
     return ("(?is)" if ci else "(?s)") + body
+
+
+def render_column(items: list, ci: bool) -> str:
+    """Like render_plain, for one column of a space-separated line: wildcards never cross a space."""
+    out = []
+    for i in items:
+        out.append({STAR: "[^ ]*", ANY: "[^ ]", NON_DOT: "[^ .]"}.get(i) if isinstance(i, str) and i != OPT_DOT else render_plain([i], ci))
+    return "".join(out)
+
+
+# What a JSON number or Boolean is written with (never `n`, so no keyword reaches `null`, which the
+# engine does not read as a value).
+SCALAR_CHARS = set("0123456789+-.eEtrufalsTRUFALS")
+SCALAR_CLASS = "[-+.0-9eEtrufalsTRUFALS]"
+
+
+def render_scalar(items: list, ci: bool) -> str | None:
+    """A keyword as an unquoted JSON number/Boolean token, or None when it could only match strings."""
+    if not items or any(isinstance(i, Lit) and i.char not in SCALAR_CHARS for i in items) or any(isinstance(i, Raw) for i in items):
+        return None
+    return "".join(SCALAR_CLASS + "*" if i == STAR else SCALAR_CLASS if i == ANY else render_plain([i], ci) for i in items)
+
+
+def column_positions(positions: list[int]) -> str:
+    """A regex for "this many columns before": runs of positions as `(?:[^ ]+ ){a,b}`."""
+    runs: list[list[int]] = []
+    for k in sorted(positions):
+        if runs and runs[-1][1] == k - 1:
+            runs[-1][1] = k
+        else:
+            runs.append([k, k])
+    pieces = ["" if b == 0 else f"(?:[^ ]+ ){{{a}}}" if a == b else f"(?:[^ ]+ ){{{a},{b}}}" for a, b in runs]
+    return pieces[0] if len(pieces) == 1 else "(?:" + "|".join(pieces) + ")"
+
+
+# ------------------------------------------------------------------ factored alternation
+
+
+FACTOR_ABOVE = 400  # characters of plain alternation kept as written (short lists stay readable)
+
+
+def union(alternatives: list[list], ci: bool, render, factor: bool | None = None) -> str:
+    """One regex for "any of the alternatives", factored: `xA|xB` -> `x(?:A|B)`, `Ax|Bx` -> `(?:A|B)x`.
+
+    Concatenation distributes over alternation, so every step keeps the language (a property test
+    checks it against the plain alternation). At each level the sequences are grouped by their last
+    item or by their first, whichever gives fewer groups: value lists share suffixes (`.com`, the
+    optional trailing dot) and prefixes (`pool.`). With several alternatives and `ci`, ASCII letters
+    are folded to lower case first (the plain regex carries `(?i)`, the JSON rendering spells both
+    cases), so `Evil.com` and `evil.COM` share their items. The result is safe to concatenate: one
+    sequence, or a group. A list whose plain alternation is at most FACTOR_ABOVE characters stays as
+    written (readable), unless `factor` says otherwise.
+    """
+    sequences = list(dict.fromkeys(tuple(a) for a in alternatives))
+    plain = "|".join(render(list(a), ci) for a in sequences)
+    if factor is False or (factor is None and len(plain) <= FACTOR_ABOVE):
+        return plain if len(sequences) == 1 else f"(?:{plain})"
+    if len(alternatives) > 1 and ci:
+        alternatives = [[Lit(i.char.lower()) if isinstance(i, Lit) and i.char.isascii() else i for i in a] for a in alternatives]
+    sequences = list(dict.fromkeys(tuple(a) for a in alternatives))
+    return _union(sequences, ci, render)
+
+
+def _union(sequences: list[tuple], ci: bool, render) -> str:
+    if len(sequences) == 1:
+        return render(list(sequences[0]), ci)
+    optional = () in sequences
+    by_last: dict = {}
+    by_first: dict = {}
+    for s in sequences:
+        if s:
+            by_last.setdefault(s[-1], []).append(s[:-1])
+            by_first.setdefault(s[0], []).append(s[1:])
+    if len(by_last) <= len(by_first):
+        parts = [_union(heads, ci, render) + render([last], ci) for last, heads in by_last.items()]
+    else:
+        parts = [render([first], ci) + _union(tails, ci, render) for first, tails in by_first.items()]
+    if len(parts) == 1 and not optional:
+        return parts[0]
+    return "(?:" + "|".join(parts) + ")" + ("?" if optional else "")
 
 
 # ------------------------------------------------------------------ JSON rendering

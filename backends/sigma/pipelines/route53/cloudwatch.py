@@ -34,6 +34,10 @@ def field_facts(view: shared.RuleView) -> dict[str, dict]:
     for _, field in view.rule_fields():
         name = field.target(TARGET).name
         entry: dict = {}
+        if view.log_source.columns:
+            # A space-separated line writes `-` for an absent value (the EDNS client subnet, AWS's
+            # "Public DNS query log format"); the reference engine reads it as absent.
+            entry["dash_absent"] = True
         if field.array:
             entry.update(array=field.array, member=field.name[len(field.array) + 1:], element_depth=ELEMENT_DEPTH.get(field.array, 3))
         if field.strip_trailing_dot:
@@ -41,6 +45,12 @@ def field_facts(view: shared.RuleView) -> dict[str, dict]:
         if entry:
             facts[name] = entry
     return facts
+
+
+def columns(view: shared.RuleView) -> list[list]:
+    """[name, compared without its trailing dot] per column of a space-separated line, in order."""
+    log_source = view.log_source
+    return [[log_source.fields[c].target(TARGET).name, bool(log_source.fields[c].strip_trailing_dot)] for c in log_source.columns]
 
 
 def fields_line(view: shared.RuleView) -> list[str]:
@@ -51,10 +61,21 @@ def fields_line(view: shared.RuleView) -> list[str]:
     return ["@timestamp", *names, "@message"]
 
 
-def route53_cloudwatch_pipeline() -> ProcessingPipeline:
+# The log sources only Route 53 writes: the backend applies the pipeline to them by itself when it is
+# given none (`sigma convert -t cloudwatch` without `-p`), since their raw names and trailing dots make
+# a pipeline-less query miss every event. CloudTrail (`product: aws, service: cloudtrail`) and
+# `category: dns` are shared with other rule sets, so they keep needing `-p route53_cloudwatch`.
+ROUTE53_ONLY_SOURCES = ("resolver", "public_zone")
+
+
+def route53_cloudwatch_pipeline(only_sources: tuple[str, ...] | None = None) -> ProcessingPipeline:
+    """The pipeline; with `only_sources`, just the items for those log sources' own names (the backend's
+    default) and no refusal of other log sources."""
     pid = "route53_cloudwatch"
-    items = [shared.reject_unknown_logsources(pid)]
+    items = [] if only_sources else [shared.reject_unknown_logsources(pid)]
     for view in shared.rule_views():
+        if only_sources and (view.generic_dns or view.log_source.source not in only_sources):
+            continue
         items.append(shared.reject_unknown_fields(pid, view))
         items.extend(shared.fold_case(pid, view, TARGET))
         items.append(shared.map_fields(pid, view, TARGET))
@@ -63,6 +84,7 @@ def route53_cloudwatch_pipeline() -> ProcessingPipeline:
             "cloudwatch_fields_line": fields_line(view),
             "cloudwatch_log_source": view.log_source.source,
             "cloudwatch_log_group": view.log_source.targets[TARGET]["log_group"],
+            "cloudwatch_columns": columns(view),
         }
         items.extend(
             ProcessingItem(
