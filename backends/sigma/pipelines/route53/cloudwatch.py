@@ -19,7 +19,7 @@ from __future__ import annotations
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import SetStateTransformation
 
-from . import shared
+from . import correlation_limits, shared
 
 TARGET = "cloudwatch"
 
@@ -53,7 +53,13 @@ def fields_line(view: shared.RuleView) -> list[str]:
 
 def route53_cloudwatch_pipeline() -> ProcessingPipeline:
     pid = "route53_cloudwatch"
-    items = [shared.reject_unknown_logsources(pid)]
+    items = [
+        shared.reject_unknown_logsources(pid),
+        correlation_limits.refuse_correlations(
+        pid, "CloudWatch Logs Insights: ", {},
+        aliases="one Logs Insights query reads one log source under its own field names; a group-by shared by log sources with different field names is not stated",
+    ),
+    ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view))
         items.extend(shared.fold_case(pid, view, TARGET))

@@ -37,7 +37,7 @@ from sigma.types import (
 
 from r53sigma import catalogue
 
-from . import shared
+from . import correlation_limits, shared
 
 TARGET = "elasticsearch"
 CASELESS_SUFFIX = ".caseless"
@@ -229,7 +229,14 @@ def _both_cases(regex: str) -> str:
 
 def route53_elasticsearch_pipeline() -> ProcessingPipeline:
     pid = "route53_elasticsearch"
-    items = [shared.reject_unknown_logsources(pid)]
+    items = [
+        shared.reject_unknown_logsources(pid),
+        correlation_limits.refuse_correlations(
+        pid, NOT_EXPRESSIBLE,
+        {"temporal_ordered": "pySigma's ES|QL backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order"},
+        aliases="the ES|QL backend runs the referenced rules as one query and does not rename their fields to the alias, so it would group by a field no index has",
+    ),
+    ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view))
         items.append(
