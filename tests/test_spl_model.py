@@ -127,5 +127,5 @@ def test_unmodelled_commands_are_refused_not_guessed():
 
 
 def test_rename_moves_a_field_and_an_absent_source_empties_the_target():
-    rows = spl_model.run('search x=1 | rename a AS b', [{"x": "1", "a": "v"}, {"x": "1", "b": "old"}])
+    rows = spl.run("search x=1 | rename a AS b", [{"x": "1", "a": "v"}, {"x": "1", "b": "old"}])
     assert rows == [{"x": "1", "b": "v"}, {"x": "1"}]
