@@ -19,7 +19,7 @@ from __future__ import annotations
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import SetStateTransformation
 
-from . import correlation_limits, shared
+from . import correlation_limits, placeholders, shared
 
 TARGET = "cloudwatch"
 
@@ -55,10 +55,11 @@ def route53_cloudwatch_pipeline() -> ProcessingPipeline:
     pid = "route53_cloudwatch"
     items = [
         shared.reject_unknown_logsources(pid),
+        placeholders.resolve_ioc_domains(pid),
         correlation_limits.refuse_correlations(
-        pid, "CloudWatch Logs Insights: ", {},
-        aliases="one Logs Insights query reads one log source under its own field names; a group-by shared by log sources with different field names is not stated",
-    ),
+            pid, "CloudWatch Logs Insights: ", {},
+            aliases="one Logs Insights query reads one log source under its own field names; a group-by shared by log sources with different field names is not stated",
+        ),
     ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view))

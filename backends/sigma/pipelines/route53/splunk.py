@@ -17,7 +17,7 @@ from sigma.processing.transformations import AddConditionTransformation
 from sigma.processing.transformations.base import ValueTransformation
 from sigma.types import SigmaCasedString, SigmaRegularExpression, SigmaString, SpecialChars
 
-from . import correlation_limits, shared
+from . import correlation_limits, placeholders, shared
 
 TARGET = "splunk"
 
@@ -54,10 +54,11 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
     pid = "route53_splunk"
     items = [
         shared.reject_unknown_logsources(pid),
+        placeholders.resolve_ioc_domains(pid),
         correlation_limits.refuse_correlations(
-        pid, "not expressible in Splunk: ",
-        {"temporal_ordered": "pySigma's Splunk backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order"},
-    ),
+            pid, "not expressible in Splunk: ",
+            {"temporal_ordered": "pySigma's Splunk backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order"},
+        ),
     ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view))
