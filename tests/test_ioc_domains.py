@@ -156,3 +156,18 @@ def test_rule_load_reports_a_broken_list_and_leaves_the_placeholder_without_one(
     monkeypatch.setenv(ioc.ENV_FILE, str(write(tmp_path, "l.txt", "bad value\n")))
     loaded = rules.load([rule_file])
     assert [str(e) for e in loaded.errors] == [f"{rule_file}: {tmp_path / 'l.txt'}:1: 'bad value' is not a domain name (letters, digits, '-', '_' and dots only)"]
+
+
+def test_scan_matches_the_listed_domains_and_passes_the_rule_over_without_a_list(tmp_path, monkeypatch, capsys):
+    from r53sigma.cli import main
+
+    rule_file = write(tmp_path, "ioc.yml", RULE)
+    logs = tmp_path / "q.jsonl"
+    logs.write_text("".join(json.dumps(q.raw) + "\n" for q in (query("a.evil.example."), query("example.org."))))
+    monkeypatch.delenv(ioc.ENV_FILE, raising=False)
+    assert main(["scan", "--no-progress", "--engine", "reference", "--rules", str(rule_file), str(logs)]) == 2  # no rule left to run
+    assert f"no list for %ioc_domains% (set {ioc.ENV_FILE})" in capsys.readouterr().err
+    monkeypatch.setenv(ioc.ENV_FILE, str(write(tmp_path, "l.txt", "evil.example\n")))
+    assert main(["scan", "--no-progress", "--engine", "reference", "--rules", str(rule_file), str(logs)]) == 0
+    alerts = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [a["event"]["query_name"] for a in alerts] == ["a.evil.example."]
