@@ -103,14 +103,19 @@ def test_no_module_is_over_600_lines_outside_the_models():
     assert set(long) - MODELS - AWAITING_SPLIT == set(), long
 
 
+# The data loaders a plugin may use: the field catalogue and the IOC domain list (%ioc_domains%).
+PLUGIN_LOADERS = {"r53sigma.catalogue", "r53sigma.ioc"}
+
+
 def test_the_pysigma_plugins_depend_only_on_the_catalogue_loader():
     graph = _graph()
     for plugin in ("sigma.pipelines.route53", "sigma.backends.cloudwatch"):
         ours = {m for m in _reachable(graph, plugin) if m.split(".")[0] == "r53sigma"}
-        assert ours <= {"r53sigma.catalogue"}, (plugin, ours)
+        assert ours <= PLUGIN_LOADERS, (plugin, ours)
     modules = _modules()
-    catalogue_imports = _imports("r53sigma.catalogue", modules["r53sigma.catalogue"], modules)
-    assert not {m for m in catalogue_imports if m.startswith("r53sigma")}, catalogue_imports
+    for loader in PLUGIN_LOADERS:
+        loader_imports = _imports(loader, modules[loader], modules)
+        assert not {m for m in loader_imports if m.startswith("r53sigma")}, loader_imports
 
 
 def test_only_deploy_modules_import_the_deploy_clients():

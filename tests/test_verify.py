@@ -13,6 +13,13 @@ NOT_EXPRESSIBLE = {
     # the correlation's base rule filters on requestParameters.ruleType, a key of Elastic's flattened
     # CloudTrail field, and correlations on Elasticsearch are ES|QL, which reads flattened fields whole
     ("route_53_resolver_forwarding_rule_created_and_associated_by_one_principal", "elasticsearch"),
+    # temporal_ordered: no ordered-sequence template in the ES|QL or Splunk backend, none in ours for
+    # Logs Insights; the two chains across Resolver logs and CloudTrail also use aliases (refused too)
+    *((chain, target) for chain in (
+        "route_53_domain_hijack_transfer_lock_disabled_then_transfer_or_name_server_change",
+        "dns_firewall_blocks_followed_by_rule_group_disassociation_in_the_same_vpc",
+        "query_logging_deleted_after_dns_firewall_matches_in_the_same_account",
+    ) for target in ("elasticsearch", "splunk", "cloudwatch")),
 }
 
 
@@ -24,9 +31,9 @@ def pack_report():
 def test_every_pack_rule_and_target_is_verified(pack_report):
     assert not pack_report.problems
     rules = {c.rule for c in pack_report.cells}
-    assert len(rules) == 44
+    assert len(rules) == 53
     assert {c.target for c in pack_report.cells} == set(conversion.siem_targets())
-    assert len(pack_report.cells) == 44 * 3
+    assert len(pack_report.cells) == 53 * 3
     assert not [c for c in pack_report.cells if c.status == verify.MODEL_GAP], verify.format_report(pack_report)
 
 

@@ -13,7 +13,11 @@ import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
-from sigma.rule import SigmaRule
+from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
+from sigma.rule import SigmaDetection, SigmaRule
+from sigma.types import SigmaString
+
+from r53sigma import ioc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -87,8 +91,12 @@ def main_rule(rules: list[AnyRule]) -> AnyRule:
     return correlations[-1] if correlations else rules[0]
 
 
-def load(paths: list[Path] | None = None) -> LoadedRules:
-    """Parse every rule file; a file that fails is recorded with its reason and left out."""
+def load(paths: list[Path] | None = None, variables: dict | None = None) -> LoadedRules:
+    """Parse every rule file; a file that fails is recorded with its reason and left out.
+
+    ``variables`` (pySigma pipeline-variable style, e.g. ``{"ioc_domains": [...]}``), else the
+    environment (``R53SIGMA_IOC_DOMAINS``), give the list that replaces ``%ioc_domains%``, so the
+    engines and the conversions see the same values (:mod:`r53sigma.ioc`)."""
     collections: list[SigmaCollection] = []
     files: dict[Path, list[AnyRule]] = {}
     errors: list[RuleError] = []
@@ -110,7 +118,46 @@ def load(paths: list[Path] | None = None) -> LoadedRules:
         merged.resolve_rule_references()
     except SigmaError as error:
         errors.append(RuleError(Path(getattr(getattr(error, "source", None), "path", "") or "?"), str(error)))
+    _resolve_ioc_domains(merged, variables, errors)
     return LoadedRules(merged, files, errors)
+
+
+def needs_ioc_list(rule: AnyRule) -> bool:
+    """Whether a rule still holds the ``%ioc_domains%`` placeholder (no list was given)."""
+    if not isinstance(rule, SigmaRule):
+        return False
+
+    def walk(detection) -> bool:
+        for item in detection.detection_items:
+            if isinstance(item, SigmaDetection):
+                if walk(item):
+                    return True
+            elif any(isinstance(v, SigmaString) and v.contains_placeholder([ioc.PLACEHOLDER]) for v in item.value):
+                return True
+        return False
+
+    return any(walk(d) for d in rule.detection.detections.values())
+
+
+def _resolve_ioc_domains(collection: SigmaCollection, variables: dict | None, errors: list[RuleError]) -> None:
+    users = [r for r in collection.rules if needs_ioc_list(r)]
+    if not users:
+        return
+    try:
+        domains = ioc.domains_from(variables)
+    except ioc.IocListError as error:
+        errors.extend(RuleError(Path(r.source.path) if r.source else Path("?"), str(error)) for r in users)
+        return
+    if domains is None:
+        return  # conversions refuse the rule with how to give a list; scan passes it over
+    from sigma.pipelines.route53.placeholders import IocDomainsPlaceholder
+
+    resolve = ProcessingPipeline(items=[ProcessingItem(IocDomainsPlaceholder(domains=domains), identifier="r53sigma_ioc_domains")])
+    for rule in users:
+        try:
+            resolve.apply(rule)
+        except SigmaError as error:
+            errors.append(RuleError(Path(rule.source.path) if rule.source else Path("?"), str(error)))
 
 
 def _location(path: Path) -> SigmaRuleLocation:

@@ -8,6 +8,7 @@ rules as package data). A folder given with ``--cases`` may instead hold any YAM
       - name: <what it shows>
         events: [<raw record: a JSON object, or a public hosted-zone log line as a string>, ...]
         alerts: <int>   # matching events for a plain rule; firing (window, group) pairs for a correlation
+    vars:               # optional: placeholder values, as pySigma pipeline variables (ioc_domains: [...])
 
 :func:`run` checks every case and also reports, as problems that fail the run: a broken rule file
 (with its reason), a case file naming an unknown rule or malformed, and a rule file no case covers.
@@ -87,7 +88,7 @@ class Report:
 def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None) -> Report:
     """Run every case in ``cases_dir`` against the rules at ``rule_paths`` (defaults: the pack's)."""
     cases_dir = Path(cases_dir) if cases_dir else default_cases_dir()
-    loaded = rules_mod.load([Path(p) for p in rule_paths] if rule_paths else None)
+    loaded = rules_mod.load([Path(p) for p in rule_paths] if rule_paths else None, case_variables(cases_dir))
     report = Report(rule_files=len(loaded.files) + len(loaded.errors))
     report.problems.extend(Problem("broken rule", e.path, e.message) for e in loaded.errors)
     engine = Engine(loaded.collection)
@@ -117,9 +118,27 @@ def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None) -> 
     return report
 
 
+def case_variables(cases_dir: Path) -> dict | None:
+    """The placeholder values (``vars``) the case files give, merged; None when none gives any.
+
+    Rules are loaded with them (:func:`r53sigma.rules.load`), so a rule with ``%ioc_domains%`` is
+    tested on the list its case file names, whatever the environment says."""
+    merged: dict = {}
+    for path in sorted(p for p in Path(cases_dir).rglob("*") if p.suffix in CASE_SUFFIXES) if Path(cases_dir).is_dir() else []:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue  # reported when the file is run
+        if isinstance(doc, dict) and isinstance(doc.get("vars"), dict):
+            merged.update(doc["vars"])
+    return merged or None
+
+
 def _validate(doc: Any) -> tuple[str, list[dict]]:
     if not isinstance(doc, dict) or "rule" not in doc or "cases" not in doc:
         raise ValueError("a case file is a mapping with `rule` and `cases`")
+    if "vars" in doc and not isinstance(doc["vars"], dict):
+        raise ValueError("`vars` must be a mapping of placeholder names to values")
     if not isinstance(doc["cases"], list) or not doc["cases"]:
         raise ValueError("`cases` must be a non-empty list")
     for number, case in enumerate(doc["cases"], 1):

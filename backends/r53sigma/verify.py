@@ -139,19 +139,20 @@ def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None,
         targets: Iterable[str] | None = None) -> Report:
     """Verify the rules at ``rule_paths`` (default: the pack's) on the cases in ``cases_dir``."""
     paths = [Path(p) for p in rule_paths] if rule_paths else None
-    loaded = rules_mod.load(paths)
-    pairs, problems = load_cases(Path(cases_dir) if cases_dir else testcases.default_cases_dir(), loaded,
-                                 all_rules=paths is None)
+    cases_dir = Path(cases_dir) if cases_dir else testcases.default_cases_dir()
+    variables = testcases.case_variables(cases_dir)  # placeholder values: the same for engine and targets
+    loaded = rules_mod.load(paths, variables)
+    pairs, problems = load_cases(cases_dir, loaded, all_rules=paths is None)
     cased = {id(rule) for rule, _ in pairs}
     problems += [f"{loaded.path_of(r) or r.title}: no test case names this rule, nothing to verify"
                  for r in loaded.top_level() if id(r) not in cased]
-    report = verify(paths, loaded, pairs, tuple(targets) if targets is not None else None)
+    report = verify(paths, loaded, pairs, tuple(targets) if targets is not None else None, variables)
     report.problems = [f"broken rule: {e.path}: {e.message}" for e in loaded.errors] + problems + report.problems
     return report
 
 
 def verify(paths: list[Path] | None, loaded: rules_mod.LoadedRules, pairs: list[tuple[Any, Case]],
-           targets: tuple[str, ...] | None = None) -> Report:
+           targets: tuple[str, ...] | None = None, variables: dict | None = None) -> Report:
     """Verify (rule, case) pairs; ``loaded`` holds the rules as written (no pipeline applied)."""
     targets = tuple(targets) if targets is not None else conversion.siem_targets()
     report = Report(targets=targets)
@@ -172,7 +173,7 @@ def verify(paths: list[Path] | None, loaded: rules_mod.LoadedRules, pairs: list[
             except EngineError as error:
                 report.problems.append(f"{case.rule_ref}: the reference engine cannot evaluate it: {error}")
     for target in targets:
-        conversions = {c.rule_id: c for c in conversion.convert_paths(paths, [target])[0]}
+        conversions = {c.rule_id: c for c in conversion.convert_paths(paths, [target], variables)[0]}
         checker = _Checker(target)
         for rule_id, (rule, cases) in by_rule.items():
             conv = conversions.get(rule_id)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
 from r53sigma import rules as rules_mod
+from r53sigma import ioc
 from r53sigma.scan.reference import Engine, EngineError
 from r53sigma.scan.records import Event, ReadError, read_paths
 
@@ -60,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
         engine = Engine(loaded.collection)
     chosen = []
     for rule in loaded.top_level():
+        if rules_mod.needs_ioc_list(rule):  # a user's feed, not configured: nothing to match, not an error
+            print(f"rule skipped: {rule.title}: no list for %ioc_domains% (set {ioc.ENV_FILE})", file=sys.stderr)
+            continue
         try:
             engine.check(rule)
             chosen.append(rule)

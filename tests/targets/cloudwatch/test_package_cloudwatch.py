@@ -27,7 +27,7 @@ def definitions() -> list[dict]:
 
 
 def cloudwatch_conversions():
-    return [c for (t, _), c in bundled_conversions().items() if t == "cloudwatch"]
+    return [c for (t, _), c in bundled_conversions().items() if t == "cloudwatch" and c.ok]  # refused rules are not packaged
 
 
 def cfn_lint() -> list[str] | None:

@@ -124,3 +124,8 @@ def test_a_search_starting_with_or_is_rejected_as_splunk_does():
 def test_unmodelled_commands_are_refused_not_guessed():
     with pytest.raises(spl.QuerySyntaxError):
         spl.run("* | transaction user", [{}])
+
+
+def test_rename_moves_a_field_and_an_absent_source_empties_the_target():
+    rows = spl.run("search x=1 | rename a AS b", [{"x": "1", "a": "v"}, {"x": "1", "b": "old"}])
+    assert rows == [{"x": "1", "b": "v"}, {"x": "1"}]

@@ -949,6 +949,33 @@ def _multisearch_step(text: str) -> Step:
     return union
 
 
+def _rename_step(text: str) -> Step:
+    """`rename A AS B, C AS D`, left to right. Splunk's rename page (search-commands/rename): renaming
+    a field that is absent onto one that exists empties the existing one; wildcards are not modelled."""
+    pairs = []
+    for part in _split_commas(text):
+        m = re.fullmatch(r"\s*(\S+)\s+(?i:as)\s+(\S+)\s*", part)
+        if not m:
+            raise QuerySyntaxError(f"rename {part!r}: expected <field> AS <field>")
+        source, target = (name.strip("\"'") for name in m.groups())
+        if "*" in source or "*" in target:
+            raise QuerySyntaxError(f"rename {part!r}: wildcard renames are not modelled")
+        pairs.append((source, target))
+
+    def rename(rows: list[Row]) -> list[Row]:
+        out = []
+        for row in rows:
+            row = dict(row)
+            for source, target in pairs:
+                if source in row:
+                    row[target] = row.pop(source)
+                else:
+                    row.pop(target, None)
+            out.append(row)
+        return out
+    return rename
+
+
 # ------------------------------------------------------------------ data models (tstats)
 
 # Splunk CIM manual, "Network Resolution (DNS)": the dataset's constraint (its tags) and its fields;
@@ -1067,6 +1094,7 @@ COMMANDS: dict[str, Callable[[str], Step]] = {
     "bucket": _bin_step,
     "stats": _stats_step,
     "multisearch": _multisearch_step,
+    "rename": _rename_step,
     "table": lambda text: (lambda rows: rows),
     "fields": lambda text: (lambda rows: rows),
     "tstats": _tstats_step,

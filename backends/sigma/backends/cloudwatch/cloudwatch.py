@@ -22,7 +22,7 @@ from sigma.conditions import (
 from sigma.conversion.base import TextQueryBackend
 from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationConditionOperator, SigmaCorrelationRule
-from sigma.exceptions import SigmaConversionError, SigmaError, SigmaFeatureNotSupportedByBackendError
+from sigma.exceptions import SigmaConversionError, SigmaError
 from sigma.rule import SigmaRule
 from sigma.types import (
     CompareOperators,
@@ -38,6 +38,7 @@ from sigma.types import (
 from sigma.pipelines.route53.cloudwatch import ROUTE53_ONLY_SOURCES, route53_cloudwatch_pipeline
 
 from . import patterns
+from .support import QueryTooLongError, referenced_first, unsupported
 
 MAX_QUERY_LENGTH = 10_000  # Logs Insights refuses longer query strings
 PLAIN_FIELD = re.compile(r"^[A-Za-z0-9@._]+$")
@@ -50,38 +51,6 @@ STATE_FIELDS_LINE = "cloudwatch_fields_line"  # fields shown for the log source
 STATE_LOG_SOURCE = "cloudwatch_log_source"  # short name, for the log_group_<source> option
 STATE_LOG_GROUP = "cloudwatch_log_group"  # default log group of the log source
 STATE_COLUMNS = "cloudwatch_columns"  # [[field, strip_trailing_dot], ...] of a space-separated line
-
-
-def unsupported(message: str, cond=None) -> SigmaFeatureNotSupportedByBackendError:
-    source = getattr(cond, "source", None)
-    return SigmaFeatureNotSupportedByBackendError(f"CloudWatch Logs Insights: {message}", source=source)
-
-
-class QueryTooLongError(SigmaConversionError):
-    """The rule converts, but into more than Logs Insights accepts. One line: pySigma's own
-    SigmaConversionError appends `in rule <the whole SigmaRule repr>`, megabytes for a long list."""
-
-    def __str__(self) -> str:
-        return SigmaError.__str__(self)
-
-
-def referenced_first(rules: list) -> list:
-    """The rules in their order, except that every rule a correlation references comes before it."""
-    ordered, placed = [], set()
-
-    def place(rule) -> None:
-        if id(rule) in placed:
-            return
-        placed.add(id(rule))
-        if isinstance(rule, SigmaCorrelationRule):
-            for reference in rule.rules:
-                if getattr(reference, "rule", None) is not None:
-                    place(reference.rule)
-        ordered.append(rule)
-
-    for rule in rules:
-        place(rule)
-    return ordered
 
 
 class CloudWatchLogsInsightsBackend(TextQueryBackend):

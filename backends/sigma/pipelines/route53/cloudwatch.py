@@ -19,7 +19,7 @@ from __future__ import annotations
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.processing.transformations import SetStateTransformation
 
-from . import shared
+from . import correlation_limits, placeholders, shared
 
 TARGET = "cloudwatch"
 
@@ -73,6 +73,13 @@ def route53_cloudwatch_pipeline(only_sources: tuple[str, ...] | None = None) -> 
     default) and no refusal of other log sources."""
     pid = "route53_cloudwatch"
     items = [] if only_sources else [shared.reject_unknown_logsources(pid)]
+    items += [
+        placeholders.resolve_ioc_domains(pid),
+        correlation_limits.refuse_correlations(
+            pid, "CloudWatch Logs Insights: ", {},
+            aliases="one Logs Insights query reads one log source under its own field names; a group-by shared by log sources with different field names is not stated",
+        ),
+    ]
     for view in shared.rule_views():
         if only_sources and (view.generic_dns or view.log_source.source not in only_sources):
             continue

@@ -47,7 +47,7 @@ from sigma.types import (
 
 from r53sigma import catalogue
 
-from . import shared
+from . import correlation_limits, placeholders, shared
 from .elasticsearch_esql import ESQLQueries, is_esql
 from .elasticsearch_regex import NotExpressible, to_lucene
 
@@ -276,7 +276,15 @@ class RegexForLucene(ValueTransformation):
 
 def route53_elasticsearch_pipeline() -> ProcessingPipeline:
     pid = "route53_elasticsearch"
-    items = [shared.reject_unknown_logsources(pid)]
+    items = [
+        shared.reject_unknown_logsources(pid),
+        placeholders.resolve_ioc_domains(pid),
+        correlation_limits.refuse_correlations(
+            pid, NOT_EXPRESSIBLE,
+            {"temporal_ordered": "pySigma's ES|QL backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order"},
+            aliases="the ES|QL backend runs the referenced rules as one query and does not rename their fields to the alias, so it would group by a field no index has",
+        ),
+    ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view))
         items.append(

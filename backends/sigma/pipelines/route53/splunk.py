@@ -51,7 +51,7 @@ from r53sigma import catalogue
 VENDOR_PRODUCT = {ls.source: ls.targets["splunk"]["vendor_product"]
                   for ls in catalogue.log_sources() if "vendor_product" in ls.targets["splunk"]}
 
-from . import shared
+from . import correlation_limits, placeholders, shared
 
 TARGET = "splunk"
 
@@ -322,7 +322,14 @@ class Scope(AddConditionTransformation):
 
 def route53_splunk_pipeline() -> ProcessingPipeline:
     pid = "route53_splunk"
-    items = [shared.reject_unknown_logsources(pid)]
+    items = [
+        shared.reject_unknown_logsources(pid),
+        placeholders.resolve_ioc_domains(pid),
+        correlation_limits.refuse_correlations(
+            pid, "not expressible in Splunk: ",
+            {"temporal_ordered": "pySigma's Splunk backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order"},
+        ),
+    ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view))
         items.append(

@@ -1,0 +1,47 @@
+"""Refusing correlations a target's backend would convert wrongly, with a one-line reason.
+
+pySigma backends either lack a correlation type (the Splunk and ES|QL backends 2.1 have no
+``temporal_ordered`` template and fail with a bare NotImplementedError) or silently ignore a part of
+the rule (the ES|QL backend drops ``aliases``: it would group by a field no index has). A refusal
+here is a :class:`SigmaFeatureNotSupportedByBackendError` raised while the pipeline processes the
+correlation, before the backend writes anything: the target reports the rule as *not expressible*
+and every other rule still converts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+from sigma.processing.pipeline import ProcessingItem
+from sigma.processing.transformations.base import PreprocessingTransformation
+
+
+@dataclass
+class RefuseCorrelations(PreprocessingTransformation):
+    """Refuse correlation types (``type name -> reason``) and, with a reason, any use of aliases."""
+
+    prefix: str  # how the target's refusals begin, e.g. "not expressible in Elasticsearch: "
+    types: dict[str, str] = field(default_factory=dict)
+    aliases: str | None = None
+
+    def apply(self, rule) -> None:
+        super().apply(rule)
+        if not isinstance(rule, SigmaCorrelationRule):
+            return
+        kind = str(rule.type.name).lower()
+        if kind in self.types:
+            self.refuse(rule, f"correlation type {kind}: {self.types[kind]}")
+        if self.aliases and rule.aliases.aliases:
+            names = ", ".join(sorted(rule.aliases.aliases))
+            self.refuse(rule, f"aliases ({names}): {self.aliases}")
+
+    def refuse(self, rule: SigmaCorrelationRule, reason: str) -> None:
+        raise SigmaFeatureNotSupportedByBackendError(f"{self.prefix}{reason} (rule '{rule.title}')", source=rule.source)
+
+
+def refuse_correlations(pipeline_id: str, prefix: str, types: dict[str, str], aliases: str | None = None) -> ProcessingItem:
+    return ProcessingItem(
+        identifier=f"{pipeline_id}_correlation_limits",
+        transformation=RefuseCorrelations(prefix, dict(types), aliases),
+    )
