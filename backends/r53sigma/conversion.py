@@ -163,12 +163,14 @@ def convert_loaded(loaded: rule_loading.LoadedRules, target: Target, backend_opt
         yield conversion
 
 
-def convert_paths(paths: list[Path] | None, target_names: list[str]) -> tuple[list[Conversion], list[rule_loading.RuleError]]:
-    """Every rule under ``paths`` for every named target; broken files are returned, not raised."""
+def convert_paths(paths: list[Path] | None, target_names: list[str],
+                  filters: list[Path] | None = None) -> tuple[list[Conversion], list[rule_loading.RuleError]]:
+    """Every rule under ``paths`` (with the Sigma ``filters`` applied) for every named target; broken
+    rule files are returned, not raised (a broken filter file raises envfilter.FilterError)."""
     conversions: list[Conversion] = []
     errors: list[rule_loading.RuleError] = []
     for index, name in enumerate(target_names):
-        loaded = rule_loading.load(paths)
+        loaded = rule_loading.load(paths, filters)
         if index == 0:
             errors = loaded.errors
         conversions.extend(convert_loaded(loaded, TARGETS[name]))

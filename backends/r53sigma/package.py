@@ -225,14 +225,14 @@ def _bytes(content: str | bytes) -> bytes:
     return content.encode("utf-8") if isinstance(content, str) else content
 
 
-def build(rule_paths: list[Path] | None = None) -> Build:
+def build(rule_paths: list[Path] | None = None, filters: list[Path] | None = None) -> Build:
     """Every dist/ file (relative path -> bytes), in memory; nothing is written."""
     from r53sigma.targets.cloudwatch import package as cloudwatch_package
     from r53sigma.targets.elastic import kibana
     from r53sigma.targets.splunk import app as splunk_app
 
     roots = [Path(p) for p in (rule_paths or rule_loading.default_rule_paths())]
-    conversions, rule_errors = conversion.convert_paths(roots, list(TARGET_NAMES))
+    conversions, rule_errors = conversion.convert_paths(roots, list(TARGET_NAMES), filters)
     problems = [f"broken rule file {error}" for error in rule_errors]
     # A target's documented limit leaves the rule out of that package (COVERAGE.md says why) but is no
     # problem; a broken rule or a conversion error is.

@@ -83,8 +83,15 @@ def main_rule(rules: list[AnyRule]) -> AnyRule:
     return correlations[-1] if correlations else rules[0]
 
 
-def load(paths: list[Path] | None = None) -> LoadedRules:
-    """Parse every rule file; a file that fails is recorded with its reason and left out."""
+def load(paths: list[Path] | None = None, filters: list[Path] | None = None) -> LoadedRules:
+    """Parse every rule file; a file that fails is recorded with its reason and left out.
+
+    ``filters``: Sigma filter files applied to the loaded rules (r53sigma.envfilter); a filter file
+    that cannot be applied raises envfilter.FilterError.
+    """
+    from r53sigma import envfilter
+
+    sigma_filters = envfilter.load(filters) if filters else []
     collections: list[SigmaCollection] = []
     files: dict[Path, list[AnyRule]] = {}
     errors: list[RuleError] = []
@@ -102,6 +109,9 @@ def load(paths: list[Path] | None = None) -> LoadedRules:
         collections.append(collection)
         files[path] = list(collection.rules)
     merged = SigmaCollection.merge(collections) if collections else SigmaCollection([])
+    if sigma_filters:
+        envfilter.check_references(sigma_filters, merged.rules)
+        merged.apply_filters(sigma_filters)
     try:
         merged.resolve_rule_references()
     except SigmaError as error:
