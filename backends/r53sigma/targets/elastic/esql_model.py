@@ -289,7 +289,9 @@ def _like_regex(pattern: str) -> re.Pattern:
 
 def lucene_regex(pattern: str) -> re.Pattern:
     """A Lucene regular expression (whole value) as a Python one: Lucene has no \\d, \\w, anchors or lazy
-    quantifiers; ``\\`` escapes any character; ``.`` matches any character."""
+    quantifiers; ``\\`` escapes any character; ``.`` matches any character; ``[^...]`` right after the
+    opening bracket negates the class (Lucene RegExp grammar: charclassexp ::= '[' '^'? ...), elsewhere
+    ``^`` and ``$`` are plain characters."""
     out, i = [], 0
     while i < len(pattern):
         ch = pattern[i]
@@ -297,7 +299,9 @@ def lucene_regex(pattern: str) -> re.Pattern:
             out.append(re.escape(pattern[i + 1]))
             i += 2
             continue
-        if ch in "^$":
+        if ch == "^" and i > 0 and pattern[i - 1] == "[" and (i < 2 or pattern[i - 2] != "\\"):
+            out.append(ch)
+        elif ch in "^$":
             out.append(re.escape(ch))
         else:
             out.append(ch)
