@@ -6,7 +6,8 @@ they were taken (``retrieved``), and which detection items of which rule are wri
 "any subdomain of"). Sigma has no external lists, so the rule keeps the values inline; ``check``
 proves rule and list agree, ``refresh`` replaces a list from a user-supplied file (one name per
 line; ``#`` comments, hosts-file lines ``0.0.0.0 name`` and ``*.`` wildcards accepted) and rewrites
-the rule's items in place, leaving every other line of the rule as it was.
+the rule's items in place, leaving every other line of the rule as it was (comments between the
+values go with them).
 """
 from __future__ import annotations
 
@@ -82,8 +83,11 @@ def _item_span(lines: list[str], detection: str, modifier: str, where: Path) -> 
     for index, line in enumerate(lines):
         if line.strip() == f"{detection}:" and index + 1 < len(lines) and lines[index + 1].strip() == key:
             start = end = index + 2
-            while end < len(lines) and (ITEM.match(lines[end]) or not lines[end].strip() == "" and lines[end].lstrip().startswith("#")):
+            comment = lambda line: line.strip().startswith("#")
+            while end < len(lines) and (ITEM.match(lines[end]) or comment(lines[end])):
                 end += 1
+            while end > start and comment(lines[end - 1]):  # a comment after the values belongs to what follows
+                end -= 1
             if end == start:
                 break
             return start, end
@@ -99,7 +103,7 @@ def rule_values(text: str, item: dict, where: Path) -> list[str]:
 def write_items(text: str, item: dict, values: list[str], where: Path) -> str:
     lines = text.splitlines()
     start, end = _item_span(lines, item["detection"], item.get("modifier", ""), where)
-    indent = ITEM.match(lines[start]).group(1)
+    indent = next(m.group(1) for m in map(ITEM.match, lines[start:end]) if m)
     lines[start:end] = [f"{indent}- '{value}'" for value in values]
     return "\n".join(lines) + "\n"
 
