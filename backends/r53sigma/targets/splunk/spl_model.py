@@ -706,8 +706,38 @@ def _stats_step(text: str) -> Step:
     return aggregate
 
 
+def _subsearches(text: str) -> list[str]:
+    """The top-level ``[...]`` of a multisearch; brackets inside quoted strings (a regex's character
+    classes) are text, as in Splunk."""
+    found, depth, quote, start, i = [], 0, None, 0, 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\":
+                i += 2
+                continue
+            if ch == quote:
+                quote = None
+        elif ch == '"':
+            quote = ch
+        elif ch == "[":
+            depth += 1
+            if depth == 1:
+                start = i + 1
+        elif ch == "]":
+            depth -= 1
+            if depth == 0:
+                found.append(text[start:i])
+            elif depth < 0:
+                raise QuerySyntaxError("unbalanced ] in multisearch")
+        i += 1
+    if quote or depth:
+        raise QuerySyntaxError("unterminated subsearch in multisearch")
+    return found
+
+
 def _multisearch_step(text: str) -> Step:
-    subsearches = re.findall(r"\[(.*?)\]\s*(?=\[|$)", text.strip(), re.DOTALL)
+    subsearches = _subsearches(text.strip())
     if not subsearches:
         raise QuerySyntaxError("multisearch needs [subsearches]")
     pipelines = [Query.parse(s.strip()) for s in subsearches]
