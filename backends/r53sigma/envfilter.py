@@ -9,6 +9,7 @@ here, since a mistyped reference would quietly leave the noise in.
 from __future__ import annotations
 
 import argparse
+import copy
 from pathlib import Path
 
 import yaml
@@ -69,3 +70,13 @@ def check_references(filters: list[SigmaFilter], rules: list) -> None:
                 bases = ", ".join(str(r.reference) for r in rule.rules)
                 raise FilterError(f"{where}: filter {sigma_filter.title!r} names the correlation {rule.title!r}; "
                                   f"filters act on single-event rules: name its base rule ({bases})")
+
+
+def apply(filters: list[SigmaFilter], collection: SigmaCollection) -> None:
+    """Apply every filter to every rule it names, each rule getting its own copy of the filter's
+    detections: pySigma's apply_on_rule inserts the filter's detection objects themselves, so two
+    rules filtered by one document would share them, and a processing pipeline (which renames fields
+    in place) would then transform them twice."""
+    for rule in collection.rules:
+        for sigma_filter in filters:
+            copy.deepcopy(sigma_filter).apply_on_rule(rule)

@@ -111,7 +111,7 @@ def load(paths: list[Path] | None = None, filters: list[Path] | None = None) -> 
     merged = SigmaCollection.merge(collections) if collections else SigmaCollection([])
     if sigma_filters:
         envfilter.check_references(sigma_filters, merged.rules)
-        merged.apply_filters(sigma_filters)
+        envfilter.apply(sigma_filters, merged)
     try:
         merged.resolve_rule_references()
     except SigmaError as error:
