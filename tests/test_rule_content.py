@@ -219,3 +219,22 @@ def test_tags_of_splits_techniques_from_tactics():
         """
     ).rules
     assert attack.tags_of(parsed) == attack.AttackTags(("T1071.004",), ("command-and-control",))
+
+
+PURPOSES = {"alert", "hunting"}  # `purpose`: alert (default) or hunting (packaged, not scheduled as an alert)
+
+
+@by_file
+def test_purpose_is_alert_or_hunting_and_hunting_rules_are_low_level(path):
+    main = rules.main_rule(documents(path))
+    purpose = main.custom_attributes.get("purpose", "alert")
+    assert purpose in PURPOSES, f"{path.name}: purpose {purpose!r} is not one of {sorted(PURPOSES)}"
+    if purpose == "hunting":
+        assert main.level in (SigmaLevel.INFORMATIONAL, SigmaLevel.LOW), f"{path.name}: a hunting query is low or informational"
+
+
+@by_file
+def test_main_rule_says_what_the_efficacy_benchmark_showed(path):
+    main = rules.main_rule(documents(path))
+    assert any("benchmark" in str(fp).lower() for fp in main.falsepositives), path.name
+    assert any("benchmark" in str(spot).lower() for spot in main.custom_attributes.get("blind_spots", [])), path.name

@@ -124,14 +124,16 @@ def convert_loaded(loaded: rule_loading.LoadedRules, target: Target, backend_opt
 
 
 def convert_paths(paths: list[Path] | None, target_names: list[str],
-                  variables: dict | None = None) -> tuple[list[Conversion], list[rule_loading.RuleError]]:
-    """Every rule under ``paths`` for every named target; broken files are returned, not raised.
+                  variables: dict | None = None, filters: list[Path] | None = None,
+                  ) -> tuple[list[Conversion], list[rule_loading.RuleError]]:
+    """Every rule under ``paths`` (with the Sigma ``filters`` applied) for every named target; broken
+    rule files are returned, not raised (a broken filter file raises envfilter.FilterError).
 
     ``variables``: placeholder values (``ioc_domains``), as :func:`r53sigma.rules.load` takes them."""
     conversions: list[Conversion] = []
     errors: list[rule_loading.RuleError] = []
     for index, name in enumerate(target_names):
-        loaded = rule_loading.load(paths, variables)
+        loaded = rule_loading.load(paths, variables, filters)
         if index == 0:
             errors = loaded.errors
         conversions.extend(convert_loaded(loaded, registry.get(name)))

@@ -171,11 +171,11 @@ def _bytes(content: str | bytes) -> bytes:
     return content.encode("utf-8") if isinstance(content, str) else content
 
 
-def build(rule_paths: list[Path] | None = None) -> Build:
+def build(rule_paths: list[Path] | None = None, filters: list[Path] | None = None) -> Build:
     """Every dist/ file (relative path -> bytes), in memory; nothing is written."""
     target_names = conversion.siem_targets()
     roots = [Path(p) for p in (rule_paths or rule_loading.default_rule_paths())]
-    conversions, rule_errors = conversion.convert_paths(roots, list(target_names))
+    conversions, rule_errors = conversion.convert_paths(roots, list(target_names), filters=filters)
     problems = [f"broken rule file {error}" for error in rule_errors]
     # A target's documented limit leaves the rule out of that package (COVERAGE.md says why) but is no
     # problem; a broken rule or a conversion error is.

@@ -91,12 +91,19 @@ def main_rule(rules: list[AnyRule]) -> AnyRule:
     return correlations[-1] if correlations else rules[0]
 
 
-def load(paths: list[Path] | None = None, variables: dict | None = None) -> LoadedRules:
+def load(paths: list[Path] | None = None, variables: dict | None = None,
+         filters: list[Path] | None = None) -> LoadedRules:
     """Parse every rule file; a file that fails is recorded with its reason and left out.
 
     ``variables`` (pySigma pipeline-variable style, e.g. ``{"ioc_domains": [...]}``), else the
     environment (``R53SIGMA_IOC_DOMAINS``), give the list that replaces ``%ioc_domains%``, so the
-    engines and the conversions see the same values (:mod:`r53sigma.ioc`)."""
+    engines and the conversions see the same values (:mod:`r53sigma.ioc`).
+    ``filters``: Sigma filter files applied to the loaded rules (r53sigma.envfilter); a filter file
+    that cannot be applied raises envfilter.FilterError.
+    """
+    from r53sigma import envfilter
+
+    sigma_filters = envfilter.load(filters) if filters else []
     collections: list[SigmaCollection] = []
     files: dict[Path, list[AnyRule]] = {}
     errors: list[RuleError] = []
@@ -114,6 +121,9 @@ def load(paths: list[Path] | None = None, variables: dict | None = None) -> Load
         collections.append(collection)
         files[path] = list(collection.rules)
     merged = SigmaCollection.merge(collections) if collections else SigmaCollection([])
+    if sigma_filters:
+        envfilter.check_references(sigma_filters, merged.rules)
+        envfilter.apply(sigma_filters, merged)
     try:
         merged.resolve_rule_references()
     except SigmaError as error:

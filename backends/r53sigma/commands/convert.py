@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from r53sigma import conversion, outputs
+from r53sigma import conversion, envfilter, outputs
 from r53sigma.targets import registry
 
 
@@ -28,12 +28,17 @@ def register(subparsers) -> None:
         "--output", "-o", type=Path, metavar="DIR",
         help="write one file per rule and target (<DIR>/<target>/<rule file stem><suffix>) instead of printing",
     )
+    envfilter.add_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     targets = list(conversion.siem_targets()) if args.target == "all" else [args.target]
-    conversions, broken = conversion.convert_paths(args.paths or None, targets)
+    try:
+        conversions, broken = conversion.convert_paths(args.paths or None, targets, filters=args.filters)
+    except envfilter.FilterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     for error in broken:
         print(f"error: {error}", file=sys.stderr)
     failed = [c for c in conversions if c.failed]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from r53sigma import package
+from r53sigma import envfilter, package
 
 
 
@@ -23,7 +23,10 @@ def default_out() -> Path:
 def run(args) -> int:
     out = Path(args.out) if args.out else default_out()
     try:
-        build = package.build([Path(p) for p in args.paths] or None)
+        build = package.build([Path(p) for p in args.paths] or None, args.filters)
+    except envfilter.FilterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except (package.PackageError, ValueError) as error:
         print(f"package: {error}", file=sys.stderr)
         return 2
@@ -55,4 +58,5 @@ def register(subparsers) -> None:
     parser.add_argument("--allow-partial", action="store_true",
                         help="write the packages even if some rules fail for some targets (they are left out)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the output folder is stale")
+    envfilter.add_argument(parser)
     parser.set_defaults(func=run)

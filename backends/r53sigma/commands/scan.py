@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable, Iterator, TextIO
 
-from r53sigma import rules as rules_mod
+from r53sigma import envfilter, rules as rules_mod
 from r53sigma import ioc
 from r53sigma.scan.reference import Engine, EngineError
 from r53sigma.scan.records import Event, ReadError, read_paths
@@ -43,12 +43,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", choices=["duckdb", "reference"], default=None,
                         help="duckdb (default where the duckdb package is installed): one columnar pass; "
                         "reference: the reference engine")
+    envfilter.add_argument(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     status = 0
-    loaded = rules_mod.load(args.rules or None)
+    try:
+        loaded = rules_mod.load(args.rules or None, filters=args.filters)
+    except envfilter.FilterError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     for error in loaded.errors:
         print(f"rule error: {error}", file=sys.stderr)
         status = 1

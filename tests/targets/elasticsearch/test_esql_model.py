@@ -54,6 +54,14 @@ def test_rlike_is_a_whole_value_lucene_regex():
     assert [r["first_name"] for r in esql.run(f'{FROM} | where first_name rlike """.leja.*"""', documents)] == ["Alejandro"]
 
 
+def test_rlike_negated_character_class():
+    # Lucene RegExp (https://www.elastic.co/guide/en/elasticsearch/reference/current/regexp-syntax.html):
+    # "[^abc]" right after the bracket negates the class; a "^" elsewhere is a plain character.
+    documents = docs({"name": "1.2.3.4.bl.example"}, {"name": "1.2.3.4..example"}, {"name": "a^b"})
+    assert [r["name"] for r in esql.run(f'{FROM} | where name rlike """([0-9]+\\.){{4}}[^.]+\\..+"""', documents)] == ["1.2.3.4.bl.example"]
+    assert [r["name"] for r in esql.run(f'{FROM} | where name rlike """a^b"""', documents)] == ["a^b"]
+
+
 def test_starts_with_ends_with_are_case_sensitive():
     documents = docs({"name": "Api.Example.COM"}, {"name": "x.example.com"})
     assert len(esql.run(f'{FROM} | where ends_with(name, ".example.com")', documents)) == 1

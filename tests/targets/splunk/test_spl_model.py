@@ -116,6 +116,14 @@ def test_multisearch_is_the_union_of_its_subsearches():
     assert spl.run(query, events) == [{"user": "u1", "kinds": 2}]
 
 
+def test_multisearch_subsearch_with_a_regex_character_class():
+    # brackets inside a quoted regex are text, not the end of the subsearch
+    query = ('| multisearch [ search kind="a" | regex name="^[dD][nN][sS]\\..+" | eval t="A" ] [ search kind="b" | eval t="B" ]\n'
+             "| stats count as n by t")
+    events = [{"kind": "a", "name": "DNS.example"}, {"kind": "a", "name": "www.example"}, {"kind": "b"}]
+    assert sorted((r["t"], r["n"]) for r in spl.run(query, events)) == [("A", 1), ("B", 1)]
+
+
 def test_a_search_starting_with_or_is_rejected_as_splunk_does():
     with pytest.raises(spl.InvalidSearch):
         spl.run('* | search OR c="true"', [{}])
