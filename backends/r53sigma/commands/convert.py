@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from r53sigma import conversion, outputs
+from r53sigma import conversion, owned_folder
 
 
 def register(subparsers) -> None:
@@ -24,8 +24,11 @@ def register(subparsers) -> None:
     parser.add_argument("--format", "-f", default="text", choices=["text", "json"], help="text (default) or json export")
     parser.add_argument(
         "--output", "-o", type=Path, metavar="DIR",
-        help="write one file per rule and target (<DIR>/<target>/<rule file stem><suffix>) instead of printing",
+        help="write one file per rule and target (<DIR>/<target>/<rule file stem><suffix>) instead of printing; "
+        "DIR must be new, empty or hold the MANIFEST.json of an earlier convert",
     )
+    parser.add_argument("--force", action="store_true",
+                        help="with -o: write into a folder that is not ours (no file is deleted that our MANIFEST.json does not list)")
     parser.set_defaults(func=run)
 
 
@@ -43,7 +46,12 @@ def run(args: argparse.Namespace) -> int:
     good = [c for c in conversions if c.ok]
 
     if args.output:
-        outputs.write_tree(args.output, _files(good, args.format))
+        try:
+            owned_folder.write(args.output, {path: text.encode("utf-8") for path, text in _files(good, args.format).items()},
+                               force=args.force)
+        except owned_folder.FolderError as error:
+            print(f"convert: {error}", file=sys.stderr)
+            return 2
     elif args.format == "json":
         json.dump([c.export() for c in good], sys.stdout, indent=2)
         sys.stdout.write("\n")

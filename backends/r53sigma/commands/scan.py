@@ -108,6 +108,7 @@ class _output:
         directory = self.path.resolve().parent
         directory.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
         self.handle = os.fdopen(fd, "w", encoding="utf-8")
         return self.handle
 
@@ -120,6 +121,12 @@ class _output:
             os.replace(self.tmp, self.path)
         else:
             os.unlink(self.tmp)
+
+
+def _umask() -> int:
+    current = os.umask(0o077)
+    os.umask(current)
+    return current
 
 
 class _Progress:

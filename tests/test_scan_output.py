@@ -1,0 +1,51 @@
+"""`scan -o FILE`: an ordinary file (the umask decides its mode), and no temporary file left on SIGTERM."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from r53sigma import cli
+
+SAMPLE = Path(cli.__file__).parent / "samples" / "resolver_query_logs.jsonl"
+
+
+def test_scan_output_honours_the_umask(tmp_path):
+    out = tmp_path / "alerts.jsonl"
+    old = os.umask(0o022)
+    try:
+        assert cli.main(["scan", str(SAMPLE), "-o", str(out), "--no-progress"]) == 0
+    finally:
+        os.umask(old)
+    assert out.stat().st_mode & 0o777 == 0o644
+    assert out.read_text().count("\n") > 0
+
+
+@pytest.mark.parametrize("engine", ["reference", "duckdb"])
+def test_sigterm_leaves_no_temporary_file_and_no_output(engine, tmp_path):
+    logs = tmp_path / "big.jsonl"
+    lines = SAMPLE.read_bytes().splitlines(keepends=True)
+    with logs.open("wb") as handle:
+        for _ in range(4000):
+            handle.writelines(lines)
+    out = tmp_path / "out" / "alerts.jsonl"
+    scan = subprocess.Popen([sys.executable, "-m", "r53sigma", "scan", str(logs), "-o", str(out), "--engine", engine],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and scan.poll() is None:
+        if out.parent.is_dir() and any(out.parent.iterdir()):  # the temporary file exists: mid-scan
+            break
+        time.sleep(0.05)
+    if scan.poll() is not None:
+        pytest.fail(f"the scan finished before it could be interrupted: {scan.communicate()}")
+    time.sleep(0.3)
+    scan.send_signal(signal.SIGTERM)
+    _, err = scan.communicate(timeout=60)
+    assert scan.returncode == 128 + signal.SIGTERM, err
+    assert "Traceback" not in err
+    assert list(out.parent.iterdir()) == []
