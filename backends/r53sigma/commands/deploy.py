@@ -73,8 +73,33 @@ def _flags(args: argparse.Namespace, stdin=sys.stdin) -> dict:
     return flags
 
 
+DEPLOY_EXTRA_MODULES = {"elasticsearch", "elastic_transport", "splunklib", "boto3", "botocore"}
+
+
 def run(args: argparse.Namespace, targets: dict | None = None, retry: Retry | None = None) -> int:
     """``targets`` / ``retry`` are for tests: prebuilt clients and an instant sleep."""
+    try:
+        return _run(args, targets, retry)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in DEPLOY_EXTRA_MODULES:
+            raise
+        print(f"error: deploy {args.target} needs the deploy extra (missing module {error.name}): "
+              "pip install 'r53sigma[deploy]'", file=sys.stderr)
+        return 2
+
+
+def _warn_plain_http(settings) -> None:
+    """Credentials over http:// cross the network readable by anyone on the path: say so (labs may mean it)."""
+    if not any(settings.get(key) for key in ("password", "api_key", "token")):
+        return
+    for key in ("url", "kibana_url"):
+        value = str(settings.get(key) or "")
+        if value.lower().startswith("http://"):
+            print(f"warning: {settings.sources.get(key, key)} is {value}: plain http, so the credentials cross the "
+                  "network unencrypted; use https://", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace, targets: dict | None, retry: Retry | None) -> int:
     module = _target_module(args.target)
     try:
         settings = resolve(module.NAME, module.KEYS, _flags(args), args.config)
@@ -88,6 +113,7 @@ def run(args: argparse.Namespace, targets: dict | None = None, retry: Retry | No
     except (SettingsError, DistError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    _warn_plain_http(settings)
     retry = retry or Retry()
     try:
         plan = target.plan(retry)
