@@ -6,9 +6,8 @@ import importlib
 import pkgutil
 import signal
 import sys
-import threading
 
-from r53sigma import __version__, commands
+from r53sigma import __version__, commands, help_examples, signals
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,45 +20,24 @@ def build_parser() -> argparse.ArgumentParser:
     for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
         if not module_info.name.startswith("_"):
             importlib.import_module(f"{commands.__name__}.{module_info.name}").register(subparsers)
+    help_examples.add_examples(subparsers)
     return parser
-
-
-class Terminated(BaseException):
-    """SIGTERM, raised in the main thread so that every `with` and `finally` cleans up (temporary files)."""
-
-
-_signalled: list[int] = []
-
-
-def _on_signal(signum, frame):
-    _signalled.append(signum)
-    raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _signalled.clear()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGINT)} if in_main_thread else {}
+    previous = signals.install()
     try:
         return args.func(args)
     except BrokenPipeError:  # `r53sigma ... | head` is fine
         return 0
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    except Exception:
-        if not _signalled:
+    except (KeyboardInterrupt, signals.Terminated, Exception) as error:
+        if not signals.is_stop(error):
             raise
-        # a library may wrap the exception our handler raised (DuckDB: "Query interrupted")
-        print("terminated" if _signalled[0] == signal.SIGTERM else "interrupted", file=sys.stderr)
-        return 128 + _signalled[0]
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return 128 + signal.SIGTERM
+        print("terminated" if signals.received() == signal.SIGTERM else "interrupted", file=sys.stderr)
+        return signals.exit_code()
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        signals.restore(previous)
 
 
 if __name__ == "__main__":

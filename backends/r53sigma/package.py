@@ -71,6 +71,7 @@ class PackagedRule:
 class Build:
     files: dict[str, bytes]
     problems: list[str] = field(default_factory=list)  # broken rule files and conversion errors
+    rule_count: int = 0  # rules that converted for at least one target
 
 
 def _minutes(text: str, what: str) -> int:
@@ -255,7 +256,7 @@ def build(rule_paths: list[Path] | None = None) -> Build:
     files["attack-navigator-layer.json"] = _json(navigator.layer(records))
     encoded = {path: _bytes(content) for path, content in sorted(files.items())}
     encoded[MANIFEST] = _bytes(_json({path: hashlib.sha256(data).hexdigest() for path, data in encoded.items()}))
-    return Build(encoded, problems)
+    return Build(encoded, problems, len({c.rule_id for c in conversions if c.ok}))
 
 
 def write(out_dir: Path, files: dict[str, bytes], force: bool = False) -> list[str]:

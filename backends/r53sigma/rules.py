@@ -122,12 +122,29 @@ def _parse_files(paths: list[Path], filters: list | None = None) -> tuple[dict[P
             text = path.read_text(encoding="utf-8")
             collection = SigmaCollection.from_yaml(text, collect_errors=True, source=_location(path),
                                                    resolve_references=False)
-        except (OSError, UnicodeDecodeError, SigmaError, ValueError, TypeError, yaml.YAMLError) as error:
-            errors.append(RuleError(path, str(error)))
+        except yaml.YAMLError as error:
+            errors.append(RuleError(path, _yaml_reason(error)))
+            continue
+        except OSError as error:
+            errors.append(RuleError(path, f"cannot read: {error.strerror or error}"))
+            continue
+        except UnicodeDecodeError as error:
+            errors.append(RuleError(path, f"not UTF-8 text (byte {error.start})"))
+            continue
+        except SigmaError as error:
+            errors.append(RuleError(path, _one_line(_without_location(error))))
+            continue
+        except Exception as error:  # pySigma meets a wrong type it does not check (e.g. `id: 1`): one file's problem
+            errors.append(RuleError(path, f"not a valid Sigma rule ({type(error).__name__}: {_one_line(str(error))})"))
             continue
         rule_errors = [e for rule in collection.rules for e in rule.errors] + list(collection.errors)
         if rule_errors:
-            errors.append(RuleError(path, "; ".join(_without_location(e) for e in rule_errors)))
+            reasons = list(dict.fromkeys(_one_line(_without_location(e)) for e in rule_errors))  # each reason once
+            errors.append(RuleError(path, "; ".join(reasons)))
+            continue
+        problem = _condition_problem(collection)
+        if problem:
+            errors.append(RuleError(path, problem))
             continue
         if filters is not None:
             filters.extend(collection.filters)
@@ -192,6 +209,34 @@ def _referenced_elsewhere(rules: list[AnyRule], given: list[Path], seen: set[Pat
                     missing |= {ref.reference for ref in rule.rules or []} - {str(r.id) for r in rules + found} \
                         - {r.name for r in rules + found if r.name}
     return found
+
+
+def _condition_problem(collection: SigmaCollection) -> str | None:
+    """pySigma parses a condition only when it is used: parse each now so that a bad one is this
+    file's load error, not a failure in the middle of a scan."""
+    for rule in collection.rules:
+        if not isinstance(rule, SigmaRule):
+            continue
+        try:
+            for condition in rule.detection.parsed_condition:
+                condition.parse(True)
+        except SigmaError as error:
+            return f"rule {rule.title!r}: {_one_line(_without_location(error))}"
+        except Exception as error:
+            return f"rule {rule.title!r}: invalid condition ({type(error).__name__}: {_one_line(str(error))})"
+    return None
+
+
+def _yaml_reason(error: yaml.YAMLError) -> str:
+    """A YAML error as one line: `line L, column C: what`."""
+    mark = getattr(error, "problem_mark", None)
+    what = " ".join(filter(None, [getattr(error, "context", None), getattr(error, "problem", None)])) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"invalid YAML: {where}{_one_line(what)}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def _location(path: Path) -> SigmaRuleLocation:

@@ -159,16 +159,36 @@ def _run_case(engine: Engine, rule, path: Path, ref: str, case: dict) -> CaseRes
 # ---------------------------------------------------------------- output
 
 
-def format_report(report: Report, *, verbose: bool = False, max_events: int = 5) -> str:
+def report_json(report: Report) -> dict:
+    """The report as one JSON document (`r53sigma test --format json`)."""
+    return {
+        "ok": report.ok,
+        "rule_files": report.rule_files,
+        "skipped_cases": report.skipped_cases,
+        "results": [{"case_file": str(r.case_file), "rule": r.rule_ref, "rule_title": r.rule_title, "case": r.name,
+                     "expected": r.expected, "got": r.got, "passed": r.passed, "error": r.error,
+                     "alerts": [_alert_json(a) for a in r.alerts]} for r in report.results],
+        "problems": [{"kind": p.kind, "path": str(p.path), "message": p.message} for p in report.problems],
+    }
+
+
+def _alert_json(alert: Alert) -> dict:
+    if alert.event is not None:
+        return {"event": alert.event.line, "raw": alert.event.raw}
+    return {"group": {k: str(v) for k, v in (alert.group or {}).items()}, "window_start": format_time(alert.window_start),
+            "window_end": format_time(alert.window_end), "value": alert.value, "events": [e.line for e in alert.events]}
+
+
+def format_report(report: Report, *, verbose: bool = False, max_events: int = 5, with_problems: bool = True) -> str:
     """A pass/fail table, then what a failing case expected, got and matched, then the problems."""
     lines = []
     rows = [("result", "rule", "case", "expected", "got")]
     for r in report.results:
         status = "PASS" if r.passed else ("ERROR" if r.error else "FAIL")
         rows.append((status, r.case_file.stem, r.name, str(r.expected), "-" if r.got is None else str(r.got)))
-    widths = [min(max(len(row[i]) for row in rows), 60) for i in range(5)]
+    widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
-        lines.append("  ".join(cell[:60].ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
     shown = report.results if verbose else report.failures
     for r in shown:
         lines.append("")
@@ -181,7 +201,7 @@ def format_report(report: Report, *, verbose: bool = False, max_events: int = 5)
             lines.append("  " + describe_alert(alert))
         if len(r.alerts) > max_events:
             lines.append(f"  ... and {len(r.alerts) - max_events} more")
-    if report.problems:
+    if report.problems and with_problems:
         lines.append("")
         lines.extend(str(p) for p in report.problems)
     passed = len(report.results) - len(report.failures)

@@ -39,11 +39,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
     failed = [c for c in conversions if c.failed]
     for c in failed:
-        print(f"error: {c.path}: {c.title}: {c.target}: {c.error}", file=sys.stderr)
+        print(f"error: {c.path}: {c.title}: {c.target}: {_unlocated(c.error, c.path)}", file=sys.stderr)
     not_expressible = [c for c in conversions if c.not_expressible]
     for c in not_expressible:
-        print(f"not expressible: {c.path}: {c.title}: {c.target}: {c.error}", file=sys.stderr)
+        print(f"not expressible: {c.path}: {c.title}: {c.target}: {_unlocated(c.error, c.path)}", file=sys.stderr)
     good = [c for c in conversions if c.ok]
+    if not conversions and not broken:
+        print(f"convert: no Sigma rule found in {', '.join(map(str, args.paths)) or 'the bundled rules'}", file=sys.stderr)
+        return 1
 
     if args.output:
         try:
@@ -67,6 +70,13 @@ def run(args: argparse.Namespace) -> int:
     )
     # A target's documented limit is reported but is no failure; a broken rule or a backend error is.
     return 1 if broken or failed else 0
+
+
+def _unlocated(message: str | None, path) -> str:
+    """pySigma appends ` in <file>` to its messages; the line already starts with the file."""
+    message = " ".join(str(message or "").split())
+    suffix = f" in {path}"
+    return message[: -len(suffix)] if path and message.endswith(suffix) else message
 
 
 def _print_text(good: list[conversion.Conversion]) -> None:

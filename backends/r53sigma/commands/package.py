@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 
 from r53sigma import owned_folder, package
-
-DEFAULT_OUT = Path("dist")  # relative to the current folder; `r53sigma deploy --dist` reads the same
+from r53sigma.deploy.dist import DEFAULT_DIST as DEFAULT_OUT  # one default: what deploy reads
 
 
 def run(args) -> int:
@@ -25,6 +24,9 @@ def run(args) -> int:
         return 2
     for problem in build.problems:
         print(problem, file=sys.stderr)
+    if build.rule_count == 0:
+        print(f"package: no rule to package in {', '.join(args.paths) or 'the bundled rules'}: nothing written", file=sys.stderr)
+        return 1
     if build.problems and not args.allow_partial:
         print(f"{len(build.problems)} problem(s): nothing written (--allow-partial packages the rest)", file=sys.stderr)
         return 1

@@ -12,14 +12,15 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import TextIO
 
 from r53sigma import rules as rules_mod
+from r53sigma import signals
+from r53sigma.progress import ScanProgress
 from r53sigma.engine import Engine, EngineError
-from r53sigma.events import Event, ReadError, read_paths
+from r53sigma.events import ReadError, read_paths
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 MAX_PROBLEMS_SHOWN = 20
@@ -47,6 +48,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     status = 0
+    if args.output is not None and args.output.is_dir():
+        print(f"scan: --output {args.output} is a folder; give a file name", file=sys.stderr)
+        return 2
     loaded = rules_mod.load(args.rules or None)
     for error in loaded.errors:
         print(f"rule error: {error}", file=sys.stderr)
@@ -78,21 +82,43 @@ def run(args: argparse.Namespace) -> int:
             status = 1
         problems.append(error)
 
-    progress = _Progress(enabled=not args.no_progress and sys.stderr.isatty())
+    progress = ScanProgress(not args.no_progress and sys.stderr.isatty(), logs)
     if engine_name == "duckdb":
         alerts = engine.scan_paths(logs, chosen, on_error, on_file=progress.file_done)
     else:
         alerts = engine.scan(progress.wrap(read_paths(logs, on_error)), chosen)
     counts: Counter[str] = Counter()
+    stopped = None
     try:
         with _output(args.output) as out:
             for alert in alerts:
                 counts[alert.rule_id] += 1
-                progress.alerts += 1
+                progress.alert()
                 out.write(json.dumps(alert.to_json(), default=str) + "\n")
+    except OSError as error:
+        progress.done()
+        if isinstance(error, BrokenPipeError):
+            raise
+        print(f"scan: cannot write {args.output or 'the alerts'}: {error.strerror or error}", file=sys.stderr)
+        return 2
+    except (KeyboardInterrupt, signals.Terminated, Exception) as error:
+        if not signals.is_stop(error):
+            raise
+        stopped = error
     finally:
         progress.done()
     _summary(chosen, counts, progress.events, progress.files, problems, sys.stderr)
+    if stopped is not None:
+        what = "terminated" if isinstance(stopped, signals.Terminated) or signals.received() == 15 else "interrupted"
+        kept = f"; {args.output} not written" if args.output else ""
+        print(f"{what}: the counts above are for the part scanned{kept}", file=sys.stderr)
+        return signals.exit_code()
+    if progress.events == 0:
+        if problems:
+            print("scan: every line or file was skipped (reasons above): nothing was scanned", file=sys.stderr)
+        else:
+            print(f"scan: no log events found in {', '.join(logs)}", file=sys.stderr)
+        return 1
     return status
 
 
@@ -127,44 +153,6 @@ def _umask() -> int:
     current = os.umask(0o077)
     os.umask(current)
     return current
-
-
-class _Progress:
-    """A one-line counter on stderr, redrawn at most a few times a second (terminals only)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.events = 0
-        self.alerts = 0
-        self.files: set[str] = set()
-        self._last = 0.0
-
-    def wrap(self, events: Iterable[Event]) -> Iterator[Event]:
-        for event in events:
-            self.events += 1
-            if event.file:
-                self.files.add(event.file)
-            if self.enabled and self.events % 500 == 0 and time.monotonic() - self._last > 0.2:
-                self._last = time.monotonic()
-                where = event.file or ""
-                sys.stderr.write(f"\r\x1b[K{self.events} events, {self.alerts} alerts  {where[-60:]}")
-                sys.stderr.flush()
-            yield event
-
-    def file_done(self, name: str, events: int) -> None:
-        """The DuckDB engine reads whole files: count them as they finish."""
-        self.events += events
-        if events:
-            self.files.add(name)
-        if self.enabled:
-            sys.stderr.write(f"\r\x1b[K{self.events} events, {self.alerts} alerts  {name[-60:]}")
-            sys.stderr.flush()
-            self._last = time.monotonic()
-
-    def done(self) -> None:
-        if self.enabled and self._last:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
 
 
 def _summary(chosen, counts: Counter, events: int, files: set[str], problems: list[ReadError], err: TextIO) -> None:
