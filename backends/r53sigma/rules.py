@@ -107,9 +107,18 @@ def load(paths: list[Path] | None = None) -> LoadedRules:
         bad = files.pop(path) if path is not None else [broken]
         rules = [r for r in rules if not any(r is b for b in bad)]
         errors.append(RuleError(path or Path("?"), f"rule {broken.title!r}: no rule named "
-                                + ", ".join(repr(m) for m in _missing(broken, collection))
+                                + ", ".join(repr(m) if isinstance(m, str) else f"{m!r} (not a rule name)"
+                                            for m in _missing(broken, collection))
                                 + " among the rules given, their folders or the pack"))
-    merged = SigmaCollection([*rules, *filters], resolve_references=True)
+    try:
+        merged = SigmaCollection([*rules, *filters], resolve_references=True)
+    except Exception as error:  # a safety net: what pySigma meets resolving costs the correlations, not the run
+        failing = [p for p, file_rules in files.items() if any(isinstance(r, SigmaCorrelationRule) for r in file_rules)]
+        for path in failing:
+            errors.append(RuleError(path, f"cannot resolve its correlations ({type(error).__name__}: {_one_line(str(error))})"))
+            files.pop(path)
+        merged = SigmaCollection([r for file_rules in files.values() for r in file_rules if not isinstance(r, SigmaCorrelationRule)]
+                                 + filters, resolve_references=True)
     return LoadedRules(merged, files, errors)
 
 
@@ -179,10 +188,11 @@ def _missing(rule: SigmaCorrelationRule, collection: SigmaCollection) -> list[st
     return [ref for ref in wanted if not _holds(collection, ref)]
 
 
-def _holds(collection: SigmaCollection, reference: str) -> bool:
+def _holds(collection: SigmaCollection, reference) -> bool:
+    if not isinstance(reference, str):  # `rules: [{...}]`: pySigma would look it up as nothing
+        return False
     try:
-        collection[reference]
-        return True
+        return collection[reference] is not None
     except (SigmaError, KeyError, ValueError):
         return False
 
@@ -191,7 +201,7 @@ def _referenced_elsewhere(rules: list[AnyRule], given: list[Path], seen: set[Pat
     """Rules that correlations among ``rules`` name but no given file holds: from the folders of the
     given files, then from the pack. Only looked for when something is missing."""
     collection = SigmaCollection(list(rules), resolve_references=False)
-    missing = {m for r in rules if isinstance(r, SigmaCorrelationRule) for m in _missing(r, collection)}
+    missing = {m for r in rules if isinstance(r, SigmaCorrelationRule) for m in _missing(r, collection) if isinstance(m, str)}
     if not missing:
         return []
     folders = list(dict.fromkeys(p.parent for p in given))
@@ -206,7 +216,8 @@ def _referenced_elsewhere(rules: list[AnyRule], given: list[Path], seen: set[Pat
                 found.append(rule)
                 missing -= {str(rule.id), rule.name}
                 if isinstance(rule, SigmaCorrelationRule):  # a correlation of correlations
-                    missing |= {ref.reference for ref in rule.rules or []} - {str(r.id) for r in rules + found} \
+                    missing |= {ref.reference for ref in rule.rules or [] if isinstance(ref.reference, str)} \
+                        - {str(r.id) for r in rules + found} \
                         - {r.name for r in rules + found if r.name}
     return found
 

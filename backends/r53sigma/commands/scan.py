@@ -95,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
                 counts[alert.rule_id] += 1
                 progress.alert()
                 out.write(json.dumps(alert.to_json(), default=str) + "\n")
+            if progress.events == 0:
+                raise _NothingScanned  # --output keeps what it held: no empty result over it
+    except _NothingScanned:
+        pass
     except OSError as error:
         progress.done()
         if isinstance(error, BrokenPipeError):
@@ -120,6 +124,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"scan: no log events found in {', '.join(logs)}", file=sys.stderr)
         return 1
     return status
+
+
+class _NothingScanned(Exception):
+    pass
 
 
 class _output:
