@@ -116,7 +116,7 @@ def load_cases(cases_dir: Path, loaded: rules_mod.LoadedRules, *, all_rules: boo
     pairs: list[tuple[Any, Case]] = []
     problems: list[str] = []
     if not cases_dir.is_dir():
-        return pairs, [f"{cases_dir}: no such folder of test cases"]
+        return pairs, [f"{cases_dir}: no such folder of test cases (give it with --cases DIR)"]
     for path in sorted(p for p in cases_dir.rglob("*") if p.suffix in testcases.CASE_SUFFIXES):
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
