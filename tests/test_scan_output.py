@@ -49,3 +49,21 @@ def test_sigterm_leaves_no_temporary_file_and_no_output(engine, tmp_path):
     assert scan.returncode == 128 + signal.SIGTERM, err
     assert "Traceback" not in err
     assert list(out.parent.iterdir()) == []
+
+
+def test_scan_output_in_an_unwritable_place_is_told_before_the_scan(tmp_path, capsys):
+    a_file = tmp_path / "a-file"
+    a_file.write_text("mine")
+    assert cli.main(["scan", str(SAMPLE), "-o", str(a_file / "sub" / "alerts.jsonl"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "cannot write" in err and "scanned" not in err and "Traceback" not in err
+    assert a_file.read_text() == "mine"
+
+
+def test_a_scan_that_scanned_nothing_keeps_the_previous_output(tmp_path, capsys):
+    out = tmp_path / "alerts.jsonl"
+    out.write_text("yesterday's alerts\n")
+    (tmp_path / "bad.jsonl").write_text("not a log line\n")
+    assert cli.main(["scan", str(tmp_path / "bad.jsonl"), "-o", str(out), "--no-progress"]) == 1
+    assert out.read_text() == "yesterday's alerts\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["alerts.jsonl", "bad.jsonl"]

@@ -89,8 +89,14 @@ def run(args: argparse.Namespace) -> int:
         alerts = engine.scan(progress.wrap(read_paths(logs, on_error)), chosen)
     counts: Counter[str] = Counter()
     stopped = None
+    output = _output(args.output)
     try:
-        with _output(args.output) as out:
+        try:
+            output.open()  # an unwritable place is told before the scan, not after it
+        except OSError as error:
+            print(f"scan: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+            return 2
+        with output as out:
             for alert in alerts:
                 counts[alert.rule_id] += 1
                 progress.alert()
@@ -99,18 +105,13 @@ def run(args: argparse.Namespace) -> int:
                 raise _NothingScanned  # --output keeps what it held: no empty result over it
     except _NothingScanned:
         pass
-    except OSError as error:
-        progress.done()
-        if isinstance(error, BrokenPipeError):
-            raise
-        print(f"scan: cannot write {args.output or 'the alerts'}: {error.strerror or error}", file=sys.stderr)
-        return 2
     except (KeyboardInterrupt, signals.Terminated, Exception) as error:
         if not signals.is_stop(error):
             raise
         stopped = error
     finally:
         progress.done()
+        output.discard()
     _summary(chosen, counts, progress.events, progress.files, problems, sys.stderr)
     if stopped is not None:
         what = "terminated" if isinstance(stopped, signals.Terminated) or signals.received() == 15 else "interrupted"
@@ -136,15 +137,27 @@ class _output:
     def __init__(self, path: Path | None):
         self.path = path
 
-    def __enter__(self) -> TextIO:
+    def open(self) -> None:
+        """Create the temporary file now, so that an unwritable place is told before the scan."""
         if self.path is None:
-            return sys.stdout
+            return
         directory = self.path.resolve().parent
         directory.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
         self.handle = os.fdopen(fd, "w", encoding="utf-8")
+
+    def __enter__(self) -> TextIO:
+        if self.path is None:
+            return sys.stdout
+        if not hasattr(self, "handle"):
+            self.open()
         return self.handle
+
+    def discard(self) -> None:
+        """Remove the temporary file if it was not renamed onto FILE (whatever stopped the scan)."""
+        if getattr(self, "tmp", None):
+            Path(self.tmp).unlink(missing_ok=True)
 
     def __exit__(self, kind, value, traceback) -> None:
         if self.path is None:
