@@ -249,3 +249,64 @@ def test_scan_survives_deeply_nested_json(engine, tmp_path, capsys):
     logs.write_text("\n".join([*GOOD_LINES, '{"a":' * 5000 + "1" + "}" * 5000]) + "\n")
     code, captured = _scan(["--engine", engine, str(logs), "-o", str(tmp_path / "alerts.jsonl")], capsys)
     assert code == 0 and f"{logs}:{len(GOOD_LINES) + 1}" in captured.err
+
+
+def _case_with(field: str, value) -> str:
+    doc = yaml.safe_load(GOOD_CASES)
+    if field == "rule":
+        doc["rule"] = value
+    elif field == "cases":
+        doc["cases"] = value
+    elif field == "event":
+        doc["cases"][0]["events"] = [value]
+    else:
+        doc["cases"][0][field] = value
+    return yaml.safe_dump(doc, sort_keys=False)
+
+
+BAD_CASE_TEXT = st.one_of(
+    st.text(max_size=200),
+    st.integers(min_value=0, max_value=len(GOOD_CASES) - 1).map(lambda n: GOOD_CASES[:n]),
+    st.tuples(st.sampled_from(["rule", "cases", "event", "name", "events", "alerts"]), WRONG_VALUES)
+    .map(lambda pair: _case_with(*pair)),
+)
+
+
+@FUZZ
+@given(bad=BAD_CASE_TEXT)
+def test_test_reports_a_bad_case_file_and_runs_the_good_one(tmp_path, capsys, bad):
+    folder, rules = _pack(tmp_path, GOOD_RULE.replace("f00d", "f00e").replace("Good Rule", "Second Rule").encode())
+    cases = folder / "cases"
+    cases.mkdir()
+    (cases / "good_rule.yml").write_text(GOOD_CASES)
+    (cases / "zz_bad.yml").write_text(bad)
+    code = cli.main(["test", "--cases", str(cases), "--format", "json", str(rules)])
+    captured = capsys.readouterr()
+    _no_traceback(captured)
+    report = json.loads(captured.out)
+    good = [r for r in report["results"] if r["case_file"].endswith("good_rule.yml")]
+    assert [(r["case"], r["passed"]) for r in good] == [("FORMERR alerts", True)]
+    bad_results = [r for r in report["results"] if r["case_file"].endswith("zz_bad.yml")]
+    bad_problems = [p for p in report["problems"] if p["path"].endswith("zz_bad.yml")]
+    assert code == (0 if not bad_problems and all(r["passed"] for r in report["results"])
+                    and not report["problems"] else 1)
+    for problem in bad_problems:
+        assert "\n" not in problem["message"]
+
+
+@FEW
+@given(bad=BAD_CASE_TEXT)
+def test_verify_reports_a_bad_case_file_and_verifies_the_good_one(tmp_path, capsys, bad):
+    folder, rules = _pack(tmp_path, b"")
+    (rules / "zz_bad.yml").unlink()
+    cases = folder / "cases"
+    cases.mkdir()
+    (cases / "good_rule.yml").write_text(GOOD_CASES)
+    (cases / "zz_bad.yml").write_text(bad)
+    code = cli.main(["verify", "-t", "splunk", "--cases", str(cases), "--format", "json", str(rules)])
+    captured = capsys.readouterr()
+    _no_traceback(captured)
+    report = json.loads(captured.out)
+    assert [(c["rule"], c["status"]) for c in report["cells"]] == [("good_rule", "agree")]
+    assert code == (1 if report["problems"] else 0)
+    assert all("\n" not in p for p in report["problems"])

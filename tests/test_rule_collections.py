@@ -123,3 +123,14 @@ def test_two_rules_with_one_name_in_one_file_are_reported(tmp_path):
     (tmp_path / "twice.yml").write_text(textwrap.dedent(BASE) + "---\n" + textwrap.dedent(BASE).replace("1b02", "1b07"))
     loaded = rules_mod.load([tmp_path])
     assert [str(e) for e in loaded.errors] == [f"{tmp_path / 'twice.yml'}: duplicate rule name 'split_nx_block' within the file"]
+
+
+def test_a_correlation_naming_no_rule_is_its_files_error_and_the_rest_packages(tmp_path, capsys):
+    rules, _ = split_pack(tmp_path)
+    (rules / "empty.yml").write_text(textwrap.dedent(CORRELATION).replace("[split_nx_block]", "[]").replace("1b03", "1b0e"))
+    loaded = rules_mod.load([rules])
+    assert [(e.path.name, e.message) for e in loaded.errors] == [
+        ("empty.yml", "rule 'NX burst in its own file': a correlation must name at least one rule")]
+    out = tmp_path / "dist"
+    assert main(["package", str(rules), "--out", str(out), "--allow-partial"]) == 0
+    assert "NX burst in its own file" in (out / "queries" / "COVERAGE.md").read_text()

@@ -132,7 +132,7 @@ def _parse_files(paths: list[Path], filters: list | None = None) -> tuple[dict[P
             collection = SigmaCollection.from_yaml(text, collect_errors=True, source=_location(path),
                                                    resolve_references=False)
         except yaml.YAMLError as error:
-            errors.append(RuleError(path, _yaml_reason(error)))
+            errors.append(RuleError(path, yaml_reason(error)))
             continue
         except OSError as error:
             errors.append(RuleError(path, f"cannot read: {error.strerror or error}"))
@@ -226,6 +226,8 @@ def _condition_problem(collection: SigmaCollection) -> str | None:
     """pySigma parses a condition only when it is used: parse each now so that a bad one is this
     file's load error, not a failure in the middle of a scan."""
     for rule in collection.rules:
+        if isinstance(rule, SigmaCorrelationRule) and not rule.rules:
+            return f"rule {rule.title!r}: a correlation must name at least one rule"
         if not isinstance(rule, SigmaRule):
             continue
         try:
@@ -238,7 +240,7 @@ def _condition_problem(collection: SigmaCollection) -> str | None:
     return None
 
 
-def _yaml_reason(error: yaml.YAMLError) -> str:
+def yaml_reason(error: yaml.YAMLError) -> str:
     """A YAML error as one line: `line L, column C: what`."""
     mark = getattr(error, "problem_mark", None)
     what = " ".join(filter(None, [getattr(error, "context", None), getattr(error, "problem", None)])) or str(error)

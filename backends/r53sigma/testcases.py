@@ -91,9 +91,12 @@ def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None) -> 
     for path in case_files:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            ref, cases = _validate(doc)
-        except (OSError, yaml.YAMLError, ValueError) as error:
-            report.problems.append(Problem("bad case file", path, str(error)))
+            ref, cases = validate(doc)
+        except yaml.YAMLError as error:
+            report.problems.append(Problem("bad case file", path, rules_mod.yaml_reason(error)))
+            continue
+        except (OSError, ValueError) as error:
+            report.problems.append(Problem("bad case file", path, " ".join(str(error).split())))
             continue
         rule = loaded.find(ref)
         if rule is None:
@@ -119,7 +122,8 @@ def _pack_holds(ref: str, pack: list) -> bool:
     return pack[0].find(ref) is not None
 
 
-def _validate(doc: Any) -> tuple[str, list[dict]]:
+def validate(doc: Any) -> tuple[str, list[dict]]:
+    """The rule reference and cases of a case file; ValueError saying what is wrong."""
     if not isinstance(doc, dict) or "rule" not in doc or "cases" not in doc:
         raise ValueError("a case file is a mapping with `rule` and `cases`")
     if not isinstance(doc["cases"], list) or not doc["cases"]:

@@ -120,9 +120,12 @@ def load_cases(cases_dir: Path, loaded: rules_mod.LoadedRules, *, all_rules: boo
     for path in sorted(p for p in cases_dir.rglob("*") if p.suffix in testcases.CASE_SUFFIXES):
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            ref, cases = str(doc["rule"]), list(doc["cases"])
-        except (OSError, yaml.YAMLError, TypeError, KeyError) as error:
-            problems.append(f"{path}: not a case file ({error})")
+            ref, cases = testcases.validate(doc)  # the one shape `r53sigma test` reads
+        except yaml.YAMLError as error:
+            problems.append(f"{path}: not a case file ({rules_mod.yaml_reason(error)})")
+            continue
+        except (OSError, ValueError) as error:
+            problems.append(f"{path}: not a case file ({' '.join(str(error).split())})")
             continue
         rule = loaded.find(ref)
         if rule is None:
