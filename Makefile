@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	# compat editable mode: backends/ goes on sys.path, so pySigma's plugin discovery finds our
 	# sigma.backends.* / sigma.pipelines.* namespace packages while sources stay editable.
-	$(BIN)/pip install --quiet -e '.[test,scan]' --config-settings editable_mode=compat
+	$(BIN)/pip install --quiet -e '.[test,deploy]' --config-settings editable_mode=compat
 	# Real Lucene for the Elasticsearch query checks (Debian's liblucene8-java on Java 17);
 	# best effort: without it those checks skip and say why.
 	# libmagic: splunk-appinspect's python-magic needs it to check the packaged Splunk app.

@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from r53sigma import attack, cli, navigator, outputs, package
+from r53sigma import attack, cli, navigator, owned_folder, package
 from support import REPO
 from test_package_support import (
     EXAMPLE, NOT_FOR_CLOUDWATCH, break_cloudwatch_for, TARGETS, build_rules, bundled_build, bundled_conversions, resolver_rule, text,
@@ -95,10 +95,10 @@ def test_partial_build_exits_nonzero_and_writes_nothing_unless_allowed(tmp_path,
     break_cloudwatch_for(monkeypatch, "Example Domain Queried")
     rules = write_rules(tmp_path / "rules", example=EXAMPLE)
     out = tmp_path / "dist"
-    out.mkdir()
-    (out / "previous.txt").write_text("old build")
+    package.write(out, {"previous.txt": b"old build"})
+    before = tree(out)
     assert cli.main(["package", str(rules), "--out", str(out)]) == 1
-    assert tree(out) == {"previous.txt": b"old build"}
+    assert tree(out) == before
     assert "left out" in capsys.readouterr().err
     assert cli.main(["package", str(rules), "--out", str(out), "--allow-partial"]) == 0
     assert "previous.txt" not in tree(out) and "elastic/rules.ndjson" in tree(out)
@@ -107,23 +107,27 @@ def test_partial_build_exits_nonzero_and_writes_nothing_unless_allowed(tmp_path,
 def test_failure_while_staging_leaves_the_previous_dist_untouched(tmp_path, monkeypatch):
     out = tmp_path / "dist"
     package.write(out, {"a.txt": b"old", "sub/b.txt": b"old"})
+    before = tree(out)
+    real_write_bytes = Path.write_bytes
 
-    def half_written(folder, files):
-        (folder / "a.txt").write_bytes(b"new")
-        raise OSError("disk full")
+    def disk_full_on_the_second_file(self, data):
+        if self.name == "b.txt":
+            raise OSError(28, "No space left on device")
+        return real_write_bytes(self, data)
 
-    monkeypatch.setattr(outputs, "write_tree", half_written)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(Path, "write_bytes", disk_full_on_the_second_file)
+    with pytest.raises(owned_folder.FolderError, match="No space left"):
         package.write(out, {"a.txt": b"new", "sub/b.txt": b"new"})
-    assert tree(out) == {"a.txt": b"old", "sub/b.txt": b"old"}
-    assert [p.name for p in tmp_path.iterdir()] == ["dist"]  # no staging left behind
+    assert tree(out) == before
+    assert sorted(p.name for p in out.iterdir()) == ["MANIFEST.json", "a.txt", "sub"]  # no staging left behind
 
 
-def test_write_replaces_the_whole_folder(tmp_path):
+def test_write_removes_only_files_of_the_previous_build(tmp_path):
     out = tmp_path / "dist"
     package.write(out, {"gone.txt": b"x", "kept.txt": b"1"})
+    (out / "notes.txt").write_text("mine")
     package.write(out, {"kept.txt": b"2"})
-    assert tree(out) == {"kept.txt": b"2"}
+    assert tree(out) == {"kept.txt": b"2", "notes.txt": b"mine", "MANIFEST.json": owned_folder.manifest_bytes({"kept.txt": b"2"})}
 
 
 def test_check_reports_a_stale_folder_and_writes_nothing(tmp_path, capsys):

@@ -7,8 +7,8 @@ attack-navigator-layer.json and MANIFEST.json ({path: sha256}, written last).
 
 Queries come only from `r53sigma.conversion`. A rule that fails for one target is left out of that
 target's package only and reported. Each target's packaging lives in its own room
-(targets/<target>/); this module only gathers what they need and writes the tree: staged in a
-sibling folder, then swapped in, so `dist/` is always either the old build or the new one.
+(targets/<target>/); this module only gathers what they need and writes the tree through
+r53sigma.owned_folder: never into a folder of someone else's, never deleting a file we did not write.
 """
 from __future__ import annotations
 
@@ -16,14 +16,11 @@ import csv
 import hashlib
 import io
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from r53sigma import attack, catalogue, conversion, navigator, outputs, schedule
+from r53sigma import attack, catalogue, conversion, navigator, owned_folder, schedule
 from r53sigma import rules as rule_loading
 from r53sigma.packaged import PackagedRule, Schedule
 from r53sigma.targets import registry
@@ -39,6 +36,7 @@ class PackageError(ValueError):
 class Build:
     files: dict[str, bytes]
     problems: list[str] = field(default_factory=list)  # broken rule files and conversion errors
+    rule_count: int = 0  # rules that converted for at least one target
 
 
 def schedule_of(rule, source: str) -> Schedule:
@@ -154,8 +152,14 @@ def coverage_md(records: list[dict]) -> str:
         "| rule | level | log source | ATT&CK | " + " | ".join(target_names) + " |",
         "|---|---|---|---|" + "---|" * len(target_names),
     ]
-    for r in sorted(records, key=lambda r: (source_of(r["logsource"]), r["title"])):
-        cells = [r["title"].replace("|", "\\|"), r["level"] or "", source_of(r["logsource"]), techniques(r)]
+    def source(record: dict) -> str:  # a rule outside the catalogue is a reported problem, not the build's end
+        try:
+            return source_of(record["logsource"])
+        except PackageError:
+            return "?"
+
+    for r in sorted(records, key=lambda r: (source(r), r["title"])):
+        cells = [r["title"].replace("|", "\\|"), r["level"] or "", source(r), techniques(r)]
         cells += [cell(r, t) for t in target_names]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -202,33 +206,16 @@ def build(rule_paths: list[Path] | None = None, filters: list[Path] | None = Non
     files["attack-navigator-layer.json"] = _json(navigator.layer(records))
     encoded = {path: _bytes(content) for path, content in sorted(files.items())}
     encoded[MANIFEST] = _bytes(_json({path: hashlib.sha256(data).hexdigest() for path, data in encoded.items()}))
-    return Build(encoded, problems)
+    return Build(encoded, problems, len({c.rule_id for c in conversions if c.ok}))
 
 
-def write(out_dir: Path, files: dict[str, bytes]) -> None:
-    """Replace ``out_dir`` with exactly ``files``: staged beside it, then swapped in by renames.
+def write(out_dir: Path, files: dict[str, bytes], force: bool = False) -> list[str]:
+    """Write a build into ``out_dir`` (see r53sigma.owned_folder: a folder that is empty or holds our
+    MANIFEST.json, else only with ``force``; no file the manifest does not list is ever deleted).
 
-    A failure while staging leaves ``out_dir`` untouched; at no point does it hold a partial build.
+    Returns the files of the previous build that were removed.
     """
-    out_dir = Path(out_dir).resolve()
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.new."))
-    staging.chmod(0o755)  # mkdtemp makes it private; dist/ is an ordinary folder
-    retired = None
-    try:
-        outputs.write_tree(staging, files)
-        if out_dir.exists():
-            retired = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old."))
-            os.replace(out_dir, retired / out_dir.name)
-        os.replace(staging, out_dir)
-    except BaseException:
-        if retired is not None and (retired / out_dir.name).exists() and not out_dir.exists():
-            os.replace(retired / out_dir.name, out_dir)  # put the old build back
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    finally:
-        if retired is not None:
-            shutil.rmtree(retired, ignore_errors=True)
+    return owned_folder.write(Path(out_dir), files, force=force)
 
 
 def differences(out_dir: Path, files: dict[str, bytes]) -> list[str]:

@@ -95,6 +95,12 @@ def load(paths: list[Path] | None = None, variables: dict | None = None,
          filters: list[Path] | None = None) -> LoadedRules:
     """Parse every rule file; a file that fails is recorded with its reason and left out.
 
+    The files given are one collection: a correlation may name rules of another file. A rule a
+    correlation names that none of them holds is looked for in the folders of the files given,
+    then in the pack (:func:`default_rule_paths`); such a rule is evaluated for the correlation but
+    is no rule of the load (not in ``files``). Two rules with one id (or one name) are a collision:
+    the later file is reported and left out, as `sigma check` reports it.
+
     ``variables`` (pySigma pipeline-variable style, e.g. ``{"ioc_domains": [...]}``), else the
     environment (``R53SIGMA_IOC_DOMAINS``), give the list that replaces ``%ioc_domains%``, so the
     engines and the conversions see the same values (:mod:`r53sigma.ioc`).
@@ -103,33 +109,169 @@ def load(paths: list[Path] | None = None, variables: dict | None = None,
     """
     from r53sigma import envfilter
 
-    sigma_filters = envfilter.load(filters) if filters else []
-    collections: list[SigmaCollection] = []
+    environment_filters = envfilter.load(filters) if filters else []
+    given = discover(paths or default_rule_paths())
+    filters = []  # Sigma filter documents found among the rule files themselves
+    parsed, errors = _parse_files(given, filters)
+    files = _without_collisions(parsed, errors)
+    rules = [rule for file_rules in files.values() for rule in file_rules]
+    rules += _referenced_elsewhere(rules, given, set(parsed))
+    while True:  # a correlation naming a rule nobody holds costs its own file only
+        collection = SigmaCollection(rules, resolve_references=False)
+        broken = next((r for r in collection.rules if isinstance(r, SigmaCorrelationRule) and _missing(r, collection)), None)
+        if broken is None:
+            break
+        path = next((p for p, file_rules in files.items() if any(r is broken for r in file_rules)), None)
+        bad = files.pop(path) if path is not None else [broken]
+        rules = [r for r in rules if not any(r is b for b in bad)]
+        errors.append(RuleError(path or Path("?"), f"rule {broken.title!r}: no rule named "
+                                + ", ".join(repr(m) if isinstance(m, str) else f"{m!r} (not a rule name)"
+                                            for m in _missing(broken, collection))
+                                + " among the rules given, their folders or the pack"))
+    try:
+        merged = SigmaCollection([*rules, *filters], resolve_references=True)
+    except Exception as error:  # a safety net: what pySigma meets resolving costs the correlations, not the run
+        failing = [p for p, file_rules in files.items() if any(isinstance(r, SigmaCorrelationRule) for r in file_rules)]
+        for path in failing:
+            errors.append(RuleError(path, f"cannot resolve its correlations ({type(error).__name__}: {_one_line(str(error))})"))
+            files.pop(path)
+        merged = SigmaCollection([r for file_rules in files.values() for r in file_rules if not isinstance(r, SigmaCorrelationRule)]
+                                 + filters, resolve_references=True)
+    if environment_filters:
+        envfilter.check_references(environment_filters, merged.rules)
+        envfilter.apply(environment_filters, merged)
+    _resolve_ioc_domains(merged, variables, errors)
+    return LoadedRules(merged, files, errors)
+
+
+def _parse_files(paths: list[Path], filters: list | None = None) -> tuple[dict[Path, list[AnyRule]], list[RuleError]]:
+    """Rules by file; Sigma filters found go to ``filters``."""
     files: dict[Path, list[AnyRule]] = {}
     errors: list[RuleError] = []
-    for path in discover(paths or default_rule_paths()):
+    for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
-            collection = SigmaCollection.from_yaml(text, collect_errors=True, source=_location(path))
-        except (OSError, UnicodeDecodeError, SigmaError, ValueError, yaml.YAMLError) as error:
-            errors.append(RuleError(path, str(error)))
+            collection = SigmaCollection.from_yaml(text, collect_errors=True, source=_location(path),
+                                                   resolve_references=False)
+        except yaml.YAMLError as error:
+            errors.append(RuleError(path, yaml_reason(error)))
+            continue
+        except OSError as error:
+            errors.append(RuleError(path, f"cannot read: {error.strerror or error}"))
+            continue
+        except UnicodeDecodeError as error:
+            errors.append(RuleError(path, f"not UTF-8 text (byte {error.start})"))
+            continue
+        except SigmaError as error:
+            errors.append(RuleError(path, _one_line(_without_location(error))))
+            continue
+        except Exception as error:  # pySigma meets a wrong type it does not check (e.g. `id: 1`): one file's problem
+            errors.append(RuleError(path, f"not a valid Sigma rule ({type(error).__name__}: {_one_line(str(error))})"))
             continue
         rule_errors = [e for rule in collection.rules for e in rule.errors] + list(collection.errors)
         if rule_errors:
-            errors.append(RuleError(path, "; ".join(_without_location(e) for e in rule_errors)))
+            reasons = list(dict.fromkeys(_one_line(_without_location(e)) for e in rule_errors))  # each reason once
+            errors.append(RuleError(path, "; ".join(reasons)))
             continue
-        collections.append(collection)
-        files[path] = list(collection.rules)
-    merged = SigmaCollection.merge(collections) if collections else SigmaCollection([])
-    if sigma_filters:
-        envfilter.check_references(sigma_filters, merged.rules)
-        envfilter.apply(sigma_filters, merged)
+        problem = _condition_problem(collection)
+        if problem:
+            errors.append(RuleError(path, problem))
+            continue
+        if filters is not None:
+            filters.extend(collection.filters)
+        if not collection.rules and not collection.filters:
+            errors.append(RuleError(path, "no Sigma rule in this file"))
+            continue
+        if collection.rules:
+            files[path] = list(collection.rules)
+    return files, errors
+
+
+def _without_collisions(files: dict[Path, list[AnyRule]], errors: list[RuleError]) -> dict[Path, list[AnyRule]]:
+    kept: dict[Path, list[AnyRule]] = {}
+    owner: dict[str, Path] = {}
+    for path, file_rules in files.items():
+        keys = [(f"id {r.id}", r) for r in file_rules if r.id] + [(f"name {r.name!r}", r) for r in file_rules if r.name]
+        clash = next(((key, owner[key]) for key, _ in keys if key in owner), None)
+        inside = [key for key in {k for k, _ in keys} if sum(1 for k, _ in keys if k == key) > 1]
+        if clash:
+            errors.append(RuleError(path, f"duplicate rule {clash[0]}: already used by {clash[1]}"))
+            continue
+        if inside:
+            errors.append(RuleError(path, f"duplicate rule {inside[0]} within the file"))
+            continue
+        owner.update({key: path for key, _ in keys})
+        kept[path] = file_rules
+    return kept
+
+
+def _missing(rule: SigmaCorrelationRule, collection: SigmaCollection) -> list[str]:
+    wanted = [ref.reference for ref in rule.rules or []]
+    return [ref for ref in wanted if not _holds(collection, ref)]
+
+
+def _holds(collection: SigmaCollection, reference) -> bool:
+    if not isinstance(reference, str):  # `rules: [{...}]`: pySigma would look it up as nothing
+        return False
     try:
-        merged.resolve_rule_references()
-    except SigmaError as error:
-        errors.append(RuleError(Path(getattr(getattr(error, "source", None), "path", "") or "?"), str(error)))
-    _resolve_ioc_domains(merged, variables, errors)
-    return LoadedRules(merged, files, errors)
+        return collection[reference] is not None
+    except (SigmaError, KeyError, ValueError):
+        return False
+
+
+def _referenced_elsewhere(rules: list[AnyRule], given: list[Path], seen: set[Path]) -> list[AnyRule]:
+    """Rules that correlations among ``rules`` name but no given file holds: from the folders of the
+    given files, then from the pack. Only looked for when something is missing."""
+    collection = SigmaCollection(list(rules), resolve_references=False)
+    missing = {m for r in rules if isinstance(r, SigmaCorrelationRule) for m in _missing(r, collection) if isinstance(m, str)}
+    if not missing:
+        return []
+    folders = list(dict.fromkeys(p.parent for p in given))
+    candidates = [p for p in discover([*folders, *default_rule_paths()]) if p not in seen]
+    found: list[AnyRule] = []
+    for path in dict.fromkeys(candidates):
+        if not missing:
+            break
+        parsed, _ = _parse_files([path])  # a broken file elsewhere is not the user's question here
+        for rule in parsed.get(path, []):
+            if str(rule.id) in missing or rule.name in missing:
+                found.append(rule)
+                missing -= {str(rule.id), rule.name}
+                if isinstance(rule, SigmaCorrelationRule):  # a correlation of correlations
+                    missing |= {ref.reference for ref in rule.rules or [] if isinstance(ref.reference, str)} \
+                        - {str(r.id) for r in rules + found} \
+                        - {r.name for r in rules + found if r.name}
+    return found
+
+
+def _condition_problem(collection: SigmaCollection) -> str | None:
+    """pySigma parses a condition only when it is used: parse each now so that a bad one is this
+    file's load error, not a failure in the middle of a scan."""
+    for rule in collection.rules:
+        if isinstance(rule, SigmaCorrelationRule) and not rule.rules:
+            return f"rule {rule.title!r}: a correlation must name at least one rule"
+        if not isinstance(rule, SigmaRule):
+            continue
+        try:
+            for condition in rule.detection.parsed_condition:
+                condition.parse(True)
+        except SigmaError as error:
+            return f"rule {rule.title!r}: {_one_line(_without_location(error))}"
+        except Exception as error:
+            return f"rule {rule.title!r}: invalid condition ({type(error).__name__}: {_one_line(str(error))})"
+    return None
+
+
+def yaml_reason(error: yaml.YAMLError) -> str:
+    """A YAML error as one line: `line L, column C: what`."""
+    mark = getattr(error, "problem_mark", None)
+    what = " ".join(filter(None, [getattr(error, "context", None), getattr(error, "problem", None)])) or str(error)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"invalid YAML: {where}{_one_line(what)}"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
 
 
 def needs_ioc_list(rule: AnyRule) -> bool:

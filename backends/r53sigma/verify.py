@@ -116,13 +116,16 @@ def load_cases(cases_dir: Path, loaded: rules_mod.LoadedRules, *, all_rules: boo
     pairs: list[tuple[Any, Case]] = []
     problems: list[str] = []
     if not cases_dir.is_dir():
-        return pairs, [f"{cases_dir}: no such folder of test cases"]
+        return pairs, [f"{cases_dir}: no such folder of test cases (give it with --cases DIR)"]
     for path in testcases.case_files(cases_dir):
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-            ref, cases = str(doc["rule"]), list(doc["cases"])
-        except (OSError, yaml.YAMLError, TypeError, KeyError) as error:
-            problems.append(f"{path}: not a case file ({error})")
+            ref, cases = testcases.validate(doc)  # the one shape `r53sigma test` reads
+        except yaml.YAMLError as error:
+            problems.append(f"{path}: not a case file ({rules_mod.yaml_reason(error)})")
+            continue
+        except (OSError, ValueError) as error:
+            problems.append(f"{path}: not a case file ({' '.join(str(error).split())})")
             continue
         rule = loaded.find(ref)
         if rule is None:
@@ -281,7 +284,24 @@ class _Checker:
 # ---------------------------------------------------------------- output
 
 
-def format_report(report: Report, *, show_queries: bool = False) -> str:
+def report_json(report: Report) -> dict:
+    """The report as one JSON document (`r53sigma verify --format json`)."""
+    def value(v):
+        return sorted(v) if isinstance(v, set) else v
+
+    return {
+        "ok": report.ok,
+        "targets": list(report.targets),
+        "cells": [{"rule_id": c.rule_id, "rule": c.rule, "target": c.target, "language": c.language,
+                   "status": c.status, "passed": c.passed, "reason": c.reason, "cases": c.cases, "query": c.query,
+                   "mismatches": [{"case": m.case, "expected": value(m.expected), "got": value(m.got)} for m in c.mismatches]}
+                  for c in report.cells],
+        "counts": report.counts(),
+        "problems": list(report.problems),
+    }
+
+
+def format_report(report: Report, *, show_queries: bool = False, with_problems: bool = True) -> str:
     """The rule x target matrix, then why each failing cell failed, then the counts per target."""
     lines = []
     header = ("rule",) + report.targets
@@ -289,9 +309,9 @@ def format_report(report: Report, *, show_queries: bool = False) -> str:
     for cell in report.cells:
         rows.setdefault(cell.rule, {})[cell.target] = cell
     table = [header] + [(rule,) + tuple(_cell_text(cells.get(t)) for t in report.targets) for rule, cells in rows.items()]
-    widths = [min(max(len(r[i]) for r in table), 70) for i in range(len(header))]
+    widths = [max(len(r[i]) for r in table) for i in range(len(header))]  # rule names whole: they are the key
     for row in table:
-        lines.append("  ".join(text[:70].ljust(widths[i]) for i, text in enumerate(row)).rstrip())
+        lines.append("  ".join(text.ljust(widths[i]) for i, text in enumerate(row)).rstrip())
     notes = [c for c in report.cells if c.reason or c.mismatches]
     if notes:
         lines.append("")
@@ -302,7 +322,7 @@ def format_report(report: Report, *, show_queries: bool = False) -> str:
         if show_queries or not cell.passed:
             if cell.query:
                 lines.extend("    | " + line for line in cell.query.splitlines()[:12])
-    if report.problems:
+    if report.problems and with_problems:
         lines.append("")
         lines.extend(f"problem: {p}" for p in report.problems)
     lines.append("")

@@ -62,9 +62,9 @@ def test_output_dir_gets_one_complete_file_per_rule_and_target(rules_dir, tmp_pa
     out = tmp_path / "out"
     assert main(["convert", "-t", "elasticsearch", "-o", str(out), str(rules_dir)]) == 1
     files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
-    assert files == ["elasticsearch/good.lucene"]
+    assert files == ["MANIFEST.json", "elasticsearch/good.lucene"]
     assert (out / "elasticsearch/good.lucene").read_text() == "dns.question.name.caseless:*.evil.com\n"
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out.staging")]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".")] == []  # no staging left behind
 
 
 def test_a_file_with_two_rules_gives_two_output_files(tmp_path):

@@ -108,7 +108,7 @@ def test_a_fifth_target_is_verified_with_its_own_adapter(fake_target, rule_folde
     cases.mkdir()
     events = [_record("a.evil.example."), _record("www.example.com.")]
     (cases / "registry_fixture.yml").write_text(yaml.safe_dump(
-        {"rule": "registry_fixture", "cases": [{"name": "one of two", "events": events}]}))
+        {"rule": "registry_fixture", "cases": [{"name": "one of two", "events": events, "alerts": 1}]}))
     report = verify.run(cases, [rule_folder], ("splunk", "fakesiem"))
     assert not report.problems
     status = {c.target: c.status for c in report.cells}

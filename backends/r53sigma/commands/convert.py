@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from r53sigma import conversion, envfilter, outputs
+from r53sigma import conversion, envfilter, owned_folder
 from r53sigma.targets import registry
 
 
@@ -26,9 +26,12 @@ def register(subparsers) -> None:
     parser.add_argument("--format", "-f", default="text", choices=["text", "json"], help="text (default) or json export")
     parser.add_argument(
         "--output", "-o", type=Path, metavar="DIR",
-        help="write one file per rule and target (<DIR>/<target>/<rule file stem><suffix>) instead of printing",
+        help="write one file per rule and target (<DIR>/<target>/<rule file stem><suffix>) instead of printing; "
+        "DIR must be new, empty or hold the MANIFEST.json of an earlier convert",
     )
     envfilter.add_argument(parser)
+    parser.add_argument("--force", action="store_true",
+                        help="with -o: write into a folder that is not ours (no file is deleted that our MANIFEST.json does not list)")
     parser.set_defaults(func=run)
 
 
@@ -43,14 +46,22 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
     failed = [c for c in conversions if c.failed]
     for c in failed:
-        print(f"error: {c.path}: {c.title}: {c.target}: {c.error}", file=sys.stderr)
+        print(f"error: {c.path}: {c.title}: {c.target}: {_unlocated(c.error, c.path)}", file=sys.stderr)
     not_expressible = [c for c in conversions if c.not_expressible]
     for c in not_expressible:
-        print(f"not expressible: {c.path}: {c.title}: {c.target}: {c.error}", file=sys.stderr)
+        print(f"not expressible: {c.path}: {c.title}: {c.target}: {_unlocated(c.error, c.path)}", file=sys.stderr)
     good = [c for c in conversions if c.ok]
+    if not conversions and not broken:
+        print(f"convert: no Sigma rule found in {', '.join(map(str, args.paths)) or 'the bundled rules'}", file=sys.stderr)
+        return 1
 
     if args.output:
-        outputs.write_tree(args.output, _files(good, args.format))
+        try:
+            owned_folder.write(args.output, {path: text.encode("utf-8") for path, text in _files(good, args.format).items()},
+                               force=args.force)
+        except owned_folder.FolderError as error:
+            print(f"convert: {error}", file=sys.stderr)
+            return 2
     elif args.format == "json":
         json.dump([c.export() for c in good], sys.stdout, indent=2)
         sys.stdout.write("\n")
@@ -66,6 +77,13 @@ def run(args: argparse.Namespace) -> int:
     )
     # A target's documented limit is reported but is no failure; a broken rule or a backend error is.
     return 1 if broken or failed else 0
+
+
+def _unlocated(message: str | None, path) -> str:
+    """pySigma appends ` in <file>` to its messages; the line already starts with the file."""
+    message = " ".join(str(message or "").split())
+    suffix = f" in {path}"
+    return message[: -len(suffix)] if path and message.endswith(suffix) else message
 
 
 def _print_text(good: list[conversion.Conversion]) -> None:

@@ -6,12 +6,13 @@ Exit status: 0 when the plan is applied (or, with --dry-run, computed), 1 when a
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from r53sigma.deploy import common
 from r53sigma.deploy.common import DeployError, Retry
-from r53sigma.deploy.dist import DistError, RuleNames, Selection
+from r53sigma.deploy.dist import DEFAULT_DIST, DistError, RuleNames, Selection
 from r53sigma.deploy.settings import SettingsError, parse_pairs, resolve
 from r53sigma.targets import registry
 
@@ -32,8 +33,10 @@ def register(subparsers) -> None:
         "keys, tokens) are read from the environment, the config file or --password-stdin, never from flags.",
     )
     parser.add_argument("target", choices=list(registry.deployable()))
-    parser.add_argument("--dist", type=Path, default=Path("dist"), help="the packaged pack (default: dist/)")
+    parser.add_argument("--dist", type=Path, default=DEFAULT_DIST, help="the packaged pack (default: ./dist, as package writes)")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and stop")
+    parser.add_argument("--format", choices=["text", "json"], default="text",
+                        help="json: one JSON document on stdout (plan, result, error, exit_code) for CI")
     parser.add_argument("--prune", action="store_true", help="also delete the pack's objects that dist/ no longer has")
     parser.add_argument("--force", action="store_true", help="Splunk: overwrite schedule/enablement changed by users")
     parser.add_argument("--only", action="append", metavar="RULES",
@@ -68,8 +71,42 @@ def _flags(args: argparse.Namespace, stdin=sys.stdin) -> dict:
     return flags
 
 
+DEPLOY_EXTRA_MODULES = {"elasticsearch", "elastic_transport", "splunklib", "boto3", "botocore"}
+
+
 def run(args: argparse.Namespace, targets: dict | None = None, retry: Retry | None = None) -> int:
     """``targets`` / ``retry`` are for tests: prebuilt clients and an instant sleep."""
+    try:
+        return _run(args, targets, retry)
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] not in DEPLOY_EXTRA_MODULES:
+            raise
+        print(f"error: deploy {args.target} needs the deploy extra (missing module {error.name}): "
+              "pip install 'r53sigma[deploy]'", file=sys.stderr)
+        return 2
+
+
+def _warn_plain_http(settings) -> None:
+    """Credentials over http:// cross the network readable by anyone on the path: say so (labs may mean it)."""
+    if not any(settings.get(key) for key in ("password", "api_key", "token")):
+        return
+    for key in ("url", "kibana_url"):
+        value = str(settings.get(key) or "")
+        if value.lower().startswith("http://"):
+            print(f"warning: {settings.sources.get(key, key)} is {value}: plain http, so the credentials cross the "
+                  "network unencrypted; use https://", file=sys.stderr)
+
+
+def _run(args: argparse.Namespace, targets: dict | None, retry: Retry | None) -> int:
+    as_json = getattr(args, "format", "text") == "json"
+    report: dict = {"target": args.target, "dry_run": bool(args.dry_run), "ok": False, "error": None,
+                    "plan": None, "result": None}
+
+    def failed(code: int, message: str) -> int:
+        print(f"error: {message}", file=sys.stderr)
+        report["error"] = message
+        return _emit(report, code, as_json)
+
     module, target_class = _deployer(args.target)
     try:
         settings = resolve(module.NAME, module.KEYS, _flags(args), args.config)
@@ -80,31 +117,47 @@ def run(args: argparse.Namespace, targets: dict | None = None, retry: Retry | No
         target = getattr(module, target_class)(args.dist, settings, selection, prune=args.prune, force=args.force,
                                                **(targets or {}))
     except (SettingsError, DistError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        return failed(2, str(error))
+    _warn_plain_http(settings)
     retry = retry or Retry()
     try:
         plan = target.plan(retry)
-    except SettingsError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    except DistError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    except (SettingsError, DistError) as error:
+        return failed(2, str(error))
     except DeployError as error:
-        print(f"error: could not read the current state, nothing was changed: {error}", file=sys.stderr)
-        return 1
+        return failed(1, f"could not read the current state, nothing was changed: {error}")
     unmatched = selection.unmatched()
     if unmatched:
-        print(f"error: --only names no rule in dist/ or in {target.label}: {', '.join(unmatched)}", file=sys.stderr)
-        return 2
-    common.print_plan(target.label, plan)
-    if args.dry_run:
-        print("dry run: nothing applied")
-        return 0
-    if not common.changes(plan):
-        print("nothing to do")
-        return 0
+        return failed(2, f"--only names no rule in dist/ or in {target.label}: {', '.join(unmatched)}")
+    report["plan"] = [_action_json(a) for a in plan]
+    if not as_json:
+        common.print_plan(target.label, plan)
+    if args.dry_run or not common.changes(plan):
+        report["ok"] = True
+        if not as_json:
+            print("dry run: nothing applied" if args.dry_run else "nothing to do")
+        return _emit(report, 0, as_json)
     outcome = common.apply(plan, retry, module.classify)
-    common.print_outcome(target.label, outcome)
-    return 0 if outcome.ok else 1
+    report["ok"] = outcome.ok
+    report["result"] = {
+        "applied": [_action_json(a) for a in outcome.applied],
+        "failed": [{**_action_json(a), "error": message} for a, message in outcome.failed],
+        "not_attempted": [_action_json(a) for a in outcome.skipped],
+    }
+    if as_json:
+        for action, message in outcome.failed:  # the reasons stay readable on stderr as well
+            print(f"FAILED: {action.change} {action.kind} {action.name}: {message}", file=sys.stderr)
+    else:
+        common.print_outcome(target.label, outcome)
+    return _emit(report, 0 if outcome.ok else 1, as_json)
+
+
+def _action_json(action) -> dict:
+    return {"change": action.change, "kind": action.kind, "name": action.name, "note": action.note}
+
+
+def _emit(report: dict, code: int, as_json: bool) -> int:
+    if as_json:
+        report["exit_code"] = code
+        print(json.dumps(report, indent=2))
+    return code

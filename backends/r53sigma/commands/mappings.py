@@ -10,11 +10,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from r53sigma import catalogue
+from r53sigma import catalogue, owned_folder
 from r53sigma.targets import registry
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-MAPPINGS = REPO_ROOT / "mappings"
+MAPPINGS = REPO_ROOT / "mappings"  # the checkout's folder (what the tests compare)
+DEFAULT_ROOT = Path("mappings")  # the command writes relative to the current folder, never into site-packages
 README = "README.md"
 OCSF = ("ocsf", "OCSF")  # a mapping only (for Security Lake), not a conversion target
 
@@ -180,24 +181,19 @@ def stale(root: Path = MAPPINGS) -> list[str]:
     return problems
 
 
-def write(root: Path = MAPPINGS) -> list[str]:
-    rendered = render()
-    changed = []
-    for path in sorted(existing_files(root) - set(rendered)):
-        (root / path).unlink()
-        changed.append(f"removed: {path}")
-    for path, text in rendered.items():
-        target = root / path
-        if target.is_file() and target.read_text(encoding="utf-8") == text:
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-        changed.append(f"wrote: {path}")
+def write(root: Path = MAPPINGS, force: bool = False) -> list[str]:
+    """Render into ``root`` through r53sigma.owned_folder: only a folder that is new, empty or holds
+    our MANIFEST.json (else ``force``), never deleting a file that manifest does not list."""
+    rendered = {path: text.encode("utf-8") for path, text in render().items()}
+    before = {path: (root / path).read_bytes() for path in rendered if (root / path).is_file()}
+    removed = owned_folder.write(root, rendered, force=force)
+    changed = [f"removed: {path}" for path in removed]
+    changed += [f"wrote: {path}" for path, data in rendered.items() if before.get(path) != data]
     return changed
 
 
 def run(args) -> int:
-    root = Path(args.root) if args.root else MAPPINGS
+    root = Path(args.root) if args.root else DEFAULT_ROOT
     if args.check:
         problems = stale(root)
         for problem in problems:
@@ -205,7 +201,12 @@ def run(args) -> int:
         if problems:
             print(f"{len(problems)} mapping file(s) out of date: run `r53sigma mappings`", file=sys.stderr)
         return 1 if problems else 0
-    for line in write(root):
+    try:
+        changed = write(root, force=args.force)
+    except owned_folder.FolderError as error:
+        print(f"mappings: {error}", file=sys.stderr)
+        return 2
+    for line in changed:
         print(line)
     return 0
 
@@ -217,5 +218,7 @@ def register(subparsers) -> None:
         description=__doc__,
     )
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 listing stale files")
-    parser.add_argument("--root", help="mappings folder (default: the repository's mappings/)")
+    parser.add_argument("--root", help="mappings folder (default: ./mappings); it must be new, empty or hold our MANIFEST.json")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a folder that is not ours (no file is deleted that our MANIFEST.json does not list)")
     parser.set_defaults(func=run)

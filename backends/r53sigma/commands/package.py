@@ -2,7 +2,8 @@
 
 Deterministic and offline: the same rules give the same bytes. A rule that fails to convert for a
 target is reported and left out of that target's package; the build then writes nothing and exits
-1, unless --allow-partial is given. `--check` writes nothing and exits 1 if the folder differs from
+1, unless --allow-partial is given. The output folder must be new, empty, or hold the MANIFEST.json
+of an earlier build (else --force): files that manifest does not list are never deleted. `--check` writes nothing and exits 1 if the folder differs from
 a fresh build (stale, missing or extra files).
 """
 from __future__ import annotations
@@ -10,18 +11,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from r53sigma import envfilter, package
-
-
-
-def default_out() -> Path:
-    """The repository's dist/ in a checkout, else ./dist."""
-    root = package.rule_loading.REPO_ROOT
-    return root / "dist" if (root / "sigma_rules").is_dir() else Path("dist")
+from r53sigma import envfilter, owned_folder, package
+from r53sigma.deploy.dist import DEFAULT_DIST as DEFAULT_OUT  # one default: what deploy reads
 
 
 def run(args) -> int:
-    out = Path(args.out) if args.out else default_out()
+    out = Path(args.out) if args.out else DEFAULT_OUT
     try:
         build = package.build([Path(p) for p in args.paths] or None, args.filters)
     except envfilter.FilterError as error:
@@ -32,6 +27,9 @@ def run(args) -> int:
         return 2
     for problem in build.problems:
         print(problem, file=sys.stderr)
+    if build.rule_count == 0:
+        print(f"package: no rule to package in {', '.join(args.paths) or 'the bundled rules'}: nothing written", file=sys.stderr)
+        return 1
     if build.problems and not args.allow_partial:
         print(f"{len(build.problems)} problem(s): nothing written (--allow-partial packages the rest)", file=sys.stderr)
         return 1
@@ -42,7 +40,13 @@ def run(args) -> int:
         if differences:
             print(f"{out} is out of date: run `r53sigma package --out {args.out or 'dist'}`", file=sys.stderr)
         return 1 if differences else 0
-    package.write(out, build.files)
+    try:
+        removed = package.write(out, build.files, force=args.force)
+    except owned_folder.FolderError as error:
+        print(f"package: {error}", file=sys.stderr)
+        return 2
+    if removed:
+        print(f"removed {len(removed)} file(s) of the previous build no longer built", file=sys.stderr)
     print(f"wrote {len(build.files)} files to {out}" + (f" ({len(build.problems)} problem(s) left out)" if build.problems else ""))
     return 0
 
@@ -54,7 +58,11 @@ def register(subparsers) -> None:
         description=__doc__,
     )
     parser.add_argument("paths", nargs="*", metavar="PATH", help="rule files or folders (default: the bundled sigma_rules/)")
-    parser.add_argument("--out", "-o", help="output folder (default: the repository's dist/)")
+    parser.add_argument("--out", "-o", help="output folder (default: ./dist); it must be empty, new, or hold the "
+                        "MANIFEST.json of an earlier build")
+    parser.add_argument("--force", action="store_true",
+                        help="write into a folder that is not ours (our files are added or overwritten; no file is deleted "
+                        "that our MANIFEST.json does not list)")
     parser.add_argument("--allow-partial", action="store_true",
                         help="write the packages even if some rules fail for some targets (they are left out)")
     parser.add_argument("--check", action="store_true", help="write nothing; exit 1 if the output folder is stale")

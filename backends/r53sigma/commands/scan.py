@@ -12,13 +12,13 @@ import json
 import os
 import sys
 import tempfile
-import time
 from collections import Counter
 from pathlib import Path
-from typing import Iterable, Iterator, TextIO
+from typing import TextIO
 
-from r53sigma import envfilter, rules as rules_mod
-from r53sigma import ioc
+from r53sigma import envfilter, ioc, signals
+from r53sigma import rules as rules_mod
+from r53sigma.progress import ScanProgress
 from r53sigma.scan.reference import Engine, EngineError
 from r53sigma.scan.records import Event, ReadError, read_paths
 
@@ -49,6 +49,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     status = 0
+    if args.output is not None and args.output.is_dir():
+        print(f"scan: --output {args.output} is a folder; give a file name", file=sys.stderr)
+        return 2
     try:
         loaded = rules_mod.load(args.rules or None, filters=args.filters)
     except envfilter.FilterError as error:
@@ -87,22 +90,53 @@ def run(args: argparse.Namespace) -> int:
             status = 1
         problems.append(error)
 
-    progress = _Progress(enabled=not args.no_progress and sys.stderr.isatty())
+    progress = ScanProgress(not args.no_progress and sys.stderr.isatty(), logs)
     if engine_name == "duckdb":
         alerts = engine.scan_paths(logs, chosen, on_error, on_file=progress.file_done)
     else:
         alerts = engine.scan(progress.wrap(read_paths(logs, on_error)), chosen)
     counts: Counter[str] = Counter()
+    stopped = None
+    output = _output(args.output)
     try:
-        with _output(args.output) as out:
+        try:
+            output.open()  # an unwritable place is told before the scan, not after it
+        except OSError as error:
+            print(f"scan: cannot write {args.output}: {error.strerror or error}", file=sys.stderr)
+            return 2
+        with output as out:
             for alert in alerts:
                 counts[alert.rule_id] += 1
-                progress.alerts += 1
+                progress.alert()
                 out.write(json.dumps(alert.to_json(), default=str) + "\n")
+            if progress.events == 0:
+                raise _NothingScanned  # --output keeps what it held: no empty result over it
+    except _NothingScanned:
+        pass
+    except (KeyboardInterrupt, signals.Terminated, Exception) as error:
+        if not signals.is_stop(error):
+            raise
+        stopped = error
     finally:
         progress.done()
+        output.discard()
     _summary(chosen, counts, progress.events, progress.files, problems, sys.stderr)
+    if stopped is not None:
+        what = "terminated" if isinstance(stopped, signals.Terminated) or signals.received() == 15 else "interrupted"
+        kept = f"; {args.output} not written" if args.output else ""
+        print(f"{what}: the counts above are for the part scanned{kept}", file=sys.stderr)
+        return signals.exit_code()
+    if progress.events == 0:
+        if problems:
+            print("scan: every line or file was skipped (reasons above): nothing was scanned", file=sys.stderr)
+        else:
+            print(f"scan: no log events found in {', '.join(logs)}", file=sys.stderr)
+        return 1
     return status
+
+
+class _NothingScanned(Exception):
+    pass
 
 
 class _output:
@@ -111,14 +145,27 @@ class _output:
     def __init__(self, path: Path | None):
         self.path = path
 
-    def __enter__(self) -> TextIO:
+    def open(self) -> None:
+        """Create the temporary file now, so that an unwritable place is told before the scan."""
         if self.path is None:
-            return sys.stdout
+            return
         directory = self.path.resolve().parent
         directory.mkdir(parents=True, exist_ok=True)
         fd, self.tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=directory)
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private; the result is an ordinary file
         self.handle = os.fdopen(fd, "w", encoding="utf-8")
+
+    def __enter__(self) -> TextIO:
+        if self.path is None:
+            return sys.stdout
+        if not hasattr(self, "handle"):
+            self.open()
         return self.handle
+
+    def discard(self) -> None:
+        """Remove the temporary file if it was not renamed onto FILE (whatever stopped the scan)."""
+        if getattr(self, "tmp", None):
+            Path(self.tmp).unlink(missing_ok=True)
 
     def __exit__(self, kind, value, traceback) -> None:
         if self.path is None:
@@ -131,42 +178,10 @@ class _output:
             os.unlink(self.tmp)
 
 
-class _Progress:
-    """A one-line counter on stderr, redrawn at most a few times a second (terminals only)."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self.events = 0
-        self.alerts = 0
-        self.files: set[str] = set()
-        self._last = 0.0
-
-    def wrap(self, events: Iterable[Event]) -> Iterator[Event]:
-        for event in events:
-            self.events += 1
-            if event.file:
-                self.files.add(event.file)
-            if self.enabled and self.events % 500 == 0 and time.monotonic() - self._last > 0.2:
-                self._last = time.monotonic()
-                where = event.file or ""
-                sys.stderr.write(f"\r\x1b[K{self.events} events, {self.alerts} alerts  {where[-60:]}")
-                sys.stderr.flush()
-            yield event
-
-    def file_done(self, name: str, events: int) -> None:
-        """The DuckDB engine reads whole files: count them as they finish."""
-        self.events += events
-        if events:
-            self.files.add(name)
-        if self.enabled:
-            sys.stderr.write(f"\r\x1b[K{self.events} events, {self.alerts} alerts  {name[-60:]}")
-            sys.stderr.flush()
-            self._last = time.monotonic()
-
-    def done(self) -> None:
-        if self.enabled and self._last:
-            sys.stderr.write("\r\x1b[K")
-            sys.stderr.flush()
+def _umask() -> int:
+    current = os.umask(0o077)
+    os.umask(current)
+    return current
 
 
 def _summary(chosen, counts: Counter, events: int, files: set[str], problems: list[ReadError], err: TextIO) -> None:

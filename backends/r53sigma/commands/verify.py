@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 from r53sigma import conversion, verify
@@ -23,10 +25,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-t", "--target", action="append", choices=conversion.siem_targets(), default=None,
                         help="only this target (repeatable; default: all)")
     parser.add_argument("--queries", action="store_true", help="show the query of every annotated cell")
+    parser.add_argument("--format", choices=["text", "json"], default="text",
+                        help="json: the matrix as one JSON document on stdout (cells, counts, problems) for CI")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     report = verify.run(args.cases, args.rules or None, tuple(args.target) if args.target else None)
-    print(verify.format_report(report, show_queries=args.queries))
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if args.format == "json":
+        print(json.dumps(verify.report_json(report), indent=2))
+    else:
+        print(verify.format_report(report, show_queries=args.queries, with_problems=False))
+    if not report.cells and report.ok:
+        print("verify: no rule with a test case: nothing was verified", file=sys.stderr)
+        return 1
     return 0 if report.ok else 1

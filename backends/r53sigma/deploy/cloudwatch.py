@@ -20,7 +20,7 @@ from pathlib import Path
 
 from r53sigma.deploy import dist as dist_files
 from r53sigma.deploy.common import (
-    CREATE, DELETE, UNCHANGED, UPDATE, Action, AuthFailed, DeployError, Rejected, Retry, Transient, Unreachable,
+    CREATE, DELETE, UNCHANGED, UPDATE, Action, AuthFailed, DeployError, Rejected, Retry, Transient, Unreachable, readable,
 )
 from r53sigma.deploy.dist import DistError, Selection
 from r53sigma.deploy.settings import Settings, SettingsError
@@ -46,7 +46,7 @@ def classify(error: BaseException) -> DeployError | None:
 
     if isinstance(error, boto.ClientError):
         info = error.response.get("Error", {})
-        code, message = info.get("Code", ""), info.get("Message", "")
+        code, message = info.get("Code", ""), readable(info.get("Message", ""))
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
         where = f"CloudWatch Logs {error.operation_name}"
         if code in AUTH_CODES or status in (401, 403):

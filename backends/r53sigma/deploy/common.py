@@ -7,6 +7,7 @@ object; rate limits and transient server errors are retried with capped exponent
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -51,6 +52,7 @@ class Retry:
 
     def call(self, what: str, function: Callable, classify: Callable[[BaseException], DeployError | None]):
         """Run ``function``; on a `Transient` error wait and try again, at most ``attempts`` times."""
+        said = None
         for attempt in range(1, self.attempts + 1):
             try:
                 return function()
@@ -63,14 +65,26 @@ class Retry:
                         error = Transient(f"{error} (gave up after {attempt} attempts)")
                     raise error from (raw if error is not raw else None)
                 delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-                self.log(f"{what}: {error}; retrying in {delay:g}s (attempt {attempt + 1} of {self.attempts})")
+                reason = "the same error again" if str(error) == said else str(error)  # a long body is shown once
+                said = str(error)
+                self.log(f"{what}: {reason}; retrying in {delay:g}s (attempt {attempt + 1} of {self.attempts})")
                 self.sleep(delay)
         raise AssertionError("unreachable")
 
 
+def readable(detail: str, limit: int = 300) -> str:
+    """A service's error body as one short line: an HTML page (a proxy's, a load balancer's) by its title."""
+    text = str(detail or "").strip()
+    if re.match(r"(?is)\s*(<!doctype html|<html|<head|<body)", text):
+        title = re.search(r"(?is)<title[^>]*>(.*?)</title>", text)
+        return "an HTML page" + (f" titled {' '.join(title.group(1).split())[:120]!r}" if title else "")
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def http_error(status: int | None, where: str, detail: str = "") -> DeployError:
     """The error an HTTP status means for a deploy, with the service's own words when it gave some."""
-    detail = f": {detail}" if detail else ""
+    detail = f": {readable(detail)}" if detail else ""
     if status in (401, 403):
         what = "authentication failed" if status == 401 else "permission denied"
         return AuthFailed(f"{where}: {what} (HTTP {status}){detail}; check the credentials and the privileges the README lists")

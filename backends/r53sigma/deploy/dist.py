@@ -11,6 +11,9 @@ from pathlib import Path
 from r53sigma.deploy.common import DeployError
 
 
+DEFAULT_DIST = Path("dist")  # relative to the current folder: where `package` writes and `deploy` reads
+
+
 class DistError(DeployError):
     fatal = True
 

@@ -24,7 +24,7 @@ from pathlib import Path
 from r53sigma.deploy import dist as dist_files
 from r53sigma.deploy.common import (
     CREATE, DELETE, UNCHANGED, UPDATE, Action, DeployError, Retry, Unreachable,
-    http_error, subset_equal,
+    http_error, readable, subset_equal,
 )
 from r53sigma.deploy.dist import Selection
 from r53sigma.deploy.settings import Settings
@@ -79,16 +79,25 @@ class Kibana:
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT, context=self.context) as response:
                 payload = response.read()
+            status = response.status
         except urllib.error.HTTPError as error:
             raise KibanaHTTPError(error.code, _error_message(error.read())) from None
-        return json.loads(payload) if payload else None
+        if not payload:
+            return None
+        try:
+            return json.loads(payload)
+        except ValueError:
+            # e.g. an SSO or login proxy in front of Kibana answering 200 with its own page
+            raise Unreachable(f"Kibana at {self.base} answered HTTP {status} with "
+                              f"{readable(payload.decode('utf-8', 'replace'))}, not JSON: is a login or SSO proxy in front "
+                              "of it? check --kibana-url and the credentials") from None
 
 
 def _error_message(raw: bytes) -> str:
     try:
         data = json.loads(raw)
     except ValueError:
-        return raw.decode("utf-8", "replace")[:300]
+        return readable(raw.decode("utf-8", "replace"))
     if isinstance(data, dict):
         return str(data.get("message") or data.get("error") or data)[:500]
     return str(data)[:500]

@@ -230,7 +230,7 @@ def read_paths(paths: Iterable[str | Path], on_error: OnError | None = None) -> 
     report = on_error or (lambda error: None)
     for path in paths:
         if str(path) == "-":
-            yield from _read_stream("<stdin>", _text_lines(sys.stdin.buffer), report)
+            yield from _read_stream("<stdin>", _text_lines(_stream_chunks(sys.stdin.buffer, report)), report)
             continue
         path = Path(path)
         if not path.exists():
@@ -269,6 +269,30 @@ def read_file(path: Path, on_error: OnError) -> Iterator[Event]:
             yield from _read_stream(name, _text_lines(chunks), on_error)
     except OSError as error:
         on_error(ReadError(name, None, f"cannot read: {error.strerror or error}"))
+
+
+def _stream_chunks(stream, on_error: OnError) -> Iterator[bytes]:
+    """A stream's bytes, gunzipped when it starts with gzip's magic bytes (as files are sniffed)."""
+    head = stream.read(2)
+    if head == b"\x1f\x8b":
+        yield from _gunzip(_Prefixed(head, stream), "<stdin>", on_error)
+        return
+    yield head
+    read = getattr(stream, "read1", stream.read)
+    yield from iter(lambda: read(CHUNK), b"")
+
+
+class _Prefixed:
+    """A stream whose first bytes were already read."""
+
+    def __init__(self, prefix: bytes, stream):
+        self.prefix, self.stream = prefix, stream
+
+    def read(self, size: int) -> bytes:
+        if self.prefix:
+            data, self.prefix = self.prefix, b""
+            return data
+        return self.stream.read(size)
 
 
 def _gunzip(handle, name: str, on_error: OnError) -> Iterator[bytes]:

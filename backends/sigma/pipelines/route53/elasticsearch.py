@@ -349,7 +349,8 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
     return ProcessingPipeline(
         name="Route 53 logs to ECS (Elastic AWS integration + r53sigma index template)",
         priority=20,
-        allowed_backends=frozenset({"elasticsearch", "opensearch", "eql", "esql", "lucene"}),
+        # only the backends r53sigma verify proves (real Lucene, the ES|QL model); EQL and OpenSearch are not
+        allowed_backends=frozenset({"esql", "lucene"}),
         items=items,
         postprocessing_items=[QueryPostprocessingItem(ESQLQueries(), identifier=f"{pid}_esql")],
     )
