@@ -79,6 +79,9 @@ def _workspace(folder: Path) -> Path:
     shutil.copytree(REPO / "sigma_rules", folder / "sigma_rules")
     my_rule = re.sub(r"(?m)^id: .*$", "id: 9a3c1f0e-0000-4000-8000-0000000000aa", one_rule.read_text())
     (folder / "sigma_rules" / "resolver" / "my_rule.yml").write_text(my_rule.replace("title: ", "title: My ", 1))
+    cases = one_rule.with_name(one_rule.stem + ".cases.yaml").read_text()  # a user's rule keeps its cases beside it
+    (folder / "sigma_rules" / "resolver" / "my_rule.cases.yaml").write_text(
+        cases.replace("rule: rare_dns_response_code", "rule: my_rule"))
     shutil.copytree(samples, folder / "my_logs")
     aws = folder / "AWSLogs" / "111122223333" / "vpcdnsquerylogs" / "vpc-0a1b2c3d" / "2024" / "05" / "01"
     aws.mkdir(parents=True)

@@ -3,6 +3,7 @@ folders, or the pack; two rules with one id are a collision; `r53sigma test <one
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 from pathlib import Path
 
@@ -134,3 +135,15 @@ def test_a_correlation_naming_no_rule_is_its_files_error_and_the_rest_packages(t
     out = tmp_path / "dist"
     assert main(["package", str(rules), "--out", str(out), "--allow-partial"]) == 0
     assert "NX burst in its own file" in (out / "queries" / "COVERAGE.md").read_text()
+
+
+def test_test_of_a_users_rule_runs_the_cases_beside_it(tmp_path, capsys):
+    one = REPO / "sigma_rules" / "resolver" / "rare_dns_response_code.yml"
+    mine = tmp_path / "my_rule.yml"
+    mine.write_text(re.sub(r"(?m)^id: .*$", "id: 9a3c1f0e-0000-4000-8000-0000000000ab",
+                           one.read_text().replace("title: ", "title: My ", 1)))
+    cases = one.with_name("rare_dns_response_code.cases.yaml").read_text()
+    (tmp_path / "my_rule.cases.yaml").write_text(cases.replace("rule: rare_dns_response_code", "rule: my_rule"))
+    assert main(["test", str(mine)]) == 0
+    out = capsys.readouterr().out
+    assert {line.split()[1] for line in out.splitlines() if line.startswith("PASS")} == {"my_rule"}

@@ -12,6 +12,10 @@ EXAMPLES = {
   r53sigma package && r53sigma deploy elastic --dry-run --url https://es:9200 --kibana-url https://kibana:5601
   R53SIGMA_SPLUNK_TOKEN=... r53sigma deploy splunk --url https://splunk:8089
   r53sigma deploy cloudwatch --region us-east-1 --format json   # plan and result as JSON for CI""",
+    "lists": """\
+  r53sigma lists                                    # every name list with its rule, size, source and date
+  r53sigma lists check                              # exit 1 when a rule and its list disagree
+  r53sigma lists refresh mining_pools --from my_feed.txt --source "my feed" """,
     "mappings": """\
   r53sigma mappings                                 # render ./mappings/ (from the repository root: its own)
   r53sigma mappings --check                         # exit 1 if ./mappings/ is stale""",

@@ -44,6 +44,41 @@ def case_files(cases_dir: Path) -> list[Path]:
     return beside_rules or files
 
 
+def find_case_files(cases_dir: Path | None, rule_paths: list[Path] | None = None) -> tuple[list[Path], str | None]:
+    """The case files to run, and a problem when ``cases_dir`` is no folder. With no ``cases_dir``:
+    the ``<stem>.cases.yaml`` beside each given rule file (and under each given folder), then the pack's."""
+    if cases_dir is not None:
+        cases_dir = Path(cases_dir)
+        if not cases_dir.is_dir():
+            return [], f"{cases_dir}: no such folder of test cases (give it with --cases DIR)"
+        return case_files(cases_dir), None
+    found: list[Path] = []
+    for given in [Path(p) for p in rule_paths or []]:
+        if given.is_dir():
+            found += [p for p in case_files(given) if p.name.endswith(rules_mod.CASES_SUFFIX)]
+        else:
+            beside = given.with_name(given.name.removesuffix(given.suffix) + rules_mod.CASES_SUFFIX)
+            found += [beside] if beside.is_file() else []
+    found += case_files(default_cases_dir())
+    return list(dict.fromkeys(p.resolve() for p in found)), None
+
+
+def case_variables_of(files: list[Path]) -> dict | None:
+    """The placeholder values (``vars``) the case files give, merged; None when none gives any.
+
+    Rules are loaded with them (:func:`r53sigma.rules.load`), so a rule with ``%ioc_domains%`` is
+    tested on the list its case file names, whatever the environment says."""
+    merged: dict = {}
+    for path in files:
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError):
+            continue  # reported when the file is run
+        if isinstance(doc, dict) and isinstance(doc.get("vars"), dict):
+            merged.update(doc["vars"])
+    return merged or None
+
+
 @dataclass
 class CaseResult:
     case_file: Path
@@ -88,16 +123,16 @@ class Report:
 
 def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None) -> Report:
     """Run every case in ``cases_dir`` against the rules at ``rule_paths`` (defaults: the pack's)."""
+    found_files, missing = find_case_files(cases_dir, rule_paths)
     cases_dir = Path(cases_dir) if cases_dir else default_cases_dir()
-    loaded = rules_mod.load([Path(p) for p in rule_paths] if rule_paths else None, case_variables(cases_dir))
+    loaded = rules_mod.load([Path(p) for p in rule_paths] if rule_paths else None, case_variables_of(found_files))
     report = Report(rule_files=len(loaded.files) + len(loaded.errors))
     report.problems.extend(Problem("broken rule", e.path, e.message) for e in loaded.errors)
     engine = Engine(loaded.collection)
     tested: set[int] = set()
     pack: list = []  # the pack's rules, loaded the first time a case names a rule not given
-    found_files = case_files(cases_dir) if cases_dir.is_dir() else []
-    if not cases_dir.is_dir():
-        report.problems.append(Problem("bad case file", cases_dir, "no such folder of test cases (give it with --cases DIR)"))
+    if missing:
+        report.problems.append(Problem("bad case file", cases_dir, missing))
     for path in found_files:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -127,19 +162,8 @@ def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None) -> 
 
 
 def case_variables(cases_dir: Path) -> dict | None:
-    """The placeholder values (``vars``) the case files give, merged; None when none gives any.
-
-    Rules are loaded with them (:func:`r53sigma.rules.load`), so a rule with ``%ioc_domains%`` is
-    tested on the list its case file names, whatever the environment says."""
-    merged: dict = {}
-    for path in case_files(Path(cases_dir)) if Path(cases_dir).is_dir() else []:
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
-            continue  # reported when the file is run
-        if isinstance(doc, dict) and isinstance(doc.get("vars"), dict):
-            merged.update(doc["vars"])
-    return merged or None
+    """:func:`case_variables_of` the case files under ``cases_dir``."""
+    return case_variables_of(case_files(Path(cases_dir)) if Path(cases_dir).is_dir() else [])
 
 
 def _pack_holds(ref: str, pack: list) -> bool:
@@ -217,7 +241,7 @@ def format_report(report: Report, *, verbose: bool = False, max_events: int = 5,
     rows = [("result", "rule", "case", "expected", "got")]
     for r in report.results:
         status = "PASS" if r.passed else ("ERROR" if r.error else "FAIL")
-        rows.append((status, r.case_file.stem, r.name, str(r.expected), "-" if r.got is None else str(r.got)))
+        rows.append((status, r.case_file.name.removesuffix(rules_mod.CASES_SUFFIX).removesuffix(r.case_file.suffix), r.name, str(r.expected), "-" if r.got is None else str(r.got)))
     widths = [max(len(row[i]) for row in rows) for i in range(5)]
     for row in rows:
         lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())

@@ -108,16 +108,18 @@ class Report:
 # ---------------------------------------------------------------- cases
 
 
-def load_cases(cases_dir: Path, loaded: rules_mod.LoadedRules, *, all_rules: bool = True) -> tuple[list[tuple[Any, Case]], list[str]]:
+def load_cases(cases_dir: Path | None, loaded: rules_mod.LoadedRules, *, all_rules: bool = True,
+               rule_paths: list[Path] | None = None) -> tuple[list[tuple[Any, Case]], list[str]]:
     """(rule, case) pairs from the test case files, and the problems met reading them.
 
     With ``all_rules`` false (the user named some rule files), a case file for a rule not loaded is
     passed over: it belongs to a rule not asked for."""
     pairs: list[tuple[Any, Case]] = []
     problems: list[str] = []
-    if not cases_dir.is_dir():
-        return pairs, [f"{cases_dir}: no such folder of test cases (give it with --cases DIR)"]
-    for path in testcases.case_files(cases_dir):
+    files, missing = testcases.find_case_files(cases_dir, rule_paths)
+    if missing:
+        return pairs, [missing]
+    for path in files:
         try:
             doc = yaml.safe_load(path.read_text(encoding="utf-8"))
             ref, cases = testcases.validate(doc)  # the one shape `r53sigma test` reads
@@ -142,10 +144,10 @@ def run(cases_dir: Path | None = None, rule_paths: list[Path] | None = None,
         targets: Iterable[str] | None = None) -> Report:
     """Verify the rules at ``rule_paths`` (default: the pack's) on the cases in ``cases_dir``."""
     paths = [Path(p) for p in rule_paths] if rule_paths else None
-    cases_dir = Path(cases_dir) if cases_dir else testcases.default_cases_dir()
-    variables = testcases.case_variables(cases_dir)  # placeholder values: the same for engine and targets
+    files, _ = testcases.find_case_files(cases_dir, paths)
+    variables = testcases.case_variables_of(files)  # placeholder values: the same for engine and targets
     loaded = rules_mod.load(paths, variables)
-    pairs, problems = load_cases(cases_dir, loaded, all_rules=paths is None)
+    pairs, problems = load_cases(cases_dir, loaded, all_rules=paths is None, rule_paths=paths)
     cased = {id(rule) for rule, _ in pairs}
     problems += [f"{loaded.path_of(r) or r.title}: no test case names this rule, nothing to verify"
                  for r in loaded.top_level() if id(r) not in cased]
