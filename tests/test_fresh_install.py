@@ -83,6 +83,8 @@ def _workspace(folder: Path) -> Path:
     (folder / "sigma_rules" / "resolver" / "my_rule.cases.yaml").write_text(
         cases.replace("rule: rare_dns_response_code", "rule: my_rule"))
     shutil.copytree(samples, folder / "my_logs")
+    shutil.copy2(REPO / "bench" / "anycompany_filter.yml", folder / "my_environment.yml")  # the README's filter file
+    (folder / "pools.txt").write_text("pool.example\n")
     aws = folder / "AWSLogs" / "111122223333" / "vpcdnsquerylogs" / "vpc-0a1b2c3d" / "2024" / "05" / "01"
     aws.mkdir(parents=True)
     shutil.copy2(samples / "resolver_query_logs.jsonl", aws / "queries.log")
@@ -116,6 +118,10 @@ def test_every_readme_command_runs_without_a_traceback_after_a_plain_install(fre
             # no extras installed: a one-line hint, exit 2
             if result.returncode != 2 or DEPLOY_HINT not in err:
                 failures.append(f"{command}: expected the deploy-extra hint, got {result.returncode}: {err[-500:]}")
+        elif argv[1:3] == ["lists", "refresh"]:
+            # rewrites the pack's own files: refused on an installed pack, with the reason
+            if result.returncode != 2 or "never on the installed package" not in err:
+                failures.append(f"{command}: expected the installed-pack refusal, got {result.returncode}: {err[-500:]}")
         elif argv[1] in ("test", "verify") and result.returncode != 0:
             # the pack's test cases must ship with the package, or the command must say --cases is needed
             if "--cases" not in err:

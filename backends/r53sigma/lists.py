@@ -156,6 +156,10 @@ def refresh(name: str, source_file: Path, source: str, retrieved: str | None = N
             rules_dir: Path | None = None, lists_dir: Path = LISTS_DIR) -> tuple[NameList, Path]:
     """Replace a list's values with the names of ``source_file`` and rewrite its rule; both files are
     written only when everything parsed, the rule file last-replaced atomically."""
+    if "site-packages" in Path(lists_dir).resolve().parts or "dist-packages" in Path(lists_dir).resolve().parts:
+        # the installed pack is never modified: refreshing is for a checkout of the rules (git clone)
+        raise ListError(f"refresh rewrites the pack's list and rule files, and this pack is installed "
+                        f"({lists_dir}): run it in a checkout of the repository (git clone), never on the installed package")
     rules_dir = rules_dir or rule_loading.default_rule_paths()[0]
     name_list = find(name, lists_dir)
     try:
