@@ -4,6 +4,10 @@ Deterministic and offline: the same rules give the same bytes. A rule that fails
 target is reported and left out of that target's package; the build then writes nothing and exits
 1, unless --allow-partial is given. `--check` writes nothing and exits 1 if the folder differs from
 a fresh build (stale, missing or extra files).
+
+Packaging the bundled rules (no PATH, no --filter) also keeps the repository files the targets
+version their content with (sigma_rules/kibana.version.lock.json: a Kibana rule whose content
+changed gets its version bumped there); `--check` fails when such a file is stale.
 """
 from __future__ import annotations
 
@@ -18,6 +22,10 @@ def default_out() -> Path:
     """The repository's dist/ in a checkout, else ./dist."""
     root = package.rule_loading.REPO_ROOT
     return root / "dist" if (root / "sigma_rules").is_dir() else Path("dist")
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
 
 
 def run(args) -> int:
@@ -35,14 +43,19 @@ def run(args) -> int:
     if build.problems and not args.allow_partial:
         print(f"{len(build.problems)} problem(s): nothing written (--allow-partial packages the rest)", file=sys.stderr)
         return 1
+    keeps_repo_files = not args.paths and not args.filters
+    stale_repo = [p for p, data in build.repo_files.items() if keeps_repo_files and _read(package.rule_loading.REPO_ROOT / p) != data]
     if args.check:
-        differences = package.differences(out, build.files)
+        differences = package.differences(out, build.files) + [f"stale: {p} (run `r53sigma package`)" for p in stale_repo]
         for line in differences:
             print(line, file=sys.stderr)
         if differences:
             print(f"{out} is out of date: run `r53sigma package --out {args.out or 'dist'}`", file=sys.stderr)
         return 1 if differences else 0
     package.write(out, build.files)
+    for path in stale_repo:
+        (package.rule_loading.REPO_ROOT / path).write_bytes(build.repo_files[path])
+        print(f"updated {path}")
     print(f"wrote {len(build.files)} files to {out}" + (f" ({len(build.problems)} problem(s) left out)" if build.problems else ""))
     return 0
 
