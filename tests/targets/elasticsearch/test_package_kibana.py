@@ -280,3 +280,18 @@ def test_a_changed_query_bumps_the_version_and_the_same_content_keeps_it():
     assert changed["version"] == 5
     assert kibana.lock_of([changed], lock)[document["rule_id"]]["version"] == 5
     assert kibana.versioned(dict(document, rule_id="new"), lock)["version"] == 1
+
+
+def test_denied_cloudtrail_calls_are_mapped_to_low_severity_and_other_rules_keep_theirs():
+    mapped = 0
+    for item, c in packaged_kibana():
+        document = kibana.kibana_rule(item)
+        if item.source == "cloudtrail" and not item.is_correlation and document["severity"] != "low":
+            assert document["severity_mapping"] == [
+                {"field": "aws.cloudtrail.error_code", "operator": "equals", "value": "AccessDenied", "severity": "low"}]
+            assert "aws.cloudtrail.error_code" in kibana.ingestion.field_mappings(catalogue.load()["cloudtrail"])
+            mapped += 1
+        else:
+            assert document["severity_mapping"] == [], c.title
+        assert document["risk_score_mapping"] == []
+    assert mapped

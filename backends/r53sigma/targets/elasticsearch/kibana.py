@@ -162,6 +162,17 @@ def suppression_fields(item: PackagedRule) -> list[str]:
     return list(item.rule.group_by or ()) if item.is_correlation else []
 
 
+def severity_mapping(item: PackagedRule, severity: str) -> list[dict]:
+    """CloudTrail: a call AWS denied (errorCode AccessDenied) is an attempt, not a change: low severity.
+    Resolver and public-zone records have no field that grades a match, so their rules keep one severity;
+    no log source has a numeric field that could be a risk score (risk_score_mapping stays empty)."""
+    log_source = catalogue.load()[item.source]
+    error = log_source.field_for("errorCode")
+    if error is None or severity == "low" or item.is_correlation:  # an ES|QL row has no errorCode column
+        return []
+    return [{"field": error.target(TARGET).name, "operator": "equals", "value": "AccessDenied", "severity": "low"}]
+
+
 def suppression_minutes(item: PackagedRule) -> int:
     """A burst's events arrive within span + delay of each other; every run that holds enough of them
     runs within that spread + lookback of the first, so one suppression period covers all its alerts."""
@@ -274,6 +285,8 @@ def kibana_rule(item: PackagedRule) -> dict:
         ],
         "investigation_fields": {"field_names": investigation_fields(item)},
         "setup": setup_guide(item),
+        "severity_mapping": severity_mapping(item, SEVERITY[level]),
+        "risk_score_mapping": [],
     })
     group_by = suppression_fields(item)
     if group_by and len(group_by) <= SUPPRESSION_MAX_FIELDS:
