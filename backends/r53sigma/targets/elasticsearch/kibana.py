@@ -181,9 +181,12 @@ def suppression_minutes(item: PackagedRule) -> int:
 
 
 def investigation_fields(item: PackagedRule) -> list[str]:
-    """What an analyst looks at first: the group-by (who), then the log source's entity fields."""
+    """What an analyst looks at first: a correlation's group-by; for a single event, who asked for
+    what (the log source's entity fields), then the fields the rule reads."""
+    if item.is_correlation:  # an ES|QL aggregation's alert holds only its output columns: the group-by
+        return suppression_fields(item)
     log_source = catalogue.load()[item.source]
-    names = suppression_fields(item) + [
+    names = [
         f.target(TARGET).name for role in ("source_ip", "question_name", "response_code", "question_type")
         if (f := log_source.with_role(role)) is not None
     ]
