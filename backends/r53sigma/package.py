@@ -26,6 +26,7 @@ from r53sigma.packaged import PackagedRule, Schedule
 from r53sigma.targets import registry
 
 MANIFEST = "MANIFEST.json"
+REPO_PREFIX = "repo:"  # a renderer's file that lives in the repository, not in dist/ (e.g. a version lock)
 
 
 class PackageError(ValueError):
@@ -37,6 +38,7 @@ class Build:
     files: dict[str, bytes]
     problems: list[str] = field(default_factory=list)  # broken rule files and conversion errors
     rule_count: int = 0  # rules that converted for at least one target
+    repo_files: dict[str, bytes] = field(default_factory=dict)  # repository-relative; `package` keeps them for the bundled rules
 
 
 def schedule_of(rule, source: str) -> Schedule:
@@ -199,6 +201,7 @@ def build(rule_paths: list[Path] | None = None, filters: list[Path] | None = Non
         render = registry.get(name).render_package
         if render is not None:
             files.update(render(by_target[name], roots))
+    repo_files = {p[len(REPO_PREFIX):]: _bytes(files.pop(p)) for p in [p for p in files if p.startswith(REPO_PREFIX)]}
     records = query_records(conversions, roots)
     files["queries/queries.json"] = _json(records)
     files["queries/queries.csv"] = queries_csv(records)
@@ -206,7 +209,7 @@ def build(rule_paths: list[Path] | None = None, filters: list[Path] | None = Non
     files["attack-navigator-layer.json"] = _json(navigator.layer(records))
     encoded = {path: _bytes(content) for path, content in sorted(files.items())}
     encoded[MANIFEST] = _bytes(_json({path: hashlib.sha256(data).hexdigest() for path, data in encoded.items()}))
-    return Build(encoded, problems, len({c.rule_id for c in conversions if c.ok}))
+    return Build(encoded, problems, len({c.rule_id for c in conversions if c.ok}), repo_files)
 
 
 def write(out_dir: Path, files: dict[str, bytes], force: bool = False) -> list[str]:

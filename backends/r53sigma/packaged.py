@@ -34,6 +34,11 @@ class PackagedRule:
         return isinstance(self.rule, SigmaCorrelationRule)
 
     @property
+    def is_hunting(self) -> bool:
+        """`purpose: hunting`: packaged for analysts to run, never scheduled or enabled as an alert."""
+        return str((self.rule.custom_attributes or {}).get("purpose", "alert")) == "hunting"
+
+    @property
     def query(self) -> str:
         return self.conversion.query or ""
 

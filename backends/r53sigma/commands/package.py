@@ -5,6 +5,10 @@ target is reported and left out of that target's package; the build then writes 
 1, unless --allow-partial is given. The output folder must be new, empty, or hold the MANIFEST.json
 of an earlier build (else --force): files that manifest does not list are never deleted. `--check` writes nothing and exits 1 if the folder differs from
 a fresh build (stale, missing or extra files).
+
+Packaging the bundled rules (no PATH, no --filter) also keeps the repository files the targets
+version their content with (sigma_rules/kibana.version.lock.json: a Kibana rule whose content
+changed gets its version bumped there); `--check` fails when such a file is stale.
 """
 from __future__ import annotations
 
@@ -13,6 +17,10 @@ from pathlib import Path
 
 from r53sigma import envfilter, owned_folder, package
 from r53sigma.deploy.dist import DEFAULT_DIST as DEFAULT_OUT  # one default: what deploy reads
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
 
 
 def run(args) -> int:
@@ -33,8 +41,11 @@ def run(args) -> int:
     if build.problems and not args.allow_partial:
         print(f"{len(build.problems)} problem(s): nothing written (--allow-partial packages the rest)", file=sys.stderr)
         return 1
+    # the version lock beside the bundled rules is kept only in a checkout: an installed pack is never modified
+    keeps_repo_files = not args.paths and not args.filters and (package.rule_loading.REPO_ROOT / "sigma_rules").is_dir()
+    stale_repo = [p for p, data in build.repo_files.items() if keeps_repo_files and _read(package.rule_loading.REPO_ROOT / p) != data]
     if args.check:
-        differences = package.differences(out, build.files)
+        differences = package.differences(out, build.files) + [f"stale: {p} (run `r53sigma package`)" for p in stale_repo]
         for line in differences:
             print(line, file=sys.stderr)
         if differences:
@@ -47,6 +58,9 @@ def run(args) -> int:
         return 2
     if removed:
         print(f"removed {len(removed)} file(s) of the previous build no longer built", file=sys.stderr)
+    for path in stale_repo:
+        (package.rule_loading.REPO_ROOT / path).write_bytes(build.repo_files[path])
+        print(f"updated {path}")
     print(f"wrote {len(build.files)} files to {out}" + (f" ({len(build.problems)} problem(s) left out)" if build.problems else ""))
     return 0
 

@@ -92,3 +92,14 @@ def test_policies_and_transformers_are_the_rendered_mappings():
         assert bodies
         for source, body in bodies.items():
             assert body == json.loads((REPO / "mappings" / "cloudwatch" / pattern.format(source)).read_text()), source
+
+
+def test_hunting_rules_are_only_saved_queries(tmp_path):
+    from test_package_support import EXAMPLE, build_rules, resolver_rule, text
+
+    hunting = resolver_rule("Hunt", "selection:\n    query_name: a.example\ncondition: selection", extra="purpose: hunting")
+    template = json.loads(text(build_rules(tmp_path / "rules", hunt=hunting, example=EXAMPLE), "cloudwatch/template.json"))
+    about_hunt = [(rid, r) for rid, r in template["Resources"].items() if "Hunt" in json.dumps(r)]
+    assert about_hunt and {r["Type"] for _, r in about_hunt} == {"AWS::Logs::QueryDefinition"}
+    referring = [r for r in template["Resources"].values() if any(rid in json.dumps(r) for rid, _ in about_hunt) and r not in [x for _, x in about_hunt]]
+    assert not referring  # no alarm, metric filter or scheduled query points at the hunting query

@@ -94,8 +94,13 @@ def condition(expr: str, doc) -> bool:
     return result
 
 
+INGEST_TIMESTAMP = "2024-05-01T10:20:30.123456789Z"  # what `_ingest.timestamp` renders to in a simulated run
+
+
 def mustache(template: str, doc):
     m = re.fullmatch(r"\{\{\{\s*([\w@.]+)\s*\}\}\}", template)
+    if m and m.group(1) == "_ingest.timestamp":  # ingest metadata: the node's time when the pipeline ran
+        return INGEST_TIMESTAMP
     return str(get(doc, m.group(1))) if m else template
 
 
@@ -198,8 +203,8 @@ def _run(kind, p, doc, ctx):
         if copied in (None, "") and p.get("ignore_empty_value"):
             return
         put(doc, field, copy.deepcopy(copied), ctx)
-    elif kind == "set":
-        put(doc, field, p["value"], ctx)
+    elif kind == "set":  # Elasticsearch renders a string value as a Mustache template
+        put(doc, field, mustache(p["value"], doc) if isinstance(p["value"], str) else p["value"], ctx)
     elif kind == "append":
         new = mustache(p["value"], doc)
         current = get(doc, field, ctx)
@@ -246,7 +251,10 @@ def simulate(pipeline: dict, message: str) -> dict:
 
 
 def comparable(doc: dict) -> dict:
-    """A failed document is compared by what it must keep, not by its partial content."""
+    """A failed document is compared by what it must keep, not by its partial content; the arrival
+    time is the cluster's, not the record's, so it is checked on its own (test_pipeline_sets_event_ingested)."""
+    doc = copy.deepcopy(doc)
+    doc.get("event", {}).pop("ingested", None)
     if doc.get("event", {}).get("kind") == "pipeline_error":
         return {"original": doc["event"]["original"], "tags": doc["tags"], "has_error": bool(doc["error"]["message"])}
     return doc
@@ -557,3 +565,13 @@ def test_document_from_raw_agrees_with_the_pipeline_on_generated_public_lines(li
     doc = document_from_raw(line, "public_zone")
     assert comparable(doc) == comparable(simulate(pipeline("public_zone"), line))
     assert doc["event"]["kind"] == "event"
+
+
+@pytest.mark.parametrize("source", ["resolver", "public_zone"])
+def test_pipeline_sets_event_ingested_even_when_parsing_fails(source):
+    line = (resolver_samples() if source == "resolver" else public_samples())[0]
+    assert simulate(pipeline(source), line)["event"]["ingested"] == INGEST_TIMESTAMP
+    failed = simulate(pipeline(source), "not a log line {")
+    assert failed["event"]["kind"] == "pipeline_error" and failed["event"]["ingested"] == INGEST_TIMESTAMP
+    mapping = flat_properties(es.component_template(catalogue.load()[source])["template"]["mappings"]["properties"])
+    assert mapping["event.ingested"]["type"] == "date"

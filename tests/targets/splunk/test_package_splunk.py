@@ -160,3 +160,13 @@ def test_appinspect_reports_no_failures(tmp_path):
     assert failed == {}
     warnings = {c["name"] for c in checks if c["result"] == "warning"}
     assert warnings <= EXPLAINED_WARNINGS, warnings - EXPLAINED_WARNINGS
+
+
+def test_hunting_rules_are_saved_searches_that_are_not_scheduled_and_do_not_alert(tmp_path):
+    hunting = resolver_rule("Hunt", "selection:\n    query_name: a.example\ncondition: selection", extra="purpose: hunting")
+    stanzas = by_label(searches(build_rules(tmp_path / "rules", hunt=hunting, example=EXAMPLE)))
+    hunt, alert = stanzas["Hunt"], stanzas["Example Domain Queried"]
+    assert hunt["enableSched"] == "0" and hunt["alert.track"] == "0"  # is_scheduled 0 over REST
+    assert hunt["action.correlationsearch.enabled"] == "0"
+    assert not any(key.startswith(("action.notable", "action.risk", "alert.suppress")) for key in hunt)
+    assert "enableSched" not in alert and alert["action.correlationsearch.enabled"] == "1"  # [default]: scheduled

@@ -11,9 +11,9 @@ __all__ = ["TARGET", "caseless_fields", "document_from_raw", "indexed_fields", "
 
 
 def _package(rules, roots):
-    from . import kibana
+    from . import dashboard, kibana
 
-    return kibana.render(rules)
+    return {**kibana.render(rules), dashboard.DASHBOARD_FILE: dashboard.ndjson()}
 
 
 def _verifier():

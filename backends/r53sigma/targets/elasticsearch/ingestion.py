@@ -36,6 +36,7 @@ TIMESTAMP = "@timestamp"
 ADDED_FIELDS = {
     "event.original": {"type": "keyword", "index": False, "doc_values": False},
     "event.kind": {"type": "keyword"},
+    "event.ingested": {"type": "date"},
     "event.category": {"type": "keyword"},
     "event.type": {"type": "keyword"},
     "event.outcome": {"type": "keyword"},
@@ -206,6 +207,9 @@ def _array_steps(name: str, fields: list[Field]) -> Iterable[dict]:
 
 def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
     processors: list[dict] = [
+        # First, so a document that fails later still has it: the Kibana rules search on the time a
+        # document arrived (timestamp_override), as Fleet's final pipeline sets it for integrations.
+        {"set": {"field": "event.ingested", "value": "{{{_ingest.timestamp}}}"}},
         {
             "rename": {
                 "field": "message",

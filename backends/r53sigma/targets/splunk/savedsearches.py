@@ -169,7 +169,22 @@ def _level(item: PackagedRule) -> str:
     return str(item.rule.level.name).lower() if item.rule.level else "low"
 
 
+def hunting_settings(item: PackagedRule) -> dict[str, str]:
+    """A `purpose: hunting` rule: a saved search an analyst runs, never scheduled, no alert, no ES
+    correlation search (its volume is too high for an alert, see the rule's benchmark note)."""
+    return {
+        "enableSched": "0",  # is_scheduled = 0 over REST
+        "alert.track": "0",
+        "action.correlationsearch.enabled": "0",  # ES lists it by its label, as a search, not a correlation search
+        "action.correlationsearch.label": _token_text(item.rule.title),
+        "cron_schedule": cron(item.schedule.interval),  # kept so an admin can schedule it on purpose
+        "dispatch.earliest_time": f"-{item.schedule.lookback}m@m",
+    }
+
+
 def settings_of(item: PackagedRule) -> dict[str, str]:
+    if item.is_hunting:
+        return hunting_settings(item)
     fields = [name for name, _ in key_fields(item)]
     settings = enterprise_security(item, fields)
     settings.update({
