@@ -41,6 +41,7 @@ TARGET = Target(
     deployer=_deployer,
     deploy_name="cloudwatch",
     mapping_column="Logs Insights",
+    package_companions=("cloudwatch_metric_filter",),  # the alarms' filter patterns
 )
 
 METRIC_FILTER = Target(
