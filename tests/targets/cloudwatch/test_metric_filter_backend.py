@@ -84,3 +84,13 @@ def test_too_many_regexes_are_refused():
                  "  condition: a and b and c")
     with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="3 regular expressions"):
         pattern_of(rule_yaml(detection))
+
+
+def test_verify_cells_for_every_bundled_rule_agree_or_are_refused_with_a_reason():
+    from r53sigma import verify
+
+    report = verify.run(None, None, ("cloudwatch_metric_filter",))
+    cells = [c for c in report.cells if c.target == "cloudwatch_metric_filter"]
+    assert cells and all(c.status in verify.PASSING for c in cells), [(c.rule, c.status, c.reason) for c in cells if c.status not in verify.PASSING]
+    assert any(c.status == verify.AGREE for c in cells)
+    assert all(c.reason for c in cells if c.status == verify.NOT_EXPRESSIBLE)
