@@ -94,3 +94,9 @@ def test_verify_cells_for_every_bundled_rule_agree_or_are_refused_with_a_reason(
     assert cells and all(c.status in verify.PASSING for c in cells), [(c.rule, c.status, c.reason) for c in cells if c.status not in verify.PASSING]
     assert any(c.status == verify.AGREE for c in cells)
     assert all(c.reason for c in cells if c.status == verify.NOT_EXPRESSIBLE)
+
+
+def test_both_formats_read_the_same_pipeline_state_keys():
+    from sigma.backends.cloudwatch import cloudwatch, metric_filter
+
+    assert (metric_filter.STATE_FIELDS, metric_filter.STATE_COLUMNS) == (cloudwatch.STATE_FIELDS, cloudwatch.STATE_COLUMNS)

@@ -33,7 +33,11 @@ from sigma.types import (
 from sigma.pipelines.route53.cloudwatch import ROUTE53_ONLY_SOURCES, route53_cloudwatch_pipeline
 
 from . import patterns
-from .cloudwatch import STATE_COLUMNS, STATE_FIELDS
+
+# The pipeline contract's processing-state keys (README "Pipeline contract"), as the Logs Insights
+# backend reads them (not imported from it: that backend hands `-f metric_filter` to this one).
+STATE_FIELDS = "cloudwatch_fields"
+STATE_COLUMNS = "cloudwatch_columns"
 
 MAX_PATTERN_LENGTH = 1024  # PutMetricFilter filterPattern
 MAX_REGEXES = 2  # regexes per JSON filter pattern
