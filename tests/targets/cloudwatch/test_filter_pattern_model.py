@@ -83,3 +83,8 @@ def test_pattern_longer_than_1024_is_rejected():
 
 def test_a_json_pattern_never_matches_a_text_line():
     assert not Pattern.parse('{ $.a = "1" }').matches("2024 a=1")
+
+
+def test_a_regex_compared_with_not_equal_is_not_read():
+    with pytest.raises(FilterPatternError):
+        Pattern.parse("{ $.a != %b% }")

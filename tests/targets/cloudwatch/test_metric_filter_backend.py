@@ -100,3 +100,16 @@ def test_both_formats_read_the_same_pipeline_state_keys():
     from sigma.backends.cloudwatch import cloudwatch, metric_filter
 
     assert (metric_filter.STATE_FIELDS, metric_filter.STATE_COLUMNS) == (cloudwatch.STATE_FIELDS, cloudwatch.STATE_COLUMNS)
+
+
+def test_a_negated_caseless_value_is_refused_rather_than_a_negated_regex():
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="negated match"):
+        pattern_of(rule_yaml("  sel: {query_type: TXT}\n  f: {query_name|startswith: www}\n  condition: sel and not f"))
+
+
+def test_cased_and_caseless_values_of_one_field_are_two_tests():
+    assert_agree(
+        "  a: {query_name|cased: 'Ab.example'}\n  b: {query_name: 'cd.example'}\n  condition: a or b",
+        [resolver("Ab.example."), resolver("ab.example."), resolver("CD.example.")],
+        [True, False, True],
+    )

@@ -13,7 +13,7 @@ Pages (CloudWatch Logs User Guide):
 
 Covered (and nothing else; anything else is a FilterPatternError, the model's "cannot read this"):
 ``{ SELECTOR OP VALUE }`` with selectors ``$.a.b`` and ``$.a[0]`` (JSON), operators ``=``/``!=`` on
-strings (quoted, with the ``*`` wildcard), on ``%regex%`` (RE) and on numbers, ``<``, ``>``, ``<=``,
+strings (quoted, with the ``*`` wildcard) and on numbers, ``=`` on ``%regex%`` (RE), ``<``, ``>``, ``<=``,
 ``>=`` on numbers, ``IS NULL`` and ``NOT EXISTS`` (JSON), ``&&``, ``||`` and parentheses (JSON).
 
 Strictness rules (each a rejection, RejectedPattern, the service's "invalid pattern"):
@@ -165,6 +165,8 @@ class _Parser:
         if op not in ("=", "!="):
             raise FilterPatternError(f"{op} takes a number (JSON)")
         if kind == "regex":
+            if op != "=":  # RE/JSON show regexes compared with = only
+                raise FilterPatternError("a regex compared with != (undocumented)")
             self.regexes += 1
             return Compare(selector, op, "regex", _check_regex(text[1:-1]))
         if kind == "string":

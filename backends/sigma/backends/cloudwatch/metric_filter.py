@@ -85,7 +85,8 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
             if isinstance(cond, ConditionOR):  # one field's string values: one test (one regex at most)
                 groups: dict = {}
                 for arg in args:
-                    key = arg.field if isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaString) else id(arg)
+                    key = ((arg.field, isinstance(arg.value, SigmaCasedString))
+                           if isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaString) else id(arg))
                     groups.setdefault(key, []).append(arg)
                 args = [group[0] if len(group) == 1 else group for group in groups.values()]
             parts = [self.comparison(arg[0], state, negated, counter, [a.value for a in arg]) if isinstance(arg, list)
@@ -113,6 +114,8 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
             return f"({absent} || {selector} {self.negated_ops[op]} {value.number.number})" if negated else f"{selector} {op} {value.number.number}"
         if isinstance(value, SigmaString):
             tests = self.string_tests(cond, values or [value], facts, counter)
+            if negated and any("%" in t for t in tests):
+                raise refuse(f"a negated match on '{cond.field}' that needs a regex: the pages show regexes with = only", cond)
             if negated:
                 differs = [t.replace(" = ", " != ", 1) for t in tests]
                 return f"({absent} || " + (differs[0] if len(differs) == 1 else "(" + " && ".join(differs) + ")") + ")"
