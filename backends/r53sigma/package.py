@@ -181,7 +181,9 @@ def build(rule_paths: list[Path] | None = None, filters: list[Path] | None = Non
     """Every dist/ file (relative path -> bytes), in memory; nothing is written."""
     target_names = conversion.siem_targets()
     roots = [Path(p) for p in (rule_paths or rule_loading.default_rule_paths())]
-    conversions, rule_errors = conversion.convert_paths(roots, list(target_names), filters=filters)
+    companions = [c for t in target_names for c in registry.get(t).package_companions if c not in target_names]
+    converted, rule_errors = conversion.convert_paths(roots, list(target_names) + companions, filters=filters)
+    conversions = [c for c in converted if c.target in target_names]
     problems = [f"broken rule file {error}" for error in rule_errors]
     # A target's documented limit leaves the rule out of that package (COVERAGE.md says why) but is no
     # problem; a broken rule or a conversion error is.
@@ -196,11 +198,19 @@ def build(rule_paths: list[Path] | None = None, filters: list[Path] | None = Non
             c.error = str(error)  # reported and left out like a conversion error
             problems.append(f"{c.target}: rule {c.title!r} [{c.rule_id}] left out: {error}")
 
+    for c in converted:  # companions' refusals too: the package says why a rule got no alarm
+        if c.target in companions and (c.ok or c.not_expressible):
+            try:
+                by_target.setdefault(c.target, []).append(packaged(c))
+            except PackageError:
+                pass  # the same rule's own target reports it
+
     files: dict[str, str | bytes] = {}
     for name in target_names:
-        render = registry.get(name).render_package
-        if render is not None:
-            files.update(render(by_target[name], roots))
+        target = registry.get(name)
+        if target.render_package is not None:
+            extra = [item for companion in target.package_companions for item in by_target.get(companion, [])]
+            files.update(target.render_package(by_target[name] + extra, roots))
     repo_files = {p[len(REPO_PREFIX):]: _bytes(files.pop(p)) for p in [p for p in files if p.startswith(REPO_PREFIX)]}
     records = query_records(conversions, roots)
     files["queries/queries.json"] = _json(records)

@@ -85,4 +85,9 @@ def test_packaged_pack_plans_every_cloudwatch_object(dist, capsys):
                 "name": row["name"], "queryString": row["queryString"], "logGroupNames": row["logGroupNames"], "queryLanguage": "CWLI"})
         assert deploy(["cloudwatch", "--dist", str(dist), "--region", "us-east-1"], targets={"client": client}) == 0
         stubber.assert_no_pending_responses()
-    assert f"{policies + transformers + len(queries)} of {policies + transformers + len(queries)} changes applied" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"{policies + transformers + len(queries)} of {policies + transformers + len(queries)} changes applied" in out
+    # the alarms, their metric filters and the dashboard are left to the stack, and the plan says so
+    stack_only = [name for name, r in template["Resources"].items() if r["Type"] in ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")]
+    assert stack_only and all(name in out for name in stack_only)
+    assert out.count("stack only") == len(stack_only)

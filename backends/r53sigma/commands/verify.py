@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from r53sigma import conversion, verify
+from r53sigma.targets import registry
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -22,8 +23,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="folder of test case files (default: the <stem>.cases.yaml beside each bundled rule)")
     parser.add_argument("rules", nargs="*", type=Path, metavar="RULE_PATH",
                         help="rule files or folders (default: sigma_rules/)")
-    parser.add_argument("-t", "--target", action="append", choices=conversion.siem_targets(), default=None,
-                        help="only this target (repeatable; default: all)")
+    parser.add_argument("-t", "--target", action="append", choices=list(registry.names()), default=None,
+                        help="only this target (repeatable; default: the SIEM targets; cloudwatch_metric_filter by name)")
     parser.add_argument("--queries", action="store_true", help="show the query of every annotated cell")
     parser.add_argument("--format", choices=["text", "json"], default="text",
                         help="json: the matrix as one JSON document on stdout (cells, counts, problems) for CI")

@@ -31,6 +31,8 @@ QUERY_PREFIX = "r53sigma/"
 POLICY_PREFIX = "r53sigma-"
 FIELD_INDEX = "FIELD_INDEX_POLICY"
 QUERY_LANGUAGE = "CWLI"
+STACK_ONLY = ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")
+NOT_APPLIED = "stack only"  # a plan row that is no change: deploy leaves it to CloudFormation
 TRANSIENT_CODES = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
     "ServiceUnavailableException", "ServiceUnavailable", "InternalFailure", "OperationAbortedException",
@@ -172,7 +174,7 @@ class CloudWatchTarget:
 
     # ---- field indexes and transformers --------------------------------------------------
     def plan_ingestion(self, retry: Retry, template: dict, parameters: dict[str, str]) -> list[Action]:
-        policies, transformers = {}, {}
+        policies, transformers, stack_only = {}, {}, []
         for logical_id, resource in sorted(template.get("Resources", {}).items()):
             kind, props = resource.get("Type"), resource.get("Properties", {})
             if kind == "AWS::Logs::AccountPolicy" and props.get("PolicyType") == FIELD_INDEX:
@@ -185,9 +187,13 @@ class CloudWatchTarget:
             elif kind == "AWS::Logs::Transformer":
                 group = resolve(props["LogGroupIdentifier"], parameters)
                 transformers[group] = api_spelling(props["TransformerConfig"])
+            elif kind in STACK_ONLY:
+                # alarms span two APIs (logs, cloudwatch) and refer to each other: the stack installs them
+                stack_only.append(Action(kind.rsplit("::", 1)[1], logical_id, NOT_APPLIED,
+                                         "not applied by deploy: install with `aws cloudformation deploy` of template.json"))
             elif kind != "AWS::Logs::QueryDefinition":
                 raise DistError(f"template.json: {logical_id} is a {kind}, which deploy does not know how to apply")
-        actions: list[Action] = []
+        actions: list[Action] = list(stack_only)
         current = retry.call("describe field-index policies", self._current_policies, classify)
         for name, want in policies.items():
             live = current.get(name)

@@ -33,7 +33,9 @@ def _modules():
 
 @functools.cache
 def _registry(environment: str) -> dict[str, Target]:
-    found = [t for t in (getattr(m, "TARGET", None) for m in _modules()) if isinstance(t, Target)]
+    # a module exports TARGET, and may export further targets of its room in TARGETS
+    found = [t for m in _modules() for t in (getattr(m, "TARGET", None), *getattr(m, "TARGETS", ())) if isinstance(t, Target)]
+    found = list({id(t): t for t in found}.values())
     return {t.name: t for t in sorted(found, key=lambda t: (t.order, t.name))}
 
 

@@ -69,6 +69,8 @@ class Target:
     deployer: Callable[[], tuple[Any, str]] | None = None
     deploy_name: str | None = None
     mapping_column: str | None = None  # the column title in mappings/README.md's field table
+    # targets whose conversions (same rules, same filters) render_package also receives, after its own
+    package_companions: tuple[str, ...] = ()
 
     def backend_for(self, rule) -> tuple[str, str, str]:
         if isinstance(rule, SigmaCorrelationRule):

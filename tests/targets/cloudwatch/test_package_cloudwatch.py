@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import os
 import shutil
 import subprocess
@@ -103,3 +104,94 @@ def test_hunting_rules_are_only_saved_queries(tmp_path):
     assert about_hunt and {r["Type"] for _, r in about_hunt} == {"AWS::Logs::QueryDefinition"}
     referring = [r for r in template["Resources"].values() if any(rid in json.dumps(r) for rid, _ in about_hunt) and r not in [x for _, x in about_hunt]]
     assert not referring  # no alarm, metric filter or scheduled query points at the hunting query
+
+
+# ---------------------------------------------------------------- alerting: metric filters, alarms, dashboard
+
+def test_every_rule_states_its_alerting_mechanism():
+    document = template()
+    stated = {m["rule_id"]: m for m in document["Metadata"]["r53sigma"]["alerting"]}
+    assert set(stated) == {c.rule_id for c in cloudwatch_conversions()}
+    assert all(m["mechanism"] in (cloudwatch_package.METRIC_FILTER, cloudwatch_package.SAVED_QUERY) and m["why"] for m in stated.values())
+    table = text(bundled_build(), "cloudwatch/ALERTING.md")
+    assert all(f"| {m['title']} |" in table for m in stated.values())
+
+
+def test_each_alarm_rule_has_the_metric_filter_pattern_verify_proves():
+    from r53sigma import conversion
+
+    patterns = {c.rule_id: c.query for c in conversion.convert_paths(None, ["cloudwatch_metric_filter"])[0] if c.ok}
+    resources = template()["Resources"]
+    alerting = [m for m in template()["Metadata"]["r53sigma"]["alerting"] if m["mechanism"] == cloudwatch_package.METRIC_FILTER]
+    filters = {r["Properties"]["MetricTransformations"][0]["MetricName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::Logs::MetricFilter"}
+    assert alerting and len(filters) == len(alerting)
+    for m in alerting:
+        assert filters[f"r53sigma-{m['rule_id']}"]["FilterPattern"] == patterns[m["rule_id"]]
+
+
+def test_alarms_notify_the_topic_parameter_and_look_back_over_the_delivery_delay():
+    from r53sigma import schedule
+
+    document = template()
+    assert document["Parameters"][cloudwatch_package.TOPIC_PARAMETER]["Default"] == ""
+    rules = {c.rule_id: c for c in cloudwatch_conversions()}
+    alarms = [r for r in document["Resources"].values() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    assert alarms
+    for alarm in alarms:
+        properties = alarm["Properties"]
+        assert properties["AlarmActions"]["Fn::If"][1] == [{"Ref": cloudwatch_package.TOPIC_PARAMETER}]
+        conv = rules[alarm["Metadata"]["r53sigma"]["rule_id"]]
+        plan = schedule.derive(conv.rule, catalogue.load()[package.source_of(conv.logsource)], via=("cloudwatch_logs",))
+        assert properties["Period"] * properties["EvaluationPeriods"] >= plan.lookback * 60
+        assert properties["DatapointsToAlarm"] == 1 and properties["Threshold"] == 1
+
+
+def test_regex_metric_filters_stay_within_five_per_log_group():
+    document = template()
+    counts: dict = {}
+    for r in document["Resources"].values():
+        if r["Type"] == "AWS::Logs::MetricFilter" and "%" in r["Properties"]["FilterPattern"]:
+            key = r["Properties"]["LogGroupName"]["Ref"]
+            counts[key] = counts.get(key, 0) + 1
+    assert all(n <= cloudwatch_package.MAX_REGEX_FILTERS_PER_LOG_GROUP for n in counts.values())
+
+
+# "Dashboard Body Structure and Syntax" (CloudWatch API Reference, CloudWatch-Dashboard-Body-Structure):
+# widgets is required; a widget has type, x (0-23), y, width (1-24), height (1-1000), properties; a log
+# widget's properties need query and region; an alarm widget's need alarms (at most 100 ARNs).
+DASHBOARD_SCHEMA = {
+    "type": "object", "required": ["widgets"], "properties": {"widgets": {"type": "array", "items": {
+        "type": "object", "required": ["type", "properties"],
+        "properties": {
+            "type": {"enum": ["metric", "text", "log", "alarm", "explorer"]},
+            "x": {"type": "integer", "minimum": 0, "maximum": 23}, "y": {"type": "integer", "minimum": 0},
+            "width": {"type": "integer", "minimum": 1, "maximum": 24}, "height": {"type": "integer", "minimum": 1, "maximum": 1000},
+            "properties": {"type": "object"},
+        },
+        "allOf": [
+            {"if": {"properties": {"type": {"const": "log"}}}, "then": {"properties": {"properties": {"required": ["query", "region"]}}}},
+            {"if": {"properties": {"type": {"const": "alarm"}}}, "then": {"properties": {"properties": {
+                "required": ["alarms"], "properties": {"alarms": {"type": "array", "maxItems": 100}}}}}},
+        ],
+    }}},
+}
+
+
+def test_dashboard_body_has_aws_structure_and_queries_the_model_reads():
+    import jsonschema
+
+    from r53sigma.targets.cloudwatch import insights_model
+
+    document = template()
+    body_text = document["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"]
+    body = json.loads(body_text)
+    jsonschema.validate(body, DASHBOARD_SCHEMA)
+    titles = " ".join(w["properties"].get("title", "") for w in body["widgets"])
+    for wanted in ("queries by type", "top domains", "NXDOMAIN and SERVFAIL", "DNS Firewall blocks", "Rule alarms"):
+        assert wanted in titles
+    for widget in body["widgets"]:
+        if widget["type"] == "log":
+            query = widget["properties"]["query"].split(" | ", 1)[1]
+            insights_model.Query.parse("fields @message | " + query)  # raises on what the model cannot read
+    references = set(re.findall(r"\$\{([A-Za-z0-9]+)(?:\.Arn)?\}", body_text)) - {"AWS"}
+    assert references <= set(document["Parameters"]) | set(document["Resources"])

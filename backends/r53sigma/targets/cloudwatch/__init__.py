@@ -1,6 +1,8 @@
 """The CloudWatch target room: ingestion (transformers, field indexes), the CloudFormation package,
-the Logs Insights model (`insights_model`) and its verify adapter (`verify`); the backend itself is
-the pySigma plugin sigma.backends.cloudwatch."""
+the Logs Insights model (`insights_model`), the metric-filter pattern model (`filter_pattern_model`)
+and their verify adapter (`verify`); the backends are the pySigma plugin sigma.backends.cloudwatch.
+``cloudwatch_metric_filter`` is the second language of the room (JSON filter patterns, for alarms):
+asked for by name (`convert -t cloudwatch_metric_filter`, `verify --target cloudwatch_metric_filter`)."""
 from r53sigma.targets.spec import Target
 
 
@@ -39,4 +41,15 @@ TARGET = Target(
     deployer=_deployer,
     deploy_name="cloudwatch",
     mapping_column="Logs Insights",
+    package_companions=("cloudwatch_metric_filter",),  # the alarms' filter patterns
 )
+
+METRIC_FILTER = Target(
+    "cloudwatch_metric_filter", "route53_cloudwatch",
+    "sigma.backends.cloudwatch:cloudwatch_metric_filter", "sigma.backends.cloudwatch:cloudwatch_metric_filter",
+    "filter_pattern", "filter_pattern", ".pattern", ".pattern",
+    order=4,
+    siem=False,
+    verifier=_verifier,
+)
+TARGETS = (TARGET, METRIC_FILTER)

@@ -1,4 +1,6 @@
-"""CloudWatch's verify adapter: a case's events as one log group holds them, run by the Logs Insights model."""
+"""CloudWatch's verify adapter: a case's events as one log group holds them, run by the Logs Insights
+model (`cwli`) or, for metric filters, by the filter-pattern model (`filter_pattern`), which sees each
+event's message as CloudWatch Logs stores it."""
 from __future__ import annotations
 
 import json
@@ -6,13 +8,15 @@ from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
 
-from r53sigma.targets.spec import ModelGap, Verifier
+from r53sigma.targets.spec import ModelGap, Rejected, Verifier
 
 
 class CloudWatchVerifier(Verifier):
     def evaluate(self, language: str, query: str, rule: Any, case: Any, source: Any) -> Any:
         from r53sigma.targets.cloudwatch import insights_model
 
+        if language == "filter_pattern":
+            return self.evaluate_filter_pattern(query, case, source)
         events = []
         for number, (raw, event) in enumerate(zip(case.raws, case.events), 1):
             if source is not None and event.source != source.source:
@@ -27,3 +31,18 @@ class CloudWatchVerifier(Verifier):
         if isinstance(rule, SigmaCorrelationRule):
             return len(rows)
         return {row["@ptr"] for row in rows}
+
+    def evaluate_filter_pattern(self, query: str, case: Any, source: Any) -> set[int]:
+        from r53sigma.targets.cloudwatch import filter_pattern_model as model
+
+        try:
+            pattern = model.Pattern.parse(query)
+        except model.RejectedPattern as error:
+            raise Rejected(f"CloudWatch Logs would reject the filter pattern: {error}") from error
+        except model.FilterPatternError as error:
+            raise ModelGap(f"filter-pattern model: {error}") from error
+        return {
+            number for number, (raw, event) in enumerate(zip(case.raws, case.events), 1)
+            if (source is None or event.source == source.source)
+            and pattern.matches(raw if isinstance(raw, str) else json.dumps(raw))
+        }

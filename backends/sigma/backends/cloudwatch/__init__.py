@@ -1,6 +1,7 @@
-"""pySigma backend for Amazon CloudWatch Logs Insights; see README.md in this folder."""
+"""pySigma backends for Amazon CloudWatch Logs: Logs Insights queries and metric-filter patterns; see README.md in this folder."""
 from .cloudwatch import CloudWatchLogsInsightsBackend
+from .metric_filter import CloudWatchMetricFilterBackend
 
-backends = {"cloudwatch": CloudWatchLogsInsightsBackend}
+backends = {"cloudwatch": CloudWatchLogsInsightsBackend, "cloudwatch_metric_filter": CloudWatchMetricFilterBackend}
 
-__all__ = ["CloudWatchLogsInsightsBackend", "backends"]
+__all__ = ["CloudWatchLogsInsightsBackend", "CloudWatchMetricFilterBackend", "backends"]

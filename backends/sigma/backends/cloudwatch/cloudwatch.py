@@ -62,6 +62,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         "default": "Logs Insights query text",
         "query_definition": "JSON list for PutQueryDefinition (name, queryString, logGroupNames)",
         "cloudformation": "CloudFormation template of AWS::Logs::QueryDefinition resources (JSON)",
+        "metric_filter": "JSON filter patterns for metric filters (the cloudwatch_metric_filter backend)",
     }
     requires_pipeline: ClassVar[bool] = False
 
@@ -136,6 +137,13 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         leaves a correlation before its base rule when unrelated rules sit between them (files given
         together in any order are one collection, so the order must not matter).
         """
+        if output_format == "metric_filter":  # a second language: its own backend, same pipeline
+            from .metric_filter import CloudWatchMetricFilterBackend
+
+            other = CloudWatchMetricFilterBackend(self.processing_pipeline, self.collect_errors, **self.backend_options)
+            result = other.convert(rule_collection, correlation_method=correlation_method, callback=callback)
+            self.errors.extend(other.errors)
+            return result
         self.init_processing_pipeline(output_format)
         rule_collection.resolve_rule_references()
         output_format = output_format or self.default_format

@@ -1,0 +1,219 @@
+"""An executable model of CloudWatch Logs' JSON filter patterns (metric filters), written from AWS's
+documentation only, as strict as the service where the pages say what it rejects.
+
+Pages (CloudWatch Logs User Guide):
+- FP  "Filter pattern syntax for metric filters, subscription filters, filter log events, and Live Tail"
+      https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/FilterAndPatternSyntax.html
+- JSON "Using filter patterns to match terms in JSON log events"
+      https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/matching-terms-json-log-events.html
+- RE  "Supported regular expressions (regex) syntax"
+      https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/regex-expressions.html
+- API "PutMetricFilter" / "MetricFilter" (filterPattern: length 0..1024)
+      https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_MetricFilter.html
+
+Covered (and nothing else; anything else is a FilterPatternError, the model's "cannot read this"):
+``{ SELECTOR OP VALUE }`` with selectors ``$.a.b`` and ``$.a[0]`` (JSON), operators ``=``/``!=`` on
+strings (quoted, with the ``*`` wildcard) and on numbers, ``=`` on ``%regex%`` (RE), ``<``, ``>``, ``<=``,
+``>=`` on numbers, ``IS NULL`` and ``NOT EXISTS`` (JSON), ``&&``, ``||`` and parentheses (JSON).
+
+Strictness rules (each a rejection, RejectedPattern, the service's "invalid pattern"):
+- the whole pattern is at most 1024 characters (API);
+- at most 2 regular expressions in one JSON pattern (RE, "Quotas");
+- a regex holds only letters, digits, the symbols ``: _ # = @ / ; , -`` and the operators
+  ``^ $ ? [ ] { } | \\ * + .``; no ``(``/``)`` (no sub-patterns) and no multibyte character (RE).
+Matching is case-sensitive: the pages give no case-insensitive form (FP: terms are case sensitive),
+so the model compares exactly. A comparison whose selector names no value is false; our backend never
+relies on either reading of a missing field (it adds ``NOT EXISTS``/``IS NULL`` alternatives itself).
+A regex searches the value (RE: ``%AUTHORIZED%`` matches "UNAUTHORIZED REQUEST").
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+MAX_PATTERN_LENGTH = 1024  # API: filterPattern length constraint
+MAX_REGEXES_PER_PATTERN = 2  # RE: quotas, JSON and space-delimited patterns
+REGEX_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") | set(":_#=@/;,-") | set("^$?[]{}|\\*+.")
+MISSING = object()
+
+
+class FilterPatternError(ValueError):
+    """The model does not read this pattern (outside what the pages document)."""
+
+
+class RejectedPattern(ValueError):
+    """CloudWatch Logs would reject this pattern (a documented limit or a character the regex syntax lacks)."""
+
+
+TOKEN = re.compile(
+    r'\s*(?:(?P<lp>\()|(?P<rp>\))|(?P<and>&&)|(?P<or>\|\|)|(?P<op>!=|<=|>=|=|<|>)'
+    r'|(?P<isnull>IS\s+NULL\b)|(?P<notexists>NOT\s+EXISTS\b)'
+    r'|(?P<selector>\$(?:\.[A-Za-z0-9_@-]+|\[[0-9]+\])+)'
+    r'|(?P<string>"(?:[^"\\]|\\.)*")|(?P<regex>%[^%]*%)|(?P<number>-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_.*]))'
+    r'|(?P<bare>[A-Za-z0-9_.:*/@-]+))'
+)
+
+
+@dataclass
+class Compare:
+    selector: str
+    op: str
+    kind: str  # string | regex | number | null | missing
+    value: Any = None
+
+
+@dataclass
+class Boolean:
+    op: str  # && or ||
+    args: list
+
+
+def _check_regex(body: str) -> re.Pattern:
+    if not body:
+        raise RejectedPattern("an empty regex")
+    if any(ord(c) > 127 for c in body):
+        raise RejectedPattern(f"regex %{body}%: multibyte characters are not supported")
+    bad = sorted({c for c in body if c not in REGEX_ALLOWED})
+    if bad:
+        raise RejectedPattern(f"regex %{body}%: characters {''.join(bad)!r} are not in the supported regex syntax")
+    try:
+        return re.compile(body)
+    except re.error as error:
+        raise RejectedPattern(f"regex %{body}%: {error}") from None
+
+
+class Pattern:
+    def __init__(self, tree, regexes: int):
+        self.tree, self.regexes = tree, regexes
+
+    @classmethod
+    def parse(cls, text: str) -> "Pattern":
+        if len(text) > MAX_PATTERN_LENGTH:
+            raise RejectedPattern(f"the pattern is {len(text)} characters, more than {MAX_PATTERN_LENGTH}")
+        body = text.strip()
+        if not (body.startswith("{") and body.endswith("}")):
+            raise FilterPatternError("only JSON filter patterns { ... } are modelled")
+        tokens, position, inner = [], 0, body[1:-1]
+        while position < len(inner):
+            if not inner[position:].strip():
+                break
+            match = TOKEN.match(inner, position)
+            if not match or match.end() == position:
+                raise FilterPatternError(f"cannot read the pattern at {inner[position:position + 20]!r}")
+            tokens.append((match.lastgroup, match.group(match.lastgroup)))
+            position = match.end()
+        parser = _Parser(tokens)
+        tree = parser.expression()
+        if parser.position != len(tokens):
+            raise FilterPatternError(f"unexpected {tokens[parser.position][1]!r}")
+        if parser.regexes > MAX_REGEXES_PER_PATTERN:
+            raise RejectedPattern(f"{parser.regexes} regular expressions in one pattern, more than {MAX_REGEXES_PER_PATTERN}")
+        return cls(tree, parser.regexes)
+
+    def matches(self, message: str) -> bool:
+        try:
+            record = json.loads(message)
+        except ValueError:
+            return False  # JSON: a JSON pattern selects JSON log events only
+        return _evaluate(self.tree, record)
+
+
+class _Parser:
+    def __init__(self, tokens):
+        self.tokens, self.position, self.regexes = tokens, 0, 0
+
+    def peek(self):
+        return self.tokens[self.position] if self.position < len(self.tokens) else (None, None)
+
+    def take(self, kind=None):
+        token = self.peek()
+        if token[0] is None or (kind and token[0] != kind):
+            raise FilterPatternError(f"expected {kind or 'more'}, found {token[1]!r}")
+        self.position += 1
+        return token
+
+    def expression(self):
+        # JSON: && and || combine; precedence is not documented, so a mix needs parentheses
+        args, ops = [self.primary()], set()
+        while self.peek()[0] in ("and", "or"):
+            ops.add(self.take()[1])
+            args.append(self.primary())
+        if len(ops) > 1:
+            raise FilterPatternError("&& and || mixed without parentheses (precedence undocumented)")
+        return Boolean(ops.pop(), args) if ops else args[0]
+
+    def primary(self):
+        if self.peek()[0] == "lp":
+            self.take()
+            inner = self.expression()
+            self.take("rp")
+            return inner
+        selector = self.take("selector")[1]
+        kind, text = self.take()
+        if kind == "isnull":
+            return Compare(selector, "=", "null")
+        if kind == "notexists":
+            return Compare(selector, "=", "missing")
+        if kind != "op":
+            raise FilterPatternError(f"expected an operator after {selector}, found {text!r}")
+        op = text
+        kind, text = self.take()
+        if kind == "number":
+            return Compare(selector, op, "number", float(text))
+        if op not in ("=", "!="):
+            raise FilterPatternError(f"{op} takes a number (JSON)")
+        if kind == "regex":
+            if op != "=":  # RE/JSON show regexes compared with = only
+                raise FilterPatternError("a regex compared with != (undocumented)")
+            self.regexes += 1
+            return Compare(selector, op, "regex", _check_regex(text[1:-1]))
+        if kind == "string":
+            return Compare(selector, op, "string", json.loads(text))
+        if kind == "bare":
+            return Compare(selector, op, "string", text)
+        raise FilterPatternError(f"cannot compare {selector} with {text!r}")
+
+
+def _select(record: Any, selector: str) -> Any:
+    value = record
+    for name, index in re.findall(r"\.([A-Za-z0-9_@-]+)|\[([0-9]+)\]", selector[1:]):
+        if name:
+            if not isinstance(value, dict) or name not in value:
+                return MISSING
+            value = value[name]
+        else:
+            if not isinstance(value, list) or int(index) >= len(value):
+                return MISSING
+            value = value[int(index)]
+    return value
+
+
+def _wildcard(pattern: str) -> re.Pattern:
+    # JSON: `*` in a string value matches any text (e.g. "123.123.*"); everything else is literal
+    return re.compile("".join(".*" if c == "*" else re.escape(c) for c in pattern), re.S)
+
+
+def _evaluate(node, record) -> bool:
+    if isinstance(node, Boolean):
+        results = (_evaluate(arg, record) for arg in node.args)
+        return all(results) if node.op == "&&" else any(results)
+    value = _select(record, node.selector)
+    if node.kind == "missing":
+        return value is MISSING
+    if node.kind == "null":
+        return value is None
+    if value is MISSING or value is None or isinstance(value, (dict, list)):
+        return False
+    if node.kind == "number":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        return {"=": value == node.value, "!=": value != node.value, "<": value < node.value,
+                ">": value > node.value, "<=": value <= node.value, ">=": value >= node.value}[node.op]
+    text = value if isinstance(value, str) else json.dumps(value)
+    if node.kind == "regex":
+        hit = node.value.search(text) is not None
+    else:
+        hit = _wildcard(node.value).fullmatch(text) is not None
+    return hit if node.op == "=" else not hit

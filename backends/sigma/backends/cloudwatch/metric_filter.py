@@ -1,0 +1,205 @@
+"""Sigma rules to CloudWatch Logs JSON filter patterns, for metric filters (and so alarms).
+
+A second language beside Logs Insights: `{ $.field = "value" && ... }`, as AWS's filter-pattern pages
+document it (see r53sigma/targets/cloudwatch/filter_pattern_model.py for the pages and the limits).
+Matching is case-sensitive, so a caseless Sigma value with letters becomes a regex of `[xX]` classes;
+regexes are scarce (two per pattern, no parentheses, a small character set), so rules that need more
+are refused with the reason and keep their Logs Insights query. Negation is pushed down to the
+comparisons (JSON patterns have no NOT): `not f = v` is `($.f NOT EXISTS || $.f IS NULL || $.f != v)`,
+true on a missing field whichever way the service reads `!=` there.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+)
+from sigma.conversion.base import TextQueryBackend
+from sigma.conversion.state import ConversionState
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+from sigma.types import (
+    SigmaCasedString,
+    SigmaCompareExpression,
+    SigmaNull,
+    SigmaNumber,
+    SigmaString,
+    CompareOperators,
+)
+
+from sigma.pipelines.route53.cloudwatch import ROUTE53_ONLY_SOURCES, route53_cloudwatch_pipeline
+
+from . import patterns
+
+# The pipeline contract's processing-state keys (README "Pipeline contract"), as the Logs Insights
+# backend reads them (not imported from it: that backend hands `-f metric_filter` to this one).
+STATE_FIELDS = "cloudwatch_fields"
+STATE_COLUMNS = "cloudwatch_columns"
+
+MAX_PATTERN_LENGTH = 1024  # PutMetricFilter filterPattern
+MAX_REGEXES = 2  # regexes per JSON filter pattern
+REGEX_SYMBOLS = set(":_#=@/;,-")  # the regex page's supported symbol characters (besides `.` escaped)
+STRING_SAFE = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:_#=@/;,-.+ ")
+
+
+def refuse(message: str, cond=None) -> SigmaFeatureNotSupportedByBackendError:
+    return SigmaFeatureNotSupportedByBackendError(f"CloudWatch metric filter: {message}", source=getattr(cond, "source", None))
+
+
+class CloudWatchMetricFilterBackend(TextQueryBackend):
+    """Sigma rules to JSON filter patterns (`-t cloudwatch_metric_filter`)."""
+
+    name: ClassVar[str] = "CloudWatch Logs metric filter pattern"
+    identifier: ClassVar[str] = "cloudwatch_metric_filter"
+    formats: ClassVar[dict[str, str]] = {"default": "JSON filter pattern for PutMetricFilter"}
+    requires_pipeline: ClassVar[bool] = False
+    precedence: ClassVar[tuple] = (ConditionNOT, ConditionAND, ConditionOR)
+    compare_ops: ClassVar[dict] = {CompareOperators.LT: "<", CompareOperators.LTE: "<=",
+                                   CompareOperators.GT: ">", CompareOperators.GTE: ">="}
+    negated_ops: ClassVar[dict] = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+    def __init__(self, processing_pipeline=None, collect_errors: bool = False, **backend_options):
+        if processing_pipeline is None or not processing_pipeline.items:
+            processing_pipeline = route53_cloudwatch_pipeline(only_sources=ROUTE53_ONLY_SOURCES)
+        super().__init__(processing_pipeline, collect_errors, **backend_options)
+
+    # The whole condition is rendered here: negation must reach the comparisons.
+    def convert_condition(self, cond, state: ConversionState) -> str:
+        if state.processing_state.get(STATE_COLUMNS):
+            raise refuse("space-delimited lines (public hosted-zone logs) are not rendered yet; the rule keeps its Logs Insights query", cond)
+        counter = {"regexes": 0}
+        text = self.render(cond, state, False, counter)
+        if counter["regexes"] > MAX_REGEXES:
+            raise refuse(f"the rule needs {counter['regexes']} regular expressions, a filter pattern holds {MAX_REGEXES}", cond)
+        return text
+
+    def render(self, cond, state, negated: bool, counter: dict) -> str:
+        if isinstance(cond, ConditionNOT):
+            return self.render(cond.args[0], state, not negated, counter)
+        if isinstance(cond, (ConditionAND, ConditionOR)):
+            is_and = isinstance(cond, ConditionAND) != negated  # De Morgan
+            args = cond.args
+            if isinstance(cond, ConditionOR):  # one field's string values: one test (one regex at most)
+                groups: dict = {}
+                for arg in args:
+                    key = ((arg.field, isinstance(arg.value, SigmaCasedString))
+                           if isinstance(arg, ConditionFieldEqualsValueExpression) and isinstance(arg.value, SigmaString) else id(arg))
+                    groups.setdefault(key, []).append(arg)
+                args = [group[0] if len(group) == 1 else group for group in groups.values()]
+            parts = [self.comparison(arg[0], state, negated, counter, [a.value for a in arg]) if isinstance(arg, list)
+                     else self.render(arg, state, negated, counter) for arg in args]
+            return "(" + (" && " if is_and else " || ").join(parts) + ")" if len(parts) > 1 else parts[0]
+        if isinstance(cond, ConditionFieldEqualsValueExpression):
+            return self.comparison(cond, state, negated, counter)
+        raise refuse(f"{type(cond).__name__} (keywords without a field cannot be combined with a JSON pattern)", cond)
+
+    def comparison(self, cond, state, negated: bool, counter: dict, values: list | None = None) -> str:
+        facts = state.processing_state.get(STATE_FIELDS, {}).get(cond.field, {})
+        if facts.get("array"):
+            raise refuse(f"'{cond.field}' is a member of the JSON array '{facts['array']}': selectors reach array elements only by index", cond)
+        selector = self.selector(cond.field, cond)
+        value = cond.value
+        absent = f"{selector} NOT EXISTS || {selector} IS NULL"  # one || chain: no mixing without parentheses
+        if isinstance(value, SigmaNull):
+            if negated:
+                raise refuse(f"'{cond.field}' not null: the pages give no 'is present' test", cond)
+            return f"({absent})"
+        if isinstance(value, SigmaNumber):
+            return f"({absent} || {selector} != {value.number})" if negated else f"{selector} = {value.number}"
+        if isinstance(value, SigmaCompareExpression):
+            op = self.compare_ops[value.op]
+            return f"({absent} || {selector} {self.negated_ops[op]} {value.number.number})" if negated else f"{selector} {op} {value.number.number}"
+        if isinstance(value, SigmaString):
+            tests = self.string_tests(cond, values or [value], facts, counter)
+            if negated and any("%" in t for t in tests):
+                raise refuse(f"a negated match on '{cond.field}' that needs a regex: the pages show regexes with = only", cond)
+            if negated:
+                differs = [t.replace(" = ", " != ", 1) for t in tests]
+                return f"({absent} || " + (differs[0] if len(differs) == 1 else "(" + " && ".join(differs) + ")") + ")"
+            return tests[0] if len(tests) == 1 else "(" + " || ".join(tests) + ")"
+        raise refuse(f"{type(value).__name__} values on '{cond.field}' (rule regexes, CIDR values and 'exists' tests are not translated to the filter-pattern syntax)", cond)
+
+    def selector(self, field: str, cond) -> str:
+        if not all(part and all(c.isalnum() or c in "_@-" for c in part) for part in field.split(".")):
+            raise refuse(f"field name '{field}' cannot be written as a JSON selector", cond)
+        return "$." + field
+
+    def string_tests(self, cond, values: list[SigmaString], facts: dict, counter: dict) -> list[str]:
+        """`selector = ...` tests, any of which matching means the value matches (all `=`, so a negation
+        can turn them into `!=` joined by &&)."""
+        selector = self.selector(cond.field, cond)
+        if len({isinstance(v, SigmaCasedString) for v in values}) > 1:
+            raise refuse(f"cased and caseless values of '{cond.field}' in one list", cond)
+        ci = not isinstance(values[0], SigmaCasedString)
+        alternatives = []
+        for value in values:
+            items = patterns.items_of(value)
+            alternatives += patterns.without_trailing_dot(items, ci) if facts.get("strip_trailing_dot") else [items]
+        if not alternatives:
+            raise refuse(f"no raw value of '{cond.field}' can match the rule's values", cond)
+        has_letters = any(isinstance(i, patterns.Lit) and i.char.isalpha() for a in alternatives for i in a)
+        strings = self.plain_strings(alternatives)
+        if strings is not None and not (ci and has_letters):
+            return [f'{selector} = "{s}"' for s in dict.fromkeys(strings)]
+        counter["regexes"] += 1
+        return [f"{selector} = %{'|'.join(self.regex(a, ci, cond) for a in alternatives)}%"]
+
+    def regex(self, items: list, ci: bool, cond) -> str:
+        out = ["^"]
+        for item in items:
+            if item == patterns.STAR:
+                out.append(".*")
+            elif item == patterns.ANY:
+                out.append(".")
+            elif item == patterns.OPT_DOT:
+                out.append("\\.{0,1}")
+            elif isinstance(item, patterns.Lit):
+                c = item.char
+                if c.isascii() and c.isalpha():
+                    out.append(f"[{c.lower()}{c.upper()}]" if ci else c)
+                elif c.isascii() and c.isdigit() or c in REGEX_SYMBOLS:
+                    out.append(c)
+                elif c == ".":
+                    out.append("\\.")
+                else:
+                    raise refuse(f"the character {c!r} of a value on '{cond.field}' has no form in the filter-pattern regex syntax", cond)
+            else:
+                raise refuse(f"a value on '{cond.field}' needs a regex construct the filter-pattern syntax lacks", cond)
+        return "".join(out) + "$"
+
+    @staticmethod
+    def plain_strings(alternatives: list[list]) -> list[str] | None:
+        """The alternatives as quoted-string values (`*` the wildcard), or None where one needs a regex."""
+        strings = []
+        for items in alternatives:
+            variants = [items[:-1], items[:-1] + [patterns.Lit(".")]] if items and items[-1] == patterns.OPT_DOT else [items]
+            for variant in variants:
+                if not all(i == patterns.STAR or (isinstance(i, patterns.Lit) and i.char in STRING_SAFE) for i in variant):
+                    return None
+                strings.append("".join("*" if i == patterns.STAR else i.char for i in variant))
+        return strings
+
+    def finish_query(self, rule, query, state):
+        pattern = "{ " + (query[1:-1] if query.startswith("(") and query.endswith(")") and _balanced(query[1:-1]) else query) + " }"
+        if len(pattern) > MAX_PATTERN_LENGTH:
+            raise refuse(f"rule '{rule.title}': the filter pattern is {len(pattern)} characters, more than the {MAX_PATTERN_LENGTH} PutMetricFilter accepts")
+        return pattern
+
+    def convert_correlation_rule(self, rule, output_format=None, method=None, callback=None):
+        error = refuse(f"correlation '{rule.title}': a metric filter counts events, it cannot group them (see the package's mechanism table)")
+        if self.collect_errors:
+            self.errors.append((rule, error))
+            return []
+        raise error
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for c in text:
+        depth += {"(": 1, ")": -1}.get(c, 0)
+        if depth < 0:
+            return False
+    return depth == 0

@@ -1,0 +1,90 @@
+"""The filter-pattern model: what AWS's filter-pattern pages document, and what they say the service rejects."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from r53sigma.targets.cloudwatch.filter_pattern_model import FilterPatternError, Pattern, RejectedPattern
+
+
+def matches(pattern: str, **record) -> bool:
+    return Pattern.parse(pattern).matches(json.dumps(record))
+
+
+def test_string_equality_is_exact_and_case_sensitive():
+    assert matches('{ $.rcode = "NXDOMAIN" }', rcode="NXDOMAIN")
+    assert not matches('{ $.rcode = "NXDOMAIN" }', rcode="nxdomain")
+
+
+def test_wildcard_matches_any_text():
+    assert matches('{ $.query_name = "*.evil.com." }', query_name="a.b.evil.com.")
+    assert not matches('{ $.query_name = "*.evil.com." }', query_name="evil.com.")
+
+
+def test_nested_selector_and_index():
+    assert matches('{ $.srcids.instance = "i-1" }', srcids={"instance": "i-1"})
+    assert matches('{ $.answers[1].Rdata = "1.2.3.4" }', answers=[{"Rdata": "x"}, {"Rdata": "1.2.3.4"}])
+    assert not matches('{ $.answers[2].Rdata = "1.2.3.4" }', answers=[{"Rdata": "1.2.3.4"}])
+
+
+def test_missing_field_fails_every_comparison_but_not_exists():
+    assert not matches('{ $.rcode != "NOERROR" }', query_name="x")
+    assert matches('{ $.rcode NOT EXISTS }', query_name="x")
+    assert matches('{ $.rcode IS NULL }', rcode=None)
+    assert not matches('{ $.rcode IS NULL }', query_name="x")
+
+
+def test_regex_searches_the_value():
+    assert matches("{ $.m = %AUTHORIZED% }", m="UNAUTHORIZED REQUEST")
+    assert not matches("{ $.m = %^AUTHORIZED% }", m="UNAUTHORIZED REQUEST")
+
+
+def test_numbers_compare_numerically():
+    assert matches("{ $.n >= 10 }", n=12)
+    assert not matches("{ $.n >= 10 }", n="12")
+
+
+def test_and_or_with_parentheses():
+    pattern = '{ ($.a = "1" || $.b = "2") && $.c = "3" }'
+    assert matches(pattern, b="2", c="3")
+    assert not matches(pattern, a="1", c="4")
+
+
+def test_mixing_and_or_without_parentheses_is_not_read():
+    with pytest.raises(FilterPatternError):
+        Pattern.parse('{ $.a = "1" || $.b = "2" && $.c = "3" }')
+
+
+def test_parentheses_in_a_regex_are_rejected():
+    with pytest.raises(RejectedPattern):
+        Pattern.parse("{ $.a = %(ab)+% }")
+
+
+def test_unsupported_regex_character_is_rejected():
+    with pytest.raises(RejectedPattern):
+        Pattern.parse("{ $.a = %something!% }")
+
+
+def test_multibyte_regex_is_rejected():
+    with pytest.raises(RejectedPattern):
+        Pattern.parse("{ $.a = %é% }")
+
+
+def test_three_regexes_are_rejected():
+    with pytest.raises(RejectedPattern):
+        Pattern.parse("{ $.a = %a% || $.b = %b% || $.c = %c% }")
+
+
+def test_pattern_longer_than_1024_is_rejected():
+    with pytest.raises(RejectedPattern):
+        Pattern.parse('{ $.a = "' + "x" * 1020 + '" }')
+
+
+def test_a_json_pattern_never_matches_a_text_line():
+    assert not Pattern.parse('{ $.a = "1" }').matches("2024 a=1")
+
+
+def test_a_regex_compared_with_not_equal_is_not_read():
+    with pytest.raises(FilterPatternError):
+        Pattern.parse("{ $.a != %b% }")
