@@ -35,9 +35,7 @@ from __future__ import annotations
 import bisect
 import functools
 import json
-import math
 import re
-import statistics
 import threading
 import zlib
 from dataclasses import dataclass
@@ -50,23 +48,14 @@ from sigma.correlations import (
     SigmaCorrelationConditionOperator,
     SigmaCorrelationRule,
     SigmaCorrelationType,
-    SigmaExtendedCorrelationCondition,
 )
 from sigma.rule import SigmaRule
 
 from r53sigma import catalogue, events as events_mod, sqlcompile
-from r53sigma.engine import (
-    EVIDENCE_PER_GROUP,
-    Alert,
-    Engine,
-    EngineError,
-    _alert,
-    _CorrelationPlan,
-    _number,
-    _text,
-    describe,
-    values_at,
-)
+from r53sigma.correlations import MICROS, CorrelationPlan, Point, Window, burst_alert, bursts, firing_windows
+from r53sigma.engine import Engine
+from r53sigma.results import EVIDENCE_PER_GROUP, Alert, EngineError, describe, make_alert
+from r53sigma.values import log_source_of
 from r53sigma.events import Event, OnError, ReadError
 
 AnyRule = SigmaRule | SigmaCorrelationRule
@@ -225,7 +214,7 @@ class DuckEngine:
     def check(self, rule: AnyRule) -> None:
         self.reference.check(rule)
         if isinstance(rule, SigmaCorrelationRule):
-            plan = self.reference._plan(rule)
+            plan = self.reference.plan(rule)
             for target in plan.rules:
                 self._predicate(target)
             _correlation_supported(rule)
@@ -305,23 +294,23 @@ class _Run:
         for rule in chosen:
             engine.check(rule)
         self.plain = [r for r in chosen if isinstance(r, SigmaRule)]
-        self.plans = [engine.reference._plan(r) for r in chosen if isinstance(r, SigmaCorrelationRule)]
+        self.plans = [engine.reference.plan(r) for r in chosen if isinstance(r, SigmaCorrelationRule)]
         base: dict[int, SigmaRule] = {id(r): r for r in self.plain}
         for plan in self.plans:
             base.update((id(r), r) for r in plan.rules)
         self.base = list(base.values())
         self.flag = {id(r): f"r{i}" for i, r in enumerate(self.base)}
-        self.source_of = {id(r): Engine._log_source(r)[0].source for r in self.base}
+        self.source_of = {id(r): log_source_of(r)[0].source for r in self.base}
         self.files: list[str] = []
         self.fast_files = 0  # files DuckDB read itself (the rest were read by the reference reader)
         self.seq = 0
         self.tables = []
         for number, plan in enumerate(self.plans):
             table = f"acc{number}_{id(self)}"
+            # one row per point and group (and value, for the value_* types): see r53sigma.correlations
             self.con.execute(
-                f"CREATE TEMP TABLE {table} (win DOUBLE, g VARCHAR[], cnt BIGINT, "
-                "ev STRUCT(f BIGINT, s BIGINT, line BIGINT, idx BIGINT, file VARCHAR)[], mask BIGINT, vals VARCHAR[], "
-                "pairs STRUCT(t DOUBLE, i BIGINT)[])"
+                f"CREATE TEMP TABLE {table} (g VARCHAR[], t BIGINT, mask BIGINT, v VARCHAR, "
+                "f BIGINT, s BIGINT, line BIGINT, idx BIGINT, file VARCHAR)"
             )
             self.tables.append(table)
         self.sql = {s: _SourceSQL(ls) for s, ls in _log_sources().items()}
@@ -581,13 +570,13 @@ class _Run:
                     event = event_at(s)
                     for rule, hit in zip(plain, hits):
                         if hit:
-                            found.append((s, order[id(rule)], _alert(rule, event=event)))
+                            found.append((s, order[id(rule)], make_alert(rule, event=event)))
             for number, plan in enumerate(self.plans):
                 self._accumulate(number, plan, source, table)
         for s, event in residual.items():
             for rule in self.plain:
                 if self.engine.reference.matches(rule, event):
-                    found.append((s, order[id(rule)], _alert(rule, event=event)))
+                    found.append((s, order[id(rule)], make_alert(rule, event=event)))
             self._accumulate_residual(file_no, s, event)
         for table in tables.values() if drop is None else drop:
             self.con.execute(f"DROP TABLE {table}")
@@ -596,7 +585,8 @@ class _Run:
 
     # -- correlations
 
-    def _accumulate(self, number: int, plan: _CorrelationPlan, source: str, table: str) -> None:
+    def _accumulate(self, number: int, plan: CorrelationPlan, source: str, table: str) -> None:
+        """The points of a batch's rows (one row per point, group and value) into the correlation's table."""
         targets = [(i, t) for i, t in enumerate(plan.rules) if self.source_of[id(t)] == source]
         if not targets:
             return
@@ -612,141 +602,125 @@ class _Run:
             return f"(CASE {whens} END)"
 
         groups = [first_match(lambda t, k=k: f"list_distinct({as_list(plan.group_paths[id(t)][k])})") for k in range(len(plan.group_by))]
-        values = (
-            first_match(lambda t: as_list(plan.value_paths[id(t)])) if plan.value_paths else "[]::VARCHAR[]"
-        )
+        values = first_match(lambda t: as_list(plan.value_paths[id(t)])) if plan.value_paths else "[NULL]::VARCHAR[]"
         mask = " + ".join(f"(CASE WHEN {self.flag[id(t)]} THEN {1 << i} ELSE 0 END)" for i, t in targets)
-        pairs = "list_filter([" + ", ".join(
-            f"CASE WHEN {self.flag[id(t)]} THEN {{'t': _time, 'i': {i}}} END" for i, t in targets
-        ) + "], lambda p: p IS NOT NULL)" if plan.rule.type == SigmaCorrelationType.TEMPORAL_ORDERED \
-            else "[]::STRUCT(t DOUBLE, i BIGINT)[]"  # (time, rule) pairs: only the ordered type reads them
         any_target = " OR ".join(self.flag[id(t)] for _, t in targets)
-        span = plan.span
         inner = (
-            f"SELECT floor(_time / {span}) * {span} AS win, _f, _file, _s, _line, _idx, _time, {mask} AS mask, {values} AS vals, "
-            f"{pairs} AS pairs, " + ", ".join([f"{g} AS g{k}" for k, g in enumerate(groups)] or ["1 AS _x"])
+            f"SELECT CAST(round(_time * {MICROS}) AS BIGINT) AS t, _f, _file, _s, _line, _idx, {mask} AS mask, "
+            f"(CASE WHEN len({values}) = 0 THEN [NULL]::VARCHAR[] ELSE {values} END) AS vals, "
+            + ", ".join([f"{g} AS g{k}" for k, g in enumerate(groups)] or ["1 AS _x"])
             + f" FROM {table} WHERE _fit AND _time IS NOT NULL AND ({any_target})"
         )
         for k in range(len(groups)):  # one row per combination of group values; no value: no row
             inner = f"SELECT * REPLACE (unnest(g{k}) AS g{k}) FROM ({inner})"
         group = "[" + ", ".join(f"g{k}" for k in range(len(groups))) + "]::VARCHAR[]"
-        distinct_vals = "list_distinct(flatten(list(vals)))" if plan.rule.type == SigmaCorrelationType.VALUE_COUNT else "flatten(list(vals))"
         self.con.execute(
-            f"INSERT INTO {self.tables[number]} SELECT win, {group} AS g, count(*), "
-            f"min({{'f': _f, 's': _s, 'line': _line, 'idx': _idx, 'file': _file}}, {EVIDENCE_PER_GROUP}), bit_or(mask), "
-            f"{distinct_vals}, list_distinct(flatten(list(pairs))) FROM ({inner}) GROUP BY ALL"
+            f"INSERT INTO {self.tables[number]} SELECT {group}, t, mask, unnest(vals), _f, _s, _line, _idx, _file FROM ({inner})"
         )
 
     def _accumulate_residual(self, file_no: int, s: int, event: Event) -> None:
-        if event.time is None:
-            return
         for number, plan in enumerate(self.plans):
             hits = [i for i, t in enumerate(plan.rules) if self.engine.reference.matches(t, event)]
-            if not hits:
+            found = plan.point_of(event, hits) if hits else None
+            if found is None:
                 continue
-            key = id(plan.rules[hits[0]])
-            groups = [list(dict.fromkeys(t for t in map(_text, values_at(event.record, p)) if t is not None))
-                      for p in plan.group_paths[key]]
-            if any(not g for g in groups):
-                continue
-            values = [t for t in map(_text, values_at(event.record, plan.value_paths[key])) if t is not None] \
-                if key in plan.value_paths else []
-            window = math.floor(event.time / plan.span) * plan.span
+            groups, point = found
             mask = sum(1 << i for i in hits)
-            for combo in _combinations(groups):
-                self.con.execute(
-                    f"INSERT INTO {self.tables[number]} VALUES (?, ?, 1, [{{'f': ?, 's': ?, 'line': ?, 'idx': ?, 'file': ?}}], ?, ?, ?)",
-                    [window, list(combo), file_no, s, event.line or 0, event.index or 0, event.file, mask, values,
-                     [{"t": event.time, "i": i} for i in hits]],
-                )
+            rows = [[list(group), point.t, mask, value, file_no, s, event.line or 0, event.index or 0, event.file]
+                    for group in groups for value in (point.values or (None,))]
+            self.con.executemany(f"INSERT INTO {self.tables[number]} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
 
     def finish(self) -> Iterator[Alert]:
         for number, plan in enumerate(self.plans):
             table = self.tables[number]
-            having = _having(plan)
-            # where SQL can test the condition, only the (window, group)s that pass are gathered and fetched
-            source = table if having is None else (
-                f"(SELECT * FROM {table} SEMI JOIN (SELECT win, g FROM {table} GROUP BY win, g HAVING {having}) AS passing "
-                f"ON {table}.win = passing.win AND {table}.g = passing.g)"
+            found = []
+            for group, windows in self._windows(plan, table):
+                for burst in bursts(windows, plan.span_us):
+                    found.append((burst, group))
+            found.sort(key=lambda item: (item[0].first, repr(item[1])))
+            source = self.source_of[id(plan.rules[0])]
+            for burst, group in found:
+                # evidence: where the burst's first events are (the scan prints their origins), not their content
+                evidence = self.con.execute(
+                    f"SELECT DISTINCT f, s, line, idx, file FROM {table} WHERE g = ? AND t BETWEEN ? AND ? "
+                    f"ORDER BY f, s LIMIT {EVIDENCE_PER_GROUP}", [list(group), burst.first, burst.last]
+                ).fetchall()
+                events = [Event(source, {}, None, None, file, line or None, idx or None) for _, _, line, idx, file in evidence]
+                yield burst_alert(plan, group, burst, events)
+            self.con.execute(f"DROP TABLE {table}")
+
+    def _windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
+        """Per group, its firing windows in ascending start (r53sigma.correlations' definition)."""
+        if plan.kind not in _SQL_WINDOWS:
+            yield from self._python_windows(plan, table)
+            return
+        aggregate, bucket_aggregate, combine = _SQL_WINDOWS[plan.kind]
+        rows_of = table
+        bound = _upper_bound_test(plan)
+        if bound is not None:
+            # Every window [t, t + span) lies inside two consecutive epoch-aligned bins: a grouped aggregate
+            # per (bin, group) leaves out the bins no firing window can touch (the condition only grows).
+            span = plan.span_us
+            rows_of = (
+                f"(WITH b AS (SELECT g, t // {span} AS k, {bucket_aggregate} AS a FROM {table} GROUP BY g, k), "
+                f"pairs AS (SELECT b1.g, b1.k FROM b AS b1 LEFT JOIN b AS b2 ON b1.g = b2.g AND b2.k = b1.k + 1 "
+                f"WHERE {bound(combine('b1.a', 'b2.a'))}), "
+                f"candidates AS (SELECT g, k FROM pairs UNION SELECT g, k + 1 FROM pairs) "
+                f"SELECT {table}.* FROM {table} SEMI JOIN candidates ON {table}.g = candidates.g AND {table}.t // {span} = candidates.k)"
             )
-            rows = self.con.execute(
-                f"SELECT win, g, sum(cnt), list_sort(flatten(list(ev)))[1:{EVIDENCE_PER_GROUP}], bit_or(mask), "
-                f"flatten(list(vals)), flatten(list(pairs)) FROM {source} GROUP BY win, g"
-            ).fetchall()
-            firing = []
-            for win, group, count, evidence, mask, values, pairs in rows:
-                aggregate = _aggregate(plan, count, mask, values, pairs)
-                if plan.test(aggregate):
-                    firing.append((win, tuple(group), aggregate, evidence))
-            firing.sort(key=lambda item: (item[0], repr(item[1])))
-            for win, group, aggregate, evidence in firing:
-                window = int(win) if float(win).is_integer() else win
-                yield _alert(
-                    plan.rule, group=dict(zip(plan.group_by, group)), window_start=window, window_end=window + plan.span,
-                    value=aggregate if not isinstance(aggregate, set) else len(aggregate),
-                    # evidence: where the first events are (the scan prints their origins), not their content
-                    events=[Event(self.source_of[id(plan.rules[0])], {}, None, None, e["file"],
-                                  e["line"] or None, e["idx"] or None) for e in evidence],
-                )
-            self.con.execute(f"DROP TABLE {self.tables[number]}")
+        rows = self.con.execute(
+            f"SELECT DISTINCT g, t, agg, last FROM (SELECT g, t, {aggregate} OVER w AS agg, max(t) OVER w AS last "
+            f"FROM {rows_of} WINDOW w AS (PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)) "
+            f"ORDER BY g, t"
+        ).fetchall()
+        current, windows = None, []
+        for group, t, agg, last in rows:
+            group = tuple(group)
+            if group != current:
+                if windows:
+                    yield current, windows
+                current, windows = group, []
+            if plan.kind == SigmaCorrelationType.TEMPORAL:
+                matched = frozenset(i for i in range(len(plan.rules)) if agg >> i & 1)
+                agg = matched if plan.extended else len(matched)
+            if plan.test(agg):
+                windows.append(Window(t, last, agg))
+        if windows:
+            yield current, windows
+
+    def _python_windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
+        """temporal_ordered and value_sum/avg/median: the group's points, evaluated as the reference does."""
+        rows = self.con.execute(
+            f"SELECT g, t, f, s, mask, list(v) FILTER (WHERE v IS NOT NULL) FROM {table} GROUP BY g, t, f, s, mask ORDER BY g, t, f, s"
+        ).fetchall()
+        by_group: dict[tuple, list[Point]] = {}
+        for group, t, f, s, mask, values in rows:
+            hits = frozenset(i for i in range(len(plan.rules)) if mask >> i & 1)
+            by_group.setdefault(tuple(group), []).append(Point(t, f << 40 | s, hits, tuple(values or ())))
+        for group, points in by_group.items():
+            windows = list(firing_windows(plan, points))
+            if windows:
+                yield group, windows
 
 
-_SQL_OPS = {
-    SigmaCorrelationConditionOperator.LT: "<", SigmaCorrelationConditionOperator.LTE: "<=",
-    SigmaCorrelationConditionOperator.GT: ">", SigmaCorrelationConditionOperator.GTE: ">=",
-    SigmaCorrelationConditionOperator.EQ: "=", SigmaCorrelationConditionOperator.NEQ: "<>",
+# per SQL-evaluated type: the window aggregate, the per-bin aggregate, and how two bins bound a window
+_SQL_WINDOWS = {
+    SigmaCorrelationType.EVENT_COUNT: ("count(*)", "count(*)", lambda a, b: f"{a} + coalesce({b}, 0)"),
+    SigmaCorrelationType.VALUE_COUNT: ("count(DISTINCT v)", "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
+    SigmaCorrelationType.TEMPORAL: ("bit_or(mask)", "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
 }
+_SQL_OPS = {SigmaCorrelationConditionOperator.GT: ">", SigmaCorrelationConditionOperator.GTE: ">="}
 
 
-def _having(plan: _CorrelationPlan) -> str | None:
-    """The correlation's condition over an accumulator table's rows of one (window, group), where it is a
-    count compared with a number (``plan.test`` still decides: this only leaves out groups that cannot fire)."""
+def _upper_bound_test(plan: CorrelationPlan) -> Callable[[str], str] | None:
+    """For a condition that only grows with points (a count compared with gt/gte), the SQL test of an
+    upper bound of a window's aggregate; None where pruning by bins would not be exact."""
     condition = plan.rule.condition
-    if not isinstance(condition, SigmaCorrelationCondition) or condition.op not in _SQL_OPS:
+    if plan.extended or not isinstance(condition, SigmaCorrelationCondition) or condition.op not in _SQL_OPS:
         return None
     if not isinstance(condition.count, int) or isinstance(condition.count, bool):
         return None
-    if plan.rule.type == SigmaCorrelationType.EVENT_COUNT:
-        aggregate = "sum(cnt)"
-    elif plan.rule.type == SigmaCorrelationType.VALUE_COUNT:
-        aggregate = "len(list_distinct(flatten(list(vals))))"
-    else:
-        return None
-    return f"{aggregate} {_SQL_OPS[condition.op]} {condition.count}"
-
-
-def _aggregate(plan: _CorrelationPlan, count: int, mask: int, values: list, pairs: list) -> Any:
-    kind = plan.rule.type
-    if kind == SigmaCorrelationType.EVENT_COUNT:
-        return count
-    if kind == SigmaCorrelationType.VALUE_COUNT:
-        return len(set(values))
-    numbers = [n for n in map(_number, values) if n is not None]
-    if kind == SigmaCorrelationType.VALUE_SUM:
-        return sum(numbers) if numbers else None
-    if kind == SigmaCorrelationType.VALUE_AVG:
-        return statistics.fmean(numbers) if numbers else None
-    if kind == SigmaCorrelationType.VALUE_MEDIAN:
-        return statistics.median(numbers) if numbers else None
-    matched = {i for i in range(len(plan.rules)) if mask >> i & 1}
-    if isinstance(plan.rule.condition, SigmaExtendedCorrelationCondition):
-        return matched
-    if kind == SigmaCorrelationType.TEMPORAL:
-        return len(matched)
-    step = 0
-    for pair in sorted((p["t"], p["i"]) for p in pairs):
-        if step < len(plan.rules) and pair[1] == step:
-            step += 1
-    return step
-
-
-def _combinations(groups: list[list[str]]) -> Iterator[tuple]:
-    if not groups:
-        yield ()
-        return
-    for head in groups[0]:
-        for rest in _combinations(groups[1:]):
-            yield (head,) + rest
+    return lambda bound: f"{bound} {_SQL_OPS[condition.op]} {condition.count}"
 
 
 def _head_chunks(file: Path) -> Iterator[bytes]:
