@@ -474,7 +474,14 @@ class _Run:
             by_source.setdefault(event.source, []).append(position)
         for source, positions in by_source.items():
             rules = [r for r in self.base if self.source_of[id(r)] == source]
-            texts = [json.dumps(batch[p].record) for p in positions]
+            texts, shallow = [], []
+            for p in positions:
+                try:
+                    texts.append(json.dumps(batch[p].record))
+                    shallow.append(p)
+                except RecursionError:  # deeper than JSON text round-trips in Python: the reference decides
+                    residual[first + p] = batch[p]
+            positions = shallow
             raw_lines = [batch[p].raw if isinstance(batch[p].raw, str) else None for p in positions]
             times = [batch[p].time for p in positions]
             lines = [batch[p].line or 0 for p in positions]

@@ -21,8 +21,9 @@ Semantics
   ``startswith``, ``endswith`` are wildcards pySigma already added; ``base64``, ``base64offset`` and
   ``windash`` are strings or or-ed expansions pySigma already made). ``|cased`` matches exactly.
   Numbers and booleans in an event are compared as their text.
-- ``|re``: Python ``re.search`` (not anchored), case-sensitive unless the ``i`` flag; ``m``/``s``
-  flags as in Python. ``|cidr``: the value is an IP address inside the network. ``|exists``: the field
+- ``|re``: a search (not anchored), case-sensitive unless the ``i`` flag, ``m``/``s`` flags and ``$`` as
+  in Python, evaluated in linear time by RE2 (ASCII ``\\d``/``\\w``/``\\s``; see :mod:`r53sigma.patterns`).
+  Wildcard values are RE2 full matches too: no value can make a rule backtrack. ``|cidr``: the value is an IP address inside the network. ``|exists``: the field
   has a non-null value. ``null``: the field is absent or null (or a list with no values).
   ``|gt``/``|gte``/``|lt``/``|lte`` and plain numbers compare numerically; numeric strings
   (``srcport: "48701"``) count as numbers. ``|fieldref``: equal (case-insensitively) to a value of the
@@ -71,7 +72,6 @@ from sigma.types import (
     SigmaNull,
     SigmaNumber,
     SigmaRegularExpression,
-    SigmaRegularExpressionFlag,
     SigmaString,
     SpecialChars,
 )
@@ -79,6 +79,7 @@ from sigma.types import (
 from r53sigma import catalogue
 from r53sigma.correlations import CorrelationPlan, Tracker
 from r53sigma.events import Event
+from r53sigma.patterns import fullmatch_test, re2_part, search_test
 from r53sigma.results import EVIDENCE_PER_GROUP, Alert, AnyRule, EngineError, describe, make_alert
 from r53sigma.values import as_number, as_text, field_path, leaves, log_source_of, values_at
 
@@ -88,11 +89,6 @@ __all__ = ["Engine", "Alert", "EngineError", "describe", "values_at", "field_pat
 Record = dict[str, Any]
 Predicate = Callable[["_Subject"], bool]
 
-_RE_FLAGS = {
-    SigmaRegularExpressionFlag.IGNORECASE: re.IGNORECASE,
-    SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
-    SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
-}
 _COMPARE = {
     CompareOperators.LT: lambda a, b: a < b,
     CompareOperators.LTE: lambda a, b: a <= b,
@@ -288,11 +284,8 @@ class _Compiler:
             compare, number = _COMPARE[value.op], value.number.number
             return lambda v: (n := as_number(v)) is not None and compare(n, number)
         if isinstance(value, SigmaRegularExpression):
-            flags = 0
-            for flag in value.flags:
-                flags |= _RE_FLAGS[flag]
-            pattern = re.compile(str(value.regexp), flags)
-            return lambda v: (t := as_text(v)) is not None and pattern.search(t) is not None
+            search = search_test(str(value.regexp), set(value.flags))
+            return lambda v: (t := as_text(v)) is not None and search(t)
         if isinstance(value, SigmaCIDRExpression):
             return _cidr_test(value.network)
         raise EngineError(
@@ -333,6 +326,7 @@ def _strings_test(values: list[SigmaString], rule: AnyRule, name: str | None) ->
     suffixes: dict[bool, list[str]] = {True: [], False: []}
     infixes: dict[bool, list[str]] = {True: [], False: []}
     regexes: dict[bool, list[str]] = {True: [], False: []}
+    re2_regexes: dict[bool, list[str]] = {True: [], False: []}
     for value in values:
         cased = isinstance(value, SigmaCasedString)
         parts = list(value.s)
@@ -352,13 +346,14 @@ def _strings_test(values: list[SigmaString], rule: AnyRule, name: str | None) ->
             regexes[cased].append(
                 "".join(".*" if p is star else "." if p is SpecialChars.WILDCARD_SINGLE else re.escape(p) for p in parts)
             )
+            re2_regexes[cased].append("".join(re2_part(p) for p in parts))
     checks = []
     for cased in (False, True):
         ex, pre, suf, inf = exact[cased], tuple(prefixes[cased]), tuple(suffixes[cased]), infixes[cased]
-        pattern = (
-            re.compile("|".join(f"(?:{r})" for r in regexes[cased]), re.DOTALL | (0 if cased else re.IGNORECASE))
-            if regexes[cased] else None
-        )
+        pattern = None
+        if regexes[cased]:
+            python = re.compile("|".join(f"(?:{r})" for r in regexes[cased]), re.DOTALL | (0 if cased else re.IGNORECASE))
+            pattern = fullmatch_test(("(?s)" if cased else "(?is)") + "|".join(f"(?:{r})" for r in re2_regexes[cased]), python)
         if not (ex or pre or suf or inf or pattern):
             continue
         checks.append((cased, ex, pre, suf, inf, pattern))
@@ -374,7 +369,7 @@ def _strings_test(values: list[SigmaString], rule: AnyRule, name: str | None) ->
                 or (pre and t.startswith(pre))
                 or (suf and t.endswith(suf))
                 or any(i in t for i in inf)
-                or (pattern is not None and pattern.fullmatch(text) is not None)
+                or (pattern is not None and pattern(text))
             ):
                 return True
         return False

@@ -86,7 +86,7 @@ def parse_record(raw: Any, *, file: str | None = None, line: int | None = None, 
         text = _EXPORT_PREFIX.sub("", raw.strip(), count=1)
         if text.startswith("{"):
             try:
-                record = json.loads(text)
+                record = load_json(text)
             except json.JSONDecodeError as error:
                 raise RecordError(f"invalid JSON: {error.msg} at column {error.colno}") from None
             raw = record
@@ -178,28 +178,43 @@ def _normalise(log_source: LogSource, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strip_dots(node: Any, path: tuple[str, ...]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _strip_dots(item, path)
-        return
-    if not isinstance(node, dict) or path[0] not in node:
-        return
-    if len(path) > 1:
-        _strip_dots(node[path[0]], path[1:])
-        return
-    value = node[path[0]]
-    if isinstance(value, str) and len(value) > 1 and value.endswith("."):
-        node[path[0]] = value[:-1]
-    elif isinstance(value, list):
-        node[path[0]] = [v[:-1] if isinstance(v, str) and len(v) > 1 and v.endswith(".") else v for v in value]
+    work = [(node, path)]  # an explicit stack: lists may nest arbitrarily deep
+    while work:
+        node, path = work.pop()
+        if isinstance(node, list):
+            work.extend((item, path) for item in node)
+            continue
+        if not isinstance(node, dict) or path[0] not in node:
+            continue
+        if len(path) > 1:
+            work.append((node[path[0]], path[1:]))
+            continue
+        value = node[path[0]]
+        if isinstance(value, str) and len(value) > 1 and value.endswith("."):
+            node[path[0]] = value[:-1]
+        elif isinstance(value, list):
+            node[path[0]] = [v[:-1] if isinstance(v, str) and len(v) > 1 and v.endswith(".") else v for v in value]
 
 
 def _copy_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(v) for v in value]
-    return value
+    """A deep copy of dicts and lists, at any depth."""
+    if not isinstance(value, (dict, list)):
+        return value
+    root = {} if isinstance(value, dict) else []
+    work = [(value, root)]
+    while work:
+        source, target = work.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                copy = {} if isinstance(item, dict) else []
+                work.append((item, copy))
+                item = copy
+            if isinstance(target, dict):
+                target[key] = item
+            else:
+                target.append(item)
+    return root
 
 
 @functools.cache
@@ -217,6 +232,89 @@ def _top_level_keys(source: str) -> frozenset[str]:
 def _normalised_paths(source: str) -> tuple[tuple[str, ...], ...]:
     log_source = _log_sources()[source]
     return tuple(tuple(f.name.split(".")) for f in log_source.fields.values() if f.strip_trailing_dot)
+
+
+# ---------------------------------------------------------------- JSON of any depth
+
+
+def load_json(text: str) -> Any:
+    """``json.loads``, also for documents nested deeper than its recursion allows (read with an explicit
+    stack, same values and errors): no line can raise RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _load_deep(text)
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_CONSTANTS = {"null": None, "true": True, "false": False, "NaN": float("nan"), "Infinity": float("inf"),
+              "-Infinity": float("-inf")}
+
+
+def _load_deep(text: str) -> Any:
+    skip = lambda at: _WHITESPACE.match(text, at).end()  # noqa: E731
+    stack: list[list[Any]] = []  # [container, pending key]
+
+    def key_at(at: int) -> tuple[str, int]:
+        if text[at:at + 1] != '"':
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
+        key, at = json.decoder.scanstring(text, at + 1, True)
+        at = skip(at)
+        if text[at:at + 1] != ":":
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
+        return key, skip(at + 1)
+
+    pos = skip(0)
+    while True:
+        char = text[pos:pos + 1]
+        if char in ("{", "["):
+            pos = skip(pos + 1)
+            if text[pos:pos + 1] == ("}" if char == "{" else "]"):
+                value, pos = ({} if char == "{" else []), pos + 1
+            elif char == "{":
+                key, pos = key_at(pos)
+                stack.append([{}, key])
+                continue
+            else:
+                stack.append([[], None])
+                continue
+        elif char == '"':
+            value, pos = json.decoder.scanstring(text, pos + 1, True)
+        else:
+            number = _NUMBER.match(text, pos)
+            constant = next((c for c in _CONSTANTS if text.startswith(c, pos)), None)
+            if number:
+                integer, fraction, exponent = number.groups()
+                value = float(integer + (fraction or "") + (exponent or "")) if fraction or exponent else int(integer)
+                pos = number.end()
+            elif constant is not None:
+                value, pos = _CONSTANTS[constant], pos + len(constant)
+            else:
+                raise json.JSONDecodeError("Expecting value", text, pos)
+        while True:  # attach the value; close the containers it completes
+            if not stack:
+                end = skip(pos)
+                if end != len(text):
+                    raise json.JSONDecodeError("Extra data", text, end)
+                return value
+            container, key = stack[-1]
+            if isinstance(container, dict):
+                container[key] = value
+            else:
+                container.append(value)
+            pos = skip(pos)
+            char = text[pos:pos + 1]
+            if char == ",":
+                pos = skip(pos + 1)
+                if isinstance(container, dict):
+                    stack[-1][1], pos = key_at(pos)
+                break
+            if char == ("}" if isinstance(container, dict) else "]"):
+                value, pos = container, pos + 1
+                stack.pop()
+                continue
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
 
 
 # ---------------------------------------------------------------- files
@@ -354,7 +452,7 @@ def _read_document(name: str, number: int, text: str, lines: Iterator[str], on_e
         else:
             gathered.append(more)
     try:
-        document = json.loads("\n".join(gathered))
+        document = load_json("\n".join(gathered))
     except json.JSONDecodeError:
         document = None
     if document is not None:
@@ -372,7 +470,7 @@ def _starts_document(stripped: str) -> bool:
     if stripped[0] not in "{[":
         return False
     try:
-        json.loads(stripped)
+        load_json(stripped)
     except json.JSONDecodeError:
         return True
     return False
@@ -383,7 +481,7 @@ def _records_of(item: Any, name: str, number: int, on_error: OnError) -> Iterato
         text = _EXPORT_PREFIX.sub("", item, count=1)
         if text[:1] in ("{", "["):
             try:
-                item = json.loads(text)
+                item = load_json(text)
             except json.JSONDecodeError as error:
                 on_error(ReadError(name, number, f"invalid JSON: {error.msg} at column {error.colno}"))
                 return
@@ -397,12 +495,17 @@ def _records_of(item: Any, name: str, number: int, on_error: OnError) -> Iterato
 
 
 def expand(document: Any) -> list[Any]:
-    """The records a JSON document holds: CloudTrail ``Records``, CloudWatch ``logEvents`` messages, arrays."""
-    if isinstance(document, list):
-        return [r for item in document for r in expand(item)]
-    if isinstance(document, dict):
-        if isinstance(document.get("Records"), list):
-            return list(document["Records"])
-        if isinstance(document.get("logEvents"), list):
-            return [e.get("message") if isinstance(e, dict) else e for e in document["logEvents"]]
-    return [document]
+    """The records a JSON document holds: CloudTrail ``Records``, CloudWatch ``logEvents`` messages, arrays
+    (arrays of arrays flattened, at any depth)."""
+    out, work = [], [document]
+    while work:
+        item = work.pop()
+        if isinstance(item, list):
+            work.extend(reversed(item))
+        elif isinstance(item, dict) and isinstance(item.get("Records"), list):
+            out.extend(item["Records"])
+        elif isinstance(item, dict) and isinstance(item.get("logEvents"), list):
+            out.extend(e.get("message") if isinstance(e, dict) else e for e in item["logEvents"])
+        else:
+            out.append(item)
+    return out

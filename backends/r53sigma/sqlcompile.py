@@ -17,7 +17,6 @@ and ``$`` is translated to Python's "end, or before a final newline"; a pattern 
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -48,7 +47,8 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
-from r53sigma.engine import EngineError, describe
+from r53sigma.patterns import python_regex_to_re2, re2_part
+from r53sigma.results import EngineError, describe
 
 _COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
             CompareOperators.GTE: ">=", CompareOperators.NEQ: "<>"}
@@ -117,7 +117,7 @@ class Dialect:
         where each LIKE is one pass of its own), LIKE for one or two."""
         if len(patterns) <= 2:
             return [_like(subject, like_pattern(p)) for p in patterns]
-        alternatives = "|".join("".join(_re2_part(part) for part in p) for p in patterns)
+        alternatives = "|".join("".join(re2_part(part) for part in p) for p in patterns)
         return [f"regexp_full_match({subject}, {quote('(?s)(?:' + alternatives + ')')})"]
 
     def regex_fallback(self, value: str, pattern: str, flags: int) -> str:
@@ -186,14 +186,6 @@ def _like(subject: str, pattern: str) -> str:
     return f"{subject} LIKE {quote(pattern)}" + (" ESCAPE '\\'" if "\\" in pattern else "")
 
 
-def _re2_part(part: Any) -> str:
-    if part is SpecialChars.WILDCARD_MULTI:
-        return ".*"
-    if part is SpecialChars.WILDCARD_SINGLE:
-        return "."
-    return "".join("\\" + c if c in string.punctuation else c for c in part)
-
-
 def ipv4_network_regex(network: Any) -> str:
     """The dotted quads inside an IPv4 network, as a regex over strict dotted decimal (no leading zeros)."""
     octets = network.network_address.packed
@@ -224,40 +216,6 @@ def like_pattern(parts: list[Any]) -> str:
         else:
             out.append(part.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_"))
     return "".join(out)
-
-
-def python_regex_to_re2(pattern: str, flags: set) -> str:
-    """Inline flags, and Python's ``$`` (end or before a final newline) where RE2 would mean end only."""
-    multiline = SigmaRegularExpressionFlag.MULTILINE in flags
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            out.append("\\z" if nxt == "Z" and not in_class else char + nxt)
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern[i + 1:i + 2] == "]" or pattern[i + 1:i + 3] == "^]":  # a literal ] first in a class
-                out.append(pattern[i:i + (2 if pattern[i + 1] == "]" else 3)])
-                i += 2 if pattern[i + 1] == "]" else 3
-                continue
-        elif char == "$" and not multiline:
-            out.append("(?:\\n?\\z)")
-            i += 1
-            continue
-        out.append(char)
-        i += 1
-    prefix = "".join(f for flag, f in ((SigmaRegularExpressionFlag.IGNORECASE, "i"),
-                                       (SigmaRegularExpressionFlag.MULTILINE, "m"),
-                                       (SigmaRegularExpressionFlag.DOTALL, "s")) if flag in flags)
-    off = "".join(f for flag, f in ((SigmaRegularExpressionFlag.MULTILINE, "m"),
-                                    (SigmaRegularExpressionFlag.DOTALL, "s")) if flag not in flags)
-    head = f"(?{prefix}-{off})" if off else f"(?{prefix})"
-    return head + "".join(out)
 
 
 class RuleCompiler:
