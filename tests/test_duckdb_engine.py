@@ -204,9 +204,9 @@ def test_blank_lines_send_the_file_to_the_exact_reader_so_line_numbers_stay_exac
 
 
 def test_lines_are_fetched_across_restart_points_and_gzip_members(tmp_path, monkeypatch):
-    import r53sigma.duckdb_engine as duck_mod
+    import r53sigma.duckread as duckread
 
-    monkeypatch.setattr(duck_mod, "_CHECKPOINT", 512)  # a restart point every few lines
+    monkeypatch.setattr(duckread, "_CHECKPOINT", 512)  # a restart point every few lines
     plain = [json.dumps(resolver(query_name=f"q{i}.example.")) for i in range(300)]
     matched = {7, 150, 151, 299}
     lines = [nx_line(i) if i in matched else plain[i] for i in range(300)]
@@ -218,11 +218,11 @@ def test_lines_are_fetched_across_restart_points_and_gzip_members(tmp_path, monk
 
 
 def test_only_matching_lines_are_read_again(tmp_path, monkeypatch):
-    import r53sigma.duckdb_engine as duck_mod
+    import r53sigma.duckread as duckread
 
     fetched = []
-    original = duck_mod._LineScan.fetch
-    monkeypatch.setattr(duck_mod._LineScan, "fetch", lambda self, wanted: fetched.extend(wanted) or original(self, wanted))
+    original = duckread.LineScan.fetch
+    monkeypatch.setattr(duckread.LineScan, "fetch", lambda self, wanted: fetched.extend(wanted) or original(self, wanted))
     lines = [json.dumps(resolver(query_name=f"q{i}.example.")) for i in range(50)]
     lines[20] = nx_line(20)
     (tmp_path / "a.log").write_text("\n".join(lines))  # no newline after the last line

@@ -5,7 +5,7 @@ Reading
 A plain JSON-lines file (gzip or not) is read once by DuckDB's ``read_json`` with a schema taken from the
 catalogue (VARCHAR values, answers as a list of structs, srcids as a struct; no inference), in parallel,
 the record number being the rowid of the table that pass writes in file order (``WITH ORDINALITY`` would
-run the whole pass on one thread), while a Python thread (:class:`_LineScan`, on the other core:
+run the whole pass on one thread), while a Python thread (:class:`LineScan`, on the other core:
 decompression releases the GIL) reads the same file to check that DuckDB's records are exactly the lines
 the reference reader numbers: no blank line (DuckDB skips those, shifting numbers), no trailing comma or
 byte-order mark (DuckDB accepts them, the reference reports the line), no truncated or corrupt gzip data.
@@ -23,148 +23,32 @@ All single-event rules of a log source are one projection (one boolean column pe
 :mod:`r53sigma.sqlcompile`). The fast path writes every line's time, fit flag and rule flags (two bits a
 rule, packed in BIGINTs) and the values correlations group or count by (each only where a correlation
 needs it, NULL elsewhere), then keeps the rows some rule matches, with their line number. Plain alerts
-stream out per file in event order. Correlations aggregate their referenced rules' matches per
-(epoch-aligned window, group) in DuckDB, file by file (partial aggregates), and are decided at the end
-with the reference engine's correlation plans (same windows, group-by exclusion, conditions); where the
-condition is a count compared with a number, SQL leaves out the groups that cannot fire before Python
-sees them. Memory grows with a file's lines (a few bytes each, plus correlation values) and with the
-matches kept.
+stream out per file in event order. Correlations keep the points of their referenced rules' matches
+(:mod:`r53sigma.duckcorrelations`) and are decided at the end with the sliding windows and bursts of
+:mod:`r53sigma.correlations`. Memory grows with a file's lines (a few bytes each, plus correlation
+values) and with the matches kept. Reading is :mod:`r53sigma.duckread`.
 """
 from __future__ import annotations
 
-import bisect
-import functools
 import json
-import re
-import threading
-import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
-from sigma.correlations import (
-    SigmaCorrelationCondition,
-    SigmaCorrelationConditionOperator,
-    SigmaCorrelationRule,
-    SigmaCorrelationType,
-)
+from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
 from sigma.rule import SigmaRule
 
 from r53sigma import catalogue, events as events_mod, sqlcompile
-from r53sigma.correlations import MICROS, CorrelationPlan, Point, Window, burst_alert, bursts, firing_windows
+from r53sigma.duckcorrelations import CorrelationTables
+from r53sigma.duckread import LineScan, SourceSQL, TypedRead, column_name, head_chunks, log_sources, typed_read
 from r53sigma.engine import Engine
-from r53sigma.results import EVIDENCE_PER_GROUP, Alert, EngineError, describe, make_alert
+from r53sigma.results import Alert, EngineError, describe, make_alert
 from r53sigma.values import log_source_of
 from r53sigma.events import Event, OnError, ReadError
 
 AnyRule = SigmaRule | SigmaCorrelationRule
-VALUE_TYPES = ("VARCHAR", "BIGINT", "UBIGINT", "BOOLEAN", "NULL")  # JSON types of values the columns hold as text
-
-
-def _only(types: str, allowed: tuple[str, ...]) -> str:
-    """Every JSON type name in the list ``types`` (NULL entries: absent) is one of ``allowed``."""
-    return f"regexp_full_match(coalesce(array_to_string({types}, ','), ''), '(({'|'.join(allowed)}),)*({'|'.join(allowed)})?')"
 PYTHON_BATCH = 20000
 _FLAGS_PER_MASK = 31  # two bits a rule in a BIGINT
-_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z?$"
-
-
-def column_name(field: catalogue.Field) -> str:
-    return '"f:' + field.name + '"'
-
-
-def _json_path(parts: list[str]) -> str:
-    return "$" + "".join(f'."{p}"' for p in parts)
-
-
-@dataclass
-class _SourceSQL:
-    """How one log source's catalogue fields are computed from a JSON text column ``json``."""
-
-    source: catalogue.LogSource
-
-    @functools.cached_property
-    def scalar_fields(self) -> list[catalogue.Field]:
-        return [f for f in self.source.fields.values() if not f.array]
-
-    @functools.cached_property
-    def list_fields(self) -> list[catalogue.Field]:
-        return [f for f in self.source.fields.values() if f.array]
-
-    @functools.cached_property
-    def container_paths(self) -> list[str]:
-        """Paths that must be objects (prefixes) or arrays (the catalogue ``array``), for the shape check."""
-        objects, arrays = set(), set()
-        for f in self.source.fields.values():
-            parts = f.name.split(".")
-            array = f.array.split(".") if f.array else None
-            for i in range(1, len(parts)):
-                prefix = parts[:i]
-                if array and prefix == array:
-                    arrays.add(tuple(prefix))
-                elif not array or i < len(array):
-                    objects.add(tuple(prefix))
-        return [("object", list(p)) for p in sorted(objects)] + [("array", list(p)) for p in sorted(arrays)]
-
-    def parsed_columns(self) -> str:
-        """``_v`` (scalar texts), ``_ty`` (their JSON types) and per-list-field value and type lists."""
-        paths = [_json_path(f.name.split(".")) for f in self.scalar_fields]
-        containers = [_json_path(p) for _, p in self.container_paths]
-        # Each JSON function parses its input: the whole record is parsed a few times (keys, texts, types,
-        # arrays); the arrays, once extracted, are small texts for the per-element paths.
-        arrays = sorted({f.array for f in self.list_fields})
-        cols = [
-            "json_keys(json) AS _keys",
-            f"json_extract_string(json, [{', '.join(map(sqlcompile.quote, paths))}]) AS _v",
-            f"json_type(json, [{', '.join(map(sqlcompile.quote, paths + containers))}]) AS _ty",
-        ]
-        if arrays:
-            cols.append(f"json_extract(json, [{', '.join(sqlcompile.quote(_json_path(a.split('.'))) for a in arrays)}]) AS _arr")
-        for i, f in enumerate(self.list_fields):
-            array = f.array.split(".")
-            source = f"_arr[{arrays.index(f.array) + 1}]"
-            rest = f.name.split(".")[len(array):]
-            wildcard = "$[*]" + "".join(f'."{p}"' for p in rest)
-            cols.append(f"json_extract_string({source}, {sqlcompile.quote(wildcard)}) AS _lv{i}")
-            cols.append(f"json_type({source}, {sqlcompile.quote(wildcard)}) AS _lt{i}")
-            for depth in range(len(rest)):  # the array's elements and objects inside them
-                inner = "$[*]" + "".join(f'."{p}"' for p in rest[:depth])
-                cols.append(f"json_type({source}, {sqlcompile.quote(inner)}) AS _le{i}_{depth}")
-        return ", ".join(cols)
-
-    def view_columns(self) -> str:
-        """Field columns (normalised text, or lists of it without nulls) and the ``_fit`` shape flag."""
-        cols = []
-        n = len(self.scalar_fields)
-        for i, f in enumerate(self.scalar_fields):
-            value = f"_v[{i + 1}]"
-            if f.strip_trailing_dot:
-                value = f"(CASE WHEN _norm THEN {sqlcompile.strip_dot(value)} ELSE {value} END)"
-            cols.append(f"{value} AS {column_name(f)}")
-        # Shapes are checked on the JSON type names joined into one string (one regex instead of a
-        # test per field: list indexing per row is what costs in DuckDB).
-        fits = [_only(f"_ty[1:{n}]", VALUE_TYPES)]
-        objects = [j for j, (kind, _) in enumerate(self.container_paths) if kind == "object"]
-        arrays = [j for j, (kind, _) in enumerate(self.container_paths) if kind == "array"]
-        if objects:
-            fits.append(_only("[" + ", ".join(f"_ty[{n + j + 1}]" for j in objects) + "]", ("OBJECT", "NULL")))
-        if arrays:
-            fits.append(_only("[" + ", ".join(f"_ty[{n + j + 1}]" for j in arrays) + "]", ("ARRAY", "NULL")))
-        for i, f in enumerate(self.list_fields):
-            element = "lambda x: " + (f"CASE WHEN _norm THEN {sqlcompile.strip_dot('x')} ELSE x END" if f.strip_trailing_dot else "x")
-            cols.append(f"list_transform(list_filter(coalesce(_lv{i}, []), lambda x: x IS NOT NULL), {element}) AS {column_name(f)}")
-            fits.append(_only(f"_lt{i}", VALUE_TYPES))
-            depth = len(f.name.split(".")) - len(f.array.split("."))
-            fits.extend(_only(f"_le{i}_{d}", ("OBJECT", "NULL")) for d in range(depth))
-        return ", ".join(cols) + ", (" + " AND ".join(fits) + ") AS _fit"
-
-
-@functools.cache
-def _log_sources() -> dict[str, catalogue.LogSource]:
-    return catalogue.load()
-
-
 class _DuckDialect(sqlcompile.Dialect):
     """DuckDB. What SQL cannot decide exactly (keywords, regexes RE2 cannot compile, unusual address
     forms for ``|cidr``) is NULL, unknown: the engine decides those rows with the reference engine."""
@@ -241,15 +125,8 @@ class DuckEngine:
     def scan(self, events: Iterable[Event], rules: Iterable[AnyRule] | None = None) -> Iterator[Alert]:
         """Alerts over parsed events (the exact reading path), in the reference engine's order."""
         run = _Run(self, rules)
-        batch: list[Event] = []
-        for event in events:
-            batch.append(event)
-            if len(batch) >= PYTHON_BATCH:
-                yield from run.python_batch(0, batch)
-                batch = []
-        if batch:
-            yield from run.python_batch(0, batch)
-        yield from run.finish()
+        yield from run.python_events(events, run.add_file("<input>"))
+        yield from run.correlations.alerts()
 
     def scan_paths(self, paths: Iterable[str | Path], rules: Iterable[AnyRule] | None = None,
                    on_error: OnError | None = None, on_file: Callable[[str, int], None] | None = None) -> Iterator[Alert]:
@@ -258,7 +135,7 @@ class DuckEngine:
         run = _Run(self, rules)
         for path in paths:
             if str(path) == "-":
-                yield from run.python_events(events_mod.read_paths(["-"], report), on_file)
+                yield from run.python_events(events_mod.read_paths(["-"], report), run.add_file("<stdin>"), on_file)
                 continue
             path = Path(path)
             if not path.exists():
@@ -266,7 +143,7 @@ class DuckEngine:
                 continue
             for file in events_mod.log_files(path):
                 yield from run.file(file, report, on_file)
-        yield from run.finish()
+        yield from run.correlations.alerts()
 
 
 def _column_of(field: catalogue.Field) -> sqlcompile.Column:
@@ -304,23 +181,14 @@ class _Run:
         self.files: list[str] = []
         self.fast_files = 0  # files DuckDB read itself (the rest were read by the reference reader)
         self.seq = 0
-        self.tables = []
-        for number, plan in enumerate(self.plans):
-            table = f"acc{number}_{id(self)}"
-            # one row per point and group (and value, for the value_* types): see r53sigma.correlations
-            self.con.execute(
-                f"CREATE TEMP TABLE {table} (g VARCHAR[], t BIGINT, mask BIGINT, v VARCHAR, "
-                "f BIGINT, s BIGINT, line BIGINT, idx BIGINT, file VARCHAR)"
-            )
-            self.tables.append(table)
-        self.sql = {s: _SourceSQL(ls) for s, ls in _log_sources().items()}
+        self.correlations = CorrelationTables(self.con, self.plans, self.flag, self.source_of, engine.reference.matches, id(self))
+        self.sql = {s: SourceSQL(ls) for s, ls in log_sources().items()}
 
     # -- inputs
 
     def file(self, file: Path, report: OnError, on_file) -> Iterator[Alert]:
         name = str(file)
-        file_no = len(self.files)
-        self.files.append(name)
+        file_no = self.add_file(name)
         if not self._document_like(file):
             try:
                 alerts = self._fast(file_no, name)
@@ -331,22 +199,14 @@ class _Run:
                     on_file(name, self._last_count)
                 yield from alerts
                 return
-        count = 0
-        batch: list[Event] = []
-        for event in events_mod.read_file(file, report):
-            count += 1
-            batch.append(event)
-            if len(batch) >= PYTHON_BATCH:
-                yield from self.python_batch(file_no, batch)
-                batch = []
-        if batch:
-            yield from self.python_batch(file_no, batch)
-        if on_file:
-            on_file(name, count)
+        yield from self.python_events(events_mod.read_file(file, report), file_no, on_file)
 
-    def python_events(self, events: Iterable[Event], on_file) -> Iterator[Alert]:
-        file_no = len(self.files)
-        self.files.append("<stdin>")
+    def add_file(self, name: str) -> int:
+        self.files.append(name)
+        return len(self.files) - 1
+
+    def python_events(self, events: Iterable[Event], file_no: int, on_file=None) -> Iterator[Alert]:
+        """Events the reference reader parsed, evaluated in batches of PYTHON_BATCH."""
         count = 0
         batch: list[Event] = []
         for event in events:
@@ -358,18 +218,18 @@ class _Run:
         if batch:
             yield from self.python_batch(file_no, batch)
         if on_file:
-            on_file("<stdin>", count)
+            on_file(self.files[file_no], count)
 
     @staticmethod
     def _document_like(file: Path) -> bool:
         """The first non-blank line opens a pretty-printed document: the reference reads the whole file."""
         try:
-            for text in events_mod._text_lines(_head_chunks(file)):
-                if isinstance(text, events_mod._Problem):
+            for text in events_mod.text_lines(head_chunks(file)):
+                if isinstance(text, events_mod.Problem):
                     return True
                 stripped = text.strip()
                 if stripped:
-                    return events_mod._starts_document(stripped) or not stripped.startswith("{")
+                    return events_mod.starts_document(stripped) or not stripped.startswith("{")
             return False
         except OSError:
             return True
@@ -377,12 +237,12 @@ class _Run:
     # -- the fast path: DuckDB reads the file
 
     def _fast(self, file_no: int, name: str) -> list[Alert] | None:
-        typed = _typed_read()
+        typed = typed_read()
         if typed is None:
             return None
         rules = [r for r in self.base if self.source_of[id(r)] == "resolver"]
         table = f"fast_{id(self)}"
-        scan = _LineScan(Path(name))
+        scan = LineScan(Path(name))
         scan.start()  # on the other core, while DuckDB reads the same file
         # Pushed down, the filter "some rule matched" would evaluate every rule once more below the projection.
         self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
@@ -422,7 +282,7 @@ class _Run:
         relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqlcompile.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
         return self._emit({"resolver": relation(table)}, {}, file_no, event_at, drop=[table])
 
-    def _fast_sql(self, typed: "_TypedRead", rules: list[SigmaRule], name: str, table: str) -> list[str]:
+    def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str) -> list[str]:
         """Two statements. First, one parallel pass: DuckDB reads the file with the catalogue schema and
         keeps, per line, its time, whether it fits the columns, every rule's flag packed two bits a rule
         (0 false, 1 true, 2 unknown) and the values correlations group or count by, each only where a
@@ -438,7 +298,7 @@ class _Run:
                     continue
                 paths = plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else [])
                 for path in paths:
-                    needs.setdefault(column_name(_log_sources()["resolver"].fields[".".join(path)]), []).append(self.flag[id(target)])
+                    needs.setdefault(column_name(log_sources()["resolver"].fields[".".join(path)]), []).append(self.flag[id(target)])
         predicates = " ".join(self.engine._predicate(r) for r in rules)
         used = {f.name for f in typed.source.fields.values() if column_name(f) in predicates or column_name(f) in needs}
         keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
@@ -551,7 +411,7 @@ class _Run:
 
     def _correlation_fields(self, source: str) -> list[catalogue.Field]:
         found: dict[str, catalogue.Field] = {}
-        log_source = _log_sources()[source]
+        log_source = log_sources()[source]
         for plan in self.plans:
             for target in plan.rules:
                 if self.source_of[id(target)] != source:
@@ -578,13 +438,12 @@ class _Run:
                     for rule, hit in zip(plain, hits):
                         if hit:
                             found.append((s, order[id(rule)], make_alert(rule, event=event)))
-            for number, plan in enumerate(self.plans):
-                self._accumulate(number, plan, source, table)
+            self.correlations.accumulate(source, table)
         for s, event in residual.items():
             for rule in self.plain:
                 if self.engine.reference.matches(rule, event):
                     found.append((s, order[id(rule)], make_alert(rule, event=event)))
-            self._accumulate_residual(file_no, s, event)
+            self.correlations.accumulate_event(file_no, s, event)
         for table in tables.values() if drop is None else drop:
             self.con.execute(f"DROP TABLE {table}")
         found.sort(key=lambda item: (item[0], item[1]))
@@ -592,342 +451,3 @@ class _Run:
 
     # -- correlations
 
-    def _accumulate(self, number: int, plan: CorrelationPlan, source: str, table: str) -> None:
-        """The points of a batch's rows (one row per point, group and value) into the correlation's table."""
-        targets = [(i, t) for i, t in enumerate(plan.rules) if self.source_of[id(t)] == source]
-        if not targets:
-            return
-        log_source = _log_sources()[source]
-
-        def as_list(path: tuple[str, ...]) -> str:
-            field = log_source.fields[".".join(path)]
-            col = column_name(field)
-            return col if field.array else f"(CASE WHEN {col} IS NULL THEN []::VARCHAR[] ELSE [{col}] END)"
-
-        def first_match(make: Callable[[SigmaRule], str]) -> str:
-            whens = " ".join(f"WHEN {self.flag[id(t)]} THEN {make(t)}" for _, t in targets)
-            return f"(CASE {whens} END)"
-
-        groups = [first_match(lambda t, k=k: f"list_distinct({as_list(plan.group_paths[id(t)][k])})") for k in range(len(plan.group_by))]
-        values = first_match(lambda t: as_list(plan.value_paths[id(t)])) if plan.value_paths else "[NULL]::VARCHAR[]"
-        mask = " + ".join(f"(CASE WHEN {self.flag[id(t)]} THEN {1 << i} ELSE 0 END)" for i, t in targets)
-        any_target = " OR ".join(self.flag[id(t)] for _, t in targets)
-        inner = (
-            f"SELECT CAST(round(_time * {MICROS}) AS BIGINT) AS t, _f, _file, _s, _line, _idx, {mask} AS mask, "
-            f"(CASE WHEN len({values}) = 0 THEN [NULL]::VARCHAR[] ELSE {values} END) AS vals, "
-            + ", ".join([f"{g} AS g{k}" for k, g in enumerate(groups)] or ["1 AS _x"])
-            + f" FROM {table} WHERE _fit AND _time IS NOT NULL AND ({any_target})"
-        )
-        for k in range(len(groups)):  # one row per combination of group values; no value: no row
-            inner = f"SELECT * REPLACE (unnest(g{k}) AS g{k}) FROM ({inner})"
-        group = "[" + ", ".join(f"g{k}" for k in range(len(groups))) + "]::VARCHAR[]"
-        self.con.execute(
-            f"INSERT INTO {self.tables[number]} SELECT {group}, t, mask, unnest(vals), _f, _s, _line, _idx, _file FROM ({inner})"
-        )
-
-    def _accumulate_residual(self, file_no: int, s: int, event: Event) -> None:
-        for number, plan in enumerate(self.plans):
-            hits = [i for i, t in enumerate(plan.rules) if self.engine.reference.matches(t, event)]
-            found = plan.point_of(event, hits) if hits else None
-            if found is None:
-                continue
-            groups, point = found
-            mask = sum(1 << i for i in hits)
-            rows = [[list(group), point.t, mask, value, file_no, s, event.line or 0, event.index or 0, event.file]
-                    for group in groups for value in (point.values or (None,))]
-            self.con.executemany(f"INSERT INTO {self.tables[number]} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-
-    def finish(self) -> Iterator[Alert]:
-        for number, plan in enumerate(self.plans):
-            table = self.tables[number]
-            found = []
-            for group, windows in self._windows(plan, table):
-                for burst in bursts(windows, plan.span_us):
-                    found.append((burst, group))
-            found.sort(key=lambda item: (item[0].first, repr(item[1])))
-            source = self.source_of[id(plan.rules[0])]
-            for burst, group in found:
-                # evidence: where the burst's first events are (the scan prints their origins), not their content
-                evidence = self.con.execute(
-                    f"SELECT DISTINCT f, s, line, idx, file FROM {table} WHERE g = ? AND t BETWEEN ? AND ? "
-                    f"ORDER BY f, s LIMIT {EVIDENCE_PER_GROUP}", [list(group), burst.first, burst.last]
-                ).fetchall()
-                events = [Event(source, {}, None, None, file, line or None, idx or None) for _, _, line, idx, file in evidence]
-                yield burst_alert(plan, group, burst, events)
-            self.con.execute(f"DROP TABLE {table}")
-
-    def _windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
-        """Per group, its firing windows in ascending start (r53sigma.correlations' definition)."""
-        if plan.kind not in _SQL_WINDOWS:
-            yield from self._python_windows(plan, table)
-            return
-        aggregate, bucket_aggregate, combine = _SQL_WINDOWS[plan.kind]
-        rows_of = table
-        bound = _upper_bound_test(plan)
-        if bound is not None:
-            # Every window [t, t + span) lies inside two consecutive epoch-aligned bins: a grouped aggregate
-            # per (bin, group) leaves out the bins no firing window can touch (the condition only grows).
-            span = plan.span_us
-            rows_of = (
-                f"(WITH b AS (SELECT g, t // {span} AS k, {bucket_aggregate} AS a FROM {table} GROUP BY g, k), "
-                f"pairs AS (SELECT b1.g, b1.k FROM b AS b1 LEFT JOIN b AS b2 ON b1.g = b2.g AND b2.k = b1.k + 1 "
-                f"WHERE {bound(combine('b1.a', 'b2.a'))}), "
-                f"candidates AS (SELECT g, k FROM pairs UNION SELECT g, k + 1 FROM pairs) "
-                f"SELECT {table}.* FROM {table} SEMI JOIN candidates ON {table}.g = candidates.g AND {table}.t // {span} = candidates.k)"
-            )
-        rows = self.con.execute(
-            f"SELECT DISTINCT g, t, agg, last FROM (SELECT g, t, {aggregate} OVER w AS agg, max(t) OVER w AS last "
-            f"FROM {rows_of} WINDOW w AS (PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)) "
-            f"ORDER BY g, t"
-        ).fetchall()
-        current, windows = None, []
-        for group, t, agg, last in rows:
-            group = tuple(group)
-            if group != current:
-                if windows:
-                    yield current, windows
-                current, windows = group, []
-            if plan.kind == SigmaCorrelationType.TEMPORAL:
-                matched = frozenset(i for i in range(len(plan.rules)) if agg >> i & 1)
-                agg = matched if plan.extended else len(matched)
-            if plan.test(agg):
-                windows.append(Window(t, last, agg))
-        if windows:
-            yield current, windows
-
-    def _python_windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
-        """temporal_ordered and value_sum/avg/median: the group's points, evaluated as the reference does."""
-        rows = self.con.execute(
-            f"SELECT g, t, f, s, mask, list(v) FILTER (WHERE v IS NOT NULL) FROM {table} GROUP BY g, t, f, s, mask ORDER BY g, t, f, s"
-        ).fetchall()
-        by_group: dict[tuple, list[Point]] = {}
-        for group, t, f, s, mask, values in rows:
-            hits = frozenset(i for i in range(len(plan.rules)) if mask >> i & 1)
-            by_group.setdefault(tuple(group), []).append(Point(t, f << 40 | s, hits, tuple(values or ())))
-        for group, points in by_group.items():
-            windows = list(firing_windows(plan, points))
-            if windows:
-                yield group, windows
-
-
-# per SQL-evaluated type: the window aggregate, the per-bin aggregate, and how two bins bound a window
-_SQL_WINDOWS = {
-    SigmaCorrelationType.EVENT_COUNT: ("count(*)", "count(*)", lambda a, b: f"{a} + coalesce({b}, 0)"),
-    SigmaCorrelationType.VALUE_COUNT: ("count(DISTINCT v)", "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
-    SigmaCorrelationType.TEMPORAL: ("bit_or(mask)", "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
-}
-_SQL_OPS = {SigmaCorrelationConditionOperator.GT: ">", SigmaCorrelationConditionOperator.GTE: ">="}
-
-
-def _upper_bound_test(plan: CorrelationPlan) -> Callable[[str], str] | None:
-    """For a condition that only grows with points (a count compared with gt/gte), the SQL test of an
-    upper bound of a window's aggregate; None where pruning by bins would not be exact."""
-    condition = plan.rule.condition
-    if plan.extended or not isinstance(condition, SigmaCorrelationCondition) or condition.op not in _SQL_OPS:
-        return None
-    if not isinstance(condition.count, int) or isinstance(condition.count, bool):
-        return None
-    return lambda bound: f"{bound} {_SQL_OPS[condition.op]} {condition.count}"
-
-
-def _head_chunks(file: Path) -> Iterator[bytes]:
-    """The first bytes of a file, decompressed, enough to see its first line."""
-    with open(file, "rb") as handle:
-        head = handle.read(1 << 16)
-    if head[:2] == b"\x1f\x8b":
-        import zlib
-
-        try:
-            yield zlib.decompressobj(wbits=31).decompress(head, 1 << 16)
-        except zlib.error:
-            yield events_mod._Problem("corrupt")
-        return
-    yield head
-
-
-# ---------------------------------------------------------------- the fast path's reading
-
-
-@dataclass
-class _TypedRead:
-    """Resolver lines read by ``read_json`` with a schema from the catalogue: typed columns, no inference.
-
-    Scalars are VARCHAR (DuckDB writes a JSON number or boolean as the text Python's ``str`` gives, and
-    an object or array as its JSON text); a field under an array is a list of structs; the other log
-    sources' top-level keys are read too, to see records that are not Resolver records. ``_fit`` is false
-    for a row the columns may not represent as the reference reader would (a container or NaN where the
-    catalogue has a value, another source's key, no plain ISO 8601 ``query_timestamp``): such a file is
-    read by the exact path."""
-
-    source: catalogue.LogSource
-    schema: dict[str, str]
-    fields: dict[str, str]  # catalogue field -> SQL of its raw value (scalar text, or list of element texts)
-    others: list[str]  # other log sources' top-level keys
-
-    def select(self, name: str, used: set[str]) -> str:
-        """The rows in file order with ``_time``, ``_fit`` and one column per field; ``_fit`` looks at the
-        ``used`` fields only (a value no rule reads cannot change an alert: alerts show the line itself)."""
-        spec = "{" + ", ".join(f"{sqlcompile.quote(k)}: {sqlcompile.quote(v)}" for k, v in self.schema.items()) + "}"
-        cols, fits = [], []
-        for field in self.source.fields.values():
-            raw = self.fields[field.name]
-            if field.array:
-                # nulls dropped (the reference's values_at); strip_trailing_dot on each element
-                element = sqlcompile.strip_dot("x") if field.strip_trailing_dot else "x"
-                cols.append(f"list_transform(list_filter({raw}, lambda x: x IS NOT NULL), lambda x: {element}) AS {column_name(field)}")
-                if field.name in used:
-                    fits.append(f"NOT coalesce(list_bool_or(list_transform({raw}, lambda x: {_odd_text('x')})), false)")
-            else:
-                cols.append(f"{sqlcompile.strip_dot(raw) if field.strip_trailing_dot else raw} AS {column_name(field)}")
-                if field.name in used:
-                    fits.append(f"NOT coalesce({_odd_text(raw)}, false)")
-        ts = self.fields[self.source.timestamp]
-        fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
-        fits.extend(f'"{k}" IS NULL' for k in self.others)
-        return (
-            f"SELECT epoch_us(TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)) / 1000000.0 AS _time, "
-            f"({' AND '.join(fits)}) AS _fit, {', '.join(cols)} "
-            f"FROM read_json({sqlcompile.quote(name)}, format = 'newline_delimited', columns = {spec}, "
-            f"maximum_object_size = 16777216)"
-        )
-
-
-def _odd_text(value: str) -> str:
-    """A text DuckDB made from a JSON container or NaN/Infinity (its text differs from the reference's view)."""
-    return f"(ascii({value}) IN (91, 123) OR {value} IN ('NaN', 'Infinity', '-Infinity'))"
-
-
-@functools.cache
-def _typed_read() -> _TypedRead | None:
-    """The Resolver schema, or None when the catalogue nests deeper than the typed read handles."""
-    source = _log_sources()["resolver"]
-    members: dict[str, list[str]] = {}
-    arrays: set[str] = set()
-    schema: dict[str, str] = {}
-    fields: dict[str, str] = {}
-    for field in source.fields.values():
-        parts = field.name.split(".")
-        if len(parts) == 1 and not field.array:
-            schema[parts[0]] = "VARCHAR"
-            fields[field.name] = f'"{parts[0]}"'
-        elif len(parts) == 2 and field.array in (None, parts[0]):
-            members.setdefault(parts[0], []).append(parts[1])
-            if field.array:
-                arrays.add(parts[0])
-                fields[field.name] = f'list_transform("{parts[0]}", lambda e: e."{parts[1]}")'
-            else:
-                fields[field.name] = f'"{parts[0]}"."{parts[1]}"'
-        else:
-            return None
-    for top, names in members.items():
-        struct = "STRUCT(" + ", ".join(f'"{n}" VARCHAR' for n in names) + ")"
-        schema[top] = struct + "[]" if top in arrays else struct
-    own = set(schema)
-    others = sorted({n.split(".")[0] for s in _log_sources().values() if s.source != source.source for n in s.fields} - own)
-    schema.update((k, "VARCHAR") for k in others)
-    return _TypedRead(source, schema, fields, others)
-
-
-_BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c\x1c-\x1f]*\n")  # what str.strip() empties, in ASCII
-_TRAILING_COMMA = re.compile(rb",[ \t\r]*[}\]]")  # json.loads refuses it, DuckDB accepts it
-_CHECKPOINT = 1 << 20  # compressed bytes between restart points
-
-
-class _LineScan(threading.Thread):
-    """Python's view of the file DuckDB reads at the same time: its lines as :func:`events.read_file`
-    numbers them, whether DuckDB's records are exactly those lines (no blank line, which DuckDB skips; no
-    trailing comma or byte-order mark, which it accepts and the reference does not; no damaged gzip data),
-    and restart points (a copy of the decompressor every megabyte) to fetch chosen lines afterwards without
-    decompressing the whole file again. Decompression releases the GIL: the scan runs on the other core."""
-
-    def __init__(self, path: Path):
-        super().__init__(daemon=True)
-        self.path = path
-        self.lines = 0
-        self.clean = True
-        self.gzip = False
-        self.checkpoints: list[tuple[int, Any, int, bytes]] = []  # (file offset, decompressor, lines before, pending)
-
-    def run(self) -> None:
-        try:
-            self._scan()
-        except Exception:  # noqa: BLE001 - any surprise: the exact path decides
-            self.clean = False
-
-    def _chunks(self, handle, offset: int, decompressor) -> Iterator[tuple[int, Any, bytes]]:
-        """(file offset after the chunk, decompressor after it, the bytes it gave), from a restart point."""
-        handle.seek(offset)
-        fed = False
-        while chunk := handle.read(_CHECKPOINT):
-            offset += len(chunk)
-            if decompressor is None:
-                yield offset, None, chunk
-                continue
-            out = []
-            while chunk:
-                fed = True
-                out.append(decompressor.decompress(chunk))
-                if decompressor.eof:  # a member ended; another may follow
-                    chunk = decompressor.unused_data
-                    decompressor, fed = zlib.decompressobj(wbits=31), False
-                    if chunk.lstrip(b"\x00") == b"":  # padding after the last member
-                        chunk = b""
-                else:
-                    chunk = b""
-            yield offset, decompressor, b"".join(out)
-        if fed:
-            self.clean = False  # the file ends inside a gzip member
-
-    def _scan(self) -> None:
-        with open(self.path, "rb") as handle:
-            self.gzip = handle.read(2) == b"\x1f\x8b"
-            decompressor = zlib.decompressobj(wbits=31) if self.gzip else None
-            pending, lines, first = b"", 0, True
-            self.checkpoints.append((0, decompressor.copy() if decompressor else None, 0, b""))
-            for offset, decompressor, data in self._chunks(handle, 0, decompressor):
-                if first and data:
-                    first = False
-                    if data.startswith(b"\xef\xbb\xbf"):
-                        self.clean = False
-                buf = pending + data
-                if _BLANK_LINE.search(b"\n" + buf) or _TRAILING_COMMA.search(buf):
-                    self.clean = False
-                    return
-                lines += buf.count(b"\n")
-                pending = buf[buf.rfind(b"\n") + 1:]
-                self.checkpoints.append((offset, decompressor.copy() if decompressor else None, lines, pending))
-            if pending:
-                lines += 1
-                if not pending.strip(b" \t\r\x0b\x0c\x1c\x1d\x1e\x1f"):
-                    self.clean = False
-            self.lines = lines
-
-    def fetch(self, wanted: list[int]) -> dict[int, str]:
-        """The text of the wanted lines (ascending numbers), decoded as :func:`events.read_file` decodes them."""
-        found: dict[int, str] = {}
-        if not wanted:
-            return found
-        starts = [c[2] for c in self.checkpoints]  # lines complete before each restart point
-        position = 0
-        with open(self.path, "rb") as handle:
-            while position < len(wanted):
-                index = bisect.bisect_left(starts, wanted[position]) - 1
-                offset, decompressor, number, pending = self.checkpoints[index]
-                for _, _, data in self._chunks(handle, offset, decompressor.copy() if decompressor else None):
-                    index += 1
-                    pieces = (pending + data).split(b"\n")
-                    pending = pieces.pop()
-                    for piece in pieces:
-                        number += 1
-                        if number == wanted[position]:
-                            found[number] = piece.decode("utf-8", errors="replace").rstrip("\r")
-                            position += 1
-                            if position == len(wanted):
-                                return found
-                    if index + 1 < len(starts) and starts[index + 1] < wanted[position]:
-                        break  # the next wanted line is past the next restart point: jump there
-                else:
-                    if pending and wanted[position] == number + 1:  # a last line without a newline
-                        found[number + 1] = pending.decode("utf-8", errors="replace").rstrip("\r")
-                    break
-        return found

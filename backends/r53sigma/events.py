@@ -328,7 +328,7 @@ def read_paths(paths: Iterable[str | Path], on_error: OnError | None = None) -> 
     report = on_error or (lambda error: None)
     for path in paths:
         if str(path) == "-":
-            yield from _read_stream("<stdin>", _text_lines(sys.stdin.buffer), report)
+            yield from _read_stream("<stdin>", text_lines(sys.stdin.buffer), report)
             continue
         path = Path(path)
         if not path.exists():
@@ -364,7 +364,7 @@ def read_file(path: Path, on_error: OnError) -> Iterator[Event]:
             head = handle.read(2)
             handle.seek(0)
             chunks = _gunzip(handle, name, on_error) if head == b"\x1f\x8b" else iter(lambda: handle.read(CHUNK), b"")
-            yield from _read_stream(name, _text_lines(chunks), on_error)
+            yield from _read_stream(name, text_lines(chunks), on_error)
     except OSError as error:
         on_error(ReadError(name, None, f"cannot read: {error.strerror or error}"))
 
@@ -382,7 +382,7 @@ def _gunzip(handle, name: str, on_error: OnError) -> Iterator[bytes]:
             try:
                 data = decompressor.decompress(chunk)
             except zlib.error as error:
-                yield _Problem(f"corrupt gzip data ({error}); the rest of the file is skipped")
+                yield Problem(f"corrupt gzip data ({error}); the rest of the file is skipped")
                 return
             if data:
                 yield data
@@ -398,21 +398,21 @@ def _gunzip(handle, name: str, on_error: OnError) -> Iterator[bytes]:
         tail = decompressor.flush()
         if tail:
             yield tail
-        yield _Problem("truncated gzip member: the file ends inside it; its incomplete last line is skipped")
+        yield Problem("truncated gzip member: the file ends inside it; its incomplete last line is skipped")
 
 
-class _Problem(str):
+class Problem(str):
     """A decompression problem, passed along the byte stream so it is reported at the line where it happened."""
 
 
-def _text_lines(chunks: Iterable[bytes] | io.BufferedReader) -> Iterator[str | _Problem]:
+def text_lines(chunks: Iterable[bytes] | io.BufferedReader) -> Iterator[str | Problem]:
     """Lines of text (UTF-8, any newline); a decompression problem comes through as a marker."""
     if isinstance(chunks, io.BufferedIOBase):
         stream = chunks
         chunks = iter(lambda: stream.read1(CHUNK) if hasattr(stream, "read1") else stream.read(CHUNK), b"")
     pending = b""
     for chunk in chunks:
-        if isinstance(chunk, _Problem):
+        if isinstance(chunk, Problem):
             yield chunk
             pending = b""  # the incomplete line goes with the problem
             continue
@@ -428,14 +428,14 @@ def _read_stream(name: str, lines: Iterator[str], on_error: OnError) -> Iterator
     number = 0
     first = True
     for text in lines:
-        if isinstance(text, _Problem):
+        if isinstance(text, Problem):
             on_error(ReadError(name, number + 1, str(text)))
             continue
         number += 1
         stripped = text.strip()
         if not stripped:
             continue
-        if first and _starts_document(stripped):
+        if first and starts_document(stripped):
             yield from _read_document(name, number, text, lines, on_error)
             return
         first = False
@@ -447,7 +447,7 @@ def _read_document(name: str, number: int, text: str, lines: Iterator[str], on_e
     gathered = [text]
     problems = []
     for more in lines:
-        if isinstance(more, _Problem):
+        if isinstance(more, Problem):
             problems.append(ReadError(name, number + len(gathered), str(more)))
         else:
             gathered.append(more)
@@ -465,7 +465,7 @@ def _read_document(name: str, number: int, text: str, lines: Iterator[str], on_e
         on_error(problem)
 
 
-def _starts_document(stripped: str) -> bool:
+def starts_document(stripped: str) -> bool:
     """A first line such as ``{`` or ``[`` that is not a record on its own."""
     if stripped[0] not in "{[":
         return False
