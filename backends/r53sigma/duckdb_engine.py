@@ -31,6 +31,9 @@ values) and with the matches kept. Reading is :mod:`r53sigma.duckread`.
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
+import weakref
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
@@ -40,7 +43,7 @@ from sigma.rule import SigmaRule
 
 from r53sigma import catalogue, events as events_mod, sqlcompile
 from r53sigma.duckcorrelations import CorrelationTables
-from r53sigma.duckread import LineScan, SourceSQL, TypedRead, column_name, head_chunks, log_sources, typed_read
+from r53sigma.duckread import LineScan, SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
 from r53sigma.engine import Engine
 from r53sigma.results import Alert, EngineError, describe, make_alert
 from r53sigma.values import log_source_of
@@ -84,8 +87,16 @@ class DuckEngine:
         self.rules: list[AnyRule] = list(getattr(collection, "rules", collection))
         self.reference = Engine(self.rules)
         self.con = duckdb.connect()
+        # DuckDB spills to a ".tmp" folder in the current directory by default: a private one instead,
+        # removed with the engine (a user's folder is never written to)
+        spill = tempfile.mkdtemp(prefix="r53sigma-spill-")
+        weakref.finalize(self, shutil.rmtree, spill, True)
+        self.con.execute(f"SET temp_directory = {sqlcompile.quote(spill)}")
         if memory_limit:
-            self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")
+            try:
+                self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")
+            except duckdb.Error as error:
+                raise ValueError(f"memory limit {memory_limit!r}: {str(error).splitlines()[0]}") from None
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute("SET preserve_insertion_order = true")
@@ -147,7 +158,9 @@ class DuckEngine:
 
 
 def _column_of(field: catalogue.Field) -> sqlcompile.Column:
-    return sqlcompile.Column(column_name(field), (lambda v: v) if field.array else None)
+    if field.array:
+        return sqlcompile.Column(column_name(field), lambda v: v)
+    return sqlcompile.Column(column_name(field), None, lowered_name(field))
 
 
 def _correlation_supported(rule: SigmaCorrelationRule) -> None:
@@ -300,7 +313,8 @@ class _Run:
                 for path in paths:
                     needs.setdefault(column_name(log_sources()["resolver"].fields[".".join(path)]), []).append(self.flag[id(target)])
         predicates = " ".join(self.engine._predicate(r) for r in rules)
-        used = {f.name for f in typed.source.fields.values() if column_name(f) in predicates or column_name(f) in needs}
+        used = {f.name for f in typed.source.fields.values()
+                if column_name(f) in predicates or lowered_name(f) in predicates or column_name(f) in needs}
         keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
         chunks = [rules[i:i + _FLAGS_PER_MASK] for i in range(0, len(rules), _FLAGS_PER_MASK)]
         masks = [

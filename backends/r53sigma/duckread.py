@@ -33,6 +33,11 @@ def column_name(field: catalogue.Field) -> str:
     return '"f:' + field.name + '"'
 
 
+def lowered_name(field: catalogue.Field) -> str:
+    """The column holding lower() of a scalar field: computed once a row for every rule that folds case."""
+    return '"l:' + field.name + '"'
+
+
 def _json_path(parts: list[str]) -> str:
     return "$" + "".join(f'."{p}"' for p in parts)
 
@@ -101,6 +106,7 @@ class SourceSQL:
             if f.strip_trailing_dot:
                 value = f"(CASE WHEN _norm THEN {sqlcompile.strip_dot(value)} ELSE {value} END)"
             cols.append(f"{value} AS {column_name(f)}")
+            cols.append(f"lower({value}) AS {lowered_name(f)}")
         # Shapes are checked on the JSON type names joined into one string (one regex instead of a
         # test per field: list indexing per row is what costs in DuckDB).
         fits = [_only(f"_ty[1:{n}]", VALUE_TYPES)]
@@ -170,7 +176,9 @@ class TypedRead:
                 if field.name in used:
                     fits.append(f"NOT coalesce(list_bool_or(list_transform({raw}, lambda x: {_odd_text('x')})), false)")
             else:
-                cols.append(f"{sqlcompile.strip_dot(raw) if field.strip_trailing_dot else raw} AS {column_name(field)}")
+                value = sqlcompile.strip_dot(raw) if field.strip_trailing_dot else raw
+                cols.append(f"{value} AS {column_name(field)}")
+                cols.append(f"lower({value}) AS {lowered_name(field)}")
                 if field.name in used:
                     fits.append(f"NOT coalesce({_odd_text(raw)}, false)")
         ts = self.fields[self.source.timestamp]

@@ -10,9 +10,9 @@ case-sensitive unless the ``i`` flag; ``|cidr`` is an address inside the network
 A dialect says how to write what the two SQLs write differently (lambdas over lists, regex functions,
 finite-number test, CIDR); a ``ColumnOf`` callable says where a catalogue field lives in the table:
 a scalar expression holding the value as text (``NULL`` when absent), or a list expression and how to
-get one element's text. Differences from Python ``re`` (RE2 in DuckDB): ``\\d``, ``\\w``, ``\\s`` are ASCII
-and ``$`` is translated to Python's "end, or before a final newline"; a pattern RE2 cannot compile
-(look-around, back-references) is left to the dialect's fallback (DuckDB: a Python function).
+get one element's text. ``|re`` is RE2 with the translation of :func:`r53sigma.patterns.python_regex_to_re2`,
+as the reference engine evaluates it; a pattern RE2 cannot compile (look-around, back-references) is
+left to the dialect's fallback (DuckDB: the reference engine decides the row).
 """
 from __future__ import annotations
 
@@ -79,6 +79,7 @@ class Column:
 
     expr: str
     element: Callable[[str], str] | None = None  # list column: element variable -> its text
+    lowered: str | None = None  # scalar column: an expression holding lower(expr), computed once a row
 
     @property
     def is_list(self) -> bool:
@@ -223,6 +224,7 @@ class RuleCompiler:
 
     def __init__(self, rule: SigmaRule, column_of: ColumnOf, dialect: Dialect):
         self.rule, self.column_of, self.dialect = rule, column_of, dialect
+        self.lowered: dict[str, str] = {}  # column expression -> its precomputed lower() column
         ls = rule.logsource
         found = catalogue.for_logsource(ls.category, ls.product, ls.service)
         if found is None:
@@ -296,6 +298,8 @@ class RuleCompiler:
 
     def _test(self, name: str, test: Callable[[str], str]) -> str:
         column = self.column_of(self.field(name))
+        if column.lowered:
+            self.lowered[column.expr] = column.lowered
         body = test(column.element("v") if column.is_list else column.expr)
         if column.is_list:
             return self.dialect.any(column, test, unknown=UNKNOWN in body)
@@ -353,7 +357,7 @@ class RuleCompiler:
         def test(x: str) -> str:
             terms = []
             for cased in (False, True):
-                subject = x if cased else f"lower({x})"
+                subject = x if cased else self.lowered.get(x, f"lower({x})")
                 if len(exact[cased]) == 1:
                     terms.append(f"{subject} = {quote(exact[cased][0])}")
                 elif exact[cased]:

@@ -6,7 +6,7 @@ One YAML file per rule in ``tests/rules/`` (the file's name is free; the rule's 
     cases:
       - name: <what it shows>
         events: [<raw record: a JSON object, or a public hosted-zone log line as a string>, ...]
-        alerts: <int>   # matching events for a plain rule; firing (window, group) pairs for a correlation
+        alerts: <int>   # matching events for a plain rule; bursts (one per group and burst, r53sigma.correlations) for a correlation
 
 :func:`run` checks every case and also reports, as problems that fail the run: a broken rule file
 (with its reason), a case file naming an unknown rule or malformed, and a rule file no case covers.

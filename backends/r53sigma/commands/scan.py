@@ -42,6 +42,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--engine", choices=["duckdb", "reference"], default=None,
                         help="duckdb (default where the duckdb package is installed): one columnar pass; "
                         "reference: the reference engine")
+    parser.add_argument("--memory-limit", default=None, metavar="SIZE",
+                        help="DuckDB engine: memory to use before spilling to a temporary folder (e.g. 512MB)")
     parser.set_defaults(func=run)
 
 
@@ -55,7 +57,11 @@ def run(args: argparse.Namespace) -> int:
     if engine_name == "duckdb":
         from r53sigma.duckdb_engine import DuckEngine
 
-        engine = DuckEngine(loaded.collection)
+        try:
+            engine = DuckEngine(loaded.collection, memory_limit=args.memory_limit)
+        except ValueError as error:
+            print(f"scan: --memory-limit: {error}", file=sys.stderr)
+            return 2
     else:
         engine = Engine(loaded.collection)
     chosen = []
