@@ -57,7 +57,6 @@ from sigma.correlations import (
 )
 from sigma.rule import SigmaRule
 
-from r53sigma import catalogue
 from r53sigma.events import Event
 from r53sigma.results import EVIDENCE_PER_GROUP, Alert, EngineError, describe, make_alert
 from r53sigma.values import as_number, as_text, field_path, log_source_of, values_at
@@ -360,10 +359,3 @@ def burst_alert(plan: CorrelationPlan, group: tuple, burst: Burst, evidence: lis
     return make_alert(plan.rule, group=dict(zip(plan.group_by, group)), window_start=burst.first / MICROS,
                       window_end=burst.last / MICROS, value=burst.value, events=evidence)
 
-
-def log_source_name(rule: SigmaRule) -> str:
-    return log_source_of(rule)[0].source
-
-
-__all__ = ["CorrelationPlan", "Tracker", "Point", "Window", "Burst", "bursts", "firing_windows", "micros",
-           "burst_alert", "ordered_steps", "score", "catalogue"]

@@ -111,15 +111,15 @@ class DuckEngine:
         if isinstance(rule, SigmaCorrelationRule):
             plan = self.reference.plan(rule)
             for target in plan.rules:
-                self._predicate(target)
+                self.predicate(target)
             _correlation_supported(rule)
         else:
-            self._predicate(rule)
+            self.predicate(rule)
 
-    def _predicate(self, rule: SigmaRule) -> str:
-        return self._compiled(rule)[0]
+    def predicate(self, rule: SigmaRule) -> str:
+        return self.compiled(rule)[0]
 
-    def _compiled(self, rule: SigmaRule) -> tuple[str, bool]:
+    def compiled(self, rule: SigmaRule) -> tuple[str, bool]:
         key = id(rule)
         if key not in self._predicates:
             if not isinstance(rule, SigmaRule):
@@ -279,7 +279,7 @@ class _Run:
         self.engine.fast_files += 1
         # the text of the lines alerts show or the reference engine decides: fetched now, the rest never read again
         plain = [self.flag[id(r)] for r in rules if id(r) in {id(p) for p in self.plain}]
-        unknown = [self.flag[id(r)] for r in rules if self.engine._compiled(r)[1]]
+        unknown = [self.flag[id(r)] for r in rules if self.engine.compiled(r)[1]]
         wanted = [row[0] for row in self.con.execute(
             f"SELECT _s FROM {table} WHERE {' OR '.join([f'coalesce({f}, false)' for f in plain] + [f'{f} IS NULL' for f in unknown]) or 'false'} ORDER BY _s"
         ).fetchall()]
@@ -303,7 +303,7 @@ class _Run:
         their line number: the rowid of the first table, since a projection of one table function
         keeps the file's order. (``WITH ORDINALITY`` would number the lines but runs the whole pass on
         one thread.)"""
-        flags = [f"{self.engine._predicate(r)} AS {self.flag[id(r)]}" for r in rules]
+        flags = [f"{self.engine.predicate(r)} AS {self.flag[id(r)]}" for r in rules]
         needs: dict[str, list[str]] = {}  # correlation field column -> flags of the rules it is read for
         for plan in self.plans:
             for target in plan.rules:
@@ -312,7 +312,7 @@ class _Run:
                 paths = plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else [])
                 for path in paths:
                     needs.setdefault(column_name(log_sources()["resolver"].fields[".".join(path)]), []).append(self.flag[id(target)])
-        predicates = " ".join(self.engine._predicate(r) for r in rules)
+        predicates = " ".join(self.engine.predicate(r) for r in rules)
         used = {f.name for f in typed.source.fields.values()
                 if column_name(f) in predicates or lowered_name(f) in predicates or column_name(f) in needs}
         keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
@@ -385,13 +385,13 @@ class _Run:
     def _hits(self, source: str, rules: list[SigmaRule], select: str, *, params=None,
               checks: str = "true AS _ok, _time") -> str:
         table = f"hits_{source}_{id(self)}"
-        flags = [f"{self.engine._predicate(r)} AS {self.flag[id(r)]}" for r in rules]
+        flags = [f"{self.engine.predicate(r)} AS {self.flag[id(r)]}" for r in rules]
         plain_ids = {id(r) for r in self.plain}
         plain_flags = [self.flag[id(r)] for r in rules if id(r) in plain_ids]
         wanted = self._correlation_fields(source)
         keep = [column_name(f) for f in wanted]
         any_flag = " OR ".join(f"coalesce({self.flag[id(r)]}, true)" for r in rules) or "false"
-        unknown = [f"{self.flag[id(r)]} IS NULL" for r in rules if self.engine._compiled(r)[1]]
+        unknown = [f"{self.flag[id(r)]} IS NULL" for r in rules if self.engine.compiled(r)[1]]
         keep_json = f"CASE WHEN {' OR '.join(plain_flags + unknown)} THEN json END" if plain_flags + unknown else "NULL::VARCHAR"
         sql = (
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
@@ -407,7 +407,7 @@ class _Run:
 
     def _resolve(self, table: str, source: str, event_at: Callable[[int], Event]) -> None:
         """Decide the rows SQL left unknown (NULL flags) with the reference engine."""
-        rules = [r for r in self.base if self.source_of[id(r)] == source and self.engine._compiled(r)[1]]
+        rules = [r for r in self.base if self.source_of[id(r)] == source and self.engine.compiled(r)[1]]
         if not rules:
             return
         flags = [self.flag[id(r)] for r in rules]

@@ -23,8 +23,9 @@ Semantics
   Numbers and booleans in an event are compared as their text.
 - ``|re``: a search (not anchored), case-sensitive unless the ``i`` flag, ``m``/``s`` flags and ``$`` as
   in Python, evaluated in linear time by RE2 (ASCII ``\\d``/``\\w``/``\\s``; see :mod:`r53sigma.patterns`).
-  Wildcard values are RE2 full matches too: no value can make a rule backtrack. ``|cidr``: the value is an IP address inside the network. ``|exists``: the field
-  has a non-null value. ``null``: the field is absent or null (or a list with no values).
+  Wildcard values are RE2 full matches too: no value can make a rule backtrack.
+- ``|cidr``: the value is an IP address inside the network. ``|exists``: the field has a non-null value.
+  ``null``: the field is absent or null (or a list with no values).
   ``|gt``/``|gte``/``|lt``/``|lte`` and plain numbers compare numerically; numeric strings
   (``srcport: "48701"``) count as numbers. ``|fieldref``: equal (case-insensitively) to a value of the
   other field.
