@@ -119,3 +119,19 @@ def test_search_keeps_python_semantics_where_re2_differs_in_syntax():
     assert search_test("com$", set())("a.com\n")  # Python's $: before a final newline
     assert not search_test("com$", set())("a.com\nx")
     assert search_test(r"(a)\1", set())("xaax")  # back-reference: Python's re takes it
+
+
+def test_scan_writes_an_alert_on_a_deeply_nested_record_and_goes_on(tmp_path, capsys):
+    from r53sigma.cli import main
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(deep_line() + "\n" + line() + "\n")
+    rules = tmp_path / "nx.yml"
+    rules.write_text(RULES.split("---")[0])
+    out = tmp_path / "alerts.jsonl"
+    for engine in ("duckdb", "reference"):
+        assert main(["scan", "--no-progress", "--engine", engine, "--rules", str(rules), "-o", str(out), str(folder)]) == 0
+        written = [load_json(text) for text in out.read_text().splitlines()]
+        assert [a["origin"].rsplit(":", 1)[1] for a in written] == ["1", "2"]
+        assert "extra" in written[0]["event"]  # the record as read, 200,000 levels and all

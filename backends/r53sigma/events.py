@@ -246,6 +246,46 @@ def load_json(text: str) -> Any:
         return _load_deep(text)
 
 
+def dump_json(value: Any) -> str:
+    """``json.dumps(value, default=str)``, also for values nested deeper than its recursion allows
+    (written with an explicit stack, same text): an alert on such a record can always be written."""
+    try:
+        return json.dumps(value, default=str)
+    except RecursionError:
+        return _dump_deep(value)
+
+
+def _dump_deep(value: Any) -> str:
+    out: list[str] = []
+    work: list[Any] = [value]  # values to write, and the literal separators/closers between them
+    while work:
+        item = work.pop()
+        if isinstance(item, _Literal):
+            out.append(item)
+        elif isinstance(item, dict):
+            work.append(_Literal("}"))
+            for i, (key, member) in enumerate(reversed(list(item.items()))):
+                work.append(member)
+                work.append(_Literal(json.dumps(key if isinstance(key, str) else str(key)) + ": "))
+                if i < len(item) - 1:
+                    work.append(_Literal(", "))
+            work.append(_Literal("{"))
+        elif isinstance(item, list):
+            work.append(_Literal("]"))
+            for i, member in enumerate(reversed(item)):
+                work.append(member)
+                if i < len(item) - 1:
+                    work.append(_Literal(", "))
+            work.append(_Literal("["))
+        else:
+            out.append(json.dumps(item, default=str))
+    return "".join(out)
+
+
+class _Literal(str):
+    """JSON punctuation on dump_json's stack (not a value to encode)."""
+
+
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
 _CONSTANTS = {"null": None, "true": True, "false": False, "NaN": float("nan"), "Infinity": float("inf"),

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import tempfile
@@ -19,7 +18,7 @@ from typing import Iterable, Iterator, TextIO
 
 from r53sigma import rules as rules_mod
 from r53sigma.engine import Engine, EngineError
-from r53sigma.events import Event, ReadError, read_paths
+from r53sigma.events import Event, ReadError, dump_json, read_paths
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 MAX_PROBLEMS_SHOWN = 20
@@ -95,7 +94,7 @@ def run(args: argparse.Namespace) -> int:
             for alert in alerts:
                 counts[alert.rule_id] += 1
                 progress.alerts += 1
-                out.write(json.dumps(alert.to_json(), default=str) + "\n")
+                out.write(dump_json(alert.to_json()) + "\n")
     finally:
         progress.done()
     _summary(chosen, counts, progress.events, progress.files, problems, sys.stderr)
