@@ -41,7 +41,7 @@ import duckdb
 from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
 from sigma.rule import SigmaRule
 
-from r53sigma import catalogue, events as events_mod, sqlcompile
+from r53sigma import catalogue, events as events_mod, plancache, sqlcompile
 from r53sigma.duckcorrelations import CorrelationTables
 from r53sigma.duckread import LineScan, SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
 from r53sigma.engine import Engine
@@ -82,7 +82,8 @@ class _DuckDialect(sqlcompile.Dialect):
 class DuckEngine:
     """``scan(events)`` over parsed events and ``scan_paths(paths)`` over files, like ``Engine.scan``."""
 
-    def __init__(self, rules: Any = (), *, memory_limit: str | None = None, threads: int | None = None):
+    def __init__(self, rules: Any = (), *, memory_limit: str | None = None, threads: int | None = None,
+                 plan_cache: "plancache.PlanCache | None" = None):
         collection = getattr(rules, "collection", rules)
         self.rules: list[AnyRule] = list(getattr(collection, "rules", collection))
         self.reference = Engine(self.rules)
@@ -102,6 +103,7 @@ class DuckEngine:
         self.con.execute("SET preserve_insertion_order = true")
         self.dialect = _DuckDialect(self.con)
         self._predicates: dict[int, tuple[str, bool]] = {}  # rule -> (SQL, may be unknown)
+        self.plan_cache = plan_cache  # compiled SQL kept across runs, by content (r53sigma.plancache)
         self.fast_files = 0  # files DuckDB read itself, over all scans (the others: the reference reader)
 
     # -- rules
@@ -124,9 +126,22 @@ class DuckEngine:
         if key not in self._predicates:
             if not isinstance(rule, SigmaRule):
                 raise EngineError(f"{describe(rule)}: a correlation cannot be matched against one event")
-            compiler = sqlcompile.RuleCompiler(rule, _column_of, self.dialect)
-            self._predicates[key] = (compiler.compile(), compiler.unknowns > 0)
+            cache_key = plancache.rule_key(rule, duckdb.__version__) if self.plan_cache is not None else None
+            cached = self.plan_cache.get(cache_key) if cache_key else None
+            if cached is not None:
+                self.reference.check(rule)  # the reference engine decides the rows SQL leaves unknown
+                self._predicates[key] = (cached[0], bool(cached[1]))
+            else:
+                compiler = sqlcompile.RuleCompiler(rule, _column_of, self.dialect)
+                self._predicates[key] = (compiler.compile(), compiler.unknowns > 0)
+                if cache_key:
+                    self.plan_cache.put(cache_key, list(self._predicates[key]))
         return self._predicates[key]
+
+    def save_plans(self) -> None:
+        """Write newly compiled plans to the plan cache (when the engine has one)."""
+        if self.plan_cache is not None:
+            self.plan_cache.save()
 
     def evaluate(self, rule: AnyRule, events: Iterable[Event]) -> list[Alert]:
         return list(self.scan(events, [rule]))
@@ -183,6 +198,7 @@ class _Run:
         chosen = list(rules) if rules is not None else [r for r in engine.rules if getattr(r, "_output", True)]
         for rule in chosen:
             engine.check(rule)
+        engine.save_plans()
         self.plain = [r for r in chosen if isinstance(r, SigmaRule)]
         self.plans = [engine.reference.plan(r) for r in chosen if isinstance(r, SigmaCorrelationRule)]
         base: dict[int, SigmaRule] = {id(r): r for r in self.plain}

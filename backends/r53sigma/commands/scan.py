@@ -55,9 +55,10 @@ def run(args: argparse.Namespace) -> int:
     engine_name = args.engine or ("duckdb" if _duckdb_installed() else "reference")
     if engine_name == "duckdb":
         from r53sigma.duckdb_engine import DuckEngine
+        from r53sigma.plancache import PlanCache
 
         try:
-            engine = DuckEngine(loaded.collection, memory_limit=args.memory_limit)
+            engine = DuckEngine(loaded.collection, memory_limit=args.memory_limit, plan_cache=PlanCache())
         except ValueError as error:
             print(f"scan: --memory-limit: {error}", file=sys.stderr)
             return 2
