@@ -60,8 +60,18 @@ def rule_key(rule: Any, duckdb_version: str) -> str | None:
         file_digest = _file_digest(str(path), stat.st_mtime_ns, stat.st_size)
     except OSError:
         return None
-    where = f"{rule.id}|{rule.name}|{rule.title}"
+    where = f"{rule.id}|{rule.name}|{rule.title}|{_state_digest(rule)}"
     return hashlib.sha256(f"{_environment_digest(duckdb_version)}|{file_digest}|{where}".encode()).hexdigest()
+
+
+def _state_digest(rule: Any) -> str:
+    """The rule as it is in memory: loading may change it after reading its file (environment
+    filters, placeholder values), so the file alone does not name its plan."""
+    try:
+        state = json.dumps(rule.to_dict(), sort_keys=True, default=str)
+    except Exception:  # a rule pySigma cannot write back: never share its plan
+        return f"unkeyed-{id(rule)}"
+    return hashlib.sha256(state.encode()).hexdigest()
 
 
 class PlanCache:
