@@ -39,4 +39,5 @@ TARGET = Target(
     deployer=_deployer,
     deploy_name="cloudwatch",
     mapping_column="Logs Insights",
+    window_guarantee=0.0,  # fixed bin() windows (sigma.backends.cloudwatch WINDOW_GUARANTEE)
 )
