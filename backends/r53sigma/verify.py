@@ -3,7 +3,8 @@
 For each rule and each of its test cases, :func:`run` converts the rule for every target, evaluates the
 converted query on that target's own view of the case's raw events, and compares with the reference
 engine (:mod:`r53sigma.scan.reference`): the set of matching events for a plain rule, the number of firing
-(window, group) pairs for a correlation.
+bursts for a correlation (one per group and burst of the sliding window; a target with fixed or
+hopping buckets has its firing rows of one group merged into bursts where their buckets overlap or touch).
 
 Targets, their engines and their view of a raw record (each target's verify adapter,
 ``r53sigma/targets/<target>/verify.py``, declared by the target's ``TARGET``):
@@ -69,7 +70,7 @@ class Case:
 @dataclass
 class Mismatch:
     case: str
-    expected: Any  # matching event numbers (1-based) or a count of firing (window, group) pairs
+    expected: Any  # matching event numbers (1-based), a count of bursts, or a WindowBound
     got: Any
 
     def __str__(self) -> str:

@@ -25,7 +25,11 @@ Modelled (Splunk Search Reference, Search Manual "Boolean expressions", "Backsla
   ``lower``, ``upper``, ``len``, ``in``);
 - ``| bin _time span=N(s|m|h|d)`` (epoch-aligned); ``| stats count, count(f), dc(f), sum(f), min,
   max, avg ... as name by f1 f2`` (an event without a by-field is left out; a multivalue by-field
-  puts the event in each value's group); ``| multisearch [search ...] [search ...]`` (union);
+  puts the event in each value's group; aggregates separated by commas or spaces);
+  ``| sort [count] [-]field ...`` (stable; 10000 results unless a count, 0 = all);
+  ``| streamstats [current=] [window=] [time_window=span] aggregates by f`` (running aggregates per
+  group; time_window keeps the results within the span of the current one and needs time-sorted
+  input); ``| multisearch [search ...] [search ...]`` (union);
   ``| table``/``| fields`` (kept rows unchanged).
 
 Anything else raises :class:`QuerySyntaxError` rather than being guessed.
