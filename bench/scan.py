@@ -10,7 +10,13 @@
 2. Measures, each in its own process (wall time, peak RSS from wait4):
    (a) DuckDB reading and counting the file with the catalogue's explicit schema (the practical limit);
    (b) ``r53sigma scan --engine duckdb`` with the whole pack;
-   (c) ``r53sigma scan --engine reference`` on the first tenth of the file.
+   (c) ``r53sigma scan --engine reference`` on the first tenth of the file;
+   (d) ``r53sigma scan --engine duckdb`` with the single-event Resolver rule files only, and
+   (e) the peer pysigma-backend-duckdb (bench/peer_duckdb.py; skipped with the reason when it is not
+       installed: ``pip install --no-deps pysigma-backend-duckdb==0.1.4``) on the same files: its time
+       and, per rule, whether it matched exactly the lines (d) alerted on;
+   (b') with ``--memory-limit SIZE``: (b) again under that DuckDB memory limit (peak memory; it must
+       complete). ``--events 10000000 --memory-limit 512MB --no-reference --no-peer`` is the 10M mode.
 3. Reports events/s, b/a and b/c, peak memory, and checks that (b) found every injected attack:
    for a plain rule an alert on one of its injected lines, for a correlation an alert whose sample
    lines are injected ones (the background is on another day, so only injected events fire there).
@@ -19,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import importlib.util
 import ipaddress
 import json
 import os
@@ -179,34 +186,98 @@ def duckdb_count_sql(path: Path) -> str:
     return f"SELECT count(*) FROM read_json('{path}', format='newline_delimited', columns={spec})"
 
 
+def single_event_resolver_files() -> list[Path]:
+    """The rule files holding only single-event Resolver rules (the rules a peer without correlations can run)."""
+    loaded = rules_mod.load(None)
+    chosen = []
+    for path, rules in loaded.files.items():
+        if rules and all(not isinstance(r, SigmaCorrelationRule) for r in rules) and all(
+            (found := catalogue.for_logsource(r.logsource.category, r.logsource.product, r.logsource.service))
+            and found[0].source == "resolver" for r in rules
+        ):
+            chosen.append(path)
+    return sorted(chosen)
+
+
+def peer(scan: list[str], log: Path, workdir: Path) -> None:
+    """(d) our DuckDB engine and (e) pysigma-backend-duckdb on the same single-event rules, same file."""
+    files = single_event_resolver_files()
+    ours_file, peer_file = workdir / "alerts-single.jsonl", workdir / "peer.json"
+    rule_args = [arg for f in files for arg in ("--rules", str(f))]
+    d_seconds, d_rss, _ = timed([*scan, "--engine", "duckdb", *rule_args, "-o", str(ours_file), str(log)])
+    print(f"(d) scan --engine duckdb, {len(files)} single-event rule files: {d_seconds:8.2f}s  peak {d_rss / 2**20:7.0f} MiB")
+    if importlib.util.find_spec("sigma_backend_duckdb") is None:
+        print("(e) pysigma-backend-duckdb: not installed (pip install --no-deps pysigma-backend-duckdb==0.1.4): skipped")
+        return
+    e_seconds, e_rss, _ = timed([sys.executable, str(REPO / "bench" / "peer_duckdb.py"), str(log), str(peer_file), *map(str, files)])
+    theirs = json.loads(peer_file.read_text())
+    ours: dict[str, set[int]] = {rule_id: set() for rule_id in theirs}
+    for line in ours_file.read_text().splitlines():
+        alert = json.loads(line)
+        ours.setdefault(alert["rule_id"], set()).add(int(alert["origin"].rsplit(":", 1)[1].split("#")[0]))
+    titles = {str(r.id): r.title for r in rules_mod.load(files).top_level()}
+    exact = 0
+    for rule_id in sorted(theirs, key=lambda r: titles.get(r, r)):
+        result = theirs[rule_id]
+        if isinstance(result, str):
+            verdict = result
+        else:
+            same = set(result) == ours[rule_id]
+            exact += same
+            verdict = "exact" if same else f"{len(result)} lines, {len(set(result) - ours[rule_id])} wrong, {len(ours[rule_id] - set(result))} missed"
+        print(f"    {titles.get(rule_id, rule_id)[:60]:<60} ours {len(ours[rule_id]):>6}  peer: {verdict}")
+    print(f"(e) pysigma-backend-duckdb 0.1.4, same rules: {e_seconds:8.2f}s  peak {e_rss / 2**20:7.0f} MiB  "
+          f"exact on {exact}/{len(theirs)} rules;  (e)/(d) = {e_seconds / d_seconds:.2f} (target >= 3)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--events", type=int, default=1_000_000, help="events in the synthetic log (default 1M)")
     parser.add_argument("--workdir", type=Path, default=None, help="where to write the logs (default: a temp folder)")
-    parser.add_argument("--keep", action="store_true", help="keep the generated files")
+    parser.add_argument("--keep", action="store_true", help="keep the generated files (and reuse them in --workdir)")
+    parser.add_argument("--memory-limit", default=None, metavar="SIZE", help="also run (b) with this --memory-limit")
+    parser.add_argument("--no-reference", action="store_true", help="skip (c), the reference engine")
+    parser.add_argument("--no-peer", action="store_true", help="skip (d) and (e), the peer comparison")
     args = parser.parse_args(argv)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="r53sigma-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log, tenth, alerts_file = workdir / "resolver.log.gz", workdir / "resolver-tenth.log.gz", workdir / "alerts.jsonl"
 
     start = time.perf_counter()
-    injected = generate(log, args.events)
-    sample(log, tenth, max(1, args.events // 10))
+    stamp = workdir / f"injected-{args.events}.json"
+    if args.keep and stamp.exists() and log.exists():  # a kept run's file: the generator is deterministic
+        injected = {k: (t, c, set(lines)) for k, (t, c, lines) in json.loads(stamp.read_text()).items()}
+    else:
+        injected = generate(log, args.events)
+        stamp.write_text(json.dumps({k: (t, c, sorted(lines)) for k, (t, c, lines) in injected.items()}))
+    if not args.no_reference:
+        sample(log, tenth, max(1, args.events // 10))
     print(f"generated {args.events} events ({log.stat().st_size / 2**20:.1f} MiB gzip) with attacks for "
           f"{len(injected)} Resolver rules in {time.perf_counter() - start:.1f}s")
 
     env_python = sys.executable
     scan = [env_python, "-m", "r53sigma", "scan", "--no-progress"]
-    a_seconds, a_rss, a_out = timed([env_python, "-c", "import duckdb,sys; print(duckdb.connect().execute(sys.argv[1]).fetchall()[0][0])",
+    count = "import duckdb,sys; c=duckdb.connect(); c.execute('SET enable_progress_bar=false'); print(c.execute(sys.argv[1]).fetchall()[0][0])"
+    a_seconds, a_rss, a_out = timed([env_python, "-c", count,
                                      duckdb_count_sql(log)])
     b_seconds, b_rss, _ = timed([*scan, "--engine", "duckdb", "-o", str(alerts_file), str(log)])
-    c_seconds, c_rss, _ = timed([*scan, "--engine", "reference", "-o", str(workdir / "alerts-ref.jsonl"), str(tenth)])
-    counted = int(a_out.split()[0])
-    rates = {"a": counted / a_seconds, "b": args.events / b_seconds, "c": max(1, args.events // 10) / c_seconds}
+    counted = int(next(line for line in a_out.splitlines() if line.strip().isdigit()))
+    rates = {"a": counted / a_seconds, "b": args.events / b_seconds}
     print(f"(a) duckdb read_json count : {a_seconds:8.2f}s {rates['a']:>12,.0f} events/s  peak {a_rss / 2**20:7.0f} MiB")
     print(f"(b) scan --engine duckdb    : {b_seconds:8.2f}s {rates['b']:>12,.0f} events/s  peak {b_rss / 2**20:7.0f} MiB")
-    print(f"(c) scan --engine reference : {c_seconds:8.2f}s {rates['c']:>12,.0f} events/s  peak {c_rss / 2**20:7.0f} MiB (1/10 sample)")
-    print(f"b/a = {rates['b'] / rates['a']:.2f} (target >= 0.5)   b/c = {rates['b'] / rates['c']:.1f} (target >= 20)")
+    if args.memory_limit:
+        l_seconds, l_rss, _ = timed([*scan, "--engine", "duckdb", "--memory-limit", args.memory_limit,
+                                     "-o", str(workdir / "alerts-limited.jsonl"), str(log)])
+        same = (workdir / "alerts-limited.jsonl").read_text() == alerts_file.read_text()
+        print(f"(b') same, --memory-limit {args.memory_limit}: {l_seconds:8.2f}s {args.events / l_seconds:>12,.0f} events/s  "
+              f"peak {l_rss / 2**20:7.0f} MiB  alerts {'identical to (b)' if same else 'DIFFERENT from (b)'}")
+    if not args.no_reference:
+        c_seconds, c_rss, _ = timed([*scan, "--engine", "reference", "-o", str(workdir / "alerts-ref.jsonl"), str(tenth)])
+        rates["c"] = max(1, args.events // 10) / c_seconds
+        print(f"(c) scan --engine reference : {c_seconds:8.2f}s {rates['c']:>12,.0f} events/s  peak {c_rss / 2**20:7.0f} MiB (1/10 sample)")
+    print(f"b/a = {rates['b'] / rates['a']:.2f} (target >= 0.5)" + (f"   b/c = {rates['b'] / rates['c']:.1f} (target >= 50)" if "c" in rates else ""))
+    if not args.no_peer:
+        peer(scan, log, workdir)
 
     alerts = [json.loads(line) for line in alerts_file.read_text().splitlines()]
     missed = []

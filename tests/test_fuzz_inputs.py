@@ -242,8 +242,6 @@ def test_scan_of_a_truncated_gzip_reports_it_and_keeps_the_lines_before(engine, 
 
 
 @pytest.mark.parametrize("engine", ["reference", "duckdb"])
-@pytest.mark.xfail(strict=False, reason="engines: JSON nested ~5000 deep raises RecursionError in events._records_of "
-                   "(json.loads) and aborts the scan; owned by the scan engines' work (issue 15), make strict when fixed")
 def test_scan_survives_deeply_nested_json(engine, tmp_path, capsys):
     logs = tmp_path / "deep.jsonl"
     logs.write_text("\n".join([*GOOD_LINES, '{"a":' * 5000 + "1" + "}" * 5000]) + "\n")

@@ -176,7 +176,7 @@ def load() -> dict[str, LogSource]:
     validator = jsonschema.Draft202012Validator(schema())
     sources: dict[str, LogSource] = {}
     for path in sorted(catalogue_dir().glob("*.yml")):
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
         if errors:
             where = "/".join(str(p) for p in errors[0].path)

@@ -10,22 +10,25 @@ import sys
 from r53sigma import __version__, commands, help_examples, signals
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; given the arguments, only the named sub-command's module is imported (start-up time)."""
     parser = argparse.ArgumentParser(
         prog="r53sigma",
         description="Sigma detections for Amazon Route 53 logs: convert, test, scan, verify, package, deploy.",
     )
     parser.add_argument("--version", action="version", version=f"r53sigma {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
-        if not module_info.name.startswith("_"):
-            importlib.import_module(f"{commands.__name__}.{module_info.name}").register(subparsers)
+    names = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    named = next((a for a in argv or [] if not a.startswith("-")), None)
+    for name in [named] if named in names else names:
+        importlib.import_module(f"{commands.__name__}.{name}").register(subparsers)
     help_examples.add_examples(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser(argv).parse_args(argv)
     previous = signals.install()
     try:
         return args.func(args)

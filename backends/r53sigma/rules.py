@@ -151,8 +151,8 @@ def _parse_files(paths: list[Path], filters: list | None = None) -> tuple[dict[P
     for path in paths:
         try:
             text = path.read_text(encoding="utf-8")
-            collection = SigmaCollection.from_yaml(text, collect_errors=True, source=_location(path),
-                                                   resolve_references=False)
+            collection = SigmaCollection.from_dicts(_yaml_documents(text), collect_errors=True, source=_location(path),
+                                                    resolve_references=False)
         except yaml.YAMLError as error:
             errors.append(RuleError(path, yaml_reason(error)))
             continue
@@ -310,6 +310,12 @@ def _resolve_ioc_domains(collection: SigmaCollection, variables: dict | None, er
             resolve.apply(rule)
         except SigmaError as error:
             errors.append(RuleError(Path(rule.source.path) if rule.source else Path("?"), str(error)))
+
+
+def _yaml_documents(text: str) -> list:
+    """The YAML documents of a rule file, as pySigma's ``from_yaml`` reads them (safe loading), with
+    libyaml's C parser where PyYAML has it (the pure-Python parser was most of the start-up time)."""
+    return list(yaml.load_all(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
 
 
 def _location(path: Path) -> SigmaRuleLocation:

@@ -7,7 +7,7 @@ rules as package data). A folder given with ``--cases`` may instead hold any YAM
     cases:
       - name: <what it shows>
         events: [<raw record: a JSON object, or a public hosted-zone log line as a string>, ...]
-        alerts: <int>   # matching events for a plain rule; firing (window, group) pairs for a correlation
+        alerts: <int>   # matching events for a plain rule; bursts (one per group and burst, r53sigma.scan.correlations) for a correlation
     vars:               # optional: placeholder values, as pySigma pipeline variables (ioc_domains: [...])
 
 :func:`run` checks every case and also reports, as problems that fail the run: a broken rule file

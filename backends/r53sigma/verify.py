@@ -3,7 +3,8 @@
 For each rule and each of its test cases, :func:`run` converts the rule for every target, evaluates the
 converted query on that target's own view of the case's raw events, and compares with the reference
 engine (:mod:`r53sigma.scan.reference`): the set of matching events for a plain rule, the number of firing
-(window, group) pairs for a correlation.
+bursts for a correlation (one per group and burst of the sliding window; a target with fixed or
+hopping buckets has its firing rows of one group merged into bursts where their buckets overlap or touch).
 
 Targets, their engines and their view of a raw record (each target's verify adapter,
 ``r53sigma/targets/<target>/verify.py``, declared by the target's ``TARGET``):
@@ -19,11 +20,14 @@ Targets, their engines and their view of a raw record (each target's verify adap
 - **cloudwatch**: ``cloudwatch.insights_model`` on the raw text (``@message`` plus the discovered
   JSON fields), the events of the rule's own log group only.
 
-Cells: ``agree``; ``DISAGREE`` (a case's result differs, or the target would reject the query);
+Cells: ``agree``; ``approximate`` (a target bound to fixed or hopping buckets, whose declared
+``window_guarantee`` is weaker than the spec's sliding window, answered a correlation case within that
+guarantee but not exactly: it caught every burst that fits within the guaranteed fraction of the span,
+and fired no more often than the spec; outside that it is ``DISAGREE``); ``DISAGREE`` (a case's result differs, or the target would reject the query);
 ``not expressible`` (the backend or pipeline refused the rule, with its reason); ``skipped`` (the
 target's engine is missing here, e.g. no Java for Lucene, with the reason); ``MODEL GAP`` (the
 query uses something the target model does not cover: fix the model). Only ``agree``,
-``not expressible`` and ``skipped`` pass.
+``approximate``, ``not expressible`` and ``skipped`` pass.
 
 Group-by nulls: the reference engine leaves an event without a group-by value out of a
 correlation, as Splunk's ``stats ... by`` and Logs Insights' ``stats ... by`` do. ES|QL's ``STATS ...
@@ -32,12 +36,13 @@ not filter the null out disagrees here where a case has such events.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
-from sigma.correlations import SigmaCorrelationRule
+from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationTimespan
 
 from r53sigma import catalogue, conversion
 from r53sigma import rules as rules_mod
@@ -48,7 +53,8 @@ from r53sigma.targets import registry
 from r53sigma.targets.spec import ModelGap, Rejected, Unavailable, Verifier
 
 AGREE, DISAGREE, NOT_EXPRESSIBLE, SKIPPED, MODEL_GAP = "agree", "DISAGREE", "not expressible", "skipped", "MODEL GAP"
-PASSING = (AGREE, NOT_EXPRESSIBLE, SKIPPED)
+APPROXIMATE = "approximate"
+PASSING = (AGREE, APPROXIMATE, NOT_EXPRESSIBLE, SKIPPED)
 
 
 @dataclass
@@ -64,7 +70,7 @@ class Case:
 @dataclass
 class Mismatch:
     case: str
-    expected: Any  # matching event numbers (1-based) or a count of firing (window, group) pairs
+    expected: Any  # matching event numbers (1-based), a count of bursts, or a WindowBound
     got: Any
 
     def __str__(self) -> str:
@@ -180,6 +186,7 @@ def verify(paths: list[Path] | None, loaded: rules_mod.LoadedRules, pairs: list[
     for target in targets:
         conversions = {c.rule_id: c for c in conversion.convert_paths(paths, [target], variables)[0]}
         checker = _Checker(target)
+        guarantee = registry.get(target).window_guarantee
         for rule_id, (rule, cases) in by_rule.items():
             conv = conversions.get(rule_id)
             cell = Cell(rule_id, _rule_name(loaded, rule), target, conv.language if conv else "?",
@@ -190,7 +197,11 @@ def verify(paths: list[Path] | None, loaded: rules_mod.LoadedRules, pairs: list[
             elif not conv.ok:
                 cell.status, cell.reason = (NOT_EXPRESSIBLE if conv.not_expressible else DISAGREE), conv.error
             else:
-                checker.add(cell, conv, rule, cases, [expected.get((rule_id, n)) for n in range(len(cases))])
+                wanted = [expected.get((rule_id, n)) for n in range(len(cases))]
+                if guarantee is not None and isinstance(rule, SigmaCorrelationRule):
+                    wanted = [None if want is None else WindowBound(want, _tight(engine, rule, case, guarantee), guarantee)
+                              for want, case in zip(wanted, cases)]
+                checker.add(cell, conv, rule, cases, wanted)
         checker.finish()
     return report
 
@@ -203,12 +214,51 @@ def _reference(engine: Engine, rule, case: Case) -> Any:
     return {position[id(a.event)] for a in alerts}
 
 
+@dataclass(frozen=True)
+class WindowBound:
+    """What a target with fixed or hopping buckets must answer for a correlation case: ``exact``
+    bursts of the spec's sliding window; it is held only to catching the ``guaranteed`` ones (those
+    that fire again with the span shrunk to ``fraction`` of it: they fit in that much time)."""
+
+    exact: int
+    guaranteed: int
+    fraction: float
+
+    def judge(self, got: Any) -> str:
+        if got == self.exact:
+            return AGREE
+        if isinstance(got, int) and self.guaranteed <= got <= self.exact:
+            return APPROXIMATE
+        return DISAGREE
+
+    def __str__(self) -> str:
+        return f"{self.exact} burst(s), {self.guaranteed} of them within {self.fraction:g} of the span"
+
+
+def guarantee_text(fraction: float) -> str:
+    if fraction <= 0:
+        return "approximate: fixed buckets, a burst straddling a bucket boundary may be missed"
+    return f"approximate: catches any burst within {fraction:g} of the span"
+
+
+def _tight(engine: Engine, rule, case: Case, fraction: float) -> int:
+    """Bursts of the correlation with its span shrunk to ``fraction``: those any target bound by the
+    guarantee must catch (none for fixed buckets)."""
+    seconds = int(rule.timespan.seconds * fraction)
+    if seconds <= 0:
+        return 0
+    tight = dataclasses.replace(rule, timespan=SigmaCorrelationTimespan(f"{seconds}s"))
+    return len(engine.evaluate(tight, case.events))
+
+
 def _rule_name(loaded: rules_mod.LoadedRules, rule) -> str:
     path = loaded.path_of(rule)
     return path.stem if path else rule.title
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, WindowBound):
+        return f"fires {value}"
     if isinstance(value, set):
         return "matches events " + (", ".join(str(n) for n in sorted(value)) if value else "none")
     return f"fires {value} time(s)"
@@ -262,9 +312,14 @@ class _Checker:
     def _compare(cell: Cell, case: Case, want: Any, got: Any) -> None:
         if want is None:
             return
-        if got != want:
+        verdict = want.judge(got) if isinstance(want, WindowBound) else (AGREE if got == want else DISAGREE)
+        if verdict == AGREE:
+            return
+        cell.mismatches.append(Mismatch(case.name, want, got))
+        if verdict == DISAGREE:
             cell.status = DISAGREE
-            cell.mismatches.append(Mismatch(case.name, want, got))
+        elif cell.status == AGREE:
+            cell.status, cell.reason = APPROXIMATE, guarantee_text(want.fraction)
 
     def finish(self) -> None:
         for language, work in self.batches.items():
@@ -341,4 +396,6 @@ def _cell_text(cell: Cell | None) -> str:
         return "-"
     if cell.status == AGREE:
         return f"agree ({cell.cases})"
+    if cell.status == APPROXIMATE:
+        return f"approximate ({cell.cases})"
     return cell.status

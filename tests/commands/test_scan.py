@@ -72,7 +72,7 @@ def test_correlation_alert_carries_group_and_window(tmp_path, capsys):
     assert burst == [{
         "rule_id": "5a0f7a52-3c86-4d6a-9a3e-0d6a1f0b2c03", "title": "NX burst", "level": "medium",
         "correlation": "event_count", "group": {"srcaddr": "10.0.0.9"},
-        "window": {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T10:05:00Z"}, "value": 3,
+        "window": {"start": "2024-05-01T10:00:00Z", "end": "2024-05-01T10:00:02Z"}, "value": 3,  # first and last event
         "sample_origins": [f"{log}:1", f"{log}:2", f"{log}:3"],
     }]
     assert "NX burst" in err  # summary table

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gzip
 import json
 import textwrap
+from pathlib import Path
 
 from sigma.collection import SigmaCollection
 
@@ -204,9 +205,9 @@ def test_blank_lines_send_the_file_to_the_exact_reader_so_line_numbers_stay_exac
 
 
 def test_lines_are_fetched_across_restart_points_and_gzip_members(tmp_path, monkeypatch):
-    import r53sigma.scan.duckdb_engine as duck_mod
+    import r53sigma.scan.duckread as duckread
 
-    monkeypatch.setattr(duck_mod, "_CHECKPOINT", 512)  # a restart point every few lines
+    monkeypatch.setattr(duckread, "_CHECKPOINT", 512)  # a restart point every few lines
     plain = [json.dumps(resolver(query_name=f"q{i}.example.")) for i in range(300)]
     matched = {7, 150, 151, 299}
     lines = [nx_line(i) if i in matched else plain[i] for i in range(300)]
@@ -218,11 +219,11 @@ def test_lines_are_fetched_across_restart_points_and_gzip_members(tmp_path, monk
 
 
 def test_only_matching_lines_are_read_again(tmp_path, monkeypatch):
-    import r53sigma.scan.duckdb_engine as duck_mod
+    import r53sigma.scan.duckread as duckread
 
     fetched = []
-    original = duck_mod._LineScan.fetch
-    monkeypatch.setattr(duck_mod._LineScan, "fetch", lambda self, wanted: fetched.extend(wanted) or original(self, wanted))
+    original = duckread.LineScan.fetch
+    monkeypatch.setattr(duckread.LineScan, "fetch", lambda self, wanted: fetched.extend(wanted) or original(self, wanted))
     lines = [json.dumps(resolver(query_name=f"q{i}.example.")) for i in range(50)]
     lines[20] = nx_line(20)
     (tmp_path / "a.log").write_text("\n".join(lines))  # no newline after the last line
@@ -267,3 +268,45 @@ def test_cidr_over_ipv6_text_forms_matches_the_reference():
     records = [resolver(query_name=f"n{i}.", answers=[{"Rdata": form}]) for i, form in enumerate(forms)]
     detection = "sel: {answers.Rdata|cidr: ['::1/128', 'fc00::/7', 'fe80::/10']}\ncondition: sel"
     assert matched_names(detection, records) == ["n0", "n1", "n2", "n3", "n5", "n7", "n9", "n10"]
+
+
+SPILL_RULES = """
+title: nx
+name: nx
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+---
+title: nx burst
+correlation: {type: event_count, rules: [nx], group-by: [srcaddr], timespan: 1m, condition: {gte: 3}}
+"""
+
+
+def test_a_memory_limit_spills_to_a_private_folder_and_never_into_the_current_one(tmp_path, monkeypatch):
+    import gc
+    import tempfile
+
+    monkeypatch.chdir(tmp_path)
+    log = tmp_path / "q.jsonl"
+    log.write_text("".join(
+        json.dumps({"query_timestamp": f"2024-05-01T10:{i // 60:02d}:{i % 60:02d}Z", "query_name": f"n{i}.x.", "query_type": "A",
+                    "rcode": "NXDOMAIN", "srcaddr": f"10.0.0.{i % 7}", "answers": []}) + "\n" for i in range(600)))
+    collection = SigmaCollection.from_yaml(SPILL_RULES)
+    collection.resolve_rule_references()
+    engine = DuckEngine(collection, memory_limit="64MB")
+    got = [a.to_json() for a in engine.scan_paths([log])]
+    assert got == [a.to_json() for a in Engine(collection).scan(read_paths([log]))] and len(got) == 7
+    assert [p.name for p in tmp_path.iterdir()] == ["q.jsonl"]
+    spill = Path(engine.con.execute("SELECT current_setting('temp_directory')").fetchone()[0])
+    assert spill.parent == Path(tempfile.gettempdir())
+    del engine
+    gc.collect()
+    assert not spill.exists()
+
+
+def test_a_memory_limit_duckdb_cannot_read_is_a_one_line_error(tmp_path, capsys):
+    from r53sigma.cli import main
+
+    log = tmp_path / "q.jsonl"
+    log.write_text("")
+    assert main(["scan", "--engine", "duckdb", "--memory-limit", "lots", str(log)]) == 2
+    assert "--memory-limit" in capsys.readouterr().err

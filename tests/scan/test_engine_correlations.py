@@ -1,4 +1,4 @@
-"""Correlations in the reference engine: epoch-aligned tumbling windows, group-by, conditions."""
+"""Correlations in the reference engine: sliding windows and bursts (r53sigma.scan.correlations), group-by, conditions."""
 from __future__ import annotations
 
 from sigma.collection import SigmaCollection
@@ -48,12 +48,11 @@ correlation:
 """
 
 
-def test_event_count_windows_are_aligned_to_the_epoch():
-    # 10:04:59 and 10:05:00 are one second apart but in two 5-minute bins.
+def test_event_count_window_straddling_an_epoch_boundary_fires():
+    # 10:04:59 and 10:05:00 are in two epoch-aligned 5-minute bins, but within one 5-minute interval.
     split = [query("10:04:58"), query("10:04:59"), query("10:05:00")]
-    assert alerts(event_count("{gte: 3}"), split) == []
-    fired = alerts(event_count("{gte: 2}"), split)
-    assert [(a.window_start % 300, a.value) for a in fired] == [(0, 2)]
+    fired = alerts(event_count("{gte: 3}"), split)
+    assert [(a.window_start % 300, a.window_end % 300, a.value) for a in fired] == [(298, 0, 3)]
 
 
 def test_event_count_groups_by_field():
@@ -70,7 +69,8 @@ def test_only_matching_events_count():
 def test_conditions_eq_and_lt():
     events = [query("10:00:01"), query("10:00:02")]
     assert len(alerts(event_count("{eq: 2}"), events)) == 1
-    assert len(alerts(event_count("{lt: 2}"), events)) == 0
+    # lt: the windows considered start at an event; the one starting at the last event holds one
+    assert [(a.window_start % 60, a.value) for a in alerts(event_count("{lt: 2}"), events)] == [(2, 1)]
 
 
 def test_event_without_group_value_is_not_counted():
@@ -112,8 +112,10 @@ correlation: {type: temporal, rules: [nx, txt], group-by: [srcaddr], timespan: 5
     assert len(alerts(correlation, together)) == 1
     other_source = [query("10:00:01"), query("10:01:00", rcode="NOERROR", qtype="TXT", srcaddr="10.9.9.9")]
     assert alerts(correlation, other_source) == []
-    other_window = [query("10:04:59"), query("10:05:00", rcode="NOERROR", qtype="TXT")]
-    assert alerts(correlation, other_window) == []
+    across_a_bin_boundary = [query("10:04:59"), query("10:05:00", rcode="NOERROR", qtype="TXT")]
+    assert len(alerts(correlation, across_a_bin_boundary)) == 1
+    too_far_apart = [query("10:00:00"), query("10:05:00", rcode="NOERROR", qtype="TXT")]
+    assert alerts(correlation, too_far_apart) == []
 
 
 def test_temporal_ordered_respects_order():

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import sys
 import tempfile
@@ -20,7 +19,7 @@ from r53sigma import envfilter, ioc, signals
 from r53sigma import rules as rules_mod
 from r53sigma.progress import ScanProgress
 from r53sigma.scan.reference import Engine, EngineError
-from r53sigma.scan.records import Event, ReadError, read_paths
+from r53sigma.scan.records import Event, ReadError, dump_json, read_paths
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 MAX_PROBLEMS_SHOWN = 20
@@ -44,6 +43,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="duckdb (default where the duckdb package is installed): one columnar pass; "
                         "reference: the reference engine")
     envfilter.add_argument(parser)
+    parser.add_argument("--memory-limit", default=None, metavar="SIZE",
+                        help="DuckDB engine: memory to use before spilling to a temporary folder (e.g. 512MB)")
     parser.set_defaults(func=run)
 
 
@@ -63,8 +64,13 @@ def run(args: argparse.Namespace) -> int:
     engine_name = args.engine or ("duckdb" if _duckdb_installed() else "reference")
     if engine_name == "duckdb":
         from r53sigma.scan.duckdb_engine import DuckEngine
+        from r53sigma.scan.plancache import PlanCache
 
-        engine = DuckEngine(loaded.collection)
+        try:
+            engine = DuckEngine(loaded.collection, memory_limit=args.memory_limit, plan_cache=PlanCache())
+        except ValueError as error:
+            print(f"scan: --memory-limit: {error}", file=sys.stderr)
+            return 2
     else:
         engine = Engine(loaded.collection)
     chosen = []
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
             for alert in alerts:
                 counts[alert.rule_id] += 1
                 progress.alert()
-                out.write(json.dumps(alert.to_json(), default=str) + "\n")
+                out.write(dump_json(alert.to_json()) + "\n")
             if progress.events == 0:
                 raise _NothingScanned  # --output keeps what it held: no empty result over it
     except _NothingScanned:

@@ -86,7 +86,7 @@ def parse_record(raw: Any, *, file: str | None = None, line: int | None = None, 
         text = _EXPORT_PREFIX.sub("", raw.strip(), count=1)
         if text.startswith("{"):
             try:
-                record = json.loads(text)
+                record = load_json(text)
             except json.JSONDecodeError as error:
                 raise RecordError(f"invalid JSON: {error.msg} at column {error.colno}") from None
             raw = record
@@ -178,28 +178,43 @@ def _normalise(log_source: LogSource, record: dict[str, Any]) -> dict[str, Any]:
 
 
 def _strip_dots(node: Any, path: tuple[str, ...]) -> None:
-    if isinstance(node, list):
-        for item in node:
-            _strip_dots(item, path)
-        return
-    if not isinstance(node, dict) or path[0] not in node:
-        return
-    if len(path) > 1:
-        _strip_dots(node[path[0]], path[1:])
-        return
-    value = node[path[0]]
-    if isinstance(value, str) and len(value) > 1 and value.endswith("."):
-        node[path[0]] = value[:-1]
-    elif isinstance(value, list):
-        node[path[0]] = [v[:-1] if isinstance(v, str) and len(v) > 1 and v.endswith(".") else v for v in value]
+    work = [(node, path)]  # an explicit stack: lists may nest arbitrarily deep
+    while work:
+        node, path = work.pop()
+        if isinstance(node, list):
+            work.extend((item, path) for item in node)
+            continue
+        if not isinstance(node, dict) or path[0] not in node:
+            continue
+        if len(path) > 1:
+            work.append((node[path[0]], path[1:]))
+            continue
+        value = node[path[0]]
+        if isinstance(value, str) and len(value) > 1 and value.endswith("."):
+            node[path[0]] = value[:-1]
+        elif isinstance(value, list):
+            node[path[0]] = [v[:-1] if isinstance(v, str) and len(v) > 1 and v.endswith(".") else v for v in value]
 
 
 def _copy_json(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _copy_json(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_copy_json(v) for v in value]
-    return value
+    """A deep copy of dicts and lists, at any depth."""
+    if not isinstance(value, (dict, list)):
+        return value
+    root = {} if isinstance(value, dict) else []
+    work = [(value, root)]
+    while work:
+        source, target = work.pop()
+        items = source.items() if isinstance(source, dict) else enumerate(source)
+        for key, item in items:
+            if isinstance(item, (dict, list)):
+                copy = {} if isinstance(item, dict) else []
+                work.append((item, copy))
+                item = copy
+            if isinstance(target, dict):
+                target[key] = item
+            else:
+                target.append(item)
+    return root
 
 
 @functools.cache
@@ -219,6 +234,129 @@ def _normalised_paths(source: str) -> tuple[tuple[str, ...], ...]:
     return tuple(tuple(f.name.split(".")) for f in log_source.fields.values() if f.strip_trailing_dot)
 
 
+# ---------------------------------------------------------------- JSON of any depth
+
+
+def load_json(text: str) -> Any:
+    """``json.loads``, also for documents nested deeper than its recursion allows (read with an explicit
+    stack, same values and errors): no line can raise RecursionError."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        return _load_deep(text)
+
+
+def dump_json(value: Any) -> str:
+    """``json.dumps(value, default=str)``, also for values nested deeper than its recursion allows
+    (written with an explicit stack, same text): an alert on such a record can always be written."""
+    try:
+        return json.dumps(value, default=str)
+    except RecursionError:
+        return _dump_deep(value)
+
+
+def _dump_deep(value: Any) -> str:
+    out: list[str] = []
+    work: list[Any] = [value]  # values to write, and the literal separators/closers between them
+    while work:
+        item = work.pop()
+        if isinstance(item, _Literal):
+            out.append(item)
+        elif isinstance(item, dict):
+            work.append(_Literal("}"))
+            for i, (key, member) in enumerate(reversed(list(item.items()))):
+                work.append(member)
+                work.append(_Literal(json.dumps(key if isinstance(key, str) else str(key)) + ": "))
+                if i < len(item) - 1:
+                    work.append(_Literal(", "))
+            work.append(_Literal("{"))
+        elif isinstance(item, list):
+            work.append(_Literal("]"))
+            for i, member in enumerate(reversed(item)):
+                work.append(member)
+                if i < len(item) - 1:
+                    work.append(_Literal(", "))
+            work.append(_Literal("["))
+        else:
+            out.append(json.dumps(item, default=str))
+    return "".join(out)
+
+
+class _Literal(str):
+    """JSON punctuation on dump_json's stack (not a value to encode)."""
+
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_CONSTANTS = {"null": None, "true": True, "false": False, "NaN": float("nan"), "Infinity": float("inf"),
+              "-Infinity": float("-inf")}
+
+
+def _load_deep(text: str) -> Any:
+    skip = lambda at: _WHITESPACE.match(text, at).end()  # noqa: E731
+    stack: list[list[Any]] = []  # [container, pending key]
+
+    def key_at(at: int) -> tuple[str, int]:
+        if text[at:at + 1] != '"':
+            raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, at)
+        key, at = json.decoder.scanstring(text, at + 1, True)
+        at = skip(at)
+        if text[at:at + 1] != ":":
+            raise json.JSONDecodeError("Expecting ':' delimiter", text, at)
+        return key, skip(at + 1)
+
+    pos = skip(0)
+    while True:
+        char = text[pos:pos + 1]
+        if char in ("{", "["):
+            pos = skip(pos + 1)
+            if text[pos:pos + 1] == ("}" if char == "{" else "]"):
+                value, pos = ({} if char == "{" else []), pos + 1
+            elif char == "{":
+                key, pos = key_at(pos)
+                stack.append([{}, key])
+                continue
+            else:
+                stack.append([[], None])
+                continue
+        elif char == '"':
+            value, pos = json.decoder.scanstring(text, pos + 1, True)
+        else:
+            number = _NUMBER.match(text, pos)
+            constant = next((c for c in _CONSTANTS if text.startswith(c, pos)), None)
+            if number:
+                integer, fraction, exponent = number.groups()
+                value = float(integer + (fraction or "") + (exponent or "")) if fraction or exponent else int(integer)
+                pos = number.end()
+            elif constant is not None:
+                value, pos = _CONSTANTS[constant], pos + len(constant)
+            else:
+                raise json.JSONDecodeError("Expecting value", text, pos)
+        while True:  # attach the value; close the containers it completes
+            if not stack:
+                end = skip(pos)
+                if end != len(text):
+                    raise json.JSONDecodeError("Extra data", text, end)
+                return value
+            container, key = stack[-1]
+            if isinstance(container, dict):
+                container[key] = value
+            else:
+                container.append(value)
+            pos = skip(pos)
+            char = text[pos:pos + 1]
+            if char == ",":
+                pos = skip(pos + 1)
+                if isinstance(container, dict):
+                    stack[-1][1], pos = key_at(pos)
+                break
+            if char == ("}" if isinstance(container, dict) else "]"):
+                value, pos = container, pos + 1
+                stack.pop()
+                continue
+            raise json.JSONDecodeError("Expecting ',' delimiter", text, pos)
+
+
 # ---------------------------------------------------------------- files
 
 
@@ -230,7 +368,7 @@ def read_paths(paths: Iterable[str | Path], on_error: OnError | None = None) -> 
     report = on_error or (lambda error: None)
     for path in paths:
         if str(path) == "-":
-            yield from _read_stream("<stdin>", _text_lines(_stream_chunks(sys.stdin.buffer, report)), report)
+            yield from _read_stream("<stdin>", text_lines(_stream_chunks(sys.stdin.buffer, report)), report)
             continue
         path = Path(path)
         if not path.exists():
@@ -266,7 +404,7 @@ def read_file(path: Path, on_error: OnError) -> Iterator[Event]:
             head = handle.read(2)
             handle.seek(0)
             chunks = _gunzip(handle, name, on_error) if head == b"\x1f\x8b" else iter(lambda: handle.read(CHUNK), b"")
-            yield from _read_stream(name, _text_lines(chunks), on_error)
+            yield from _read_stream(name, text_lines(chunks), on_error)
     except OSError as error:
         on_error(ReadError(name, None, f"cannot read: {error.strerror or error}"))
 
@@ -308,7 +446,7 @@ def _gunzip(handle, name: str, on_error: OnError) -> Iterator[bytes]:
             try:
                 data = decompressor.decompress(chunk)
             except zlib.error as error:
-                yield _Problem(f"corrupt gzip data ({error}); the rest of the file is skipped")
+                yield Problem(f"corrupt gzip data ({error}); the rest of the file is skipped")
                 return
             if data:
                 yield data
@@ -324,21 +462,21 @@ def _gunzip(handle, name: str, on_error: OnError) -> Iterator[bytes]:
         tail = decompressor.flush()
         if tail:
             yield tail
-        yield _Problem("truncated gzip member: the file ends inside it; its incomplete last line is skipped")
+        yield Problem("truncated gzip member: the file ends inside it; its incomplete last line is skipped")
 
 
-class _Problem(str):
+class Problem(str):
     """A decompression problem, passed along the byte stream so it is reported at the line where it happened."""
 
 
-def _text_lines(chunks: Iterable[bytes] | io.BufferedReader) -> Iterator[str | _Problem]:
+def text_lines(chunks: Iterable[bytes] | io.BufferedReader) -> Iterator[str | Problem]:
     """Lines of text (UTF-8, any newline); a decompression problem comes through as a marker."""
     if isinstance(chunks, io.BufferedIOBase):
         stream = chunks
         chunks = iter(lambda: stream.read1(CHUNK) if hasattr(stream, "read1") else stream.read(CHUNK), b"")
     pending = b""
     for chunk in chunks:
-        if isinstance(chunk, _Problem):
+        if isinstance(chunk, Problem):
             yield chunk
             pending = b""  # the incomplete line goes with the problem
             continue
@@ -354,14 +492,14 @@ def _read_stream(name: str, lines: Iterator[str], on_error: OnError) -> Iterator
     number = 0
     first = True
     for text in lines:
-        if isinstance(text, _Problem):
+        if isinstance(text, Problem):
             on_error(ReadError(name, number + 1, str(text)))
             continue
         number += 1
         stripped = text.strip()
         if not stripped:
             continue
-        if first and _starts_document(stripped):
+        if first and starts_document(stripped):
             yield from _read_document(name, number, text, lines, on_error)
             return
         first = False
@@ -373,12 +511,12 @@ def _read_document(name: str, number: int, text: str, lines: Iterator[str], on_e
     gathered = [text]
     problems = []
     for more in lines:
-        if isinstance(more, _Problem):
+        if isinstance(more, Problem):
             problems.append(ReadError(name, number + len(gathered), str(more)))
         else:
             gathered.append(more)
     try:
-        document = json.loads("\n".join(gathered))
+        document = load_json("\n".join(gathered))
     except json.JSONDecodeError:
         document = None
     if document is not None:
@@ -391,12 +529,12 @@ def _read_document(name: str, number: int, text: str, lines: Iterator[str], on_e
         on_error(problem)
 
 
-def _starts_document(stripped: str) -> bool:
+def starts_document(stripped: str) -> bool:
     """A first line such as ``{`` or ``[`` that is not a record on its own."""
     if stripped[0] not in "{[":
         return False
     try:
-        json.loads(stripped)
+        load_json(stripped)
     except json.JSONDecodeError:
         return True
     return False
@@ -407,7 +545,7 @@ def _records_of(item: Any, name: str, number: int, on_error: OnError) -> Iterato
         text = _EXPORT_PREFIX.sub("", item, count=1)
         if text[:1] in ("{", "["):
             try:
-                item = json.loads(text)
+                item = load_json(text)
             except json.JSONDecodeError as error:
                 on_error(ReadError(name, number, f"invalid JSON: {error.msg} at column {error.colno}"))
                 return
@@ -421,12 +559,17 @@ def _records_of(item: Any, name: str, number: int, on_error: OnError) -> Iterato
 
 
 def expand(document: Any) -> list[Any]:
-    """The records a JSON document holds: CloudTrail ``Records``, CloudWatch ``logEvents`` messages, arrays."""
-    if isinstance(document, list):
-        return [r for item in document for r in expand(item)]
-    if isinstance(document, dict):
-        if isinstance(document.get("Records"), list):
-            return list(document["Records"])
-        if isinstance(document.get("logEvents"), list):
-            return [e.get("message") if isinstance(e, dict) else e for e in document["logEvents"]]
-    return [document]
+    """The records a JSON document holds: CloudTrail ``Records``, CloudWatch ``logEvents`` messages, arrays
+    (arrays of arrays flattened, at any depth)."""
+    out, work = [], [document]
+    while work:
+        item = work.pop()
+        if isinstance(item, list):
+            work.extend(reversed(item))
+        elif isinstance(item, dict) and isinstance(item.get("Records"), list):
+            out.extend(item["Records"])
+        elif isinstance(item, dict) and isinstance(item.get("logEvents"), list):
+            out.extend(e.get("message") if isinstance(e, dict) else e for e in item["logEvents"])
+        else:
+            out.append(item)
+    return out

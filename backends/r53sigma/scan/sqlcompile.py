@@ -7,14 +7,13 @@ value, and a field under a JSON array a list column that matches when ANY elemen
 A dialect says how to write what the two SQLs write differently (lambdas over lists, regex functions,
 finite-number test, CIDR); a ``ColumnOf`` callable says where a catalogue field lives in the table:
 a scalar expression holding the value as text (``NULL`` when absent), or a list expression and how to
-get one element's text. Differences from Python ``re`` (RE2 in DuckDB): ``\\d``, ``\\w``, ``\\s`` are ASCII
-and ``$`` is translated to Python's "end, or before a final newline"; a pattern RE2 cannot compile
-(look-around, back-references) is left to the dialect's fallback (DuckDB: a Python function).
+get one element's text. ``|re`` is RE2 with the translation of :func:`r53sigma.scan.patterns.python_regex_to_re2`,
+as the reference engine evaluates it; a pattern RE2 cannot compile (look-around, back-references) is
+left to the dialect's fallback (DuckDB: the reference engine decides the row).
 """
 from __future__ import annotations
 
 import re
-import string
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -45,7 +44,8 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
-from r53sigma.scan.reference import EngineError, describe
+from r53sigma.scan.patterns import python_regex_to_re2, re2_part
+from r53sigma.scan.results import EngineError, describe
 
 _COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
             CompareOperators.GTE: ">=", CompareOperators.NEQ: "<>"}
@@ -76,6 +76,7 @@ class Column:
 
     expr: str
     element: Callable[[str], str] | None = None  # list column: element variable -> its text
+    lowered: str | None = None  # scalar column: an expression holding lower(expr), computed once a row
 
     @property
     def is_list(self) -> bool:
@@ -114,7 +115,7 @@ class Dialect:
         where each LIKE is one pass of its own), LIKE for one or two."""
         if len(patterns) <= 2:
             return [_like(subject, like_pattern(p)) for p in patterns]
-        alternatives = "|".join("".join(_re2_part(part) for part in p) for p in patterns)
+        alternatives = "|".join("".join(re2_part(part) for part in p) for p in patterns)
         return [f"regexp_full_match({subject}, {quote('(?s)(?:' + alternatives + ')')})"]
 
     def regex_fallback(self, value: str, pattern: str, flags: int) -> str:
@@ -183,14 +184,6 @@ def _like(subject: str, pattern: str) -> str:
     return f"{subject} LIKE {quote(pattern)}" + (" ESCAPE '\\'" if "\\" in pattern else "")
 
 
-def _re2_part(part: Any) -> str:
-    if part is SpecialChars.WILDCARD_MULTI:
-        return ".*"
-    if part is SpecialChars.WILDCARD_SINGLE:
-        return "."
-    return "".join("\\" + c if c in string.punctuation else c for c in part)
-
-
 def ipv4_network_regex(network: Any) -> str:
     """The dotted quads inside an IPv4 network, as a regex over strict dotted decimal (no leading zeros)."""
     octets = network.network_address.packed
@@ -223,45 +216,12 @@ def like_pattern(parts: list[Any]) -> str:
     return "".join(out)
 
 
-def python_regex_to_re2(pattern: str, flags: set) -> str:
-    """Inline flags, and Python's ``$`` (end or before a final newline) where RE2 would mean end only."""
-    multiline = SigmaRegularExpressionFlag.MULTILINE in flags
-    out, i, in_class = [], 0, False
-    while i < len(pattern):
-        char = pattern[i]
-        if char == "\\" and i + 1 < len(pattern):
-            nxt = pattern[i + 1]
-            out.append("\\z" if nxt == "Z" and not in_class else char + nxt)
-            i += 2
-            continue
-        if in_class:
-            in_class = char != "]"
-        elif char == "[":
-            in_class = True
-            if pattern[i + 1:i + 2] == "]" or pattern[i + 1:i + 3] == "^]":  # a literal ] first in a class
-                out.append(pattern[i:i + (2 if pattern[i + 1] == "]" else 3)])
-                i += 2 if pattern[i + 1] == "]" else 3
-                continue
-        elif char == "$" and not multiline:
-            out.append("(?:\\n?\\z)")
-            i += 1
-            continue
-        out.append(char)
-        i += 1
-    prefix = "".join(f for flag, f in ((SigmaRegularExpressionFlag.IGNORECASE, "i"),
-                                       (SigmaRegularExpressionFlag.MULTILINE, "m"),
-                                       (SigmaRegularExpressionFlag.DOTALL, "s")) if flag in flags)
-    off = "".join(f for flag, f in ((SigmaRegularExpressionFlag.MULTILINE, "m"),
-                                    (SigmaRegularExpressionFlag.DOTALL, "s")) if flag not in flags)
-    head = f"(?{prefix}-{off})" if off else f"(?{prefix})"
-    return head + "".join(out)
-
-
 class RuleCompiler:
     """One rule's condition as a SQL boolean (several conditions are or-ed)."""
 
     def __init__(self, rule: SigmaRule, column_of: ColumnOf, dialect: Dialect):
         self.rule, self.column_of, self.dialect = rule, column_of, dialect
+        self.lowered: dict[str, str] = {}  # column expression -> its precomputed lower() column
         ls = rule.logsource
         found = catalogue.for_logsource(ls.category, ls.product, ls.service)
         if found is None:
@@ -335,6 +295,8 @@ class RuleCompiler:
 
     def _test(self, name: str, test: Callable[[str], str]) -> str:
         column = self.column_of(self.field(name))
+        if column.lowered:
+            self.lowered[column.expr] = column.lowered
         body = test(column.element("v") if column.is_list else column.expr)
         if column.is_list:
             return self.dialect.any(column, test, unknown=UNKNOWN in body)
@@ -392,7 +354,7 @@ class RuleCompiler:
         def test(x: str) -> str:
             terms = []
             for cased in (False, True):
-                subject = x if cased else f"lower({x})"
+                subject = x if cased else self.lowered.get(x, f"lower({x})")
                 if len(exact[cased]) == 1:
                     terms.append(f"{subject} = {quote(exact[cased][0])}")
                 elif exact[cased]:

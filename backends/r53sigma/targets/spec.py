@@ -71,8 +71,27 @@ class Target:
     mapping_column: str | None = None  # the column title in mappings/README.md's field table
     # targets whose conversions (same rules, same filters) render_package also receives, after its own
     package_companions: tuple[str, ...] = ()
+    # Correlation windows: None = the spec's sliding window exactly; else the fraction of the span
+    # within which any burst is guaranteed to be caught (hopping buckets: 0.5; fixed buckets: 0).
+    window_guarantee: float | None = None
 
     def backend_for(self, rule) -> tuple[str, str, str]:
         if isinstance(rule, SigmaCorrelationRule):
             return self.correlation_backend, self.correlation_language, self.correlation_suffix
         return self.backend, self.language, self.suffix
+
+
+def bursts_of_buckets(rows: list, bucket: str, aggregates: Callable[[str], bool], span: float) -> int:
+    """How many bursts a fixed- or hopping-bucket correlation's result rows make: rows of one group
+    (the group: every column but the bucket and the aggregates) whose bucket starts are at most one
+    span apart are one burst (their buckets overlap or touch), as
+    the sliding-window definition joins overlapping firing windows into one alert."""
+    starts: dict[tuple, list[float]] = {}
+    for row in rows:
+        key = tuple(sorted((k, str(v)) for k, v in row.items() if k != bucket and not aggregates(k)))
+        starts.setdefault(key, []).append(float(row[bucket]))
+    count = 0
+    for values in starts.values():
+        values.sort()
+        count += 1 + sum(1 for a, b in zip(values, values[1:]) if b - a > span)
+    return count

@@ -83,7 +83,11 @@ def alerts_agree(collection_yaml: str, raws: list[str], query: str | None = None
     collection.resolve_rule_references()
     correlation = next(r for r in reversed(collection.rules) if isinstance(r, SigmaCorrelationRule))
     events = [event_reading.parse_record(raw) for raw in raws]
-    engine = sorted((a.window_start, tuple(str(v) for v in a.group.values())) for a in Engine(collection).evaluate(correlation, events))
+    # Logs Insights bins are fixed (epoch-aligned); the engine's window slides and starts at the burst's
+    # first event, so a burst is compared by the bin its first event falls in (cases fit in one bin)
+    span = correlation.timespan.seconds
+    engine = sorted((span * (a.window_start // span), tuple(str(v) for v in a.group.values()))
+                    for a in Engine(collection).evaluate(correlation, events))
     width = len(correlation.group_by or [])
     rows = insights_model.run(query, [insights_model.event(raw, e.time) for raw, e in zip(raws, events)])
     # stats rows hold the window, then the group values, in the `by` order (trailing dots: the engine's

@@ -23,7 +23,8 @@ from sigma.rule import SigmaRule
 
 from r53sigma import catalogue
 from r53sigma.scan import sqlcompile
-from r53sigma.scan.reference import EngineError, describe
+from r53sigma.scan.correlations import aliased
+from r53sigma.scan.results import EngineError, describe
 
 TABLE = "r53_rlogs"
 # Column types of AWS's documented table (srcport is an int there; srcids has no resolver_network_interface).
@@ -110,7 +111,7 @@ def correlation_query(rule: SigmaCorrelationRule) -> str:
     resolver = catalogue.load()["resolver"]
     groups = []
     for name in rule.group_by or []:
-        field = resolver.field_for(_aliased(rule, name, targets[0]), generic_dns=_generic(targets[0]))
+        field = resolver.field_for(aliased(rule, name, targets[0]), generic_dns=_generic(targets[0]))
         if field is None or field.array:
             raise EngineError(f"{describe(rule)}: group-by field {name!r} must be a single-valued Resolver field")
         groups.append((name, column(field).expr))
@@ -122,7 +123,7 @@ def correlation_query(rule: SigmaCorrelationRule) -> str:
         aggregate = "count(*)"
     elif rule.type == SigmaCorrelationType.VALUE_COUNT:
         fieldref = condition.fieldref if isinstance(condition.fieldref, str) else condition.fieldref[0]
-        field = resolver.field_for(_aliased(rule, fieldref, targets[0]), generic_dns=_generic(targets[0]))
+        field = resolver.field_for(aliased(rule, fieldref, targets[0]), generic_dns=_generic(targets[0]))
         if field is None or field.array:
             raise EngineError(f"{describe(rule)}: value_count field {fieldref!r} must be a single-valued Resolver field")
         aggregate = f"count(DISTINCT {column(field).expr})"
@@ -148,16 +149,6 @@ def correlation_query(rule: SigmaCorrelationRule) -> str:
 def _generic(rule: SigmaRule) -> bool:
     ls = rule.logsource
     return catalogue.for_logsource(ls.category, ls.product, ls.service)[1]
-
-
-def _aliased(rule: SigmaCorrelationRule, name: str, target: SigmaRule) -> str:
-    alias = rule.aliases.aliases.get(name)
-    if alias is None:
-        return name
-    for ref, field_name in alias.mapping.items():
-        if getattr(ref, "rule", None) is target or ref.reference in (str(target.id), target.name):
-            return field_name
-    return name
 
 
 class AthenaBackend:

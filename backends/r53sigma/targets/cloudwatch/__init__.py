@@ -42,6 +42,7 @@ TARGET = Target(
     deploy_name="cloudwatch",
     mapping_column="Logs Insights",
     package_companions=("cloudwatch_metric_filter",),  # the alarms' filter patterns
+    window_guarantee=0.0,  # fixed bin() windows (sigma.backends.cloudwatch WINDOW_GUARANTEE)
 )
 
 METRIC_FILTER = Target(

@@ -4,11 +4,12 @@ event's message as CloudWatch Logs stores it."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
 
-from r53sigma.targets.spec import ModelGap, Rejected, Verifier
+from r53sigma.targets.spec import ModelGap, Rejected, Verifier, bursts_of_buckets
 
 
 class CloudWatchVerifier(Verifier):
@@ -29,7 +30,9 @@ class CloudWatchVerifier(Verifier):
         except insights_model.QuerySyntaxError as error:
             raise ModelGap(f"Logs Insights model: {error}") from error
         if isinstance(rule, SigmaCorrelationRule):
-            return len(rows)
+            bucket = next(iter(rows[0]), "") if rows else ""  # the model names the bin column first (group0)
+            aggregate = re.compile(r"(event_count|value_count|rule_\d+_events)$").match
+            return bursts_of_buckets(rows, bucket, aggregate, rule.timespan.seconds)
         return {row["@ptr"] for row in rows}
 
     def evaluate_filter_pattern(self, query: str, case: Any, source: Any) -> set[int]:

@@ -30,7 +30,7 @@ def _deployer():
 
 TARGET = Target(
     "elasticsearch", "route53_elasticsearch",
-    "sigma.backends.elasticsearch:LuceneBackend", "sigma.backends.elasticsearch:ESQLBackend",
+    "sigma.backends.elasticsearch:LuceneBackend", "r53sigma.targets.elasticsearch.backend:HoppingESQLBackend",
     "lucene", "esql", ".lucene", ".esql",
     order=1,
     render_ingestion=render,
@@ -38,5 +38,6 @@ TARGET = Target(
     verifier=_verifier,
     deployer=_deployer,
     deploy_name="elastic",
+    window_guarantee=0.5,  # hopping buckets (r53sigma.targets.elasticsearch.backend)
     mapping_column="ECS (Elasticsearch)",
 )

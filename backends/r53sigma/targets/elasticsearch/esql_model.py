@@ -72,6 +72,7 @@ class QueryTypeError(ValueError):
 TOKEN = re.compile(
     r"""
     (?P<ws>\s+)
+  | (?P<comment>//[^\r\n]*)
   | (?P<string>\"\"\"[^\r\n]*?\"\"\"\"{0,2}|"(?:[^"\\\r\n]|\\[tnr"\\])*")
   | (?P<badstring>")
   | (?P<interval>\d+\s*(?:milliseconds?|seconds?|minutes?|hours?|days?|weeks?)\b)
@@ -84,7 +85,8 @@ TOKEN = re.compile(
 
 
 def tokenize(text: str) -> list[Token]:
-    return querymodel.tokenize(TOKEN, text, QuerySyntaxError, "ES|QL", reject={"badstring": (
+    # EsqlBaseLexer.g4: LINE_COMMENT ``//`` to the end of the line is on the hidden channel.
+    return querymodel.tokenize(TOKEN, text, QuerySyntaxError, "ES|QL", skip=("ws", "comment"), reject={"badstring": (
         "string literal outside the ES|QL grammar: only \\t \\n \\r \\\" \\\\ are escapes, and a newline "
         "must be escaped (EsqlBaseLexer.g4, STRING)")})
 
@@ -357,6 +359,8 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "to_upper": _string_fn(str.upper),
     "length": _string_fn(len),
     "cidr_match": _cidr_match,
+    # ES|QL "MV_APPEND(field1, field2)": the values of both, as one multivalued value.
+    "mv_append": lambda a, b: None if a is None or b is None else (a if isinstance(a, list) else [a]) + (b if isinstance(b, list) else [b]),
     "mv_count": lambda v: None if v is None or v == [] else (len(v) if isinstance(v, list) else 1),
 }
 STRING_ARGUMENT = {"starts_with", "ends_with", "to_lower", "to_upper", "length"}
@@ -371,6 +375,8 @@ def evaluate(node: Node, row: Row) -> Any:
         return node.value
     if kind == "arith":  # null if either side is null (or not a number)
         a, b = _number(_scalar(evaluate(node.args[0], row))), _number(_scalar(evaluate(node.args[1], row)))
+        if a is None and node.args[1].kind == "interval":  # date +/- time_duration ("ES|QL operators", Add/Subtract)
+            a = _time(_scalar(evaluate(node.args[0], row)))
         if a is None or b is None:
             return None
         result = a + b if node.value == "+" else a - b

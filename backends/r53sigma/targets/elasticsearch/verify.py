@@ -3,12 +3,13 @@ real Lucene (one Java call for every query, batched) and by the ES|QL model."""
 from __future__ import annotations
 
 import fnmatch
+import re
 from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
 
 from r53sigma import catalogue
-from r53sigma.targets.spec import ModelGap, Rejected, Unavailable, Verifier
+from r53sigma.targets.spec import bursts_of_buckets, ModelGap, Rejected, Unavailable, Verifier
 
 
 class ElasticsearchVerifier(Verifier):
@@ -40,7 +41,8 @@ class ElasticsearchVerifier(Verifier):
         except esql_model.QuerySyntaxError as error:
             raise ModelGap(f"ES|QL model: {error}") from error
         if isinstance(rule, SigmaCorrelationRule):
-            return len(rows)
+            aggregate = re.compile(r"(event|value|event_type)_count$").match
+            return bursts_of_buckets(rows, "timebucket", aggregate, rule.timespan.seconds)
         return {row["_id"] for row in rows}
 
     def evaluate_batch(self, language: str, work: list[tuple[str, Any, list, Any]]) -> list:

@@ -25,7 +25,11 @@ Modelled (Splunk Search Reference, Search Manual "Boolean expressions", "Backsla
   ``lower``, ``upper``, ``len``, ``in``);
 - ``| bin _time span=N(s|m|h|d)`` (epoch-aligned); ``| stats count, count(f), dc(f), sum(f), min,
   max, avg ... as name by f1 f2`` (an event without a by-field is left out; a multivalue by-field
-  puts the event in each value's group); ``| multisearch [search ...] [search ...]`` (union);
+  puts the event in each value's group; aggregates separated by commas or spaces);
+  ``| sort [count] [-]field ...`` (stable; 10000 results unless a count, 0 = all);
+  ``| streamstats [current=] [window=] [time_window=span] aggregates by f`` (running aggregates per
+  group; time_window keeps the results within the span of the current one and needs time-sorted
+  input); ``| multisearch [search ...] [search ...]`` (union);
   ``| table``/``| fields`` (kept rows unchanged).
 
 Anything else raises :class:`QuerySyntaxError` rather than being guessed.
@@ -861,7 +865,7 @@ AGGREGATE = re.compile(r"\s*(?P<fn>count|dc|distinct_count|sum|min|max|avg)\s*(?
 def _stats_step(text: str) -> Step:
     m = re.fullmatch(r"(?P<aggs>.*?)(?:\s+by\s+(?P<by>.*))?", text.strip(), re.DOTALL)
     aggregates = []
-    for part in _split_commas(m.group("aggs")):
+    for part in _split_commas(m.group("aggs")) if "," in m.group("aggs") else _split_aggregates(m.group("aggs")):
         a = AGGREGATE.match(part)
         if not a:
             raise QuerySyntaxError(f"stats aggregate {part.strip()!r} is not modelled")
@@ -896,6 +900,126 @@ def _stats_step(text: str) -> Step:
             out.append(result)
         return out
     return aggregate
+
+
+SORT_DEFAULT_LIMIT = 10000  # Search Reference, "sort": <count> defaults to 10000 results; 0 means all
+
+
+def _sort_step(text: str) -> Step:
+    """``sort [<count>] [+|-]field ...`` (Search Reference, "sort"): ``-`` descending; numbers compare
+    numerically, other values as text; results without the field come last; the sort is stable; only
+    the first ``count`` results are kept (10000 when omitted, all for 0)."""
+    parts = text.split()
+    limit = SORT_DEFAULT_LIMIT
+    if parts and parts[0].isdigit():
+        limit = int(parts.pop(0))
+    if not parts:
+        raise QuerySyntaxError("sort needs a field")
+    keys = []
+    for part in parts:
+        m = re.fullmatch(r"([+-]?)([A-Za-z_@][\w.{}]*)", part)
+        if not m:
+            raise QuerySyntaxError(f"sort {part!r} is not modelled")
+        keys.append((m.group(2), m.group(1) == "-"))
+
+    def order(rows: list[Row]) -> list[Row]:
+        rows = list(rows)
+        for name, descending in reversed(keys):
+            present = [r for r in rows if r.get(name) is not None]
+            absent = [r for r in rows if r.get(name) is None]
+            numeric = all(_number(r[name]) is not None for r in present)
+            present.sort(key=(lambda r: _number(r[name])) if numeric else (lambda r: str(r[name])), reverse=descending)
+            rows = present + absent
+        return rows[:limit] if limit else rows
+    return order
+
+
+STREAM_AGGREGATE = re.compile(r"\s*(?P<fn>count|dc|distinct_count|values|sum|min|max|last|first)\s*"
+                              r"(?:\(\s*(?P<arg>[^)]*?)\s*\))?(?:\s+as\s+(?P<name>\S+))?\s*$")
+
+
+def _streamstats_step(text: str) -> Step:
+    """``streamstats [current=<bool>] [window=<int>] [time_window=<span>] <aggregates> [by <fields>]``
+    (Search Reference, "streamstats"): each result gets the aggregates of the results seen so far in
+    its group, the current one included unless ``current=false``; ``window=N`` keeps the last N results;
+    ``time_window=<span>`` keeps the results whose ``_time`` lies within the span of the current
+    result's, and the Search Reference requires the results to be sorted by time for it (ascending or
+    descending), so an unsorted input is refused here. Where the span ends exactly is not stated;
+    modelled half-open (a result exactly one span away is outside), the reference engine's window.
+    A result without a by-field value gets no aggregates; multivalue by-fields are not modelled."""
+    m = re.fullmatch(r"(?P<options>(?:\s*\w+=\S+)*)\s*(?P<aggs>.*?)(?:\s+by\s+(?P<by>.*))?", " " + text.strip(), re.DOTALL)
+    options = dict(re.findall(r"(\w+)=(\S+)", m.group("options")))
+    unknown = set(options) - {"current", "window", "time_window"}
+    if unknown:
+        raise QuerySyntaxError(f"streamstats option(s) {sorted(unknown)} are not modelled")
+    current = options.get("current", "true").lower() not in ("f", "false", "0")
+    window = int(options["window"]) if "window" in options else 0
+    span = _span(options["time_window"]) if "time_window" in options else None
+    aggregates = []
+    for part in _split_commas(m.group("aggs")) if "," in m.group("aggs") else _split_aggregates(m.group("aggs")):
+        a = STREAM_AGGREGATE.match(part)
+        if not a:
+            raise QuerySyntaxError(f"streamstats aggregate {part.strip()!r} is not modelled")
+        arg = (a.group("arg") or "").strip("'\"") or None
+        aggregates.append((a.group("name") or (f"{a.group('fn')}({arg})" if arg else a.group("fn")), a.group("fn"), arg))
+    by = [f.strip("'\"") for f in re.split(r"[\s,]+", m.group("by") or "") if f]
+
+    def stream(rows: list[Row]) -> list[Row]:
+        if span is not None:
+            times = [_number(r.get("_time")) for r in rows]
+            if None in times or not (times == sorted(times) or times == sorted(times, reverse=True)):
+                raise InvalidSearch("streamstats time_window: the results must be sorted by _time")
+        seen: dict[tuple, list[Row]] = {}
+        out = []
+        for row in rows:
+            row = dict(row)
+            key = []
+            for name in by:
+                values = _as_values(row.get(name))
+                if len(values) > 1:
+                    raise QuerySyntaxError(f"streamstats by a multivalue field ({name}) is not modelled")
+                key.append(values[0] if values else None)
+            if None in key:
+                out.append(row)
+                continue
+            history = seen.setdefault(tuple(key), [])
+            members = history + [row] if current else list(history)
+            if window:
+                members = members[-window:]
+            if span is not None:
+                now = _number(row["_time"])
+                members = [r for r in members if abs(_number(r["_time"]) - now) < span]
+            history.append(dict(row))
+            for name, fn, arg in aggregates:
+                values = [v for r in members for v in _as_values(r.get(arg))] if arg else []
+                result: Any = None
+                if fn == "count":
+                    result = len(values) if arg else len(members)
+                elif fn in ("dc", "distinct_count"):
+                    result = len(set(values))
+                elif fn == "values":
+                    result = sorted(set(values)) or None
+                elif fn in ("last", "first"):
+                    result = (values[-1] if fn == "last" else values[0]) if values else None
+                else:
+                    numbers = [n for n in map(_number, values) if n is not None]
+                    if numbers:
+                        result = {"sum": sum, "min": min, "max": max}[fn](numbers)
+                if result is None:
+                    row.pop(name, None)
+                else:
+                    row[name] = result
+            out.append(row)
+        return out
+    return stream
+
+
+def _split_aggregates(text: str) -> list[str]:
+    """Aggregates separated by spaces: ``count as n max(_time) as t``."""
+    pattern = r"\w+(?:\([^)]*\))?(?:\s+as\s+[^\s(]+)?"
+    if re.sub(pattern, "", text).strip():
+        raise QuerySyntaxError(f"aggregates {text.strip()!r} are not modelled")
+    return [m.group(0) for m in re.finditer(pattern, text)]
 
 
 def _subsearches(text: str) -> list[str]:
@@ -1093,6 +1217,8 @@ COMMANDS: dict[str, Callable[[str], Step]] = {
     "bin": _bin_step,
     "bucket": _bin_step,
     "stats": _stats_step,
+    "streamstats": _streamstats_step,
+    "sort": _sort_step,
     "multisearch": _multisearch_step,
     "rename": _rename_step,
     "table": lambda text: (lambda rows: rows),

@@ -53,6 +53,11 @@ STATE_LOG_GROUP = "cloudwatch_log_group"  # default log group of the log source
 STATE_COLUMNS = "cloudwatch_columns"  # [[field, strip_trailing_dot], ...] of a space-separated line
 
 
+WINDOW_GUARANTEE = 0.0  # fixed bins: no burst is caught wherever it falls, only one inside a bin
+WINDOW_NOTE = ("fixed bin() windows: a burst is caught only if it falls inside one bin; "
+               "the Sigma spec's window slides")
+
+
 class CloudWatchLogsInsightsBackend(TextQueryBackend):
     """Sigma rules to CloudWatch Logs Insights queries (`fields | filter | sort | limit`)."""
 
@@ -106,7 +111,9 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
     field_null_expression: ClassVar[str] = "not ispresent({field})"
     field_equals_field_expression: ClassVar[str] = "{field1} = {field2}"
 
-    # Correlations: tumbling windows aligned to the epoch (bin), then the threshold.
+    # Correlations: tumbling windows aligned to the epoch (bin), then the threshold. Logs Insights has no
+    # sliding window, and hopping bins would need every event twice (unnest over a list built from
+    # text), which the array-member unnest above already uses: fixed bins, and the note says so.
     correlation_methods: ClassVar[dict[str, str]] = {"default": "stats ... by bin(<timespan>), <group-by> | filter"}
     default_correlation_method: ClassVar[str] = "default"
     timespan_mapping: ClassVar[dict[str, str]] = {"s": "s", "m": "m", "h": "h", "d": "d", "w": "w"}
@@ -485,6 +492,9 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
                 aggregate, name = f"count_distinct({names.get(value_field, self.quoted(value_field))}) as value_count", "value_count"
             op = self.correlation_condition_mapping[rule.condition.op]
             lines += [f"| stats {aggregate} by {window}{group_by}", f"| filter {name} {op} {rule.condition.count}", f"| sort {name} desc"]
+        # The Sigma correlation spec asks a backend bound to fixed windows to warn: the note travels with
+        # the query (a Logs Insights `#` comment) into every output and saved query.
+        lines.append(f"# r53sigma: {WINDOW_NOTE}")
         rule.set_conversion_states(states[:1])
         return ["\n".join(lines)]
 

@@ -93,6 +93,8 @@ class ESQLQueries(QueryPostprocessingTransformation):
     @staticmethod
     def correlation(rule: SigmaCorrelationRule, query: str) -> str:
         lines = query.split("\n")  # ESQLBackend: "{search}\n[{typing}\n]{aggregate}\n{condition}"
+        notes = [line for line in lines if line.startswith("//")]  # a backend's comment lines stay last
+        lines = [line for line in lines if not line.startswith("//")]
         if rule.type == SigmaCorrelationType.TEMPORAL:
             if len(lines) != 4 or not lines[1].startswith(TYPING) or TEMPORAL_COUNT not in lines[2]:
                 raise SigmaConversionError(rule, rule.source, "unexpected ES|QL temporal correlation layout from the backend")
@@ -107,4 +109,4 @@ class ESQLQueries(QueryPostprocessingTransformation):
             lines[2] = lines[2].replace(TEMPORAL_COUNT, seen) + " | eval event_type_count=" + " + ".join(n for n, _ in flags)
         if rule.group_by:
             lines.insert(1, "| where " + " and ".join(f"{_field(g)} is not null" for g in rule.group_by))
-        return "\n".join(lines)
+        return "\n".join(lines + notes)

@@ -1,0 +1,106 @@
+"""Regular expressions in linear time: ``|re`` values and wildcard patterns evaluated with RE2.
+
+``|re`` means an unanchored search with Python's syntax as RE2 reads it (``r53sigma.scan.sqlcompile`` gives
+DuckDB the same translation, so both engines agree): Python's ``$`` (end, or before a final newline)
+is translated, inline flags carry ``i``/``m``/``s``, and ``\\d``, ``\\w``, ``\\s``, ``\\b`` are ASCII
+classes. RE2 runs in time linear in the value, so no value can make a rule slow (a backtracking
+matcher took 34 s on a 40 KB name and minutes on 10 MB). A pattern RE2 cannot compile (look-around,
+back-references) runs with Python's backtracking ``re``: the only case without that bound.
+"""
+from __future__ import annotations
+
+import re
+import string
+from typing import Any, Callable
+
+import re2
+from sigma.types import SigmaRegularExpressionFlag, SpecialChars
+
+_OPTIONS = re2.Options()
+_OPTIONS.log_errors = False  # a pattern RE2 rejects is not an error here: Python's re takes it
+_PYTHON_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: re.IGNORECASE,
+    SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
+    SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
+}
+
+
+def compile_re2(pattern: str):
+    """The RE2 program of an RE2 pattern, or None if RE2 rejects it."""
+    try:
+        return re2.compile(pattern, _OPTIONS)
+    except re2.error:
+        return None
+
+
+def search_test(pattern: str, flags: set) -> Callable[[str], bool]:
+    """Does a text contain a match of a Sigma ``|re`` value (with its flags)."""
+    python_flags = 0
+    for flag in flags:
+        python_flags |= _PYTHON_FLAGS[flag]
+    fallback = re.compile(pattern, python_flags)
+    program = compile_re2(python_regex_to_re2(pattern, flags))
+    if program is None:
+        return lambda text: fallback.search(text) is not None
+    return _with_fallback(program.search, fallback.search)
+
+
+def fullmatch_test(re2_pattern: str, python_pattern: "re.Pattern[str]") -> Callable[[str], bool]:
+    """Does a whole text match a wildcard pattern (given as RE2 text and as Python's compiled form)."""
+    program = compile_re2(re2_pattern)
+    if program is None:
+        return lambda text: python_pattern.fullmatch(text) is not None
+    return _with_fallback(program.fullmatch, python_pattern.fullmatch)
+
+
+def _with_fallback(fast: Callable, slow: Callable) -> Callable[[str], bool]:
+    def test(text: str) -> bool:
+        try:
+            return fast(text) is not None
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\\ud800") has no UTF-8 form for RE2
+            return slow(text) is not None
+
+    return test
+
+
+def python_regex_to_re2(pattern: str, flags: set) -> str:
+    """Inline flags, and Python's ``$`` (end or before a final newline) where RE2 would mean end only."""
+    multiline = SigmaRegularExpressionFlag.MULTILINE in flags
+    out, i, in_class = [], 0, False
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern):
+            nxt = pattern[i + 1]
+            out.append("\\z" if nxt == "Z" and not in_class else char + nxt)
+            i += 2
+            continue
+        if in_class:
+            in_class = char != "]"
+        elif char == "[":
+            in_class = True
+            if pattern[i + 1:i + 2] == "]" or pattern[i + 1:i + 3] == "^]":  # a literal ] first in a class
+                out.append(pattern[i:i + (2 if pattern[i + 1] == "]" else 3)])
+                i += 2 if pattern[i + 1] == "]" else 3
+                continue
+        elif char == "$" and not multiline:
+            out.append("(?:\\n?\\z)")
+            i += 1
+            continue
+        out.append(char)
+        i += 1
+    prefix = "".join(f for flag, f in ((SigmaRegularExpressionFlag.IGNORECASE, "i"),
+                                       (SigmaRegularExpressionFlag.MULTILINE, "m"),
+                                       (SigmaRegularExpressionFlag.DOTALL, "s")) if flag in flags)
+    off = "".join(f for flag, f in ((SigmaRegularExpressionFlag.MULTILINE, "m"),
+                                    (SigmaRegularExpressionFlag.DOTALL, "s")) if flag not in flags)
+    head = f"(?{prefix}-{off})" if off else f"(?{prefix})"
+    return head + "".join(out)
+
+
+def re2_part(part: Any) -> str:
+    """One part of a Sigma string (text or a wildcard) as RE2 text."""
+    if part is SpecialChars.WILDCARD_MULTI:
+        return ".*"
+    if part is SpecialChars.WILDCARD_SINGLE:
+        return "."
+    return "".join("\\" + c if c in string.punctuation else c for c in part)

@@ -1,0 +1,109 @@
+"""Field values of a normalised record as the engines read them: paths through the catalogue, every
+value at a path (one per list element), and values as text or number. No recursion: a record nested
+arbitrarily deep is walked with an explicit stack."""
+from __future__ import annotations
+
+import math
+from typing import Any, Iterator
+
+from sigma.rule import SigmaRule
+
+from r53sigma import catalogue
+from r53sigma.scan.results import AnyRule, EngineError, describe
+
+
+def log_source_of(rule: SigmaRule) -> tuple[catalogue.LogSource, bool]:
+    """The catalogue log source a rule applies to, and whether it uses the generic Sigma DNS names."""
+    ls = rule.logsource
+    found = catalogue.for_logsource(ls.category, ls.product, ls.service)
+    if found is None:
+        spec = ", ".join(f"{k}: {v}" for k, v in (("category", ls.category), ("product", ls.product), ("service", ls.service)) if v)
+        raise EngineError(f"{describe(rule)}: log source {{{spec}}} is not a Route 53 log source known to r53sigma")
+    return found
+
+
+def field_path(rule: AnyRule, log_source: catalogue.LogSource, generic: bool, name: str) -> tuple[str, ...]:
+    """The dotted path in the record of a rule's field name, through the catalogue."""
+    found = log_source.field_for(name, generic_dns=generic)
+    if found is None:
+        raise EngineError(
+            f"{describe(rule)}: field {name!r} is not a field of {log_source.title}; known fields: "
+            + ", ".join(sorted(log_source.rule_field_names(generic_dns=generic)))
+        )
+    return tuple(found.name.split("."))
+
+
+def values_at(record: Any, path: tuple[str, ...]) -> list[Any]:
+    """Every value at a dotted path, a list at any step giving one value per element (nulls dropped)."""
+    nodes = [record]
+    for step in path:
+        next_nodes = []
+        for node in nodes:
+            if isinstance(node, dict) and step in node:
+                value = node[step]
+                if isinstance(value, list):
+                    next_nodes.extend(_flatten(value))
+                else:
+                    next_nodes.append(value)
+        nodes = next_nodes
+    return [n for n in nodes if n is not None]
+
+
+def _flatten(nodes: list[Any]) -> list[Any]:
+    """The non-list items of nested lists, in order."""
+    out, stack = [], [iter(nodes)]
+    while stack:
+        for node in stack[-1]:
+            if isinstance(node, list):
+                stack.append(iter(node))
+                break
+            out.append(node)
+        else:
+            stack.pop()
+    return out
+
+
+def leaves(node: Any) -> Iterator[Any]:
+    """Every scalar (non-null) value anywhere in a record, in document order."""
+    stack = [iter((node,))]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, dict):
+                stack.append(iter(item.values()))
+                break
+            if isinstance(item, list):
+                stack.append(iter(item))
+                break
+            if item is not None:
+                yield item
+        else:
+            stack.pop()
+
+
+def as_text(value: Any) -> str | None:
+    """A scalar as the text rules compare (numbers and booleans as JSON writes them); None otherwise."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None
+
+
+def as_number(value: Any) -> float | None:
+    """A number, or a numeric string (``"48701"``), as a number; None otherwise (booleans included)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            try:
+                number = float(value.strip())
+            except ValueError:
+                return None
+            return number if math.isfinite(number) else None
+    return None

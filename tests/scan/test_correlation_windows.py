@@ -1,0 +1,196 @@
+"""Sliding correlation windows and bursts (r53sigma.scan.correlations): both engines against a brute-force
+reading of the definition, and the cases the definition was written for."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timedelta, timezone
+
+from hypothesis import HealthCheck, given, settings, strategies as st
+from sigma.collection import SigmaCollection
+
+from r53sigma.scan.duckdb_engine import DuckEngine
+from r53sigma.scan.reference import Engine
+from r53sigma.scan.records import format_time, parse_record, read_paths
+
+BASE = """
+title: nx
+name: nx
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {rcode: NXDOMAIN}
+  condition: sel
+---
+title: txt
+name: txt
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {query_type: TXT}
+  condition: sel
+"""
+START = datetime(2024, 5, 1, 10, 0, 0, tzinfo=timezone.utc)
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+
+
+def record(offset_us: int, src: str = "10.0.0.5", name: str = "a.example.com.", rcode: str = "NXDOMAIN", qtype: str = "A",
+           port: str = "53") -> dict:
+    stamp = (START + timedelta(microseconds=offset_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return {"query_timestamp": stamp, "query_name": name, "query_type": qtype, "rcode": rcode, "srcaddr": src,
+            "srcport": port, "answers": [], "srcids": {"instance": "i-1"}}
+
+
+def rules(correlation: str) -> SigmaCollection:
+    collection = SigmaCollection.from_yaml(BASE + "---\n" + correlation)
+    collection.resolve_rule_references()
+    return collection
+
+
+def correlation(kind: str, condition: str, timespan: str = "5m", rules_: str = "[nx]") -> str:
+    return f"""
+title: corr
+correlation: {{type: {kind}, rules: {rules_}, group-by: [srcaddr], timespan: {timespan}, condition: {condition}}}
+"""
+
+
+def both(collection: SigmaCollection, raw: list[dict], tmp_path=None) -> list[dict]:
+    """The reference engine's alerts, checked equal to the DuckDB engine's (events and, with tmp_path, a file)."""
+    events = [parse_record(r, file="gen", line=i) for i, r in enumerate(raw, 1)]
+    expected = [a.to_json() for a in Engine(collection).scan(events)]
+    assert [a.to_json() for a in DuckEngine(collection).scan(events)] == expected
+    if tmp_path is not None:
+        log = tmp_path / "q.jsonl"
+        log.write_text("".join(json.dumps(r) + "\n" for r in raw))
+        from_file = [a.to_json() for a in Engine(collection).scan(read_paths([log]))]
+        engine = DuckEngine(collection)
+        assert [a.to_json() for a in engine.scan_paths([log])] == from_file
+        assert engine.fast_files == 1
+    return expected
+
+
+def spans(alerts: list[dict]) -> list[tuple[str, str, int]]:
+    return [(a["window"]["start"], a["window"]["end"], a["value"]) for a in alerts]
+
+
+def at(offset_seconds: float) -> str:
+    return format_time(START.timestamp() + offset_seconds)
+
+
+# ---------------------------------------------------------------- the cases the definition is for
+
+
+def test_three_events_straddling_a_five_minute_boundary_fire(tmp_path):
+    raw = [record(s * 1_000_000) for s in (298, 299, 300)]  # 10:04:58, 10:04:59, 10:05:00
+    fired = both(rules(correlation("event_count", "{gte: 3}")), raw, tmp_path)
+    assert spans(fired) == [(at(298), at(300), 3)]
+
+
+def test_a_window_excludes_its_end(tmp_path):
+    exactly_a_span_apart = [record(0), record(300_000_000)]
+    assert both(rules(correlation("event_count", "{gte: 2}")), exactly_a_span_apart, tmp_path) == []
+    just_inside = [record(0), record(299_999_999)]
+    assert spans(both(rules(correlation("event_count", "{gte: 2}")), just_inside, tmp_path)) == [(at(0), at(299.999999), 2)]
+
+
+def test_two_bursts_in_one_group_are_two_alerts(tmp_path):
+    raw = [record(s * 1_000_000) for s in (0, 10, 20, 1200, 1210, 1220)]
+    fired = both(rules(correlation("event_count", "{gte: 3}")), raw, tmp_path)
+    assert spans(fired) == [(at(0), at(20), 3), (at(1200), at(1220), 3)]
+
+
+def test_a_long_burst_is_one_alert_with_its_first_and_last_event(tmp_path):
+    raw = [record(s * 1_000_000) for s in range(0, 1800, 30)]  # one every 30 s for 30 minutes: 10 per 5 minutes
+    fired = both(rules(correlation("event_count", "{gte: 10}")), raw, tmp_path)
+    assert spans(fired) == [(at(0), at(1770), 10)]
+
+
+def test_value_count_counts_distinct_values_in_a_sliding_window(tmp_path):
+    raw = [record(s * 1_000_000, name=n) for s, n in ((290, "a.x."), (295, "b.x."), (305, "a.x."), (310, "c.x."))]
+    fired = both(rules(correlation("value_count", "{gte: 3, field: query_name}")), raw, tmp_path)
+    assert spans(fired) == [(at(290), at(310), 3)]
+
+
+@SETTINGS
+@given(first=st.integers(0, 3_600_000_000), gap=st.integers(0, 600_000_000), nx_first=st.booleans())
+def test_a_temporal_pair_fires_across_any_boundary_exactly_when_closer_than_the_span(first, gap, nx_first):
+    nx = dict(rcode="NXDOMAIN", qtype="A")
+    txt = dict(rcode="NOERROR", qtype="TXT")
+    raw = [record(first, **(nx if nx_first else txt)), record(first + gap, **(txt if nx_first else nx))]
+    within = gap < 300_000_000
+    assert len(both(rules(correlation("temporal", "{gte: 2}", rules_="[nx, txt]")), raw)) == within
+    # ordered: nx, then txt (at one time: in their listed order)
+    in_order = within and (nx_first or gap == 0)
+    assert len(both(rules(correlation("temporal_ordered", "{gte: 2}", rules_="[nx, txt]")), raw)) == in_order
+
+
+# ---------------------------------------------------------------- against the definition, brute force
+
+
+def oracle(kind: str, threshold: int, span_us: int, points: list[tuple[int, str, int, str]]) -> list[tuple]:
+    """Firing windows and bursts by the letter of r53sigma.scan.correlations, one quadratic loop: points are
+    (time us, group, rule index, value); returns (group, first us, last us, peak value) per burst."""
+    out = []
+    for group in sorted({p[1] for p in points}):
+        mine = sorted((p for p in points if p[1] == group), key=lambda p: p[0])
+        windows = []
+        for start in sorted({p[0] for p in mine}):
+            inside = [p for p in mine if start <= p[0] < start + span_us]
+            if kind == "event_count":
+                value = len(inside)
+            elif kind == "value_count":
+                value = len({p[3] for p in inside})
+            elif kind == "temporal":
+                value = len({p[2] for p in inside})
+            elif kind == "temporal_ordered":
+                value = 0
+                for _, _, index, _ in sorted(inside, key=lambda p: (p[0], p[2])):
+                    value += value < 2 and index == value
+            else:  # value_sum
+                value = sum(int(p[3]) for p in inside)
+            if value >= threshold:
+                windows.append((start, max(p[0] for p in inside), value))
+        bursts = []
+        for start, last, value in windows:
+            if bursts and start < bursts[-1][3] + span_us:
+                first, end, peak, _ = bursts[-1]
+                bursts[-1] = (first, max(end, last), max(peak, value), start)
+            else:
+                bursts.append((start, last, value, start))
+        out.extend((group, first, end, peak) for first, end, peak, _ in bursts)
+    return sorted(out, key=lambda b: (b[1], repr((b[0],))))
+
+
+points = st.lists(
+    st.tuples(st.integers(0, 40) .map(lambda s: s * 15_000_000 + (s % 3) * 7),  # times on and off the boundaries
+              st.sampled_from(["10.0.0.1", "10.0.0.2"]), st.sampled_from([0, 1]), st.sampled_from(["1", "2", "5"])),
+    min_size=1, max_size=24,
+)
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["event_count", "value_count", "temporal", "temporal_ordered", "value_sum"]),
+       threshold=st.integers(1, 4), span_minutes=st.sampled_from([1, 2]), generated=points)
+def test_both_engines_fire_as_the_definition_says(kind, threshold, span_minutes, generated):
+    field = {"value_count": ", field: query_name", "value_sum": ", field: srcport"}.get(kind, "")
+    rules_ = "[nx, txt]" if kind.startswith("temporal") else "[nx]"
+    if kind.startswith("temporal"):
+        threshold = min(threshold, 2)
+    collection = rules(correlation(kind, f"{{gte: {threshold}{field}}}", f"{span_minutes}m", rules_))
+    raw = []
+    for t, src, index, value in generated:
+        if index == 0 or kind.startswith("temporal"):
+            kind_of = {"rcode": "NXDOMAIN", "qtype": "A"} if index == 0 else {"rcode": "NOERROR", "qtype": "TXT"}
+            raw.append(record(t, src=src, name=f"n{value}.x.", port=value, **kind_of))
+    used = [(t, src, i, v) for t, src, i, v in generated if i == 0 or kind.startswith("temporal")]
+    fired = both(collection, raw)
+    got = [(a["group"]["srcaddr"], a["window"]["start"], a["window"]["end"], a["value"]) for a in fired]
+    want = [(g, at(first / 1e6), at(last / 1e6), peak) for g, first, last, peak in oracle(kind, threshold, span_minutes * 60_000_000, used)]
+    assert got == want
+
+
+@SETTINGS
+@given(generated=points)
+def test_no_event_is_in_two_alerts_of_one_group(generated):
+    raw = [record(t, src=src) for t, src, _, _ in generated]
+    fired = both(rules(correlation("event_count", "{gte: 2}", "1m")), raw)
+    for a, b in zip(fired, fired[1:]):
+        if a["group"] == b["group"]:
+            assert a["window"]["end"] < b["window"]["start"]

@@ -1,0 +1,137 @@
+"""Lines that once broke a scan: JSON nested deeper than Python's recursion, and huge values against
+backtracking regexes. Both engines read them, agree, and go on with the rest of the folder."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sigma.collection import SigmaCollection
+from sigma.types import SigmaRegularExpression
+
+from r53sigma import rules as rules_mod
+from r53sigma.scan.duckdb_engine import DuckEngine
+from r53sigma.scan.reference import Engine
+from r53sigma.scan.records import ReadError, load_json, read_paths
+from r53sigma.scan.patterns import compile_re2, python_regex_to_re2, search_test
+
+REPO = Path(__file__).resolve().parents[2]
+DEPTH = 200_000  # far past Python's recursion limit (json.loads alone raises RecursionError)
+RULES = """
+title: nx
+id: 0f1d2c3b-0000-4000-8000-00000000a001
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {rcode: NXDOMAIN}
+  condition: sel
+---
+title: keyword
+id: 0f1d2c3b-0000-4000-8000-00000000a002
+logsource: {product: aws, service: route53resolver}
+detection:
+  keywords: ['*deep-marker*']
+  condition: keywords
+"""
+
+
+def line(name: str = "a.example.com.", **extra) -> str:
+    record = {"query_timestamp": "2024-05-01T10:00:00Z", "query_name": name, "query_type": "A", "rcode": "NXDOMAIN",
+              "srcaddr": "10.0.0.5", "answers": []}
+    record.update(extra)
+    return json.dumps(record)
+
+
+def deep_line() -> str:
+    nested = "[" * DEPTH + '"deep-marker"' + "]" * DEPTH
+    return line()[:-1] + ', "extra": ' + nested + "}"
+
+
+def scan_both(paths: list[Path], rules: SigmaCollection) -> tuple[list[dict], list[str]]:
+    errors: list[ReadError] = []
+    expected = [a.to_json()["rule_id"] + str(a.event.line) for a in Engine(rules).scan(read_paths(paths, errors.append))]
+    duck_errors: list[ReadError] = []
+    got = [a.to_json()["rule_id"] + str(a.event.line) for a in DuckEngine(rules).scan_paths(paths, on_error=duck_errors.append)]
+    assert got == expected
+    assert [str(e) for e in duck_errors] == [str(e) for e in errors]
+    return expected, [str(e) for e in errors]
+
+
+def test_json_of_any_depth_loads_as_json_loads_would():
+    assert load_json('{"a": [1, 2.5, "x", null, {"b": []}]}') == {"a": [1, 2.5, "x", None, {"b": []}]}
+    value = load_json("[" * DEPTH + "]" * DEPTH)
+    for _ in range(DEPTH - 1):
+        (value,) = value
+    assert value == []
+    with pytest.raises(json.JSONDecodeError):
+        load_json("[" * DEPTH + "]" * (DEPTH - 1))
+
+
+def test_a_deeply_nested_line_is_evaluated_by_both_engines_and_the_folder_scan_goes_on(tmp_path):
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(line() + "\n" + deep_line() + "\n" + line() + "\n")
+    (folder / "b.jsonl").write_text(line() + "\n")
+    rules = SigmaCollection.from_yaml(RULES)
+    alerts, errors = scan_both([folder], rules)
+    nx, keyword = "0f1d2c3b-0000-4000-8000-00000000a001", "0f1d2c3b-0000-4000-8000-00000000a002"
+    assert alerts == [nx + "1", nx + "2", keyword + "2", nx + "3", nx + "1"]  # the keyword is found 200,000 levels down
+    assert errors == []
+
+
+def test_a_deeply_nested_line_that_is_no_record_is_reported_and_reading_goes_on(tmp_path):
+    log = tmp_path / "q.jsonl"
+    log.write_text(line() + "\n" + "{" + '"a":{' * DEPTH + "}" * DEPTH + "}\n" + line() + "\n")
+    alerts, errors = scan_both([log], SigmaCollection.from_yaml(RULES))
+    assert len(alerts) == 2 and len(errors) == 1 and ":2: not a Route 53" in errors[0]
+
+
+def pack_regexes() -> list[tuple[str, set]]:
+    loaded = rules_mod.load([REPO / "sigma_rules"])
+    found = []
+    for rule in loaded.collection.rules:
+        for detection in getattr(getattr(rule, "detection", None), "detections", {}).values():
+            for item in detection.detection_items:
+                for value in getattr(item, "value", []):
+                    if isinstance(value, SigmaRegularExpression):
+                        found.append((str(value.regexp), set(value.flags)))
+    return found
+
+
+def test_every_regex_of_the_pack_runs_in_linear_time():
+    found = pack_regexes()
+    assert len(found) >= 8
+    for pattern, flags in found:
+        assert compile_re2(python_regex_to_re2(pattern, flags)) is not None, pattern
+
+
+def test_a_ten_megabyte_name_against_the_pack_is_decided_by_both_engines(tmp_path):
+    # The Base64-label regex backtracked for minutes on such a name; RE2 reads it once.
+    huge = "A1" * 5_000_000 + ".example.com."
+    log = tmp_path / "q.jsonl"
+    log.write_text(line(huge) + "\n" + line() + "\n")
+    loaded = rules_mod.load([REPO / "sigma_rules" / "resolver" / "dns_query_with_base64_encoded_label.yml",
+                             REPO / "sigma_rules" / "resolver" / "dns_query_with_very_long_label_or_name.yml"])
+    alerts, errors = scan_both([log], loaded.collection)
+    assert errors == [] and {a[-1] for a in alerts} == {"1"}  # both rules fire on the huge name only
+
+
+def test_search_keeps_python_semantics_where_re2_differs_in_syntax():
+    assert search_test("com$", set())("a.com\n")  # Python's $: before a final newline
+    assert not search_test("com$", set())("a.com\nx")
+    assert search_test(r"(a)\1", set())("xaax")  # back-reference: Python's re takes it
+
+
+def test_scan_writes_an_alert_on_a_deeply_nested_record_and_goes_on(tmp_path, capsys):
+    from r53sigma.cli import main
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "a.jsonl").write_text(deep_line() + "\n" + line() + "\n")
+    rules = tmp_path / "nx.yml"
+    rules.write_text(RULES.split("---")[0])
+    out = tmp_path / "alerts.jsonl"
+    for engine in ("duckdb", "reference"):
+        assert main(["scan", "--no-progress", "--engine", engine, "--rules", str(rules), "-o", str(out), str(folder)]) == 0
+        written = [load_json(text) for text in out.read_text().splitlines()]
+        assert [a["origin"].rsplit(":", 1)[1] for a in written] == ["1", "2"]
+        assert "extra" in written[0]["event"]  # the record as read, 200,000 levels and all
