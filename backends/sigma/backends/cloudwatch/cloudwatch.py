@@ -278,22 +278,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
             field = f'rtrim({field}, ".")'
         return self.dash_guarded(cond.field, facts, f"{field} =~ /{'(?' + flags + ')' if flags else ''}{regex}/")
 
-    @staticmethod
-    def escape_regex_literal(regex: str) -> str:
-        """A rule's regex inside `/.../`: unescaped `/` escaped, characters outside printable ASCII as
-        \\x{...} (the query stays one clean line), escape pairs kept as they are."""
-        out, i = [], 0
-        while i < len(regex):
-            c = regex[i]
-            if c == "\\" and i + 1 < len(regex):
-                nxt = regex[i + 1]
-                nxt = "z" if nxt == "Z" else nxt  # Python's \Z is the very end: RE2's and Java's \z
-                out.append("\\" + nxt if nxt in patterns.PRINTABLE else patterns.hex_escape(nxt))
-                i += 2
-                continue
-            out.append("\\/" if c == "/" else c if c in patterns.PRINTABLE else patterns.hex_escape(c))
-            i += 1
-        return "".join(out)
+    escape_regex_literal = staticmethod(patterns.escape_regex_literal)
 
     # ------------------------------------------------------------------ other value types
 

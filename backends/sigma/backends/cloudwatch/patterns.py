@@ -485,3 +485,20 @@ def ipv6_network_regex(network: ipaddress.IPv6Network) -> str:
     tail = ipaddress.IPv4Network((value & 0xFFFFFFFF, max(bits - 96, 0)), strict=False)
     dotted = render_plain(ipv4_network_items(tail), False)
     return f"(?:{_groups(groups, zeroable, False)}|{_groups(groups[:6], zeroable[:6], True)}{dotted})"
+
+
+def escape_regex_literal(regex: str) -> str:
+    """A rule's regex inside `/.../`: unescaped `/` escaped, characters outside printable ASCII as
+    \\x{...} (the query stays one clean line), escape pairs kept as they are."""
+    out, i = [], 0
+    while i < len(regex):
+        c = regex[i]
+        if c == "\\" and i + 1 < len(regex):
+            nxt = regex[i + 1]
+            nxt = "z" if nxt == "Z" else nxt  # Python's \Z is the very end: RE2's and Java's \z
+            out.append("\\" + nxt if nxt in PRINTABLE else hex_escape(nxt))
+            i += 2
+            continue
+        out.append("\\/" if c == "/" else c if c in PRINTABLE else hex_escape(c))
+        i += 1
+    return "".join(out)
