@@ -1,0 +1,42 @@
+"""`registered_domain` and `subdomain` of a queried name, from the Public Suffix List.
+
+The list is the one the `publicsuffixlist` wheel bundles (ICANN and private sections, as
+Elasticsearch's `registered_domain` ingest processor reads the Mozilla list): no network at run time,
+and the same answers on every machine with the same package version. The catalogue's `derived`
+entries name which field each function fills (`by: public_suffix_list`).
+"""
+from __future__ import annotations
+
+import functools
+
+from publicsuffixlist import PublicSuffixList
+
+
+@functools.cache
+def _list() -> PublicSuffixList:
+    return PublicSuffixList()
+
+
+@functools.lru_cache(maxsize=65536)
+def split(name: str) -> tuple[str | None, str | None]:
+    """(registered domain, subdomain) of a name without its trailing dot; (None, None) when the name is
+    itself a public suffix, empty or a reverse-lookup name, subdomain None when the name is the registered domain."""
+    name = name.rstrip(".")
+    # Reverse lookups get none, as in Elastic's integration and our ingest pipeline (which tests the
+    # name as written: `endsWith('.arpa')` is case-sensitive in Painless).
+    if not name or name.endswith(".arpa"):
+        return None, None
+    name = name.lower()
+    registered = _list().privatesuffix(name)
+    if registered is None:
+        return None, None
+    subdomain = name[: -len(registered) - 1] if len(name) > len(registered) else None
+    return registered, subdomain or None
+
+
+def derive(by: str, part: str, name: str) -> str | None:
+    """The `part` (registered_domain or subdomain) a derivation `by` gives for `name`."""
+    if by != "public_suffix_list":
+        raise ValueError(f"unknown derivation {by!r}")
+    registered, subdomain = split(name)
+    return {"registered_domain": registered, "subdomain": subdomain}[part]
