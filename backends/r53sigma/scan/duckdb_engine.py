@@ -55,7 +55,7 @@ from sigma.correlations import (
 from sigma.rule import SigmaRule
 
 from r53sigma import catalogue
-from r53sigma.scan import records as events_mod, sqlcompile
+from r53sigma.scan import derived_fields, records as events_mod, sqlcompile
 from r53sigma.scan.reference import (
     EVIDENCE_PER_GROUP,
     Alert,
@@ -154,6 +154,7 @@ class _SourceSQL:
             if f.strip_trailing_dot:
                 value = f"(CASE WHEN _norm THEN {sqlcompile.strip_dot(value)} ELSE {value} END)"
             cols.append(f"{value} AS {column_name(f)}")
+        cols += derived_fields.sql_columns(self.source, lambda name: cols[[g.name for g in self.scalar_fields].index(name)].rsplit(" AS ", 1)[0], column_name)
         # Shapes are checked on the JSON type names joined into one string (one regex instead of a
         # test per field: list indexing per row is what costs in DuckDB).
         fits = [_only(f"_ty[1:{n}]", VALUE_TYPES)]
@@ -212,6 +213,7 @@ class DuckEngine:
         self.rules: list[AnyRule] = list(getattr(collection, "rules", collection))
         self.reference = Engine(self.rules)
         self.con = duckdb.connect()
+        derived_fields.register_sql_functions(self.con)
         if memory_limit:
             self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")
         if threads:
@@ -450,9 +452,10 @@ class _Run:
                     continue
                 paths = plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else [])
                 for path in paths:
-                    needs.setdefault(column_name(_log_sources()["resolver"].fields[".".join(path)]), []).append(self.flag[id(target)])
+                    needs.setdefault(column_name(_log_sources()["resolver"].field_for(".".join(path))), []).append(self.flag[id(target)])
         predicates = " ".join(self.engine._predicate(r) for r in rules)
         used = {f.name for f in typed.source.fields.values() if column_name(f) in predicates or column_name(f) in needs}
+        used |= derived_fields.used_sources(typed.source, predicates + " ".join(needs), column_name)
         keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
         chunks = [rules[i:i + _FLAGS_PER_MASK] for i in range(0, len(rules), _FLAGS_PER_MASK)]
         masks = [
@@ -562,7 +565,7 @@ class _Run:
                 if self.source_of[id(target)] != source:
                     continue
                 for path in plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else []):
-                    field = log_source.fields[".".join(path)]
+                    field = log_source.field_for(".".join(path))
                     found[field.name] = field
         return list(found.values())
 
@@ -604,7 +607,7 @@ class _Run:
         log_source = _log_sources()[source]
 
         def as_list(path: tuple[str, ...]) -> str:
-            field = log_source.fields[".".join(path)]
+            field = log_source.field_for(".".join(path))
             col = column_name(field)
             return col if field.array else f"(CASE WHEN {col} IS NULL THEN []::VARCHAR[] ELSE [{col}] END)"
 
@@ -801,6 +804,7 @@ class _TypedRead:
                 cols.append(f"{sqlcompile.strip_dot(raw) if field.strip_trailing_dot else raw} AS {column_name(field)}")
                 if field.name in used:
                     fits.append(f"NOT coalesce({_odd_text(raw)}, false)")
+        cols += derived_fields.sql_columns(self.source, lambda name: sqlcompile.strip_dot(self.fields[name]) if self.source.fields[name].strip_trailing_dot else self.fields[name], column_name)
         ts = self.fields[self.source.timestamp]
         fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
         fits.extend(f'"{k}" IS NULL' for k in self.others)
