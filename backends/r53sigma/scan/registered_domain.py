@@ -34,6 +34,18 @@ def split(name: str) -> tuple[str | None, str | None]:
     return registered, subdomain or None
 
 
+def top_level_domain(name: str) -> str | None:
+    """The public suffix Elasticsearch's processor writes as `top_level_domain` (the name itself, as
+    written, when the name is a public suffix), for the emulated ECS document."""
+    name = name.rstrip(".")
+    if not name or name.endswith(".arpa"):
+        return None
+    registered, _ = split(name)
+    if registered is not None:
+        return _list().publicsuffix(registered)
+    return name if _list().is_public(name.lower()) else None
+
+
 def derive(by: str, part: str, name: str) -> str | None:
     """The `part` (registered_domain or subdomain) a derivation `by` gives for `name`."""
     if by != "public_suffix_list":

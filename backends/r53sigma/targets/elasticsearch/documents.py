@@ -3,7 +3,7 @@
 `document_from_raw` gives, for one raw record, the `_source` the rendered ingest pipeline produces
 (tests run both over the corpus and generated records and compare). The catalogue's derived
 `dns.question.registered_domain/subdomain` come from the same Public Suffix List module the local
-engines use. Not emulated: `dns.question.top_level_domain` (no rule field) and the partial content of a failed document (it
+engines use, and `dns.question.top_level_domain` (the public suffix) beside them. Not emulated: the partial content of a failed document (it
 carries `event.original`, `event.kind: pipeline_error`, the failure tag and `error.message`).
 
 CloudTrail has no pack pipeline (Elastic's integration ingests it): its document holds the
@@ -142,12 +142,18 @@ def _line_regex(log_source: LogSource) -> str:
 
 def _derive(log_source: LogSource, raw: dict, doc: dict) -> None:
     """The catalogue's derived fields as the registered_domain + lowercase steps write them."""
+    parents = {}
     for f in log_source.derived.values():
         source = raw.get(f.derived.source_field)
         if es.TARGET in f.targets and isinstance(source, str):
+            parents[es.parent(es.es_name(f))] = _strip_dot(source)
             value = registered_domain.derive(f.derived.by, f.derived.part, _strip_dot(source))
             if value is not None:
                 _put(doc, es.es_name(f), value)
+    for parent, name in parents.items():  # the processor also writes the public suffix
+        suffix = registered_domain.top_level_domain(name)
+        if suffix is not None:
+            _put(doc, f"{parent}.top_level_domain", suffix)
 
 
 def _ingest(log_source: LogSource, doc: dict) -> None:
