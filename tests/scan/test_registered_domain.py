@@ -64,7 +64,8 @@ PER_PARENT = textwrap.dedent("""
     ("example.co.uk", ("example.co.uk", None)),
     ("co.uk", (None, None)),  # a public suffix has no registered domain
     ("x.my-bucket.s3.amazonaws.com", ("my-bucket.s3.amazonaws.com", "x")),  # the list's private section
-    ("WWW.Example.COM.", ("example.com", "www")),  # case folded, trailing dot dropped
+    ("WWW.Example.COM", ("example.com", "www")),  # case folded
+    ("evil.com.", (None, None)),  # an empty label (a second trailing dot in the raw record): no domain name
     ("5.2.0.192.in-addr.arpa", (None, None)),  # reverse lookups: none, as Elastic's integration
     ("", (None, None)),
 ])

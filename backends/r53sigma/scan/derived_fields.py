@@ -25,6 +25,12 @@ def add(log_source: LogSource, record: dict[str, Any]) -> None:
             record[name] = value
 
 
+def without_derived(source: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The record as read and normalised, without the derived values (what keywords search)."""
+    derived = catalogue.load()[source].derived
+    return {k: v for k, v in record.items() if k not in derived} if derived else record
+
+
 def named_by(rule: Any) -> list[str]:
     """The derived fields a rule (or a correlation and the rules it refers to) names."""
     derived = {name for ls in catalogue.log_sources() for name in ls.derived}

@@ -65,6 +65,7 @@ from sigma.types import (
 
 from r53sigma import catalogue
 from r53sigma.scan.records import Event, format_time
+from r53sigma.scan import derived_fields
 
 AnyRule = SigmaRule | SigmaCorrelationRule
 Record = dict[str, Any]
@@ -385,7 +386,7 @@ class _Compiler:
             raw = subject.event.raw
             if isinstance(raw, str) and test(raw):
                 return True
-            return any(test(v) for v in _leaves(subject.record))
+            return any(test(v) for v in _leaves(derived_fields.without_derived(subject.event.source, subject.record)))
 
         return predicate
 

@@ -19,12 +19,12 @@ def _list() -> PublicSuffixList:
 
 @functools.lru_cache(maxsize=65536)
 def split(name: str) -> tuple[str | None, str | None]:
-    """(registered domain, subdomain) of a name without its trailing dot; (None, None) when the name is
+    """(registered domain, subdomain) of a normalised name (its trailing dot already stripped); (None, None) when the name is
     itself a public suffix, empty or a reverse-lookup name, subdomain None when the name is the registered domain."""
-    name = name.rstrip(".")
     # Reverse lookups get none, as in Elastic's integration and our ingest pipeline (which tests the
-    # name as written: `endsWith('.arpa')` is case-sensitive in Painless).
-    if not name or name.endswith(".arpa"):
+    # name as written: `endsWith('.arpa')` is case-sensitive in Painless). A name with an empty label
+    # (`a..com`, a second trailing dot; Route 53 writes none) is not split: it is no domain name.
+    if not name or name.endswith(".arpa") or "" in name.split("."):
         return None, None
     name = name.lower()
     registered = _list().privatesuffix(name)
@@ -37,8 +37,7 @@ def split(name: str) -> tuple[str | None, str | None]:
 def top_level_domain(name: str) -> str | None:
     """The public suffix Elasticsearch's processor writes as `top_level_domain` (the name itself, as
     written, when the name is a public suffix), for the emulated ECS document."""
-    name = name.rstrip(".")
-    if not name or name.endswith(".arpa"):
+    if not name or name.endswith(".arpa") or "" in name.split("."):
         return None
     registered, _ = split(name)
     if registered is not None:

@@ -239,6 +239,8 @@ def registered_domain_processor(doc: dict, p: dict, fqdn) -> None:
     psl = PublicSuffixList()
     if not isinstance(fqdn, str):
         raise Failed("registered_domain: not a string")
+    if "" in fqdn.split("."):  # an empty label: the processor's output is unspecified; the pack writes none
+        raise Failed("not a domain name")
     registered = psl.privatesuffix(fqdn.lower())
     target = p["target_field"]
     if registered is None:
