@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from r53sigma import conversion, envfilter, rules as rules_mod
+from r53sigma.scan import derived_fields
 from r53sigma.cli import main
 from support import REPO
 
@@ -165,8 +166,13 @@ def test_stock_sigma_convert_accepts_the_example_filter(tmp_path):
         pytest.skip("sigma-cli is not installed next to this Python")
     iocs = tmp_path / "iocs.txt"
     iocs.write_text("evil.example\n")  # the threat-intel rule needs its %ioc_domains% list
+    # The rule files Splunk can state: those naming registered-domain fields are refused (no Public
+    # Suffix List in SPL), and sigma-cli's -s does not skip a refusal raised by a pipeline.
+    loaded = rules_mod.load([REPO / "sigma_rules" / "resolver"])
+    files = [str(p) for p, docs in loaded.files.items() if not any(derived_fields.named_by(d) for d in docs)]
+    assert len(files) < len(loaded.files)
     done = subprocess.run([sigma, "convert", "-t", "splunk", "-p", "route53_splunk", "--filter",
-                           str(REPO / "bench" / "anycompany_filter.yml"), str(REPO / "sigma_rules" / "resolver")],
+                           str(REPO / "bench" / "anycompany_filter.yml"), *sorted(files)],
                           capture_output=True, text=True, env={**os.environ, "R53SIGMA_IOC_DOMAINS": str(iocs)})
-    assert done.returncode == 0, done.stderr  # one rule per document: stock pySigma converts every rule
+    assert done.returncode == 0, done.stderr  # one rule per document: stock pySigma converts every expressible rule
     assert "corp.anycompany.com" in done.stdout and "10.2.11.64" in done.stdout

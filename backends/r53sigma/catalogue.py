@@ -49,6 +49,7 @@ class Field:
     sigma_dns: tuple[str, ...]
     targets: Mapping[str, TargetField]
     role: str | None = None
+    derived: "Derivation | None" = None  # computed from another field at ingest, not read from the record
 
     def target(self, target: str) -> TargetField:
         return self.targets[target]
@@ -60,6 +61,16 @@ class Field:
     @property
     def strip_trailing_dot(self) -> bool:
         return "strip_trailing_dot" in self.normalize
+
+
+@dataclass(frozen=True)
+class Derivation:
+    """How a derived field is computed, and the targets that cannot compute it (target -> reason)."""
+
+    source_field: str
+    by: str
+    part: str
+    unavailable: Mapping[str, str]
 
 
 @dataclass(frozen=True)
@@ -86,6 +97,7 @@ class LogSource:
     sigma_dns_logsource: Mapping[str, str] | None = None
     dns_aliases: Mapping[str, str] = field(default_factory=dict)  # generic Sigma DNS name -> field name
     delivery: tuple[Delivery, ...] = ()
+    derived: Mapping[str, Field] = field(default_factory=dict)  # computed fields; rules may name them too
 
     def delay_minutes(self, via: tuple[str, ...] | None = None) -> int:
         """The latest arrival to plan for: the largest delay of the given deliveries (default: all)."""
@@ -98,7 +110,7 @@ class LogSource:
         """The catalogue entry a rule's field name refers to (generic DNS names only for category: dns rules)."""
         if generic_dns:
             name = self.dns_aliases.get(name, name)
-        return self.fields.get(name)
+        return self.fields.get(name) or self.derived.get(name)
 
     def flattened_roots(self, target: str) -> tuple[str, ...]:
         """Target objects whose keys are indexed as one `flattened` field (Elasticsearch)."""
@@ -113,7 +125,11 @@ class LogSource:
 
     def rule_field_names(self, *, generic_dns: bool = False) -> list[str]:
         names = list(self.dns_aliases) if generic_dns else []
-        return names + list(self.fields)
+        return names + list(self.fields) + list(self.derived)
+
+    def unavailable_in(self, target: str) -> dict[str, str]:
+        """Derived fields the target cannot compute, with the reason."""
+        return {n: f.derived.unavailable[target] for n, f in self.derived.items() if target in f.derived.unavailable}
 
 
 def _target_field(spec: Any, default_values: str) -> TargetField:
@@ -143,6 +159,20 @@ def _build(doc: Mapping[str, Any]) -> LogSource:
             if alias in aliases:
                 raise CatalogueError(f"{doc['source']}: generic DNS name {alias!r} given to two fields")
             aliases[alias] = name
+    derived: dict[str, Field] = {}
+    for name, spec in doc.get("derived", {}).items():
+        if spec["from"] not in fields or name in fields:
+            raise CatalogueError(f"{doc['source']}: derived field {name!r} must come from a catalogued field and not shadow one")
+        missing = set(TARGETS) - set(spec["targets"]) - set(spec["unavailable"])
+        if missing:
+            raise CatalogueError(f"{doc['source']}: derived field {name!r} names neither a field nor a reason for {sorted(missing)}")
+        derived[name] = Field(
+            name=name, type="string", values="lower", example=spec["example"],
+            description=" ".join(spec["description"].split()), array=None, normalize=(), sigma_dns=(),
+            targets={t: TargetField(n, "lower") for t, n in spec["targets"].items()},
+            derived=Derivation(spec["from"], spec["by"], spec["part"],
+                               {t: " ".join(r.split()) for t, r in spec["unavailable"].items()}),
+        )
     if doc["timestamp"] not in fields:
         raise CatalogueError(f"{doc['source']}: timestamp field {doc['timestamp']!r} is not catalogued")
     for column in doc.get("columns", ()):
@@ -159,6 +189,7 @@ def _build(doc: Mapping[str, Any]) -> LogSource:
         columns=tuple(doc.get("columns", ())),
         sigma_dns_logsource=doc.get("sigma_dns_logsource"),
         dns_aliases=aliases,
+        derived=derived,
         delivery=tuple(
             Delivery(d["via"], d["delay_minutes"], d["basis"] == "documented", " ".join(d["statement"].split()), d["doc"])
             for d in doc["delivery"]

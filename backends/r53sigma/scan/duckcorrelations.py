@@ -62,7 +62,7 @@ class CorrelationTables:
         log_source = log_sources()[source]
 
         def as_list(path: tuple[str, ...]) -> str:
-            field = log_source.fields[".".join(path)]
+            field = log_source.field_for(".".join(path))
             col = column_name(field)
             return col if field.array else f"(CASE WHEN {col} IS NULL THEN []::VARCHAR[] ELSE [{col}] END)"
 

@@ -42,7 +42,7 @@ from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
 from sigma.rule import SigmaRule
 
 from r53sigma import catalogue
-from r53sigma.scan import plancache, records as events_mod, sqlcompile
+from r53sigma.scan import derived_fields, plancache, records as events_mod, sqlcompile
 from r53sigma.scan.duckcorrelations import CorrelationTables
 from r53sigma.scan.duckread import LineScan, SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
 from r53sigma.scan.reference import Engine
@@ -94,6 +94,7 @@ class DuckEngine:
         spill = tempfile.mkdtemp(prefix="r53sigma-spill-")
         weakref.finalize(self, shutil.rmtree, spill, True)
         self.con.execute(f"SET temp_directory = {sqlcompile.quote(spill)}")
+        derived_fields.register_sql_functions(self.con)
         if memory_limit:
             try:
                 self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")
@@ -328,10 +329,11 @@ class _Run:
                     continue
                 paths = plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else [])
                 for path in paths:
-                    needs.setdefault(column_name(log_sources()["resolver"].fields[".".join(path)]), []).append(self.flag[id(target)])
+                    needs.setdefault(column_name(log_sources()["resolver"].field_for(".".join(path))), []).append(self.flag[id(target)])
         predicates = " ".join(self.engine.predicate(r) for r in rules)
         used = {f.name for f in typed.source.fields.values()
                 if column_name(f) in predicates or lowered_name(f) in predicates or column_name(f) in needs}
+        used |= derived_fields.used_sources(typed.source, predicates + " ".join(needs), column_name)
         keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
         chunks = [rules[i:i + _FLAGS_PER_MASK] for i in range(0, len(rules), _FLAGS_PER_MASK)]
         masks = [
@@ -448,7 +450,7 @@ class _Run:
                 if self.source_of[id(target)] != source:
                     continue
                 for path in plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else []):
-                    field = log_source.fields[".".join(path)]
+                    field = log_source.field_for(".".join(path))
                     found[field.name] = field
         return list(found.values())
 

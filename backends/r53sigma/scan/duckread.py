@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from r53sigma import catalogue
-from r53sigma.scan import records as events_mod, sqlcompile
+from r53sigma.scan import derived_fields, records as events_mod, sqlcompile
 
 VALUE_TYPES = ("VARCHAR", "BIGINT", "UBIGINT", "BOOLEAN", "NULL")  # JSON types of values the columns hold as text
 
@@ -32,6 +32,14 @@ _TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\
 
 def column_name(field: catalogue.Field) -> str:
     return '"f:' + field.name + '"'
+
+
+def derived_columns(source: catalogue.LogSource, value_of) -> list[str]:
+    """The derived fields' columns (registered domain, ...) from their source fields' SQL values
+    (``value_of(name)``), each with its lower-cased twin as every scalar field has."""
+    items = derived_fields.sql_columns(source, value_of, column_name)
+    lowered = [f"lower({item.rsplit(' AS ', 1)[0]}) AS {lowered_name(field)}" for item, field in zip(items, source.derived.values())]
+    return items + lowered
 
 
 def lowered_name(field: catalogue.Field) -> str:
@@ -100,7 +108,8 @@ class SourceSQL:
 
     def view_columns(self) -> str:
         """Field columns (normalised text, or lists of it without nulls) and the ``_fit`` shape flag."""
-        cols = []
+        cols: list[str] = []
+        values: dict[str, str] = {}
         n = len(self.scalar_fields)
         for i, f in enumerate(self.scalar_fields):
             value = f"_v[{i + 1}]"
@@ -108,6 +117,8 @@ class SourceSQL:
                 value = f"(CASE WHEN _norm THEN {sqlcompile.strip_dot(value)} ELSE {value} END)"
             cols.append(f"{value} AS {column_name(f)}")
             cols.append(f"lower({value}) AS {lowered_name(f)}")
+            values[f.name] = value
+        cols += derived_columns(self.source, values.__getitem__)
         # Shapes are checked on the JSON type names joined into one string (one regex instead of a
         # test per field: list indexing per row is what costs in DuckDB).
         fits = [_only(f"_ty[1:{n}]", VALUE_TYPES)]
@@ -182,6 +193,8 @@ class TypedRead:
                 cols.append(f"lower({value}) AS {lowered_name(field)}")
                 if field.name in used:
                     fits.append(f"NOT coalesce({_odd_text(raw)}, false)")
+        cols += derived_columns(self.source, lambda name: sqlcompile.strip_dot(self.fields[name])
+                                if self.source.fields[name].strip_trailing_dot else self.fields[name])
         ts = self.fields[self.source.timestamp]
         fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
         fits.extend(f'"{k}" IS NULL' for k in self.others)

@@ -37,6 +37,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 from r53sigma import catalogue
 from r53sigma.catalogue import LogSource
+from r53sigma.scan import derived_fields
 
 LOG_SUFFIXES = (".json", ".jsonl", ".ndjson", ".log")
 CHUNK = 1 << 16
@@ -169,11 +170,12 @@ def _public_zone_line(text: str) -> dict[str, Any]:
 def _normalise(log_source: LogSource, record: dict[str, Any]) -> dict[str, Any]:
     """A copy of the record with the catalogue's normalisations applied (the input is left alone)."""
     steps = _normalised_paths(log_source.source)
-    if not steps:
+    if not steps and not log_source.derived:
         return record
     record = _copy_json(record)
     for path in steps:
         _strip_dots(record, path)
+    derived_fields.add(log_source, record)
     return record
 
 

@@ -51,6 +51,7 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
+from r53sigma.scan import derived_fields
 from r53sigma.scan.correlations import CorrelationPlan, Tracker
 from r53sigma.scan.records import Event
 from r53sigma.scan.patterns import fullmatch_test, re2_part, search_test
@@ -236,7 +237,7 @@ class _Compiler:
             raw = subject.event.raw
             if isinstance(raw, str) and test(raw):
                 return True
-            return any(test(v) for v in leaves(subject.record))
+            return any(test(v) for v in leaves(derived_fields.without_derived(subject.event.source, subject.record)))
 
         return predicate
 

@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 import pytest
+from publicsuffixlist import PublicSuffixList
 from hypothesis import given, settings, strategies as st
 from sigma.processing.transformations import FieldMappingTransformation
 
@@ -225,13 +226,39 @@ def _run(kind, p, doc, ctx):
             run_processor(inner_kind, inner, doc, inner_ctx)
             value[i] = inner_ctx["_value"]
     elif kind == "registered_domain":
-        pass  # needs the public suffix list: not emulated (documented in documents.py)
+        registered_domain_processor(doc, p, value)
     elif kind == "script":
         assert p["tag"] == es.RELATED_FROM_ANSWERS_TAG, p
         assert p["source"] == es.RELATED_FROM_ANSWERS
         related_script(doc, p["params"])
     else:
         raise AssertionError(f"processor the interpreter does not know: {kind}")
+
+
+def registered_domain_processor(doc: dict, p: dict, fqdn) -> None:
+    """Elasticsearch's registered_domain processor (RegisteredDomainProcessor over httpclient's
+    PublicSuffixMatcher, ICANN and private rules; a name without a known rule ends in a one-label
+    suffix): `domain`, `registered_domain` (lower case), `subdomain` (as written), `top_level_domain`;
+    a name that is itself a suffix gets `domain` and `top_level_domain` only; no suffix fails.
+    https://www.elastic.co/guide/en/elasticsearch/reference/current/registered-domain-processor.html"""
+    psl = PublicSuffixList()
+    if not isinstance(fqdn, str):
+        raise Failed("registered_domain: not a string")
+    if "" in fqdn.split("."):  # an empty label: the processor's output is unspecified; the pack writes none
+        raise Failed("not a domain name")
+    registered = psl.privatesuffix(fqdn.lower())
+    target = p["target_field"]
+    if registered is None:
+        if not psl.is_public(fqdn.lower()):
+            raise Failed("unable to extract the registered domain")
+        put(doc, f"{target}.domain", fqdn)
+        put(doc, f"{target}.top_level_domain", fqdn)
+        return
+    put(doc, f"{target}.domain", fqdn)
+    put(doc, f"{target}.registered_domain", registered)
+    put(doc, f"{target}.top_level_domain", registered.split(".", 1)[1])
+    if len(fqdn) > len(registered):
+        put(doc, f"{target}.subdomain", fqdn[: len(fqdn) - len(registered) - 1])
 
 
 def simulate(pipeline: dict, message: str) -> dict:

@@ -69,6 +69,9 @@ def column(field: catalogue.Field) -> sqlcompile.Column:
     """Where a Resolver catalogue field is in ``r53_rlogs`` (Hive lower-cases nested names)."""
     if field.name in ABSENT:
         raise EngineError(f"field {field.name!r} is not a column of AWS's Athena table {TABLE}")
+    if field.derived:  # Athena's Trino functions include no Public Suffix List, and AWS's table has no such column
+        raise EngineError(f"field {field.name!r} (derived from {field.derived.source_field}) is not available in Athena: "
+                          f"no Public Suffix List function in Athena SQL and no such column in {TABLE}")
     if field.array:
         member = field.name[len(field.array) + 1:].lower()
         text = (lambda v: sqlcompile.strip_dot(f"{v}.{member}")) if field.strip_trailing_dot else (lambda v: f"{v}.{member}")

@@ -1,9 +1,9 @@
 """The ECS documents the pack's ingest pipelines write, computed in Python (for the cross-target checks).
 
 `document_from_raw` gives, for one raw record, the `_source` the rendered ingest pipeline produces
-(tests run both over the corpus and generated records and compare). Not emulated: the
-`registered_domain` output (`dns.question.registered_domain/subdomain/top_level_domain` needs the
-public suffix list; no rule field depends on it) and the partial content of a failed document (it
+(tests run both over the corpus and generated records and compare). The catalogue's derived
+`dns.question.registered_domain/subdomain` come from the same Public Suffix List module the local
+engines use, and `dns.question.top_level_domain` (the public suffix) beside them. Not emulated: the partial content of a failed document (it
 carries `event.original`, `event.kind: pipeline_error`, the failure tag and `error.message`).
 
 CloudTrail has no pack pipeline (Elastic's integration ingests it): its document holds the
@@ -24,6 +24,7 @@ from typing import Any
 
 from r53sigma import catalogue
 from r53sigma.catalogue import LogSource
+from r53sigma.scan import registered_domain
 
 from . import ingestion as es
 
@@ -139,9 +140,26 @@ def _line_regex(log_source: LogSource) -> str:
     return " ".join(columns) + r"(?: (?P<extra>.*))?"
 
 
+def _derive(log_source: LogSource, raw: dict, doc: dict) -> None:
+    """The catalogue's derived fields as the registered_domain + lowercase steps write them."""
+    parents = {}
+    for f in log_source.derived.values():
+        source = raw.get(f.derived.source_field)
+        if es.TARGET in f.targets and isinstance(source, str):
+            parents[es.parent(es.es_name(f))] = _strip_dot(source)
+            value = registered_domain.derive(f.derived.by, f.derived.part, _strip_dot(source))
+            if value is not None:
+                _put(doc, es.es_name(f), value)
+    for parent, name in parents.items():  # the processor also writes the public suffix
+        suffix = registered_domain.top_level_domain(name)
+        if suffix is not None:
+            _put(doc, f"{parent}.top_level_domain", suffix)
+
+
 def _ingest(log_source: LogSource, doc: dict) -> None:
     raw = _parse(log_source, doc["event"]["original"])
     _put(doc, es.RAW_PREFIX, raw)
+    _derive(log_source, raw, doc)
     for f in log_source.fields.values():
         if f.array:
             continue

@@ -159,8 +159,9 @@ def _field_steps(log_source: LogSource, f: Field) -> Iterable[dict]:
         return
     if f.strip_trailing_dot:
         yield {"gsub": {"field": source, "pattern": r"\.$", "replacement": "", "ignore_missing": True}}
-    if f.role == "question_name":
-        # Elastic's integration skips reverse-lookup names; ignore_failure: names without a public suffix
+    if any(d.derived.source_field == f.name and TARGET in d.targets for d in log_source.derived.values()):
+        # The catalogue's derived fields (Public Suffix List). Elastic's integration skips reverse-lookup
+        # names; ignore_failure: names without a public suffix
         yield {
             "registered_domain": {
                 "field": source,
@@ -205,6 +206,19 @@ def _array_steps(name: str, fields: list[Field]) -> Iterable[dict]:
     yield {"rename": {"field": source, "target_field": target, "ignore_missing": True}}
 
 
+def _derived_steps(log_source: LogSource) -> Iterable[dict]:
+    """Lower-case the derived fields the `registered_domain` step wrote, as the catalogue stores them."""
+    for f in log_source.derived.values():
+        if TARGET in f.targets:
+            if es_name(f) != f"{parent(es_name(es_source(log_source, f)))}.{f.derived.part}":
+                raise catalogue.CatalogueError(f"{f.name}: the registered_domain processor writes {f.derived.part} beside the name, not {es_name(f)}")
+            yield {"lowercase": {"field": es_name(f), "ignore_missing": True}}
+
+
+def es_source(log_source: LogSource, derived: Field) -> Field:
+    return log_source.fields[derived.derived.source_field]
+
+
 def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
     processors: list[dict] = [
         # First, so a document that fails later still has it: the Kibana rules search on the time a
@@ -228,6 +242,7 @@ def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
             processors.extend(_field_steps(log_source, f))
     for name, fields in array_groups(log_source).items():
         processors.extend(_array_steps(name, fields))
+    processors.extend(_derived_steps(log_source))
     roles = role_names(log_source)
     source_ip, answer_data, answer_type = roles.get("source_ip"), roles.get("answer_data"), roles.get("answer_type")
     question_name, question_type, response_code = roles.get("question_name"), roles.get("question_type"), roles.get("response_code")
@@ -332,6 +347,9 @@ def field_mappings(log_source: LogSource) -> dict[str, dict]:
             flat[f.target(TARGET).cidr] = {"type": "ip"}
         if f.target(TARGET).keyword:
             flat[f.target(TARGET).keyword] = {"type": "keyword"}
+    for f in log_source.derived.values():
+        if TARGET in f.targets:
+            flat[es_name(f)] = {"type": ES_TYPES[f.type]}
     for name, mapping in ADDED_FIELDS.items():
         flat.setdefault(name, mapping)
     return flat

@@ -31,7 +31,7 @@ ELEMENT_DEPTH = {"answers": 0, "requestParameters.changeBatch.changes": 3}
 
 def field_facts(view: shared.RuleView) -> dict[str, dict]:
     facts: dict[str, dict] = {}
-    for _, field in view.rule_fields():
+    for _, field in view.rule_fields(TARGET):
         name = field.target(TARGET).name
         entry: dict = {}
         if view.log_source.columns:
@@ -83,7 +83,7 @@ def route53_cloudwatch_pipeline(only_sources: tuple[str, ...] | None = None) -> 
     for view in shared.rule_views():
         if only_sources and (view.generic_dns or view.log_source.source not in only_sources):
             continue
-        items.append(shared.reject_unknown_fields(pid, view))
+        items.append(shared.reject_unknown_fields(pid, view, TARGET))
         items.extend(shared.fold_case(pid, view, TARGET))
         items.append(shared.map_fields(pid, view, TARGET))
         state = {

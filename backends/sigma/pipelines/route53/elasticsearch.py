@@ -286,7 +286,7 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         ),
     ]
     for view in shared.rule_views():
-        items.append(shared.reject_unknown_fields(pid, view))
+        items.append(shared.reject_unknown_fields(pid, view, TARGET))
         items.append(
             ProcessingItem(  # ES|QL's `from` clause (and any consumer of the state) gets the log source's index patterns
                 identifier=f"{pid}_index_{view.id_suffix}",
@@ -303,7 +303,7 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
                 )
             )
         items.extend(shared.fold_case(pid, view, TARGET))
-        rule_fields = list(view.rule_fields())
+        rule_fields = list(view.rule_fields(TARGET))
         cidr_companions = {n: f.target(TARGET).cidr for n, f in rule_fields if f.target(TARGET).cidr}
         keyword_only = [n for n, f in rule_fields if f.type != "ip" and not f.target(TARGET).cidr]
         keyword_companions = {n: f.target(TARGET).keyword for n, f in rule_fields if f.target(TARGET).keyword}

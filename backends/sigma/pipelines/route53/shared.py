@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from sigma.exceptions import SigmaTransformationError
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError, SigmaTransformationError
 from sigma.processing.conditions import IncludeFieldCondition, LogsourceCondition
 from sigma.processing.pipeline import ProcessingItem
 from sigma.processing.transformations import FieldMappingTransformation, RuleFailureTransformation
@@ -42,10 +42,12 @@ class RuleView:
     def id_suffix(self) -> str:
         return f"{self.log_source.source}{'_dns' if self.generic_dns else ''}"
 
-    def rule_fields(self) -> Iterator[tuple[str, catalogue.Field]]:
-        """(name a rule may use, catalogue field it means)."""
+    def rule_fields(self, target: str | None = None) -> Iterator[tuple[str, catalogue.Field]]:
+        """(name a rule may use, catalogue field it means); with a target, only the fields it has."""
         for name in self.log_source.rule_field_names(generic_dns=self.generic_dns):
-            yield name, self.log_source.field_for(name, generic_dns=self.generic_dns)
+            found = self.log_source.field_for(name, generic_dns=self.generic_dns)
+            if target is None or target in found.targets:
+                yield name, found
 
 
 def rule_views() -> list[RuleView]:
@@ -60,6 +62,7 @@ class RejectUnknownFields(DetectionItemTransformation):
 
     source: str
     generic_dns: bool = False
+    target: str | None = None  # refuse derived fields this target cannot compute, with the catalogue's reason
 
     def apply(self, rule) -> None:
         if isinstance(rule, SigmaCorrelationRule):  # group-by and value_count fields name fields too
@@ -76,7 +79,13 @@ class RejectUnknownFields(DetectionItemTransformation):
 
     def check(self, field: str, source) -> None:
         log_source = catalogue.load()[self.source]
-        if log_source.field_for(field, generic_dns=self.generic_dns) is not None:
+        found = log_source.field_for(field, generic_dns=self.generic_dns)
+        if found is not None and found.derived and self.target in found.derived.unavailable:
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"field '{field}' (derived from {found.derived.source_field}) is not available in {self.target}: "
+                f"{found.derived.unavailable[self.target]}", source=source
+            )
+        if found is not None:
             return
         known = ", ".join(sorted(log_source.rule_field_names(generic_dns=self.generic_dns)))
         raise SigmaTransformationError(
@@ -114,10 +123,10 @@ def reject_unknown_logsources(pipeline_id: str) -> ProcessingItem:
     )
 
 
-def reject_unknown_fields(pipeline_id: str, view: RuleView) -> ProcessingItem:
+def reject_unknown_fields(pipeline_id: str, view: RuleView, target: str | None = None) -> ProcessingItem:
     return ProcessingItem(
         identifier=f"{pipeline_id}_known_fields_{view.id_suffix}",
-        transformation=RejectUnknownFields(view.log_source.source, view.generic_dns),
+        transformation=RejectUnknownFields(view.log_source.source, view.generic_dns, target),
         rule_conditions=[view.condition],
     )
 
@@ -127,7 +136,7 @@ def fold_case(pipeline_id: str, view: RuleView, target: str) -> Iterator[Process
     for method in ("upper", "lower"):
         names = [
             name
-            for name, field in view.rule_fields()
+            for name, field in view.rule_fields(target)
             if field.is_string and field.target(target).values == method
         ]
         if names:
@@ -141,7 +150,7 @@ def fold_case(pipeline_id: str, view: RuleView, target: str) -> Iterator[Process
 
 def map_fields(pipeline_id: str, view: RuleView, target: str) -> ProcessingItem:
     """Rename rule field names to the target's."""
-    mapping = {name: field.target(target).name for name, field in view.rule_fields()}
+    mapping = {name: field.target(target).name for name, field in view.rule_fields(target)}
     return ProcessingItem(
         identifier=f"{pipeline_id}_fields_{view.id_suffix}",
         transformation=FieldMappingTransformation(mapping),
