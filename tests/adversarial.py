@@ -369,8 +369,9 @@ def put(source: str, event, kind: FieldKind, value: str | None, *, other_element
         return
     if name == "answers.Rdata":
         answers = [{"Rdata": "192.0.2.1", "Type": "A", "Class": "IN"}] if other_element else []
-        if value is not None:
-            answers.append({"Rdata": value, "Type": "A", "Class": "IN"})
+        if value is not None:  # the record type that can carry the value (an A record holds an IPv4 address)
+            kind_of = "A" if _is_ip(value) and "." in value and ":" not in value else "AAAA" if _is_ip(value) else "CNAME"
+            answers.append({"Rdata": value, "Type": kind_of, "Class": "IN"})
         event["answers"] = answers
         return
     if name == "requestParameters.changeBatch.changes.resourceRecordSet.name":
