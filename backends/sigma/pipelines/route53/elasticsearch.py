@@ -137,6 +137,23 @@ class RejectCidrOnKeyword(DetectionItemTransformation):
 
 
 @dataclass
+class RejectKeywords(DetectionItemTransformation):
+    """A Sigma keyword is a case-insensitive search of the log record's own values. An unqualified
+    Lucene term searches every indexed field instead (`index.query.default_field` "*",
+    https://www.elastic.co/guide/en/elasticsearch/reference/current/query-dsl-query-string-query.html),
+    the ones the ingest pipeline adds (`event.kind`, `related.*`, `network.protocol`) and keyword
+    fields without a lowercase normalizer (case-sensitive) included; ES|QL has no unqualified search."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if detection_item.field is None:
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"{NOT_EXPRESSIBLE}keywords: an unqualified term searches every indexed field (those the "
+                "ingest pipeline adds, case-sensitive keywords) rather than the log record's values, case-insensitively",
+                source=detection_item.source,
+            )
+
+
+@dataclass
 class RejectPatternOnTypedField(DetectionItemTransformation):
     """Elasticsearch runs wildcard, prefix and regexp queries only on keyword and text fields; on an
     ip, numeric or date field the whole query fails ("Can only use wildcard queries on keyword and
@@ -287,6 +304,8 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
     ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view))
+        items.append(ProcessingItem(identifier=f"{pid}_keywords_{view.id_suffix}", transformation=RejectKeywords(),
+                                    rule_conditions=[view.condition]))
         items.append(
             ProcessingItem(  # ES|QL's `from` clause (and any consumer of the state) gets the log source's index patterns
                 identifier=f"{pid}_index_{view.id_suffix}",
