@@ -30,7 +30,7 @@ def _deployer():
 
 TARGET = Target(
     "elasticsearch", "route53_elasticsearch",
-    "r53sigma.targets.elasticsearch.lucene:LuceneBackend", "sigma.backends.elasticsearch:ESQLBackend",
+    "r53sigma.targets.elasticsearch.lucene:LuceneBackend", "r53sigma.targets.elasticsearch.esql:ESQLBackend",
     "lucene", "esql", ".lucene", ".esql",
     order=1,
     render_ingestion=render,

@@ -16,11 +16,11 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import jsonschema
-from sigma.backends.elasticsearch import ESQLBackend
 from sigma.conversion.state import ConversionState
 
 from r53sigma import attack, catalogue
 from r53sigma.targets.elasticsearch import ingestion
+from r53sigma.targets.elasticsearch.esql import ESQLBackend
 from r53sigma.targets.elasticsearch.lucene import LuceneBackend
 
 if TYPE_CHECKING:
