@@ -397,7 +397,9 @@ def variants(atom_: Atom) -> list[str | None]:
     kind = atom_.field
     out: list[str | None] = []
     for hit in atom_.hits:
-        out += [hit, near_miss(hit), flip_case(hit), hit + ".", "x" + hit, hit + "x"]
+        out += [hit, near_miss(hit), flip_case(hit), "x" + hit, hit + "x"]
+        if not _is_ip(hit):  # a name may end with the root's dot; an address never does
+            out.append(hit + ".")
     out.append(None)
     if kind is None:
         return out

@@ -36,6 +36,8 @@ from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import (
+    SigmaExists,
+    SigmaNull,
     SigmaCasedString,
     SigmaCIDRExpression,
     SigmaExpansion,
@@ -149,6 +151,23 @@ class RejectKeywords(DetectionItemTransformation):
             raise SigmaFeatureNotSupportedByBackendError(
                 f"{NOT_EXPRESSIBLE}keywords: an unqualified term searches every indexed field (those the "
                 "ingest pipeline adds, case-sensitive keywords) rather than the log record's values, case-insensitively",
+                source=detection_item.source,
+            )
+
+
+@dataclass
+class RejectArrayMemberInESQL(DetectionItemTransformation):
+    """ES|QL functions and comparisons on a multivalued field return null ("Multivalued fields",
+    https://www.elastic.co/guide/en/elasticsearch/reference/current/esql-multivalued-fields.html),
+    so `dns.answers.data == "x"` is never true for an event with two answers: "any answer matches"
+    has no ES|QL form short of MV_EXPAND, which counts the event once per element. Presence tests
+    (IS [NOT] NULL) read the field whole and stay."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if is_esql(self) and not all(isinstance(v, (SigmaExists, SigmaNull)) for v in detection_item.value):
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"{NOT_EXPRESSIBLE}'{detection_item.field}' is an array member: in ES|QL a comparison, LIKE or "
+                "function on a multivalued field is null, so 'any element matches' cannot be said",
                 source=detection_item.source,
             )
 
@@ -333,7 +352,9 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
             for n, f in rule_fields
             if f.is_string and f.target(TARGET).values == "mixed" and n not in flattened
         }
+        arrays = [n for n, f in rule_fields if f.array]
         for kind, names, transformation in (
+            ("esql_array", arrays, RejectArrayMemberInESQL()),
             ("reject_cidr", keyword_only, RejectCidrOnKeyword()),
             ("flattened_key", flattened, FlattenedKeyValues()),
             ("reject_pattern_on_typed", list(typed), RejectPatternOnTypedField(typed)),
