@@ -200,12 +200,9 @@ def _cased(kind, value, said):
 
 
 def _all(kind, value, said):
-    @st.composite
-    def build(draw):
-        cut = max(1, len(said) // 2)
-        parts = [said[:cut], said[cut:] or said]
-        return Atom(f"{kind.name}|contains|all", [sigma_escape(p) for p in parts], kind, [value])
-    return build()
+    cut = max(1, len(said) // 2)
+    parts = [said[:cut], said[cut:] or said]
+    return st.just(Atom(f"{kind.name}|contains|all", [sigma_escape(p) for p in parts], kind, [value]))
 
 
 def _regex(kind, value, said):
@@ -436,6 +433,7 @@ class Case:
     rule: str  # YAML
     events: list
     title: str
+    rule_id: str = ""
 
     def describe(self) -> str:
         return self.rule + "events:\n" + "\n".join("  " + json.dumps(e) for e in self.events)
@@ -474,10 +472,15 @@ def case(draw) -> Case:
             value = draw(st.sampled_from(variants(a)))
             put(source, event, a.field, value, other_element=draw(st.booleans()))
         events.append(render_event(source, event))
-    return Case(source, rule, events, title)
+    return Case(source, rule, events, title, rule_id)
 
 
 batches = st.lists(case(), min_size=BATCH, max_size=BATCH)
+
+
+def has_keyword(c: Case) -> bool:
+    detection = yaml.safe_load(c.rule)["detection"]
+    return any(isinstance(v, list) for k, v in detection.items() if k != "condition")
 
 # ------------------------------------------------------------------ the check
 
@@ -505,6 +508,8 @@ def check(cases: list[Case], targets: tuple[str, ...] = TARGETS) -> list[Finding
         paths = []
         for n, c in enumerate(cases):
             path = Path(folder) / f"rule_{n}.yml"
+            c.rule = c.rule.replace(c.rule_id, str(uuid.UUID(int=n + 1, version=4)), 1)  # one id per rule of the batch
+            c.rule_id = str(uuid.UUID(int=n + 1, version=4))
             path.write_text(c.rule, encoding="utf-8")
             paths.append(path)
         loaded = rules_mod.load(paths)
