@@ -503,7 +503,18 @@ class Finding:
 
 def check(cases: list[Case], targets: tuple[str, ...] = TARGETS) -> list[Finding]:
     """Verify every case on every target; the cells that neither agree nor refuse with a reason."""
-    os.environ.setdefault("R53SIGMA_TARGETS", ESQL_TARGET_MODULE)
+    previous = os.environ.get("R53SIGMA_TARGETS")
+    os.environ["R53SIGMA_TARGETS"] = ESQL_TARGET_MODULE  # for this call only: subprocesses of other tests must not inherit it
+    try:
+        return _check(cases, targets)
+    finally:
+        if previous is None:
+            os.environ.pop("R53SIGMA_TARGETS", None)
+        else:
+            os.environ["R53SIGMA_TARGETS"] = previous
+
+
+def _check(cases: list[Case], targets: tuple[str, ...]) -> list[Finding]:
     with tempfile.TemporaryDirectory() as folder:
         paths = []
         for n, c in enumerate(cases):
