@@ -213,7 +213,7 @@ def _regex(kind, value, said):
         other = re.escape(near_miss(value))
         shapes = [
             quoted, "^" + quoted, quoted + "$", "^" + quoted + "$", f"^{other}|{quoted}$", f"(^|\\.){quoted}$",
-            f"^(?:{other}|{quoted})$", "(?i)" + re.escape(flip_case(value)), "[a-z]+" + quoted[-2:] if len(value) > 1 else quoted,
+            f"^(?:{other}|{quoted})$", "(?i)" + re.escape(flip_case(value)), "[a-z]+" + re.escape(value[-2:]) if len(value) > 1 else quoted,
             f"{quoted[:1]}.{{0,3}}", f"^{quoted}\\.?$", f"(?i)^{re.escape(said)}",
         ]
         pattern = draw(st.sampled_from(shapes))
