@@ -79,10 +79,10 @@ public class LuceneQuery {
                 if (type.equals("ip")) {
                     int slash = text.indexOf('/');
                     if (slash >= 0) {
-                        return InetAddressPoint.newPrefixQuery(field, InetAddress.getByName(text.substring(0, slash)),
+                        return InetAddressPoint.newPrefixQuery(field, literalAddress(text.substring(0, slash)),
                             Integer.parseInt(text.substring(slash + 1)));
                     }
-                    return InetAddressPoint.newExactQuery(field, InetAddress.getByName(text));
+                    return InetAddressPoint.newExactQuery(field, literalAddress(text));
                 }
                 if (type.equals("long")) {
                     return LongPoint.newExactQuery(field, Long.parseLong(text));
@@ -179,6 +179,15 @@ public class LuceneQuery {
         return out.toString();
     }
 
+    // An ip field takes an address literal only (Elasticsearch's InetAddresses.forString); a host name
+    // is an error, never a DNS lookup (InetAddress.getByName would resolve it over the network).
+    static InetAddress literalAddress(String text) throws IOException {
+        boolean v4 = text.matches("\\d{1,3}(\\.\\d{1,3}){3}");
+        boolean v6 = text.contains(":") && text.matches("[0-9A-Fa-f:.]+");
+        if (!v4 && !v6) throw new java.net.UnknownHostException("'" + text + "' is not an IP string literal");
+        return InetAddress.getByName(text);
+    }
+
     static MemoryIndex index(Doc doc, Analyzer analyzer) throws IOException {
         MemoryIndex mi = new MemoryIndex();
         Set<String> names = new TreeSet<>();
@@ -186,7 +195,7 @@ public class LuceneQuery {
             String field = v[0], type = v[1], value = v[2];
             names.add(field);
             switch (type) {
-                case "ip": mi.addField(new InetAddressPoint(field, InetAddress.getByName(value)), analyzer); break;
+                case "ip": mi.addField(new InetAddressPoint(field, literalAddress(value)), analyzer); break;
                 case "long": mi.addField(new LongPoint(field, Long.parseLong(value)), analyzer); break;
                 default:
                     mi.addField(field, value, analyzer);
@@ -228,9 +237,10 @@ public class LuceneQuery {
                     String id = parts[1];
                     String query = unescape(parts[2]);
                     try {
-                        if (indexes == null) {
-                            indexes = new ArrayList<>();
-                            for (Doc d : docs) indexes.add(index(d, analyzer));
+                        if (indexes == null) {  // built whole or not at all: a bad document fails every query
+                            List<MemoryIndex> built = new ArrayList<>();
+                            for (Doc d : docs) built.add(index(d, analyzer));
+                            indexes = built;
                         }
                         Query q = TypedParser.matchAllIfOnlyNegative(new TypedParser(types, analyzer).parse(query));
                         StringJoiner hits = new StringJoiner(",");

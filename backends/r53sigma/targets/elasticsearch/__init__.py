@@ -30,7 +30,7 @@ def _deployer():
 
 TARGET = Target(
     "elasticsearch", "route53_elasticsearch",
-    "sigma.backends.elasticsearch:LuceneBackend", "r53sigma.targets.elasticsearch.backend:HoppingESQLBackend",
+    "r53sigma.targets.elasticsearch.lucene:LuceneBackend", "r53sigma.targets.elasticsearch.backend:HoppingESQLBackend",
     "lucene", "esql", ".lucene", ".esql",
     order=1,
     render_ingestion=render,

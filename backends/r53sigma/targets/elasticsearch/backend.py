@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from sigma.backends.elasticsearch import ESQLBackend
+from r53sigma.targets.elasticsearch.esql import ESQLBackend  # the pack's ES|QL (negations exact), with hopping windows on top
 
 WINDOW_GUARANTEE = 0.5  # fraction of the span any caught burst may last: hop = span / 2
 NOTE = "catches any burst that fits within half the correlation timespan (hopping buckets; the Sigma spec's window slides)"

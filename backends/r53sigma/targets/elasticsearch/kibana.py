@@ -30,7 +30,6 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import jsonschema
-from sigma.backends.elasticsearch import ESQLBackend, LuceneBackend
 from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaDetection
@@ -38,6 +37,8 @@ from sigma.rule import SigmaDetection
 from r53sigma import attack, catalogue
 from r53sigma import rules as rule_loading
 from r53sigma.targets.elasticsearch import ingestion
+from r53sigma.targets.elasticsearch.esql import ESQLBackend
+from r53sigma.targets.elasticsearch.lucene import LuceneBackend
 
 if TYPE_CHECKING:
     from r53sigma.packaged import PackagedRule

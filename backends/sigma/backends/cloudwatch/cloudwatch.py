@@ -200,7 +200,8 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         """One expression true when the field matches ANY of the values (all exact, or all caseless)."""
         facts = self.field_facts(field, state)
         ci = not isinstance(values[0], SigmaCasedString)
-        literals = [v.to_plain() if not v.contains_special() else None for v in values]
+        # the characters themselves: SigmaString.to_plain() re-escapes a literal '*', '?' or '\\' for Sigma
+        literals = [None if v.contains_special() else "".join(p for p in v.s if isinstance(p, str)) for v in values]
         needs_regex = any(k != "dash_absent" for k in facts)  # an array member, or a trailing dot to ignore
         if not ci and not needs_regex and all(lit is not None and SAFE_LITERAL.match(lit) for lit in literals):
             if len(literals) == 1:

@@ -36,6 +36,8 @@ from sigma.rule import SigmaDetection, SigmaDetectionItem
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 from sigma.types import (
+    SigmaExists,
+    SigmaNull,
     SigmaCasedString,
     SigmaCIDRExpression,
     SigmaExpansion,
@@ -132,6 +134,40 @@ class RejectCidrOnKeyword(DetectionItemTransformation):
             raise SigmaFeatureNotSupportedByBackendError(
                 f"{NOT_EXPRESSIBLE}|cidr on '{detection_item.field}': the field is a keyword "
                 "and the catalogue names no ip-typed companion for it",
+                source=detection_item.source,
+            )
+
+
+@dataclass
+class RejectKeywords(DetectionItemTransformation):
+    """A Sigma keyword is a case-insensitive search of the log record's own values. An unqualified
+    Lucene term searches every indexed field instead (`index.query.default_field` "*",
+    https://www.elastic.co/guide/en/elasticsearch/reference/current/query-dsl-query-string-query.html),
+    the ones the ingest pipeline adds (`event.kind`, `related.*`, `network.protocol`) and keyword
+    fields without a lowercase normalizer (case-sensitive) included; ES|QL has no unqualified search."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if detection_item.field is None:
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"{NOT_EXPRESSIBLE}keywords: an unqualified term searches every indexed field (those the "
+                "ingest pipeline adds, case-sensitive keywords) rather than the log record's values, case-insensitively",
+                source=detection_item.source,
+            )
+
+
+@dataclass
+class RejectArrayMemberInESQL(DetectionItemTransformation):
+    """ES|QL functions and comparisons on a multivalued field return null ("Multivalued fields",
+    https://www.elastic.co/guide/en/elasticsearch/reference/current/esql-multivalued-fields.html),
+    so `dns.answers.data == "x"` is never true for an event with two answers: "any answer matches"
+    has no ES|QL form short of MV_EXPAND, which counts the event once per element. Presence tests
+    (IS [NOT] NULL) read the field whole and stay."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if is_esql(self) and not all(isinstance(v, (SigmaExists, SigmaNull)) for v in detection_item.value):
+            raise SigmaFeatureNotSupportedByBackendError(
+                f"{NOT_EXPRESSIBLE}'{detection_item.field}' is an array member: in ES|QL a comparison, LIKE or "
+                "function on a multivalued field is null, so 'any element matches' cannot be said",
                 source=detection_item.source,
             )
 
@@ -287,6 +323,8 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
     ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view, TARGET))
+        items.append(ProcessingItem(identifier=f"{pid}_keywords_{view.id_suffix}", transformation=RejectKeywords(),
+                                    rule_conditions=[view.condition]))
         items.append(
             ProcessingItem(  # ES|QL's `from` clause (and any consumer of the state) gets the log source's index patterns
                 identifier=f"{pid}_index_{view.id_suffix}",
@@ -314,7 +352,9 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
             for n, f in rule_fields
             if f.is_string and f.target(TARGET).values == "mixed" and n not in flattened
         }
+        arrays = [n for n, f in rule_fields if f.array]
         for kind, names, transformation in (
+            ("esql_array", arrays, RejectArrayMemberInESQL()),
             ("reject_cidr", keyword_only, RejectCidrOnKeyword()),
             ("flattened_key", flattened, FlattenedKeyValues()),
             ("reject_pattern_on_typed", list(typed), RejectPatternOnTypedField(typed)),

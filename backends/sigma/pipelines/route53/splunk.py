@@ -332,6 +332,7 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
     ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view, TARGET))
+        items.append(shared.expansions_as_groups(pid, view))
         items.append(
             ProcessingItem(
                 identifier=f"{pid}_cased_{view.id_suffix}",
