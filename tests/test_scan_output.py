@@ -31,7 +31,7 @@ def test_sigterm_leaves_no_temporary_file_and_no_output(engine, tmp_path):
     logs = tmp_path / "big.jsonl"
     lines = SAMPLE.read_bytes().splitlines(keepends=True)
     with logs.open("wb") as handle:
-        for _ in range(300):
+        for _ in range(1000):  # long enough that even the DuckDB engine is still scanning when signalled
             handle.writelines(lines)
     out = tmp_path / "out" / "alerts.jsonl"
     scan = subprocess.Popen([sys.executable, "-m", "r53sigma", "scan", str(logs), "-o", str(out), "--engine", engine],
@@ -43,7 +43,7 @@ def test_sigterm_leaves_no_temporary_file_and_no_output(engine, tmp_path):
         time.sleep(0.05)
     if scan.poll() is not None:
         pytest.fail(f"the scan finished before it could be interrupted: {scan.communicate()}")
-    time.sleep(0.3)
+    time.sleep(0.1)
     scan.send_signal(signal.SIGTERM)
     _, err = scan.communicate(timeout=300)
     assert scan.returncode == 128 + signal.SIGTERM, err

@@ -42,6 +42,7 @@ from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
 from sigma.rule import SigmaRule
 
 from r53sigma import catalogue
+from r53sigma import signals
 from r53sigma.scan import derived_fields, plancache, records as events_mod, sqlcompile
 from r53sigma.scan.duckcorrelations import CorrelationTables
 from r53sigma.scan.duckread import LineScan, SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
@@ -65,6 +66,8 @@ class _DuckDialect(sqlcompile.Dialect):
             self.con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
             return True
         except duckdb.Error:
+            if signals.received():  # Ctrl-C/SIGTERM during the check: DuckDB says "interrupted", it is the stop
+                raise
             return False
 
     def regex_fallback(self, value: str, pattern: str, flags: int) -> str:
@@ -89,6 +92,7 @@ class DuckEngine:
         self.rules: list[AnyRule] = list(getattr(collection, "rules", collection))
         self.reference = Engine(self.rules)
         self.con = duckdb.connect()
+        signals.on_stop(self.con.interrupt)  # Ctrl-C/SIGTERM stop a running query, not only the next one
         # DuckDB spills to a ".tmp" folder in the current directory by default: a private one instead,
         # removed with the engine (a user's folder is never written to)
         spill = tempfile.mkdtemp(prefix="r53sigma-spill-")
@@ -99,6 +103,8 @@ class DuckEngine:
             try:
                 self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")
             except duckdb.Error as error:
+                if signals.received():
+                    raise
                 raise ValueError(f"memory limit {memory_limit!r}: {str(error).splitlines()[0]}") from None
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
@@ -224,6 +230,8 @@ class _Run:
             try:
                 alerts = self._fast(file_no, name)
             except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
+                if signals.received():  # a signal raised inside a Python UDF comes back as DuckDB's error
+                    raise
                 alerts = None  # a truncated gzip member, invalid UTF-8 or JSON ...: the exact reader reports it
             if alerts is not None:
                 if on_file:
@@ -281,6 +289,8 @@ class _Run:
             for statement in self._fast_sql(typed, rules, name, table):
                 self.con.execute(statement)
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
+            if signals.received():  # the stop, not a file problem: no fallback to the exact reader
+                raise
             scan.join()
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
             return None  # a truncated gzip member, invalid UTF-8 or JSON ...: the exact reader reports it

@@ -26,6 +26,12 @@ KNOWN_LOGSOURCES_TEXT = ", ".join(
 )
 
 
+# How each target's refusals begin (the same words its own pipeline and backend use), so a derived
+# field's refusal reads like the target's other "not expressible" reasons.
+REFUSAL_PREFIX = {"elasticsearch": "not expressible in Elasticsearch: ", "splunk": "not expressible in Splunk: ",
+                  "cloudwatch": "CloudWatch Logs Insights: "}
+
+
 @dataclass(frozen=True)
 class RuleView:
     """One way rules address a log source: its own field names, or the generic Sigma DNS names."""
@@ -82,7 +88,8 @@ class RejectUnknownFields(DetectionItemTransformation):
         found = log_source.field_for(field, generic_dns=self.generic_dns)
         if found is not None and found.derived and self.target in found.derived.unavailable:
             raise SigmaFeatureNotSupportedByBackendError(
-                f"field '{field}' (derived from {found.derived.source_field}) is not available in {self.target}: "
+                f"{REFUSAL_PREFIX.get(self.target, '')}field '{field}' (derived from {found.derived.source_field}) "
+                f"is not available in {self.target}: "
                 f"{found.derived.unavailable[self.target]}", source=source
             )
         if found is not None:
