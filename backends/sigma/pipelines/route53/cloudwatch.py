@@ -83,7 +83,7 @@ def route53_cloudwatch_pipeline(only_sources: tuple[str, ...] | None = None) -> 
     for view in shared.rule_views():
         if only_sources and (view.generic_dns or view.log_source.source not in only_sources):
             continue
-        items.append(shared.reject_unknown_fields(pid, view, TARGET))
+        items.append(shared.reject_unknown_fields(pid, view, TARGET, "CloudWatch Logs Insights: "))
         items.extend(shared.fold_case(pid, view, TARGET))
         items.append(shared.map_fields(pid, view, TARGET))
         state = {

@@ -322,7 +322,7 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         ),
     ]
     for view in shared.rule_views():
-        items.append(shared.reject_unknown_fields(pid, view, TARGET))
+        items.append(shared.reject_unknown_fields(pid, view, TARGET, NOT_EXPRESSIBLE))
         items.append(ProcessingItem(identifier=f"{pid}_keywords_{view.id_suffix}", transformation=RejectKeywords(),
                                     rule_conditions=[view.condition]))
         items.append(

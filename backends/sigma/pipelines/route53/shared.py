@@ -26,12 +26,6 @@ KNOWN_LOGSOURCES_TEXT = ", ".join(
 )
 
 
-# How each target's refusals begin (the same words its own pipeline and backend use), so a derived
-# field's refusal reads like the target's other "not expressible" reasons.
-REFUSAL_PREFIX = {"elasticsearch": "not expressible in Elasticsearch: ", "splunk": "not expressible in Splunk: ",
-                  "cloudwatch": "CloudWatch Logs Insights: "}
-
-
 @dataclass(frozen=True)
 class RuleView:
     """One way rules address a log source: its own field names, or the generic Sigma DNS names."""
@@ -69,6 +63,7 @@ class RejectUnknownFields(DetectionItemTransformation):
     source: str
     generic_dns: bool = False
     target: str | None = None  # refuse derived fields this target cannot compute, with the catalogue's reason
+    refusal: str = ""  # how the target's refusals begin (its own pipeline's words)
 
     def apply(self, rule) -> None:
         if isinstance(rule, SigmaCorrelationRule):  # group-by and value_count fields name fields too
@@ -88,7 +83,7 @@ class RejectUnknownFields(DetectionItemTransformation):
         found = log_source.field_for(field, generic_dns=self.generic_dns)
         if found is not None and found.derived and self.target in found.derived.unavailable:
             raise SigmaFeatureNotSupportedByBackendError(
-                f"{REFUSAL_PREFIX.get(self.target, '')}field '{field}' (derived from {found.derived.source_field}) "
+                f"{self.refusal}field '{field}' (derived from {found.derived.source_field}) "
                 f"is not available in {self.target}: "
                 f"{found.derived.unavailable[self.target]}", source=source
             )
@@ -130,10 +125,10 @@ def reject_unknown_logsources(pipeline_id: str) -> ProcessingItem:
     )
 
 
-def reject_unknown_fields(pipeline_id: str, view: RuleView, target: str | None = None) -> ProcessingItem:
+def reject_unknown_fields(pipeline_id: str, view: RuleView, target: str | None = None, refusal: str = "") -> ProcessingItem:
     return ProcessingItem(
         identifier=f"{pipeline_id}_known_fields_{view.id_suffix}",
-        transformation=RejectUnknownFields(view.log_source.source, view.generic_dns, target),
+        transformation=RejectUnknownFields(view.log_source.source, view.generic_dns, target, refusal),
         rule_conditions=[view.condition],
     )
 

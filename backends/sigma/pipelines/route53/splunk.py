@@ -331,7 +331,7 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
         ),
     ]
     for view in shared.rule_views():
-        items.append(shared.reject_unknown_fields(pid, view, TARGET))
+        items.append(shared.reject_unknown_fields(pid, view, TARGET, "not expressible in Splunk: "))
         items.append(shared.expansions_as_groups(pid, view))
         items.append(
             ProcessingItem(
