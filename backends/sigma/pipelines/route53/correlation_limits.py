@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sigma.conversion.base import Backend
 from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 from sigma.processing.pipeline import ProcessingItem
 from sigma.processing.transformations.base import PreprocessingTransformation
 
@@ -45,3 +46,42 @@ def refuse_correlations(pipeline_id: str, prefix: str, types: dict[str, str], al
         identifier=f"{pipeline_id}_correlation_limits",
         transformation=RefuseCorrelations(prefix, dict(types), aliases),
     )
+
+
+# ------------------------------------------------------------------ `sigma convert -s` for correlations
+# pySigma 1.5 collects a rule's SigmaError under collect_errors (sigma-cli's -s) only in convert_rule;
+# convert_correlation_rule, pipeline included, runs outside that try, so one refused correlation
+# aborts the whole conversion of a folder with a stock backend (ES|QL, Splunk; Lucene has no
+# correlations at all and raises NotImplementedError). A pipeline has no handle on the backend, so
+# the Route 53 pipelines give correlations the rule's treatment in the one place that can: a refusal
+# of a correlation converted with a Route 53 pipeline under collect_errors is collected like a
+# rule's; every other case (no -s, other pipelines) raises as before.
+
+def _uses_route53_pipeline(backend) -> bool:
+    pipeline = getattr(backend, "last_processing_pipeline", None)
+    return pipeline is not None and any(
+        (item.identifier or "").startswith("route53_") for item in pipeline.items
+    )
+
+
+def _collecting(convert_correlation_rule):
+    def convert(self, rule, *args, **kwargs):
+        try:
+            return convert_correlation_rule(self, rule, *args, **kwargs)
+        except (SigmaError, NotImplementedError) as error:
+            if not (self.collect_errors and _uses_route53_pipeline(self)):
+                raise
+            if isinstance(error, NotImplementedError):  # a backend without the feature: not expressible there
+                error = SigmaFeatureNotSupportedByBackendError(
+                    f"not expressible with the {self.name} backend: correlation rules: {error}", source=rule.source
+                )
+            self.errors.append((rule, error))
+            return []
+
+    convert.__wrapped__ = convert_correlation_rule
+    convert.collects_route53_refusals = True
+    return convert
+
+
+if not getattr(Backend.convert_correlation_rule, "collects_route53_refusals", False):
+    Backend.convert_correlation_rule = _collecting(Backend.convert_correlation_rule)
