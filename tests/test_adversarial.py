@@ -71,6 +71,14 @@ def _agrees(case: adversarial.Case) -> None:
     assert not findings, "\n".join(str(f) for f in findings)
 
 
+def _agrees_on(case: adversarial.Case, *targets: str) -> None:
+    """Like _agrees, on the named targets only (a class found and fixed on one target)."""
+    findings = adversarial.check([case], targets)
+    if any(f.status == "skipped" for f in findings):
+        pytest.skip(findings[0].reason)
+    assert not findings, "\n".join(str(f) for f in findings)
+
+
 def test_lucene_or_with_a_negated_exists_keeps_sigma_meaning():
     """`a OR NOT b` in Lucene reads as "a and not b"; each negation is its own group now."""
     detection = "  sel0:\n    rcode: NXDOMAIN\n  sel1:\n    srcaddr|exists: false\n  condition: 1 of sel*\n"
@@ -113,3 +121,12 @@ def test_cloudwatch_escaped_wildcard_on_a_single_case_field_is_the_character():
     """A folded value `\\*` was written `"\\\\*"` (a backslash and a star) in the `=` comparison."""
     detection = "  sel0:\n    rcode: 'X\\*Y'\n  condition: not sel0\n"
     _agrees(_case(adversarial.RESOLVER, detection, [_resolver(rcode="X*Y"), _resolver(rcode="XZY"), _resolver()]))
+
+
+def test_cloudwatch_keyword_reads_query_name_without_its_trailing_dot():
+    """A keyword `x.` matched a raw `"query_name": "x."` (any JSON string value), though the engine
+    compares query_name without its trailing dot (`x`); other fields keep theirs."""
+    detection = "  sel0:\n  - 'evil.example.'\n  condition: sel0\n"
+    events = [_resolver(query_name="evil.example."), _resolver(query_name="evil.example.."),
+              _resolver(account_id="evil.example."), _resolver(query_name="Evil.Example"), _resolver()]
+    _agrees_on(_case(adversarial.RESOLVER, detection, events), "cloudwatch")

@@ -363,13 +363,18 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         columns = state.processing_state.get(STATE_COLUMNS)
         if columns:
             return self.keyword_on_columns(items, ci, columns, f"@message =~ /{line}/")
-        leaf = '(?s)[\\[:,]\\s*"' + patterns.render_json(items, ci) + '"\\s*[,}\\]]'
+        # any string value: an array element, or a member's value, except where the engine drops a
+        # trailing dot (query_name, answers.Rdata): those are matched as the engine reads them, below
+        stripped = sorted({f.rsplit(".", 1)[-1] for f, facts in self.field_facts_all(state).items()
+                           if facts.get("strip_trailing_dot")})
+        member = patterns.key_other_than(stripped) if stripped else ":\\s*"
+        leaf = '(?s)(?:[\\[,]\\s*|' + member + ')"' + patterns.render_json(items, ci) + '"\\s*[,}\\]]'
         tests = [f"@message =~ /{line}/", f"@message =~ /{leaf}/"]
         scalar = patterns.render_scalar(items, ci)
         if scalar is not None:  # a JSON number or true/false, outside every string (the walk from ^)
             tests.append(f'@message =~ /{"(?is)" if ci else "(?s)"}^(?:[^"]|{patterns.JSON_STRING})*[\\[:,]\\s*{scalar}\\s*[,}}\\]]/')
         alternatives = patterns.without_trailing_dot(items, ci)
-        if alternatives and alternatives != [items]:
+        if alternatives:  # the leaf test above leaves these fields out, whatever the value
             for field, facts in sorted(self.field_facts_all(state).items()):
                 if not facts.get("strip_trailing_dot"):
                     continue

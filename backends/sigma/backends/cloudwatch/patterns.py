@@ -344,6 +344,30 @@ def key(name: str) -> str:
     return '"' + "".join(json_char(c, False) for c in name) + '"' + WS + ":" + WS
 
 
+def key_other_than(names: list[str]) -> str:
+    """`"K":` for every JSON key K that is none of `names` (plain word characters), written out over
+    the names' trie because RE2 has no look-ahead: a key either stops short of every name, or leaves
+    it at some character (then anything up to its closing quote), or runs on past a whole name."""
+    if not all(re.fullmatch(r"\w+", n, flags=re.ASCII) for n in names):
+        raise ValueError(f"key names must be plain word characters: {names}")
+    trie: dict = {}
+    for name in names:
+        node = trie
+        for c in name:
+            node = node.setdefault(c, {})
+        node[""] = {}  # a name ends here
+    rest = r'(?:[^"\\]|\\.)*"'
+
+    def other(node: dict) -> str:
+        chars = sorted(c for c in node if c)
+        branches = [] if "" in node else ['"']  # ending here is a shorter key, unless a name ends here
+        branches.append(r'(?:[^"\\' + "".join(chars) + r']|\\.)' + rest)
+        branches += [c + other(node[c]) for c in chars]
+        return "(?:" + "|".join(branches) + ")"
+
+    return '"' + other(trie) + WS + ":" + WS
+
+
 def array_member_regex(array_path: str, member_path: str, element_depth: int, value_regex: str | None) -> str:
     """A regex over @message true when SOME element of the array has the member with a matching value.
 
