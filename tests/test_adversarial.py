@@ -23,9 +23,6 @@ KNOWN_OPEN = {
     # Splunk matches a keyword as indexed segments of _raw, the reference engine as a whole value of
     # any field: the two disagree on values with minor breakers and on case; open.
     "splunk": lambda case: adversarial.has_keyword(case),
-    # a long expansion (|base64offset/|windash on an array member) exceeds the 10,000-character limit:
-    # a conversion error with its reason, not yet typed as SigmaFeatureNotSupportedByBackendError
-    "cloudwatch": lambda case: adversarial.has_keyword(case) or "|base64offset" in case.rule or "|windash" in case.rule,
 }
 
 
@@ -130,3 +127,71 @@ def test_cloudwatch_keyword_reads_query_name_without_its_trailing_dot():
     events = [_resolver(query_name="evil.example."), _resolver(query_name="evil.example.."),
               _resolver(account_id="evil.example."), _resolver(query_name="Evil.Example"), _resolver()]
     _agrees_on(_case(adversarial.RESOLVER, detection, events), "cloudwatch")
+
+
+def _cloudwatch(rule_text: str) -> str:
+    from sigma.backends.cloudwatch import CloudWatchLogsInsightsBackend
+    from sigma.collection import SigmaCollection
+    from sigma.pipelines.route53 import pipelines
+    backend = CloudWatchLogsInsightsBackend(pipelines["route53_cloudwatch"]())
+    return backend.convert(SigmaCollection.from_yaml(rule_text))[0]
+
+
+def _answer(rdata: str) -> list:
+    return [{"Rdata": rdata, "Type": "TXT", "Class": "IN"}]
+
+
+def test_cloudwatch_windash_on_an_array_member_is_one_factored_walk():
+    """An expansion went to pySigma's plain OR: one array walk per |windash value (3 dashes: 125
+    values, 59,000 characters, refused); now one walk with the values factored, under the limit."""
+    detection = "  sel0:\n    answers.Rdata|windash|contains: '-abc -def -ghi'\n  condition: not sel0\n"
+    case = _case(adversarial.RESOLVER, detection, [
+        _resolver(answers=_answer("x /abc \u2013def -ghi")), _resolver(answers=_answer("x -abc -def")),
+        _resolver(answers=[{"Rdata": "1.2.3.4", "Type": "A", "Class": "IN"}] + _answer("-ABC /DEF \u2015GHI")), _resolver()])
+    assert len(_cloudwatch(case.rule)) < 10_000
+    _agrees_on(case, "cloudwatch")
+
+
+def test_cloudwatch_base64offset_list_on_an_array_member_converts():
+    """Eight |base64offset values (24 encodings) on an array member were 24 array walks, past the limit."""
+    import base64
+    payloads = ["evil-payload", "other thing", "third/value", "curl http", "wget -q", "bash -i", "nc -e", "powershell"]
+    detection = ("  sel0:\n    answers.Rdata|base64offset|contains:\n" + "".join(f"      - '{p}'\n" for p in payloads)
+                 + "  condition: sel0\n")
+    events = [_resolver(answers=_answer(base64.b64encode(p.encode()).decode()))
+              for p in ("xevil-payloadx", "yyother thing", "third/value", "evil-paylo", "zzbash -i")] + [_resolver()]
+    case = _case(adversarial.RESOLVER, detection, events)
+    assert len(_cloudwatch(case.rule)) < 10_000
+    _agrees_on(case, "cloudwatch")
+
+
+def test_cloudwatch_300_domains_on_an_array_member_fit_the_limit():
+    """Caseless values on an array member were spelt `[xX]` per letter: 300 domains went past 10,000
+    characters; one `(?i:...)` group around the factored alternation fits."""
+    import random
+    rng = random.Random(1)
+    words = ["alpha", "bravo", "charlie", "delta", "echo", "fox", "golf", "hotel", "india", "julia", "kilo", "lima",
+             "mike", "nova", "oscar", "papa"]
+    tlds = ["com", "net", "org", "io", "co.uk", "info", "xyz", "top"]
+    domains = sorted({f"{rng.choice(words)}{rng.choice(words)}{rng.randint(1, 99)}.{rng.choice(tlds)}" for _ in range(400)})[:300]
+    detection = "  sel0:\n    answers.Rdata|endswith:\n" + "".join(f"      - '.{d}'\n" for d in domains) + "  condition: sel0\n"
+    events = [_resolver(answers=_answer(f"host.{domains[7].upper()}.")), _resolver(answers=_answer(f"host.{domains[7]}x")),
+              _resolver(answers=_answer(f"{domains[-1]}")), _resolver()]
+    case = _case(adversarial.RESOLVER, detection, events)
+    assert len(_cloudwatch(case.rule)) < 10_000
+    _agrees_on(case, "cloudwatch")
+
+
+def test_cloudwatch_too_long_is_not_expressible_in_one_line():
+    """Past the limit even factored: pySigma's SigmaFeatureNotSupportedByBackendError (so `sigma
+    convert -s` skips the rule) with a one-line reason, never the rule's repr."""
+    import random
+    from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+    chars = "abcdefghijklmnopqrstuvwxyz0123456789"
+    rng = random.Random(12)
+    values = ["".join(rng.choice(chars) for _ in range(24)) for _ in range(600)]
+    detection = "  sel0:\n    query_name|contains:\n" + "".join(f"      - '{v}'\n" for v in values) + "  condition: sel0\n"
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError) as raised:
+        _cloudwatch(_case(adversarial.RESOLVER, detection, []).rule)
+    message = str(raised.value)
+    assert "10000" in message and "\n" not in message and "SigmaRule(" not in message and len(message) < 400

@@ -230,7 +230,10 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
     def array_match(self, facts: dict, alternatives: list[list], ci: bool) -> str:
-        value = patterns.union(alternatives, ci, patterns.render_json)
+        if ci:  # one `(?i:...)` group instead of a `[xX]` class per letter: long lists stay under the limit
+            value = "(?i:" + patterns.union(alternatives, ci, patterns.render_json_ascii_caseless) + ")"
+        else:
+            value = patterns.union(alternatives, ci, patterns.render_json)
         regex = patterns.array_member_regex(facts["array"], facts["member"], facts.get("element_depth", 0), value)
         return f"@message =~ /(?s){regex}/"
 
@@ -247,6 +250,15 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         if not all(isinstance(arg.value, SigmaString) for arg in cond.args):
             return False
         return len({isinstance(arg.value, SigmaCasedString) for arg in cond.args}) == 1
+
+    def convert_condition_field_eq_expansion(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> str:
+        """An expansion (|windash, |base64offset) is an OR of its values on one field: through the
+        dispatcher, so it becomes one factored regex (pySigma's goes straight to convert_condition_or:
+        one array walk per value, past the length limit for a few values on an array member)."""
+        expanded = ConditionOR([ConditionFieldEqualsValueExpression(cond.field, v) for v in cond.value.values], cond.source)
+        if len(expanded.args) < 2:
+            return self.convert_condition(expanded.args[0], state) if expanded.args else NEVER
+        return self.convert_condition_group(expanded, state)
 
     def convert_condition_as_in_expression(self, cond, state: ConversionState) -> str:
         if isinstance(cond.args[0].value, SigmaCIDRExpression):
@@ -540,9 +552,9 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
     def finalize_query(self, rule, query, index: int, state: ConversionState, output_format: str):
         if isinstance(query, str) and len(query) > MAX_QUERY_LENGTH:
             raise QueryTooLongError(
-                rule, rule.source,
                 f"CloudWatch Logs Insights: rule '{rule.title}': the query is {len(query)} characters, more than "
                 f"the {MAX_QUERY_LENGTH} Logs Insights accepts; split the rule",
+                source=rule.source,
             )
         return super().finalize_query(rule, query, index, state, output_format)
 

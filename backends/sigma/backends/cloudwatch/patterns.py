@@ -332,6 +332,16 @@ def render_json(items: list, ci: bool) -> str:
     return "".join(out)
 
 
+def render_json_ascii_caseless(items: list, ci: bool) -> str:
+    """As render_json, for use inside `(?i:...)`: ASCII letters as themselves (the group folds them,
+    in RE2 and Java alike), every other character spelt as render_json does (Java's `(?i)` is
+    ASCII-only, so non-ASCII letters keep their spelled-out cases)."""
+    return "".join(
+        i.char if isinstance(i, Lit) and i.char.isascii() and i.char.isalpha() else render_json([i], ci)
+        for i in items
+    )
+
+
 def skip(depth: int) -> str:
     """Any run of complete JSON values/members nested at most `depth` levels (never an unmatched `}`/`]`)."""
     inner = rf'(?:[^"{{}}\[\]]|{JSON_STRING})*'
