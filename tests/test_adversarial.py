@@ -195,3 +195,14 @@ def test_cloudwatch_too_long_is_not_expressible_in_one_line():
         _cloudwatch(_case(adversarial.RESOLVER, detection, []).rule)
     message = str(raised.value)
     assert "10000" in message and "\n" not in message and "SigmaRule(" not in message and len(message) < 400
+
+
+def test_elasticsearch_regex_on_an_upper_case_ipv6_address_reads_it_as_written():
+    """The keyword companion of an ip field (source.address) was written lower-cased, so |re and
+    |cased on `2001:DB8::1` missed it (the engine reads the address as written); now it holds the
+    text as written and caseless values go to its `.caseless` sub-field."""
+    detection = ("  sel0:\n    srcaddr|re: '^2001:DB8::'\n  sel1:\n    srcaddr|cased|endswith: 'DB8::2'\n"
+                 "  sel2:\n    srcaddr|startswith: '2001:db8::3'\n  condition: 1 of sel*\n")
+    events = [_resolver(srcaddr="2001:DB8::1"), _resolver(srcaddr="2001:db8::1"), _resolver(srcaddr="2001:db8::2"),
+              _resolver(srcaddr="2001:DB8:0::2"), _resolver(srcaddr="2001:DB8::3"), _resolver(srcaddr="2001:0db8::3"), _resolver()]
+    _agrees_on(_case(adversarial.RESOLVER, detection, events), "elasticsearch", "elasticsearch_esql")

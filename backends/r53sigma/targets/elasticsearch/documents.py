@@ -182,7 +182,7 @@ def _ingest(log_source: LogSource, doc: dict) -> None:
                 raise IngestFailure(f"{f.name}: cannot convert {value!r}") from error
         _put(doc, target, _recase(value, f.target(es.TARGET).values, f.values))
         if f.target(es.TARGET).keyword:
-            _put(doc, f.target(es.TARGET).keyword, str(value).lower())
+            _put(doc, f.target(es.TARGET).keyword, str(value))
     for name, fields in es.array_groups(log_source).items():
         elements = _pop(doc, f"{es.RAW_PREFIX}.{name}")
         if elements is None:

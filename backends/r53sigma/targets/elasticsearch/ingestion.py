@@ -96,12 +96,14 @@ def is_flattened(name: str) -> bool:
 
 
 def caseless_fields(log_source: LogSource) -> list[str]:
-    """ECS names that get a `.caseless` sub-field: mixed-case strings outside flattened objects."""
+    """ECS names that get a `.caseless` sub-field: mixed-case strings outside flattened objects, and
+    the keyword companions of ip fields (the address as written: `2001:DB8::1` stays upper-case for
+    |re and |cased, as the rule's engine reads it)."""
     return [
         es_name(f)
         for f in log_source.fields.values()
         if f.is_string and f.target(TARGET).values == "mixed" and not is_flattened(es_name(f))
-    ]
+    ] + [f.target(TARGET).keyword for f in log_source.fields.values() if f.target(TARGET).keyword]
 
 
 def painless_path(dotted: str) -> str:
@@ -179,7 +181,6 @@ def _field_steps(log_source: LogSource, f: Field) -> Iterable[dict]:
     keyword = f.target(TARGET).keyword
     if keyword:  # the address as text, for string matches an `ip` field cannot answer
         yield {"set": {"field": keyword, "copy_from": target, "ignore_empty_value": True}}
-        yield {"lowercase": {"field": keyword, "ignore_missing": True}}
     case = _case_processor(f, f.target(TARGET).values, target)
     if case:
         yield case
@@ -346,7 +347,7 @@ def field_mappings(log_source: LogSource) -> dict[str, dict]:
         if f.target(TARGET).cidr:
             flat[f.target(TARGET).cidr] = {"type": "ip"}
         if f.target(TARGET).keyword:
-            flat[f.target(TARGET).keyword] = {"type": "keyword"}
+            flat[f.target(TARGET).keyword] = _caseless_mapping({"type": "keyword"})
     for f in log_source.derived.values():
         if TARGET in f.targets:
             flat[es_name(f)] = {"type": ES_TYPES[f.type]}
@@ -395,11 +396,7 @@ def integration_custom_name(log_source: LogSource) -> str:
 
 
 def integration_custom_template(log_source: LogSource) -> dict:
-    flat = {
-        es_name(f): _caseless_mapping({"type": ES_TYPES[f.type]})
-        for f in log_source.fields.values()
-        if es_name(f) in set(caseless_fields(log_source))
-    }
+    flat = {name: _caseless_mapping({"type": "keyword"}) for name in caseless_fields(log_source)}
     return {
         "template": {"settings": _normalizer_settings(), "mappings": {"properties": nested(flat)}},
         "_meta": {"managed_by": "r53sigma", "log_source": log_source.source},

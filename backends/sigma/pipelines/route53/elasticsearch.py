@@ -71,6 +71,14 @@ def lowered(value):
     return value.lower()
 
 
+def has_letters(value) -> bool:
+    """A string (or expansion) whose case could matter: `172.31.*` is the same in every case."""
+    if isinstance(value, SigmaExpansion):
+        return any(has_letters(v) for v in value.values)
+    text = value.to_plain()
+    return text.lower() != text.upper()
+
+
 def is_cidr(value) -> bool:
     return isinstance(value, SigmaCIDRExpression)
 
@@ -94,7 +102,8 @@ class RouteValues(DetectionItemTransformation):
     kind "caseless": plain (case-insensitive) strings go, lower-cased, to `<field>.caseless`;
     kind "cidr": CIDR networks go to the field's ip-typed companion (catalogue `cidr`);
     kind "keyword": text values of an ip-typed field go to its keyword companion (catalogue `keyword`,
-    written lower-cased; case-insensitive values are lower-cased too), CIDR networks stay on the ip field.
+    the address as written), case-insensitive ones lower-cased to the companion's `.caseless`
+    sub-field; CIDR networks stay on the ip field.
     """
 
     mapping: dict  # rule field name -> companion ECS field name
@@ -105,24 +114,29 @@ class RouteValues(DetectionItemTransformation):
         routed = [v for v in detection_item.value if selects(v)]
         if not routed:
             return None
-        moved = SigmaDetectionItem(
-            self.mapping[detection_item.field],
-            detection_item.modifiers,
-            [lowered(v) if is_caseless(v) else v for v in routed] if self.kind != "cidr" else routed,
-            source=detection_item.source,
-            auto_modifiers=False,  # the values already carry the modifiers' work (|base64 must not apply twice)
-        )
-        moved.value_linking = detection_item.value_linking  # |all stays "every value"
-        others = [v for v in detection_item.value if not selects(v)]
-        if not others:
-            return moved
-        kept = SigmaDetectionItem(
-            detection_item.field, detection_item.modifiers, others, source=detection_item.source, auto_modifiers=False
-        )
-        kept.value_linking = detection_item.value_linking
+        target = self.mapping[detection_item.field]
+        if self.kind == "cidr":
+            groups = [(target, routed)]
+        elif self.kind == "caseless":
+            groups = [(target, [lowered(v) for v in routed])]
+        else:  # keyword: caseless values to `.caseless`, |re and |cased ones (and any without a letter) as written
+            folds = [is_caseless(v) and has_letters(v) for v in routed]
+            groups = [(target + CASELESS_SUFFIX, [lowered(v) for v, fold in zip(routed, folds) if fold]),
+                      (target, [v for v, fold in zip(routed, folds) if not fold])]
+        groups.append((detection_item.field, [v for v in detection_item.value if not selects(v)]))
+        items = []
+        for field, values in groups:
+            if not values:
+                continue
+            item = SigmaDetectionItem(field, detection_item.modifiers, values, source=detection_item.source,
+                                      auto_modifiers=False)  # the values carry the modifiers' work (|base64 must not apply twice)
+            item.value_linking = detection_item.value_linking  # |all stays "every value"
+            items.append(item)
+        if len(items) == 1:
+            return items[0]
         if detection_item.value_linking is not ConditionOR:  # |all: every value must match
-            return SigmaDetection([moved, kept])
-        return SigmaDetection([moved, kept], item_linking=ConditionOR)
+            return SigmaDetection(items)
+        return SigmaDetection(items, item_linking=ConditionOR)
 
 
 @dataclass
