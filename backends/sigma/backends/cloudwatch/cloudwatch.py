@@ -252,11 +252,10 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         return len({isinstance(arg.value, SigmaCasedString) for arg in cond.args}) == 1
 
     def convert_condition_field_eq_expansion(self, cond: ConditionFieldEqualsValueExpression, state: ConversionState) -> str:
-        """An expansion (|windash, |base64offset) is an OR of its values on one field: through the
-        dispatcher, so it becomes one factored regex (pySigma's goes straight to convert_condition_or:
-        one array walk per value, past the length limit for a few values on an array member)."""
+        """An expansion (|windash, |base64offset) as an OR through the dispatcher: one factored regex
+        (pySigma's skips it: one array walk per value, past the length limit)."""
         expanded = ConditionOR([ConditionFieldEqualsValueExpression(cond.field, v) for v in cond.value.values], cond.source)
-        if len(expanded.args) < 2:
+        if len(expanded.args) < 2:  # one value (or none)
             return self.convert_condition(expanded.args[0], state) if expanded.args else NEVER
         return self.convert_condition_group(expanded, state)
 
@@ -375,12 +374,9 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         columns = state.processing_state.get(STATE_COLUMNS)
         if columns:
             return self.keyword_on_columns(items, ci, columns, f"@message =~ /{line}/")
-        # any string value: an array element, or a member's value, except where the engine drops a
-        # trailing dot (query_name, answers.Rdata): those are matched as the engine reads them, below
-        stripped = sorted({f.rsplit(".", 1)[-1] for f, facts in self.field_facts_all(state).items()
-                           if facts.get("strip_trailing_dot")})
-        member = patterns.key_other_than(stripped) if stripped else ":\\s*"
-        leaf = '(?s)(?:[\\[,]\\s*|' + member + ')"' + patterns.render_json(items, ci) + '"\\s*[,}\\]]'
+        # the fields compared without their trailing dot are matched as the engine reads them, below
+        stripped = [f for f, facts in self.field_facts_all(state).items() if facts.get("strip_trailing_dot")]
+        leaf = patterns.any_string_value(items, ci, stripped)
         tests = [f"@message =~ /{line}/", f"@message =~ /{leaf}/"]
         scalar = patterns.render_scalar(items, ci)
         if scalar is not None:  # a JSON number or true/false, outside every string (the walk from ^)

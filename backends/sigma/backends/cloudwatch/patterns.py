@@ -354,6 +354,14 @@ def key(name: str) -> str:
     return '"' + "".join(json_char(c, False) for c in name) + '"' + WS + ":" + WS
 
 
+def any_string_value(items: list, ci: bool, except_fields: list[str]) -> str:
+    """Some string value in a JSON record matches: an array element or a member's value, except the
+    members named last in `except_fields` (fields the engine reads without their trailing dot)."""
+    keys = sorted({f.rsplit(".", 1)[-1] for f in except_fields})
+    member = key_other_than(keys) if keys else ":" + WS
+    return "(?s)(?:[\\[,]" + WS + "|" + member + ')"' + render_json(items, ci) + '"' + WS + "[,}\\]]"
+
+
 def key_other_than(names: list[str]) -> str:
     """`"K":` for every JSON key K that is none of `names` (plain word characters), written out over
     the names' trie because RE2 has no look-ahead: a key either stops short of every name, or leaves
