@@ -535,9 +535,10 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
     def finalize_query(self, rule, query, index: int, state: ConversionState, output_format: str):
         if isinstance(query, str) and len(query) > MAX_QUERY_LENGTH:
             raise QueryTooLongError(
-                rule, rule.source,
                 f"CloudWatch Logs Insights: rule '{rule.title}': the query is {len(query)} characters, more than "
-                f"the {MAX_QUERY_LENGTH} Logs Insights accepts; split the rule",
+                f"the {MAX_QUERY_LENGTH} Logs Insights accepts; split the rule or shorten its value lists "
+                f"(a threat feed: the Splunk lookup, Elasticsearch enrich or Athena join table forms take any size)",
+                source=rule.source,
             )
         return super().finalize_query(rule, query, index, state, output_format)
 
