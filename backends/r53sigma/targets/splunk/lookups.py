@@ -56,7 +56,8 @@ class LookupSplunkBackend(SplunkBackend):
 
     def convert_rule(self, rule, output_format=None, callback=None):
         match = ioc.list_match(rule)
-        field = _splunk_field(rule, match.field) if match else None
+        # the plain search only: the data_model format searches the CIM's own field names
+        field = _splunk_field(rule, match.field) if match and output_format in (None, "default") else None
         if field is None:
             return super().convert_rule(rule, output_format, callback)
         exists = copy.deepcopy(rule)
