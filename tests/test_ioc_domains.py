@@ -171,3 +171,16 @@ def test_scan_matches_the_listed_domains_and_passes_the_rule_over_without_a_list
     assert main(["scan", "--no-progress", "--engine", "reference", "--rules", str(rule_file), str(logs)]) == 0
     alerts = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [a["event"]["query_name"] for a in alerts] == ["a.evil.example."]
+
+
+def test_cloudwatch_takes_a_list_up_to_the_query_limit_and_refuses_past_it(tmp_path, monkeypatch):
+    backend = lambda: cloudwatch_backends["cloudwatch"](pipelines["route53_cloudwatch"]())
+    monkeypatch.setenv(ioc.ENV_FILE, str(write(tmp_path, "short.txt", "evil.example\n")))
+    (short,) = backend().convert(SigmaCollection.from_yaml(RULE))
+    assert len(short) <= 10_000 and "evil" in short
+    # names that share no prefix, so the regex cannot fold them into a short trie
+    many = "".join(f"q{(i * 7919) % 100_003}z{i}.example\n" for i in range(1200))
+    monkeypatch.setenv(ioc.ENV_FILE, str(write(tmp_path, "long.txt", many)))
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match=r"more than the 10000 Logs Insights accepts") as refused:
+        backend().convert(SigmaCollection.from_yaml(RULE))
+    assert "\n" not in str(refused.value)

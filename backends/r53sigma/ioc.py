@@ -179,3 +179,62 @@ def _stix(text: str, path: Path) -> list[Entry]:
         where = f"{path}: indicator {obj.get('id', '?')}"
         entries.extend(Entry(normalise(v.replace("\\'", "'").replace("\\\\", "\\"), where), category) for v in values)
     return entries
+
+
+# ---------------------------------------------------------------- the list as a target-native table
+
+LOOKUP = "r53sigma_ioc_domains"  # the Splunk lookup, the Athena table, the Elasticsearch index and enrich policy
+LOOKUP_COLUMNS = ("domain", "category")
+_APPLIED = "ioc_domains"  # the processing items resolving the placeholder: r53sigma_ioc_domains, <pipeline>_ioc_domains
+
+
+@dataclass(frozen=True)
+class ListMatch:
+    """A rule that is the list match alone: ``field|expand: ['%ioc_domains%', '*.%ioc_domains%']``.
+    ``domains`` are the resolved entries (None while the placeholder is unresolved)."""
+
+    field: str
+    domains: list[str] | None
+
+
+def list_match(rule: object) -> ListMatch | None:
+    """The list match a rule is, for targets that look the name and its parent domains up in a table
+    instead of inlining the list; None for any other rule (those convert as they are)."""
+    from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+    from sigma.types import SigmaString, SpecialChars
+
+    if not isinstance(rule, SigmaRule) or len(rule.detection.detections) != 1:
+        return None
+    (name, detection), = rule.detection.detections.items()
+    if [c.strip() for c in rule.detection.condition] != [name]:
+        return None
+    items = detection.detection_items
+    while len(items) == 1 and isinstance(items[0], SigmaDetection):
+        items = items[0].detection_items
+    if len(items) != 1 or not isinstance(items[0], SigmaDetectionItem) or not items[0].field:
+        return None
+    item = items[0]
+    values = [v for v in item.value if isinstance(v, SigmaString)]
+    if len(values) != len(item.value) or not values:
+        return None
+    if any(v.contains_placeholder([PLACEHOLDER]) for v in values):
+        return ListMatch(item.field, None)
+    if not any(p.endswith(_APPLIED) for p in item.applied_processing_items):
+        return None
+    exact = [v for v in values if not v.contains_special()]
+    under = [v for v in values if v.contains_special()]
+    # the rule's shape: each listed domain exactly and with "*." in front, nothing else
+    if {"*." + str(v) for v in exact} != {str(v) for v in under} or not all(
+            v.s[0] == SpecialChars.WILDCARD_MULTI and not SigmaString(str(v)[1:]).contains_special() for v in under):
+        return None
+    return ListMatch(item.field, [str(v) for v in exact])
+
+
+def lookup_csv(entries: Iterable[Entry]) -> str:
+    """A list as the lookup table's CSV (header ``domain,category``; normalised domains), the file a
+    user uploads to the Splunk lookup, the Athena table's S3 location or the Elasticsearch index."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(LOOKUP_COLUMNS)
+    writer.writerows((e.domain, e.category or "") for e in entries)
+    return out.getvalue()

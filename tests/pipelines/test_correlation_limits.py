@@ -105,3 +105,30 @@ def test_splunk_states_an_aliased_cross_source_correlation_as_the_engine_does():
         assert len(Engine(collection).evaluate(correlation, events)) == expected
         views = [event_from_raw(raw, event.source) for raw, event in zip(raws, events)]
         assert len(spl_model.run(query, views)) == expected
+
+
+NUMERIC = """
+title: nx
+name: nx_numeric
+status: test
+logsource: {product: aws, service: route53resolver}
+detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+---
+title: ports
+status: test
+correlation: {type: %s, rules: [nx_numeric], group-by: [srcaddr], timespan: 5m, condition: {gt: 60000, field: srcport%s}}
+"""
+
+
+@pytest.mark.parametrize("kind", ["value_sum", "value_avg", "value_percentile", "value_median"])
+@pytest.mark.parametrize("pipeline", TARGETS)
+def test_numeric_aggregates_are_refused_with_a_reason_where_the_backend_has_no_template(pipeline, kind):
+    text = NUMERIC % (kind, ", percentile: 75" if kind == "value_percentile" else "")
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match=kind):
+        TARGETS[pipeline](pipelines[pipeline]()).convert(SigmaCollection.from_yaml(text))
+    # the engines evaluate them: a source's p75/avg/sum/median of high ports in one window
+    events = [parse_record({"query_timestamp": f"2024-05-01T10:00:0{i}Z", "query_name": "a.example.", "rcode": "NXDOMAIN",
+                            "srcaddr": "10.0.0.5", "srcport": "61000", "answers": [], "srcids": {}}) for i in range(3)]
+    collection = SigmaCollection.from_yaml(text)
+    collection.resolve_rule_references()
+    assert len(Engine(collection).evaluate(collection.rules[-1], events)) == 1

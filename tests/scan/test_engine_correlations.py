@@ -157,3 +157,41 @@ def test_scan_streams_plain_alerts_and_flushes_correlations():
     found = list(Engine(collection).scan(events))
     # nx is the correlation's building block (generate: false): it alerts only through the correlation.
     assert [a.title for a in found] == ["txt", "burst"]
+
+
+def test_value_percentile_over_the_sliding_window_on_both_engines():
+    from r53sigma.scan.duckdb_engine import DuckEngine
+
+    rule = """
+title: high ports
+correlation:
+  type: value_percentile
+  rules: [nx]
+  group-by: [srcaddr]
+  timespan: 1m
+  condition: {gt: 60000, field: srcport, percentile: 75}
+"""
+    # windows start at each point (sliding): the first holds 61000, 61000, 1000, 1000, whose p75 is
+    # 61000 (rank 2.25 of 0..3, inclusive method); the later ones are lower, so the alert's value is 61000
+    alert = [query(f"10:00:0{i}", srcport=str(p)) for i, p in enumerate((61000, 61000, 1000, 1000))]
+    # near miss: one high port in four: p75 of 1000, 1000, 1000, 61000 is 16000, and no later window is higher
+    near = [query(f"10:05:0{i}", src="10.0.0.9", srcport=str(p)) for i, p in enumerate((61000, 1000, 1000, 1000))]
+    collection = SigmaCollection.from_yaml(BASE + "---\n" + rule)
+    collection.resolve_rule_references()
+    fired = Engine(collection).evaluate(collection.rules[-1], alert + near)
+    assert [a.value for a in fired] == [61000.0] and "10.0.0.5" in str(fired[0].to_json())
+    duck = DuckEngine(collection).evaluate(collection.rules[-1], alert + near)
+    assert [a.to_json() for a in duck] == [a.to_json() for a in fired]
+
+
+def test_value_percentile_condition_needs_a_percentile():
+    import pytest
+    from r53sigma.scan.results import EngineError
+
+    collection = SigmaCollection.from_yaml(BASE + "---\n" + """
+title: no percentile
+correlation: {type: value_percentile, rules: [nx], group-by: [srcaddr], timespan: 1m, condition: {gt: 1, field: srcport}}
+""")
+    collection.resolve_rule_references()
+    with pytest.raises(EngineError, match="percentile from 1 to 100"):
+        Engine(collection).evaluate(collection.rules[-1], [query("10:00:00", srcport="1")])

@@ -19,7 +19,9 @@ Definitions
   field; ``temporal``: the set of referenced rules matched (the condition: all of them, or the extended
   expression such as ``a and not b`` evaluated on that set); ``temporal_ordered``: how many referenced
   rules are matched one after another in their listed order (points ordered by time, then listed order);
-  ``value_sum``/``value_avg``/``value_median``: over the field's numbers. A window **fires** when its
+  ``value_sum``/``value_avg``/``value_median``: over the field's numbers; ``value_percentile``: the
+  condition's ``percentile`` (1-100) of the field's numbers, interpolated linearly between the two
+  nearest ranks (the inclusive method: the smallest number is percentile 0, the largest 100). A window **fires** when its
   aggregate meets the condition (gt, gte, lt, lte, eq, neq).
 - **End excluded**: two events exactly ``timespan`` apart are never in one window (``t_last - t_first <
   timespan``), the same as two events in one epoch-aligned bin ``[k*span, (k+1)*span)``, so every
@@ -65,8 +67,10 @@ MICROS = 1_000_000
 SUPPORTED = frozenset({
     SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT, SigmaCorrelationType.TEMPORAL,
     SigmaCorrelationType.TEMPORAL_ORDERED, SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG,
-    SigmaCorrelationType.VALUE_MEDIAN,
+    SigmaCorrelationType.VALUE_MEDIAN, SigmaCorrelationType.VALUE_PERCENTILE,
 })
+NUMERIC = (SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG, SigmaCorrelationType.VALUE_MEDIAN,
+           SigmaCorrelationType.VALUE_PERCENTILE)
 COMPARE = {
     SigmaCorrelationConditionOperator.LT: lambda a, b: a < b,
     SigmaCorrelationConditionOperator.LTE: lambda a, b: a <= b,
@@ -112,6 +116,8 @@ class CorrelationPlan:
     def build(cls, rule: SigmaCorrelationRule) -> "CorrelationPlan":
         if rule.type not in SUPPORTED:
             raise EngineError(f"{describe(rule)}: correlation type {rule.type} is not supported by the engine")
+        if rule.type == SigmaCorrelationType.VALUE_PERCENTILE and not 1 <= (rule.condition.percentile or 0) <= 100:
+            raise EngineError(f"{describe(rule)}: value_percentile needs a condition percentile from 1 to 100")
         referenced: list[SigmaRule] = []
         for ref in rule.rules or []:
             target = getattr(ref, "rule", None)
@@ -250,6 +256,7 @@ class _Sliding:
 
     def __init__(self, plan: CorrelationPlan):
         self.kind, self.extended, self.n_rules = plan.kind, plan.extended, len(plan.rules)
+        self.percentile = getattr(plan.rule.condition, "percentile", None)
         self.count = 0
         self.values: Counter = Counter()
         self.rules: Counter = Counter()
@@ -274,18 +281,29 @@ class _Sliding:
             return self.count
         if kind == SigmaCorrelationType.VALUE_COUNT:
             return len(self.values)
-        if kind in (SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG, SigmaCorrelationType.VALUE_MEDIAN):
+        if kind in NUMERIC:
             numbers = [n for p in inside for n in map(as_number, p.values) if n is not None]
             if not numbers:
                 return None
             if kind == SigmaCorrelationType.VALUE_SUM:
                 return sum(numbers)
+            if kind == SigmaCorrelationType.VALUE_PERCENTILE:
+                return percentile(numbers, self.percentile)
             return statistics.fmean(numbers) if kind == SigmaCorrelationType.VALUE_AVG else statistics.median(numbers)
         if self.extended:
             return frozenset(self.rules)
         if kind == SigmaCorrelationType.TEMPORAL:
             return len(self.rules)
         return ordered_steps(((p.t, i) for p in inside for i in p.hits), self.n_rules)
+
+
+def percentile(numbers: list[float], p: int) -> float:
+    """The p-th percentile, linear between the nearest ranks (numpy's default, statistics' inclusive)."""
+    ordered = sorted(numbers)
+    rank = (len(ordered) - 1) * p / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def ordered_steps(matches: Iterable[tuple[int, int]], n_rules: int) -> int:

@@ -194,7 +194,7 @@ def _correlation_supported(rule: SigmaCorrelationRule) -> None:
 _AGGREGATES = {
     SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT, SigmaCorrelationType.TEMPORAL,
     SigmaCorrelationType.TEMPORAL_ORDERED, SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG,
-    SigmaCorrelationType.VALUE_MEDIAN,
+    SigmaCorrelationType.VALUE_MEDIAN, SigmaCorrelationType.VALUE_PERCENTILE,  # numeric types: correlations.py's Python
 }
 
 

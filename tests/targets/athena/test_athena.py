@@ -16,7 +16,7 @@ from r53sigma.verify import DISAGREE, WindowBound
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 
-from r53sigma import catalogue, conversion, rules as rules_mod
+from r53sigma import catalogue, conversion, ioc, rules as rules_mod
 from r53sigma.scan import derived_fields
 from r53sigma.targets.athena import backend as athena
 from r53sigma.cli import main
@@ -37,10 +37,14 @@ MACROS = [
 ]
 
 
-def run_locally(query: str, records: list[dict], tmp_path) -> list[tuple]:
+def run_locally(query: str, records: list[dict], tmp_path, ioc_rows: list[tuple] = ()) -> list[tuple]:
     con = duckdb.connect()
     for macro in MACROS:
         con.execute(macro)
+    # the list table as CREATE_IOC_TABLE reads r53sigma.ioc.lookup_csv's file
+    con.execute(f"CREATE TABLE {ioc.LOOKUP} (domain VARCHAR, category VARCHAR)")
+    if ioc_rows:
+        con.executemany(f"INSERT INTO {ioc.LOOKUP} VALUES (?, ?)", list(ioc_rows))
     data = tmp_path / "records.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in ATHENA_COLUMNS.items()) + "}"
@@ -116,7 +120,8 @@ def test_athena_query_run_locally_gives_each_rule_case_its_expected_alerts(refer
     if "IPADDRESS" in query:
         pytest.skip("Trino's IPADDRESS type has no DuckDB equivalent: parsed, not executed")
     records = [e for e in case["events"] if isinstance(e, dict)]
-    rows = run_locally(query, records, tmp_path)
+    listed = ioc.list_match(rule)
+    rows = run_locally(query, records, tmp_path, [(d, None) for d in listed.domains] if listed else ())
     if not isinstance(rule, SigmaCorrelationRule):
         assert len(rows) == case["alerts"]
         return
@@ -153,3 +158,34 @@ def test_correlation_query_counts_per_epoch_window_and_leaves_out_rows_without_g
 
 def test_the_resolver_rule_cases_are_found():
     assert len(list(resolver_cases())) > 20
+
+
+IOC_RULE = """
+title: listed
+id: 6a1d9c3e-0000-4000-8000-0000000000c1
+logsource: {product: aws, service: route53resolver}
+detection:
+    selection:
+        query_name|expand: ['%ioc_domains%', '*.%ioc_domains%']
+    condition: selection
+"""
+
+
+def test_threat_feed_rule_joins_the_list_table_on_the_name_and_its_parents(tmp_path, monkeypatch):
+    monkeypatch.delenv(ioc.ENV_FILE, raising=False)  # no list at conversion: the table is the list
+    (rule,) = SigmaCollection.from_yaml(IOC_RULE).rules
+    query = athena.rule_query(rule)
+    sqlglot.parse_one(query, read="trino")
+    assert "evil" not in query and f"JOIN {ioc.LOOKUP} AS i" in query
+    names = ["a.b.EVIL.example.", "evil.example.", "notevil.example.", "evil.example.attacker.test.", "example.", None, ""]
+    records = [{"query_timestamp": "2024-05-01T10:00:00Z", "query_name": n} for n in names]
+    table = [("evil.example", "c2"), ("b.evil.example", "phishing"), ("example.com", None)]
+    rows = run_locally(f"SELECT query_name, ioc_domain, ioc_category FROM ({query})", records, tmp_path, table)
+    assert sorted(rows) == [("a.b.EVIL.example.", "b.evil.example", "phishing"),
+                            ("a.b.EVIL.example.", "evil.example", "c2"), ("evil.example.", "evil.example", "c2")]
+
+
+def test_list_table_ddl_parses_and_reads_the_lookup_csv_columns():
+    sqlglot.parse_one(athena.CREATE_IOC_TABLE, read="athena")
+    header = ioc.lookup_csv([ioc.Entry("evil.example", "c2")]).splitlines()[0]
+    assert all(f"{c} string" in athena.CREATE_IOC_TABLE for c in header.split(",")) and "skip.header.line.count" in athena.CREATE_IOC_TABLE

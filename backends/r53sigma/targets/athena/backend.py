@@ -8,6 +8,11 @@ trailing dot AWS writes on ``query_name`` and name answers is stripped in the qu
 expect. Correlations become one grouped query per rule over epoch-aligned windows
 (``floor(to_unixtime(t) / span) * span``), rows without a group-by value left out.
 
+A threat-feed rule (the ``%ioc_domains%`` list match, :func:`r53sigma.ioc.list_match`) is a join with
+the table :data:`CREATE_IOC_TABLE` (the CSV of ``r53sigma.ioc.lookup_csv`` in S3) on the name and each
+of its parent domains, whatever the list's size: one row per list entry the name falls under, with
+that entry and its category; the list given at conversion time is not inlined (the table is the list).
+
 Limits: Resolver rules only (public hosted-zone logs are not delivered to S3; CloudTrail has its own
 Athena table); keywords, group-by on an answer field and value_sum/avg/median/temporal_ordered
 correlations are refused with a reason. Add a partition filter such as
@@ -21,7 +26,7 @@ from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType, Sigma
 from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 from sigma.rule import SigmaRule
 
-from r53sigma import catalogue
+from r53sigma import catalogue, ioc
 from r53sigma.scan import sqlcompile
 from r53sigma.scan.correlations import aliased
 from r53sigma.scan.results import EngineError, describe
@@ -60,6 +65,14 @@ TBLPROPERTIES (
   'projection.vpc.type' = 'injected',
   'storage.location.template' = 's3://<bucket>/AWSLogs/<account>/vpcdnsquerylogs/${vpc}/${date}'
 )"""
+# The threat feed, as the CSV r53sigma.ioc.lookup_csv writes (header domain,category; normalised names).
+CREATE_IOC_TABLE = f"""CREATE EXTERNAL TABLE {ioc.LOOKUP} (
+  domain string,
+  category string
+)
+ROW FORMAT DELIMITED FIELDS TERMINATED BY ','
+LOCATION 's3://<bucket>/r53sigma/ioc_domains/'
+TBLPROPERTIES ('skip.header.line.count' = '1')"""
 INTEGER_COLUMNS = {"srcport"}
 ABSENT = {"srcids.resolver_network_interface"}  # catalogued, not in AWS's table
 _CORRELATIONS = {SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT, SigmaCorrelationType.TEMPORAL}
@@ -97,7 +110,26 @@ def predicate(rule: SigmaRule) -> str:
 
 
 def rule_query(rule: SigmaRule) -> str:
+    match = ioc.list_match(rule)
+    if match is not None:
+        return ioc_join_query(rule, match.field)
     return f"SELECT *\nFROM {TABLE}\nWHERE {predicate(rule)}"
+
+
+def ioc_join_query(rule: SigmaRule, name: str) -> str:
+    """Rows whose ``name`` field, or a parent domain of it, is in the list table: the name and the
+    text after each of its dots, unnested and joined on equality (a hash join, any list size)."""
+    _resolver_only(rule)
+    field = catalogue.load()["resolver"].field_for(name, generic_dns=_generic(rule))
+    if field is None or field.array or field.derived:
+        raise EngineError(f"{describe(rule)}: the list match needs a single-valued Resolver field, not {name!r}")
+    text = f"lower({column(field).expr})"
+    # Trino: sequence(1, 0) fails, so at least 1; substr(s, p) is the text from position p (1-based)
+    suffixes = (f"concat(ARRAY[{text}], transform(filter(sequence(1, greatest(length({text}), 1)), "
+                f"p -> substr({text}, p, 1) = '.'), p -> substr({text}, p + 1)))")
+    return (f"SELECT r.*, i.domain AS ioc_domain, i.category AS ioc_category\nFROM {TABLE} AS r\n"
+            f"CROSS JOIN UNNEST({suffixes}) AS s(suffix)\n"
+            f"JOIN {ioc.LOOKUP} AS i ON i.domain = s.suffix")
 
 
 def _timestamp() -> str:

@@ -26,7 +26,7 @@ def _deployer():
 
 TARGET = Target(
     "splunk", "route53_splunk",
-    "sigma.backends.splunk:SplunkBackend", "r53sigma.targets.splunk.backend:SlidingWindowSplunkBackend",
+    "r53sigma.targets.splunk.lookups:LookupSplunkBackend", "r53sigma.targets.splunk.backend:SlidingWindowSplunkBackend",
     "spl", "spl", ".spl", ".spl",
     order=2,
     render_ingestion=render,

@@ -16,7 +16,7 @@ import tarfile
 from typing import TYPE_CHECKING
 
 from r53sigma import __version__
-from r53sigma.targets.splunk import addon, dashboard, savedsearches
+from r53sigma.targets.splunk import addon, dashboard, lookups, savedsearches
 
 if TYPE_CHECKING:
     from r53sigma.packaged import PackagedRule
@@ -112,6 +112,10 @@ def app_files(items: list[PackagedRule]) -> dict[str, str]:
         name = path.rsplit("/", 1)[1]
         if name in ADDON_FILES:
             files[f"default/{name}"] = text if text.endswith("\n") else text + "\n"
+    # the threat-feed lookup the feed rule searches: its definition, and its CSV with the header only
+    # (the user's feed replaces it; never shipped with data)
+    files["default/transforms.conf"] += "\n" + lookups.TRANSFORMS_STANZA
+    files[f"lookups/{lookups.CSV}"] = lookups.CSV_HEADER
     return dict(sorted(files.items()))
 
 

@@ -30,7 +30,9 @@ Modelled (Splunk Search Reference, Search Manual "Boolean expressions", "Backsla
   ``| streamstats [current=] [window=] [time_window=span] aggregates by f`` (running aggregates per
   group; time_window keeps the results within the span of the current one and needs time-sorted
   input); ``| multisearch [search ...] [search ...]`` (union);
-  ``| table``/``| fields`` (kept rows unchanged).
+  ``| table``/``| fields`` (kept rows unchanged); ``| mvexpand f``; ``| lookup t f AS g OUTPUT ...``
+  (CSV lookups given to :func:`run` as :class:`LookupTable`); ``split``, ``mvcount``, ``mvrange``,
+  ``mvindex``, ``mvjoin``, ``mvmap`` in eval.
 
 Anything else raises :class:`QuerySyntaxError` rather than being guessed.
 """
@@ -578,7 +580,34 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "len": lambda v: None if v is None else len(str(v)),
     "tonumber": lambda v: _number(v),
     "tostring": lambda v: None if v is None else str(v),
+    # Search Reference, "Multivalue eval functions": split(str, delim) cuts a string into a multivalue
+    # field; mvcount(mv) is the number of values (NULL for a null field); mvrange(start, end) the
+    # numbers from start up to end excluded; mvindex(mv, start, end) the values from start to end,
+    # both included, negative indexes counting from the last (-1); mvjoin(mv, delim) joins them.
+    "split": lambda v, d: None if v is None or d is None else _one_or_many(str(v).split(str(d))),
+    "mvcount": lambda v: None if v is None else len(_values(v)),
+    "mvrange": lambda a, b: None if _number(a) is None or _number(b) is None else _one_or_many(list(range(int(_number(a)), int(_number(b))))),
+    "mvindex": lambda v, a, b=None: _mvindex(v, a, b),
+    "mvjoin": lambda v, d: None if v is None else str(d).join(str(x) for x in _values(v)),
 }
+
+
+def _one_or_many(values: list) -> Any:
+    return None if not values else values[0] if len(values) == 1 else values
+
+
+def _mvindex(value: Any, start: Any, end: Any) -> Any:
+    values = _values(value)
+    if value is None or _number(start) is None:
+        return None
+    n = len(values)
+    first = int(_number(start))
+    first = first + n if first < 0 else first
+    last = first if end is None else int(_number(end))
+    last = last + n if last < 0 else last
+    if not 0 <= first < n or last < first:
+        return None
+    return _one_or_many(values[first:min(last, n - 1) + 1])
 
 
 class EvalParser(Cursor):
@@ -679,12 +708,19 @@ class EvalParser(Cursor):
         if token.kind == "field":
             name = _unescape_eval(token.text)
             return lambda row: row.get(name)
+        if token.kind == "op" and token.text == "-" and self.peek() is not None and self.peek().kind == "number":
+            number = self.take().text  # a negative literal, as mvindex(mv, 0, -1) in the Search Reference
+            value = -(float(number) if "." in number else int(number))
+            return lambda row: value
         if token.kind == "op" and token.text == "(":
             inner = self.disjunction()
             self.expect(")")
             return inner
         if token.kind == "word":
             name = token.text
+            if self._is("(") and name == "mvmap":
+                self.take()
+                return self.mvmap()
             if self._is("("):
                 self.take()
                 # Function names are lower case as the Search Reference lists them ("IF" is
@@ -693,6 +729,27 @@ class EvalParser(Cursor):
                 return self.call(name, self.arguments())
             return lambda row: row.get(name)
         raise QuerySyntaxError(f"unexpected {token.text!r} in eval expression")
+
+    def mvmap(self) -> Expr:
+        """Search Reference, "mvmap(<mv>, <expression>)": iterates over the values of the multivalue
+        field and evaluates the expression on each, the field's name standing for the value."""
+        token = self.take()
+        if token.kind not in ("word", "field"):
+            raise QuerySyntaxError("mvmap(field, expression): the first argument must be a field name")
+        name = _unescape_eval(token.text) if token.kind == "field" else token.text
+        self.expect(",")
+        expr = self.disjunction()
+        self.expect(")")
+
+        def each(row: Row) -> Any:
+            if row.get(name) is None:
+                return None
+            out = []
+            for value in _values(row[name]):
+                result = expr({**row, name: value})
+                out.extend(_values(result) if result is not None else [])
+            return _one_or_many(out)
+        return each
 
     @staticmethod
     def call(name: str, args: list[Expr]) -> Expr:
@@ -1203,6 +1260,72 @@ def _drop_dm_object_name(argument: str) -> Step:
     return lambda rows: [{(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in r.items()} for r in rows]
 
 
+def _mvexpand_step(text: str) -> Step:
+    """``mvexpand <field>`` (Search Reference, "mvexpand"): one result per value of the multivalue
+    field, each a copy of the event with that one value; a result without the field passes unchanged."""
+    name = text.strip().strip("'\"")
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
+        raise QuerySyntaxError(f"mvexpand {text!r}: only `mvexpand <field>` is modelled")
+
+    def expand(rows: list[Row]) -> list[Row]:
+        out = []
+        for row in rows:
+            values = _as_values(row.get(name))
+            out.extend([{**row, name: v} for v in values] if values else [row])
+        return out
+    return expand
+
+
+@dataclass
+class LookupTable:
+    """A CSV lookup as transforms.conf defines it (Admin Manual, transforms.conf: ``case_sensitive_match``
+    defaults to true; ``max_matches`` to 1000 for a lookup that is not time-based)."""
+
+    rows: list[dict[str, str]]
+    case_sensitive: bool = True
+    max_matches: int = 1000
+
+
+def _lookup_step(text: str) -> Step:
+    """``lookup <table> <lookup-field> [AS <event-field>] OUTPUT <dest> [AS <event-dest>] ...``
+    (Search Reference, "lookup"): each result whose event field equals a row's lookup field gets that
+    row's output fields (several matching rows: a multivalue field, in file order); OUTPUT overwrites.
+    One input field of one value per result is modelled (a multivalue input is refused)."""
+    m = re.fullmatch(r"(\w+)\s+(\w+)(?:\s+AS\s+(\w+))?\s+OUTPUT\s+(.+)", text.strip(), re.IGNORECASE | re.DOTALL)
+    if not m:
+        raise QuerySyntaxError(f"lookup {text!r}: only `lookup <table> <field> [AS <field>] OUTPUT ...` is modelled")
+    table, key, event_key = m.group(1), m.group(2), m.group(3) or m.group(2)
+    outputs = re.findall(r"(\w+)(?:\s+AS\s+(\w+))?\s*,?", m.group(4), re.IGNORECASE)
+    outputs = [(src, dest or src) for src, dest in outputs]
+
+    def look(rows: list[Row], lookups: dict[str, LookupTable]) -> list[Row]:
+        if table not in lookups:
+            raise InvalidSearch(f"lookup {table}: no such lookup table definition")
+        definition = lookups[table]
+        fold = (lambda v: v) if definition.case_sensitive else (lambda v: v.lower())
+        index: dict[str, list[dict]] = {}
+        for entry in definition.rows:
+            if entry.get(key) is not None:
+                index.setdefault(fold(str(entry[key])), []).append(entry)
+        out = []
+        for row in rows:
+            row = dict(row)
+            values = _as_values(row.get(event_key))
+            if len(values) > 1:
+                raise QuerySyntaxError(f"lookup on a multivalue field ({event_key}) is not modelled")
+            matches = index.get(fold(values[0]), [])[:definition.max_matches] if values else []
+            for src, dest in outputs:
+                found = [e[src] for e in matches if e.get(src) not in (None, "")]
+                if found:
+                    row[dest] = _one_or_many(found)
+                else:
+                    row.pop(dest, None)
+            out.append(row)
+        return out
+    look.needs_lookups = True
+    return look
+
+
 MACROS: dict[str, Callable[[str], Step]] = {"drop_dm_object_name": _drop_dm_object_name}
 GENERATING = {"tstats", "multisearch"}  # must start the search (Search Reference: generating commands)
 
@@ -1225,6 +1348,8 @@ COMMANDS: dict[str, Callable[[str], Step]] = {
     "fields": lambda text: (lambda rows: rows),
     "tstats": _tstats_step,
     "convert": _convert_step,
+    "mvexpand": _mvexpand_step,
+    "lookup": _lookup_step,
 }
 
 
@@ -1256,10 +1381,10 @@ class Query:
             steps.append(COMMANDS[name](rest.strip()))
         return cls(text, steps)
 
-    def run(self, rows: Iterable[Row]) -> list[Row]:
+    def run(self, rows: Iterable[Row], lookups: dict[str, LookupTable] | None = None) -> list[Row]:
         rows = [dict(r) for r in rows]
         for step in self.steps:
-            rows = step(rows)
+            rows = step(rows, lookups or {}) if getattr(step, "needs_lookups", False) else step(rows)
         return rows
 
 
@@ -1268,9 +1393,9 @@ def parse(text: str) -> Query:
     return Query.parse(text)
 
 
-def run(query: str, events: Iterable[Row]) -> list[Row]:
-    """Parse ``query`` and run it on events (field -> str or list of str)."""
-    return Query.parse(query).run(events)
+def run(query: str, events: Iterable[Row], lookups: dict[str, LookupTable] | None = None) -> list[Row]:
+    """Parse ``query`` and run it on events (field -> str or list of str), with the lookup tables given."""
+    return Query.parse(query).run(events, lookups)
 
 
 def selects(query: str, event: Row) -> bool:

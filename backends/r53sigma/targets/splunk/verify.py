@@ -18,12 +18,17 @@ class SplunkVerifier(Verifier):
             view = event_from_raw(raw, event.source)
             view["_r53sigma_event"] = number  # which event a result row is (not a Splunk field)
             events.append(view)
+        from r53sigma import ioc
+
+        listed = ioc.list_match(rule)  # the app's lookup holding the case's list, as transforms.conf defines it
+        tables = {ioc.LOOKUP: spl_model.LookupTable([{"domain": d, "category": ""} for d in listed.domains or []],
+                                                    case_sensitive=False)} if listed else {}
         try:
-            rows = spl_model.run(query, events)
+            rows = spl_model.run(query, events, tables)
         except spl_model.InvalidSearch as error:
             raise Rejected(f"Splunk would reject the search: {error}") from error
         except spl_model.QuerySyntaxError as error:
             raise ModelGap(f"Splunk model: {error}") from error
         if isinstance(rule, SigmaCorrelationRule):
             return len(rows)
-        return {row["_r53sigma_event"] for row in rows}
+        return {row["_r53sigma_event"] for row in rows}  # one result per matched list entry: the same event

@@ -3,7 +3,7 @@ error, and the order in which a collection's rules are converted."""
 from __future__ import annotations
 
 from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 
 
 def unsupported(message: str, cond=None) -> SigmaFeatureNotSupportedByBackendError:
@@ -12,9 +12,12 @@ def unsupported(message: str, cond=None) -> SigmaFeatureNotSupportedByBackendErr
 
 
 class QueryTooLongError(SigmaFeatureNotSupportedByBackendError):
-    """The rule converts, but into more than Logs Insights accepts even factored: not expressible
-    there (`sigma convert -s` skips it). One line: never the rule's repr (a SigmaConversionError
-    appends `in rule <the whole SigmaRule>`, megabytes for a long list)."""
+    """The rule converts, but into more than Logs Insights accepts: not expressible in the target (a
+    refusal, as a long ``%ioc_domains%`` list is), not a broken rule. One line: pySigma's own
+    SigmaError appends `in rule <the whole SigmaRule repr>`, megabytes for a long list."""
+
+    def __str__(self) -> str:
+        return SigmaError.__str__(self)
 
 
 def referenced_first(rules: list) -> list:

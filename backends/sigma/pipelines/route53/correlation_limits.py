@@ -41,6 +41,16 @@ class RefuseCorrelations(PreprocessingTransformation):
         raise SigmaFeatureNotSupportedByBackendError(f"{self.prefix}{reason} (rule '{rule.title}')", source=rule.source)
 
 
+# Sigma 2.1's numeric aggregates: pySigma 1.5 parses them, and the Splunk and ES|QL backends have no
+# template for them (a bare NotImplementedError). The engines evaluate them (r53sigma.scan.correlations).
+NUMERIC_AGGREGATES = ("value_sum", "value_avg", "value_percentile", "value_median")
+
+
+def numeric_aggregates(backend: str) -> dict[str, str]:
+    """The refusal reasons for the numeric aggregate types, for a backend without their templates."""
+    return {kind: f"pySigma's {backend} backend has no template for {kind} over a window" for kind in NUMERIC_AGGREGATES}
+
+
 def refuse_correlations(pipeline_id: str, prefix: str, types: dict[str, str], aliases: str | None = None) -> ProcessingItem:
     return ProcessingItem(
         identifier=f"{pipeline_id}_correlation_limits",

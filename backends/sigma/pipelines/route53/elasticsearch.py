@@ -331,7 +331,8 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         placeholders.resolve_ioc_domains(pid),
         correlation_limits.refuse_correlations(
             pid, NOT_EXPRESSIBLE,
-            {"temporal_ordered": "pySigma's ES|QL backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order"},
+            {"temporal_ordered": "pySigma's ES|QL backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order",
+             **correlation_limits.numeric_aggregates("ES|QL")},
             aliases="the ES|QL backend runs the referenced rules as one query and does not rename their fields to the alias, so it would group by a field no index has",
         ),
     ]

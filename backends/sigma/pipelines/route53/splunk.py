@@ -327,7 +327,8 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
         placeholders.resolve_ioc_domains(pid),
         correlation_limits.refuse_correlations(
             pid, "not expressible in Splunk: ",
-            {"temporal_ordered": "pySigma's Splunk backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order"},
+            {"temporal_ordered": "pySigma's Splunk backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order",
+             **correlation_limits.numeric_aggregates("Splunk")},
         ),
     ]
     for view in shared.rule_views():
