@@ -549,9 +549,8 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         if isinstance(query, str) and len(query) > MAX_QUERY_LENGTH:
             raise QueryTooLongError(
                 f"CloudWatch Logs Insights: rule '{rule.title}': the query is {len(query)} characters, more than "
-                f"the {MAX_QUERY_LENGTH} Logs Insights accepts; split the rule or shorten its value lists "
-                f"(a threat feed: the Splunk lookup, Elasticsearch enrich or Athena join table forms take any size)",
-                source=rule.source,
+                f"the {MAX_QUERY_LENGTH} Logs Insights accepts; split the rule or shorten its value lists (a threat "
+                f"feed: the Splunk lookup or Athena join table take any size)", source=rule.source,
             )
         return super().finalize_query(rule, query, index, state, output_format)
 
