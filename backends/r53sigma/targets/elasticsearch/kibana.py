@@ -34,7 +34,7 @@ from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaDetection
 
-from r53sigma import attack, catalogue
+from r53sigma import attack, catalogue, first_seen
 from r53sigma import rules as rule_loading
 from r53sigma.targets.elasticsearch import ingestion
 from r53sigma.targets.elasticsearch.esql import ESQLBackend
@@ -301,7 +301,20 @@ def kibana_rule(item: PackagedRule) -> dict:
         }
     if item.is_correlation:
         document.pop("index", None)  # an ES|QL rule names its indices in FROM
+    if item.conversion.first_seen:  # Kibana's own first-seen rule type, over the Lucene candidate query
+        document.update(new_terms(item))
     return dict(sorted(document.items()))
+
+
+def new_terms(item: PackagedRule) -> dict:
+    """The new_terms settings (targets/elasticsearch/first_seen.py); the history must reach further
+    back than the rule's look-back, or every value of a run would be new (Kibana refuses it so)."""
+    form = dict(item.conversion.first_seen)
+    history_minutes = first_seen.of(item.rule).history_seconds // 60
+    if history_minutes <= item.schedule.lookback:
+        raise ValueError(f"rule {item.rule.title!r}: first_seen.history ({history_minutes}m) must be longer than "
+                         f"the rule's look-back ({item.schedule.lookback}m)")
+    return {key: form[key] for key in ("type", "new_terms_fields", "history_window_start")}
 
 
 @cache

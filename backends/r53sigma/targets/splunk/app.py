@@ -16,7 +16,7 @@ import tarfile
 from typing import TYPE_CHECKING
 
 from r53sigma import __version__
-from r53sigma.targets.splunk import addon, dashboard, savedsearches
+from r53sigma.targets.splunk import addon, dashboard, first_seen, savedsearches
 
 if TYPE_CHECKING:
     from r53sigma.packaged import PackagedRule
@@ -112,6 +112,10 @@ def app_files(items: list[PackagedRule]) -> dict[str, str]:
         name = path.rsplit("/", 1)[1]
         if name in ADDON_FILES:
             files[f"default/{name}"] = text if text.endswith("\n") else text + "\n"
+    baselines = [i for i in items if i.conversion.first_seen]
+    if baselines:  # first-seen rules' KV store collections and their lookup definitions (first_seen.py)
+        files["default/collections.conf"] = HEADER + first_seen.collections_conf(baselines) + "\n"
+        files["default/transforms.conf"] = files.get("default/transforms.conf", "") + "\n" + first_seen.transforms_conf(baselines) + "\n"
     return dict(sorted(files.items()))
 
 
