@@ -34,7 +34,7 @@ from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaDetection
 
-from r53sigma import attack, catalogue, first_seen
+from r53sigma import attack, catalogue
 from r53sigma import rules as rule_loading
 from r53sigma.targets.elasticsearch import ingestion
 from r53sigma.targets.elasticsearch.esql import ESQLBackend
@@ -307,13 +307,9 @@ def kibana_rule(item: PackagedRule) -> dict:
 
 
 def new_terms(item: PackagedRule) -> dict:
-    """The new_terms settings (targets/elasticsearch/first_seen.py); the history must reach further
-    back than the rule's look-back, or every value of a run would be new (Kibana refuses it so)."""
+    """The new_terms settings (targets/elasticsearch/first_seen.py; r53sigma.package checked that the
+    history reaches further back than the look-back)."""
     form = dict(item.conversion.first_seen)
-    history_minutes = first_seen.of(item.rule).history_seconds // 60
-    if history_minutes <= item.schedule.lookback:
-        raise ValueError(f"rule {item.rule.title!r}: first_seen.history ({history_minutes}m) must be longer than "
-                         f"the rule's look-back ({item.schedule.lookback}m)")
     return {key: form[key] for key in ("type", "new_terms_fields", "history_window_start")}
 
 

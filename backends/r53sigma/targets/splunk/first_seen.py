@@ -36,11 +36,12 @@ def native_form(rule, spec: first_seen.FirstSeen, query: str) -> dict:
     if unsafe:  # a name the by-clause would have to quote: refused rather than guessed
         raise ValueError(f"first-seen field names not usable in a by-clause: {unsafe}")
     lookup, by, history = lookup_name(rule), " ".join(fields), spec.history_seconds
+    gap = f'last_seen < relative_time(first_time, "-{history}s")'  # unseen for longer than the history
     candidates = f"{query}\n| stats min(_time) as first_time max(_time) as last_time count by {by}\n"
     baseline = (
         candidates
         + f"| lookup {lookup} {by} OUTPUT first_seen last_seen\n"
-        + f"| eval first_seen=if(isnull(last_seen) OR first_time - last_seen > {history}, first_time, min(first_seen, first_time))"
+        + f"| eval first_seen=if(isnull(last_seen) OR {gap}, first_time, min(first_seen, first_time))"
         + ", last_seen=max(coalesce(last_seen, last_time), last_time)\n"
         + f"| fields {by} first_seen last_seen\n"
         + f"| inputlookup append=true {lookup}\n"
@@ -51,7 +52,7 @@ def native_form(rule, spec: first_seen.FirstSeen, query: str) -> dict:
     detection = (
         candidates
         + f"| lookup {lookup} {by} OUTPUT first_seen last_seen\n"
-        + f"| where isnull(last_seen) OR first_time - last_seen > {history} OR first_seen >= first_time\n"
+        + f"| where isnull(last_seen) OR {gap} OR first_seen >= first_time\n"
         + f"| fields {by} first_time last_time count"
     )
     return {"lookup": lookup, "fields": fields, "history_seconds": history,
