@@ -47,7 +47,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--memory-limit", default=None, metavar="SIZE",
                         help="DuckDB engine: memory to use before spilling to a temporary folder (e.g. 512MB)")
     parser.add_argument("--baseline", type=Path, default=None, metavar="FILE",
-                        help="first-seen rules: the values already seen (CSV, see r53sigma.scan.baseline); "
+                        help="first-seen rules: the values already seen (CSV, described in the README); "
                         "a missing FILE is an empty history. Without it, first-seen rules are skipped")
     parser.add_argument("--baseline-update", action="store_true",
                         help="after a complete scan, write FILE with the values this scan saw added "
