@@ -138,3 +138,14 @@ def test_targets_without_state_refuse_first_seen_rules_with_the_reason(target):
 def test_splunk_refuses_the_registered_domain_rule_for_its_public_suffix_list_reason():
     (conv,) = conversion.convert_paths([DOMAIN_RULE], ["splunk"])[0]
     assert conv.not_expressible and "Public Suffix List" in conv.error
+
+
+def test_convert_writes_the_native_form_beside_the_candidate_query(tmp_path, capsys):
+    from r53sigma.cli import main
+
+    assert main(["convert", "-t", "elasticsearch", str(DOMAIN_RULE), "-o", str(tmp_path / "out")]) == 0
+    stem = DOMAIN_RULE.stem
+    assert (tmp_path / "out" / "elasticsearch" / f"{stem}.lucene").read_text().startswith("dns.response_code:NOERROR")
+    form = json.loads((tmp_path / "out" / "elasticsearch" / f"{stem}.first_seen.json").read_text())
+    assert form == {"type": "new_terms", "new_terms_fields": ["cloud.account.id", "dns.question.registered_domain"],
+                    "history_window_start": "now-14d"}

@@ -25,6 +25,8 @@ MANIFEST_SCHEMA = REPO / "backends" / "r53sigma" / "schemas" / "splunk_app_manif
 EXPLAINED_WARNINGS = {
     # The rule "DNS Answer Points To Instance Metadata Service" searches for 169.254.169.254 on purpose.
     "check_hostnames_and_ips",
+    # "App contains collections.conf. No action required.": the first-seen rules' KV store baselines.
+    "check_collections_conf",
 }
 
 
@@ -66,11 +68,13 @@ def unfold(value: str) -> str:
 def test_one_scheduled_search_per_rule_including_correlations():
     stanzas = searches(bundled_build())
     converted = [c for (t, _), c in bundled_conversions().items() if t == "splunk" and c.ok]  # refused rules are not packaged
-    assert set(stanzas) == {"default"} | {f"r53sigma-{c.rule_id}" for c in converted}
+    baselines = {f"r53sigma-{c.rule_id}-baseline" for c in converted if c.first_seen}  # first-seen rules' second search
+    assert set(stanzas) == {"default"} | {f"r53sigma-{c.rule_id}" for c in converted} | baselines
     assert any("| stats" in c.query for c in converted)  # correlations are among them
     for c in converted:
         stanza = stanzas[f"r53sigma-{c.rule_id}"]
-        assert unfold(stanza["search"]) == c.query and stanza["action.correlationsearch.label"] == c.title
+        query = c.first_seen["detection_search"] if c.first_seen else c.query
+        assert unfold(stanza["search"]) == query and stanza["action.correlationsearch.label"] == c.title
         assert re.fullmatch(r"(\*/\d+|0) .*", stanza["cron_schedule"]) and stanza["dispatch.earliest_time"].endswith("m@m")
 
 
@@ -100,7 +104,7 @@ def test_interval_without_a_cron_expression_is_refused():
 def test_every_conf_file_parses():
     build = bundled_build()
     confs = [p for p in build.files if p.startswith(APP_DIR) and (p.endswith(".conf") or p.endswith(".meta"))]
-    assert len(confs) == 7  # app, savedsearches, props, transforms, eventtypes, tags, default.meta
+    assert len(confs) == 8  # app, savedsearches, props, transforms, eventtypes, tags, collections, default.meta
     for path in confs:
         assert parse_conf(text(build, path)), path
 
@@ -120,7 +124,10 @@ def test_field_extractions_are_the_add_on_rendering():
     for path, content in addon.render().items():
         name = path.rsplit("/", 1)[1]
         if name in app.ADDON_FILES:
-            assert text(build, f"{APP_DIR}/default/{name}").rstrip("\n") == content.rstrip("\n"), name
+            shipped = text(build, f"{APP_DIR}/default/{name}")
+            if name == "transforms.conf":  # followed by the first-seen rules' lookup definitions
+                shipped = shipped[: shipped.index("\n[r53sigma_first_seen_")] if "[r53sigma_first_seen_" in shipped else shipped
+            assert shipped.rstrip("\n") == content.rstrip("\n"), name
 
 
 def test_spl_holds_exactly_the_app_folder_with_fixed_metadata():
