@@ -12,6 +12,7 @@ from typing import Iterator
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 
+from r53sigma import first_seen
 from r53sigma import rules as rule_loading
 from r53sigma.targets import registry
 from r53sigma.targets.spec import Target
@@ -38,6 +39,8 @@ class Conversion:
     query: str | None = None
     error: str | None = None
     not_expressible: bool = False  # the target cannot state the rule (a documented limit), the rule is fine
+    # a first-seen rule's native form in the target (r53sigma.first_seen); `query` is then its candidate query
+    first_seen: dict | None = None
     rule: object = field(default=None, repr=False, compare=False)
 
     @property
@@ -60,6 +63,7 @@ class Conversion:
             "target": self.target,
             "language": self.language,
             "query": self.query,
+            **({"first_seen": self.first_seen} if self.first_seen else {}),
         }
 
 
@@ -110,10 +114,15 @@ def convert_loaded(loaded: rule_loading.LoadedRules, target: Target, backend_opt
             rule=rule,
         )
         try:
+            spec = first_seen.of(rule)  # before the pipeline changes the rule
             backend = _class(backend_spec)(_pipeline(target.pipeline), **(backend_options or {}))
             backend.init_processing_pipeline(backend.default_format)
             queries = _convert(backend, rule, converted)
             conversion.query = "\n".join(str(q) for q in queries)
+            if spec is not None:
+                if target.first_seen is None:
+                    raise SigmaFeatureNotSupportedByBackendError(first_seen.refusal(target.name, target.first_seen_refusal))
+                conversion.first_seen = dict(target.first_seen(rule, spec, conversion.query))
         except SigmaFeatureNotSupportedByBackendError as error:
             conversion.error, conversion.not_expressible = _describe(error), True
         except (SigmaError, ImportError) as error:

@@ -26,7 +26,8 @@ EXAMPLES = {
     "scan": """\
   r53sigma scan                                     # the bundled samples with the bundled rules
   r53sigma scan --rules my_rules/ AWSLogs/ -o alerts.jsonl
-  gzip -dc big.jsonl.gz | r53sigma scan -           # stdin, plain or gzip""",
+  gzip -dc big.jsonl.gz | r53sigma scan -           # stdin, plain or gzip
+  r53sigma scan AWSLogs/ --baseline seen.csv --baseline-update   # first-seen rules: history read, then kept""",
     "test": """\
   r53sigma test                                     # every rule's cases
   r53sigma test sigma_rules/resolver/rare_dns_response_code.yml   # one rule's cases only

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from r53sigma import attack, catalogue, conversion, navigator, owned_folder, schedule
+from r53sigma import attack, catalogue, conversion, first_seen, navigator, owned_folder, schedule
 from r53sigma import rules as rule_loading
 from r53sigma.packaged import PackagedRule, Schedule
 from r53sigma.targets import registry
@@ -73,7 +73,13 @@ def source_of(logsource: dict) -> str:
 
 def packaged(conv: conversion.Conversion) -> PackagedRule:
     source = source_of(conv.logsource)
-    return PackagedRule(conv, source, schedule_of(conv.rule, source), note_of(conv.rule))
+    item = PackagedRule(conv, source, schedule_of(conv.rule, source), note_of(conv.rule))
+    if conv.first_seen is not None:  # a first-seen form compares each run with the history before it
+        history = first_seen.of(conv.rule).history_seconds // 60
+        if history <= item.schedule.lookback:
+            raise PackageError(f"first_seen.history ({history}m) must be longer than the rule's look-back "
+                               f"({item.schedule.lookback}m), or every value of a run would be new")
+    return item
 
 
 def relative_file(path: Path | None, roots: list[Path]) -> str | None:

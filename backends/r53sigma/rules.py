@@ -17,7 +17,7 @@ from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline
 from sigma.rule import SigmaDetection, SigmaRule
 from sigma.types import SigmaString
 
-from r53sigma import ioc
+from r53sigma import first_seen, ioc
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RULE_SUFFIXES = (".yml", ".yaml")
@@ -250,6 +250,10 @@ def _condition_problem(collection: SigmaCollection) -> str | None:
     for rule in collection.rules:
         if isinstance(rule, SigmaCorrelationRule) and not rule.rules:
             return f"rule {rule.title!r}: a correlation must name at least one rule"
+        try:
+            first_seen.of(rule)
+        except first_seen.FirstSeenError as error:
+            return f"rule {rule.title!r}: {error}"
         if not isinstance(rule, SigmaRule):
             continue
         try:

@@ -8,6 +8,8 @@ rules as package data). A folder given with ``--cases`` may instead hold any YAM
       - name: <what it shows>
         events: [<raw record: a JSON object, or a public hosted-zone log line as a string>, ...]
         alerts: <int>   # matching events for a plain rule; bursts (one per group and burst, r53sigma.scan.correlations) for a correlation
+        baseline:       # optional, first-seen rules only: values seen before, as a --baseline file holds them
+          - {values: [<value per first_seen field>], last_seen: <ISO 8601 time>}
     vars:               # optional: placeholder values, as pySigma pipeline variables (ioc_domains: [...])
 
 :func:`run` checks every case and also reports, as problems that fail the run: a broken rule file
@@ -25,7 +27,9 @@ from typing import Any
 import yaml
 from sigma.correlations import SigmaCorrelationRule
 
+from r53sigma import first_seen
 from r53sigma import rules as rules_mod
+from r53sigma.scan import baseline
 from r53sigma.scan.reference import Alert, Engine, EngineError
 from r53sigma.scan.records import Event, RecordError, format_time, parse_record
 
@@ -191,6 +195,10 @@ def validate(doc: Any) -> tuple[str, list[dict]]:
             raise ValueError(f"{where} ({case['name']}): `events` must be a list")
         if isinstance(case["alerts"], bool) or not isinstance(case["alerts"], int) or case["alerts"] < 0:
             raise ValueError(f"{where} ({case['name']}): `alerts` must be a whole number >= 0")
+        rows = case.get("baseline", [])
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and isinstance(r.get("values"), list) and r.get("last_seen")
+                                                 for r in rows):
+            raise ValueError(f"{where} ({case['name']}): `baseline` must list {{values: [...], last_seen: <time>}} rows")
     return str(doc["rule"]), doc["cases"]
 
 
@@ -205,8 +213,14 @@ def _run_case(engine: Engine, rule, path: Path, ref: str, case: dict) -> CaseRes
             return result
     try:
         result.alerts = engine.evaluate(rule, events)
+        if first_seen.of(rule) is not None:  # the candidates, reduced to those not seen before
+            seen = baseline.Baseline.from_rows({**row, "rule_id": str(rule.id)} for row in case.get("baseline", []))
+            result.alerts = list(baseline.first_seen_alerts(result.alerts, seen))
     except EngineError as error:
         result.error = str(error)
+        return result
+    except ValueError as error:  # a baseline row's time
+        result.error = f"baseline: {error}"
         return result
     result.got = len(result.alerts)
     return result

@@ -94,8 +94,11 @@ def _print_text(good: list[conversion.Conversion]) -> None:
         first = items[0]
         print(f"# {first.title}  [{first.rule_id}]  {first.path or ''}")
         for c in items:
-            print(f"## {c.target} ({c.language})")
+            print(f"## {c.target} ({c.language}{', first-seen candidates' if c.first_seen else ''})")
             print(c.query)
+            if c.first_seen:
+                print(f"## {c.target} (first-seen form)")
+                print(json.dumps(c.first_seen, indent=2))
         print()
 
 
@@ -108,4 +111,6 @@ def _files(good: list[conversion.Conversion], fmt: str) -> dict[str, str]:
         if name in files:  # a file holding several standalone rules: one output file each
             name = f"{c.target}/{stem}-{c.rule_id}{suffix}"
         files[name] = json.dumps(c.export(), indent=2) + "\n" if fmt == "json" else c.query + "\n"
+        if c.first_seen and fmt != "json":  # the native form beside the candidate query
+            files[name.removesuffix(suffix) + ".first_seen.json"] = json.dumps(c.first_seen, indent=2) + "\n"
     return files

@@ -15,9 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from r53sigma import envfilter, ioc, signals
+from r53sigma import envfilter, first_seen, ioc, signals
 from r53sigma import rules as rules_mod
 from r53sigma.progress import ScanProgress
+from r53sigma.scan import baseline
 from r53sigma.scan.reference import Engine, EngineError
 from r53sigma.scan.records import Event, ReadError, dump_json, read_paths
 
@@ -45,6 +46,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     envfilter.add_argument(parser)
     parser.add_argument("--memory-limit", default=None, metavar="SIZE",
                         help="DuckDB engine: memory to use before spilling to a temporary folder (e.g. 512MB)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="FILE",
+                        help="first-seen rules: the values already seen (CSV, described in the README); "
+                        "a missing FILE is an empty history. Without it, first-seen rules are skipped")
+    parser.add_argument("--baseline-update", action="store_true",
+                        help="after a complete scan, write FILE with the values this scan saw added "
+                        "(only a file r53sigma wrote, or a new one)")
     parser.set_defaults(func=run)
 
 
@@ -52,6 +59,16 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     if args.output is not None and args.output.is_dir():
         print(f"scan: --output {args.output} is a folder; give a file name", file=sys.stderr)
+        return 2
+    if args.baseline_update and args.baseline is None:
+        print("scan: --baseline-update needs --baseline FILE", file=sys.stderr)
+        return 2
+    try:
+        history = baseline.read(args.baseline) if args.baseline is not None else None
+        if args.baseline_update:
+            baseline.check_writable(args.baseline)  # told before the scan, not after it
+    except baseline.BaselineError as error:
+        print(f"scan: --baseline {error}", file=sys.stderr)
         return 2
     try:
         loaded = rules_mod.load(args.rules or None, filters=args.filters)
@@ -78,6 +95,10 @@ def run(args: argparse.Namespace) -> int:
         if rules_mod.needs_ioc_list(rule):  # a user's feed, not configured: nothing to match, not an error
             print(f"rule skipped: {rule.title}: no list for %ioc_domains% (set {ioc.ENV_FILE})", file=sys.stderr)
             continue
+        if history is None and first_seen.of(rule) is not None:
+            print(f"rule skipped: {rule.title}: a first-seen rule needs the values already seen "
+                  "(--baseline FILE; a new FILE with --baseline-update starts one)", file=sys.stderr)
+            continue
         try:
             engine.check(rule)
             chosen.append(rule)
@@ -101,6 +122,8 @@ def run(args: argparse.Namespace) -> int:
         alerts = engine.scan_paths(logs, chosen, on_error, on_file=progress.file_done)
     else:
         alerts = engine.scan(progress.wrap(read_paths(logs, on_error)), chosen)
+    if history is not None:
+        alerts = baseline.first_seen_alerts(alerts, history)
     counts: Counter[str] = Counter()
     stopped = None
     output = _output(args.output)
@@ -127,6 +150,12 @@ def run(args: argparse.Namespace) -> int:
         progress.done()
         output.discard()
     _summary(chosen, counts, progress.events, progress.files, problems, sys.stderr)
+    if args.baseline_update and stopped is None and progress.events:
+        try:
+            baseline.write(args.baseline, history)
+        except (baseline.BaselineError, OSError) as error:
+            print(f"scan: --baseline {args.baseline} not written: {error}", file=sys.stderr)
+            status = 1
     if stopped is not None:
         what = "terminated" if isinstance(stopped, signals.Terminated) or signals.received() == 15 else "interrupted"
         kept = f"; {args.output} not written" if args.output else ""

@@ -74,6 +74,11 @@ class Target:
     # Correlation windows: None = the spec's sliding window exactly; else the fraction of the span
     # within which any burst is guaranteed to be caught (hopping buckets: 0.5; fixed buckets: 0).
     window_guarantee: float | None = None
+    # First-seen rules (r53sigma.first_seen): (rule, first-seen definition, the converted candidate
+    # query) -> the target's native form (JSON-able, e.g. Kibana new_terms parameters); None: the
+    # target refuses such rules, saying first_seen_refusal.
+    first_seen: Callable[[Any, Any, str], Mapping[str, Any]] | None = None
+    first_seen_refusal: str = "the target keeps no state between runs (no history of values seen)"
 
     def backend_for(self, rule) -> tuple[str, str, str]:
         if isinstance(rule, SigmaCorrelationRule):

@@ -16,7 +16,7 @@ from r53sigma.verify import DISAGREE, WindowBound
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 
-from r53sigma import catalogue, conversion, ioc, rules as rules_mod
+from r53sigma import catalogue, conversion, first_seen, ioc, rules as rules_mod
 from r53sigma.scan import derived_fields
 from r53sigma.targets.athena import backend as athena
 from r53sigma.cli import main
@@ -65,6 +65,9 @@ def test_every_resolver_rule_converts_to_trino_sql_that_parses():
     assert not errors
     derived = [c for c in conversions if derived_fields.named_by(c.rule)]  # no Public Suffix List in Athena
     assert derived and all(c.not_expressible and "not available in Athena" in c.error for c in derived)
+    stateful = [c for c in conversions if first_seen.of(c.rule) is not None and c not in derived]  # no state between runs
+    assert stateful and all(c.not_expressible and "athena cannot state a first-seen rule" in c.error for c in stateful)
+    derived += stateful
     resolver = [c for c in conversions if all(_is_resolver(base) for base in _bases(c.rule)) and c not in derived]
     assert resolver and all(c.ok for c in resolver), [c.error for c in resolver if not c.ok]
     for c in resolver:
@@ -108,7 +111,8 @@ def resolver_cases():
         doc = yaml.safe_load(path.read_text())
         rule = loaded.find(str(doc["rule"]))
         # refused: a correlation joining CloudTrail, and rules on registered-domain fields
-        if all(_is_resolver(base) for base in _bases(rule)) and not derived_fields.named_by(rule):
+        if all(_is_resolver(base) for base in _bases(rule)) and not derived_fields.named_by(rule) \
+                and first_seen.of(rule) is None:  # first-seen rules: refused, see above
             for case in doc["cases"]:
                 yield pytest.param(str(doc["rule"]), case, id=f"{path.stem}-{case['name'][:40]}")
 

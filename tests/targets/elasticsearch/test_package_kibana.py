@@ -43,7 +43,8 @@ def test_single_event_rules_are_lucene_queries_on_the_catalogue_index():
         assert document["rule_id"] == c.rule_id and document["query"] == c.query
         if c.language == "lucene":
             source = catalogue.for_logsource(c.logsource.get("category"), c.logsource.get("product"), c.logsource.get("service"))[0]
-            assert (document["type"], document["language"]) == ("query", "lucene")
+            rule_type = "new_terms" if c.first_seen else "query"  # first-seen rules: Kibana's new terms type
+            assert (document["type"], document["language"]) == (rule_type, "lucene")
             assert document["index"] == list(source.targets["elasticsearch"]["index"])
         else:  # correlations: ES|QL names its indices in FROM
             assert (document["type"], document["language"]) == ("esql", "esql") and "index" not in document

@@ -25,6 +25,8 @@ MANIFEST_SCHEMA = REPO / "backends" / "r53sigma" / "schemas" / "splunk_app_manif
 EXPLAINED_WARNINGS = {
     # The rule "DNS Answer Points To Instance Metadata Service" searches for 169.254.169.254 on purpose.
     "check_hostnames_and_ips",
+    # "App contains collections.conf. No action required.": the first-seen rules' KV store baselines.
+    "check_collections_conf",
 }
 
 
@@ -66,11 +68,13 @@ def unfold(value: str) -> str:
 def test_one_scheduled_search_per_rule_including_correlations():
     stanzas = searches(bundled_build())
     converted = [c for (t, _), c in bundled_conversions().items() if t == "splunk" and c.ok]  # refused rules are not packaged
-    assert set(stanzas) == {"default"} | {f"r53sigma-{c.rule_id}" for c in converted}
+    baselines = {f"r53sigma-{c.rule_id}-baseline" for c in converted if c.first_seen}  # first-seen rules' second search
+    assert set(stanzas) == {"default"} | {f"r53sigma-{c.rule_id}" for c in converted} | baselines
     assert any("| stats" in c.query for c in converted)  # correlations are among them
     for c in converted:
         stanza = stanzas[f"r53sigma-{c.rule_id}"]
-        assert unfold(stanza["search"]) == c.query and stanza["action.correlationsearch.label"] == c.title
+        query = c.first_seen["detection_search"] if c.first_seen else c.query
+        assert unfold(stanza["search"]) == query and stanza["action.correlationsearch.label"] == c.title
         assert re.fullmatch(r"(\*/\d+|0) .*", stanza["cron_schedule"]) and stanza["dispatch.earliest_time"].endswith("m@m")
 
 
@@ -100,7 +104,7 @@ def test_interval_without_a_cron_expression_is_refused():
 def test_every_conf_file_parses():
     build = bundled_build()
     confs = [p for p in build.files if p.startswith(APP_DIR) and (p.endswith(".conf") or p.endswith(".meta"))]
-    assert len(confs) == 7  # app, savedsearches, props, transforms, eventtypes, tags, default.meta
+    assert len(confs) == 8  # app, savedsearches, props, transforms, eventtypes, tags, collections, default.meta
     for path in confs:
         assert parse_conf(text(build, path)), path
 
@@ -121,9 +125,12 @@ def test_field_extractions_are_the_add_on_rendering():
         name = path.rsplit("/", 1)[1]
         if name in app.ADDON_FILES:
             shipped = text(build, f"{APP_DIR}/default/{name}")
-            if name == "transforms.conf":  # the app's own threat-feed lookup definition follows the add-on's
-                assert shipped.endswith("\n" + lookups.TRANSFORMS_STANZA)
-                shipped = shipped[: -len(lookups.TRANSFORMS_STANZA) - 1]
+            if name == "transforms.conf":  # the app's threat-feed lookup, then the first-seen rules' lookups
+                if "[r53sigma_first_seen_" in shipped:
+                    shipped = shipped[: shipped.index("\n[r53sigma_first_seen_")]
+                shipped = shipped.rstrip("\n")
+                assert shipped.endswith("\n" + lookups.TRANSFORMS_STANZA.rstrip("\n"))
+                shipped = shipped[: -len(lookups.TRANSFORMS_STANZA.rstrip("\n")) - 1]
             assert shipped.rstrip("\n") == content.rstrip("\n"), name
 
 

@@ -10,4 +10,6 @@ TARGET = Target(
     order=4,
     siem=False,
     window_guarantee=0.0,  # fixed epoch-aligned windows: a burst is caught only inside one window
+    first_seen_refusal="the pack's Athena queries are one-off searches with no schedule and no table of "
+    "values seen; r53sigma scan --baseline reads the same S3 logs with a baseline file",
 )

@@ -43,6 +43,9 @@ TARGET = Target(
     mapping_column="Logs Insights",
     package_companions=("cloudwatch_metric_filter",),  # the alarms' filter patterns
     window_guarantee=0.0,  # fixed bin() windows (sigma.backends.cloudwatch WINDOW_GUARANTEE)
+    first_seen_refusal="Logs Insights keeps no state between runs (no lookup a query can write), so a "
+    "scheduled query cannot know the values earlier runs saw; one query over the whole history each run "
+    "is not what the pack schedules (r53sigma scan --baseline reads the same logs exported to S3)",
 )
 
 METRIC_FILTER = Target(
@@ -52,5 +55,6 @@ METRIC_FILTER = Target(
     order=4,
     siem=False,
     verifier=_verifier,
+    first_seen_refusal="a metric filter pattern tests one event at a time and keeps no values seen",
 )
 TARGETS = (TARGET, METRIC_FILTER)

@@ -16,6 +16,12 @@ def _package(rules, roots):
     return {**kibana.render(rules), dashboard.DASHBOARD_FILE: dashboard.ndjson()}
 
 
+def _first_seen(rule, spec, query):
+    from .first_seen import native_form
+
+    return native_form(rule, spec, query)
+
+
 def _verifier():
     from .verify import ElasticsearchVerifier
 
@@ -39,5 +45,6 @@ TARGET = Target(
     deployer=_deployer,
     deploy_name="elastic",
     window_guarantee=0.5,  # hopping buckets (r53sigma.targets.elasticsearch.backend)
+    first_seen=_first_seen,  # Kibana new_terms rules (first_seen.py)
     mapping_column="ECS (Elasticsearch)",
 )

@@ -301,7 +301,16 @@ def kibana_rule(item: PackagedRule) -> dict:
         }
     if item.is_correlation:
         document.pop("index", None)  # an ES|QL rule names its indices in FROM
+    if item.conversion.first_seen:  # Kibana's own first-seen rule type, over the Lucene candidate query
+        document.update(new_terms(item))
     return dict(sorted(document.items()))
+
+
+def new_terms(item: PackagedRule) -> dict:
+    """The new_terms settings (targets/elasticsearch/first_seen.py; r53sigma.package checked that the
+    history reaches further back than the look-back)."""
+    form = dict(item.conversion.first_seen)
+    return {key: form[key] for key in ("type", "new_terms_fields", "history_window_start")}
 
 
 @cache

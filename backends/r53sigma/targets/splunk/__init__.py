@@ -12,6 +12,12 @@ def _package(rules, roots):
     return app.render(rules)
 
 
+def _first_seen(rule, spec, query):
+    from .first_seen import native_form
+
+    return native_form(rule, spec, query)
+
+
 def _verifier():
     from .verify import SplunkVerifier
 
@@ -35,6 +41,7 @@ TARGET = Target(
     deployer=_deployer,
     deploy_name="splunk",
     mapping_column="Splunk (CIM / raw)",
+    first_seen=_first_seen,  # a KV store baseline and two saved searches (first_seen.py)
 )
 
 __all__ = ["TARGET", "event_from_raw", "render"]

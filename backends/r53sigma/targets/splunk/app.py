@@ -16,7 +16,7 @@ import tarfile
 from typing import TYPE_CHECKING
 
 from r53sigma import __version__
-from r53sigma.targets.splunk import addon, dashboard, lookups, savedsearches
+from r53sigma.targets.splunk import addon, dashboard, first_seen, lookups, savedsearches
 
 if TYPE_CHECKING:
     from r53sigma.packaged import PackagedRule
@@ -116,6 +116,10 @@ def app_files(items: list[PackagedRule]) -> dict[str, str]:
     # (the user's feed replaces it; never shipped with data)
     files["default/transforms.conf"] += "\n" + lookups.TRANSFORMS_STANZA
     files[f"lookups/{lookups.CSV}"] = lookups.CSV_HEADER
+    baselines = [i for i in items if i.conversion.first_seen]
+    if baselines:  # first-seen rules' KV store collections and their lookup definitions (first_seen.py)
+        files["default/collections.conf"] = HEADER + first_seen.collections_conf(baselines) + "\n"
+        files["default/transforms.conf"] = files.get("default/transforms.conf", "") + "\n" + first_seen.transforms_conf(baselines) + "\n"
     return dict(sorted(files.items()))
 
 

@@ -40,6 +40,7 @@ RISK_SCORE = {"informational": 10, "low": 25, "medium": 50, "high": 75, "critica
 SECURITY_DOMAIN = {"resolver": "network", "public_zone": "network", "cloudtrail": "audit"}  # ES domains
 RISK_OBJECT_TYPE = {"source_ip": "system", "actor": "user"}  # catalogue role -> ES risk object type
 ENTITY_ROLES = ("source_ip", "actor", "question_name", "operation")  # single-event throttle keys
+BASELINE_SUFFIX = "-baseline"  # a first-seen rule's second search: r53sigma-<rule id>-baseline
 SINGLE_EVENT_THROTTLE = 60  # minutes: one alert per entity per hour for single-event rules
 
 # savedsearches.conf.spec keys common to every search (Splunk Admin Manual, savedsearches.conf:
@@ -93,6 +94,8 @@ def key_fields(item: PackagedRule) -> list[tuple[str, str | None]]:
     roles = {f.target(TARGET).name: f.role for f in log_source.fields.values()}
     if item.is_correlation:
         names = list(item.rule.group_by or ())
+    elif item.conversion.first_seen:  # one result per new value
+        names = list(item.conversion.first_seen["fields"])
     elif getattr(item.rule, "fields", None):
         names = list(item.rule.fields)
     else:
@@ -211,7 +214,26 @@ def stanza(item: PackagedRule) -> str:
     settings["description"] = description(item)
     fields = getattr(item.rule, "fields", None)
     settings["search"] = item.query + ("\n| table " + ",".join(fields) if fields else "")  # as pySigma's savedsearches format
+    if item.conversion.first_seen:  # the lookup-backed detection (first_seen.py), and its baseline search
+        settings["search"] = item.conversion.first_seen["detection_search"]
+        return (f"\n[{stanza_name(item)}]" + SplunkBackend._generate_settings(settings)
+                + f"\n\n[{stanza_name(item)}{BASELINE_SUFFIX}]" + SplunkBackend._generate_settings(baseline_settings(item)))
     return f"\n[{stanza_name(item)}]" + SplunkBackend._generate_settings(settings)  # pySigma's .conf writer
+
+
+def baseline_settings(item: PackagedRule) -> dict[str, str]:
+    """A first-seen rule's baseline search: scheduled as the rule (hunting rules too: the history must
+    keep up), no alert, not an ES correlation search; reads what the rule's own runs read."""
+    return {
+        "description": f"{item.rule.title}: keeps the KV store baseline {item.conversion.first_seen['lookup']} "
+                       f"the rule's search compares with.\n{MARKER} (rule {item.conversion.rule_id}); `r53sigma deploy` keeps it in step.",
+        "enableSched": "1",
+        "alert.track": "0",
+        "action.correlationsearch.enabled": "0",
+        "cron_schedule": cron(item.schedule.interval),
+        **{k: v for k, v in time_bounds(item).items()},
+        "search": item.conversion.first_seen["baseline_search"],
+    }
 
 
 def render(items: list[PackagedRule], header: str) -> str:

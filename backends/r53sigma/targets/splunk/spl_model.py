@@ -22,9 +22,10 @@ Modelled (Splunk Search Reference, Search Manual "Boolean expressions", "Backsla
   multivalue field); ``| rex field=f "(?<name>re)"`` (first match, named groups become fields);
   ``| eval`` and ``| where`` with eval expressions (AND before OR; ``=``/``==`` exact and
   case-sensitive; ``if``, ``case``, ``isnull``, ``isnotnull``, ``like``, ``match``, ``cidrmatch``,
-  ``lower``, ``upper``, ``len``, ``in``);
+  ``lower``, ``upper``, ``len``, ``in``, ``coalesce``, ``min``/``max`` of numbers, ``now()`` (the
+  search's start, given by :data:`SEARCH_TIME`), ``relative_time(X, "-Nunit")`` without snapping);
 - ``| bin _time span=N(s|m|h|d)`` (epoch-aligned); ``| stats count, count(f), dc(f), sum(f), min,
-  max, avg ... as name by f1 f2`` (an event without a by-field is left out; a multivalue by-field
+  max, avg, first ... as name by f1 f2`` (an event without a by-field is left out; a multivalue by-field
   puts the event in each value's group; aggregates separated by commas or spaces);
   ``| sort [count] [-]field ...`` (stable; 10000 results unless a count, 0 = all);
   ``| streamstats [current=] [window=] [time_window=span] aggregates by f`` (running aggregates per
@@ -38,10 +39,12 @@ Anything else raises :class:`QuerySyntaxError` rather than being guessed.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import ipaddress
 import math
 import re
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
@@ -562,6 +565,35 @@ def _cidrmatch(cidr: Any, value: Any) -> bool | None:
     return any(value_test(str(cidr))(str(v)) for v in _values(value))
 
 
+# now(): "the time that the search was started"; a model run is given it (None: the clock).
+SEARCH_TIME: contextvars.ContextVar[float | None] = contextvars.ContextVar("spl_search_time", default=None)
+
+
+def _search_time() -> float:
+    given = SEARCH_TIME.get()
+    return time.time() if given is None else given
+
+
+def _extreme(pick, values) -> Any:
+    """min()/max() of numbers (every argument must be one here: no mixed string ordering modelled)."""
+    numbers = [_number(v) for v in values]
+    if any(n is None for n in numbers):
+        raise QuerySyntaxError("min()/max() over a null or non-number is not modelled")
+    return pick(numbers)
+
+
+def _relative_time(moment: Any, spec: Any) -> float | None:
+    """relative_time(X, "-Nunit"): an offset only (no @ snapping is modelled)."""
+    found = re.fullmatch(r"([+-])(\d+)(s|m|h|d)", str(spec))
+    if not found:
+        raise QuerySyntaxError(f"relative_time specifier {spec!r} is not modelled")
+    base = _number(moment)
+    if base is None:
+        return None
+    offset = int(found.group(2)) * SPAN_SECONDS[found.group(3)]
+    return base - offset if found.group(1) == "-" else base + offset
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {
     "true": lambda: True,
     "false": lambda: False,
@@ -589,6 +621,12 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "mvrange": lambda a, b: None if _number(a) is None or _number(b) is None else _one_or_many(list(range(int(_number(a)), int(_number(b))))),
     "mvindex": lambda v, a, b=None: _mvindex(v, a, b),
     "mvjoin": lambda v, d: None if v is None else str(d).join(str(x) for x in _values(v)),
+    # Search Reference, "Comparison and Conditional functions" / "Date and Time functions":
+    "coalesce": lambda *vs: next((v for v in vs if v is not None), None),
+    "min": lambda *vs: _extreme(min, vs),
+    "max": lambda *vs: _extreme(max, vs),
+    "now": lambda: _search_time(),
+    "relative_time": lambda t, spec: _relative_time(t, spec),
 }
 
 
@@ -916,7 +954,7 @@ def _bin_step(text: str) -> Step:
     return bucket
 
 
-AGGREGATE = re.compile(r"\s*(?P<fn>count|dc|distinct_count|sum|min|max|avg)\s*(?:\(\s*(?P<arg>[^)]*?)\s*\))?(?:\s+as\s+(?P<name>\S+))?\s*$")
+AGGREGATE = re.compile(r"\s*(?P<fn>count|dc|distinct_count|sum|min|max|avg|first)\s*(?:\(\s*(?P<arg>[^)]*?)\s*\))?(?:\s+as\s+(?P<name>\S+))?\s*$")
 
 
 def _stats_step(text: str) -> Step:
@@ -950,6 +988,9 @@ def _stats_step(text: str) -> Step:
                     result[name] = len(values) if arg else len(members)
                 elif fn in ("dc", "distinct_count"):
                     result[name] = len(set(values))
+                elif fn == "first":  # the first value in input order (Search Reference, "first")
+                    if values:
+                        result[name] = values[0]
                 else:
                     numbers = [n for n in map(_number, values) if n is not None]
                     if numbers:

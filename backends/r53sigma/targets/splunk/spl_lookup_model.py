@@ -1,0 +1,110 @@
+"""KV store lookups on top of the SPL model (spl_model): ``lookup``, ``inputlookup append=true`` and
+``outputlookup``, the commands the first-seen baseline searches use (targets/splunk/first_seen.py).
+
+Modelled from the Search Reference:
+- ``lookup <name> <field> ... OUTPUT <field> ...``: each result gets the output fields of the lookup
+  row whose input fields all equal its own (exact, case-sensitive: transforms.conf
+  ``case_sensitive_match`` defaults to true); no matching row, no output fields;
+- ``inputlookup append=true <name>``: the lookup's rows appended after the current results;
+- ``outputlookup <name>``: the lookup's contents replaced by the results (a KV store collection keeps
+  the fields its ``fields_list`` names), the results passed on.
+
+:func:`run` runs one search at one search time (``now()``) against a :class:`Store` of collections.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Iterable
+
+from r53sigma.targets.splunk import spl_model
+from r53sigma.targets.splunk.spl_model import QuerySyntaxError, Row
+
+
+@dataclass
+class Store:
+    """Collections by lookup name: their ``fields_list`` and rows."""
+
+    fields: dict[str, list[str]] = field(default_factory=dict)
+    rows: dict[str, list[Row]] = field(default_factory=dict)
+
+    def define(self, name: str, fields_list: list[str]) -> None:
+        self.fields[name] = [f for f in fields_list if f != "_key"]
+        self.rows.setdefault(name, [])
+
+    def table(self, name: str) -> list[Row]:
+        if name not in self.fields:
+            raise QuerySyntaxError(f"lookup {name!r} is not defined")
+        return self.rows[name]
+
+
+def _lookup_step(store: Store, text: str):
+    found = re.fullmatch(r"(\S+)\s+(.+?)\s+OUTPUT\s+(.+)", text.strip())
+    if not found:
+        raise QuerySyntaxError(f"lookup {text!r} is not modelled (lookup <name> <field>... OUTPUT <field>...)")
+    name, inputs, outputs = found.group(1), found.group(2).split(), found.group(3).split()
+
+    def step(rows: list[Row]) -> list[Row]:
+        index = {tuple(str(r.get(f)) for f in inputs): r for r in store.table(name) if all(r.get(f) is not None for f in inputs)}
+        out = []
+        for row in rows:
+            match = index.get(tuple(str(row.get(f)) for f in inputs)) if all(row.get(f) is not None for f in inputs) else None
+            row = {k: v for k, v in row.items() if k not in outputs}
+            if match is not None:
+                row.update({f: match[f] for f in outputs if match.get(f) is not None})
+            out.append(row)
+        return out
+    return step
+
+
+def _inputlookup_step(store: Store, text: str):
+    found = re.fullmatch(r"append=(?:t|true)\s+(\S+)", text.strip())
+    if not found:
+        raise QuerySyntaxError(f"inputlookup {text!r} is not modelled (only append=true <name>)")
+    return lambda rows: rows + [dict(r) for r in store.table(found.group(1))]
+
+
+def _outputlookup_step(store: Store, text: str):
+    name = text.strip()
+    if not re.fullmatch(r"\S+", name):
+        raise QuerySyntaxError(f"outputlookup {text!r} is not modelled (only outputlookup <name>)")
+
+    def step(rows: list[Row]) -> list[Row]:
+        kept = store.fields[name] if name in store.fields else store.table(name)
+        store.rows[name] = [{f: r[f] for f in kept if r.get(f) is not None} for r in rows]
+        return rows
+    return step
+
+
+LOOKUP_COMMANDS = {"lookup": _lookup_step, "inputlookup": _inputlookup_step, "outputlookup": _outputlookup_step}
+
+
+def run(query: str, events: Iterable[Row], store: Store, now: float) -> list[Row]:
+    """Run ``query`` on ``events`` as a search started at ``now``, reading and writing ``store``."""
+    steps = []
+    for index, segment in enumerate(spl_model.split_pipes(query)):
+        name, rest = (re.split(r"\s+", segment, maxsplit=1) + [""])[:2]
+        if index > 0 and name in LOOKUP_COMMANDS:
+            steps.append(LOOKUP_COMMANDS[name](store, rest))
+        else:
+            steps.append(spl_model.parse(segment if index == 0 else "| " + segment).run)
+    token = spl_model.SEARCH_TIME.set(now)
+    try:
+        rows: list[Row] = [dict(e) for e in events]
+        for step in steps:
+            rows = step(rows)
+        return rows
+    finally:
+        spl_model.SEARCH_TIME.reset(token)
+
+
+def define_from_transforms(store: Store, transforms_conf: str) -> None:
+    """The KV store lookups a transforms.conf defines (``external_type = kvstore``)."""
+    for stanza in re.split(r"\n(?=\[)", transforms_conf):
+        head = re.match(r"\s*\[([^\]]+)\]", stanza)
+        if head and re.search(r"^external_type\s*=\s*kvstore\s*$", stanza, re.MULTILINE):
+            fields_list = re.search(r"^fields_list\s*=\s*(.+)$", stanza, re.MULTILINE)
+            store.define(head.group(1), [f.strip() for f in fields_list.group(1).split(",")] if fields_list else [])
+
+
+__all__ = ["Store", "run", "define_from_transforms"]
