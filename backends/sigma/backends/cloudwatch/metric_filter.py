@@ -32,12 +32,13 @@ from sigma.types import (
 
 from sigma.pipelines.route53.cloudwatch import ROUTE53_ONLY_SOURCES, route53_cloudwatch_pipeline
 
-from . import patterns
+from . import contributor_insights, patterns
 
 # The pipeline contract's processing-state keys (README "Pipeline contract"), as the Logs Insights
 # backend reads them (not imported from it: that backend hands `-f metric_filter` to this one).
 STATE_FIELDS = "cloudwatch_fields"
 STATE_COLUMNS = "cloudwatch_columns"
+STATE_LOG_GROUP = "cloudwatch_log_group"
 
 MAX_PATTERN_LENGTH = 1024  # PutMetricFilter filterPattern
 MAX_REGEXES = 2  # regexes per JSON filter pattern
@@ -56,6 +57,7 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
     identifier: ClassVar[str] = "cloudwatch_metric_filter"
     formats: ClassVar[dict[str, str]] = {"default": "JSON filter pattern for PutMetricFilter"}
     requires_pipeline: ClassVar[bool] = False
+    correlates_unconverted_rules: ClassVar[bool] = True  # its correlations read the rules' conditions
     precedence: ClassVar[tuple] = (ConditionNOT, ConditionAND, ConditionOR)
     compare_ops: ClassVar[dict] = {CompareOperators.LT: "<", CompareOperators.LTE: "<=",
                                    CompareOperators.GT: ">", CompareOperators.GTE: ">="}
@@ -66,8 +68,23 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
             processing_pipeline = route53_cloudwatch_pipeline(only_sources=ROUTE53_ONLY_SOURCES)
         super().__init__(processing_pipeline, collect_errors, **backend_options)
 
+    def convert_rule(self, rule, output_format=None, callback=None):
+        self.converting = rule
+        return super().convert_rule(rule, output_format, callback)
+
     # The whole condition is rendered here: negation must reach the comparisons.
     def convert_condition(self, cond, state: ConversionState) -> str:
+        # a correlation over this rule becomes a Contributor Insights rule: keep its filters for it
+        facts = dict(state.processing_state.get(STATE_FIELDS, {}))
+        try:
+            filters = contributor_insights.filters_of(cond, lambda f: facts.get(f, {}))
+        except SigmaFeatureNotSupportedByBackendError as error:
+            filters = error
+        if state.processing_state.get(STATE_COLUMNS):
+            filters = contributor_insights.refuse("space-delimited lines (public hosted-zone logs) are not translated to a CLF rule")
+        groups = state.processing_state.get(STATE_LOG_GROUP)
+        self.contributor_filters = {**getattr(self, "contributor_filters", {}),
+                                    id(getattr(self, "converting", None)): (filters, facts, [groups] if groups else [])}
         if state.processing_state.get(STATE_COLUMNS):
             raise refuse("space-delimited lines (public hosted-zone logs) are not rendered yet; the rule keeps its Logs Insights query", cond)
         counter = {"regexes": 0}
@@ -189,11 +206,27 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
         return pattern
 
     def convert_correlation_rule(self, rule, output_format=None, method=None, callback=None):
-        error = refuse(f"correlation '{rule.title}': a metric filter counts events, it cannot group them (see the package's mechanism table)")
-        if self.collect_errors:
-            self.errors.append((rule, error))
-            return []
-        raise error
+        """A burst correlation as a Contributor Insights rule and its alarm (contributor_insights.py)."""
+        try:
+            known = getattr(self, "contributor_filters", {})
+            base = known.get(id(rule.rules[0].rule)) if len(rule.rules) == 1 else None
+            if len(rule.rules) == 1 and base is None:
+                raise refuse(f"correlation '{rule.title}': its rule '{rule.rules[0].rule.title}' was not converted")
+            filters, facts, groups = base or ([], {}, [])
+            mapped = lambda name: sorted(self.last_processing_pipeline.field_mappings.get(name) or [name])[0]  # noqa: E731
+            group_fields = [mapped(f) for f in rule.group_by or []]
+            value_field = mapped(rule.condition.fieldref) if getattr(rule.condition, "fieldref", None) else None
+            document = contributor_insights.rule_document(rule, filters, group_fields, value_field, groups,
+                                                          lambda f: facts.get(f, {}))
+        except SigmaFeatureNotSupportedByBackendError as error:
+            error = SigmaFeatureNotSupportedByBackendError(f"{error} (correlation '{rule.title}')", source=rule.source)
+            if self.collect_errors:
+                self.errors.append((rule, error))
+                return []
+            raise error
+        query = contributor_insights.render(document)
+        rule.set_conversion_result([query])
+        return [query]
 
 
 def _balanced(text: str) -> bool:
