@@ -31,7 +31,7 @@ QUERY_PREFIX = "r53sigma/"
 POLICY_PREFIX = "r53sigma-"
 FIELD_INDEX = "FIELD_INDEX_POLICY"
 QUERY_LANGUAGE = "CWLI"
-STACK_ONLY = ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")
+STACK_ONLY = ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::InsightRule", "AWS::CloudWatch::Dashboard")
 NOT_APPLIED = "stack only"  # a plan row that is no change: deploy leaves it to CloudFormation
 TRANSIENT_CODES = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",

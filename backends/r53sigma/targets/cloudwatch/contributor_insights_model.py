@@ -100,6 +100,18 @@ def check_rule(body: dict) -> None:
             _require(isinstance(value, bool), "IsPresent takes true or false")
 
 
+def parse_definition(text: str) -> dict:
+    """A RuleDefinition as PutInsightRule takes it: ASCII text (PA) holding a valid rule."""
+    _require(isinstance(text, str) and 1 <= len(text) <= MAX_DEFINITION, f"RuleDefinition is 1 to {MAX_DEFINITION} characters")
+    _require(all(ord(c) < 0x80 for c in text), "RuleDefinition holds ASCII characters only")
+    try:
+        body = json.loads(text)
+    except ValueError as error:
+        raise RejectedRule(f"RuleDefinition is not JSON: {error}") from None
+    check_rule(body)
+    return body
+
+
 def _select(record: Any, path: str) -> Any:
     value = record
     for name, index in re.findall(r"\.([A-Za-z0-9_@-]+)|\[([0-9]+)\]", path[1:]):
