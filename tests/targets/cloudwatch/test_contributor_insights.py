@@ -166,3 +166,34 @@ def test_fixed_periods_never_alarm_falsely_and_always_catch_2n_minus_1():
             seen["burst without alarm"] += 1  # the fixed periods' documented miss
         seen["alarm"] += bool(fired)
     assert all(seen.values()), seen  # the random cases reach every branch
+
+
+PUBLIC_BASE = BASE.replace("logsource: {product: aws, service: route53resolver}", "logsource: {product: aws, service: route53}")
+
+
+def test_public_zone_lines_are_clf_rules_on_the_catalogues_positions():
+    from cw_support import public_line
+
+    text = PUBLIC_BASE % "  sel: {responseCode: NXDOMAIN}\n  condition: sel" + CORRELATION % ("event_count", "    group-by: [hostZoneId]", "1m", "{gt: 2}")
+    backend = CloudWatchMetricFilterBackend(pipelines["route53_cloudwatch"](), collect_errors=True)
+    document = json.loads(backend.convert(SigmaCollection.from_yaml(text))[-1])
+    body = model.parse_definition(json.dumps(document["RuleBody"]))
+    assert body["LogFormat"] == "CLF" and body["Fields"] == {"3": "hostZoneId", "6": "responseCode"}
+    assert body["Contribution"]["Keys"] == ["hostZoneId"]
+    rule = model.Rule.parse(body)
+    assert rule.contributor(public_line(rcode="NXDOMAIN")) == ("Z123412341234",)
+    assert rule.contributor(public_line(rcode="NOERROR")) is None
+    lines = [(10 + i, public_line(f"n{i}.example.com", rcode="NXDOMAIN")) for i in range(4)]
+    assert len(model.alarms(document, lines)) == 1 == engine_bursts(text, lines)
+
+
+@pytest.mark.parametrize("change, why", [
+    ({"Fields": {"x": "name"}}, "Fields maps positions"),
+    ({"Contribution": {"Keys": ["$.name"]}}, "neither a position nor a Fields alias"),
+])
+def test_model_checks_clf_rules_as_the_page_describes(change, why):
+    valid = {"Schema": {"Name": "CloudWatchLogRule", "Version": 1}, "LogGroupNames": ["g"], "LogFormat": "CLF",
+             "Fields": {"4": "name"}, "Contribution": {"Keys": ["name"], "Filters": [{"Match": "2", "In": ["x"]}]}, "AggregateOn": "Count"}
+    model.check_rule(valid)
+    with pytest.raises(model.RejectedRule, match=why):
+        model.check_rule({**valid, **change})

@@ -24,6 +24,10 @@ Evaluation: matching is case sensitive (RS); filters are ANDed, an operator's st
 key's value is the JSON value's text. Not documented, and so the model's choice, which our rules
 never depend on (each key carries an `IsPresent: true` filter): an event without a key's value is
 not counted; comparison operators test numbers only.
+CLF rules (RS, "Additional field in rules for CLF logs"): a log event is an array of fields indexed
+from 1 (`"1"`, `"2"`, ...), `Fields` gives positions aliases usable in `Keys`, `ValueOf` and `Filters`;
+the model splits a line into fields as space-delimited filter patterns do (filter_pattern_model:
+spaces, `[...]` and `"..."` one field each) — the pages do not define CLF splitting further.
 Periods: the alarm's metric is evaluated over fixed periods of `Period` seconds aligned to the epoch
 (MA: a data point per period), MaxContributorValue = the top contributor's count in one period.
 """
@@ -79,15 +83,18 @@ def check_rule(body: dict) -> None:
     _require(isinstance(contribution, dict) and set(contribution) <= {"Keys", "ValueOf", "Filters"}, "Contribution holds Keys, ValueOf, Filters")
     keys = contribution.get("Keys")
     _require(isinstance(keys, list) and 1 <= len(keys) <= MAX_KEYS, f"Keys must hold 1 to {MAX_KEYS} fields")
+    aliases = body.get("Fields", {})
+    if body["LogFormat"] == "CLF":
+        _require(isinstance(aliases, dict) and all(isinstance(k, str) and k.isdigit() and int(k) >= 1 and isinstance(v, str) and v
+                                                   for k, v in aliases.items()), "Fields maps positions (\"1\", \"2\", ...) to names")
     for key in keys:
-        _property(key, "key") if body["LogFormat"] == "JSON" else None
+        _field(body, key, "key")
     _require(("ValueOf" in contribution) == (body["AggregateOn"] == "Sum"), "ValueOf is given exactly when AggregateOn is Sum")
     filters = contribution.get("Filters", [])
     _require(isinstance(filters, list) and len(filters) <= MAX_FILTERS, f"at most {MAX_FILTERS} filters")
     for item in filters:
         _require(isinstance(item, dict) and "Match" in item, "a filter needs a Match field")
-        if body["LogFormat"] == "JSON":
-            _property(item["Match"], "Match")
+        _field(body, item["Match"], "Match")
         operators = [k for k in item if k != "Match"]
         _require(len(operators) == 1 and operators[0] in OPERATORS, f"a filter takes one operator of {', '.join(OPERATORS)}, not {operators}")
         op, value = operators[0], item[operators[0]]
@@ -98,6 +105,14 @@ def check_rule(body: dict) -> None:
             _require(isinstance(value, (int, float)) and not isinstance(value, bool), f"{op} takes one number")
         else:
             _require(isinstance(value, bool), "IsPresent takes true or false")
+
+
+def _field(body: dict, name: Any, what: str) -> None:
+    if body["LogFormat"] == "JSON":
+        _property(name, what)
+    else:
+        _require(isinstance(name, str) and (name in body.get("Fields", {}).values() or (name.isdigit() and int(name) >= 1)),
+                 f"{what} {name!r} is neither a position nor a Fields alias")
 
 
 def parse_definition(text: str) -> dict:
@@ -132,8 +147,8 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _passes(item: dict, record: Any) -> bool:
-    value = _select(record, item["Match"])
+def _passes(item: dict, record: Any, select) -> bool:
+    value = select(record, item["Match"])
     op = next(k for k in item if k != "Match")
     wanted = item[op]
     if op == "IsPresent":
@@ -160,21 +175,32 @@ class Rule:
     @classmethod
     def parse(cls, body: dict) -> "Rule":
         check_rule(body)
-        if body["LogFormat"] != "JSON" or body["AggregateOn"] != "Count":
-            raise NotImplementedError("the model evaluates JSON rules aggregated on Count")
+        if body["AggregateOn"] != "Count":
+            raise NotImplementedError("the model evaluates rules aggregated on Count")
         return cls(body)
 
     def contributor(self, message: str) -> tuple | None:
         """The contributor (key values) a log event counts for, or None where it is not counted."""
-        try:
-            record = json.loads(message)
-        except ValueError:
-            return None  # a JSON rule reads JSON log events
+        if self.body["LogFormat"] == "CLF":
+            from r53sigma.targets.cloudwatch.filter_pattern_model import line_fields
+
+            record, select = line_fields(message), self._clf_select
+        else:
+            try:
+                record = json.loads(message)
+            except ValueError:
+                return None  # a JSON rule reads JSON log events
+            select = _select
         contribution = self.body["Contribution"]
-        if not all(_passes(item, record) for item in contribution.get("Filters", [])):
+        if not all(_passes(item, record, select) for item in contribution.get("Filters", [])):
             return None
-        values = tuple(_text(_select(record, key)) for key in contribution["Keys"])
+        values = tuple(_text(select(record, key)) for key in contribution["Keys"])
         return None if None in values else values
+
+    def _clf_select(self, fields: list[str], name: str) -> Any:
+        position = next((int(k) for k, v in self.body.get("Fields", {}).items() if v == name), None)
+        position = position if position is not None else int(name)
+        return fields[position - 1] if position <= len(fields) else MISSING
 
     def report(self, events: Iterable[tuple[float, str]], period: int) -> dict[float, dict[tuple, int]]:
         """Per aligned period start: each contributor's count."""

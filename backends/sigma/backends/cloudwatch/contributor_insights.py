@@ -17,6 +17,9 @@ What translates (everything else is refused with the reason, and the rule keeps 
   Negations are refused: the pages do not say whether `NotIn`/`NotEqualTo` match a missing field.
 - each key also gets `IsPresent: true` (room permitting): the reference engine does not group an
   event that lacks a group-by value, and the pages do not say how Contributor Insights keys it.
+- space-delimited lines (public hosted-zone logs) are `LogFormat: CLF` rules: the page's "a CLF log
+  event can be treated as array with an index starting from 1", `Fields` naming the positions the rule
+  uses after the catalogue's columns; a key whose column can hold `-` (no value) gets `NotIn: ["-"]`.
 
 Exactness: the alarm sees fixed, clock-aligned periods of the timespan, not a sliding window. Every
 alarm is a real burst (a period is a window of the timespan), and a burst of at least 2*N+1 events
@@ -46,25 +49,30 @@ def refuse(message: str) -> SigmaFeatureNotSupportedByBackendError:
     return SigmaFeatureNotSupportedByBackendError(f"CloudWatch Contributor Insights: {message}")
 
 
-def selector(field: str) -> str:
+def selector(field: str, columns: list[str] | None = None) -> str:
+    if columns is not None:  # CLF: the Fields alias of the column
+        if field not in columns:
+            raise refuse(f"'{field}' is not a column of the space-delimited line")
+        return field
     if not all(part and all(c.isalnum() or c in "_-" for c in part) for part in field.split(".")):
         raise refuse(f"field name '{field}' cannot be written in JSON property format")
     return "$." + field
 
 
-def filters_of(cond, facts_of) -> list[dict]:
-    """The base rule's condition as Contributor Insights filters (ANDed), or a refusal."""
+def filters_of(cond, facts_of, columns: list[str] | None = None) -> list[dict]:
+    """The base rule's condition as Contributor Insights filters (ANDed), or a refusal; ``columns``:
+    the space-delimited line's column names (a CLF rule), None for JSON."""
     items = cond.args if isinstance(cond, ConditionAND) else [cond]
     filters: list[dict] = []
     for item in items:
         if isinstance(item, ConditionAND):
-            filters += filters_of(item, facts_of)
+            filters += filters_of(item, facts_of, columns)
         else:
-            filters.append(_one_filter(item, facts_of))
+            filters.append(_one_filter(item, facts_of, columns))
     return filters
 
 
-def _one_filter(item, facts_of) -> dict:
+def _one_filter(item, facts_of, columns=None) -> dict:
     if isinstance(item, ConditionNOT):
         raise refuse("a negation: the pages do not say whether NotIn/NotEqualTo match an event without the field")
     tests = item.args if isinstance(item, ConditionOR) else [item]
@@ -74,7 +82,7 @@ def _one_filter(item, facts_of) -> dict:
     facts = facts_of(field)
     if facts.get("array"):
         raise refuse(f"'{field}' is a member of the JSON array '{facts['array']}' (JSON property format reaches elements only by index)")
-    match = selector(field)
+    match = selector(field, columns)
     values = [t.value for t in tests]
     if len(values) == 1 and isinstance(values[0], SigmaExists):
         return {"Match": match, "IsPresent": bool(values[0].exists)}
@@ -109,7 +117,7 @@ def _one_filter(item, facts_of) -> dict:
 
 
 def rule_document(rule: SigmaCorrelationRule, base_filters: list, group_fields: list[str], value_field: str | None,
-                  log_groups: list[str], facts_of) -> dict:
+                  log_groups: list[str], facts_of, columns: list[str] | None = None) -> dict:
     """{"RuleBody": the CloudWatchLogRule, "Alarm": what the alarm on its metric compares}."""
     kind = rule.type.name.lower()
     if kind not in ("event_count", "value_count"):
@@ -138,17 +146,24 @@ def rule_document(rule: SigmaCorrelationRule, base_filters: list, group_fields: 
         if facts_of(key).get("array"):
             raise refuse(f"the key '{key}' is a member of a JSON array")
     filters = list(base_filters)
-    present = [{"Match": selector(k), "IsPresent": True} for k in keys
-               if {"Match": selector(k), "IsPresent": True} not in filters]
+    if columns is None:
+        present = [{"Match": selector(k), "IsPresent": True} for k in keys
+                   if {"Match": selector(k), "IsPresent": True} not in filters]
+    else:  # every column is there; `-` is the line's "no value"
+        present = [{"Match": selector(k, columns), "NotIn": ["-"]} for k in keys if facts_of(k).get("dash_absent")]
     if len(filters) + len(present) > MAX_FILTERS:
         raise refuse(f"{len(filters)} filters and {len(present)} key presence tests, a rule holds {MAX_FILTERS}")
     body = {
         "Schema": {"Name": "CloudWatchLogRule", "Version": 1},
         "LogGroupNames": list(log_groups),
-        "LogFormat": "JSON",
-        "Contribution": {"Keys": [selector(k) for k in keys], "Filters": filters + present},
+        "LogFormat": "JSON" if columns is None else "CLF",
+        "Contribution": {"Keys": [selector(k, columns) for k in keys], "Filters": filters + present},
         "AggregateOn": "Count",
     }
+    if columns is not None:
+        used = {k for k in keys} | {f["Match"] for f in filters}
+        body = {**body, "Fields": {str(n): name for n, name in enumerate(columns, 1) if name in used}}
+        body = {k: body[k] for k in ("Schema", "LogGroupNames", "LogFormat", "Fields", "Contribution", "AggregateOn")}
     alarm = {"Metric": metric, "Period": seconds, "ComparisonOperator": ALARM_OPERATORS[op],
              "Threshold": rule.condition.count}
     return {"RuleBody": body, "Alarm": alarm}

@@ -81,15 +81,14 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
     def convert_condition(self, cond, state: ConversionState) -> str:
         # a correlation over this rule becomes a Contributor Insights rule: keep its filters for it
         facts = dict(state.processing_state.get(STATE_FIELDS, {}))
+        columns = [name for name, _ in state.processing_state.get(STATE_COLUMNS) or []] or None
         try:
-            filters = contributor_insights.filters_of(cond, lambda f: facts.get(f, {}))
+            filters = contributor_insights.filters_of(cond, lambda f: facts.get(f, {}), columns)
         except SigmaFeatureNotSupportedByBackendError as error:
             filters = error
-        if state.processing_state.get(STATE_COLUMNS):
-            filters = contributor_insights.refuse("space-delimited lines (public hosted-zone logs) are not translated to a CLF rule")
         groups = state.processing_state.get(STATE_LOG_GROUP)
         self.contributor_filters = {**getattr(self, "contributor_filters", {}),
-                                    id(getattr(self, "converting", None)): (filters, facts, [groups] if groups else [])}
+                                    id(getattr(self, "converting", None)): (filters, facts, [groups] if groups else [], columns)}
         counter = {"regexes": 0}
         if state.processing_state.get(STATE_COLUMNS):
             text = self.space_delimited(cond, state, counter)
@@ -278,12 +277,12 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
             base = known.get(id(rule.rules[0].rule)) if len(rule.rules) == 1 else None
             if len(rule.rules) == 1 and base is None:
                 raise refuse(f"correlation '{rule.title}': its rule '{rule.rules[0].rule.title}' was not converted")
-            filters, facts, groups = base or ([], {}, [])
+            filters, facts, groups, columns = base or ([], {}, [], None)
             mapped = lambda name: sorted(self.last_processing_pipeline.field_mappings.get(name) or [name])[0]  # noqa: E731
             group_fields = [mapped(f) for f in rule.group_by or []]
             value_field = mapped(rule.condition.fieldref) if getattr(rule.condition, "fieldref", None) else None
             document = contributor_insights.rule_document(rule, filters, group_fields, value_field, groups,
-                                                          lambda f: facts.get(f, {}))
+                                                          lambda f: facts.get(f, {}), columns)
         except SigmaFeatureNotSupportedByBackendError as error:
             error = SigmaFeatureNotSupportedByBackendError(f"{error} (correlation '{rule.title}')", source=rule.source)
             if self.collect_errors:
