@@ -162,7 +162,7 @@ def test_burst_correlations_get_an_insight_rule_and_an_alarm_on_its_metric():
     rules = {r["Properties"]["RuleName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::InsightRule"}
     for m in stated:
         properties = rules[f"r53sigma-{m['rule_id']}"]
-        body = properties["RuleBody"]["Fn::Sub"].replace("${ResolverLogGroupName}", "/aws/route53/resolver-query-logs")
+        body = re.sub(r"\$\{([A-Za-z]+)\}", lambda m: document["Parameters"][m.group(1)]["Default"], properties["RuleBody"]["Fn::Sub"])
         wanted = documents[m["rule_id"]]
         assert model_parse(body) == wanted["RuleBody"]
         alarm = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
