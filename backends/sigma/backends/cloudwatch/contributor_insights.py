@@ -138,7 +138,7 @@ def rule_document(rule: SigmaCorrelationRule, base_filters: list, group_fields: 
         keys, metric = [value_field], "UniqueContributors"
     else:
         if not group_fields:
-            raise refuse("event_count without group-by: a metric filter counts that")
+            raise refuse("event_count without group-by: no contributor to key on (a threshold on a metric filter's count would do; not generated)")
         keys, metric = list(group_fields), "MaxContributorValue"
     if len(keys) > MAX_KEYS:
         raise refuse(f"{len(keys)} keys, a rule has at most {MAX_KEYS}")
