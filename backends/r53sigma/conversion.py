@@ -154,7 +154,13 @@ def _convert(backend, rule, converted: set[int]) -> list:
     if isinstance(rule, SigmaCorrelationRule):
         for reference in rule.rules:
             if id(reference.rule) not in converted:
-                _convert(backend, reference.rule, converted)
+                try:
+                    _convert(backend, reference.rule, converted)
+                except SigmaFeatureNotSupportedByBackendError:
+                    # a backend whose correlations read the rules' conditions, not their queries
+                    # (metric filters -> Contributor Insights), still gets the correlation
+                    if not getattr(backend, "correlates_unconverted_rules", False):
+                        raise
         queries = backend.convert_correlation_rule(rule)
     else:
         queries = backend.convert_rule(rule)

@@ -127,16 +127,26 @@ def test_log_group_override_applies_to_policies_transformers_and_queries(dist, l
 
 
 def test_prune_deletes_dropped_queries_and_policies_of_the_pack_only(dist, logs, tmp_path):
-    _, stubber = logs
+    client, stubber = logs
     policies, queries = deployed_state(dist)
     policies += [{"policyName": "r53sigma-retired-field-index", "policyType": FIELD_INDEX, "policyDocument": "{}"},
                  {"policyName": "team-policy", "policyType": FIELD_INDEX, "policyDocument": "{}"}]
     dist_fixture.build(tmp_path, {"txt_paste.yml": dist_fixture.RULE_TXT})
     expect_reads(stubber, policies, TRANSFORMERS, queries)
+    # pruning reads the pack's alerting objects too (none here: the fixture's template has no alarms)
+    for group in (PUBLIC, RESOLVER, "aws-cloudtrail-logs"):
+        stubber.add_response("describe_metric_filters", {"metricFilters": []}, {"logGroupName": group, "filterNamePrefix": "r53sigma "})
+    monitoring = boto3.client("cloudwatch", region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
+    monitoring_stub = Stubber(monitoring)
+    monitoring_stub.add_response("describe_insight_rules", {"InsightRules": []}, {})
+    monitoring_stub.add_response("describe_alarms", {"MetricAlarms": []}, {"AlarmNamePrefix": "r53sigma ", "AlarmTypes": ["MetricAlarm"]})
+    monitoring_stub.activate()
     stubber.add_response("delete_account_policy", {}, {"policyName": "r53sigma-retired-field-index", "policyType": FIELD_INDEX})
     dropped = next(q for q in queries if "metadata" in q["name"])
     stubber.add_response("delete_query_definition", {"success": True}, {"queryDefinitionId": dropped["queryDefinitionId"]})
-    assert run(dist, logs, "--prune") == 0
+    assert deploy(["cloudwatch", "--dist", str(dist), "--region", "us-east-1", "--prune"],
+                  targets={"client": client, "monitoring": monitoring}) == 0
+    monitoring_stub.assert_no_pending_responses()
 
 
 def test_dry_run_reads_only(dist, logs, capsys):

@@ -64,17 +64,26 @@ def test_packaged_pack_deploys_to_splunk_and_redeploys_as_no_change(dist, monkey
         assert "0 to create, 0 to update, 0 to delete" in capsys.readouterr().out
 
 
-def test_packaged_pack_plans_every_cloudwatch_object(dist, capsys):
+def test_packaged_pack_deploys_every_cloudwatch_object_through_the_apis(dist, capsys):
+    """The real package's objects, alarms included, each call validated by botocore's service models."""
     template = json.loads((dist / "cloudwatch/template.json").read_text())
     queries = json.loads((dist / "cloudwatch/query_definitions.json").read_text())
     kinds = [r["Type"] for r in template["Resources"].values()]
     policies, transformers = kinds.count("AWS::Logs::AccountPolicy"), kinds.count("AWS::Logs::Transformer")
-    client = boto3.client("logs", region_name="us-east-1", aws_access_key_id="AKIDEXAMPLE", aws_secret_access_key="secret")
-    with Stubber(client) as stubber:
+    filters, rules, alarms = (kinds.count(k) for k in ("AWS::Logs::MetricFilter", "AWS::CloudWatch::InsightRule", "AWS::CloudWatch::Alarm"))
+    assert filters and rules and alarms == filters + rules
+    groups = sorted(v["Default"] for k, v in template["Parameters"].items() if k.endswith("LogGroupName"))
+    credentials = {"region_name": "us-east-1", "aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret"}
+    client, monitoring = boto3.client("logs", **credentials), boto3.client("cloudwatch", **credentials)
+    with Stubber(client) as stubber, Stubber(monitoring) as monitoring_stub:
         stubber.add_response("describe_account_policies", {"accountPolicies": []}, {"policyType": "FIELD_INDEX_POLICY"})
         for _ in range(transformers):
             stubber.add_client_error("get_transformer", "ResourceNotFoundException", "none", 400)
         stubber.add_response("describe_query_definitions", {"queryDefinitions": []}, {"queryDefinitionNamePrefix": "r53sigma/", "maxResults": 1000})
+        for group in groups:
+            stubber.add_response("describe_metric_filters", {"metricFilters": []}, {"logGroupName": group, "filterNamePrefix": "r53sigma "})
+        monitoring_stub.add_response("describe_insight_rules", {"InsightRules": []}, {})
+        monitoring_stub.add_response("describe_alarms", {"MetricAlarms": []}, {"AlarmNamePrefix": "r53sigma ", "AlarmTypes": ["MetricAlarm"]})
         for _ in range(policies):
             stubber.add_response("put_account_policy", {}, {"policyName": ANY, "policyType": "FIELD_INDEX_POLICY",
                                                              "policyDocument": ANY, "selectionCriteria": ANY, "scope": "ALL"})
@@ -83,11 +92,21 @@ def test_packaged_pack_plans_every_cloudwatch_object(dist, capsys):
         for row in queries:
             stubber.add_response("put_query_definition", {"queryDefinitionId": "id"}, {
                 "name": row["name"], "queryString": row["queryString"], "logGroupNames": row["logGroupNames"], "queryLanguage": "CWLI"})
-        assert deploy(["cloudwatch", "--dist", str(dist), "--region", "us-east-1"], targets={"client": client}) == 0
+        for _ in range(filters):
+            stubber.add_response("put_metric_filter", {}, {"logGroupName": ANY, "filterName": ANY, "filterPattern": ANY, "metricTransformations": ANY})
+        for _ in range(rules):
+            monitoring_stub.add_response("put_insight_rule", {}, {"RuleName": ANY, "RuleState": "ENABLED", "RuleDefinition": ANY})
+        alarm_keys = {"AlarmName", "AlarmDescription", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator",
+                      "TreatMissingData", "AlarmActions"}
+        for name, resource in sorted(template["Resources"].items()):  # deploy applies them by logical id
+            if resource["Type"] == "AWS::CloudWatch::Alarm":
+                keys = alarm_keys | ({"Metrics"} if "Metrics" in resource["Properties"] else {"Namespace", "MetricName", "Statistic", "Period"})
+                monitoring_stub.add_response("put_metric_alarm", {}, {k: ANY for k in keys})
+        assert deploy(["cloudwatch", "--dist", str(dist), "--region", "us-east-1"], targets={"client": client, "monitoring": monitoring}) == 0
         stubber.assert_no_pending_responses()
+        monitoring_stub.assert_no_pending_responses()
     out = capsys.readouterr().out
-    assert f"{policies + transformers + len(queries)} of {policies + transformers + len(queries)} changes applied" in out
-    # the alarms, their metric filters and the dashboard are left to the stack, and the plan says so
-    stack_only = [name for name, r in template["Resources"].items() if r["Type"] in ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")]
-    assert stack_only and all(name in out for name in stack_only)
-    assert out.count("stack only") == len(stack_only)
+    total = policies + transformers + len(queries) + filters + rules + alarms
+    assert f"{total} of {total} changes applied" in out
+    # only the dashboard is left to the stack (its body refers to the alarms' ARNs), and the plan says so
+    assert out.count("stack only") == kinds.count("AWS::CloudWatch::Dashboard") == 1

@@ -190,3 +190,14 @@ def test_partial_failure_reports_each_search(dist, splunk, capsys):
 def test_unreachable_management_port(dist, capsys):
     assert deploy(["splunk", "--dist", str(dist), "--url", "http://127.0.0.1:9", "--username", "admin"]) == 1
     assert "Splunk: cannot connect" in capsys.readouterr().err
+
+
+def test_fake_splunkd_takes_the_documented_arguments_only():
+    """The fake's argument list (deploy_fakes/servers.py, from Splunk's REST reference as its Go SDK
+    transcribes it): .conf-only names and keys written from memory are refused like splunkd refuses them."""
+    from deploy_fakes.servers import _splunk_invalid
+
+    assert _splunk_invalid({"search": "x", "is_scheduled": "1", "alert.suppress.group_name": "g", "dispatch.auto_cancel": "30",
+                            "action.notable.param.severity": "low", "next_scheduled_time": ""}) is None
+    for conf_only in ("enableSched", "counttype", "relation", "quantity", "alert.managedBy", "display.general.type", "durable.anything"):
+        assert _splunk_invalid({"search": "x", conf_only: "1"}) == f'Argument "{conf_only}" is not supported by this handler.'

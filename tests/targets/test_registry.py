@@ -79,7 +79,7 @@ def rule_folder(tmp_path):
 
 
 def test_the_built_in_targets_are_registered_in_order():
-    assert registry.names() == ("elasticsearch", "splunk", "cloudwatch", "athena", "cloudwatch_metric_filter")
+    assert registry.names() == ("elasticsearch", "splunk", "cloudwatch", "athena", "cloudwatch_metric_filter", "splunk_data_model")
     assert registry.siem_names() == ("elasticsearch", "splunk", "cloudwatch")
     assert set(registry.deployable()) == {"elastic", "splunk", "cloudwatch"}
 

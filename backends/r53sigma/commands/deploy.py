@@ -58,12 +58,14 @@ def register(subparsers) -> None:
     parser.add_argument("--profile", help="AWS profile (cloudwatch); credentials follow boto3's usual chain")
     parser.add_argument("--log-group", action="append", metavar="SOURCE=NAME",
                         help="CloudWatch log group for a log source (resolver, public_zone, cloudtrail); repeatable")
+    parser.add_argument("--alarm-topic", metavar="ARN",
+                        help="CloudWatch: the SNS topic the rule alarms notify (the template's AlarmTopicArn; none: alarms only change state)")
     parser.set_defaults(func=run)
 
 
 def _flags(args: argparse.Namespace, stdin=sys.stdin) -> dict:
     flags = {key: getattr(args, key, None) for key in
-             ("url", "kibana_url", "space", "app", "username", "ca_certs", "insecure", "region", "profile")}
+             ("url", "kibana_url", "space", "app", "username", "ca_certs", "insecure", "region", "profile", "alarm_topic")}
     if args.log_group:
         flags["log_groups"] = {k: v for item in args.log_group for k, v in parse_pairs(item).items()}
     if args.password_stdin:

@@ -11,6 +11,9 @@
   `--log-group SOURCE=NAME` (SOURCE is a log source such as `resolver`, or the parameter name).
   `--prune` deletes field-index account policies named `r53sigma-*` that dist no longer has;
   transformers are left in place (a log group has at most one, and it may be the user's).
+- Alerting: metric filters, Contributor Insights rules and the alarms on them, through the Logs and
+  CloudWatch APIs (deploy/cloudwatch_alerting.py); `--alarm-topic ARN` (the template's
+  `AlarmTopicArn`) is the SNS topic the alarms notify. The dashboard is left to CloudFormation.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import re
 from pathlib import Path
 
 from r53sigma.deploy import dist as dist_files
+from r53sigma.deploy.cloudwatch_alerting import Alerting
 from r53sigma.deploy.common import (
     CREATE, DELETE, UNCHANGED, UPDATE, Action, AuthFailed, DeployError, Rejected, Retry, Transient, Unreachable, readable,
 )
@@ -26,13 +30,17 @@ from r53sigma.deploy.dist import DistError, Selection
 from r53sigma.deploy.settings import Settings, SettingsError
 
 NAME = "cloudwatch"
-KEYS = ["region", "profile", "log_groups"]
+KEYS = ["region", "profile", "log_groups", "alarm_topic"]
+TOPIC_PARAMETER = "AlarmTopicArn"
 QUERY_PREFIX = "r53sigma/"
 POLICY_PREFIX = "r53sigma-"
 FIELD_INDEX = "FIELD_INDEX_POLICY"
 QUERY_LANGUAGE = "CWLI"
-STACK_ONLY = ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::Dashboard")
+STACK_ONLY = ("AWS::CloudWatch::Dashboard",)
+ALERTING = ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::InsightRule")
 NOT_APPLIED = "stack only"  # a plan row that is no change: deploy leaves it to CloudFormation
+MONITORING_OPERATIONS = frozenset({"PutInsightRule", "DescribeInsightRules", "DeleteInsightRules",
+                                   "PutMetricAlarm", "DescribeAlarms", "DeleteAlarms"})
 TRANSIENT_CODES = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
     "ServiceUnavailableException", "ServiceUnavailable", "InternalFailure", "OperationAbortedException",
@@ -50,7 +58,7 @@ def classify(error: BaseException) -> DeployError | None:
         info = error.response.get("Error", {})
         code, message = info.get("Code", ""), readable(info.get("Message", ""))
         status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        where = f"CloudWatch Logs {error.operation_name}"
+        where = f"{'CloudWatch' if error.operation_name in MONITORING_OPERATIONS else 'CloudWatch Logs'} {error.operation_name}"
         if code in AUTH_CODES or status in (401, 403):
             return AuthFailed(f"{where}: {code}: {message}; check the AWS credentials and the IAM policy the README lists")
         if code in TRANSIENT_CODES or status in (429, 500, 502, 503, 504):
@@ -65,13 +73,13 @@ def classify(error: BaseException) -> DeployError | None:
     return None
 
 
-def connect(settings: Settings):
+def connect(settings: Settings, service: str = "logs"):
     import boto3
     from botocore.config import Config
 
     session = boto3.Session(profile_name=settings.get("profile"), region_name=settings.get("region"))
     # One attempt per call at the botocore level: the deploy's own retry reports and bounds them.
-    return session.client("logs", config=Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=30))
+    return session.client(service, config=Config(retries={"total_max_attempts": 1}, connect_timeout=10, read_timeout=30))
 
 
 def api_spelling(value):
@@ -83,9 +91,15 @@ def api_spelling(value):
     return value
 
 
-def parameter_values(template: dict, overrides: dict[str, str]) -> dict[str, str]:
+def parameter_values(template: dict, overrides: dict[str, str], topic: str | None = None) -> dict[str, str]:
     parameters = template.get("Parameters", {})
     values = {name: spec.get("Default") for name, spec in parameters.items()}
+    if topic:
+        if TOPIC_PARAMETER not in parameters:
+            raise SettingsError("--alarm-topic: dist/cloudwatch/template.json has no alarms to notify")
+        if not re.fullmatch(parameters[TOPIC_PARAMETER].get("AllowedPattern", ".*"), topic):
+            raise SettingsError(f"--alarm-topic {topic}: not an SNS topic ARN")
+        values[TOPIC_PARAMETER] = topic
     for key, group in overrides.items():
         parameter = key if key in parameters else "".join(p.capitalize() for p in key.split("_")) + "LogGroupName"
         if parameter not in parameters:
@@ -110,12 +124,20 @@ class CloudWatchTarget:
     label = "CloudWatch Logs"
 
     def __init__(self, dist: Path, settings: Settings, selection: Selection, prune: bool = False,
-                 force: bool = False, client=None):
+                 force: bool = False, client=None, monitoring=None):
         self.dist = dist / "cloudwatch"
         self.settings = settings
         self.selection = selection
         self.prune = prune
         self._client = client
+        self._monitoring = monitoring
+
+    @property
+    def monitoring(self):
+        """The CloudWatch (metrics, alarms, Contributor Insights) client."""
+        if self._monitoring is None:
+            self._monitoring = connect(self.settings, "cloudwatch")
+        return self._monitoring
 
     @property
     def client(self):
@@ -125,7 +147,7 @@ class CloudWatchTarget:
 
     def _template(self) -> tuple[dict, dict[str, str]]:
         template = dist_files.read_json(self.dist / "template.json")
-        return template, parameter_values(template, dict(self.settings.get("log_groups") or {}))
+        return template, parameter_values(template, dict(self.settings.get("log_groups") or {}), self.settings.get("alarm_topic"))
 
     # ---- query definitions ---------------------------------------------------------------
     def _current_queries(self) -> dict[str, dict]:
@@ -188,10 +210,10 @@ class CloudWatchTarget:
                 group = resolve(props["LogGroupIdentifier"], parameters)
                 transformers[group] = api_spelling(props["TransformerConfig"])
             elif kind in STACK_ONLY:
-                # alarms span two APIs (logs, cloudwatch) and refer to each other: the stack installs them
+                # the dashboard's body refers to the alarms' ARNs, which only the stack resolves
                 stack_only.append(Action(kind.rsplit("::", 1)[1], logical_id, NOT_APPLIED,
                                          "not applied by deploy: install with `aws cloudformation deploy` of template.json"))
-            elif kind != "AWS::Logs::QueryDefinition":
+            elif kind not in ALERTING and kind != "AWS::Logs::QueryDefinition":
                 raise DistError(f"template.json: {logical_id} is a {kind}, which deploy does not know how to apply")
         actions: list[Action] = list(stack_only)
         current = retry.call("describe field-index policies", self._current_policies, classify)
@@ -246,7 +268,9 @@ class CloudWatchTarget:
         template, parameters = self._template()
         defaults = {spec.get("Default"): parameters[name] for name, spec in template.get("Parameters", {}).items()}
         ingestion = self.plan_ingestion(retry, template, parameters) if self.selection.everything else []
-        return ingestion + self.plan_queries(retry, defaults)
+        groups = sorted({v for k, v in parameters.items() if k.endswith("LogGroupName") and v})
+        alerting = Alerting(lambda: self.client, lambda: self.monitoring, self.selection, self.prune)
+        return ingestion + self.plan_queries(retry, defaults) + alerting.plan(retry, classify, template, parameters, groups)
 
     classify = staticmethod(classify)
 

@@ -35,7 +35,7 @@ SHARING = "app"
 # savedsearches.conf name -> REST parameter name, where they differ
 REST_NAMES = {"enableSched": "is_scheduled", "counttype": "alert_type", "relation": "alert_comparator", "quantity": "alert_threshold"}
 USER_KEYS = frozenset({"cron_schedule", "is_scheduled", "disabled", "schedule_window", "schedule_priority"})
-MANAGED_NAME = re.compile(r"^r53sigma-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$")
+MANAGED_NAME = re.compile(r"^r53sigma-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:-tstats)?$")  # -tstats: the alternates
 MARKER = "Managed by r53sigma"  # the description's last line in every packaged search (targets/splunk/savedsearches.py)
 TRUE, FALSE = {"1", "true", "t", "yes", "y", "on"}, {"0", "false", "f", "no", "n", "off"}
 DEFAULT_PORT = 8089

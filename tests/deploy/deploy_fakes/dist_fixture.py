@@ -105,3 +105,50 @@ def build(root: Path, rules: dict[str, str] | None = None) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content if isinstance(content, str) else json.dumps(content, indent=2) + "\n", encoding="utf-8")
     return dist
+
+
+RULE_TXT_BASE = """
+title: Resolver TXT query
+id: 0b7d3c2a-1111-4aaa-8bbb-000000000003
+name: resolver_txt_query
+status: test
+description: Base rule, a TXT lookup.
+logsource: {product: aws, service: route53resolver}
+detection:
+    selection:
+        query_type: TXT
+    condition: selection
+level: low
+"""
+
+RULE_TXT_BURST = """
+title: Burst of TXT queries from one source
+id: 0b7d3c2a-1111-4aaa-8bbb-000000000004
+status: test
+description: More than 50 TXT lookups from one source within 5 minutes.
+correlation:
+    type: event_count
+    rules: [resolver_txt_query]
+    group-by: [srcaddr]
+    timespan: 5m
+    condition: {gt: 50}
+level: medium
+"""
+
+ALERTING_RULES = {"txt_paste.yml": RULE_TXT, "txt_query.yml": RULE_TXT_BASE, "txt_burst.yml": RULE_TXT_BURST}
+
+
+def build_packaged(root: Path, rules: dict[str, str] | None = None) -> Path:
+    """dist/ as `r53sigma package` writes it for inline rules (the real packagers: alarms, metric
+    filters, Contributor Insights rules); return the dist folder."""
+    rule_dir = root / "rules"
+    rule_dir.mkdir(parents=True, exist_ok=True)
+    for old in rule_dir.glob("*.yml"):
+        old.unlink()
+    for name, text in (rules or ALERTING_RULES).items():
+        (rule_dir / name).write_text(textwrap.dedent(text), encoding="utf-8")
+    build = package.build([rule_dir])
+    assert not build.problems, build.problems
+    dist = root / "dist"
+    package.write(dist, build.files, force=True)
+    return dist

@@ -308,27 +308,44 @@ class FakeKibana(FakeServer):
         return _json(200, {"page": page, "perPage": per_page, "total": len(rules), "data": chunk})
 
 
-# splunkd's saved/searches endpoint as Splunk's REST API reference documents it (saved/searches,
-# POST: https://docs.splunk.com/Documentation/Splunk/latest/RESTREF/RESTsearch#saved.2Fsearches).
-# It takes the REST names, not the .conf ones: `is_scheduled` (enableSched), `alert_type` (counttype),
-# `alert_comparator` (relation), `alert_threshold` (quantity); any other argument is refused with
-# 'Argument "<name>" is not supported by this handler.'
+# splunkd's saved/searches endpoint as Splunk documents it. It takes the REST names, not the .conf ones:
+# `is_scheduled` (enableSched), `alert_type` (counttype), `alert_comparator` (relation), `alert_threshold`
+# (quantity); any other argument is refused with 'Argument "<name>" is not supported by this handler.'
+# Sources: Splunk's REST API Reference, "Search endpoint descriptions", saved/searches POST
+# (https://docs.splunk.com/Documentation/Splunk/latest/RESTREF/RESTsearch#saved.2Fsearches); the stored
+# copy of that page the search tool reaches holds only its opening sections, so the argument list below
+# is the one Splunk's own Go SDK transcribes from it (github.com/splunk/go-sdk, package entry,
+# SavedSearchContent: every read/write argument, `args.*` and `dispatch.*` as documented wildcards),
+# plus `action.<name>` / `action.<name>.<parameter>`, the alert-action family the page documents.
+# Checked against it (issue 14): `alert.managedBy` and a `display.*` family were written from memory
+# (savedsearches.conf keys, no REST argument) and are gone; `alert.suppress.group_name`,
+# `dispatch.auto_cancel`, `dispatch.auto_pause`, `dispatch.indexedRealtimeOffset`,
+# `dispatch.indexedRealtimeMinSpan`, `dispatch.rt_maximum_span` and the four `durable.*` arguments
+# (instead of any `durable.` key) and the `auto_summarize.*` arguments by name were missing.
 SPLUNK_PARAMS = {
-    "search", "description", "disabled", "is_scheduled", "is_visible", "cron_schedule", "schedule_window",
-    "schedule_priority", "realtime_schedule", "run_on_startup", "run_n_times", "max_concurrent", "allow_skew",
-    "restart_on_searchpeer_add", "actions", "alert_type", "alert_comparator", "alert_threshold", "alert_condition",
-    "alert.digest_mode", "alert.expires", "alert.severity", "alert.suppress", "alert.suppress.fields",
-    "alert.suppress.period", "alert.track", "alert.managedBy", "auto_summarize", "dispatchAs", "displayview",
-    "request.ui_dispatch_app", "request.ui_dispatch_view", "vsid", "workload_pool",
-    "dispatch.buckets", "dispatch.earliest_time", "dispatch.latest_time", "dispatch.index_earliest",
-    "dispatch.index_latest", "dispatch.indexedRealtime", "dispatch.lookups", "dispatch.max_count",
-    "dispatch.max_time", "dispatch.reduce_freq", "dispatch.rt_backfill", "dispatch.spawn_process",
-    "dispatch.time_format", "dispatch.ttl", "dispatch.sample_ratio", "dispatch.allow_partial_results",
+    "actions", "alert.digest_mode", "alert.expires", "alert.severity", "alert.suppress", "alert.suppress.fields",
+    "alert.suppress.group_name", "alert.suppress.period", "alert.track", "alert_comparator", "alert_condition",
+    "alert_threshold", "alert_type", "allow_skew", "auto_summarize", "auto_summarize.command",
+    "auto_summarize.cron_schedule", "auto_summarize.dispatch.earliest_time", "auto_summarize.dispatch.latest_time",
+    "auto_summarize.dispatch.time_format", "auto_summarize.dispatch.ttl", "auto_summarize.max_concurrent",
+    "auto_summarize.max_disabled_buckets", "auto_summarize.max_summary_ratio", "auto_summarize.max_summary_size",
+    "auto_summarize.max_time", "auto_summarize.suspend_period", "auto_summarize.timespan", "cron_schedule",
+    "description", "disabled", "dispatch.allow_partial_results", "dispatch.auto_cancel", "dispatch.auto_pause",
+    "dispatch.buckets", "dispatch.earliest_time", "dispatch.index_earliest", "dispatch.index_latest",
+    "dispatch.indexedRealtime", "dispatch.indexedRealtimeOffset", "dispatch.indexedRealtimeMinSpan",
+    "dispatch.latest_time", "dispatch.lookups", "dispatch.max_count", "dispatch.max_time", "dispatch.reduce_freq",
+    "dispatch.rt_backfill", "dispatch.rt_maximum_span", "dispatch.sample_ratio", "dispatch.spawn_process",
+    "dispatch.time_format", "dispatch.ttl", "dispatchAs", "displayview", "durable.backfill_type", "durable.lag_time",
+    "durable.max_backfill_intervals", "durable.track_time_type", "is_scheduled", "is_visible", "max_concurrent",
+    "realtime_schedule", "request.ui_dispatch_app", "request.ui_dispatch_view", "restart_on_searchpeer_add",
+    "run_n_times", "run_on_startup", "schedule_priority", "schedule_window", "search", "vsid", "workload_pool",
 }
-# action.<action_name> and action.<action_name>.<parameter> (alert actions and their settings),
-# auto_summarize.*, args.* and display.* are documented as families of arguments.
-SPLUNK_PARAM_PREFIXES = ("action.", "auto_summarize.", "args.", "display.", "durable.")
-# "Read-only attribute. Value ignored on POST." (same reference): accepted, never stored.
+# Documented families: action.<action_name>[.<parameter>] (alert actions, ES's notable/risk among them),
+# args.* and dispatch.* (the page's wildcard arguments).
+SPLUNK_PARAM_PREFIXES = ("action.", "args.", "dispatch.")
+# Listed among the arguments by the SDK too, but computed by splunkd (the next run, the expanded search):
+# the reference calls them read-only, their value ignored on POST (not re-read from the page this time);
+# the fake accepts and drops them.
 SPLUNK_READ_ONLY = {"next_scheduled_time", "qualifiedSearch"}
 SPLUNK_ENUMS = {
     "alert_type": {"always", "custom", "number of events", "number of hosts", "number of sources"},

@@ -112,7 +112,8 @@ def test_every_rule_states_its_alerting_mechanism():
     document = template()
     stated = {m["rule_id"]: m for m in document["Metadata"]["r53sigma"]["alerting"]}
     assert set(stated) == {c.rule_id for c in cloudwatch_conversions()}
-    assert all(m["mechanism"] in (cloudwatch_package.METRIC_FILTER, cloudwatch_package.SAVED_QUERY) and m["why"] for m in stated.values())
+    assert all(m["mechanism"] in (cloudwatch_package.METRIC_FILTER, cloudwatch_package.CONTRIBUTOR_INSIGHTS, cloudwatch_package.SAVED_QUERY)
+               and m["why"] for m in stated.values())
     table = text(bundled_build(), "cloudwatch/ALERTING.md")
     assert all(f"| {m['title']} |" in table for m in stated.values())
 
@@ -142,8 +143,40 @@ def test_alarms_notify_the_topic_parameter_and_look_back_over_the_delivery_delay
         assert properties["AlarmActions"]["Fn::If"][1] == [{"Ref": cloudwatch_package.TOPIC_PARAMETER}]
         conv = rules[alarm["Metadata"]["r53sigma"]["rule_id"]]
         plan = schedule.derive(conv.rule, catalogue.load()[package.source_of(conv.logsource)], via=("cloudwatch_logs",))
-        assert properties["Period"] * properties["EvaluationPeriods"] >= plan.lookback * 60
-        assert properties["DatapointsToAlarm"] == 1 and properties["Threshold"] == 1
+        period = properties["Period"] if "Period" in properties else properties["Metrics"][0]["Period"]
+        assert period * properties["EvaluationPeriods"] >= min(plan.lookback * 60, cloudwatch_package.MAX_ALARM_RANGE_SECONDS)
+        assert properties["DatapointsToAlarm"] == 1
+        if "Metrics" not in properties:
+            assert properties["Threshold"] == 1  # a metric filter alarm: one matching event
+
+
+def test_burst_correlations_get_an_insight_rule_and_an_alarm_on_its_metric():
+    from r53sigma import conversion
+
+    documents = {c.rule_id: json.loads(c.query) for c in conversion.convert_paths(None, ["cloudwatch_metric_filter"])[0]
+                 if c.ok and c.query.startswith("{\"RuleBody\"")}
+    document = template()
+    stated = [m for m in document["Metadata"]["r53sigma"]["alerting"] if m["mechanism"] == cloudwatch_package.CONTRIBUTOR_INSIGHTS]
+    assert stated and {m["rule_id"] for m in stated} == set(documents)
+    resources = document["Resources"]
+    rules = {r["Properties"]["RuleName"]: r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::InsightRule"}
+    for m in stated:
+        properties = rules[f"r53sigma-{m['rule_id']}"]
+        body = re.sub(r"\$\{([A-Za-z]+)\}", lambda m: document["Parameters"][m.group(1)]["Default"], properties["RuleBody"]["Fn::Sub"])
+        wanted = documents[m["rule_id"]]
+        assert model_parse(body) == wanted["RuleBody"]
+        alarm = next(r["Properties"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"
+                     and r["Metadata"]["r53sigma"]["rule_id"] == m["rule_id"])
+        assert alarm["Metrics"][0]["Expression"] == f"INSIGHT_RULE_METRIC('r53sigma-{m['rule_id']}', '{wanted['Alarm']['Metric']}')"
+        assert (alarm["Threshold"], alarm["ComparisonOperator"], alarm["Metrics"][0]["Period"]) == (
+            wanted["Alarm"]["Threshold"], wanted["Alarm"]["ComparisonOperator"], wanted["Alarm"]["Period"])
+        assert "fixed" in m["why"] and "always alarms" in m["why"]  # ALERTING.md states the guarantee
+
+
+def model_parse(text: str) -> dict:
+    from r53sigma.targets.cloudwatch import contributor_insights_model
+
+    return contributor_insights_model.parse_definition(text)
 
 
 def test_regex_metric_filters_stay_within_five_per_log_group():

@@ -69,13 +69,38 @@ def test_one_scheduled_search_per_rule_including_correlations():
     stanzas = searches(bundled_build())
     converted = [c for (t, _), c in bundled_conversions().items() if t == "splunk" and c.ok]  # refused rules are not packaged
     baselines = {f"r53sigma-{c.rule_id}-baseline" for c in converted if c.first_seen}  # first-seen rules' second search
-    assert set(stanzas) == {"default"} | {f"r53sigma-{c.rule_id}" for c in converted} | baselines
+    assert {n for n in stanzas if not n.endswith("-tstats")} == {"default"} | {f"r53sigma-{c.rule_id}" for c in converted} | baselines
     assert any("| stats" in c.query for c in converted)  # correlations are among them
     for c in converted:
         stanza = stanzas[f"r53sigma-{c.rule_id}"]
         query = c.first_seen["detection_search"] if c.first_seen else c.query
         assert unfold(stanza["search"]) == query and stanza["action.correlationsearch.label"] == c.title
         assert re.fullmatch(r"(\*/\d+|0) .*", stanza["cron_schedule"]) and stanza["dispatch.earliest_time"].endswith("m@m")
+
+
+def test_tstats_alternates_for_the_rules_the_data_model_holds():
+    """`-f data_model` conversions packaged as disabled `r53sigma-<id>-tstats` alternates of the raw
+    searches: same schedule and ES settings, `_time` bounds only (summaries have no index time)."""
+    from r53sigma import conversion
+    from r53sigma.targets.splunk import savedsearches
+
+    stanzas = searches(bundled_build())
+    tstats = {c.rule_id: c for c in conversion.convert_paths(None, ["splunk_data_model"])[0] if c.ok}
+    assert tstats and {n for n in stanzas if n.endswith("-tstats")} == {f"r53sigma-{i}-tstats" for i in tstats}
+    for rule_id, c in tstats.items():
+        name = f"r53sigma-{rule_id}"
+        raw, alternate = stanzas[name], stanzas[name + "-tstats"]
+        assert savedsearches.MANAGED.match(name + "-tstats")
+        assert unfold(alternate["search"]).rstrip() == c.query.rstrip() and alternate["search"].startswith("| tstats ")
+        assert "disabled" not in alternate  # [default]: shipped disabled like every search
+        assert alternate["cron_schedule"] == raw["cron_schedule"] and alternate["dispatch.earliest_time"] == raw["dispatch.earliest_time"]
+        assert "dispatch.index_earliest" not in alternate and "dispatch.index_latest" not in alternate
+        assert alternate["action.correlationsearch.label"] == raw["action.correlationsearch.label"] + " (tstats)"
+        if raw.get("alert.suppress") == "1":  # overlapping _time look-backs: throttled per entity for one look-back
+            minutes = int(alternate["alert.suppress.period"].rstrip("m"))
+            assert minutes >= int(alternate["dispatch.earliest_time"].strip("-m@"))
+            assert set(alternate["alert.suppress.fields"].split(",")) <= {"src", "query", "record_type", "reply_code"}
+        assert f"instead of {name}" in alternate["description"]
 
 
 def test_searches_ship_disabled_scheduled_continuously_and_tracked():

@@ -180,7 +180,7 @@ def test_a_renamed_rule_keeps_its_search_name(tmp_path):
     rule_id = "5d4c4c36-9f3a-4f57-b7e2-2f1a3c1e0b11"
     before = searches(build_rules(tmp_path / "a", r=resolver_rule("Old Title", "selection:\n    query_name: a.example\ncondition: selection", rule_id=rule_id)))
     after = searches(build_rules(tmp_path / "b", r=resolver_rule("New Title", "selection:\n    query_name: a.example\ncondition: selection", rule_id=rule_id)))
-    assert set(before) == set(after) == {"default", f"r53sigma-{rule_id}"}
+    assert set(before) == set(after) == {"default", f"r53sigma-{rule_id}", f"r53sigma-{rule_id}-tstats"}  # and its tstats alternate
     assert after[f"r53sigma-{rule_id}"]["action.correlationsearch.label"] == "New Title"
     assert savedsearches.MARKER in after[f"r53sigma-{rule_id}"]["description"]
 

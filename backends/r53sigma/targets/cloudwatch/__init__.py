@@ -2,7 +2,9 @@
 the Logs Insights model (`insights_model`), the metric-filter pattern model (`filter_pattern_model`)
 and their verify adapter (`verify`); the backends are the pySigma plugin sigma.backends.cloudwatch.
 ``cloudwatch_metric_filter`` is the second language of the room (JSON filter patterns, for alarms):
-asked for by name (`convert -t cloudwatch_metric_filter`, `verify --target cloudwatch_metric_filter`)."""
+asked for by name (`convert -t cloudwatch_metric_filter`, `verify --target cloudwatch_metric_filter`).
+Its correlations are Contributor Insights rules with their alarm (`contributor_insights`: a JSON
+document, run by `contributor_insights_model`)."""
 from r53sigma.targets.spec import Target
 
 
@@ -51,10 +53,11 @@ TARGET = Target(
 METRIC_FILTER = Target(
     "cloudwatch_metric_filter", "route53_cloudwatch",
     "sigma.backends.cloudwatch:cloudwatch_metric_filter", "sigma.backends.cloudwatch:cloudwatch_metric_filter",
-    "filter_pattern", "filter_pattern", ".pattern", ".pattern",
+    "filter_pattern", "contributor_insights", ".pattern", ".json",
     order=4,
     siem=False,
     verifier=_verifier,
     first_seen_refusal="a metric filter pattern tests one event at a time and keeps no values seen",
+    window_guarantee=0.0,  # Contributor Insights alarms see fixed, aligned periods (contributor_insights.py)
 )
 TARGETS = (TARGET, METRIC_FILTER)

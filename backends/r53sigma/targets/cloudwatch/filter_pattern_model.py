@@ -10,6 +10,10 @@ Pages (CloudWatch Logs User Guide):
       https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/regex-expressions.html
 - API "PutMetricFilter" / "MetricFilter" (filterPattern: length 0..1024)
       https://docs.aws.amazon.com/AmazonCloudWatchLogs/latest/APIReference/API_MetricFilter.html
+- SD  "Using filter patterns to match terms in space-delimited log events" (FilterAndPatternSyntax,
+      "Using Metric Filters to Extract Values from Space-Delimited Log Events" in awsdocs'
+      amazon-cloudwatch-logs-user-guide doc_source/FilterAndPatternSyntax.md)
+      https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/matching-terms-space-delimited-log-events.html
 
 Covered (and nothing else; anything else is a FilterPatternError, the model's "cannot read this"):
 ``{ SELECTOR OP VALUE }`` with selectors ``$.a.b`` and ``$.a[0]`` (JSON), operators ``=``/``!=`` on
@@ -21,6 +25,14 @@ Strictness rules (each a rejection, RejectedPattern, the service's "invalid patt
 - at most 2 regular expressions in one JSON pattern (RE, "Quotas");
 - a regex holds only letters, digits, the symbols ``: _ # = @ / ; , -`` and the operators
   ``^ $ ? [ ] { } | \\ * + .``; no ``(``/``)`` (no sub-patterns) and no multibyte character (RE).
+Space-delimited patterns (SD): ``[name, name = VALUE, ..., name OP VALUE && name OP VALUE]``: one
+entry per field, named, optionally with conditions on it (``=``/``!=`` with a string, ``*`` the
+wildcard, or ``%regex%``; ``<``, ``>``, ``<=``, ``>=``, ``=``, ``!=`` with a number; several joined by
+``&&`` or by ``||`` within one entry, the SD examples' forms), and ``...`` for any number of fields.
+A line's fields are split on spaces; the text between ``[`` ``]`` or a pair of ``"`` is one field (SD).
+Without ``...`` a line must have exactly as many fields as the pattern has entries; an empty entry
+is an unnamed field (SD's trailing-comma example extracts one more field than it names). A condition names the
+entry's own field only (every SD example does; another name there is a FilterPatternError).
 Matching is case-sensitive: the pages give no case-insensitive form (FP: terms are case sensitive),
 so the model compares exactly. A comparison whose selector names no value is false; our backend never
 relies on either reading of a missing field (it adds ``NOT EXISTS``/``IS NULL`` alternatives itself).
@@ -93,8 +105,10 @@ class Pattern:
         if len(text) > MAX_PATTERN_LENGTH:
             raise RejectedPattern(f"the pattern is {len(text)} characters, more than {MAX_PATTERN_LENGTH}")
         body = text.strip()
+        if body.startswith("[") and body.endswith("]"):
+            return SpacePattern.parse_body(body[1:-1])
         if not (body.startswith("{") and body.endswith("}")):
-            raise FilterPatternError("only JSON filter patterns { ... } are modelled")
+            raise FilterPatternError("only JSON { ... } and space-delimited [ ... ] filter patterns are modelled")
         tokens, position, inner = [], 0, body[1:-1]
         while position < len(inner):
             if not inner[position:].strip():
@@ -217,3 +231,172 @@ def _evaluate(node, record) -> bool:
     else:
         hit = _wildcard(node.value).fullmatch(text) is not None
     return hit if node.op == "=" else not hit
+
+
+# ---------------------------------------------------------------- space-delimited patterns (SD)
+
+SD_CONDITION = re.compile(
+    r'\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>!=|<=|>=|=|<|>)\s*'
+    r'(?P<value>"(?:[^"\\]|\\.)*"|%[^%]*%|[^\s"&|%]+)\s*')
+SD_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
+SD_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$")
+
+
+def _entries(body: str) -> list[str]:
+    """The pattern's comma-separated entries (commas inside quotes or %regex% do not split)."""
+    entries, current, quote = [], [], None
+    for c in body:
+        if quote:
+            current.append(c)
+            if c == quote:
+                quote = None
+        elif c in '"%':
+            quote = c
+            current.append(c)
+        elif c == ",":
+            entries.append("".join(current))
+            current = []
+        else:
+            current.append(c)
+    if quote:
+        raise FilterPatternError("an unterminated quote or regex")
+    entries.append("".join(current))
+    return [e.strip() for e in entries]
+
+
+def line_fields(message: str) -> list[str]:
+    """SD: fields split on spaces; `[...]` or `"..."` is one field (its text without the quotes)."""
+    fields, position = [], 0
+    text = message.strip()
+    while position < len(text):
+        if text[position] == " ":
+            position += 1
+            continue
+        closer = {"[": "]", '"': '"'}.get(text[position])
+        if closer:
+            end = text.find(closer, position + 1)
+            end = len(text) if end < 0 else end
+            fields.append(text[position + 1:end] if closer == '"' else text[position:end + 1])
+            position = end + 1
+        else:
+            end = text.find(" ", position)
+            end = len(text) if end < 0 else end
+            fields.append(text[position:end])
+            position = end
+    return fields
+
+
+@dataclass
+class SpaceCondition:
+    op: str
+    kind: str  # string | regex | number
+    value: Any
+
+    def holds(self, text: str) -> bool:
+        if self.kind == "number":
+            if not SD_NUMBER.match(text):
+                return False
+            number = float(text)
+            return {"=": number == self.value, "!=": number != self.value, "<": number < self.value,
+                    ">": number > self.value, "<=": number <= self.value, ">=": number >= self.value}[self.op]
+        hit = self.value.search(text) is not None if self.kind == "regex" else _wildcard(self.value).fullmatch(text) is not None
+        return hit if self.op == "=" else not hit
+
+
+class SpacePattern:
+    def __init__(self, entries: list, regexes: int):
+        self.entries, self.regexes = entries, regexes  # entries: "..." or (name, joiner, [conditions])
+
+    @classmethod
+    def parse_body(cls, body: str) -> "SpacePattern":
+        entries, regexes, names = [], 0, set()
+        for text in _entries(body):
+            if text in ("...", "\u2026"):
+                if "..." in entries:
+                    raise FilterPatternError("two ellipses (SD shows one)")
+                entries.append("...")
+                continue
+            plain = SD_NAME.match(text)
+            if not text:
+                # an unnamed field: SD's `[..., request=*.html*, status_code=4*,]` extracts the line's
+                # last field as `$7` after `$status_code`, so the trailing comma stands for one field
+                entries.append((None, None, []))
+                continue
+            if plain:
+                name, joiner, conditions = plain.group(1), None, []
+            else:
+                joiners = set(re.findall(r"&&|\|\|", re.sub(r'"(?:[^"\\]|\\.)*"|%[^%]*%', "", text)))
+                if len(joiners) > 1:
+                    raise FilterPatternError(f"&& and || mixed in one field ({text!r})")
+                joiner = joiners.pop() if joiners else None
+                parts = _split_joined(text, joiner)
+                conditions, name = [], None
+                for part in parts:
+                    match = SD_CONDITION.fullmatch(part)
+                    if not match:
+                        raise FilterPatternError(f"cannot read the field condition {part!r}")
+                    if name not in (None, match.group("name")):
+                        raise FilterPatternError(f"a condition on another field inside {text!r}")
+                    name = match.group("name")
+                    op, value = match.group("op"), match.group("value")
+                    if value.startswith("%"):
+                        if op != "=":
+                            raise FilterPatternError("a regex compared with != (undocumented)")
+                        regexes += 1
+                        conditions.append(SpaceCondition(op, "regex", _check_regex(value[1:-1])))
+                    elif SD_NUMBER.match(value):
+                        conditions.append(SpaceCondition(op, "number", float(value)))
+                    elif op in ("=", "!="):
+                        conditions.append(SpaceCondition(op, "string", json.loads(value) if value.startswith('"') else value))
+                    else:
+                        raise FilterPatternError(f"{op} takes a number (SD)")
+            if name in names:
+                raise FilterPatternError(f"the field name {name!r} twice")
+            names.add(name)
+            entries.append((name, joiner, conditions))
+        if regexes > MAX_REGEXES_PER_PATTERN:
+            raise RejectedPattern(f"{regexes} regular expressions in one pattern, more than {MAX_REGEXES_PER_PATTERN}")
+        return cls(entries, regexes)
+
+    def matches(self, message: str) -> bool:
+        fields = line_fields(message)
+        if "..." in self.entries:
+            cut = self.entries.index("...")
+            before, after = self.entries[:cut], self.entries[cut + 1:]
+            if len(fields) < len(before) + len(after):
+                return False
+            pairs = list(zip(before, fields)) + list(zip(after, fields[len(fields) - len(after):] if after else []))
+        else:
+            if len(fields) != len(self.entries):
+                return False
+            pairs = list(zip(self.entries, fields))
+        for (name, joiner, conditions), text in pairs:
+            if conditions:
+                results = (c.holds(text) for c in conditions)
+                if not (any(results) if joiner == "||" else all(results)):
+                    return False
+        return True
+
+
+def _split_joined(text: str, joiner: str | None) -> list[str]:
+    if joiner is None:
+        return [text]
+    parts, current, quote, i = [], [], None, 0
+    while i < len(text):
+        c = text[i]
+        if quote:
+            current.append(c)
+            quote = None if c == quote else quote
+        elif c in '"%':
+            quote = c
+            current.append(c)
+        elif text.startswith(joiner, i):
+            parts.append("".join(current))
+            current = []
+            i += len(joiner)
+            continue
+        else:
+            current.append(c)
+        i += 1
+    parts.append("".join(current))
+    return parts

@@ -8,10 +8,17 @@ lists which and why, and so does the template's Metadata):
   ingested and an `AWS::CloudWatch::Alarm` (SNS topic: the `AlarmTopicArn` parameter) fires on one.
   Its evaluation range covers the schedule's look-back (schedule.derive via CloudWatch Logs): a
   data point for a late event lands in an earlier period, which the alarm still evaluates.
-- ``saved query``: everything else (correlations, rules a filter pattern cannot express, hunting
+- ``contributor insights + alarm``: a burst correlation (event_count grouped by up to four fields,
+  or value_count without group-by) whose base rule is a few ANDed field tests: the metric-filter
+  backend's correlation output (sigma.backends.cloudwatch.contributor_insights, proven by verify on
+  the Contributor Insights model) becomes an `AWS::CloudWatch::InsightRule` and an alarm on
+  `INSIGHT_RULE_METRIC(rule, MaxContributorValue|UniqueContributors)` with the correlation's
+  timespan as its period. The periods are fixed and aligned: no false alarm, and every burst of at
+  least 2N+1 events within the timespan (N the threshold) alarms; ALERTING.md says so per rule.
+- ``saved query``: everything else (other correlations, rules neither form can express, hunting
   rules): a Logs Insights query definition, run by hand or from the dashboard. Logs Insights
-  scheduled queries (AWS::Logs::ScheduledQuery) exist but deliver results to S3 and raise no alarm,
-  and Contributor Insights rules are not generated yet; see ALERTING.md.
+  scheduled queries (AWS::Logs::ScheduledQuery) exist but deliver results to S3 and raise no alarm;
+  see ALERTING.md.
 
 The query definitions are the CloudWatch backend's own (`query_definition`: name prefix, log groups),
 named `r53sigma/<log source>/<rule title>` so the console files them in a folder per log source.
@@ -48,6 +55,8 @@ ALARM_PERIOD_SECONDS = 300  # the schedule's default interval: one data point pe
 TOPIC_PARAMETER = "AlarmTopicArn"
 TOPIC_CONDITION = "HasAlarmTopic"
 METRIC_FILTER, SAVED_QUERY = "metric filter + alarm", "saved query"
+CONTRIBUTOR_INSIGHTS = "contributor insights + alarm"
+MAX_ALARM_RANGE_SECONDS = 86400  # PutMetricAlarm: Period x EvaluationPeriods at most one day
 # "Supported regular expressions (regex) syntax", Quotas: at most 5 filter patterns containing regex
 # per log group among its metric and subscription filters
 MAX_REGEX_FILTERS_PER_LOG_GROUP = 5
@@ -91,9 +100,21 @@ def mechanism(item: PackagedRule, pattern) -> tuple[str, str]:
     """(mechanism, why) for one rule; ``pattern`` is its metric-filter conversion (or None)."""
     if purpose(item.rule) != "alert":
         return SAVED_QUERY, f"purpose {purpose(item.rule)}: a hunting query, not an alert"
+    if item.is_correlation and pattern is not None and pattern.ok:
+        document = json.loads(pattern.query)
+        alarm, keys = document["Alarm"], document["RuleBody"]["Contribution"]["Keys"]
+        what = ("distinct " + keys[0] if alarm["Metric"] == "UniqueContributors"
+                else "events per " + " + ".join(k.removeprefix("$.") for k in keys))
+        n = alarm["Threshold"] + (1 if alarm["ComparisonOperator"] == "GreaterThanThreshold" else 0)
+        return CONTRIBUTOR_INSIGHTS, (
+            f"{what} counted in fixed {alarm['Period'] // 60}-minute periods (clock-aligned, not sliding): every alarm is a "
+            f"real burst; a burst of {2 * n - 1} or more within the timespan always alarms, one of {n} to {2 * n - 2} "
+            f"alarms only if one period holds {n} of its events")
     if item.is_correlation:
-        return SAVED_QUERY, ("a correlation: metric filters count events without grouping them; Logs Insights scheduled "
-                             "queries deliver results to S3, not to an alarm; no Contributor Insights rule is generated yet")
+        reason = pattern.error if pattern is not None else "no Contributor Insights conversion"
+        return SAVED_QUERY, ("a correlation that no Contributor Insights rule expresses ("
+                             + reason.replace("CloudWatch Contributor Insights: ", "").replace("CloudWatch metric filter: ", "").split(" (correlation '")[0].split(" in /")[0]
+                             + "); Logs Insights scheduled queries deliver results to S3, not to an alarm")
     if pattern is not None and pattern.ok:
         return METRIC_FILTER, "the rule is one JSON filter pattern (verified against the reference engine)"
     reason = pattern.error if pattern is not None else "no metric-filter conversion"
@@ -144,9 +165,53 @@ def alarm_resources(item: PackagedRule, pattern: str, taken: set[str]) -> dict[s
     }
 
 
+def insight_resources(item: PackagedRule, document: dict, taken: set[str]) -> dict[str, dict]:
+    """An `AWS::CloudWatch::InsightRule` (its log groups: the log source's parameter) and the alarm
+    on its metric, from the correlation's Contributor Insights document."""
+    source = catalogue.load()[item.source]
+    plan = schedule.derive(item.rule, source, via=("cloudwatch_logs",))
+    alarm = document["Alarm"]
+    period = alarm["Period"]
+    periods = max(1, min(MAX_ALARM_RANGE_SECONDS // period, -(-plan.lookback * 60 // period)))
+    name = f"r53sigma-{item.rule.id}"
+    body = dict(document["RuleBody"], LogGroupNames=["__LOG_GROUP__"])
+    # Fn::Sub: a literal "${" in a value is written "${!"; RuleDefinition is ASCII (ensure_ascii)
+    text = json.dumps(body, separators=(",", ":")).replace("${", "${!").replace("__LOG_GROUP__", f"${{{parameter(item.source)}}}")
+    rule_id = logical_id(item.rule.title, taken, "InsightRule")
+    alarm_id = logical_id(item.rule.title, taken, "Alarm")
+    level = str(item.rule.level.name).lower() if item.rule.level else "unknown"
+    return {
+        rule_id: {
+            "Type": "AWS::CloudWatch::InsightRule",
+            "Properties": {"RuleName": name, "RuleState": "ENABLED", "RuleBody": {"Fn::Sub": text}},
+        },
+        alarm_id: {
+            "Type": "AWS::CloudWatch::Alarm",
+            "Metadata": {"r53sigma": {"rule_id": str(item.rule.id), "schedule_lookback_minutes": plan.lookback,
+                                      "delivery_delay_minutes": plan.delay}},
+            "DependsOn": rule_id,
+            "Properties": {
+                "AlarmName": f"r53sigma {item.rule.title}"[:255],
+                "AlarmDescription": f"[{level}] {item.rule.description or item.rule.title}"[:1024],
+                "Metrics": [{"Id": "contributors", "ReturnData": True, "Period": period,
+                             "Expression": f"INSIGHT_RULE_METRIC('{name}', '{alarm['Metric']}')"}],
+                # a late event's data point lands in an earlier period: evaluate back over the look-back
+                "EvaluationPeriods": periods,
+                "DatapointsToAlarm": 1,
+                "Threshold": alarm["Threshold"],
+                "ComparisonOperator": alarm["ComparisonOperator"],
+                "TreatMissingData": "notBreaching",
+                "AlarmActions": {"Fn::If": [TOPIC_CONDITION, [{"Ref": TOPIC_PARAMETER}], {"Ref": "AWS::NoValue"}]},
+            },
+        },
+    }
+
+
 def template(definitions: list[tuple[str, dict]], policies: dict[str, dict],
-             alerts: list[tuple[PackagedRule, str]] = (), mechanisms: list[dict] = ()) -> dict:
-    """``definitions``: (log source, query definition) pairs; ``alerts``: (rule, filter pattern) pairs."""
+             alerts: list[tuple[PackagedRule, str]] = (), mechanisms: list[dict] = (),
+             insights: list[tuple[PackagedRule, dict]] = ()) -> dict:
+    """``definitions``: (log source, query definition) pairs; ``alerts``: (rule, filter pattern) pairs;
+    ``insights``: (correlation, Contributor Insights document) pairs."""
     document = ingestion.cloudformation(policies)
     document["Description"] = TEMPLATE_DESCRIPTION
     document["Parameters"][TOPIC_PARAMETER] = {
@@ -171,6 +236,10 @@ def template(definitions: list[tuple[str, dict]], policies: dict[str, dict],
         made = alarm_resources(item, pattern, taken)
         resources.update(made)
         alarms += [name for name, r in made.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
+    for item, insight in insights:
+        made = insight_resources(item, insight, taken)
+        resources.update(made)
+        alarms += [name for name, r in made.items() if r["Type"] == "AWS::CloudWatch::Alarm"]
     resources["Dashboard"] = {"Type": "AWS::CloudWatch::Dashboard", "Properties": {
         "DashboardName": "r53sigma-route53-overview", "DashboardBody": {"Fn::Sub": json.dumps(dashboard_body(alarms))},
     }}
@@ -178,6 +247,7 @@ def template(definitions: list[tuple[str, dict]], policies: dict[str, dict],
     document["Outputs"] = {
         "QueryDefinitionCount": {"Description": "Saved queries installed", "Value": str(len(definitions))},
         "AlarmCount": {"Description": "Rule alarms installed (metric filter + alarm)", "Value": str(len(alerts))},
+        "InsightRuleCount": {"Description": "Correlation alarms installed (Contributor Insights rule + alarm)", "Value": str(len(insights))},
     }
     return document
 
@@ -221,8 +291,12 @@ def alerting_md(mechanisms: list[dict]) -> str:
         counts[m["mechanism"]] = counts.get(m["mechanism"], 0) + 1
     lines = ["# CloudWatch: how each rule alerts", "",
              "Generated by `r53sigma package`. `metric filter + alarm`: a JSON filter pattern counts matching events at",
-             "ingestion and a CloudWatch alarm notifies the `AlarmTopicArn` SNS topic. `saved query`: a Logs Insights",
-             "query definition only (why in the last column).", "",
+             "ingestion and a CloudWatch alarm notifies the `AlarmTopicArn` SNS topic. `contributor insights + alarm`: a",
+             "Contributor Insights rule counts each contributor's matching events (the correlation's group-by fields are its",
+             "keys) and an alarm on `INSIGHT_RULE_METRIC` notifies the same topic. Its periods are fixed and clock-aligned (the",
+             "correlation's timespan), not sliding: it never alarms without a real burst, it always alarms on a burst of 2N-1",
+             "or more events within the timespan (N the count the rule needs), and a smaller burst alarms only when one",
+             "period holds N of its events. `saved query`: a Logs Insights query definition only (why in the last column).", "",
              ", ".join(f"{k}: {v}" for k, v in sorted(counts.items())), "",
              "| Rule | Log source | Mechanism | Why |", "|---|---|---|---|"]
     for m in sorted(mechanisms, key=lambda m: (m["mechanism"], m["source"], m["title"])):
@@ -245,7 +319,7 @@ def render(items: list[PackagedRule], rule_paths: list[Path] | None = None) -> d
     patterns = {item.conversion.rule_id: item.conversion for item in items if item.conversion.target == COMPANION}
     items = [item for item in items if item.conversion.target != COMPANION]
     definitions = [(item.source, query_definition(item)) for item in items]
-    mechanisms, alerts, regex_filters = [], [], {}
+    mechanisms, alerts, insights, regex_filters = [], [], [], {}
     for item in items:
         pattern = patterns.get(str(item.rule.id))
         chosen, why = mechanism(item, pattern)
@@ -258,9 +332,11 @@ def render(items: list[PackagedRule], rule_paths: list[Path] | None = None) -> d
                            "mechanism": chosen, "why": why})
         if chosen == METRIC_FILTER:
             alerts.append((item, pattern.query))
+        elif chosen == CONTRIBUTOR_INSIGHTS:
+            insights.append((item, json.loads(pattern.query)))
     dump = lambda doc: json.dumps(doc, indent=2, ensure_ascii=False) + "\n"  # noqa: E731
     return {
-        "cloudwatch/template.json": dump(template(definitions, policies, alerts, mechanisms)),
+        "cloudwatch/template.json": dump(template(definitions, policies, alerts, mechanisms, insights)),
         "cloudwatch/query_definitions.json": dump([d for _, d in definitions]),
         "cloudwatch/field_index_policies.json": dump(policies),
         "cloudwatch/transformers.json": dump(transformers),

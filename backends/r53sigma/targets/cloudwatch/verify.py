@@ -1,6 +1,7 @@
 """CloudWatch's verify adapter: a case's events as one log group holds them, run by the Logs Insights
 model (`cwli`) or, for metric filters, by the filter-pattern model (`filter_pattern`), which sees each
-event's message as CloudWatch Logs stores it."""
+event's message as CloudWatch Logs stores it, and for their correlations by the Contributor Insights
+model (`contributor_insights`)."""
 from __future__ import annotations
 
 import json
@@ -18,6 +19,8 @@ class CloudWatchVerifier(Verifier):
 
         if language == "filter_pattern":
             return self.evaluate_filter_pattern(query, case, source)
+        if language == "contributor_insights":
+            return self.evaluate_contributor_insights(query, rule, case, source)
         events = []
         for number, (raw, event) in enumerate(zip(case.raws, case.events), 1):
             if source is not None and event.source != source.source:
@@ -49,3 +52,19 @@ class CloudWatchVerifier(Verifier):
             if (source is None or event.source == source.source)
             and pattern.matches(raw if isinstance(raw, str) else json.dumps(raw))
         }
+
+    def evaluate_contributor_insights(self, query: str, rule: Any, case: Any, source: Any) -> int:
+        """Bursts the alarm reports: breaching (period, contributor) pairs, adjacent periods of one
+        contributor joined as one burst (as the sliding-window definition joins them)."""
+        from r53sigma.targets.cloudwatch import contributor_insights_model as model
+
+        events = [(event.time or 0.0, raw if isinstance(raw, str) else json.dumps(raw))
+                  for raw, event in zip(case.raws, case.events) if source is None or event.source == source.source]
+        try:
+            breaching = model.alarms(json.loads(query), events)
+        except model.RejectedRule as error:
+            raise Rejected(f"CloudWatch would reject the Contributor Insights rule: {error}") from error
+        except NotImplementedError as error:
+            raise ModelGap(f"Contributor Insights model: {error}") from error
+        rows = [{"period": b["period"], "contributor": str(b["contributor"])} for b in breaching]
+        return bursts_of_buckets(rows, "period", lambda column: False, rule.timespan.seconds)

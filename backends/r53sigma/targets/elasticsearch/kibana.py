@@ -51,10 +51,15 @@ SCHEMA_FILES = {"8": SCHEMAS / "kibana_rule_import.json", "9": SCHEMAS / "kibana
 SCHEMA_FILE = SCHEMA_FILES["8"]
 VERSION_LOCK = "sigma_rules/kibana.version.lock.json"  # repository-relative, kept by `r53sigma package`
 TIMESTAMP_OVERRIDE = "event.ingested"
-# Elastic's AWS integration (Fleet package `aws`) and the data stream each log source arrives in;
-# the range is the integration's 2.x line, which has all three data streams.
+# Elastic's AWS integration (Fleet package `aws`) and the data stream each log source arrives in.
+# The range is the one Elastic's own prebuilt Route 53 rules declare today: "AWS Route 53 Resolver Query
+# Log Configuration Deleted" (rule 453183fa-f903-11ee-8e88-f661ea17fbce, version 7, as packaged in
+# elastic/integrations packages/security_detection_engine/kibana/security_rule/453183fa-..._7.json;
+# detection-rules rules/integrations/aws/defense_evasion_route53_dns_query_resolver_config_deletion.toml,
+# `integration = ["aws"]`, updated 2025/12/10) has {"package": "aws", "integration": "cloudtrail",
+# "version": "^6.0.0"}; its version 2 had "^2.0.0", the range this pack used before (issue 14).
 INTEGRATION_PACKAGE = "aws"
-INTEGRATION_VERSION = "^2.0.0"
+INTEGRATION_VERSION = "^6.0.0"
 DATA_STREAMS = {"resolver": "route53_resolver_logs", "public_zone": "route53_public_logs", "cloudtrail": "cloudtrail"}
 HUNTING_TAG = "Hunting"
 SUPPRESSION_MAX_FIELDS = 3  # AlertSuppressionGroupBy: maxItems 3 (Kibana rule schema)

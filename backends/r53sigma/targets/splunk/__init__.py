@@ -42,6 +42,18 @@ TARGET = Target(
     deploy_name="splunk",
     mapping_column="Splunk (CIM / raw)",
     first_seen=_first_seen,  # a KV store baseline and two saved searches (first_seen.py)
+    package_companions=("splunk_data_model",),  # the app's disabled `-tstats` alternates
 )
 
-__all__ = ["TARGET", "event_from_raw", "render"]
+# tstats over the accelerated CIM data model (`-f data_model`), asked for by name or packaged with the
+# app as alternates; no verifier of its own: tests/targets/splunk/test_splunk_data_model.py runs it.
+DATA_MODEL = Target(
+    "splunk_data_model", "route53_splunk",
+    "r53sigma.targets.splunk.backend:DataModelSplunkBackend", "r53sigma.targets.splunk.backend:DataModelSplunkBackend",
+    "spl_tstats", "spl_tstats", ".spl", ".spl",
+    order=5,
+    siem=False,
+)
+TARGETS = (TARGET, DATA_MODEL)
+
+__all__ = ["DATA_MODEL", "TARGET", "TARGETS", "event_from_raw", "render"]

@@ -94,3 +94,10 @@ class SlidingWindowSplunkBackend(SplunkBackend):
         # Search Reference, "eval": a field name with characters other than letters, digits and "_"
         # is written in single quotes in eval and where expressions.
         return field if field.replace("_", "a").isalnum() else "'" + field.replace("'", "\\'") + "'"
+
+
+class DataModelSplunkBackend(SplunkBackend):
+    """pySigma's Splunk backend writing its `data_model` format (tstats over CIM Network_Resolution.DNS,
+    the route53_splunk pipeline's `-f data_model`) by default: the app's `-tstats` alternates."""
+
+    default_format: ClassVar[str] = "data_model"

@@ -16,6 +16,13 @@ and ``action.risk`` with their ``param.*`` keys, ``action.correlationsearch.*`` 
 annotations from the offline data in r53sigma/data). Without ES these keys are inert and the search
 still runs and tracks its alerts (``alert.track = 1``), as ESCU's own searches do on Splunk Enterprise.
 Everything ES-specific is per stanza: ``[default]`` holds only keys of Splunk's savedsearches.conf.spec.
+
+tstats alternates: a rule that reads only CIM Network_Resolution.DNS fields also gets
+``[r53sigma-<id>-tstats]``, the same search as `tstats` over the accelerated data model (the
+route53_splunk pipeline's `-f data_model`), shipped disabled like every search; an admin whose
+Network_Resolution is accelerated enables it *instead of* ``r53sigma-<id>`` (both would alert
+twice). Accelerated summaries have no index time, so the alternate is bounded on `_time` only,
+back ``I + D + 1`` minutes, and throttled per entity for that long: overlapping runs alert once.
 """
 from __future__ import annotations
 
@@ -31,8 +38,11 @@ if TYPE_CHECKING:
     from r53sigma.packaged import PackagedRule
 
 TARGET = "splunk"
-PREFIX = "r53sigma-"  # stanza names: r53sigma-<rule id>
-MANAGED = re.compile(r"^r53sigma-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+PREFIX = "r53sigma-"  # stanza names: r53sigma-<rule id>, and r53sigma-<rule id>-tstats for the alternates
+TSTATS_SUFFIX = "-tstats"
+TSTATS_TARGET = "splunk_data_model"  # the companion conversion the alternates come from
+TSTATS_BY = ("src", "query", "record_type", "reply_code")  # the tstats result row's fields (pipeline DATA_MODEL_BY)
+MANAGED = re.compile(r"^r53sigma-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}(?:-tstats)?$")
 MARKER = "Managed by r53sigma"  # last line of every description: `deploy --prune` deletes only these
 SETTLE = 1  # minutes for an indexed event to become searchable
 SEVERITY = {"informational": 1, "low": 2, "medium": 3, "high": 4, "critical": 5}  # alert.severity
@@ -236,7 +246,34 @@ def baseline_settings(item: PackagedRule) -> dict[str, str]:
     }
 
 
+def tstats_stanza(item: PackagedRule, tstats: PackagedRule) -> str:
+    """The disabled `-tstats` alternate of ``item``: its settings, its tstats search, `_time` bounds."""
+    settings = settings_of(item)
+    fields = [name for name, _ in key_fields(item) if name in TSTATS_BY] or ["src", "query"]
+    if not item.is_hunting:
+        for key in ("dispatch.index_earliest", "dispatch.index_latest"):
+            settings.pop(key, None)  # summaries carry _time only
+        settings.update(enterprise_security(item, fields))
+        settings["action.correlationsearch.label"] += " (tstats)"
+        settings["alert.suppress"], settings["alert.suppress.fields"] = "1", ",".join(fields)
+        settings["alert.suppress.period"] = f"{max(SINGLE_EVENT_THROTTLE, item.schedule.lookback + SETTLE)}m"
+    else:
+        settings["action.correlationsearch.label"] += " (tstats)"
+    settings["description"] = (f"{item.rule.title} (tstats over the accelerated CIM Network_Resolution data model): enable it "
+                               f"instead of {stanza_name(item)}, not with it.\n"
+                               f"{MARKER} (rule {item.conversion.rule_id}); `r53sigma deploy` keeps it in step.")
+    settings["search"] = tstats.query
+    return f"\n[{stanza_name(item)}{TSTATS_SUFFIX}]" + SplunkBackend._generate_settings(settings)
+
+
 def render(items: list[PackagedRule], header: str) -> str:
-    ordered = sorted(items, key=stanza_name)
-    body = "\n[default]" + SplunkBackend._generate_settings(DEFAULTS) + "\n" + "\n".join(stanza(i) for i in ordered)
+    # the companion's refusals come along too (a rule tstats cannot search): those get no alternate
+    alternates = {i.conversion.rule_id: i for i in items if i.conversion.target == TSTATS_TARGET and i.conversion.ok}
+    ordered = sorted((i for i in items if i.conversion.target != TSTATS_TARGET), key=stanza_name)
+    stanzas = []
+    for item in ordered:
+        stanzas.append(stanza(item))
+        if item.conversion.rule_id in alternates and not item.is_correlation:
+            stanzas.append(tstats_stanza(item, alternates[item.conversion.rule_id]))
+    body = "\n[default]" + SplunkBackend._generate_settings(DEFAULTS) + "\n" + "\n".join(stanzas)
     return header + body.lstrip("\n") + "\n"
