@@ -112,7 +112,29 @@ def score(name: str, rule_dirs: list[Path], eval_rules: Path, filters: list[Path
     result["hunting"] = sorted(hunting_rule_ids(rule_dirs))
     result["filters"] = [str(f) for f in filters]
     result["correlation_conditions"] = correlation_conditions(rule_dirs)
+    result["attack_only_alerts"] = attack_only_alerts(benign, mixed)
     return result
+
+
+def attack_only_alerts(benign: Path, mixed: Path) -> dict[str, int]:
+    """Correlation id -> alerts of the benign + malicious scan that the benign scan lacks (same group).
+
+    The scorer credits a correlation only when its group is the episode's source; correlations
+    grouped otherwise (per registered domain, VPC, hosted zone) are never credited, so this is
+    what shows whether they fire on the attacks at all.
+    """
+    def alerts(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def key(alert: dict) -> tuple[str, str]:
+        return alert.get("rule_id", ""), json.dumps(alert.get("group"), sort_keys=True)
+
+    seen = {key(a) for a in alerts(benign) if a.get("correlation")}
+    counts: Counter = Counter()
+    for alert in alerts(mixed):
+        if alert.get("correlation") and key(alert) not in seen:
+            counts[alert.get("rule_id", "")] += 1
+    return dict(counts)
 
 
 def totals(result: dict, data: Path) -> dict:
@@ -171,18 +193,20 @@ def report(result: dict, data: Path, show_rules: bool = True) -> dict:
     conditions = result.get("correlation_conditions", {})
     if show_rules and conditions:
         # every correlation of the pack, also those with no benign alert and no intended episode (issue #13)
-        print("\n| correlation | purpose | condition | benign alerts (groups) | FP/M | recall on its intended episodes | catches |")
-        print("|---|---|---|---|---|---|---|")
+        print("\n| correlation | purpose | condition | benign alerts (groups) | FP/M | recall on its intended episodes | catches "
+              "| alerts only with the attacks (groups absent from the benign scan) |")
+        print("|---|---|---|---|---|---|---|---|")
+        attack_only = result.get("attack_only_alerts", {})
         scored = {r["rule_id"]: r for r in result["rules"]}
         for rule_id, condition in sorted(conditions.items(), key=lambda item: scored.get(item[0], {}).get("title", item[0])):
             r = scored.get(rule_id)
             if r is None:
-                print(f"| {rule_id} | - | {condition} | not scored | - | - | - |")
+                print(f"| {rule_id} | - | {condition} | not scored | - | - | - | {attack_only.get(rule_id, 0)} |")
                 continue
             recall = pct(r["expected_caught"], r["expected_episodes"]) if r["expected_episodes"] else "n/a"
             catches = ", ".join(f"{k} {v}" for k, v in sorted(r["catches"].items())) or "-"
             print(f"| {r['title']} | {'hunting' if rule_id in hunting else 'alert'} | {condition} | {r['benign_alerts']} "
-                  f"({r.get('benign_groups', '-')}) | {r['fp_per_million']} | {recall} | {catches} |")
+                  f"({r.get('benign_groups', '-')}) | {r['fp_per_million']} | {recall} | {catches} | {attack_only.get(rule_id, 0)} |")
     if show_rules:
         print("\n| family | episodes | intended | any | missed |")
         print("|---|---|---|---|---|")
