@@ -75,6 +75,27 @@ def hunting_rule_ids(rule_dirs: list[Path]) -> set[str]:
     return ids
 
 
+def correlation_conditions(rule_dirs: list[Path]) -> dict[str, str]:
+    """Rule id -> the correlation's condition in one line (type, threshold, timespan, group-by)."""
+    conditions = {}
+    for rule_dir in rule_dirs:
+        for path in sorted(rule_dir.rglob("*.yml")):
+            for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
+                if isinstance(doc, dict) and isinstance(doc.get("correlation"), dict) and "id" in doc:
+                    conditions[str(doc["id"])] = condition_text(doc["correlation"])
+    return conditions
+
+
+def condition_text(correlation: dict) -> str:
+    """``value_count(query_name) gt 3 in 30m by srcaddr``; ``temporal_ordered in 1h by vpc``."""
+    kind, condition = correlation.get("type", "?"), dict(correlation.get("condition") or {})
+    field = condition.pop("field", None)
+    threshold = " ".join(f"{op} {value}" for op, value in condition.items())
+    counted = f"{kind}({field})" if field else kind
+    return " ".join(part for part in (counted, threshold, f"in {correlation.get('timespan')}",
+                                      f"by {', '.join(correlation.get('group-by') or [])}") if part)
+
+
 def score(name: str, rule_dirs: list[Path], eval_rules: Path, filters: list[Path], data: Path, tools: Path,
           engine: str, workdir: Path) -> dict:
     benign, mixed = workdir / f"{name}.benign.jsonl", workdir / f"{name}.mixed.jsonl"
@@ -90,7 +111,30 @@ def score(name: str, rule_dirs: list[Path], eval_rules: Path, filters: list[Path
     result = json.loads(out.with_suffix(".json").read_text())
     result["hunting"] = sorted(hunting_rule_ids(rule_dirs))
     result["filters"] = [str(f) for f in filters]
+    result["correlation_conditions"] = correlation_conditions(rule_dirs)
+    result["attack_only_alerts"] = attack_only_alerts(benign, mixed)
     return result
+
+
+def attack_only_alerts(benign: Path, mixed: Path) -> dict[str, int]:
+    """Correlation id -> alerts of the benign + malicious scan that the benign scan lacks (same group).
+
+    The scorer credits a correlation only when its group is the episode's source; correlations
+    grouped otherwise (per registered domain, VPC, hosted zone) are never credited, so this is
+    what shows whether they fire on the attacks at all.
+    """
+    def alerts(path: Path) -> list[dict]:
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+    def key(alert: dict) -> tuple[str, str]:
+        return alert.get("rule_id", ""), json.dumps(alert.get("group"), sort_keys=True)
+
+    seen = {key(a) for a in alerts(benign) if a.get("correlation")}
+    counts: Counter = Counter()
+    for alert in alerts(mixed):
+        if alert.get("correlation") and key(alert) not in seen:
+            counts[alert.get("rule_id", "")] += 1
+    return dict(counts)
 
 
 def totals(result: dict, data: Path) -> dict:
@@ -146,6 +190,23 @@ def report(result: dict, data: Path, show_rules: bool = True) -> dict:
     print("|---|---|---|---|")
     for category, episodes, intended, anyrule in by_category(result):
         print(f"| {category} | {episodes} | {pct(intended, episodes)} | {pct(anyrule, episodes)} |")
+    conditions = result.get("correlation_conditions", {})
+    if show_rules and conditions:
+        # every correlation of the pack, also those with no benign alert and no intended episode (issue #13)
+        print("\n| correlation | purpose | condition | benign alerts (groups) | FP/M | recall on its intended episodes | catches "
+              "| alerts only with the attacks (groups absent from the benign scan) |")
+        print("|---|---|---|---|---|---|---|---|")
+        attack_only = result.get("attack_only_alerts", {})
+        scored = {r["rule_id"]: r for r in result["rules"]}
+        for rule_id, condition in sorted(conditions.items(), key=lambda item: scored.get(item[0], {}).get("title", item[0])):
+            r = scored.get(rule_id)
+            if r is None:
+                print(f"| {rule_id} | - | {condition} | not scored | - | - | - | {attack_only.get(rule_id, 0)} |")
+                continue
+            recall = pct(r["expected_caught"], r["expected_episodes"]) if r["expected_episodes"] else "n/a"
+            catches = ", ".join(f"{k} {v}" for k, v in sorted(r["catches"].items())) or "-"
+            print(f"| {r['title']} | {'hunting' if rule_id in hunting else 'alert'} | {condition} | {r['benign_alerts']} "
+                  f"({r.get('benign_groups', '-')}) | {r['fp_per_million']} | {recall} | {catches} | {attack_only.get(rule_id, 0)} |")
     if show_rules:
         print("\n| family | episodes | intended | any | missed |")
         print("|---|---|---|---|---|")
