@@ -46,12 +46,13 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
+from r53sigma.catalogue import LogSource
 
 # the add-on's CIM vendor_product, from the catalogue: a tstats search sees Route 53 only
 VENDOR_PRODUCT = {ls.source: ls.targets["splunk"]["vendor_product"]
                   for ls in catalogue.log_sources() if "vendor_product" in ls.targets["splunk"]}
 
-from . import correlation_limits, placeholders, shared
+from . import correlation_limits, placeholders, shared, splunk_keywords
 
 TARGET = "splunk"
 
@@ -65,7 +66,11 @@ class AsRegex(ValueTransformation):
     single-character wildcard `?` (a search term has only `*`, which would over-match).
     """
 
+    log_source: LogSource | None = None  # keywords: the raw format their regex is built for
+
     def apply_value(self, field: str, val):
+        if field is None:
+            return self.keyword(val)
         if isinstance(val, SigmaExpansion):
             # |windash, |base64offset ...: the or-ed values are routed together, like any value
             if not any(isinstance(v, SigmaString) and _needs_regex(v) for v in val.values):
@@ -79,20 +84,20 @@ class AsRegex(ValueTransformation):
         return _as_regex(field, val)
 
 
+    def keyword(self, val):
+        """Every keyword: a regex over _raw (splunk_keywords), as no search term states Sigma's meaning."""
+        if isinstance(val, SigmaExpansion):
+            return SigmaExpansion([self.keyword(v) for v in val.values])
+        return SigmaRegularExpression(splunk_keywords.keyword_regex(val, self.log_source))
+
+
 def _needs_regex(val: SigmaString) -> bool:
     cased = isinstance(val, SigmaCasedString)
     literal_asterisk = any(isinstance(part, str) and "*" in part for part in val.s)
     return cased or literal_asterisk or SpecialChars.WILDCARD_SINGLE in val.s
 
 
-def _as_regex(field: str | None, val: SigmaString) -> SigmaRegularExpression:
-    if field is None:
-        # A keyword matches a whole value anywhere in the event; an anchored regex over _raw
-        # would test the whole line instead.
-        raise SigmaFeatureNotSupportedByBackendError(
-            "Splunk: a keyword that is case-sensitive, holds a literal '*' or Sigma's '?' wildcard"
-            " cannot be stated as a search term; bind it to a field"
-        )
+def _as_regex(field: str, val: SigmaString) -> SigmaRegularExpression:
     parts = []
     for part in val.s:
         if part == SpecialChars.WILDCARD_MULTI:
@@ -336,7 +341,7 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
         items.append(
             ProcessingItem(
                 identifier=f"{pid}_cased_{view.id_suffix}",
-                transformation=AsRegex(),
+                transformation=AsRegex(view.log_source),
                 rule_conditions=[view.condition],
             )
         )
