@@ -5,7 +5,6 @@ the add-on extracts, and checks that it selects exactly the records the referenc
 (and that the records sit on both sides of the rule, so agreement is not vacuous).
 """
 import pytest
-from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 
 from r53sigma.scan.reference import Engine
 from r53sigma.scan.records import parse_record
@@ -81,10 +80,10 @@ def test_a_regex_on_a_multivalue_field_matches_any_value_under_or():
     assert agree(text) == {0, 6, 8, 9, 10, 11}
 
 
-def test_a_keyword_with_a_single_character_wildcard_is_refused():
-    text = resolver_rule("keywords:\n  - 'a?c'\ncondition: keywords")
-    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="keyword"):
-        convert(text, "splunk")
+def test_a_keyword_with_a_single_character_wildcard_is_one_character_of_a_whole_value():
+    # was refused; now an exact regex over _raw (query_name compared without its trailing dot)
+    text = resolver_rule("keywords:\n  - 'a?c.example'\ncondition: keywords")
+    assert agree(text) == {0, 1, 7, 11}  # abc, aXc, a*c (twice); not ac, abbc
 
 
 def test_plain_detections_every_match_needs_narrow_the_base_search_before_the_eval():
