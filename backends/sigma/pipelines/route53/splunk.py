@@ -24,6 +24,7 @@ from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
     ConditionNOT,
+    ConditionOR,
     ConditionValueExpression,
 )
 from sigma.correlations import SigmaCorrelationRule
@@ -88,7 +89,15 @@ class AsRegex(ValueTransformation):
         """Every keyword: a regex over _raw (splunk_keywords), as no search term states Sigma's meaning."""
         if isinstance(val, SigmaExpansion):
             return SigmaExpansion([self.keyword(v) for v in val.values])
-        return SigmaRegularExpression(splunk_keywords.keyword_regex(val, self.log_source))
+        regex = splunk_keywords.keyword_regex(val, self.log_source)
+        return KeywordRegex(regex, term=splunk_keywords.prefilter_term(val))
+
+
+@dataclass
+class KeywordRegex(SigmaRegularExpression):
+    """A keyword's exact regex, with the search term (if any) that every event it matches contains."""
+
+    term: str | None = None
 
 
 def _needs_regex(val: SigmaString) -> bool:
@@ -168,6 +177,27 @@ def _plain_conjuncts(tree, names: dict[int, str]) -> list[str]:
     return out
 
 
+def _prefilter(node) -> str | None:
+    """Search terms implied by a condition part made only of keywords (no `not`): narrow the base
+    search on the index before the eval computes the exact regexes."""
+    if isinstance(node, ConditionValueExpression):
+        term = getattr(node.value, "term", None)
+        return f'"{term}"' if term else None
+    if isinstance(node, (ConditionAND, ConditionOR)):
+        parts = [_prefilter(arg) for arg in node.args]
+        if None in parts or not parts:
+            return None
+        return " ".join(parts) if isinstance(node, ConditionAND) else "(" + " OR ".join(parts) + ")"
+    return None
+
+
+def _keyword_prefilters(tree) -> list[str]:
+    parts = list(tree.args) if isinstance(tree, ConditionAND) else [tree]
+    while any(isinstance(p, ConditionAND) for p in parts):
+        parts = [a for p in parts for a in (p.args if isinstance(p, ConditionAND) else [p])]
+    return [text for text in map(_prefilter, parts) if text]
+
+
 def _nodes(node):
     yield node
     for arg in getattr(node, "args", []):
@@ -205,6 +235,7 @@ class RegexFlags(PreprocessingTransformation):
         # Plain detections that every match needs stay in the base search too, so Splunk narrows
         # the events before the eval runs on them (the search after the eval repeats them).
         hoisted = [_plain_conjuncts(tree, names) for tree in trees]
+        prefilters = [_keyword_prefilters(tree) for tree in trees]
         flags: list[str] = []
         for detection in rule.detection.detections.values():
             self._flag_detection(detection, flags)
@@ -212,7 +243,8 @@ class RegexFlags(PreprocessingTransformation):
         evals = ", ".join(flags)
         for index, (condition, plain) in enumerate(zip(conditions, hoisted)):
             part = f"{name}_{index}"
-            prefix = ("" if plain else self.scope) + f"\n| eval {evals}\n| search"
+            terms = " ".join(prefilters[index])
+            prefix = " ".join(filter(None, ["" if plain else self.scope, terms])) + f"\n| eval {evals}\n| search"
             rule.detection.detections[part] = SigmaDetection(
                 [SigmaDetectionItem(None, [], [SigmaQueryExpression(prefix.replace("{", "{{").replace("}", "}}"), part)])]
             )

@@ -169,3 +169,26 @@ def _skip(positions: list[int]) -> str:
     column = f"{_NOT_WS}+{_WS}+"
     counts = "|".join(f"(?:{column}){{{a}}}" if a == b else f"(?:{column}){{{a},{b}}}" for a, b in runs)
     return f"^{_WS}*(?:{counts})"
+
+
+# Segment breakers (Search Manual, "Event segmentation and searching"; segmenters.conf [default]).
+_MAJOR = set("[]<>(){}|!;,'\"*&?+") | set(SPACE_CHARS)
+_MINOR = set("/:=@.-$#%\\_")
+
+
+def prefilter_term(value) -> str | None:
+    """A search term that every event the keyword matches contains, or None.
+
+    Only a literal value (no wildcard) of printable ASCII without major breakers, a quote, a
+    backslash or a slash (characters a JSON writer may escape), that begins and ends with a
+    non-breaker: the value then stands verbatim in _raw between breakers (quotes, white space, a
+    trailing dot, `:` or `,`), so its segments are indexed and the term finds it.
+    """
+    if not isinstance(value, SigmaString) or not all(isinstance(p, str) for p in value.s):
+        return None
+    text = "".join(value.s)
+    if not text or not all(0x20 < ord(c) < 0x7F for c in text) or any(c in _MAJOR or c in '"\\/' for c in text):
+        return None
+    if text[0] in _MINOR or text[-1] in _MINOR:
+        return None
+    return text
