@@ -7,6 +7,10 @@ match any answer. CloudTrail keeps its raw names (Splunk Add-on for AWS, sourcet
 arrays as `{}` paths. Splunk compares search-term values case-insensitively, as Sigma does;
 `|cased` values, values with a literal `*` (SPL cannot escape it) and values with Sigma's
 single-character wildcard `?` (a search term only has `*`) become an anchored regular expression.
+Keywords (values without a field) become one exact regex over `_raw` each (:mod:`.splunk_keywords`):
+a bare search term matches indexed segments of `_raw`, not Sigma's whole value anywhere in the
+record; a literal keyword the rule requires also stays in the base search as its segment term, a
+superset that lets the index narrow the events first. Number and `|re` keywords are refused.
 
 A regular expression cannot sit in a search term. pySigma's Splunk backend appends it as a later
 `| regex` stage (right only for a plain conjunct: under `not` it drops the negation) or, under OR,
