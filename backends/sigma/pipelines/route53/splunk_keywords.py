@@ -42,7 +42,10 @@ _JSON_ONE_CHAR = (  # exactly one decoded character of a JSON string
     '(?:[^"\\\\]|\\\\[^u]|\\\\u[dD][89abAB][0-9a-fA-F]{2}\\\\u[dD][c-fC-F][0-9a-fA-F]{2}'
     "|\\\\u(?![dD][89abAB][0-9a-fA-F]{2}\\\\u[dD][c-fC-F])[0-9a-fA-F]{4})"
 )
-_WALK = f'^(?:[^"]|"{_JSON_STRING_CHAR}*")*'  # structural text and whole strings: ends at a boundary
+# Structural text and whole strings from the start: ends only before a `[`, `:`, `,` or a string's
+# opening quote. Possessive runs keep one backtracking point per JSON token, not per character
+# (PCRE's backtracking depth is bounded in Splunk: limits.conf [rex] depth_limit).
+_WALK = '^(?:[^"\\[:,]++|[\\[:,]|"(?:[^"\\\\]++|\\\\.)*+")*'
 _JSON_DOT = "(?:\\.|\\\\u002[eE])"
 _SCALAR_CHAR = "[-+.0-9a-zA-Z]"
 _SCALAR = "(?:-?(?:0|[1-9][0-9]*)(?:\\.[0-9]+)?(?:[eE][+-]?[0-9]+)?|true|false)"
