@@ -18,6 +18,11 @@ A bare Splunk search term cannot say this: it matches indexed segments of `_raw`
   inside the column.
 
 Case-insensitive unless `|cased` (`(?i)`, plus the escaped spellings of the other case).
+
+Known limits (none met by the AWS formats): a number written in a non-canonical form (`1.50`,
+`1e3`) is compared as written, not as the engine's text of the number; an escaped character is
+matched in its own, lower, upper and case-folded forms only (not e.g. the Kelvin sign for `k`); a
+public hosted-zone record delivered as JSON is searched as a line.
 """
 from __future__ import annotations
 
