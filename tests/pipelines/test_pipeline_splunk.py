@@ -178,3 +178,28 @@ def test_literal_asterisk_becomes_a_regex_because_spl_cannot_escape_it():
                     {"action": "CREATE", "resourceRecordSet": {"name": "www.example.com.", "type": "A"}},
                     {"action": "CREATE", "resourceRecordSet": {"name": name, "type": "A"}}]}}}
     assert splunk_matches(query, [change("*.example.com."), change("x.example.com."), change("a*.example.com.")]) == {0}
+
+
+def _engine_matches(text: str, raw_records: list) -> set[int]:
+    from r53sigma.scan.reference import Engine
+    from r53sigma.scan.records import parse_record
+    from support import rule
+    sigma_rule, engine = rule(text).rules[0], Engine()
+    return {i for i, raw in enumerate(raw_records) if engine.matches(sigma_rule, parse_record(raw))}
+
+
+def test_a_keyword_matches_every_json_spelling_of_a_value_and_no_key():
+    """AWS or a forwarder may write `\\/`, `\\u00e9` or `\\u00C9`; a key or a substring of a value is no match."""
+    template = ('{"version": "1.100000", "account_id": %s, "query_timestamp": "2026-01-01T00:00:00Z",'
+                ' "query_name": "q.example.", "query_type": "A", "rcode": "NOERROR", "srcaddr": "10.0.0.5",'
+                ' "srcport": 40000, "answers": [], "a\\/b\\u00e9": "x", "flag": true}')
+    raws = [template % v for v in ('"a\\/b\\u00e9"', '"A/B\\u00C9"', '"a/b\u00e9"', '"xa/b\\u00e9"', '"a/b\\u00e9 "', '"q"')]
+    for keyword, expected in (("a/bé", {0, 1, 2}), ("40000", set(range(6))), ("TRUE", set(range(6))), ("?/b*", {0, 1, 2, 4})):
+        text = resolver_rule(f"keywords:\n  - '{keyword}'\ncondition: keywords")
+        assert _engine_matches(text, raws) == expected
+        assert splunk_matches(convert(text, "splunk"), raws) == expected, keyword
+
+
+def test_keyword_column_whitespace_is_what_the_engine_splits_on():
+    from sigma.pipelines.route53.splunk_keywords import SPACE_CHARS
+    assert SPACE_CHARS == "".join(chr(c) for c in range(0x110000) if chr(c).isspace())

@@ -88,3 +88,26 @@ def test_eval_function_names_are_lower_case_and_true_is_a_function():
 def test_multisearch_subsearches_must_be_streaming():
     with pytest.raises(spl.InvalidSearch):
         spl.run('| multisearch [ search a=1 | stats count ] [ search b=1 ]', [{}])
+
+
+def raws(*texts):
+    return [{"id": n, "_raw": t} for n, t in enumerate(texts, 1)]
+
+
+def test_a_bare_term_matches_whole_segments_of_raw_not_a_substring():
+    # Search Manual "Event segmentation and searching": _raw is cut at major and minor breakers
+    # (segmenters.conf [default]); a term covers whole segments, case-insensitively
+    events = raws('{"a": "evil.com"}', '{"a": "xevil.com"}', '{"a": "evil.comx"}', "q EVIL.COM. z", "evil-com")
+    assert ids('"evil.com"', events) == [1, 4]
+    assert ids("vil", raws("evil", "v-vil")) == [2]
+
+
+def test_a_term_that_begins_with_a_breaker_needs_no_boundary_before_it():
+    assert ids('".com"', raws("evil.com", "evilcom", "evil.comx")) == [1]
+
+
+def test_a_wildcard_inside_a_bare_term_is_not_modelled():
+    # the same page: a wildcard in the middle of a term "might return inconsistent results"
+    with pytest.raises(spl.QuerySyntaxError, match="inside a term"):
+        spl.run("ev*il", raws("evil"))
+    assert ids("evil*", raws("evil.com", "devil")) == [1]

@@ -5,7 +5,6 @@ the add-on extracts, and checks that it selects exactly the records the referenc
 (and that the records sit on both sides of the rule, so agreement is not vacuous).
 """
 import pytest
-from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
 
 from r53sigma.scan.reference import Engine
 from r53sigma.scan.records import parse_record
@@ -81,10 +80,10 @@ def test_a_regex_on_a_multivalue_field_matches_any_value_under_or():
     assert agree(text) == {0, 6, 8, 9, 10, 11}
 
 
-def test_a_keyword_with_a_single_character_wildcard_is_refused():
-    text = resolver_rule("keywords:\n  - 'a?c'\ncondition: keywords")
-    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="keyword"):
-        convert(text, "splunk")
+def test_a_keyword_with_a_single_character_wildcard_is_one_character_of_a_whole_value():
+    # was refused; now an exact regex over _raw (query_name compared without its trailing dot)
+    text = resolver_rule("keywords:\n  - 'a?c.example'\ncondition: keywords")
+    assert agree(text) == {0, 1, 7, 11}  # abc, aXc, a*c (twice); not ac, abbc
 
 
 def test_plain_detections_every_match_needs_narrow_the_base_search_before_the_eval():
@@ -105,3 +104,26 @@ def test_quotes_backslashes_pipes_and_braces_in_a_regex_value_stay_inside_the_ev
 def test_an_expanded_value_with_a_single_character_wildcard_is_routed_like_any_value():
     text = resolver_rule("a:\n  query_type: TXT\nb:\n  query_name|windash: '-a?c.example'\ncondition: a or b")
     assert agree(text) == {0, 6, 9, 10, 11, 14, 15}
+
+
+def base_search(text: str) -> set[int]:
+    base = convert(text, "splunk").split("\n|")[0]
+    return {i for i, r in enumerate(RECORDS) if spl_model.selects(base, event_from_raw(r))}
+
+
+def test_a_required_literal_keyword_narrows_the_base_search_by_its_term():
+    # the segment term is a superset of the exact regex (the value stands between breakers in _raw)
+    text = resolver_rule("keywords:\n  - evil.example\nsel:\n  query_type: TXT\ncondition: keywords and sel")
+    selected = agree(text)
+    assert selected == {6, 9, 10}
+    assert selected <= base_search(text) < set(range(len(RECORDS)))
+
+
+def test_keywords_under_not_or_with_wildcards_leave_the_base_search_to_the_scope():
+    for condition in ("not keywords", "keywords or sel"):
+        text = resolver_rule(f"keywords:\n  - evil.example\nsel:\n  query_type: TXT\ncondition: {condition}")
+        agree(text)
+        assert base_search(text) == set(range(len(RECORDS)))
+    text = resolver_rule("keywords:\n  - 'evil.ex*'\ncondition: keywords")
+    agree(text)
+    assert base_search(text) == set(range(len(RECORDS)))

@@ -7,8 +7,8 @@ strings for a multivalue field; ``_time`` in Unix seconds; ``_raw``).
 
 Modelled (Splunk Search Reference, Search Manual "Boolean expressions", "Backslashes"):
 - the implicit ``search`` and ``| search``: ``field=value``, ``field!=value``, ``field IN (v, ...)``,
-  ``field>N`` (``<``, ``<=``, ``>=``), ``field=*``, quoted field names, bare or quoted keywords
-  (matched in ``_raw``, case-insensitively, as a substring: a simplification of Splunk's term index);
+  ``field>N`` (``<``, ``<=``, ``>=``), ``field=*``, quoted field names, bare or quoted terms
+  (matched in ``_raw`` as whole indexed segments, case-insensitively: see :func:`term_test`);
   ``AND``, ``OR``, ``NOT`` and parentheses with the **search command's precedence: parentheses, then
   NOT, then OR, then AND** (so ``a b OR c`` is ``a AND (b OR c)``);
 - field names are case-sensitive, values case-insensitive; ``*`` is a wildcard and whole-value
@@ -278,8 +278,58 @@ class SearchParser(Cursor):
 
     @staticmethod
     def keyword(pattern: str) -> Predicate:
-        regex = re.compile(".*".join(re.escape(p) for p in pattern.split("*")), re.IGNORECASE | re.DOTALL)
-        return lambda row: regex.search(str(row.get("_raw", ""))) is not None
+        return term_test(pattern)
+
+
+# A bare (or quoted) search term matches indexed segments of _raw, not a substring (Search Manual,
+# "Event segmentation and searching"; segmenters.conf, [default] MAJOR and MINOR): _raw is cut at
+# the major breakers, then at the minor breakers, and a term matches where it covers whole segments:
+# each end of the matched text lies on a breaker (or the start/end of _raw), unless the term itself
+# begins/ends with a breaker. Case-insensitive. A `*` at either end of a term matches segment
+# prefixes/suffixes; one inside a term is refused: the page says it "might return inconsistent
+# results if the term contains punctuation", so no model of it would be a proof.
+MAJOR_BREAKERS = tuple("[]<>(){}|!;,'\"*&?+ \t\n\r") + (
+    "%21", "%26", "%2526", "%3B", "%7C", "%20", "%2B", "%3D", "--", "%2520", "%5D", "%5B", "%3A", "%0A", "%2C", "%28", "%29")
+MINOR_BREAKERS = tuple("/:=@.-$#%\\_")
+_BREAKER_TEXT = re.compile("|".join(re.escape(b) for b in sorted(MAJOR_BREAKERS + MINOR_BREAKERS, key=len, reverse=True))
+                           + "|\\s", re.IGNORECASE)
+
+
+def _boundaries(raw: str) -> set[int]:
+    """Offsets of _raw where a segment starts or ends (either side of every breaker)."""
+    edges = {0, len(raw)}
+    for match in _BREAKER_TEXT.finditer(raw):
+        edges.update((match.start(), match.end()))
+    return edges
+
+
+def _is_breaker(char: str) -> bool:
+    return char.isspace() or char in MAJOR_BREAKERS or char in MINOR_BREAKERS
+
+
+def term_test(pattern: str) -> Predicate:
+    lead, core, trail = pattern.startswith("*"), pattern.strip("*"), pattern.endswith("*") and len(pattern) > 1
+    if "*" in core:
+        raise QuerySyntaxError(f"search term {pattern!r}: a wildcard inside a term is not modelled "
+                               "(Splunk: inconsistent results when the term contains punctuation)")
+    if not core:
+        return lambda row: True
+    needle = re.compile(re.escape(core), re.IGNORECASE)
+    open_start, open_end = lead or _is_breaker(core[0]), trail or _is_breaker(core[-1])
+
+    def test(row: Row) -> bool:
+        raw = str(row.get("_raw", ""))
+        edges = None
+        for start in range(len(raw)):
+            match = needle.match(raw, start)
+            if match is None:
+                continue
+            edges = _boundaries(raw) if edges is None else edges
+            if (open_start or match.start() in edges) and (open_end or match.end() in edges):
+                return True
+        return False
+
+    return test
 
 
 def compile_search(text: str) -> Predicate:

@@ -7,6 +7,10 @@ match any answer. CloudTrail keeps its raw names (Splunk Add-on for AWS, sourcet
 arrays as `{}` paths. Splunk compares search-term values case-insensitively, as Sigma does;
 `|cased` values, values with a literal `*` (SPL cannot escape it) and values with Sigma's
 single-character wildcard `?` (a search term only has `*`) become an anchored regular expression.
+Keywords (values without a field) become one exact regex over `_raw` each (:mod:`.splunk_keywords`):
+a bare search term matches indexed segments of `_raw`, not Sigma's whole value anywhere in the
+record; a literal keyword the rule requires also stays in the base search as its segment term, a
+superset that lets the index narrow the events first. Number and `|re` keywords are refused.
 
 A regular expression cannot sit in a search term. pySigma's Splunk backend appends it as a later
 `| regex` stage (right only for a plain conjunct: under `not` it drops the negation) or, under OR,
@@ -24,6 +28,7 @@ from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
     ConditionNOT,
+    ConditionOR,
     ConditionValueExpression,
 )
 from sigma.correlations import SigmaCorrelationRule
@@ -46,12 +51,13 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
+from r53sigma.catalogue import LogSource
 
 # the add-on's CIM vendor_product, from the catalogue: a tstats search sees Route 53 only
 VENDOR_PRODUCT = {ls.source: ls.targets["splunk"]["vendor_product"]
                   for ls in catalogue.log_sources() if "vendor_product" in ls.targets["splunk"]}
 
-from . import correlation_limits, placeholders, shared
+from . import correlation_limits, placeholders, shared, splunk_keywords
 
 TARGET = "splunk"
 
@@ -65,7 +71,11 @@ class AsRegex(ValueTransformation):
     single-character wildcard `?` (a search term has only `*`, which would over-match).
     """
 
+    log_source: LogSource | None = None  # keywords: the raw format their regex is built for
+
     def apply_value(self, field: str, val):
+        if field is None:
+            return self.keyword(val)
         if isinstance(val, SigmaExpansion):
             # |windash, |base64offset ...: the or-ed values are routed together, like any value
             if not any(isinstance(v, SigmaString) and _needs_regex(v) for v in val.values):
@@ -79,20 +89,28 @@ class AsRegex(ValueTransformation):
         return _as_regex(field, val)
 
 
+    def keyword(self, val):
+        """Every keyword: a regex over _raw (splunk_keywords), as no search term states Sigma's meaning."""
+        if isinstance(val, SigmaExpansion):
+            return SigmaExpansion([self.keyword(v) for v in val.values])
+        regex = splunk_keywords.keyword_regex(val, self.log_source)
+        return KeywordRegex(regex, term=splunk_keywords.prefilter_term(val))
+
+
+@dataclass
+class KeywordRegex(SigmaRegularExpression):
+    """A keyword's exact regex, with the search term (if any) that every event it matches contains."""
+
+    term: str | None = None
+
+
 def _needs_regex(val: SigmaString) -> bool:
     cased = isinstance(val, SigmaCasedString)
     literal_asterisk = any(isinstance(part, str) and "*" in part for part in val.s)
     return cased or literal_asterisk or SpecialChars.WILDCARD_SINGLE in val.s
 
 
-def _as_regex(field: str | None, val: SigmaString) -> SigmaRegularExpression:
-    if field is None:
-        # A keyword matches a whole value anywhere in the event; an anchored regex over _raw
-        # would test the whole line instead.
-        raise SigmaFeatureNotSupportedByBackendError(
-            "Splunk: a keyword that is case-sensitive, holds a literal '*' or Sigma's '?' wildcard"
-            " cannot be stated as a search term; bind it to a field"
-        )
+def _as_regex(field: str, val: SigmaString) -> SigmaRegularExpression:
     parts = []
     for part in val.s:
         if part == SpecialChars.WILDCARD_MULTI:
@@ -163,6 +181,27 @@ def _plain_conjuncts(tree, names: dict[int, str]) -> list[str]:
     return out
 
 
+def _prefilter(node) -> str | None:
+    """Search terms implied by a condition part made only of keywords (no `not`): narrow the base
+    search on the index before the eval computes the exact regexes."""
+    if isinstance(node, ConditionValueExpression):
+        term = getattr(node.value, "term", None)
+        return f'"{term}"' if term else None
+    if isinstance(node, (ConditionAND, ConditionOR)):
+        parts = [_prefilter(arg) for arg in node.args]
+        if None in parts or not parts:
+            return None
+        return " ".join(parts) if isinstance(node, ConditionAND) else "(" + " OR ".join(parts) + ")"
+    return None
+
+
+def _keyword_prefilters(tree) -> list[str]:
+    parts = list(tree.args) if isinstance(tree, ConditionAND) else [tree]
+    while any(isinstance(p, ConditionAND) for p in parts):
+        parts = [a for p in parts for a in (p.args if isinstance(p, ConditionAND) else [p])]
+    return [text for text in map(_prefilter, parts) if text]
+
+
 def _nodes(node):
     yield node
     for arg in getattr(node, "args", []):
@@ -200,6 +239,7 @@ class RegexFlags(PreprocessingTransformation):
         # Plain detections that every match needs stay in the base search too, so Splunk narrows
         # the events before the eval runs on them (the search after the eval repeats them).
         hoisted = [_plain_conjuncts(tree, names) for tree in trees]
+        prefilters = [_keyword_prefilters(tree) for tree in trees]
         flags: list[str] = []
         for detection in rule.detection.detections.values():
             self._flag_detection(detection, flags)
@@ -207,7 +247,8 @@ class RegexFlags(PreprocessingTransformation):
         evals = ", ".join(flags)
         for index, (condition, plain) in enumerate(zip(conditions, hoisted)):
             part = f"{name}_{index}"
-            prefix = ("" if plain else self.scope) + f"\n| eval {evals}\n| search"
+            terms = " ".join(prefilters[index])
+            prefix = " ".join(filter(None, ["" if plain else self.scope, terms])) + f"\n| eval {evals}\n| search"
             rule.detection.detections[part] = SigmaDetection(
                 [SigmaDetectionItem(None, [], [SigmaQueryExpression(prefix.replace("{", "{{").replace("}", "}}"), part)])]
             )
@@ -337,7 +378,7 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
         items.append(
             ProcessingItem(
                 identifier=f"{pid}_cased_{view.id_suffix}",
-                transformation=AsRegex(),
+                transformation=AsRegex(view.log_source),
                 rule_conditions=[view.condition],
             )
         )
