@@ -2,20 +2,20 @@
 
 Reading
 -------
-A plain JSON-lines file (gzip or not) is read once by DuckDB's ``read_json`` with a schema taken from the
-catalogue (VARCHAR values, answers as a list of structs, srcids as a struct; no inference), in parallel,
-the record number being the rowid of the table that pass writes in file order (``WITH ORDINALITY`` would
-run the whole pass on one thread), while a Python thread (:class:`LineScan`, on the other core:
-decompression releases the GIL) reads the same file to check that DuckDB's records are exactly the lines
-the reference reader numbers: no blank line (DuckDB skips those, shifting numbers), no trailing comma or
-byte-order mark (DuckDB accepts them, the reference reports the line), no truncated or corrupt gzip data.
-Rows whose values the typed columns may not hold as the reference sees them (an object or list where the
-catalogue has one value, NaN, another log source's key, a time that is not plain ISO 8601 UTC) are
-flagged. Any of these, or a DuckDB read error, sends the file to the exact path:
-:func:`r53sigma.scan.records.read_file`, so malformed lines and truncated members are reported and skipped
-exactly as the reference engine does, and the events are evaluated by the same SQL over JSON text.
-The text of a line is read again only when an alert shows it or the reference engine must decide it
-(restart points every megabyte of the file: only the regions holding such lines are decompressed again).
+A plain JSON-lines file (gzip or not) is read and decompressed once, by DuckDB, in parallel: each line is
+one text (``read_csv`` with a delimiter JSON cannot hold and no quoting; a blank line is a NULL row, so the
+rowid of the table the pass writes in file order is the line number; ``WITH ORDINALITY`` would run the
+whole pass on one thread), typed by ``json_transform`` with a schema taken from the catalogue (VARCHAR
+values, answers as a list of structs, srcids as a struct; no inference). Rows whose values the typed
+columns may not hold as the reference sees them (a malformed or blank line, a trailing comma, which
+DuckDB's parser accepts, an object or list where the catalogue has one value or the other container,
+NaN, another log source's record, a time that is not plain ISO 8601 UTC) do not fit: their text goes to
+the reference reader (:func:`r53sigma.scan.records.line_events`), which reports or evaluates them with
+their line number, as it would in its own read. A DuckDB read error (a truncated or corrupt gzip member,
+invalid UTF-8, a line over 16 MiB), a byte-order mark or a pretty-printed document sends the whole file
+to the exact path: :func:`r53sigma.scan.records.read_file`, which reports truncated members and
+malformed lines exactly as the reference engine does. The text of a line is kept (by the same read) only
+when an alert shows it or the reference engine must decide it.
 
 Evaluating
 ----------
