@@ -45,6 +45,7 @@ from r53sigma import catalogue
 from r53sigma import signals
 from r53sigma.scan import derived_fields, plancache, records as events_mod, sqlcompile
 from r53sigma.scan.duckcorrelations import CorrelationTables
+from r53sigma.scan import duckread
 from r53sigma.scan.duckread import SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
 from r53sigma.scan.reference import Engine
 from r53sigma.scan.results import Alert, EngineError, describe, make_alert
@@ -99,6 +100,7 @@ class DuckEngine:
         weakref.finalize(self, shutil.rmtree, spill, True)
         self.con.execute(f"SET temp_directory = {sqlcompile.quote(spill)}")
         derived_fields.register_sql_functions(self.con)
+        duckread.register_split(self.con)
         if memory_limit:
             try:
                 self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")

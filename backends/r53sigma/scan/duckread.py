@@ -32,12 +32,50 @@ def column_name(field: catalogue.Field) -> str:
     return '"f:' + field.name + '"'
 
 
+SPLIT_FUNCTION = "r53sigma_split"  # (registered domain, subdomain) of a name: registered by the engine
+
+
 def derived_columns(source: catalogue.LogSource, value_of) -> list[str]:
     """The derived fields' columns (registered domain, ...) from their source fields' SQL values
-    (``value_of(name)``), each with its lower-cased twin as every scalar field has."""
-    items = derived_fields.sql_columns(source, value_of, column_name)
-    lowered = [f"lower({item.rsplit(' AS ', 1)[0]}) AS {lowered_name(field)}" for item, field in zip(items, source.derived.values())]
+    (``value_of(name)``), each with its lower-cased twin as every scalar field has. The fields derived
+    from one name share one call (identical expressions: DuckDB computes them once a row; a Python
+    function called per row is the costly part of the pass)."""
+    items, lowered = [], []
+    for field in source.derived.values():
+        derived = field.derived
+        if derived.by != "public_suffix_list" or derived.part not in _SPLIT_PARTS:
+            return derived_fields.sql_columns(source, value_of, column_name) + [
+                f"lower({item.rsplit(' AS ', 1)[0]}) AS {lowered_name(f)}"
+                for item, f in zip(derived_fields.sql_columns(source, value_of, column_name), source.derived.values())]
+        value = f"{SPLIT_FUNCTION}({value_of(derived.source_field)})[{_SPLIT_PARTS[derived.part]}]"
+        items.append(f"{value} AS {column_name(field)}")
+        lowered.append(f"lower({value}) AS {lowered_name(field)}")
     return items + lowered
+
+
+_SPLIT_PARTS = {"registered_domain": 1, "subdomain": 2}
+
+
+def register_split(con) -> None:
+    """``r53sigma_split(name)``: [registered domain, subdomain] of a name, as :mod:`r53sigma.scan.derived_fields`
+    derives them (NULL in, NULL out), memoised per name (names repeat in DNS logs)."""
+    import duckdb
+    from r53sigma.scan import registered_domain
+
+    memo: dict[str, list] = {}
+
+    def split(name: str | None) -> list | None:
+        if name is None:
+            return None
+        found = memo.get(name)
+        if found is None:
+            if len(memo) > 200_000:
+                memo.clear()
+            found = memo[name] = list(registered_domain.split(name))
+        return found
+
+    con.create_function(SPLIT_FUNCTION, split, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR[]"),
+                        null_handling="special", side_effects=False)
 
 
 def lowered_name(field: catalogue.Field) -> str:
@@ -223,7 +261,7 @@ class TypedRead:
         read = (
             f"read_csv({sqlcompile.quote(name)}, columns = {{'line': 'VARCHAR'}}, delim = {sqlcompile.quote(chr(1))}, "
             f"quote = '', escape = '', header = false, auto_detect = false, strict_mode = true, "
-            f"max_line_size = 16777216)"
+            f"max_line_size = 4194304, buffer_size = 8388608)"
         )
         # a line that is no JSON (or blank) is a row of NULLs, not the query's error: it does not fit, and the
         # caller gives its text to the reference reader, which reports it as it would
