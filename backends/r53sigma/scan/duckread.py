@@ -222,7 +222,9 @@ class TypedRead:
         ``json_transform`` types it. A row that does not fit (a malformed or blank line, another log source's
         record, a value the columns cannot hold) keeps its text for the reference reader. The transform is lenient (a value of another JSON type is NULL),
         so the containers come through as JSON text first and their shape is checked on that small text:
-        an object where a list is expected would be NULL here and a value to the reference reader."""
+        an object where a list is expected would be NULL here and a value to the reference reader.
+        One known difference: the CSV reader also ends a line at a lone carriage return, so two complete
+        objects joined by one are two events here and one malformed line to the reference reader."""
         outer = {k: "JSON" if k in self.containers else "VARCHAR" for k in self.schema}
         cols, fits = [], []
         for field in self.source.fields.values():
