@@ -157,15 +157,21 @@ def _child_rss() -> str:
     return (
         "import os,resource,subprocess,sys\n"
         "p=subprocess.run(sys.argv[1:])\n"
-        "print('PEAK_RSS', resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss*1024, file=sys.stderr)\n"
+        "u=resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "print('PEAK_RSS', u.ru_maxrss*1024, 'CPU', u.ru_utime+u.ru_stime, file=sys.stderr)\n"
         "sys.exit(p.returncode)\n"
     )
 
 
-def timed(argv: list[str]) -> tuple[float, int, str]:
+CPU: dict[str, float] = {}  # run label -> CPU seconds (user + system) of its process: less swayed by other jobs than wall time
+
+
+def timed(argv: list[str], label: str | None = None) -> tuple[float, int, str]:
     seconds, _, output = measure([sys.executable, "-c", _child_rss(), *argv])
-    rss = int(next(l for l in output.splitlines() if l.startswith("PEAK_RSS")).split()[1])
-    return seconds, rss, output
+    fields = next(l for l in output.splitlines() if l.startswith("PEAK_RSS")).split()
+    if label:
+        CPU[label] = float(fields[3])
+    return seconds, int(fields[1]), output
 
 
 def duckdb_count_sql(path: Path) -> str:
@@ -204,12 +210,12 @@ def peer(scan: list[str], log: Path, workdir: Path) -> None:
     files = single_event_resolver_files()
     ours_file, peer_file = workdir / "alerts-single.jsonl", workdir / "peer.json"
     rule_args = [arg for f in files for arg in ("--rules", str(f))]
-    d_seconds, d_rss, _ = timed([*scan, "--engine", "duckdb", *rule_args, "-o", str(ours_file), str(log)])
+    d_seconds, d_rss, _ = timed([*scan, "--engine", "duckdb", *rule_args, "-o", str(ours_file), str(log)], "d")
     print(f"(d) scan --engine duckdb, {len(files)} single-event rule files: {d_seconds:8.2f}s  peak {d_rss / 2**20:7.0f} MiB")
     if importlib.util.find_spec("sigma_backend_duckdb") is None:
         print("(e) pysigma-backend-duckdb: not installed (pip install --no-deps pysigma-backend-duckdb==0.1.4): skipped")
         return
-    e_seconds, e_rss, _ = timed([sys.executable, str(REPO / "bench" / "peer_duckdb.py"), str(log), str(peer_file), *map(str, files)])
+    e_seconds, e_rss, _ = timed([sys.executable, str(REPO / "bench" / "peer_duckdb.py"), str(log), str(peer_file), *map(str, files)], "e")
     theirs = json.loads(peer_file.read_text())
     ours: dict[str, set[int]] = {rule_id: set() for rule_id in theirs}
     for line in ours_file.read_text().splitlines():
@@ -227,7 +233,7 @@ def peer(scan: list[str], log: Path, workdir: Path) -> None:
             verdict = "exact" if same else f"{len(result)} lines, {len(set(result) - ours[rule_id])} wrong, {len(ours[rule_id] - set(result))} missed"
         print(f"    {titles.get(rule_id, rule_id)[:60]:<60} ours {len(ours[rule_id]):>6}  peer: {verdict}")
     print(f"(e) pysigma-backend-duckdb 0.1.4, same rules: {e_seconds:8.2f}s  peak {e_rss / 2**20:7.0f} MiB  "
-          f"exact on {exact}/{len(theirs)} rules;  (e)/(d) = {e_seconds / d_seconds:.2f} (target >= 3)")
+          f"exact on {exact}/{len(theirs)} rules;  (e)/(d) = {e_seconds / d_seconds:.2f} (target >= 3), by CPU {CPU['e'] / CPU['d']:.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -259,8 +265,8 @@ def main(argv: list[str] | None = None) -> int:
     scan = [env_python, "-m", "r53sigma", "scan", "--no-progress"]
     count = "import duckdb,sys; c=duckdb.connect(); c.execute('SET enable_progress_bar=false'); print(c.execute(sys.argv[1]).fetchall()[0][0])"
     a_seconds, a_rss, a_out = timed([env_python, "-c", count,
-                                     duckdb_count_sql(log)])
-    b_seconds, b_rss, _ = timed([*scan, "--engine", "duckdb", "-o", str(alerts_file), str(log)])
+                                     duckdb_count_sql(log)], "a")
+    b_seconds, b_rss, _ = timed([*scan, "--engine", "duckdb", "-o", str(alerts_file), str(log)], "b")
     counted = int(next(line for line in a_out.splitlines() if line.strip().isdigit()))
     rates = {"a": counted / a_seconds, "b": args.events / b_seconds}
     print(f"(a) duckdb read_json count : {a_seconds:8.2f}s {rates['a']:>12,.0f} events/s  peak {a_rss / 2**20:7.0f} MiB")
@@ -272,10 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(b') same, --memory-limit {args.memory_limit}: {l_seconds:8.2f}s {args.events / l_seconds:>12,.0f} events/s  "
               f"peak {l_rss / 2**20:7.0f} MiB  alerts {'identical to (b)' if same else 'DIFFERENT from (b)'}")
     if not args.no_reference:
-        c_seconds, c_rss, _ = timed([*scan, "--engine", "reference", "-o", str(workdir / "alerts-ref.jsonl"), str(tenth)])
+        c_seconds, c_rss, _ = timed([*scan, "--engine", "reference", "-o", str(workdir / "alerts-ref.jsonl"), str(tenth)], "c")
         rates["c"] = max(1, args.events // 10) / c_seconds
         print(f"(c) scan --engine reference : {c_seconds:8.2f}s {rates['c']:>12,.0f} events/s  peak {c_rss / 2**20:7.0f} MiB (1/10 sample)")
     print(f"b/a = {rates['b'] / rates['a']:.2f} (target >= 0.5)" + (f"   b/c = {rates['b'] / rates['c']:.1f} (target >= 50)" if "c" in rates else ""))
+    print("CPU seconds (user + system): " + ", ".join(f"({k}) {v:.2f}" for k, v in CPU.items())
+          + f";  by CPU: b/a = {CPU['a'] / CPU['b']:.2f}" + (f", b/c = {CPU['c'] * 10 / CPU['b']:.1f}" if "c" in CPU else ""))
     if not args.no_peer:
         peer(scan, log, workdir)
 

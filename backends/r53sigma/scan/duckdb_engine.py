@@ -2,20 +2,20 @@
 
 Reading
 -------
-A plain JSON-lines file (gzip or not) is read once by DuckDB's ``read_json`` with a schema taken from the
-catalogue (VARCHAR values, answers as a list of structs, srcids as a struct; no inference), in parallel,
-the record number being the rowid of the table that pass writes in file order (``WITH ORDINALITY`` would
-run the whole pass on one thread), while a Python thread (:class:`LineScan`, on the other core:
-decompression releases the GIL) reads the same file to check that DuckDB's records are exactly the lines
-the reference reader numbers: no blank line (DuckDB skips those, shifting numbers), no trailing comma or
-byte-order mark (DuckDB accepts them, the reference reports the line), no truncated or corrupt gzip data.
-Rows whose values the typed columns may not hold as the reference sees them (an object or list where the
-catalogue has one value, NaN, another log source's key, a time that is not plain ISO 8601 UTC) are
-flagged. Any of these, or a DuckDB read error, sends the file to the exact path:
-:func:`r53sigma.scan.records.read_file`, so malformed lines and truncated members are reported and skipped
-exactly as the reference engine does, and the events are evaluated by the same SQL over JSON text.
-The text of a line is read again only when an alert shows it or the reference engine must decide it
-(restart points every megabyte of the file: only the regions holding such lines are decompressed again).
+A plain JSON-lines file (gzip or not) is read and decompressed once, by DuckDB, in parallel: each line is
+one text (``read_csv`` with a delimiter JSON cannot hold and no quoting; a blank line is a NULL row, so the
+rowid of the table the pass writes in file order is the line number; ``WITH ORDINALITY`` would run the
+whole pass on one thread), typed by ``json_transform`` with a schema taken from the catalogue (VARCHAR
+values, answers as a list of structs, srcids as a struct; no inference). Rows whose values the typed
+columns may not hold as the reference sees them (a malformed or blank line, a trailing comma, which
+DuckDB's parser accepts, an object or list where the catalogue has one value or the other container,
+NaN, another log source's record, a time that is not plain ISO 8601 UTC) do not fit: their text goes to
+the reference reader (:func:`r53sigma.scan.records.line_events`), which reports or evaluates them with
+their line number, as it would in its own read. A DuckDB read error (a truncated or corrupt gzip member,
+invalid UTF-8, a line over 16 MiB), a byte-order mark or a pretty-printed document sends the whole file
+to the exact path: :func:`r53sigma.scan.records.read_file`, which reports truncated members and
+malformed lines exactly as the reference engine does. The text of a line is kept (by the same read) only
+when an alert shows it or the reference engine must decide it.
 
 Evaluating
 ----------
@@ -45,7 +45,8 @@ from r53sigma import catalogue
 from r53sigma import signals
 from r53sigma.scan import derived_fields, plancache, records as events_mod, sqlcompile
 from r53sigma.scan.duckcorrelations import CorrelationTables
-from r53sigma.scan.duckread import LineScan, SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
+from r53sigma.scan import duckread
+from r53sigma.scan.duckread import SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
 from r53sigma.scan.reference import Engine
 from r53sigma.scan.results import Alert, EngineError, describe, make_alert
 from r53sigma.scan.values import log_source_of
@@ -99,6 +100,7 @@ class DuckEngine:
         weakref.finalize(self, shutil.rmtree, spill, True)
         self.con.execute(f"SET temp_directory = {sqlcompile.quote(spill)}")
         derived_fields.register_sql_functions(self.con)
+        duckread.register_split(self.con)
         if memory_limit:
             try:
                 self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")
@@ -228,7 +230,7 @@ class _Run:
         file_no = self.add_file(name)
         if not self._document_like(file):
             try:
-                alerts = self._fast(file_no, name)
+                alerts = self._fast(file_no, name, report)
             except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
                 if signals.received():  # a signal raised inside a Python UDF comes back as DuckDB's error
                     raise
@@ -275,43 +277,36 @@ class _Run:
 
     # -- the fast path: DuckDB reads the file
 
-    def _fast(self, file_no: int, name: str) -> list[Alert] | None:
+    def _fast(self, file_no: int, name: str, report: OnError) -> list[Alert] | None:
         typed = typed_read()
         if typed is None:
             return None
         rules = [r for r in self.base if self.source_of[id(r)] == "resolver"]
         table = f"fast_{id(self)}"
-        scan = LineScan(Path(name))
-        scan.start()  # on the other core, while DuckDB reads the same file
         # Pushed down, the filter "some rule matched" would evaluate every rule once more below the projection.
         self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
         try:
             for statement in self._fast_sql(typed, rules, name, table):
                 self.con.execute(statement)
+            lines = self.con.execute(f"SELECT count(*) FROM {table}_all").fetchone()[0]
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
             if signals.received():  # the stop, not a file problem: no fallback to the exact reader
                 raise
-            scan.join()
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
             return None  # a truncated gzip member, invalid UTF-8 or JSON ...: the exact reader reports it
         finally:
             self.con.execute("RESET disabled_optimizers")
             self.con.execute(f"DROP TABLE IF EXISTS {table}_all")
-        scan.join()
-        misfits = self.con.execute(f"SELECT count(*) FROM {table} WHERE NOT _fit").fetchone()[0]
-        if misfits or not scan.clean:
-            self.con.execute(f"DROP TABLE {table}")
-            return None
-        self._last_count = scan.lines
+        self._last_count = lines
         self.fast_files += 1
         self.engine.fast_files += 1
-        # the text of the lines alerts show or the reference engine decides: fetched now, the rest never read again
-        plain = [self.flag[id(r)] for r in rules if id(r) in {id(p) for p in self.plain}]
-        unknown = [self.flag[id(r)] for r in rules if self.engine.compiled(r)[1]]
-        wanted = [row[0] for row in self.con.execute(
-            f"SELECT _s FROM {table} WHERE {' OR '.join([f'coalesce({f}, false)' for f in plain] + [f'{f} IS NULL' for f in unknown]) or 'false'} ORDER BY _s"
-        ).fetchall()]
-        texts = scan.fetch(wanted)
+        # the text of the lines alerts show or the reference engine decides, kept by the same read
+        texts = dict(self.con.execute(f"SELECT _s, _text FROM {table} WHERE _text IS NOT NULL").fetchall())
+        # lines the columns cannot represent (malformed, blank, another log source's records, odd shapes):
+        # read and evaluated as the reference reader and engine do, errors reported with their line number
+        residual: list[tuple[int, Event]] = []
+        for (s,) in self.con.execute(f"SELECT _s FROM {table} WHERE NOT _fit ORDER BY _s").fetchall():
+            residual.extend((s, event) for event in events_mod.line_events(texts.get(s) or "", name, s, report))
         parsed: dict[int, Event] = {}
 
         def event_at(s: int) -> Event:
@@ -321,7 +316,7 @@ class _Run:
 
         self._resolve(table, "resolver", event_at)
         relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqlcompile.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
-        return self._emit({"resolver": relation(table)}, {}, file_no, event_at, drop=[table])
+        return self._emit({"resolver": relation(table)}, residual, file_no, event_at, drop=[table])
 
     def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str) -> list[str]:
         """Two statements. First, one parallel pass: DuckDB reads the file with the catalogue schema and
@@ -355,14 +350,18 @@ class _Run:
             for c, chunk in enumerate(chunks) for j, r in enumerate(chunk)
         ]
         any_flag = " OR ".join(f"_m{c} <> 0" for c in range(len(chunks))) or "false"
+        plain_ids = {id(p) for p in self.plain}
+        shown = [f"coalesce({self.flag[id(r)]}, false)" for r in rules if id(r) in plain_ids]
+        shown += [f"{self.flag[id(r)]} IS NULL" for r in rules if self.engine.compiled(r)[1]]
+        text = f"CASE WHEN {' OR '.join(['NOT _fit'] + shown)} THEN _text END AS _text"
         select = typed.select(name, used)
         return [
             f"CREATE OR REPLACE TEMP TABLE {table}_all AS "
             f"WITH v AS ({select}), "
-            f"flagged AS (SELECT _time, _fit, {', '.join(flags + list(needs)) or '1 AS _x'} FROM v) "
-            f"SELECT _time, _fit, {', '.join(masks + keep) or '1 AS _x'} FROM flagged",
+            f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM v) "
+            f"SELECT _time, _fit, {text}, {', '.join(masks + keep) or '1 AS _x'} FROM flagged",
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"SELECT rowid + 1 AS _s, _time, _fit, {', '.join(unpacked + list(needs)) or '1 AS _x'} "
+            f"SELECT rowid + 1 AS _s, _time, _fit, _text, {', '.join(unpacked + list(needs)) or '1 AS _x'} "
             f"FROM {table}_all WHERE NOT _fit OR {any_flag}",
         ]
 
@@ -407,7 +406,7 @@ class _Run:
             for s in misfits:
                 residual[s] = batch[s - first]
             tables[source] = table
-        yield from self._emit(tables, residual, file_no, lambda s: batch[s - first])
+        yield from self._emit(tables, sorted(residual.items()), file_no, lambda s: batch[s - first])
 
     # -- shared
 
@@ -464,9 +463,9 @@ class _Run:
                     found[field.name] = field
         return list(found.values())
 
-    def _emit(self, tables: dict[str, str], residual: dict[int, Event], file_no: int,
+    def _emit(self, tables: dict[str, str], residual: list[tuple[int, Event]], file_no: int,
               event_at: Callable[[int], Event], drop: list[str] | None = None) -> list[Alert]:
-        found: list[tuple[int, int, Alert]] = []  # (stream position, rule order, alert)
+        found: list[tuple[int, int, int, Alert]] = []  # (stream position, record in the line, rule order, alert)
         order = {id(r): i for i, r in enumerate(self.plain)}
         for source, table in tables.items():
             plain = [r for r in self.plain if self.source_of[id(r)] == source]
@@ -480,17 +479,17 @@ class _Run:
                     event = event_at(s)
                     for rule, hit in zip(plain, hits):
                         if hit:
-                            found.append((s, order[id(rule)], make_alert(rule, event=event)))
+                            found.append((s, 0, order[id(rule)], make_alert(rule, event=event)))
             self.correlations.accumulate(source, table)
-        for s, event in residual.items():
+        for s, event in residual:
             for rule in self.plain:
                 if self.engine.reference.matches(rule, event):
-                    found.append((s, order[id(rule)], make_alert(rule, event=event)))
+                    found.append((s, event.index or 0, order[id(rule)], make_alert(rule, event=event)))
             self.correlations.accumulate_event(file_no, s, event)
         for table in tables.values() if drop is None else drop:
             self.con.execute(f"DROP TABLE {table}")
-        found.sort(key=lambda item: (item[0], item[1]))
-        return [alert for _, _, alert in found]
+        found.sort(key=lambda item: item[:3])
+        return [alert for *_, alert in found]
 
     # -- correlations
 

@@ -1,17 +1,15 @@
-"""Reading a Resolver log file for the DuckDB engine: the typed ``read_json`` pass, the JSON-text columns
-of the exact path, and the Python line scan that checks DuckDB's records are the reference reader's lines.
+"""Reading a Resolver log file for the DuckDB engine: the typed pass over the file's lines and the
+JSON-text columns of the exact path.
 
-``TypedRead``: Resolver lines read by ``read_json`` with a schema from the catalogue (no inference).
+``TypedRead``: Resolver lines read once by DuckDB (each line a text, typed by ``json_transform`` with a
+schema from the catalogue, no inference), with the checks that they are the reference reader's lines.
 ``SourceSQL``: how a log source's catalogue fields are computed from a JSON text column (the exact path,
-records Python already read). ``LineScan``: the file's lines as :func:`r53sigma.scan.records.read_file` numbers
-them, whether DuckDB's records are exactly those lines, and restart points to fetch chosen lines later.
+records Python already read).
 """
 from __future__ import annotations
 
-import bisect
 import functools
-import re
-import threading
+import json
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,12 +32,50 @@ def column_name(field: catalogue.Field) -> str:
     return '"f:' + field.name + '"'
 
 
+SPLIT_FUNCTION = "r53sigma_split"  # (registered domain, subdomain) of a name: registered by the engine
+
+
 def derived_columns(source: catalogue.LogSource, value_of) -> list[str]:
     """The derived fields' columns (registered domain, ...) from their source fields' SQL values
-    (``value_of(name)``), each with its lower-cased twin as every scalar field has."""
-    items = derived_fields.sql_columns(source, value_of, column_name)
-    lowered = [f"lower({item.rsplit(' AS ', 1)[0]}) AS {lowered_name(field)}" for item, field in zip(items, source.derived.values())]
+    (``value_of(name)``), each with its lower-cased twin as every scalar field has. The fields derived
+    from one name share one call (identical expressions: DuckDB computes them once a row; a Python
+    function called per row is the costly part of the pass)."""
+    items, lowered = [], []
+    for field in source.derived.values():
+        derived = field.derived
+        if derived.by != "public_suffix_list" or derived.part not in _SPLIT_PARTS:
+            return derived_fields.sql_columns(source, value_of, column_name) + [
+                f"lower({item.rsplit(' AS ', 1)[0]}) AS {lowered_name(f)}"
+                for item, f in zip(derived_fields.sql_columns(source, value_of, column_name), source.derived.values())]
+        value = f"{SPLIT_FUNCTION}({value_of(derived.source_field)})[{_SPLIT_PARTS[derived.part]}]"
+        items.append(f"{value} AS {column_name(field)}")
+        lowered.append(f"lower({value}) AS {lowered_name(field)}")
     return items + lowered
+
+
+_SPLIT_PARTS = {"registered_domain": 1, "subdomain": 2}
+
+
+def register_split(con) -> None:
+    """``r53sigma_split(name)``: [registered domain, subdomain] of a name, as :mod:`r53sigma.scan.derived_fields`
+    derives them (NULL in, NULL out), memoised per name (names repeat in DNS logs)."""
+    import duckdb
+    from r53sigma.scan import registered_domain
+
+    memo: dict[str, list] = {}
+
+    def split(name: str | None) -> list | None:
+        if name is None:
+            return None
+        found = memo.get(name)
+        if found is None:
+            if len(memo) > 200_000:
+                memo.clear()
+            found = memo[name] = list(registered_domain.split(name))
+        return found
+
+    con.create_function(SPLIT_FUNCTION, split, [duckdb.sqltype("VARCHAR")], duckdb.sqltype("VARCHAR[]"),
+                        null_handling="special", side_effects=False)
 
 
 def lowered_name(field: catalogue.Field) -> str:
@@ -160,7 +196,7 @@ def head_chunks(file: Path) -> Iterator[bytes]:
 
 @dataclass
 class TypedRead:
-    """Resolver lines read by ``read_json`` with a schema from the catalogue: typed columns, no inference.
+    """Resolver lines typed with a schema from the catalogue: typed columns, no inference.
 
     Scalars are VARCHAR (DuckDB writes a JSON number or boolean as the text Python's ``str`` gives, and
     an object or array as its JSON text); a field under an array is a list of structs; the other log
@@ -173,11 +209,23 @@ class TypedRead:
     schema: dict[str, str]
     fields: dict[str, str]  # catalogue field -> SQL of its raw value (scalar text, or list of element texts)
     others: list[str]  # other log sources' top-level keys
+    containers: dict[str, str]  # top-level key -> "array" (of objects) or "object"
+    json_types: dict[str, Any]  # top-level container key -> its json_transform structure
 
     def select(self, name: str, used: set[str]) -> str:
-        """The rows in file order with ``_time``, ``_fit`` and one column per field; ``_fit`` looks at the
-        ``used`` fields only (a value no rule reads cannot change an alert: alerts show the line itself)."""
-        spec = "{" + ", ".join(f"{sqlcompile.quote(k)}: {sqlcompile.quote(v)}" for k, v in self.schema.items()) + "}"
+        """The rows in file order with ``_time``, ``_fit``, ``_text`` (the line) and one column per field;
+        ``_fit`` looks at the ``used`` fields only (a value no rule reads cannot change an alert: alerts
+        show the line itself).
+
+        One read, one decompression: DuckDB's CSV reader gives each line as one text (a delimiter JSON
+        text cannot hold, no quoting; an empty line is a NULL row, so row numbers are line numbers), then
+        ``json_transform`` types it. A row that does not fit (a malformed or blank line, another log source's
+        record, a value the columns cannot hold) keeps its text for the reference reader. The transform is lenient (a value of another JSON type is NULL),
+        so the containers come through as JSON text first and their shape is checked on that small text:
+        an object where a list is expected would be NULL here and a value to the reference reader.
+        One known difference: the CSV reader also ends a line at a lone carriage return, so two complete
+        objects joined by one are two events here and one malformed line to the reference reader."""
+        outer = {k: "JSON" if k in self.containers else "VARCHAR" for k in self.schema}
         cols, fits = [], []
         for field in self.source.fields.values():
             raw = self.fields[field.name]
@@ -198,11 +246,35 @@ class TypedRead:
         ts = self.fields[self.source.timestamp]
         fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
         fits.extend(f'"{k}" IS NULL' for k in self.others)
+        fits.append("_shape")
+        # the line is an object (a blank line is NULL: the reference skips it, the caller reads such a file
+        # exactly); no trailing comma, which DuckDB's parser accepts and json.loads refuses
+        shape = [f"coalesce(ascii(ltrim(_text, {sqlcompile.quote(chr(32) + chr(9) + chr(13))})) = 123, false)",
+                 f"NOT regexp_matches(_text, {sqlcompile.quote(_TRAILING_COMMA)})"]
+        typed = []
+        for top, kind in self.containers.items():
+            column = f'"{top}"'
+            typed.append(f"json_transform({column}, {sqlcompile.quote(json.dumps(self.json_types[top]))}) AS {column}")
+            if kind == "array":  # a list of objects (the reference flattens nested lists: the exact path)
+                elements = _only(f"json_type({column}, '$[*]')", ("OBJECT", "NULL"))
+                shape.append(f"({column} IS NULL OR {column} = 'null' OR (ascii({column}) = 91 AND {elements}))")
+            else:
+                shape.append(f"({column} IS NULL OR {column} = 'null' OR ascii({column}) = 123)")
+        read = (
+            f"read_csv({sqlcompile.quote(name)}, columns = {{'line': 'VARCHAR'}}, delim = {sqlcompile.quote(chr(1))}, "
+            f"quote = '', escape = '', header = false, auto_detect = false, strict_mode = true, "
+            f"max_line_size = 4194304, buffer_size = 8388608)"
+        )
+        # a line that is no JSON (or blank) is a row of NULLs, not the query's error: it does not fit, and the
+        # caller gives its text to the reference reader, which reports it as it would
+        lines = f"SELECT line AS _text, unnest(try(json_transform(line, {sqlcompile.quote(json.dumps(outer))}))) FROM {read}"
+        shaped = (
+            f"SELECT * REPLACE ({', '.join(typed)}), ({' AND '.join(shape)}) AS _shape FROM ({lines})"
+            if typed else f"SELECT *, ({' AND '.join(shape)}) AS _shape FROM ({lines})"
+        )
         return (
             f"SELECT epoch_us(TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)) / 1000000.0 AS _time, "
-            f"({' AND '.join(fits)}) AS _fit, {', '.join(cols)} "
-            f"FROM read_json({sqlcompile.quote(name)}, format = 'newline_delimited', columns = {spec}, "
-            f"maximum_object_size = 16777216)"
+            f"({' AND '.join(fits)}) AS _fit, _text, {', '.join(cols)} FROM ({shaped})"
         )
 
 
@@ -233,115 +305,18 @@ def typed_read() -> TypedRead | None:
                 fields[field.name] = f'"{parts[0]}"."{parts[1]}"'
         else:
             return None
+    containers: dict[str, str] = {}
+    json_types: dict[str, Any] = {}
     for top, names in members.items():
         struct = "STRUCT(" + ", ".join(f'"{n}" VARCHAR' for n in names) + ")"
         schema[top] = struct + "[]" if top in arrays else struct
+        containers[top] = "array" if top in arrays else "object"
+        members_spec = {n: "VARCHAR" for n in names}
+        json_types[top] = [members_spec] if top in arrays else members_spec
     own = set(schema)
     others = sorted({n.split(".")[0] for s in log_sources().values() if s.source != source.source for n in s.fields} - own)
     schema.update((k, "VARCHAR") for k in others)
-    return TypedRead(source, schema, fields, others)
+    return TypedRead(source, schema, fields, others, containers, json_types)
 
 
-_BLANK_LINE = re.compile(rb"\n[ \t\r\x0b\x0c\x1c-\x1f]*\n")  # what str.strip() empties, in ASCII
-_TRAILING_COMMA = re.compile(rb",[ \t\r]*[}\]]")  # json.loads refuses it, DuckDB accepts it
-_CHECKPOINT = 1 << 20  # compressed bytes between restart points
-
-
-class LineScan(threading.Thread):
-    """Python's view of the file DuckDB reads at the same time: its lines as :func:`events.read_file`
-    numbers them, whether DuckDB's records are exactly those lines (no blank line, which DuckDB skips; no
-    trailing comma or byte-order mark, which it accepts and the reference does not; no damaged gzip data),
-    and restart points (a copy of the decompressor every megabyte) to fetch chosen lines afterwards without
-    decompressing the whole file again. Decompression releases the GIL: the scan runs on the other core."""
-
-    def __init__(self, path: Path):
-        super().__init__(daemon=True)
-        self.path = path
-        self.lines = 0
-        self.clean = True
-        self.gzip = False
-        self.checkpoints: list[tuple[int, Any, int, bytes]] = []  # (file offset, decompressor, lines before, pending)
-
-    def run(self) -> None:
-        try:
-            self._scan()
-        except Exception:  # noqa: BLE001 - any surprise: the exact path decides
-            self.clean = False
-
-    def _chunks(self, handle, offset: int, decompressor) -> Iterator[tuple[int, Any, bytes]]:
-        """(file offset after the chunk, decompressor after it, the bytes it gave), from a restart point."""
-        handle.seek(offset)
-        fed = False
-        while chunk := handle.read(_CHECKPOINT):
-            offset += len(chunk)
-            if decompressor is None:
-                yield offset, None, chunk
-                continue
-            out = []
-            while chunk:
-                fed = True
-                out.append(decompressor.decompress(chunk))
-                if decompressor.eof:  # a member ended; another may follow
-                    chunk = decompressor.unused_data
-                    decompressor, fed = zlib.decompressobj(wbits=31), False
-                    if chunk.lstrip(b"\x00") == b"":  # padding after the last member
-                        chunk = b""
-                else:
-                    chunk = b""
-            yield offset, decompressor, b"".join(out)
-        if fed:
-            self.clean = False  # the file ends inside a gzip member
-
-    def _scan(self) -> None:
-        with open(self.path, "rb") as handle:
-            self.gzip = handle.read(2) == b"\x1f\x8b"
-            decompressor = zlib.decompressobj(wbits=31) if self.gzip else None
-            pending, lines, first = b"", 0, True
-            self.checkpoints.append((0, decompressor.copy() if decompressor else None, 0, b""))
-            for offset, decompressor, data in self._chunks(handle, 0, decompressor):
-                if first and data:
-                    first = False
-                    if data.startswith(b"\xef\xbb\xbf"):
-                        self.clean = False
-                buf = pending + data
-                if _BLANK_LINE.search(b"\n" + buf) or _TRAILING_COMMA.search(buf):
-                    self.clean = False
-                    return
-                lines += buf.count(b"\n")
-                pending = buf[buf.rfind(b"\n") + 1:]
-                self.checkpoints.append((offset, decompressor.copy() if decompressor else None, lines, pending))
-            if pending:
-                lines += 1
-                if not pending.strip(b" \t\r\x0b\x0c\x1c\x1d\x1e\x1f"):
-                    self.clean = False
-            self.lines = lines
-
-    def fetch(self, wanted: list[int]) -> dict[int, str]:
-        """The text of the wanted lines (ascending numbers), decoded as :func:`events.read_file` decodes them."""
-        found: dict[int, str] = {}
-        if not wanted:
-            return found
-        starts = [c[2] for c in self.checkpoints]  # lines complete before each restart point
-        position = 0
-        with open(self.path, "rb") as handle:
-            while position < len(wanted):
-                index = bisect.bisect_left(starts, wanted[position]) - 1
-                offset, decompressor, number, pending = self.checkpoints[index]
-                for _, _, data in self._chunks(handle, offset, decompressor.copy() if decompressor else None):
-                    index += 1
-                    pieces = (pending + data).split(b"\n")
-                    pending = pieces.pop()
-                    for piece in pieces:
-                        number += 1
-                        if number == wanted[position]:
-                            found[number] = piece.decode("utf-8", errors="replace").rstrip("\r")
-                            position += 1
-                            if position == len(wanted):
-                                return found
-                    if index + 1 < len(starts) and starts[index + 1] < wanted[position]:
-                        break  # the next wanted line is past the next restart point: jump there
-                else:
-                    if pending and wanted[position] == number + 1:  # a last line without a newline
-                        found[number + 1] = pending.decode("utf-8", errors="replace").rstrip("\r")
-                    break
-        return found
+_TRAILING_COMMA = r",[ \t\r]*[}\]]"  # json.loads refuses it, DuckDB's parser accepts it

@@ -575,3 +575,11 @@ def expand(document: Any) -> list[Any]:
         else:
             out.append(item)
     return out
+
+
+def line_events(text: str, name: str, number: int, on_error: OnError) -> Iterator[Event]:
+    """The events of one line of a file as :func:`read_file` reads it (a blank line has none; a malformed
+    one is reported), for engines that read the other lines themselves."""
+    stripped = text.strip()
+    if stripped:
+        yield from _records_of(stripped, name, number, on_error)
