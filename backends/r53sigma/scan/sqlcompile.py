@@ -44,6 +44,7 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
+from r53sigma.scan import nameindex
 from r53sigma.scan.patterns import python_regex_to_re2, re2_part
 from r53sigma.scan.results import EngineError, describe
 
@@ -158,6 +159,10 @@ class Dialect:
 
     def check_regex(self, pattern: str) -> bool:
         return True
+
+    def name_index(self) -> "nameindex.NameIndex | None":
+        """Name lists as set lookups (DuckDB); None: IN lists and patterns."""
+        return None
 
 
 class TrinoDialect(Dialect):
@@ -353,17 +358,37 @@ class RuleCompiler:
 
         def test(x: str) -> str:
             terms = []
+            names, rest = dict(exact), dict(patterns)
+            indexed = self._name_index(self.lowered.get(x), exact[False], patterns[False])
+            if indexed is not None:
+                terms.append(indexed[0])
+                names[False], rest[False] = indexed[1], indexed[2]
             for cased in (False, True):
                 subject = x if cased else self.lowered.get(x, f"lower({x})")
-                if len(exact[cased]) == 1:
-                    terms.append(f"{subject} = {quote(exact[cased][0])}")
-                elif exact[cased]:
-                    terms.append(f"{subject} IN ({', '.join(quote(v) for v in dict.fromkeys(exact[cased]))})")
-                if patterns[cased]:
-                    terms.extend(self.dialect.like_any(subject, patterns[cased]))
+                if len(names[cased]) == 1:
+                    terms.append(f"{subject} = {quote(names[cased][0])}")
+                elif names[cased]:
+                    terms.append(f"{subject} IN ({', '.join(quote(v) for v in dict.fromkeys(names[cased]))})")
+                if rest[cased]:
+                    terms.extend(self.dialect.like_any(subject, rest[cased]))
             return "(" + " OR ".join(terms) + ")" if len(terms) > 1 else terms[0]
 
         return test
+
+    def _name_index(self, lowered: str | None, exact: list[str], patterns: list[list[Any]]):
+        """Names and ``*.domain`` suffixes of a lowered scalar field as one set lookup of the name and its
+        parent domains (:mod:`r53sigma.scan.nameindex`): the SQL, and the values it leaves to the other tests."""
+        index = self.dialect.name_index()
+        field = nameindex.field_of(lowered) if lowered and index is not None else None
+        if field is None:
+            return None
+        suffixes = [s for s in map(nameindex.label_suffix, patterns) if s is not None]
+        found = index.test(field, exact, suffixes)
+        if found is None:
+            return None
+        sql, unknown = found
+        self.unknowns += unknown
+        return sql, [], [p for p in patterns if nameindex.label_suffix(p) is None]
 
     def _regex(self, pattern: str, flags: set) -> Callable[[str], str]:
         translated = python_regex_to_re2(pattern, flags)
