@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
 def _view(engine: DuckEngine, sqls: list[str]) -> str:
     """``WITH n AS (...)``: the table with the per-row columns the predicates share (if the engine has them)."""
     try:
-        from r53sigma.scan.nameindex import wrap
+        from r53sigma.scan.rowcolumns import wrap
     except ImportError:  # a baseline checkout without it
         return "WITH n AS (SELECT * FROM tv)"
     return f"WITH n AS (SELECT * FROM {wrap('tv', ' '.join(sqls))})"
