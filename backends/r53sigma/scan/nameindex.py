@@ -102,7 +102,7 @@ class NameIndex:
         long_list = len(exact) > EXACT_IN_SQL or len(suffixes) > EXACT_IN_SQL
         terms = []
         if exact:
-            terms.append(self._probe(bloom, _hash(field, 0), f'"l:{field}"', exact))
+            terms.append(self._probe(bloom, _hash(field, 0), f'"l:{field}"', exact if not long_list else None))
         by_depth: dict[int, list[str]] = {}
         for suffix in suffixes:
             by_depth.setdefault(suffix.count(".") + 1, []).append(suffix)
