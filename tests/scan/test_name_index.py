@@ -91,3 +91,23 @@ def test_cidr_over_answers_reads_the_addresses_once(tmp_path):
                ["1.2.3.4", "fc00:0:0:0:0:0:0:1"], ["some text"], []]
     alerts = _agree(tmp_path, rules, [_record("a.example", a) for a in answers])
     assert len(alerts) >= 6
+
+
+_TOKENS = ["a", "b", "\\.", ".", "[a-c]", "[^.]", "[0-9]{2,}", "x{3}", "(a|b)", "a|b", "^", "$", "a*", "\\d", "(?:ab)?"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(core=st.lists(st.sampled_from(_TOKENS), min_size=1, max_size=4).map("".join),
+       before=st.booleans(), after=st.booleans(), flags=st.sampled_from(["", "(?i)", "(?s)", "(?m)", "(?ms)"]),
+       texts=st.lists(st.text(alphabet="ab.c0129x\n", max_size=10), min_size=1, max_size=8))
+def test_optional_label_groups_are_dropped_from_searches(core, before, after, flags, texts):
+    import re
+
+    from r53sigma.scan.patterns import search_core
+
+    pattern = flags + ("(.*\\.)?" if before else "") + core + ("(\\..*)?" if after else "")
+    simpler = search_core(pattern)
+    if before or after:
+        assert simpler in (flags + core, pattern)
+    for text in texts:  # Python's re search semantics, for the original and the rewritten pattern
+        assert (re.search(pattern, text) is None) == (re.search(simpler, text) is None), (pattern, simpler, text)

@@ -45,7 +45,7 @@ from sigma.types import (
 
 from r53sigma import catalogue
 from r53sigma.scan import nameindex, rowcolumns
-from r53sigma.scan.patterns import python_regex_to_re2, re2_part
+from r53sigma.scan.patterns import python_regex_to_re2, re2_part, search_core
 from r53sigma.scan.results import EngineError, describe
 
 _COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
@@ -419,7 +419,7 @@ class RuleCompiler:
         return sql, [], [p for p in patterns if nameindex.label_suffix(p) is None]
 
     def _regex(self, pattern: str, flags: set) -> Callable[[str], str]:
-        translated = python_regex_to_re2(pattern, flags)
+        translated = search_core(python_regex_to_re2(pattern, flags))
         if self.dialect.check_regex(translated):
             return lambda x: self.dialect.regex(x, translated)
         python_flags = 0
