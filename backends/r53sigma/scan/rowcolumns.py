@@ -15,6 +15,11 @@ from __future__ import annotations
 import re
 
 from r53sigma.scan import nameindex
+from r53sigma.scan.patterns import IPV4, IPV6
+
+def quote(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
 
 _ADDRESS_USES = re.compile(r'"a[46x]:([^"]+)"')
 
@@ -26,8 +31,6 @@ def address_columns(field: str) -> tuple[str, str, str]:
 
 def wrap(relation: str, sql: str) -> str:
     """``relation`` with the shared columns ``sql`` names (``relation`` itself when it names none)."""
-    from r53sigma.scan.sqlcompile import IPV4, IPV6, quote  # sqlcompile imports this module's users
-
     fields = sorted(set(_ADDRESS_USES.findall(sql)))
     if fields:
         cols = []

@@ -45,17 +45,13 @@ from sigma.types import (
 
 from r53sigma import catalogue
 from r53sigma.scan import nameindex, rowcolumns
-from r53sigma.scan.patterns import python_regex_to_re2, re2_part, search_core
+from r53sigma.scan.patterns import IPV4, IPV6, OCTET as _OCTET, python_regex_to_re2, re2_part, search_core
 from r53sigma.scan.results import EngineError, describe
 
 _COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
             CompareOperators.GTE: ">=", CompareOperators.NEQ: "<>"}
 UNKNOWN = "NULL::BOOLEAN"  # an atom SQL cannot decide; the DuckDB engine asks the reference engine
 _WHITESPACE = "' \t\n\r\x0b\x0c'"
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-IPV4 = f"^{_OCTET}(\\.{_OCTET}){{3}}$"
-_HEX = "[0-9a-fA-F]{1,4}"
-IPV6 = f"^(({_HEX}:){{7}}{_HEX}|({_HEX}(:{_HEX}){{0,6}})?::({_HEX}(:{_HEX}){{0,6}})?)$"
 
 
 def ipv6_hex(value: str) -> str:
