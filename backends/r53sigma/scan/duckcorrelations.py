@@ -1,15 +1,22 @@
 """Correlations in the DuckDB engine, with the sliding windows and bursts of :mod:`r53sigma.scan.correlations`.
 
 Each correlation has a table of points: one row per (event, group[, value]) with the time in
-microseconds, the referenced rules matched (a bit mask) and where the event is (file, line). After the
-last batch, ``event_count``, ``value_count`` and ``temporal`` are window functions over the rows
+microseconds, the referenced rules matched (a bit mask) and where the event is (file, line). Where the
+condition only grows (event_count, value_count, temporal compared with gt/gte), the points of the files
+DuckDB reads go to parquet parts in the engine's spill folder instead, and memory keeps only a bound per
+(sub-bucket of a quarter span, group): events, distinct values or the rules' bit mask, plain grouped
+aggregates that spill. At the end, the sub-buckets of every run of five whose bound passes the
+condition are the candidates (any window lies inside such a run), and only their points are read back
+into the table (events the reference reader parsed keep theirs there); memory is bounded by the distinct
+(sub-bucket, group) tuples and the candidates' points,
+and disk by the points. The other conditions (lt/lte, where any group may fire) keep every point.
+After the last batch, ``event_count``, ``value_count`` and ``temporal`` are window functions over the rows
 (``RANGE BETWEEN CURRENT ROW AND span - 1 us FOLLOWING`` per group: the half-open window at every point),
-preceded, where the condition only grows (gt/gte), by a grouped aggregate per (epoch-aligned bin, group)
+preceded, where the condition only grows, by a grouped aggregate per (epoch-aligned bin, group)
 that leaves out the bins no firing window can touch (every window lies inside two consecutive bins).
 ``temporal_ordered`` and ``value_sum/avg/median`` read the group's points and use the shared Python
 definition. Firing windows become bursts with :func:`r53sigma.scan.correlations.bursts`; evidence lines are
-fetched afterwards, for the bursts only. Memory is bounded by the matched events, and the tables and
-window sorts spill to disk under a ``memory_limit``.
+fetched afterwards, for the bursts only. The tables and window sorts spill to disk under a ``memory_limit``.
 """
 from __future__ import annotations
 
