@@ -194,3 +194,67 @@ def test_no_event_is_in_two_alerts_of_one_group(generated):
     for a, b in zip(fired, fired[1:]):
         if a["group"] == b["group"]:
             assert a["window"]["end"] < b["window"]["start"]
+
+
+# ---------------------------------------------------------------- pruning by (sub-bucket, group) bounds
+
+from r53sigma.scan import duckcorrelations  # noqa: E402
+
+edge_points = st.lists(  # times on, just before and just after the quarter-minute sub-bucket edges of a 1m span
+    st.tuples(st.integers(0, 24).map(lambda q: q * 15_000_000), st.sampled_from([-1, 0, 1, 7_000_000]),
+              st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3"]), st.sampled_from([0, 1]), st.sampled_from(["1", "2", "5", "9"])),
+    min_size=1, max_size=40,
+)
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["event_count", "value_count", "temporal"]), op=st.sampled_from(["gt", "gte"]),
+       threshold=st.integers(1, 6), generated=edge_points, split=st.integers(0, 40))
+def test_the_candidate_filter_never_drops_a_firing_group(tmp_path_factory, kind, op, threshold, generated, split):
+    """Files read by DuckDB (points in parquet parts, bounds per sub-bucket) and split in two files whose
+    times overlap (bounds from two batches merge): the alerts are the reference engine's."""
+    field = ", field: query_name" if kind == "value_count" else ""
+    rules_ = "[nx, txt]" if kind == "temporal" else "[nx]"
+    threshold = min(threshold, 1 if op == "gt" else 2) if kind == "temporal" else threshold
+    collection = rules(correlation(kind, f"{{{op}: {threshold}{field}}}", "1m", rules_))
+    raw = []
+    for edge, offset, src, index, value in generated:
+        kind_of = {"rcode": "NXDOMAIN", "qtype": "A"} if index == 0 else {"rcode": "NOERROR", "qtype": "TXT"}
+        raw.append(record(max(0, edge + offset), src=src, name=f"n{value}.x.", **kind_of))
+    folder = tmp_path_factory.mktemp("split")
+    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw[:split]))
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw[split:]))
+    expected = [a.to_json() for a in Engine(collection).scan(read_paths([folder]))]
+    engine = DuckEngine(collection)
+    assert [a.to_json() for a in engine.scan_paths([folder])] == expected
+    assert engine.fast_files == 2
+
+
+def points_evaluated(monkeypatch) -> list[int]:
+    """The rows of each correlation's point table when its windows are evaluated (the rows kept in memory)."""
+    counted: list[int] = []
+    windows = duckcorrelations.CorrelationTables._windows
+
+    def counting(self, plan, table):
+        counted.append(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+        return windows(self, plan, table)
+
+    monkeypatch.setattr(duckcorrelations.CorrelationTables, "_windows", counting)
+    return counted
+
+
+def test_points_kept_in_memory_do_not_grow_with_lines(tmp_path, monkeypatch):
+    """A steady source (one query every 20 s, never 5 in a minute) and one burst of 5 in 4 s: only the
+    burst's sub-buckets' points reach the window evaluation, however many steady lines the file has."""
+    collection = rules(correlation("event_count", "{gte: 5}", "1m"))
+    kept = []
+    for steady in (30, 3000):
+        raw = [record(i * 20_000_000, src="10.0.0.1") for i in range(steady)]
+        raw += [record(i * 1_000_000, src="10.0.0.9") for i in range(5)]
+        log = tmp_path / f"steady{steady}.jsonl"
+        log.write_text("".join(json.dumps(r) + "\n" for r in raw))
+        counted = points_evaluated(monkeypatch)
+        alerts = list(DuckEngine(collection).scan_paths([log]))
+        assert [a.to_json()["group"]["srcaddr"] for a in alerts] == ["10.0.0.9"]
+        kept.append(counted[0])
+    assert kept == [5, 5]

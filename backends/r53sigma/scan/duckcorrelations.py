@@ -1,18 +1,26 @@
 """Correlations in the DuckDB engine, with the sliding windows and bursts of :mod:`r53sigma.scan.correlations`.
 
 Each correlation has a table of points: one row per (event, group[, value]) with the time in
-microseconds, the referenced rules matched (a bit mask) and where the event is (file, line). After the
-last batch, ``event_count``, ``value_count`` and ``temporal`` are window functions over the rows
+microseconds, the referenced rules matched (a bit mask) and where the event is (file, line). Where the
+condition only grows (event_count, value_count, temporal compared with gt/gte), the points of the files
+DuckDB reads go to parquet parts in the engine's spill folder instead, and memory keeps only a bound per
+(sub-bucket of a quarter span, group): events, distinct values or the rules' bit mask, plain grouped
+aggregates that spill. At the end, the sub-buckets of every run of five whose bound passes the
+condition are the candidates (any window lies inside such a run), and only their points are read back
+into the table (events the reference reader parsed keep theirs there); memory is bounded by the distinct
+(sub-bucket, group) tuples and the candidates' points,
+and disk by the points. The other conditions (lt/lte, where any group may fire) keep every point.
+After the last batch, ``event_count``, ``value_count`` and ``temporal`` are window functions over the rows
 (``RANGE BETWEEN CURRENT ROW AND span - 1 us FOLLOWING`` per group: the half-open window at every point),
-preceded, where the condition only grows (gt/gte), by a grouped aggregate per (epoch-aligned bin, group)
+preceded, where the condition only grows, by a grouped aggregate per (epoch-aligned bin, group)
 that leaves out the bins no firing window can touch (every window lies inside two consecutive bins).
 ``temporal_ordered`` and ``value_sum/avg/median`` read the group's points and use the shared Python
 definition. Firing windows become bursts with :func:`r53sigma.scan.correlations.bursts`; evidence lines are
-fetched afterwards, for the bursts only. Memory is bounded by the matched events, and the tables and
-window sorts spill to disk under a ``memory_limit``.
+fetched afterwards, for the bursts only. The tables and window sorts spill to disk under a ``memory_limit``.
 """
 from __future__ import annotations
 
+import os
 from typing import Callable, Iterator
 
 import duckdb
@@ -21,6 +29,7 @@ from sigma.rule import SigmaRule
 
 from r53sigma.scan.correlations import MICROS, CorrelationPlan, Point, Window, burst_alert, bursts, firing_windows
 from r53sigma.scan.duckread import column_name, log_sources
+from r53sigma.scan.sqlcompile import quote as _quote
 from r53sigma.scan.records import Event
 from r53sigma.scan.results import EVIDENCE_PER_GROUP, Alert
 
@@ -33,13 +42,22 @@ class CorrelationTables:
         self.con, self.plans, self.flag, self.source_of, self.matches = con, plans, flag, source_of, matches
         self.tables = []
         self.filled: set[int] = set()  # correlations with points (the others need no query at the end)
-        for number in range(len(plans)):
+        # per prunable correlation: its sub-bucket width (us) and the parquet parts its SQL-read points went to
+        self.width: dict[int, int] = {}
+        self.parts: dict[int, list[str]] = {}
+        self.spill = self.con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        self.scan_id = scan_id
+        for number, plan in enumerate(plans):
             table = f"acc{number}_{scan_id}"
             self.con.execute(
                 f"CREATE TEMP TABLE {table} (g VARCHAR[], t BIGINT, mask BIGINT, v VARCHAR, "
                 "f BIGINT, s BIGINT, line BIGINT, idx BIGINT, file VARCHAR)"
             )
             self.tables.append(table)
+            if plan.kind in _SQL_WINDOWS and _upper_bound_test(plan) is not None and self.spill:
+                self.width[number] = -(-plan.span_us // SUB_BUCKETS)
+                self.parts[number] = []
+                self.con.execute(f"CREATE TEMP TABLE bins{number}_{scan_id} (g VARCHAR[], k BIGINT, a BIGINT)")
 
     def accumulate(self, source: str, table: str) -> None:
         """The points of a batch's flagged rows (a table with the rule flags and field columns)."""
@@ -83,8 +101,23 @@ class CorrelationTables:
         for k in range(len(groups)):  # one row per combination of group values; no value: no row
             inner = f"SELECT * REPLACE (unnest(g{k}) AS g{k}) FROM ({inner})"
         group = "[" + ", ".join(f"g{k}" for k in range(len(groups))) + "]::VARCHAR[]"
+        points = f"SELECT {group} AS g, t, mask, unnest(vals) AS v, _f AS f, _s AS s, _line AS line, _idx AS idx, _file AS file FROM ({inner})"
+        if number not in self.width:
+            self.con.execute(f"INSERT INTO {self.tables[number]} {points}")
+            return
+        # Prunable: the points go to a parquet part on disk, and only their counts per (sub-bucket, group) stay
+        # in memory (plain grouped aggregates, which spill); the parts are read back for candidate groups only.
+        part = os.path.join(self.spill, f"points{number}_{self.scan_id}_{len(self.parts[number])}.parquet")
+        self.con.execute(f"COPY ({points}) TO {_quote(part)} (FORMAT parquet)")
+        self.parts[number].append(part)
+        self._add_bins(number, plan, f"read_parquet({_quote(part)})")
+
+    def _add_bins(self, number: int, plan: CorrelationPlan, relation: str) -> None:
+        """Per (sub-bucket, group) of the relation's points, an upper bound of what its events add to a window."""
+        aggregate = _SQL_WINDOWS[plan.kind][1]
         self.con.execute(
-            f"INSERT INTO {self.tables[number]} SELECT {group}, t, mask, unnest(vals), _f, _s, _line, _idx, _file FROM ({inner})"
+            f"INSERT INTO bins{number}_{self.scan_id} SELECT g, t // {self.width[number]} AS k, {aggregate} AS a "
+            f"FROM {relation} GROUP BY g, k"
         )
 
     def accumulate_event(self, file_no: int, s: int, event: Event) -> None:
@@ -105,6 +138,8 @@ class CorrelationTables:
         """Every correlation's alerts, one per burst (r53sigma.scan.correlations), after the last batch."""
         for number, plan in enumerate(self.plans):
             table = self.tables[number]
+            if number in self.width:
+                self._candidate_points(number, plan)
             found = []
             for group, windows in (self._windows(plan, table) if number in self.filled else ()):
                 for burst in bursts(windows, plan.span_us):
@@ -120,6 +155,42 @@ class CorrelationTables:
                 events = [Event(source, {}, None, None, file, line or None, idx or None) for _, _, line, idx, file in evidence]
                 yield burst_alert(plan, group, burst, events)
             self.con.execute(f"DROP TABLE {table}")
+
+    def _candidate_points(self, number: int, plan: CorrelationPlan) -> None:
+        """Into the correlation's point table, the points of the sub-buckets some firing window may touch.
+
+        A window [t, t + span) covers at most SUB_BUCKETS + 1 consecutive sub-buckets of width
+        ceil(span / SUB_BUCKETS), and the sum of their bounds bounds its aggregate. Where the condition only
+        grows (gt/gte), a firing window therefore lies in a run of SUB_BUCKETS + 1 sub-buckets whose bound
+        passes: every sub-bucket of every such run is a candidate. A window evaluated on the candidates' points
+        alone sees all points of every firing window (exact), and no more points than it has (no false alert)."""
+        bins, table, runs = f"bins{number}_{self.scan_id}", self.tables[number], SUB_BUCKETS
+        merge, run = _BIN_RUNS[plan.kind]
+        if number in self.filled:  # points the reference reader produced (python batches): bounded as well
+            self._add_bins(number, plan, table)
+        bound = _upper_bound_test(plan)
+        self.con.execute(
+            f"CREATE TEMP TABLE cand{number}_{self.scan_id} AS "
+            f"WITH b AS (SELECT g, k, {merge} AS a FROM {bins} GROUP BY g, k), "
+            f"starts AS (SELECT g, k FROM (SELECT g, k, {run} AS run FROM b "
+            f"WINDOW w AS (PARTITION BY g ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) WHERE {bound('run')}) "
+            f"SELECT DISTINCT g, k + r AS k FROM starts, range({runs + 1}) AS o(r)"
+        )
+        cand = f"cand{number}_{self.scan_id}"
+        if self.parts[number]:
+            files = "[" + ", ".join(_quote(p) for p in self.parts[number]) + "]"
+            self.con.execute(
+                f"INSERT INTO {table} SELECT p.* FROM read_parquet({files}) AS p "
+                f"SEMI JOIN {cand} AS c ON p.g = c.g AND p.t // {self.width[number]} = c.k"
+            )
+            self.filled.add(number)
+        for name in (cand, bins):
+            self.con.execute(f"DROP TABLE {name}")
+        for part in self.parts[number]:
+            try:
+                os.remove(part)
+            except OSError:
+                pass
 
     def _windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
         """Per group, its firing windows in ascending start (r53sigma.scan.correlations' definition)."""
@@ -181,6 +252,14 @@ _SQL_WINDOWS = {
     SigmaCorrelationType.VALUE_COUNT: ("count(DISTINCT v)", "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
     SigmaCorrelationType.TEMPORAL: ("bit_or(mask)", "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
 }
+# per prunable type: how a (sub-bucket, group)'s bounds from several batches merge, and a run's bound
+_BIN_RUNS = {
+    SigmaCorrelationType.EVENT_COUNT: ("sum(a)", "sum(a) OVER w"),
+    SigmaCorrelationType.VALUE_COUNT: ("sum(a)", "sum(a) OVER w"),  # distinct values of a union <= the sum
+    SigmaCorrelationType.TEMPORAL: ("bit_or(a)", "bit_count(bit_or(a) OVER w)"),
+}
+# sub-buckets a window spans (at most this plus one): finer bounds, more (sub-bucket, group) rows
+SUB_BUCKETS = 4
 _SQL_OPS = {SigmaCorrelationConditionOperator.GT: ">", SigmaCorrelationConditionOperator.GTE: ">="}
 
 

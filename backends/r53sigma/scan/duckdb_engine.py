@@ -25,8 +25,9 @@ rule, packed in BIGINTs) and the values correlations group or count by (each onl
 needs it, NULL elsewhere), then keeps the rows some rule matches, with their line number. Plain alerts
 stream out per file in event order. Correlations keep the points of their referenced rules' matches
 (:mod:`r53sigma.scan.duckcorrelations`) and are decided at the end with the sliding windows and bursts of
-:mod:`r53sigma.scan.correlations`. Memory grows with a file's lines (a few bytes each, plus correlation
-values) and with the matches kept. Reading is :mod:`r53sigma.scan.duckread`.
+:mod:`r53sigma.scan.correlations`. While a file is read, memory grows with its lines (a few bytes each,
+plus correlation values); across files, with the plain matches kept and the correlations' bounds per
+(sub-bucket, group), their points being on disk until the end. Reading is :mod:`r53sigma.scan.duckread`.
 """
 from __future__ import annotations
 
