@@ -34,9 +34,9 @@ from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaDetection
 
-from r53sigma import attack, catalogue
+from r53sigma import attack, catalogue, ioc
 from r53sigma import rules as rule_loading
-from r53sigma.targets.elasticsearch import ingestion
+from r53sigma.targets.elasticsearch import ingestion, ioc_enrich
 from r53sigma.targets.elasticsearch.esql import ESQLBackend
 from r53sigma.targets.elasticsearch.lucene import LuceneBackend
 
@@ -229,6 +229,16 @@ def setup_guide(item: PackagedRule) -> str:
             f"2. Install r53sigma's `{custom}` component template (the `.caseless` sub-fields the queries use): "
             f"`PUT _component_template/{custom}` with dist/elastic/component_templates/{custom}.json, then roll "
             "the data stream over. Fleet's final pipeline sets `event.ingested`.",
+        ]
+    if ioc.list_match(item.rule) is not None:
+        lines += [
+            f"3. Load your threat feed into the enrich policy `{ioc_enrich.POLICY}` (source index "
+            f"`{ioc_enrich.SOURCE_INDEX}`); the Resolver pipeline then writes `{ioc_enrich.MATCHED_DOMAIN}` and "
+            f"`{ioc_enrich.MATCHED_CATEGORY}` for every listed domain a query name falls under. Re-run it when the feed changes:",
+            "",
+            "```",
+            "r53sigma deploy elastic --url https://ES:9200 --kibana-url https://KIBANA:5601 --ioc-domains FEED_FILE",
+            "```",
         ]
     lines += ["", "Alert suppression on correlation rules needs a Platinum subscription; without it Kibana keeps the setting but does not apply it."]
     return "\n".join(lines)

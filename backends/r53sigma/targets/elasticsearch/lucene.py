@@ -42,7 +42,7 @@ class LuceneBackend(StockLuceneBackend):
         # (ioc_enrich): the enrich index is the list, so a feed of any size is data, not query text.
         # Its base query is the rule with the list match replaced by "the name field exists".
         match = ioc.list_match(rule)
-        if match is None or os.environ.get(INLINE_ENV) == "1":
+        if match is None or os.environ.get(INLINE_ENV) == "1" or output_format not in (None, "default"):
             return super().convert_rule(rule, output_format, callback)
         exists = copy.deepcopy(rule)
         items = next(iter(exists.detection.detections.values())).detection_items
