@@ -76,7 +76,7 @@ def source_index() -> dict:
 
 
 def policy() -> dict:
-    return {"match": {"indices": SOURCE_INDEX, "match_field": ioc.LOOKUP_COLUMNS[0],
+    return {"match": {"indices": [SOURCE_INDEX], "match_field": ioc.LOOKUP_COLUMNS[0],
                       "enrich_fields": list(ioc.LOOKUP_COLUMNS[1:])}}
 
 
