@@ -270,8 +270,9 @@ def _cloudtrail_document(log_source: LogSource, record: dict, original: str) -> 
 def document_from_raw(raw_record: Any, source: str | None = None, ioc_entries: list | None = None) -> dict:
     """The ECS document for one raw record (a JSON text or object, or a public hosted-zone line).
 
-    ``ioc_entries`` (r53sigma.ioc.Entry items): the enrich index deploy loaded; the Resolver pipeline's
-    lookup then writes the entries the query name falls under (ioc_enrich). None: no feed deployed."""
+    ``ioc_entries`` (r53sigma.ioc.Entry items, or an ``ioc_enrich.enrich_index`` built once for many
+    documents): the feed deploy loaded; the Resolver pipeline's lookup then writes the entries the
+    query name falls under (ioc_enrich). None: no feed deployed."""
     source = source or detect_source(raw_record)
     log_source = catalogue.load()[source]
     original = raw_record if isinstance(raw_record, str) else json.dumps(raw_record)
@@ -292,10 +293,11 @@ def document_from_raw(raw_record: Any, source: str | None = None, ioc_entries: l
     return doc
 
 
-def _lookup_ioc(log_source: LogSource, doc: dict, entries: list) -> None:
+def _lookup_ioc(log_source: LogSource, doc: dict, entries) -> None:
     """The lookup pipeline: every listed entry the query name or a parent domain of it is."""
     name = _get(doc, es.role_names(log_source).get("question_name", ""))
-    found = ioc_enrich.matches(str(name), entries) if name is not None else []
+    index = entries if isinstance(entries, dict) else ioc_enrich.enrich_index(entries)
+    found = ioc_enrich.matches(str(name), index) if name is not None else []
     if found:
         _put(doc, ioc_enrich.TARGET_FIELD, found)
 

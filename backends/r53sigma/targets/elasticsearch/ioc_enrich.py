@@ -103,15 +103,22 @@ def render(question_name: str) -> dict[str, Any]:
     }
 
 
-def matches(name: str, entries: Iterable[ioc.Entry]) -> list[dict]:
-    """What the enrich processor writes for ``name``: the entries whose domain is a candidate key, in
-    the enrich index's order (the list's order here), each once."""
-    keys = set(candidates(name))
-    seen: dict[str, dict] = {}
+def enrich_index(entries: Iterable[ioc.Entry]) -> dict[str, tuple[int, dict]]:
+    """The enrich index ``_execute`` builds from the loaded feed: domain -> (position, document), the
+    first entry of a domain kept (deploy indexes each domain once, by ``_id``)."""
+    index: dict[str, tuple[int, dict]] = {}
     for entry in entries:
-        if entry.domain in keys and entry.domain not in seen:
-            seen[entry.domain] = {"domain": entry.domain, **({"category": entry.category} if entry.category else {})}
-    return list(seen.values())
+        if entry.domain not in index:
+            index[entry.domain] = (len(index), {"domain": entry.domain, **({"category": entry.category} if entry.category else {})})
+    return index
+
+
+def matches(name: str, index: dict[str, tuple[int, dict]]) -> list[dict]:
+    """What the enrich processor writes for ``name``: the documents whose domain is a candidate key
+    (one hash probe per label, whatever the feed's size). Elasticsearch does not promise the order of
+    the hits; the copy gives the feed's order (the Lucene query reads only whether there is one)."""
+    found = sorted(index[key] for key in set(candidates(name)) if key in index)
+    return [dict(document) for _position, document in found[:MAX_MATCHES]]
 
 
 def lucene(base: str) -> str:
