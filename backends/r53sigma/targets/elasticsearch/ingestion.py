@@ -358,6 +358,8 @@ def field_mappings(log_source: LogSource) -> dict[str, dict]:
             flat[es_name(f)] = {"type": ES_TYPES[f.type]}
     for name, mapping in ADDED_FIELDS.items():
         flat.setdefault(name, mapping)
+    if log_source.source == IOC_SOURCE:
+        flat.update(ioc_enrich.mappings())
     return flat
 
 

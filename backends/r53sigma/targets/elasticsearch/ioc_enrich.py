@@ -70,6 +70,11 @@ def call_processor() -> dict:
     return {"pipeline": {"name": PIPELINE, "ignore_missing_pipeline": True, "ignore_failure": True, "tag": CALL_TAG}}
 
 
+def mappings() -> dict[str, dict]:
+    """What the lookup writes, for the Resolver index template (keywords, as in the source index)."""
+    return {MATCHED_DOMAIN: {"type": "keyword"}, MATCHED_CATEGORY: {"type": "keyword"}}
+
+
 def source_index() -> dict:
     return {"mappings": {"properties": {c: {"type": "keyword"} for c in ioc.LOOKUP_COLUMNS},
                          "_meta": {"managed_by": "r53sigma"}}}

@@ -147,12 +147,24 @@ def rule_fields(rule) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def query_fields(item: PackagedRule) -> list[str]:
+    """The fields the rule's query reads: the threat-feed rule's enrich form (lucene.py) reads the name
+    field and the lookup's field, not the list match as Sigma wrote it."""
+    names = rule_fields(item.rule)
+    match = ioc.list_match(item.rule)
+    if match is None:
+        return names
+    field = catalogue.load()[item.source].field_for(match.field)
+    name = field.target(TARGET).name if field else match.field
+    return list(dict.fromkeys([name if n == match.field else n for n in names] + [ioc_enrich.MATCHED_DOMAIN]))
+
+
 def required_fields(item: PackagedRule) -> list[dict]:
     """name + type of every field the rule reads, typed as the index template maps it."""
     log_source = catalogue.load()[item.source]
     mapped = {name: m["type"] for name, m in ingestion.field_mappings(log_source).items()}
     fields = {TIMESTAMP_OVERRIDE: "date"}
-    for name in rule_fields(item.rule):
+    for name in query_fields(item):
         root = next((r for r in log_source.flattened_roots(TARGET) if name.startswith(r + ".")), None)
         if root is not None:  # a key of a flattened object: Kibana sees the object field
             name = root + "." + name[len(root) + 1:].split(".", 1)[0]
@@ -196,7 +208,7 @@ def investigation_fields(item: PackagedRule) -> list[str]:
         f.target(TARGET).name for role in ("source_ip", "question_name", "response_code", "question_type")
         if (f := log_source.with_role(role)) is not None
     ]
-    names += [n.removesuffix("." + ingestion.CASELESS) for n in rule_fields(item.rule)]
+    names += [n.removesuffix("." + ingestion.CASELESS) for n in query_fields(item)]
     return list(dict.fromkeys(names))
 
 
