@@ -201,3 +201,15 @@ def test_fake_splunkd_takes_the_documented_arguments_only():
                             "action.notable.param.severity": "low", "next_scheduled_time": ""}) is None
     for conf_only in ("enableSched", "counttype", "relation", "quantity", "alert.managedBy", "display.general.type", "durable.anything"):
         assert _splunk_invalid({"search": "x", conf_only: "1"}) == f'Argument "{conf_only}" is not supported by this handler.'
+
+
+def test_a_first_seen_baseline_search_is_the_packs_to_select_and_prune(dist, splunk):
+    assert deploy(argv(dist, splunk)) == 0
+    rule_id = "0b7d3c2a-1111-4aaa-8bbb-0000000000aa"  # a first-seen rule an earlier dist had, since removed
+    marker = "keeps the KV store baseline r53sigma_first_seen_x.\nManaged by r53sigma (rule 0b7d3c2a-...)"
+    splunk.searches[f"r53sigma-{rule_id}-baseline"] = (APP, {**ours(splunk)[TXT], "description": marker})
+    splunk.searches[f"r53sigma-{rule_id}-mine"] = (APP, {**ours(splunk)[TXT], "description": marker})  # not a pack name
+    assert deploy(argv(dist, splunk, "--prune", "--only", TXT.removeprefix("r53sigma-"))) == 0
+    assert f"r53sigma-{rule_id}-baseline" in ours(splunk)  # --only names another rule
+    assert deploy(argv(dist, splunk, "--prune")) == 0
+    assert f"r53sigma-{rule_id}-baseline" not in ours(splunk) and f"r53sigma-{rule_id}-mine" in ours(splunk)

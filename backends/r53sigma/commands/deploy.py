@@ -54,6 +54,9 @@ def register(subparsers) -> None:
                         help="what --password-stdin reads (default: password)")
     parser.add_argument("--ca-certs", help="CA bundle to verify the server certificate with")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates (labs only)")
+    parser.add_argument("--ioc-domains", metavar="FILE",
+                        help="elastic: load this threat feed (one domain a line, CSV with a category column, or a STIX 2.1 "
+                             "bundle) into the enrich policy the threat-feed rule reads; again when it changes")
     parser.add_argument("--region", help="AWS region (cloudwatch)")
     parser.add_argument("--profile", help="AWS profile (cloudwatch); credentials follow boto3's usual chain")
     parser.add_argument("--log-group", action="append", metavar="SOURCE=NAME",
@@ -65,7 +68,8 @@ def register(subparsers) -> None:
 
 def _flags(args: argparse.Namespace, stdin=sys.stdin) -> dict:
     flags = {key: getattr(args, key, None) for key in
-             ("url", "kibana_url", "space", "app", "username", "ca_certs", "insecure", "region", "profile", "alarm_topic")}
+             ("url", "kibana_url", "space", "app", "username", "ca_certs", "insecure", "region", "profile", "alarm_topic",
+              "ioc_domains")}
     if args.log_group:
         flags["log_groups"] = {k: v for item in args.log_group for k, v in parse_pairs(item).items()}
     if args.password_stdin:

@@ -82,6 +82,13 @@ the rules in `sigma_rules/`). Do not edit the files below by hand: change the ca
   templates compose `<data stream>@custom`; `PUT _component_template/logs-aws.route53_resolver_logs@custom`
   (and `..._public_logs@custom`, `logs-aws.cloudtrail@custom`), then roll the data stream over
   (`POST logs-aws.route53_resolver_logs-default/_rollover`) so new backing indices get the sub-fields.
+- `enrich/`: the threat feed's objects, put by `r53sigma deploy elastic --ioc-domains FILE` in this
+  order: the source index `r53sigma-ioc-domains` (`*.index.json`, documents `{{domain, category}}`),
+  the `match` enrich policy `r53sigma_ioc_domains` (`*.policy.json`, then `_execute`), and the lookup
+  pipeline `r53sigma-resolver-ioc` (`*.pipeline.json`; Elasticsearch accepts it only once the policy
+  has been executed). The Resolver pipeline calls it with `ignore_missing_pipeline`, so without a feed
+  ingest is unchanged; with one, every listed domain the query name or a parent of it is lands in
+  `r53sigma.ioc.domain` / `r53sigma.ioc.category`, which the threat-feed rule's query reads.
 
 Case: `keyword` comparisons are case-sensitive, Sigma's are not. For fields AWS writes in one case
 the `route53_elasticsearch` pipeline folds rule values; for mixed-case strings it queries the

@@ -9,6 +9,8 @@
   replaces the whole rule, so the user's own state is carried over from the live rule: `enabled`,
   `exceptions_list` and `actions`. Every deployed rule carries the tag `r53sigma`, which is how
   `--prune` finds the pack's rules.
+- With `--ioc-domains FILE`: the threat feed as the enrich policy the Resolver pipeline looks query
+  names up in (r53sigma.deploy.elastic_ioc), after the ingestion objects and before the rules.
 """
 from __future__ import annotations
 
@@ -27,10 +29,10 @@ from r53sigma.deploy.common import (
     http_error, readable, subset_equal,
 )
 from r53sigma.deploy.dist import Selection
-from r53sigma.deploy.settings import Settings
+from r53sigma.deploy.settings import Settings, SettingsError
 
 NAME = "elastic"
-KEYS = ["url", "kibana_url", "space", "api_key", "username", "password", "ca_certs", "insecure"]
+KEYS = ["url", "kibana_url", "space", "api_key", "username", "password", "ca_certs", "insecure", "ioc_domains"]
 MANAGED_BY = "r53sigma"
 RULE_TAG = "r53sigma"
 USER_RULE_FIELDS = ("enabled", "exceptions_list", "actions")  # the user's, kept across updates
@@ -330,7 +332,24 @@ class ElasticTarget:
             es_puts, es_deletes = self.plan_ingestion(retry)
         else:  # --only: the named rules, not the shared ingestion objects
             es_puts, es_deletes = [], []
+        feed = self.plan_feed(retry)
         rule_puts, rule_deletes = self.plan_rules(retry)
-        return es_puts + rule_puts + rule_deletes + es_deletes
+        return es_puts + feed + rule_puts + rule_deletes + es_deletes
+
+    def plan_feed(self, retry: Retry) -> list[Action]:
+        """--ioc-domains FILE: the threat feed as the enrich policy the Resolver pipeline looks up (elastic_ioc)."""
+        path = self.settings.get("ioc_domains")
+        if not path:
+            return []
+        from r53sigma import ioc
+        from r53sigma.deploy.elastic_ioc import FeedPlanner
+
+        try:
+            entries = ioc.read(path)
+        except ioc.IocListError as error:
+            raise SettingsError(f"--ioc-domains: {error}") from None
+        if not entries:
+            raise SettingsError(f"--ioc-domains: {path} holds no domain")
+        return FeedPlanner(self.es, self.dist, entries).plan(retry, classify)
 
     classify = staticmethod(classify)

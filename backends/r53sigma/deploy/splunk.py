@@ -10,8 +10,15 @@ The .conf file and the REST API name some settings differently: `REST_NAMES` tra
 API reference, saved/searches: https://docs.splunk.com/Documentation/Splunk/latest/RESTREF/RESTsearch#saved.2Fsearches).
 A user who changed a search's schedule or turned it on or off keeps that change: the keys in
 `USER_KEYS` are set when a search is created and left alone on update unless `--force`. `--prune`
-deletes only searches the pack created: named `r53sigma-<uuid>` and carrying the pack's marker line
-in their description, never a user's own search in the same app.
+deletes only searches the pack created: named `r53sigma-<uuid>` (or its `-tstats` alternate, or a
+first-seen rule's `-baseline` search) and carrying the pack's marker line in their description,
+never a user's own search in the same app; `--only` selects a rule's baseline and alternate with it.
+
+A first-seen rule's KV store collection (collections.conf) and its lookup definition (transforms.conf,
+`external_type = kvstore`) are not deployed here: they are app configuration, installed with the app
+(dist/splunk/<app>.spl), which deploy requires and checks; an app older than the dist lacks them and
+the baseline search then fails in Splunk on the missing lookup. Re-install the app when first-seen
+rules are added.
 """
 from __future__ import annotations
 
@@ -35,7 +42,8 @@ SHARING = "app"
 # savedsearches.conf name -> REST parameter name, where they differ
 REST_NAMES = {"enableSched": "is_scheduled", "counttype": "alert_type", "relation": "alert_comparator", "quantity": "alert_threshold"}
 USER_KEYS = frozenset({"cron_schedule", "is_scheduled", "disabled", "schedule_window", "schedule_priority"})
-MANAGED_NAME = re.compile(r"^r53sigma-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:-tstats)?$")  # -tstats: the alternates
+# -tstats: the alternates; -baseline: a first-seen rule's baseline search (targets/splunk/first_seen.py)
+MANAGED_NAME = re.compile(r"^r53sigma-(?P<id>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})(?:-tstats|-baseline)?$")
 MARKER = "Managed by r53sigma"  # the description's last line in every packaged search (targets/splunk/savedsearches.py)
 TRUE, FALSE = {"1", "true", "t", "yes", "y", "on"}, {"0", "false", "f", "no", "n", "off"}
 DEFAULT_PORT = 8089

@@ -6,7 +6,12 @@ does where that matters for idempotence (Elasticsearch template settings, Kibana
 fields, Splunk's 0/1 booleans), logs every request, and can be told to fail the next matching
 requests (`fail`) to exercise retries and partial failures.
 
-- Elasticsearch: `_ingest/pipeline`, `_component_template`, `_index_template` (GET all / PUT / DELETE).
+- Elasticsearch: `_ingest/pipeline`, `_component_template`, `_index_template` (GET all / PUT / DELETE);
+  for the threat feed, indices (`PUT/DELETE <index>`, `GET <index>/_mapping`, `POST <index>/_refresh`),
+  `_bulk` (NDJSON index actions) and the enrich APIs (`GET/PUT/DELETE _enrich/policy/<name>`,
+  `PUT|POST _enrich/policy/<name>/_execute`), with the rules the enrich docs state: one policy type
+  with `indices`, `match_field`, `enrich_fields`; existing source indices; no update of a policy; no
+  delete of a policy a pipeline uses; a pipeline's enrich processor needs an executed policy.
 - Kibana: `/api/detection_engine/rules` (GET by rule_id, POST, PUT, DELETE) and `_find` with a tags filter.
 - Splunk: `/services/auth/login`, `/services/apps/local/<app>`, `/servicesNS/nobody/<app>/saved/searches[/<name>]`
   answering in Atom XML, as splunkd does without `output_mode=json`.
@@ -147,6 +152,9 @@ class FakeElasticsearch(FakeServer):
         self.pipelines: dict[str, dict] = {}
         self.component_templates: dict[str, dict] = {}
         self.index_templates: dict[str, dict] = {}
+        self.indices: dict[str, dict] = {}  # name -> {"mappings": ..., "docs": {id: source}}
+        self.policies: dict[str, dict] = {}  # name -> {type: config}
+        self.enrich_indices: dict[str, list[dict]] = {}  # policy -> the documents its last execution copied
 
     def extra_headers(self):
         return {"X-Elastic-Product": "Elasticsearch"}
@@ -163,6 +171,12 @@ class FakeElasticsearch(FakeServer):
         parts = [p for p in request.path.split("/") if p]
         if not parts:
             return _json(200, {"version": {"number": "9.1.0"}, "tagline": "You Know, for Search"})
+        if parts[0] == "_enrich":
+            return self._enrich(request, parts[1:])
+        if parts[0] == "_bulk":
+            return self._bulk(request)
+        if not parts[0].startswith("_"):
+            return self._index(request, parts)
         collections = {"_ingest": self.pipelines, "_component_template": self.component_templates, "_index_template": self.index_templates}
         if parts[0] == "_ingest" and len(parts) >= 2 and parts[1] == "pipeline":
             parts = ["_ingest"] + parts[2:]
@@ -190,6 +204,14 @@ class FakeElasticsearch(FakeServer):
     def _put(self, kind, store, name, body):
         if kind == "_ingest" and not isinstance(body.get("processors"), list):
             return self._error(400, "parse_exception", "[processors] required property is missing")
+        if kind == "_ingest":  # the enrich processor factory reads the executed policy's enrich index
+            for processor in body["processors"]:
+                enrich = processor.get("enrich")
+                if enrich is not None and enrich.get("policy_name") not in self.enrich_indices:
+                    return self._error(400, "illegal_argument_exception",
+                                       f"no enrich index exists for policy with name [{enrich.get('policy_name')}]")
+                if enrich is not None and not 1 <= int(enrich.get("max_matches", 1)) <= 128:
+                    return self._error(400, "parse_exception", "[max_matches] should be between 1 and 128")
         if kind == "_index_template":
             if not body.get("index_patterns"):
                 return self._error(400, "action_request_validation_exception", "index patterns are missing")
@@ -211,6 +233,102 @@ class FakeElasticsearch(FakeServer):
                 return self._error(400, "illegal_argument_exception",
                                    f"component templates [{name}] cannot be removed as they are still in use by index templates {users}")
         del store[name]
+        return _json(200, {"acknowledged": True})
+
+
+    # ---- the threat feed: indices, _bulk, enrich policies
+    def _index(self, request: Request, parts: list[str]):
+        name, rest = parts[0], parts[1:]
+        if name != name.lower():
+            return self._error(400, "invalid_index_name_exception", f"Invalid index name [{name}], must be lowercase")
+        if not rest and request.method == "PUT":
+            if name in self.indices:
+                return self._error(400, "resource_already_exists_exception", f"index [{name}] already exists")
+            body = request.json() or {}
+            unknown = set(body) - {"mappings", "settings", "aliases"}
+            if unknown:
+                return self._error(400, "parse_exception", f"unknown key {sorted(unknown)} for create index")
+            self.indices[name] = {"mappings": body.get("mappings", {}), "docs": {}}
+            return _json(200, {"acknowledged": True, "shards_acknowledged": True, "index": name})
+        if name not in self.indices:
+            return self._error(404, "index_not_found_exception", f"no such index [{name}]")
+        if not rest and request.method == "DELETE":
+            del self.indices[name]
+            return _json(200, {"acknowledged": True})
+        if rest == ["_mapping"] and request.method == "GET":
+            return _json(200, {name: {"mappings": self.indices[name]["mappings"]}})
+        if rest == ["_refresh"] and request.method == "POST":
+            return _json(200, {"_shards": {"total": 1, "successful": 1, "failed": 0}})
+        return self._error(400, "illegal_argument_exception", f"no handler for {request.method} {request.path}")
+
+    def _bulk(self, request: Request):
+        if request.method not in ("POST", "PUT"):
+            return self._error(405, "method_not_allowed", request.method)
+        lines = [json.loads(line) for line in request.body.decode("utf-8").splitlines() if line.strip()]
+        items = []
+        while lines:
+            ((action, meta),) = lines.pop(0).items()
+            if action not in ("index", "create") or not lines:
+                return self._error(400, "illegal_argument_exception", f"Malformed action/metadata line [{action}]")
+            source = lines.pop(0)
+            index = meta.get("_index")
+            if index not in self.indices:  # the pack creates its index first: auto-creation would guess the mappings
+                items.append({action: {"_index": index, "status": 404, "error": {"type": "index_not_found_exception"}}})
+                continue
+            self.indices[index]["docs"][meta.get("_id") or uuid.uuid4().hex] = source
+            items.append({action: {"_index": index, "_id": meta.get("_id"), "status": 201, "result": "created"}})
+        return _json(200, {"took": 1, "errors": any("error" in i[a] for i in items for a in i), "items": items})
+
+    def _enrich(self, request: Request, parts: list[str]):
+        if not parts or parts[0] != "policy" or len(parts) not in (2, 3):
+            return self._error(400, "illegal_argument_exception", f"no handler for {request.path}")
+        name = parts[1]
+        if len(parts) == 3:
+            if parts[2] != "_execute" or request.method not in ("PUT", "POST"):
+                return self._error(400, "illegal_argument_exception", f"no handler for {request.method} {request.path}")
+            if name not in self.policies:
+                return self._error(404, "resource_not_found_exception", f"policy [{name}] does not exist")
+            ((_kind, config),) = self.policies[name].items()
+            missing = [i for i in config["indices"] if i not in self.indices]
+            if missing:
+                return self._error(404, "index_not_found_exception", f"no such index {missing}")
+            fields = [config["match_field"], *config["enrich_fields"]]
+            self.enrich_indices[name] = [{k: d[k] for k in fields if k in d} for i in config["indices"]
+                                         for d in self.indices[i]["docs"].values() if config["match_field"] in d]
+            return _json(200, {"status": {"phase": "COMPLETE"}})
+        if request.method == "GET":
+            found = [{"config": {kind: {"name": name, **config}}} for kind, config in self.policies.get(name, {}).items()]
+            return _json(200, {"policies": found})
+        if request.method == "DELETE":
+            if name not in self.policies:
+                return self._error(404, "resource_not_found_exception", f"policy [{name}] not found")
+            users = [p for p, body in self.pipelines.items()
+                     if any((proc.get("enrich") or {}).get("policy_name") == name for proc in body.get("processors", []))]
+            if users:
+                return self._error(400, "illegal_argument_exception",
+                                   f"Could not delete policy [{name}] because a pipeline is referencing it {users}")
+            del self.policies[name]
+            self.enrich_indices.pop(name, None)
+            return _json(200, {"acknowledged": True})
+        if request.method != "PUT":
+            return self._error(405, "method_not_allowed", request.method)
+        if name != name.lower():
+            return self._error(400, "illegal_argument_exception", f"Invalid policy name [{name}], must be lowercase")
+        if name in self.policies:
+            return self._error(400, "resource_already_exists_exception", f"policy [{name}] already exists")
+        body = request.json() or {}
+        kinds = [k for k in body if k in ("match", "geo_match", "range")]
+        if len(kinds) != 1 or len(body) != 1:
+            return self._error(400, "x_content_parse_exception", "one policy type (match, geo_match, range) expected")
+        config = dict(body[kinds[0]])
+        unknown = set(config) - {"indices", "match_field", "enrich_fields", "query"}
+        if unknown or not config.get("indices") or not config.get("match_field") or not config.get("enrich_fields"):
+            return self._error(400, "x_content_parse_exception", f"indices, match_field and enrich_fields required; unknown {sorted(unknown)}")
+        config["indices"] = [config["indices"]] if isinstance(config["indices"], str) else list(config["indices"])
+        missing = [i for i in config["indices"] if i not in self.indices]
+        if missing:
+            return self._error(404, "index_not_found_exception", f"no such index [{missing[0]}]")
+        self.policies[name] = {kinds[0]: config}
         return _json(200, {"acknowledged": True})
 
 

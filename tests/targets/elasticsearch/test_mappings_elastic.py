@@ -19,15 +19,18 @@ from sigma.processing.transformations import FieldMappingTransformation
 
 from r53sigma import catalogue
 from r53sigma.targets.elasticsearch import document_from_raw, indexed_fields
-from r53sigma.targets.elasticsearch import documents, ingestion as es
+from r53sigma.targets.elasticsearch import documents, ingestion as es, ioc_enrich
 from sigma.pipelines.route53.elasticsearch import RouteValues, route53_elasticsearch_pipeline
 
 SHARED = Path(__file__).resolve().parents[3] / ".." / "shared"
 SAMPLES = SHARED / "corpus" / "samples"
 KNOWN_PROCESSORS = {
     "rename", "json", "grok", "gsub", "lowercase", "uppercase", "convert", "date", "remove", "set",
-    "append", "foreach", "registered_domain", "script",
+    "append", "foreach", "registered_domain", "script", "pipeline", "enrich",
 }
+# What the simulated cluster holds besides the pipeline run: pipelines a `pipeline` processor may call
+# and the enrich indices of executed policies ({policy: (match_field, enrich_fields, documents)}).
+CLUSTER: dict[str, dict] = {"pipelines": {}, "enrich": {}}
 
 
 # ---------------------------------------------------------------- a small ingest interpreter
@@ -227,12 +230,66 @@ def _run(kind, p, doc, ctx):
             value[i] = inner_ctx["_value"]
     elif kind == "registered_domain":
         registered_domain_processor(doc, p, value)
+    elif kind == "pipeline":  # pipeline processor: ignore_missing_pipeline, else a missing one fails
+        inner = CLUSTER["pipelines"].get(p["name"])
+        if inner is None:
+            if p.get("ignore_missing_pipeline"):
+                return
+            raise Failed(f"pipeline with id [{p['name']}] does not exist")
+        for processor in inner["processors"]:
+            ((inner_kind, inner_p),) = processor.items()
+            run_processor(inner_kind, inner_p, doc, ctx)
+    elif kind == "enrich":
+        enrich_processor(doc, p, value, ctx)
+    elif kind == "script" and p.get("tag") == "r53sigma_ioc_candidates":
+        assert p["source"] == ioc_enrich.CANDIDATES
+        ioc_candidates_script(doc, p["params"])
     elif kind == "script":
         assert p["tag"] == es.RELATED_FROM_ANSWERS_TAG, p
         assert p["source"] == es.RELATED_FROM_ANSWERS
         related_script(doc, p["params"])
     else:
         raise AssertionError(f"processor the interpreter does not know: {kind}")
+
+
+def enrich_processor(doc: dict, p: dict, value, ctx) -> None:
+    """Elasticsearch's enrich processor on a `match` policy: a list value is a terms query (any
+    value), one value a term query (MatchProcessor.getQueryBuilder); each hit gives the match_field
+    and enrich_fields; `max_matches` > 1 writes an array, else one object; no hit writes nothing;
+    `override: false` leaves a set target alone.
+    https://www.elastic.co/guide/en/elasticsearch/reference/current/enrich-processor.html"""
+    if value is None:
+        if p.get("ignore_missing"):
+            return
+        raise Failed(f"enrich: {p['field']} missing")
+    if p["policy_name"] not in CLUSTER["enrich"]:
+        raise Failed(f"no enrich index exists for policy with name [{p['policy_name']}]")
+    match_field, enrich_fields, index = CLUSTER["enrich"][p["policy_name"]]
+    wanted = value if isinstance(value, list) else [value]
+    max_matches = int(p.get("max_matches", 1))
+    assert 1 <= max_matches <= 128
+    hits = [{k: d[k] for k in [match_field, *enrich_fields] if k in d} for d in index if d.get(match_field) in wanted]
+    hits = hits[:max_matches]
+    if not hits or (p.get("override") is False and get(doc, p["target_field"], ctx) is not None):
+        return
+    put(doc, p["target_field"], hits if max_matches > 1 else hits[0], ctx)
+
+
+def ioc_candidates_script(doc: dict, params: dict) -> None:
+    """The Painless of ioc_enrich.CANDIDATES, read independently: the lower-cased name, then the text
+    after each dot."""
+    node = doc
+    for key in params["name"]:
+        if not isinstance(node, dict) or node.get(key) is None:
+            return
+        node = node[key]
+    name, keys = str(node).lower(), []
+    while True:
+        keys.append(name)
+        if "." not in name:
+            break
+        name = name.split(".", 1)[1]
+    doc[params["keys"]] = keys
 
 
 def registered_domain_processor(doc: dict, p: dict, fqdn) -> None:

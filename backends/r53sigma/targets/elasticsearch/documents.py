@@ -27,6 +27,7 @@ from r53sigma.catalogue import LogSource
 from r53sigma.scan import registered_domain
 
 from . import ingestion as es
+from . import ioc_enrich
 
 NOT_INDEXED = {"event.original"}
 
@@ -266,8 +267,12 @@ def _cloudtrail_document(log_source: LogSource, record: dict, original: str) -> 
     return doc
 
 
-def document_from_raw(raw_record: Any, source: str | None = None) -> dict:
-    """The ECS document for one raw record (a JSON text or object, or a public hosted-zone line)."""
+def document_from_raw(raw_record: Any, source: str | None = None, ioc_entries: list | None = None) -> dict:
+    """The ECS document for one raw record (a JSON text or object, or a public hosted-zone line).
+
+    ``ioc_entries`` (r53sigma.ioc.Entry items, or an ``ioc_enrich.enrich_index`` built once for many
+    documents): the feed deploy loaded; the Resolver pipeline's lookup then writes the entries the
+    query name falls under (ioc_enrich). None: no feed deployed."""
     source = source or detect_source(raw_record)
     log_source = catalogue.load()[source]
     original = raw_record if isinstance(raw_record, str) else json.dumps(raw_record)
@@ -277,6 +282,8 @@ def document_from_raw(raw_record: Any, source: str | None = None) -> dict:
     doc: dict = {"event": {"original": original}}
     try:
         _ingest(log_source, doc)
+        if ioc_entries is not None and source == es.IOC_SOURCE:
+            _lookup_ioc(log_source, doc, ioc_entries)
     except IngestFailure as failure:
         doc = {
             "event": {"original": original, "kind": "pipeline_error"},
@@ -284,6 +291,15 @@ def document_from_raw(raw_record: Any, source: str | None = None) -> dict:
             "error": {"message": str(failure)},
         }
     return doc
+
+
+def _lookup_ioc(log_source: LogSource, doc: dict, entries) -> None:
+    """The lookup pipeline: every listed entry the query name or a parent domain of it is."""
+    name = _get(doc, es.role_names(log_source).get("question_name", ""))
+    index = entries if isinstance(entries, dict) else ioc_enrich.enrich_index(entries)
+    found = ioc_enrich.matches(str(name), index) if name is not None else []
+    if found:
+        _put(doc, ioc_enrich.TARGET_FIELD, found)
 
 
 def _flatten(value, prefix: str, out: dict[str, list]) -> None:

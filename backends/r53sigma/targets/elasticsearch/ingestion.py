@@ -21,13 +21,16 @@ from typing import Any, Iterable
 from r53sigma import catalogue
 from r53sigma.catalogue import Field, LogSource
 
+from . import ioc_enrich
+
 TARGET = "elasticsearch"
 RAW_PREFIX = "aws.route53"  # the parse step puts the raw record here; uncatalogued fields stay
 CASELESS = "caseless"  # sub-field queried by route53_elasticsearch for mixed-case strings
 NORMALIZER = "r53sigma_lowercase"
 FAILURE_TAG = "r53sigma_ingest_failure"
 PRIORITY = 150  # above the built-in logs-*-* (100), below Fleet's integration templates (200)
-INGEST_SOURCES = ("resolver", "public_zone")  # CloudTrail: Elastic's AWS integration has the standard pipeline
+INGEST_SOURCES = ("resolver", "public_zone")
+IOC_SOURCE = "resolver"  # the threat-feed rule's log source: its pipeline calls the enrich lookup (ioc_enrich)  # CloudTrail: Elastic's AWS integration has the standard pipeline
 ES_TYPES = {"string": "keyword", "ip": "ip", "integer": "long", "date": "date"}
 CONVERT_TYPES = {"integer": "long", "ip": "ip"}
 TIMESTAMP = "@timestamp"
@@ -305,6 +308,8 @@ def ingest_pipeline(log_source: LogSource) -> dict[str, Any]:
             {"set": {"field": "event.outcome", "value": "success", "if": f"{rc} == 'NOERROR'"}},
             {"set": {"field": "event.outcome", "value": "failure", "if": f"{rc} != null && {rc} != 'NOERROR'"}},
         ]
+    if log_source.source == IOC_SOURCE and question_name:
+        processors.append(ioc_enrich.call_processor())  # the threat-feed lookup, once deploy loaded a feed
     return {
         "description": f"r53sigma: {log_source.title} to ECS (rendered from mappings/catalogue/{log_source.source}.yml)",
         "processors": processors,
@@ -353,6 +358,8 @@ def field_mappings(log_source: LogSource) -> dict[str, dict]:
             flat[es_name(f)] = {"type": ES_TYPES[f.type]}
     for name, mapping in ADDED_FIELDS.items():
         flat.setdefault(name, mapping)
+    if log_source.source == IOC_SOURCE:
+        flat.update(ioc_enrich.mappings())
     return flat
 
 
@@ -412,6 +419,8 @@ def render() -> dict[str, Any]:
             files[f"elasticsearch/ingest_pipelines/{name}.json"] = ingest_pipeline(log_source)
             files[f"elasticsearch/component_templates/{name}@mappings.json"] = component_template(log_source)
             files[f"elasticsearch/index_templates/{name}.json"] = index_template(log_source)
+            if log_source.source == IOC_SOURCE and "question_name" in role_names(log_source):
+                files.update(ioc_enrich.render(role_names(log_source)["question_name"]))
         files[f"elasticsearch/component_templates/{integration_custom_name(log_source)}.json"] = (
             integration_custom_template(log_source)
         )

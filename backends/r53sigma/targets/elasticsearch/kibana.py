@@ -34,9 +34,9 @@ from sigma.conversion.state import ConversionState
 from sigma.correlations import SigmaCorrelationRule
 from sigma.rule import SigmaDetection
 
-from r53sigma import attack, catalogue
+from r53sigma import attack, catalogue, ioc
 from r53sigma import rules as rule_loading
-from r53sigma.targets.elasticsearch import ingestion
+from r53sigma.targets.elasticsearch import ingestion, ioc_enrich
 from r53sigma.targets.elasticsearch.esql import ESQLBackend
 from r53sigma.targets.elasticsearch.lucene import LuceneBackend
 
@@ -147,12 +147,24 @@ def rule_fields(rule) -> list[str]:
     return list(dict.fromkeys(names))
 
 
+def query_fields(item: PackagedRule) -> list[str]:
+    """The fields the rule's query reads: the threat-feed rule's enrich form (lucene.py) reads the name
+    field and the lookup's field, not the list match as Sigma wrote it."""
+    names = rule_fields(item.rule)
+    match = ioc.list_match(item.rule)
+    if match is None:
+        return names
+    field = catalogue.load()[item.source].field_for(match.field)
+    name = field.target(TARGET).name if field else match.field
+    return list(dict.fromkeys([name if n == match.field else n for n in names] + [ioc_enrich.MATCHED_DOMAIN]))
+
+
 def required_fields(item: PackagedRule) -> list[dict]:
     """name + type of every field the rule reads, typed as the index template maps it."""
     log_source = catalogue.load()[item.source]
     mapped = {name: m["type"] for name, m in ingestion.field_mappings(log_source).items()}
     fields = {TIMESTAMP_OVERRIDE: "date"}
-    for name in rule_fields(item.rule):
+    for name in query_fields(item):
         root = next((r for r in log_source.flattened_roots(TARGET) if name.startswith(r + ".")), None)
         if root is not None:  # a key of a flattened object: Kibana sees the object field
             name = root + "." + name[len(root) + 1:].split(".", 1)[0]
@@ -196,7 +208,7 @@ def investigation_fields(item: PackagedRule) -> list[str]:
         f.target(TARGET).name for role in ("source_ip", "question_name", "response_code", "question_type")
         if (f := log_source.with_role(role)) is not None
     ]
-    names += [n.removesuffix("." + ingestion.CASELESS) for n in rule_fields(item.rule)]
+    names += [n.removesuffix("." + ingestion.CASELESS) for n in query_fields(item)]
     return list(dict.fromkeys(names))
 
 
@@ -229,6 +241,16 @@ def setup_guide(item: PackagedRule) -> str:
             f"2. Install r53sigma's `{custom}` component template (the `.caseless` sub-fields the queries use): "
             f"`PUT _component_template/{custom}` with dist/elastic/component_templates/{custom}.json, then roll "
             "the data stream over. Fleet's final pipeline sets `event.ingested`.",
+        ]
+    if ioc.list_match(item.rule) is not None:
+        lines += [
+            f"3. Load your threat feed into the enrich policy `{ioc_enrich.POLICY}` (source index "
+            f"`{ioc_enrich.SOURCE_INDEX}`); the Resolver pipeline then writes `{ioc_enrich.MATCHED_DOMAIN}` and "
+            f"`{ioc_enrich.MATCHED_CATEGORY}` for every listed domain a query name falls under. Re-run it when the feed changes:",
+            "",
+            "```",
+            "r53sigma deploy elastic --url https://ES:9200 --kibana-url https://KIBANA:5601 --ioc-domains FEED_FILE",
+            "```",
         ]
     lines += ["", "Alert suppression on correlation rules needs a Platinum subscription; without it Kibana keeps the setting but does not apply it."]
     return "\n".join(lines)

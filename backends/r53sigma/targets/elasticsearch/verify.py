@@ -50,13 +50,14 @@ class ElasticsearchVerifier(Verifier):
 
         documents: list[list[tuple[str, str, str]]] = []
         all_ranges = []
-        for _query, _rule, cases, source in work:
+        for _query, rule, cases, source in work:
+            feed = deployed_feed(rule)
             ranges = []
             for case in cases:
                 start = len(documents)
                 for raw, event in zip(case.raws, case.events):
                     # a document of another index is never searched: an empty stand-in keeps the numbering
-                    documents.append(lucene_document(raw, event.source) if source and event.source == source.source else [])
+                    documents.append(lucene_document(raw, event.source, feed) if source and event.source == source.source else [])
                 ranges.append(range(start, len(documents)))
             all_ranges.append(ranges)
         try:
@@ -90,20 +91,28 @@ def esql_mapping(log_source: catalogue.LogSource) -> dict[str, str]:
     return mapping
 
 
-def elastic_fields(raw: Any, source: str) -> dict[str, list]:
+def elastic_fields(raw: Any, source: str, ioc_entries: list | None = None) -> dict[str, list]:
     from r53sigma.targets.elasticsearch.documents import document_from_raw, indexed_fields
 
-    return indexed_fields(document_from_raw(raw, source), source)
+    return indexed_fields(document_from_raw(raw, source, ioc_entries), source)
 
 
-def lucene_document(raw: Any, source: str) -> list[tuple[str, str, str]]:
+def deployed_feed(rule: Any) -> list | None:
+    """The enrich index for a threat-feed rule's case: the list the case gives, as deploy loads it."""
+    from r53sigma import ioc
+
+    listed = ioc.list_match(rule)
+    return [ioc.Entry(d) for d in listed.domains or []] if listed else None
+
+
+def lucene_document(raw: Any, source: str, ioc_entries: list | None = None) -> list[tuple[str, str, str]]:
     """Indexed (field, type, value) triples, typed as the index template maps them (as Lucene needs)."""
     from r53sigma.targets.elasticsearch.lucene_engine import indexed_type
 
     log_source = catalogue.load()[source]
     types, roots = esql_mapping(log_source), log_source.flattened_roots("elasticsearch")
     values = []
-    for name, items in elastic_fields(raw, source).items():
+    for name, items in elastic_fields(raw, source, ioc_entries).items():
         kind = types.get(name, "keyword")
         for item in items:
             values.append((name, indexed_type(kind, name, roots), str(item).lower() if isinstance(item, bool) else str(item)))
