@@ -161,19 +161,32 @@ class SourceSQL:
                 cols.append(f"json_type({source}, {sqlcompile.quote(inner)}) AS _le{i}_{depth}")
         return ", ".join(cols)
 
-    def view_columns(self) -> str:
-        """Field columns (normalised text, or lists of it without nulls) and the ``_fit`` shape flag."""
-        cols: list[str] = []
+    def _values(self) -> dict[str, str]:
+        """Scalar field -> its normalised SQL value over the parsed columns."""
         values: dict[str, str] = {}
-        n = len(self.scalar_fields)
         for i, f in enumerate(self.scalar_fields):
             value = f"_v[{i + 1}]"
             if f.strip_trailing_dot:
                 value = f"(CASE WHEN _norm THEN {sqlcompile.strip_dot(value)} ELSE {value} END)"
-            cols.append(f"{value} AS {column_name(f)}")
-            cols.append(f"lower({value}) AS {lowered_name(f)}")
             values[f.name] = value
-        cols += derived_columns(self.source, values.__getitem__)
+        return values
+
+    def split_columns(self) -> list[str]:
+        """The SQL Public Suffix List splits :meth:`view_columns` reads, to select over the parsed columns
+        (a layer of their own, so that each is planned once); none where derived fields need Python."""
+        return split_columns(self.source, self._values().__getitem__) or []
+
+    def view_columns(self) -> str:
+        """Field columns (normalised text, or lists of it without nulls) and the ``_fit`` shape flag,
+        over the parsed columns and :meth:`split_columns`."""
+        cols: list[str] = []
+        values = self._values()
+        n = len(self.scalar_fields)
+        for f in self.scalar_fields:
+            cols.append(f"{values[f.name]} AS {column_name(f)}")
+            cols.append(f"lower({values[f.name]}) AS {lowered_name(f)}")
+        sql_split = split_columns(self.source, values.__getitem__) is not None
+        cols += derived_columns(self.source, values.__getitem__, split_column if sql_split else None)
         # Shapes are checked on the JSON type names joined into one string (one regex instead of a
         # test per field: list indexing per row is what costs in DuckDB).
         fits = [_only(f"_ty[1:{n}]", VALUE_TYPES)]
