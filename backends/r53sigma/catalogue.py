@@ -227,9 +227,19 @@ def load() -> dict[str, LogSource]:
     return sources
 
 
-def _validated_marker() -> Path | None:
-    from r53sigma.cachedir import cache_dir
+def cache_dir() -> Path | None:
+    """Where r53sigma keeps what it may recompute (this loader's validation, the scan's plan cache):
+    ``$R53SIGMA_CACHE_DIR``, else ``$XDG_CACHE_HOME/r53sigma``, else ``~/.cache/r53sigma``;
+    ``R53SIGMA_CACHE_DIR=off`` disables every cache (None). Here because plugins load only this module."""
+    import os
 
+    configured = os.environ.get("R53SIGMA_CACHE_DIR")
+    if configured == "off":
+        return None
+    return Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "r53sigma"
+
+
+def _validated_marker() -> Path | None:
     base = cache_dir()
     return base / "catalogue-validated" if base is not None else None
 

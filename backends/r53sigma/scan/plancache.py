@@ -23,7 +23,7 @@ _SOURCES = ("sqlcompile.py", "patterns.py", "duckdb_engine.py", "duckread.py", "
 
 
 def cache_file() -> Path | None:
-    from r53sigma.cachedir import cache_dir
+    from r53sigma.catalogue import cache_dir
 
     base = cache_dir()
     return base / "plans.json" if base is not None else None
