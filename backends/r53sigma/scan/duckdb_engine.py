@@ -43,7 +43,7 @@ from sigma.rule import SigmaRule
 
 from r53sigma import catalogue
 from r53sigma import signals
-from r53sigma.scan import derived_fields, plancache, records as events_mod, sqlcompile
+from r53sigma.scan import derived_fields, nameindex, plancache, records as events_mod, rowcolumns, sqlcompile
 from r53sigma.scan.duckcorrelations import CorrelationTables
 from r53sigma.scan import duckread
 from r53sigma.scan.duckread import SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
@@ -82,6 +82,9 @@ class _DuckDialect(sqlcompile.Dialect):
 
     def keyword(self, rule: SigmaRule, value: Any) -> str:
         return sqlcompile.UNKNOWN
+
+    def name_index(self) -> nameindex.NameIndex:
+        return nameindex.NameIndex(self.con)
 
 
 class DuckEngine:
@@ -373,7 +376,7 @@ class _Run:
         return [
             f"CREATE OR REPLACE TEMP TABLE {table}_all AS "
             f"WITH v AS ({select}), "
-            f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM v) "
+            f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}) "
             f"SELECT _time, _fit, {text}, {', '.join(masks + keep) or '1 AS _x'} FROM flagged",
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
             f"SELECT rowid + 1 AS _s, _time, _fit, _text, {', '.join(unpacked + list(needs)) or '1 AS _x'} "
@@ -440,7 +443,7 @@ class _Run:
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
             f"WITH parsed AS ({select}), view AS (SELECT _f, _file, _s, _line, _idx, _last, json, _norm, _raw_line, {checks}, "
             f"{self.sql[source].view_columns()} FROM (SELECT *{''.join(', ' + c for c in self.sql[source].split_columns())} FROM parsed)), "
-            f"flagged AS (SELECT *, {', '.join(flags) if flags else 'false AS _none'} FROM view) "
+            f"flagged AS (SELECT *, {', '.join(flags) if flags else 'false AS _none'} FROM {rowcolumns.wrap('view', ' '.join(flags))}) "
             f"SELECT _f, _file, _s, _line, _idx, {keep_json} AS json, _ok, _fit, _time, _last, "
             f"{', '.join([self.flag[id(r)] for r in rules] + keep) or 'NULL AS _nothing'} "
             f"FROM flagged WHERE NOT _ok OR NOT _fit OR _last OR {any_flag}"

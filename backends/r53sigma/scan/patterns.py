@@ -16,6 +16,11 @@ from typing import Any, Callable
 import re2
 from sigma.types import SigmaRegularExpressionFlag, SpecialChars
 
+OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+IPV4 = f"^{OCTET}(\\.{OCTET}){{3}}$"  # strict dotted decimal, as ipaddress reads it (no leading zeros)
+_HEX = "[0-9a-fA-F]{1,4}"
+IPV6 = f"^(({_HEX}:){{7}}{_HEX}|({_HEX}(:{_HEX}){{0,6}})?::({_HEX}(:{_HEX}){{0,6}})?)$"  # hex groups, "::"
+
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a pattern RE2 rejects is not an error here: Python's re takes it
 _PYTHON_FLAGS = {
@@ -39,7 +44,7 @@ def search_test(pattern: str, flags: set) -> Callable[[str], bool]:
     for flag in flags:
         python_flags |= _PYTHON_FLAGS[flag]
     fallback = re.compile(pattern, python_flags)
-    program = compile_re2(python_regex_to_re2(pattern, flags))
+    program = compile_re2(search_core(python_regex_to_re2(pattern, flags)))
     if program is None:
         return lambda text: fallback.search(text) is not None
     return _with_fallback(program.search, fallback.search)
@@ -95,6 +100,29 @@ def python_regex_to_re2(pattern: str, flags: set) -> str:
                                     (SigmaRegularExpressionFlag.DOTALL, "s")) if flag not in flags)
     head = f"(?{prefix}-{off})" if off else f"(?{prefix})"
     return head + "".join(out)
+
+
+_ANY_LABELS_BEFORE, _ANY_LABELS_AFTER = "(.*\\.)?", "(\\..*)?"
+
+
+def search_core(pattern: str) -> str:
+    """A search pattern without optional ``(.*\\.)?`` before and ``(\\..*)?`` after its core ``x``: both
+    groups may match empty, so a text holds a match of the whole exactly when it holds a match of ``x``
+    (and RE2 has no leading ``.*`` to try at every position). ``pattern`` may begin with an inline-flag
+    group ``(?...)``; anything else is returned unchanged."""
+    head = ""
+    if pattern.startswith("(?") and ")" in pattern and ":" not in pattern[:pattern.index(")")]:
+        head, pattern = pattern[:pattern.index(")") + 1], pattern[pattern.index(")") + 1:]
+    core = pattern
+    if core.startswith(_ANY_LABELS_BEFORE):
+        core = core[len(_ANY_LABELS_BEFORE):]
+    if core.endswith(_ANY_LABELS_AFTER):
+        core = core[:-len(_ANY_LABELS_AFTER)]
+    trailing_backslashes = len(core) - len(core.rstrip("\\"))
+    if (core == pattern or not core or core[0] in "?*+{" or trailing_backslashes % 2
+            or compile_re2(head + core) is None):
+        return head + pattern
+    return head + core
 
 
 def re2_part(part: Any) -> str:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 MAX_ENTRIES = 5000  # older entries are dropped beyond this (a rule edited many times)
-_SOURCES = ("sqlcompile.py", "patterns.py", "duckdb_engine.py", "duckread.py", "values.py", "../catalogue.py")
+_SOURCES = ("sqlcompile.py", "patterns.py", "nameindex.py", "rowcolumns.py", "duckdb_engine.py", "duckread.py", "values.py", "../catalogue.py")
 
 
 def cache_file() -> Path | None:

@@ -56,7 +56,7 @@ from r53sigma.scan.correlations import CorrelationPlan, Tracker
 from r53sigma.scan.records import Event
 from r53sigma.scan.patterns import fullmatch_test, re2_part, search_test
 from r53sigma.scan.results import EVIDENCE_PER_GROUP, Alert, AnyRule, EngineError, describe, make_alert
-from r53sigma.scan.values import as_number, as_text, field_path, leaves, log_source_of, values_at
+from r53sigma.scan.values import LabelSuffixes, as_number, as_text, field_path, leaves, log_source_of, values_at
 
 # the names other modules have imported from here
 __all__ = ["Engine", "Alert", "EngineError", "describe", "values_at", "field_path", "EVIDENCE_PER_GROUP"]
@@ -324,7 +324,7 @@ def _strings_test(values: list[SigmaString], rule: AnyRule, name: str | None) ->
             re2_regexes[cased].append("".join(re2_part(p) for p in parts))
     checks = []
     for cased in (False, True):
-        ex, pre, suf, inf = exact[cased], tuple(prefixes[cased]), tuple(suffixes[cased]), infixes[cased]
+        ex, pre, suf, inf = exact[cased], tuple(prefixes[cased]), LabelSuffixes(suffixes[cased]), infixes[cased]
         pattern = None
         if regexes[cased]:
             python = re.compile("|".join(f"(?:{r})" for r in regexes[cased]), re.DOTALL | (0 if cased else re.IGNORECASE))
@@ -342,7 +342,7 @@ def _strings_test(values: list[SigmaString], rule: AnyRule, name: str | None) ->
             if (
                 t in ex
                 or (pre and t.startswith(pre))
-                or (suf and t.endswith(suf))
+                or (suf and suf.match(t))
                 or any(i in t for i in inf)
                 or (pattern is not None and pattern(text))
             ):

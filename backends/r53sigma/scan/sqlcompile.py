@@ -44,17 +44,14 @@ from sigma.types import (
 )
 
 from r53sigma import catalogue
-from r53sigma.scan.patterns import python_regex_to_re2, re2_part
+from r53sigma.scan import nameindex, rowcolumns
+from r53sigma.scan.patterns import IPV4, IPV6, OCTET as _OCTET, python_regex_to_re2, re2_part, search_core
 from r53sigma.scan.results import EngineError, describe
 
 _COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
             CompareOperators.GTE: ">=", CompareOperators.NEQ: "<>"}
 UNKNOWN = "NULL::BOOLEAN"  # an atom SQL cannot decide; the DuckDB engine asks the reference engine
 _WHITESPACE = "' \t\n\r\x0b\x0c'"
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
-IPV4 = f"^{_OCTET}(\\.{_OCTET}){{3}}$"
-_HEX = "[0-9a-fA-F]{1,4}"
-IPV6 = f"^(({_HEX}:){{7}}{_HEX}|({_HEX}(:{_HEX}){{0,6}})?::({_HEX}(:{_HEX}){{0,6}})?)$"
 
 
 def ipv6_hex(value: str) -> str:
@@ -129,21 +126,41 @@ class Dialect:
             terms.append(f"regexp_full_match({value}, {quote('|'.join(ipv4_network_regex(n) for n in v4))})")
         v6 = [n for n in networks if n.version == 6]
         if v6:
-            digits = ipv6_hex(value)
-            ranges = " OR ".join(
-                f"h BETWEEN '{int(n.network_address):032x}' AND '{int(n.broadcast_address):032x}'" for n in v6
-            )
-            # the first group of 16 bits, as written, must be in a network's range before the address is
-            # expanded (expanding "::" is list work per value; most addresses fail this first test)
-            first = f"lpad(lower(split_part({value}, ':', 1)), 4, '0')"
-            heads = " OR ".join(
-                f"{first} BETWEEN '{int(n.network_address) >> 112:04x}' AND '{int(n.broadcast_address) >> 112:04x}'" for n in v6
-            )
-            terms.append(f"(CASE WHEN {self.regex(value, IPV6)} AND ({heads}) THEN {self.let(digits, 'h', ranges)} ELSE false END)")
+            terms.append(self._cidr6(value, v6, strict=False))
         other = self.cidr_other(value, networks)
         if other:
             terms.append(other)
         return "(" + " OR ".join(terms) + ")"
+
+    def _cidr6(self, value: str, v6: list, strict: bool) -> str:
+        """IPv6 networks over a value (``strict``: already known to be an IPv6 address in hex groups)."""
+        digits = ipv6_hex(value)
+        ranges = " OR ".join(
+            f"h BETWEEN '{int(n.network_address):032x}' AND '{int(n.broadcast_address):032x}'" for n in v6
+        )
+        # the first group of 16 bits, as written, must be in a network's range before the address is
+        # expanded (expanding "::" is list work per value; most addresses fail this first test)
+        first = f"lpad(lower(split_part({value}, ':', 1)), 4, '0')"
+        heads = " OR ".join(
+            f"{first} BETWEEN '{int(n.network_address) >> 112:04x}' AND '{int(n.broadcast_address) >> 112:04x}'" for n in v6
+        )
+        shape = "" if strict else f"{self.regex(value, IPV6)} AND "
+        return f"(CASE WHEN {shape}({heads}) THEN {self.let(digits, 'h', ranges)} ELSE false END)"
+
+    def cidr_list(self, field: str, networks: list, elementwise: str) -> str | None:
+        """``|cidr`` over a list field from its addresses read once a row (``r53sigma.scan.rowcolumns``):
+        integer ranges over the dotted quads, the IPv6 test over the IPv6 texts; ``elementwise`` (the
+        per-element test, with its unknown branch) only for a row holding another form."""
+        quads, sixes, others = rowcolumns.address_columns(field)
+        fast = []
+        v4 = [n for n in networks if n.version == 4]
+        if v4:
+            ranges = " OR ".join(f"x BETWEEN {int(n.network_address)} AND {int(n.broadcast_address)}" for n in v4)
+            fast.append(f"coalesce(list_bool_or(list_transform({quads}, lambda x: {ranges})), false)")
+        v6 = [n for n in networks if n.version == 6]
+        if v6:
+            fast.append(f"coalesce(list_bool_or(list_transform({sixes}, lambda s: {self._cidr6('s', v6, strict=True)})), false)")
+        return f"(CASE WHEN {others} THEN {elementwise} ELSE {' OR '.join(fast) or 'false'} END)"
 
     def let(self, expr: str, name: str, body: str) -> str:
         """``body`` with ``name`` bound to ``expr`` evaluated once (a one-element list and a lambda)."""
@@ -158,6 +175,10 @@ class Dialect:
 
     def check_regex(self, pattern: str) -> bool:
         return True
+
+    def name_index(self) -> "nameindex.NameIndex | None":
+        """Name lists as set lookups (DuckDB); None: IN lists and patterns."""
+        return None
 
 
 class TrinoDialect(Dialect):
@@ -178,6 +199,9 @@ class TrinoDialect(Dialect):
 
     def cidr(self, value: str, networks: list) -> str:
         return "(" + " OR ".join(f"coalesce(contains({quote(str(n))}, TRY_CAST({value} AS IPADDRESS)), false)" for n in networks) + ")"
+
+    def cidr_list(self, field: str, networks: list, elementwise: str) -> str | None:
+        return None
 
 
 def _like(subject: str, pattern: str) -> str:
@@ -294,12 +318,17 @@ class RuleCompiler:
         return lambda x: "(" + " OR ".join(t(x) for t in tests) + ")"
 
     def _test(self, name: str, test: Callable[[str], str]) -> str:
-        column = self.column_of(self.field(name))
+        field = self.field(name)
+        column = self.column_of(field)
         if column.lowered:
             self.lowered[column.expr] = column.lowered
         body = test(column.element("v") if column.is_list else column.expr)
         if column.is_list:
-            return self.dialect.any(column, test, unknown=UNKNOWN in body)
+            elementwise = self.dialect.any(column, test, unknown=UNKNOWN in body)
+            networks = getattr(test, "networks", None)
+            if networks and column.expr == f'"f:{field.name}"':
+                return self.dialect.cidr_list(field.name, networks, elementwise) or elementwise
+            return elementwise
         return f"(CASE WHEN {column.expr} IS NULL THEN false ELSE {body} END)"
 
     def field_value(self, name: str, value: Any) -> str:
@@ -353,20 +382,40 @@ class RuleCompiler:
 
         def test(x: str) -> str:
             terms = []
+            names, rest = dict(exact), dict(patterns)
+            indexed = self._name_index(self.lowered.get(x), exact[False], patterns[False])
+            if indexed is not None:
+                terms.append(indexed[0])
+                names[False], rest[False] = indexed[1], indexed[2]
             for cased in (False, True):
                 subject = x if cased else self.lowered.get(x, f"lower({x})")
-                if len(exact[cased]) == 1:
-                    terms.append(f"{subject} = {quote(exact[cased][0])}")
-                elif exact[cased]:
-                    terms.append(f"{subject} IN ({', '.join(quote(v) for v in dict.fromkeys(exact[cased]))})")
-                if patterns[cased]:
-                    terms.extend(self.dialect.like_any(subject, patterns[cased]))
+                if len(names[cased]) == 1:
+                    terms.append(f"{subject} = {quote(names[cased][0])}")
+                elif names[cased]:
+                    terms.append(f"{subject} IN ({', '.join(quote(v) for v in dict.fromkeys(names[cased]))})")
+                if rest[cased]:
+                    terms.extend(self.dialect.like_any(subject, rest[cased]))
             return "(" + " OR ".join(terms) + ")" if len(terms) > 1 else terms[0]
 
         return test
 
+    def _name_index(self, lowered: str | None, exact: list[str], patterns: list[list[Any]]):
+        """Names and ``*.domain`` suffixes of a lowered scalar field as one set lookup of the name and its
+        parent domains (:mod:`r53sigma.scan.nameindex`): the SQL, and the values it leaves to the other tests."""
+        index = self.dialect.name_index()
+        field = nameindex.field_of(lowered) if lowered and index is not None else None
+        if field is None:
+            return None
+        suffixes = [s for s in map(nameindex.label_suffix, patterns) if s is not None]
+        found = index.test(field, exact, suffixes)
+        if found is None:
+            return None
+        sql, unknown = found
+        self.unknowns += unknown
+        return sql, [], [p for p in patterns if nameindex.label_suffix(p) is None]
+
     def _regex(self, pattern: str, flags: set) -> Callable[[str], str]:
-        translated = python_regex_to_re2(pattern, flags)
+        translated = search_core(python_regex_to_re2(pattern, flags))
         if self.dialect.check_regex(translated):
             return lambda x: self.dialect.regex(x, translated)
         python_flags = 0
@@ -381,7 +430,12 @@ class RuleCompiler:
     def _cidr(self, networks: list) -> Callable[[str], str]:
         if self.dialect.cidr_other("x", networks) is not None:
             self.unknowns += 1
-        return lambda x: self.dialect.cidr(x, networks)
+
+        def test(x: str) -> str:
+            return self.dialect.cidr(x, networks)
+
+        test.networks = networks  # a list field's |cidr tests read its addresses once a row (cidr_list)
+        return test
 
     def _field_reference(self, mine: Column, theirs: Column, ref: SigmaFieldReference) -> str:
         def compare(a: str, b: str) -> str:
