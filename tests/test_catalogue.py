@@ -64,3 +64,23 @@ def test_dns_roles_are_unique_and_present_in_both_dns_log_sources():
         assert len(roles) == len(set(roles)), source
         assert {"question_name", "question_type", "response_code", "source_ip"} <= set(roles), source
     assert catalogue.load()["resolver"].with_role("answer_data").name == "answers.Rdata"
+
+
+def test_validation_is_remembered_by_content_and_an_edited_catalogue_is_validated_again(tmp_path, monkeypatch):
+    import shutil
+
+    copy = tmp_path / "catalogue"
+    shutil.copytree(catalogue.catalogue_dir(), copy)
+    monkeypatch.setenv("R53SIGMA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalogue, "catalogue_dir", lambda: copy)
+    catalogue.load.cache_clear()
+    try:
+        assert "resolver" in catalogue.load()
+        assert (tmp_path / "cache" / "catalogue-validated").is_file()
+        catalogue.load.cache_clear()
+        resolver = copy / "resolver.yml"
+        resolver.write_text(resolver.read_text() + "\nnot_in_the_schema: 1\n")
+        with pytest.raises(catalogue.CatalogueError, match="resolver.yml"):
+            catalogue.load()
+    finally:
+        catalogue.load.cache_clear()

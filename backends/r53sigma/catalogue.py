@@ -5,12 +5,12 @@ Every place that names a field (pipelines, ingestion mappings, engines, docs) as
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import jsonschema
 import yaml
 
 TARGETS = ("elasticsearch", "splunk", "cloudwatch", "ocsf")
@@ -204,17 +204,70 @@ def schema() -> dict:
 @functools.cache
 def load() -> dict[str, LogSource]:
     """All catalogued log sources by their short name (resolver, public_zone, cloudtrail)."""
-    validator = jsonschema.Draft202012Validator(schema())
+    texts = {path: path.read_text() for path in sorted(catalogue_dir().glob("*.yml"))}
+    schema_text = (catalogue_dir() / "schema.json").read_text()
+    digest = hashlib.sha256("\0".join([schema_text] + [p.name + "\0" + t for p, t in texts.items()]).encode()).hexdigest()
+    validated = _validated_before(digest)  # the same files passed the schema before: jsonschema not imported
+    validator = None
     sources: dict[str, LogSource] = {}
-    for path in sorted(catalogue_dir().glob("*.yml")):
-        doc = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
-        if errors:
-            where = "/".join(str(p) for p in errors[0].path)
-            raise CatalogueError(f"{path.name}: {where}: {errors[0].message}")
+    for path, text in texts.items():
+        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        if not validated:
+            import jsonschema
+
+            validator = validator or jsonschema.Draft202012Validator(json.loads(schema_text))
+            errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+            if errors:
+                where = "/".join(str(p) for p in errors[0].path)
+                raise CatalogueError(f"{path.name}: {where}: {errors[0].message}")
         log_source = _build(doc)
         sources[log_source.source] = log_source
+    if not validated:
+        _remember_validated(digest)
     return sources
+
+
+def cache_dir() -> Path | None:
+    """Where r53sigma keeps what it may recompute (this loader's validation, the scan's plan cache):
+    ``$R53SIGMA_CACHE_DIR``, else ``$XDG_CACHE_HOME/r53sigma``, else ``~/.cache/r53sigma``;
+    ``R53SIGMA_CACHE_DIR=off`` disables every cache (None). Here because plugins load only this module."""
+    import os
+
+    configured = os.environ.get("R53SIGMA_CACHE_DIR")
+    if configured == "off":
+        return None
+    return Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "r53sigma"
+
+
+def _validated_marker() -> Path | None:
+    base = cache_dir()
+    return base / "catalogue-validated" if base is not None else None
+
+
+def _validated_before(digest: str) -> bool:
+    marker = _validated_marker()
+    try:
+        return marker is not None and marker.read_text(encoding="utf-8") == digest
+    except OSError:
+        return False
+
+
+def _remember_validated(digest: str) -> None:
+    """Written atomically; a cache that cannot be written only means validating again next time."""
+    import os
+    import tempfile
+
+    marker = _validated_marker()
+    if marker is None:
+        return
+    try:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".catalogue.", dir=marker.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(digest)
+        os.replace(tmp, marker)
+    except OSError:
+        pass
 
 
 def log_sources() -> Iterator[LogSource]:

@@ -14,6 +14,7 @@ from sigma.pipelines.route53 import pipelines
 from sigma.backends.cloudwatch import backends as cloudwatch_backends
 
 from r53sigma import catalogue
+from r53sigma.scan import derived_fields, duckread
 from r53sigma.scan.duckdb_engine import DuckEngine
 from r53sigma.scan.reference import Engine, EngineError
 from r53sigma.scan.records import parse_record, read_paths
@@ -93,7 +94,11 @@ def test_rules_name_the_derived_fields_and_the_reference_engine_groups_by_regist
     assert [(a.to_json()["group"], a.to_json()["value"]) for a in alerts] == [({"registered_domain": "tunnel.co.uk"}, 3)]
 
 
-def test_duckdb_engine_computes_them_as_the_reference_engine_does(tmp_path):
+@pytest.mark.parametrize("split_bytes, python_function", [(8 << 20, False), (0, True)])
+def test_duckdb_engine_computes_them_as_the_reference_engine_does(tmp_path, monkeypatch, split_bytes, python_function):
+    # a small file gets the split in SQL (no Python function registered); any file over the threshold
+    # gets the memoised Python function: both as the reference engine
+    monkeypatch.setattr(duckread, "SQL_SPLIT_BYTES", split_bytes)
     names = [f"{s}.tunnel.co.uk." for s in "abcd"] + [f"www.h{i}.co.uk." for i in range(4)] + ["x.B1.S3.amazonaws.com."] * 3
     path = tmp_path / "r.jsonl"
     path.write_text("".join(json.dumps(resolver(n)) + "\n" for n in names))
@@ -102,6 +107,20 @@ def test_duckdb_engine_computes_them_as_the_reference_engine_does(tmp_path):
     engine = DuckEngine(collection)
     duck = [a.to_json() for a in engine.scan_paths([str(path)])]
     assert duck == reference and len(reference) == 1 and engine.fast_files == 1
+    assert (duckread.SPLIT_FUNCTION in engine._prepared) is python_function
+
+
+def test_duckdb_exact_path_splits_in_sql(tmp_path):
+    # a pretty-printed document goes to the exact path: its batch gets the SQL split too
+    names = [f"{s}.tunnel.co.uk." for s in "abcd"]
+    path = tmp_path / "r.json"
+    path.write_text(json.dumps([resolver(n) for n in names], indent=2))
+    collection = SigmaCollection.from_yaml(PER_PARENT)
+    reference = [a.to_json() for a in Engine(collection).scan(read_paths([str(path)]))]
+    engine = DuckEngine(collection)
+    duck = [a.to_json() for a in engine.scan_paths([str(path)])]
+    assert duck == reference and len(reference) == 1 and engine.fast_files == 0
+    assert duckread.SPLIT_FUNCTION not in engine._prepared and derived_fields.SQL_FUNCTION not in engine._prepared
 
 
 def test_elasticsearch_ingest_pipeline_derives_them_from_the_catalogue():

@@ -103,8 +103,7 @@ class DuckEngine:
         spill = tempfile.mkdtemp(prefix="r53sigma-spill-")
         weakref.finalize(self, shutil.rmtree, spill, True)
         self.con.execute(f"SET temp_directory = {sqlcompile.quote(spill)}")
-        derived_fields.register_sql_functions(self.con)
-        duckread.register_split(self.con)
+        self._prepared: set[str] = set()  # SQL functions and tables made on the connection (prepare)
         if memory_limit:
             try:
                 self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")
@@ -119,6 +118,20 @@ class DuckEngine:
         self._predicates: dict[int, tuple[str, bool]] = {}  # rule -> (SQL, may be unknown)
         self.plan_cache = plan_cache  # compiled SQL kept across runs, by content (r53sigma.scan.plancache)
         self.fast_files = 0  # files DuckDB read itself, over all scans (the others: the reference reader)
+
+    def prepare(self, sql: str) -> str:
+        """Make on the connection what ``sql`` calls, once: the Public Suffix List table of the SQL split,
+        the Python functions of the exact path (registering one imports numpy, so only when needed)."""
+        from r53sigma.scan import registered_domain
+
+        needs = {registered_domain.SQL_TABLE: registered_domain.load_sql_table,
+                 derived_fields.SQL_FUNCTION: derived_fields.register_sql_functions,
+                 duckread.SPLIT_FUNCTION: duckread.register_split}
+        for name, make in needs.items():
+            if name not in self._prepared and name in sql:
+                make(self.con)
+                self._prepared.add(name)
+        return sql
 
     # -- rules
 
@@ -291,7 +304,7 @@ class _Run:
         self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
         try:
             for statement in self._fast_sql(typed, rules, name, table):
-                self.con.execute(statement)
+                self.con.execute(self.engine.prepare(statement))
             lines = self.con.execute(f"SELECT count(*) FROM {table}_all").fetchone()[0]
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
             if signals.received():  # the stop, not a file problem: no fallback to the exact reader
@@ -358,7 +371,9 @@ class _Run:
         shown = [f"coalesce({self.flag[id(r)]}, false)" for r in rules if id(r) in plain_ids]
         shown += [f"{self.flag[id(r)]} IS NULL" for r in rules if self.engine.compiled(r)[1]]
         text = f"CASE WHEN {' OR '.join(['NOT _fit'] + shown)} THEN _text END AS _text"
-        select = typed.select(name, used)
+        read = predicates + " ".join(needs)
+        derived = any(column_name(f) in read or lowered_name(f) in read for f in typed.source.derived.values())
+        select = typed.select(name, used, derived, sql_split=duckread.split_in_sql(Path(name)))
         return [
             f"CREATE OR REPLACE TEMP TABLE {table}_all AS "
             f"WITH v AS ({select}), "
@@ -428,12 +443,13 @@ class _Run:
         sql = (
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
             f"WITH parsed AS ({select}), view AS (SELECT _f, _file, _s, _line, _idx, _last, json, _norm, _raw_line, {checks}, "
-            f"{self.sql[source].view_columns()} FROM parsed), "
+            f"{self.sql[source].view_columns()} FROM (SELECT *{''.join(', ' + c for c in self.sql[source].split_columns())} FROM parsed)), "
             f"flagged AS (SELECT *, {', '.join(flags) if flags else 'false AS _none'} FROM {rowcolumns.wrap('view', ' '.join(flags))}) "
             f"SELECT _f, _file, _s, _line, _idx, {keep_json} AS json, _ok, _fit, _time, _last, "
             f"{', '.join([self.flag[id(r)] for r in rules] + keep) or 'NULL AS _nothing'} "
             f"FROM flagged WHERE NOT _ok OR NOT _fit OR _last OR {any_flag}"
         )
+        self.engine.prepare(sql)
         self.con.execute(sql, params) if params else self.con.execute(sql)
         return table
 

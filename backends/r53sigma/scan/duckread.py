@@ -35,11 +35,12 @@ def column_name(field: catalogue.Field) -> str:
 SPLIT_FUNCTION = "r53sigma_split"  # (registered domain, subdomain) of a name: registered by the engine
 
 
-def derived_columns(source: catalogue.LogSource, value_of) -> list[str]:
+def derived_columns(source: catalogue.LogSource, value_of, split_of=None) -> list[str]:
     """The derived fields' columns (registered domain, ...) from their source fields' SQL values
-    (``value_of(name)``), each with its lower-cased twin as every scalar field has. The fields derived
-    from one name share one call (identical expressions: DuckDB computes them once a row; a Python
-    function called per row is the costly part of the pass)."""
+    (``value_of(name)``), each with its lower-cased twin as every scalar field has. With ``split_of``
+    (source field -> the column :func:`split_columns` computed), the Public Suffix List split is that
+    SQL column; else one memoised Python call a row shared by the fields derived from one name
+    (identical expressions: DuckDB computes them once a row)."""
     items, lowered = [], []
     for field in source.derived.values():
         derived = field.derived
@@ -47,10 +48,28 @@ def derived_columns(source: catalogue.LogSource, value_of) -> list[str]:
             return derived_fields.sql_columns(source, value_of, column_name) + [
                 f"lower({item.rsplit(' AS ', 1)[0]}) AS {lowered_name(f)}"
                 for item, f in zip(derived_fields.sql_columns(source, value_of, column_name), source.derived.values())]
-        value = f"{SPLIT_FUNCTION}({value_of(derived.source_field)})[{_SPLIT_PARTS[derived.part]}]"
+        split = split_of(derived.source_field) if split_of else f"{SPLIT_FUNCTION}({value_of(derived.source_field)})"
+        value = f"{split}[{_SPLIT_PARTS[derived.part]}]"
         items.append(f"{value} AS {column_name(field)}")
         lowered.append(f"lower({value}) AS {lowered_name(field)}")
     return items + lowered
+
+
+def split_column(source_field: str) -> str:
+    return '"psl:' + source_field + '"'
+
+
+def split_columns(source: catalogue.LogSource, value_of) -> list[str] | None:
+    """SELECT items computing, once a row, the Public Suffix List split of each name a derived field is
+    taken from, in SQL (:func:`r53sigma.scan.registered_domain.split_sql`); None when some derived field
+    is not such a part (those keep the Python function)."""
+    from r53sigma.scan import registered_domain
+
+    fields = [f.derived for f in source.derived.values()]
+    if any(d.by != "public_suffix_list" or d.part not in _SPLIT_PARTS for d in fields):
+        return None
+    return [f"{registered_domain.split_sql(value_of(name))} AS {split_column(name)}"
+            for name in dict.fromkeys(d.source_field for d in fields)]
 
 
 _SPLIT_PARTS = {"registered_domain": 1, "subdomain": 2}
@@ -142,19 +161,32 @@ class SourceSQL:
                 cols.append(f"json_type({source}, {sqlcompile.quote(inner)}) AS _le{i}_{depth}")
         return ", ".join(cols)
 
-    def view_columns(self) -> str:
-        """Field columns (normalised text, or lists of it without nulls) and the ``_fit`` shape flag."""
-        cols: list[str] = []
+    def _values(self) -> dict[str, str]:
+        """Scalar field -> its normalised SQL value over the parsed columns."""
         values: dict[str, str] = {}
-        n = len(self.scalar_fields)
         for i, f in enumerate(self.scalar_fields):
             value = f"_v[{i + 1}]"
             if f.strip_trailing_dot:
                 value = f"(CASE WHEN _norm THEN {sqlcompile.strip_dot(value)} ELSE {value} END)"
-            cols.append(f"{value} AS {column_name(f)}")
-            cols.append(f"lower({value}) AS {lowered_name(f)}")
             values[f.name] = value
-        cols += derived_columns(self.source, values.__getitem__)
+        return values
+
+    def split_columns(self) -> list[str]:
+        """The SQL Public Suffix List splits :meth:`view_columns` reads, to select over the parsed columns
+        (a layer of their own, so that each is planned once); none where derived fields need Python."""
+        return split_columns(self.source, self._values().__getitem__) or []
+
+    def view_columns(self) -> str:
+        """Field columns (normalised text, or lists of it without nulls) and the ``_fit`` shape flag,
+        over the parsed columns and :meth:`split_columns`."""
+        cols: list[str] = []
+        values = self._values()
+        n = len(self.scalar_fields)
+        for f in self.scalar_fields:
+            cols.append(f"{values[f.name]} AS {column_name(f)}")
+            cols.append(f"lower({values[f.name]}) AS {lowered_name(f)}")
+        sql_split = split_columns(self.source, values.__getitem__) is not None
+        cols += derived_columns(self.source, values.__getitem__, split_column if sql_split else None)
         # Shapes are checked on the JSON type names joined into one string (one regex instead of a
         # test per field: list indexing per row is what costs in DuckDB).
         fits = [_only(f"_ty[1:{n}]", VALUE_TYPES)]
@@ -212,10 +244,12 @@ class TypedRead:
     containers: dict[str, str]  # top-level key -> "array" (of objects) or "object"
     json_types: dict[str, Any]  # top-level container key -> its json_transform structure
 
-    def select(self, name: str, used: set[str]) -> str:
+    def select(self, name: str, used: set[str], derived: bool = True, sql_split: bool = False) -> str:
         """The rows in file order with ``_time``, ``_fit``, ``_text`` (the line) and one column per field;
         ``_fit`` looks at the ``used`` fields only (a value no rule reads cannot change an alert: alerts
-        show the line itself).
+        show the line itself). The derived fields' columns only when ``derived`` (some rule reads one);
+        their Public Suffix List split in SQL when ``sql_split`` (see :func:`split_in_sql`), else the memoised
+        Python function.
 
         One read, one decompression: DuckDB's CSV reader gives each line as one text (a delimiter JSON
         text cannot hold, no quoting; an empty line is a NULL row, so row numbers are line numbers), then
@@ -241,8 +275,11 @@ class TypedRead:
                 cols.append(f"lower({value}) AS {lowered_name(field)}")
                 if field.name in used:
                     fits.append(f"NOT coalesce({_odd_text(raw)}, false)")
-        cols += derived_columns(self.source, lambda name: sqlcompile.strip_dot(self.fields[name])
-                                if self.source.fields[name].strip_trailing_dot else self.fields[name])
+        value_of = lambda name: (sqlcompile.strip_dot(self.fields[name])
+                                 if self.source.fields[name].strip_trailing_dot else self.fields[name])
+        splits = split_columns(self.source, value_of) if derived and sql_split else None
+        if derived:
+            cols += derived_columns(self.source, value_of, split_column if splits is not None else None)
         ts = self.fields[self.source.timestamp]
         fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
         fits.extend(f'"{k}" IS NULL' for k in self.others)
@@ -272,6 +309,8 @@ class TypedRead:
             f"SELECT * REPLACE ({', '.join(typed)}), ({' AND '.join(shape)}) AS _shape FROM ({lines})"
             if typed else f"SELECT *, ({' AND '.join(shape)}) AS _shape FROM ({lines})"
         )
+        if splits:  # a layer of its own: each split's suffix lookups (mark joins) planned once
+            shaped = f"SELECT *, {', '.join(splits)} FROM ({shaped})"
         return (
             f"SELECT epoch_us(TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)) / 1000000.0 AS _time, "
             f"({' AND '.join(fits)}) AS _fit, _text, {', '.join(cols)} FROM ({shaped})"
@@ -320,3 +359,23 @@ def typed_read() -> TypedRead | None:
 
 
 _TRAILING_COMMA = r",[ \t\r]*[}\]]"  # json.loads refuses it, DuckDB's parser accepts it
+
+
+# Measured (bench/README.md, round 4, psl): in the pass the SQL split costs ~8 us CPU a line more than the
+# memoised Python function, which costs ~0.3 s once (registering it imports numpy) and ~2 us a line.
+# Below ~40k lines the SQL split is cheaper: a file expected under this many bytes of text gets it.
+SQL_SPLIT_BYTES = 8 << 20
+
+
+def split_in_sql(file: Path) -> bool:
+    """The file's text is small enough that the SQL split costs less than loading the Python function
+    (a gzip file's size as its last member's trailer states it, a guess for multi-member files)."""
+    try:
+        size = file.stat().st_size
+        with open(file, "rb") as handle:
+            if handle.read(2) == b"\x1f\x8b" and size >= 18:
+                handle.seek(-4, 2)
+                size = int.from_bytes(handle.read(4), "little")
+    except OSError:
+        return False
+    return size < SQL_SPLIT_BYTES

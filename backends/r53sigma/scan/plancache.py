@@ -23,11 +23,10 @@ _SOURCES = ("sqlcompile.py", "patterns.py", "nameindex.py", "rowcolumns.py", "du
 
 
 def cache_file() -> Path | None:
-    configured = os.environ.get("R53SIGMA_CACHE_DIR")
-    if configured == "off":
-        return None
-    base = Path(configured) if configured else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "r53sigma"
-    return base / "plans.json"
+    from r53sigma.catalogue import cache_dir
+
+    base = cache_dir()
+    return base / "plans.json" if base is not None else None
 
 
 @functools.cache

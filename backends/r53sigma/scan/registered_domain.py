@@ -51,3 +51,54 @@ def derive(by: str, part: str, name: str) -> str | None:
         raise ValueError(f"unknown derivation {by!r}")
     registered, subdomain = split(name)
     return {"registered_domain": registered, "subdomain": subdomain}[part]
+
+
+# ---------------------------------------------------------------- the same split in SQL (DuckDB)
+#
+# The rules are the ones `_list()` parsed (the same object, so both forms read the same list, with the
+# same sections and the punycode twins of IDN rules it adds). A name is split as publicsuffixlist's
+# `_countpublic` does: the longest suffix of the lower-cased name that some rule names wins, and at that
+# depth an exception (`!a.b`) makes the public suffix one label shorter, a wildcard (`*.a.b`) one label
+# longer (unless the name is the wildcard's root itself), a plain rule that long; no rule: the last label.
+
+SQL_TABLE = "r53sigma_psl"  # one row per rule key (the rule without `!` or `*.`)
+
+
+@functools.cache
+def sql_rules() -> tuple[list[str], list[str], list[str], int]:
+    """(every rule key, exception keys, wildcard roots, deepest rule in labels) of the list."""
+    rules = _list()._publicsuffix  # the parsed list itself: the Python form's data, not a second reading
+    exceptions = sorted(r[1:] for r in rules if r.startswith("!"))
+    wildcards = sorted(r[2:] for r in rules if r.startswith("*."))
+    keys = sorted({r[1:] if r.startswith("!") else r[2:] if r.startswith("*.") else r for r in rules})
+    return keys, exceptions, wildcards, max(k.count(".") + 1 for k in keys)
+
+
+def load_sql_table(con) -> None:
+    """Create the rule-key table :func:`split_sql` reads (once per connection)."""
+    keys, *_ = sql_rules()
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SQL_TABLE} AS SELECT unnest($keys::VARCHAR[]) AS suffix", {"keys": keys})
+
+
+def split_sql(name: str) -> str:
+    """SQL of ``[registered domain, subdomain]`` of the name SQL ``name`` gives, as :func:`split` (NULL
+    parts where it gives None). Each depth's key lookup (an ``IN`` subquery: a mark join, which keeps the
+    rows' order) appears once, so the expression must be computed once a row (a column of its own)."""
+    _, exceptions, wildcards, deepest = sql_rules()
+    quote = lambda text: "'" + text.replace("'", "''") + "'"
+    as_list = lambda items: "[" + ", ".join(map(quote, items)) + "]::VARCHAR[]"
+    # Python's str.lower differs from DuckDB's lower() for U+0130 only (full case mapping: i + U+0307)
+    labels = f"string_split(lower(replace({name}, '\u0130', 'i\u0307')), '.')"
+    suffix = lambda depth: f"array_to_string({labels}[-({depth}):], '.')"
+    hits = " ".join(
+        f"WHEN len({labels}) >= {d} AND {suffix(d)} IN (SELECT suffix FROM {SQL_TABLE}) THEN {d}"
+        for d in range(deepest, 0, -1))
+    public = (  # labels of the public suffix, from the depth d of the longest key found (0: none)
+        f"CASE WHEN d = 0 THEN 1 WHEN list_contains({as_list(exceptions)}, {suffix('d')}) THEN d - 1 "
+        f"WHEN list_contains({as_list(wildcards)}, {suffix('d')}) AND d < len({labels}) THEN d + 1 ELSE d END")
+    registered = f"CASE WHEN len({labels}) > p THEN array_to_string({labels}[-(p + 1):], '.') END"
+    subdomain = f"CASE WHEN len({labels}) > p + 1 THEN array_to_string({labels}[:len({labels}) - p - 1], '.') END"
+    valid = (f"{name} IS NOT NULL AND {name} <> '' AND NOT ends_with({name}, '.arpa') "
+             f"AND NOT contains('.' || {name} || '.', '..')")
+    return (f"(CASE WHEN {valid} THEN list_transform(list_transform([CASE {hits} ELSE 0 END], lambda d: {public}), "
+            f"lambda p: [{registered}, {subdomain}])[1] END)")
