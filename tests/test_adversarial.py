@@ -300,3 +300,27 @@ def test_cloudwatch_unnested_answer_drops_exactly_one_trailing_dot():
               (("10.0.0.1", "a.example."), ("10.0.0.1", "a.example.."), ("10.0.0.2", "b.example."), ("10.0.0.2", "b.example"),
                ("10.0.0.3", "."), ("10.0.0.3", ".."), ("10.0.0.3", "..."))]
     _agrees_on(adversarial.Case(adversarial.RESOLVER, rule, events, "regression", correlation_id), "cloudwatch")
+
+
+def _cloudtrail(**request) -> dict:
+    event = adversarial.base_event(adversarial.CLOUDTRAIL, 1)
+    for name, value in request.items():
+        if value is None:
+            event["requestParameters"].pop(name, None)
+        else:
+            event["requestParameters"][name] = value
+    return event
+
+
+def test_esql_reads_flattened_request_keys_through_their_keyword_companion():
+    """ES|QL reads the flattened requestParameters only whole, so every filter on one of its keys (and
+    every correlation over such a rule) was refused; each catalogued key now has a keyword companion
+    (with `.caseless`: request values are written in any case) that the @custom pipeline fills."""
+    detection = ("  sel0:\n    requestParameters.domainName|endswith: 'Corp.Example'\n    requestParameters.ruleType: forward\n"
+                 "  sel1:\n    requestParameters.domainName|re: '^[a-z]+\\.Example\\.$'\n  condition: 1 of sel*\n")
+    events = [_cloudtrail(domainName="a.corp.example"), _cloudtrail(domainName="A.CORP.EXAMPLE", ruleType="SYSTEM"),
+              _cloudtrail(domainName="a.corp.example.x"), _cloudtrail(domainName="abc.Example."), _cloudtrail(domainName="abc.example."),
+              _cloudtrail(domainName="x.corp.example", ruleType=None), _cloudtrail(domainName=None), _cloudtrail(domainName={"not": "text"})]
+    case = _case(adversarial.CLOUDTRAIL, detection, events)
+    convert(case.rule, "esql")  # expressible now, not a refusal
+    _agrees_on(case, "elasticsearch_esql")
