@@ -421,6 +421,10 @@ def integration_custom_pipeline(log_source: LogSource) -> dict[str, Any]:
     return {
         "description": f"r53sigma: keyword companions of flattened keys (rendered from mappings/catalogue/{log_source.source}.yml)",
         "processors": processors,
+        "on_failure": [  # keep the document (the integration's own fields are written already), marked
+            {"append": {"field": "tags", "value": FAILURE_TAG}},
+            {"set": {"field": "error.message", "value": "{{{ _ingest.on_failure_message }}}"}},
+        ],
         "_meta": {"managed_by": "r53sigma", "log_source": log_source.source},
     }
 
