@@ -14,7 +14,8 @@ Meaning kept from the rules:
 - field types: an `ip` field takes addresses and CIDR only, so text values of an ip-typed field
   (prefixes, wildcards, `|re`, exact strings) go to its keyword companion (`source.address`); a
   wildcard or regex on a long or date field is refused; a key of a `flattened` field takes exact and
-  prefix values only, and ES|QL cannot read it at all;
+  prefix values only; ES|QL reads a flattened field only whole, so there text values go to the
+  key's catalogued keyword companion (filled by the pack's @custom ingest pipeline) or are refused;
 - every value type is routed alike: expansions (`|base64offset`, `|windash`) go where plain values go;
 - `|re` is translated through its parsed structure (``elasticsearch_regex``); ES|QL strings, LIKE
   patterns and correlations are restated for ES|QL (``elasticsearch_esql``).
