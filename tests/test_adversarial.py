@@ -273,3 +273,54 @@ def test_splunk_refuses_number_and_regex_keywords():
     for detection in ("keywords:\n    - 53\ncondition: keywords", "keywords:\n    '|re': 'a.b'\ncondition: keywords"):
         with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="keyword"):
             convert(resolver_rule(detection), "splunk")
+
+
+def test_cloudwatch_regex_on_a_name_drops_exactly_one_trailing_dot():
+    """|re read query_name through rtrim(f, "."), which drops EVERY trailing dot: a raw `x..` was read
+    as `x` where the engine reads `x.`, and the root name `.` became empty."""
+    detection = ("  sel0:\n    query_name|re: '^evil\\.example\\.$'\n  sel1:\n    query_name|re: '^\\.$'\n"
+                 "  condition: 1 of sel*\n")
+    events = [_resolver(query_name=name) for name in ("evil.example..", "evil.example.", "evil.example...", "evil.example",
+                                                      ".", "..", "...", "")] + [_resolver(query_name=None)]
+    _agrees_on(_case(adversarial.RESOLVER, detection, events), "cloudwatch")
+
+
+def test_cloudwatch_unnested_answer_drops_exactly_one_trailing_dot():
+    """A correlation over answers.Rdata (|re on an array member is refused; its values reach Logs
+    Insights through `unnest`) read each element through rtrim(f, "."): `a.example.` and
+    `a.example..` were one value there and two in the engine. Logs Insights' fixed buckets may miss a
+    burst (the cell is held only to the alerts it must raise), so the test counts one distinct value:
+    a merged pair then raises an alert the engine does not."""
+    correlation_id = str(uuid.UUID(int=99, version=4))
+    rule = (f"title: answered\nid: {uuid.UUID(int=98, version=4)}\nname: answered\nstatus: test\n"
+            "logsource: {product: aws, service: route53resolver}\ndetection: {sel: {rcode: NOERROR}, condition: sel}\nlevel: low\n"
+            f"---\ntitle: regression\nid: {correlation_id}\nstatus: test\ncorrelation:\n  type: value_count\n  rules: [answered]\n"
+            "  group-by: [srcaddr]\n  timespan: 5m\n  condition: {eq: 1, field: answers.Rdata}\nlevel: low\n")
+    events = [_resolver(answers=_answer(r), srcaddr=src) for src, r in
+              (("10.0.0.1", "a.example."), ("10.0.0.1", "a.example.."), ("10.0.0.2", "b.example."), ("10.0.0.2", "b.example"),
+               ("10.0.0.3", "."), ("10.0.0.3", ".."), ("10.0.0.3", "..."))]
+    _agrees_on(adversarial.Case(adversarial.RESOLVER, rule, events, "regression", correlation_id), "cloudwatch")
+
+
+def _cloudtrail(**request) -> dict:
+    event = adversarial.base_event(adversarial.CLOUDTRAIL, 1)
+    for name, value in request.items():
+        if value is None:
+            event["requestParameters"].pop(name, None)
+        else:
+            event["requestParameters"][name] = value
+    return event
+
+
+def test_esql_reads_flattened_request_keys_through_their_keyword_companion():
+    """ES|QL reads the flattened requestParameters only whole, so every filter on one of its keys (and
+    every correlation over such a rule) was refused; each catalogued key now has a keyword companion
+    (with `.caseless`: request values are written in any case) that the @custom pipeline fills."""
+    detection = ("  sel0:\n    requestParameters.domainName|endswith: 'Corp.Example'\n    requestParameters.ruleType: forward\n"
+                 "  sel1:\n    requestParameters.domainName|re: '^[a-z]+\\.Example\\.$'\n  condition: 1 of sel*\n")
+    events = [_cloudtrail(domainName="a.corp.example"), _cloudtrail(domainName="A.CORP.EXAMPLE", ruleType="SYSTEM"),
+              _cloudtrail(domainName="a.corp.example.x"), _cloudtrail(domainName="abc.Example."), _cloudtrail(domainName="abc.example."),
+              _cloudtrail(domainName="x.corp.example", ruleType=None), _cloudtrail(domainName=None), _cloudtrail(domainName={"not": "text"})]
+    case = _case(adversarial.CLOUDTRAIL, detection, events)
+    convert(case.rule, "esql")  # expressible now, not a refusal
+    _agrees_on(case, "elasticsearch_esql")

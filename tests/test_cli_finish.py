@@ -185,10 +185,10 @@ def test_deploy_json_output_plan_and_result(tmp_path, monkeypatch, capsys):
         assert deploy([*argv, "--dry-run"]) == 0
         plan = json.loads(capsys.readouterr().out)
         assert plan["ok"] and plan["dry_run"] and plan["result"] is None and plan["exit_code"] == 0
-        assert {a["change"] for a in plan["plan"]} == {"create"} and len(plan["plan"]) == 11
+        assert {a["change"] for a in plan["plan"]} == {"create"} and len(plan["plan"]) == 12
         assert deploy(argv) == 0
         applied = json.loads(capsys.readouterr().out)
-        assert len(applied["result"]["applied"]) == 11 and applied["result"]["failed"] == []
+        assert len(applied["result"]["applied"]) == 12 and applied["result"]["failed"] == []
         kibana.fail("POST", r"^/api/detection_engine/rules$", 400, body=b'{"message": "bad query"}')
     assert deploy(["elastic", "--dist", str(tmp_path / "nowhere"), "--format", "json"]) == 2
     failed = json.loads(capsys.readouterr().out)

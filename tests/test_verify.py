@@ -10,9 +10,6 @@ from r53sigma.targets import registry
 
 # Cells a target cannot state, each with the backend's or pipeline's documented reason.
 NOT_EXPRESSIBLE = {
-    # the correlation's base rule filters on requestParameters.ruleType, a key of Elastic's flattened
-    # CloudTrail field, and correlations on Elasticsearch are ES|QL, which reads flattened fields whole
-    ("route_53_resolver_forwarding_rule_created_and_associated_by_one_principal", "elasticsearch"),
     # temporal_ordered: no ordered-sequence template in the ES|QL or Splunk backend, none in ours for
     # Logs Insights; the two chains across Resolver logs and CloudTrail also use aliases (refused too)
     *((chain, target) for chain in (

@@ -34,7 +34,7 @@ class TargetField:
     name: str
     values: str  # case the target stores values in: mixed, upper or lower
     cidr: str | None = None  # an ip-typed companion field for |cidr, where the field itself is not ip
-    keyword: str | None = None  # a keyword companion holding an ip-typed field's text (lower-cased), for string matching
+    keyword: str | None = None  # a keyword companion holding the text as written (an ip field's, a flattened key's), for string matching
 
 
 @dataclass(frozen=True)

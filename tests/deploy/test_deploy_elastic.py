@@ -46,7 +46,7 @@ def test_first_deploy_creates_every_packaged_object(dist, servers, capsys):
     live = kibana.rules[TXT_RULE]
     assert live["query"] == shipped[TXT_RULE]["query"] and live["enabled"] is False
     assert "r53sigma" in live["tags"] and "Route 53" in live["tags"]
-    assert "11 of 11 changes applied" in capsys.readouterr().out
+    assert "12 of 12 changes applied" in capsys.readouterr().out
 
 
 def test_redeploy_plans_zero_changes_and_writes_nothing(dist, servers, capsys):
@@ -56,7 +56,7 @@ def test_redeploy_plans_zero_changes_and_writes_nothing(dist, servers, capsys):
     capsys.readouterr()
     assert deploy(argv(dist, servers)) == 0
     out = capsys.readouterr().out
-    assert "0 to create, 0 to update, 0 to delete, 11 unchanged" in out
+    assert "0 to create, 0 to update, 0 to delete, 12 unchanged" in out
     assert len(es.changes()) + len(kibana.changes()) == before
 
 
@@ -75,7 +75,7 @@ def test_rule_change_updates_the_rule_and_keeps_the_users_enabled_state(dist, se
     assert "ANY" in live["query"] and "TXT" not in live["query"]
     assert live["enabled"] is True and live["exceptions_list"][0]["list_id"] == "fp"
     assert [r.method for r in kibana.changes()][-1] == "PUT"
-    assert deploy(argv(dist, servers)) == 0 and "11 unchanged" in capsys.readouterr().out
+    assert deploy(argv(dist, servers)) == 0 and "12 unchanged" in capsys.readouterr().out
 
 
 def test_prune_deletes_only_the_packs_objects_that_dist_dropped(dist, servers, tmp_path, capsys):
@@ -98,7 +98,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(dist, servers, capsys):
     es, kibana = servers
     assert deploy(argv(dist, servers, "--dry-run")) == 0
     out = capsys.readouterr().out
-    assert "11 to create" in out and "dry run: nothing applied" in out
+    assert "12 to create" in out and "dry run: nothing applied" in out
     assert not es.changes() and not kibana.changes() and not kibana.rules
 
 
@@ -141,7 +141,7 @@ def test_partial_failure_reports_what_was_and_was_not_applied(dist, servers, cap
     captured = capsys.readouterr()
     assert f"FAILED: create detection rule Resolver TXT queries to a paste site [{TXT_RULE}]: Kibana: HTTP 400: query: invalid Lucene" in captured.err
     assert f"applied: create detection rule Resolver query for the instance metadata name [{METADATA_RULE}]" in captured.out
-    assert "10 of 11 changes applied, 1 failed, 0 not attempted" in captured.err
+    assert "11 of 12 changes applied, 1 failed, 0 not attempted" in captured.err
     assert set(kibana.rules) == {METADATA_RULE}
     assert deploy(argv(dist, servers)) == 0  # the next run creates just the missing one
     assert set(kibana.rules) == {TXT_RULE, METADATA_RULE}
@@ -153,7 +153,7 @@ def test_auth_lost_mid_apply_leaves_the_rest_not_attempted(dist, servers, capsys
     assert deploy(argv(dist, servers)) == 1
     err = capsys.readouterr().err
     assert "permission denied (HTTP 403)" in err
-    assert err.count("not attempted: ") == 11 - 2 - 1  # 2 pipelines applied, 1 failed
+    assert err.count("not attempted: ") == 12 - 3 - 1  # 3 pipelines applied (logs-aws.cloudtrail@custom too), 1 failed
     assert not kibana.rules
 
 

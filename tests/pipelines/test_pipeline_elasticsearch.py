@@ -265,9 +265,16 @@ correlation:
 """
 
 
-def test_correlation_on_a_flattened_key_is_not_expressible_in_esql():
+def test_correlation_on_a_flattened_key_reads_its_keyword_companion_in_esql():
+    """ES|QL reads a flattened field only whole: a catalogued key is read from its keyword companion."""
+    query = convert(FLATTENED_CORRELATION, "esql")
+    assert 'r53sigma.cloudtrail.request_parameters.ruleType=="FORWARD"' in query and "aws.cloudtrail.flattened" not in query
+
+
+def test_correlation_on_a_flattened_key_without_a_companion_is_not_expressible_in_esql():
+    rule = FLATTENED_CORRELATION.replace("requestParameters.ruleType: FORWARD", "responseElements.firewallRuleGroupAssociation.vpcId: vpc-1")
     with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="flattened"):
-        convert(FLATTENED_CORRELATION, "esql")
+        convert(rule, "esql")
 
 
 def test_single_event_rule_on_a_flattened_key_converts_for_lucene():

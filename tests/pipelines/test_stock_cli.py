@@ -81,3 +81,11 @@ def test_stock_lucene_refuses_correlations_by_name():
 def test_without_skip_a_refused_correlation_still_fails_the_run():
     result = CliRunner().invoke(convert, ["-t", "esql", "-p", "route53_elasticsearch", str(RULES)])
     assert result.exit_code != 0 and "not expressible" in result.stderr
+
+
+def test_stock_esql_converts_rules_on_flattened_request_keys():
+    """Filters on requestParameters keys (a `flattened` field ES|QL reads only whole) go to the keys'
+    keyword companions: the forwarding-rule correlation converts, and no refusal names a flattened field."""
+    result, ignored = _run("esql", "route53_elasticsearch")
+    assert result.exit_code == 0 and not [line for line in ignored if "flattened" in line]
+    assert "r53sigma.cloudtrail.request_parameters.ruleType==\"FORWARD\"" in result.stdout

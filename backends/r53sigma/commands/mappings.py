@@ -104,7 +104,11 @@ on them (no wildcard or regexp). The catalogue claims one case only where AWS gu
 whose Valid Values the service enforces; each claim says why); rule values are folded to it. Values the
 caller writes in any case (record-set names, zone and rule ids, domain names) are `mixed`: there the
 pipeline matches a value exactly only when it has no letters, and refuses (not expressible) a
-case-insensitive value with letters, a wildcard other than a trailing `*`, or `|re`.
+case-insensitive value with letters, a wildcard other than a trailing `*`, or `|re`. ES|QL reads a
+flattened field only whole, so each catalogued request key also has a keyword companion
+(`r53sigma.cloudtrail.request_parameters.<key>`, with `.caseless`) declared in
+`logs-aws.cloudtrail@custom` and filled, as written, by the `logs-aws.cloudtrail@custom` ingest
+pipeline (which Elastic's integration pipeline calls last); the ES|QL queries read those.
 
 Addresses: `dns.answers.data` is a keyword (answers hold names and text too), so a rule's `|cidr` on
 answers is matched on ECS `dns.resolved_ip` (type `ip`), which the pack's ingest pipeline fills with

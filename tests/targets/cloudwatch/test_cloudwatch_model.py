@@ -76,6 +76,23 @@ def test_if_general_function_marks_events_for_stats():  # CWL_QuerySyntax-operat
     assert model.run(query, events({"range": 5000}, {"range": 10}, {"range": 4000})) == [{"bigs": 2, "n": 3}]
 
 
+def test_substr_strlen_arithmetic_documented_examples():  # CWL_QuerySyntax-operations-functions, String functions
+    def value(expression, record=None):
+        (row,) = model.run(f"fields {expression} as v", [model.event(json.dumps(record or {}))])
+        return row.get("v")
+    assert value('substr("xyZfooxyZ", 3, 3)') == "foo" and value('substr("xyZfooxyZ", 3)') == "fooxyZ"
+    assert value('rtrim("xyZfooxyxyZ", "xyZ")') == "xyZfoo"  # every trailing character of the set
+    assert value('strlen("h\u00e9.")') == 3 and value("strlen(name) - 1", {"name": "abc"}) == 2
+    assert value("greatest(strlen(name) - 1, 0)", {"name": ""}) == 0
+    assert value("substr(name, 0, 1)") is None  # absent field: no value
+
+
+@pytest.mark.parametrize("call", ['substr("abc", 4)', 'substr("abc", -1)', 'substr("abc", 1, 3)', 'substr("", 0, 0 - 1)'])
+def test_substr_outside_the_string_is_refused(call):  # undocumented: a query must never rely on it
+    with pytest.raises(model.QuerySyntaxError, match="outside"):
+        model.run(f"fields {call} as v", [model.event("{}")])
+
+
 def test_bare_boolean_as_computed_field_is_refused():  # undocumented: the backend must use if(...)
     with pytest.raises(model.QuerySyntaxError, match="if"):
         model.Query.parse("fields (range > 3000) as big | stats sum(big)")

@@ -78,7 +78,7 @@ def delete(doc, dotted, ctx=None):
 
 
 def condition(expr: str, doc) -> bool:
-    """The Painless subset the pipeline uses: null-safe paths, ==, !=, endsWith, !, &&."""
+    """The Painless subset the pipeline uses: null-safe paths, ==, !=, endsWith, instanceof String, !, &&."""
     result = True
     for term in expr.split(" && "):
         term = term.strip()
@@ -88,6 +88,8 @@ def condition(expr: str, doc) -> bool:
         if m:
             value = get(doc, m.group(1).replace("?", ""))
             ok = isinstance(value, str) and value.endswith(m.group(2))
+        elif term.endswith(" instanceof String"):  # Painless: false on null (and on a Map or List)
+            ok = isinstance(get(doc, term[len("ctx."):-len(" instanceof String")].replace("?", "")), str)
         else:
             m = re.fullmatch(r"ctx\.([\w@?.]+) (==|!=) (null|'[^']*')", term)
             assert m, f"condition the interpreter does not know: {term}"
@@ -562,6 +564,29 @@ def test_cloudtrail_documents_carry_every_catalogued_field():
         changes = (record.get("requestParameters") or {}).get("changeBatch", {}).get("changes", [])
         if changes:
             assert flat["aws.cloudtrail.flattened.request_parameters.changeBatch.changes.action"] == [c["action"] for c in changes]
+
+
+def test_cloudtrail_custom_pipeline_fills_the_keyword_companions_documents_py_expects():
+    """logs-aws.cloudtrail@custom, run after Elastic's integration (the document without companions),
+    gives what documents.py computes: each catalogued request key copied to its companion as written,
+    strings only (an object under a key would not fit a keyword field), absent keys left out."""
+    cloudtrail = catalogue.load()["cloudtrail"]
+    companions = es.flattened_key_companions(cloudtrail)
+    assert "aws.cloudtrail.flattened.request_parameters.ruleType" in companions
+    record = {"eventTime": "2026-11-27T12:00:00Z", "eventSource": "route53resolver.amazonaws.com", "eventName": "CreateResolverRule",
+              "requestParameters": {"ruleType": "FORWARD", "domainName": "Corp.Example.", "vPC": {"vPCId": "vpc-1"},
+                                    "hostedZoneId": {"not": "text"}}}
+    expected = document_from_raw(json.dumps(record), "cloudtrail")
+    integration = copy.deepcopy(expected)
+    integration.pop("r53sigma")
+    body = es.integration_custom_pipeline(cloudtrail)
+    for processor in body["processors"]:
+        ((kind, p),) = processor.items()
+        run_processor(kind, p, integration)
+    assert integration == expected
+    assert expected["r53sigma"]["cloudtrail"]["request_parameters"] == {"ruleType": "FORWARD", "domainName": "Corp.Example.", "vPC": {"vPCId": "vpc-1"}}
+    template = flat_properties(es.integration_custom_template(cloudtrail)["template"]["mappings"]["properties"])
+    assert all(template[c]["type"] == "keyword" and "caseless" in template[c]["fields"] for c in companions.values())
 
 
 def test_unparseable_records_are_kept_and_tagged():

@@ -360,18 +360,25 @@ def test_esql_event_count_leaves_out_events_without_a_group_by_value(tmp_path):
 # ---------------------------------------------------------------- 14. refusals skip the rule in stock sigma-cli
 
 
-def test_flattened_key_in_a_plain_esql_rule_is_refused_as_not_supported():
+def test_flattened_key_in_a_plain_esql_rule_reads_its_keyword_companion():
+    """ES|QL reads a flattened field only whole: a catalogued request key is read from the keyword
+    companion the @custom ingest pipeline fills; Lucene keeps the flattened key."""
     rule = cloudtrail_rule("sel:\n  requestParameters.ruleType: FORWARD\ncondition: sel")
+    assert 'r53sigma.cloudtrail.request_parameters.ruleType=="FORWARD"' in convert(rule, "esql")
+    assert "aws.cloudtrail.flattened.request_parameters.ruleType:FORWARD" in convert(rule, "lucene")
+
+
+def test_flattened_key_without_a_companion_is_refused_in_esql():
+    rule = cloudtrail_rule("sel:\n  responseElements.firewallRuleGroupAssociation.vpcId: vpc-1\ncondition: sel")
     with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="ES|QL reads a flattened field only whole"):
         convert(rule, "esql")
-    assert "aws.cloudtrail.flattened.request_parameters.ruleType:FORWARD" in convert(rule, "lucene")
 
 
 def test_sigma_cli_skip_unsupported_converts_the_other_rules(tmp_path):
     from click.testing import CliRunner
     from sigma.cli.convert import convert as sigma_convert
 
-    (tmp_path / "flattened.yml").write_text(textwrap.dedent(cloudtrail_rule("sel:\n  requestParameters.ruleType: FORWARD\ncondition: sel")))
+    (tmp_path / "flattened.yml").write_text(textwrap.dedent(cloudtrail_rule("sel:\n  responseElements.firewallRuleGroupAssociation.vpcId: vpc-1\ncondition: sel")))
     (tmp_path / "plain.yml").write_text(textwrap.dedent(resolver_rule("sel:\n  query_name|endswith: '.evil.example'\ncondition: sel")))
     result = CliRunner().invoke(sigma_convert, ["-s", "-t", "esql", "-p", "route53_elasticsearch", str(tmp_path)])
     assert result.exit_code == 0, result.output

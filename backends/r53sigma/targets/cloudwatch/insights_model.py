@@ -19,10 +19,16 @@ Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
   `like "substring"` (case-sensitive), `like /re/` and `=~ /re/` (regex search, unanchored);
 - regexes: the subset common to RE2 and Java. `\\z` is the absolute end, `\\x{H..}` a code point;
   look-arounds and back-references are refused (RE2 has none);
+- `a + b`, `a - b` on numbers ("Arithmetic operators"), left to right, in filter and fields and as
+  function arguments; no value when a side is absent or not a number;
 - functions: ispresent, isempty, isblank, isIpInSubnet, strlen, tolower, toupper, ltrim, rtrim, trim,
+  `substr(str, startIndex [, length])` ("String functions": 0-based, `substr("xyZfooxyZ", 3, 3)` is
+  "foo"; indexes in code points, as strlen counts them; a start or length outside the string is
+  undocumented and REFUSED), `greatest(a, ...)` ("Numeric operators"),
   `jsonParse` (a MAP / LIST read with dot notation, "Structure types"),
   and the general function `if(condition, trueValue, falseValue)` (AWS, "Boolean, comparison, numeric,
-  datetime, and other functions", General functions). A bare Boolean expression as a computed field
+  datetime, and other functions", General functions), both branches evaluated (AWS does not say
+  whether the other branch runs, so a query must be valid either way). A bare Boolean expression as a computed field
   (`fields (a = 1) as x`) is undocumented and refused;
   stats aggregates count(*), count(f), count_distinct(f) (exact here; AWS documents it may be
   approximate for very high cardinality), sum, min, max, avg, and `bin(span)` over `@timestamp`,
@@ -271,13 +277,13 @@ class Parser(Cursor):
         return self.comparison()
 
     def comparison(self) -> Node:
-        left = self.operand()
+        left = self.arithmetic()
         t = self.peek()
         if t is None:
             return left
         if t.kind == "op" and t.text in ("=", "!=", "<", "<=", ">", ">=", "=~"):
             self.take()
-            return Node(t.text, [left, self.operand()])
+            return Node(t.text, [left, self.arithmetic()])
         negated = False
         if self.is_word("not") and (self.is_word("in", 1) or self.is_word("like", 1)):
             self.take()
@@ -297,6 +303,14 @@ class Parser(Cursor):
             node = Node("like", [left, self.operand()])
             return Node("not", [node]) if negated else node
         return left
+
+    def arithmetic(self) -> Node:
+        """`a + b`, `a - b` ("Arithmetic operators"), left to right."""
+        node = self.operand()
+        while self.peek() is not None and self.peek().kind == "op" and self.peek().text in ("+", "-"):
+            op = self.take().text
+            node = Node("arith", [node, self.operand()], op)
+        return node
 
     def operand(self) -> Node:
         t = self.take()
@@ -374,6 +388,28 @@ def _trim(s: Any, chars: str | None, left: bool, right: bool) -> str | None:
     return s
 
 
+_NO_LENGTH = object()
+
+
+def _substr(s: Any, start: Any, length: Any = _NO_LENGTH) -> str | None:
+    """substr ("String functions"): from the 0-based code-point index `start`, `length` characters or
+    to the end. AWS documents no result for indexes outside the string, so the model refuses them."""
+    s = _text(s)
+    if s is None or start is None or length is None:  # an absent argument: no value
+        return None
+    begin = _number(start)
+    count = len(s) - (begin or 0) if length is _NO_LENGTH else _number(length)
+    if begin is None or count is None or begin != int(begin) or count != int(count) \
+            or not 0 <= begin <= len(s) or not 0 <= count <= len(s) - begin:
+        raise QuerySyntaxError(f"substr({s!r}, {start!r}, {length!r}) reaches outside the string: Logs Insights documents no result")
+    return s[int(begin):int(begin + count)]
+
+
+def _greatest(*values: Any) -> float | None:
+    numbers = [_number(v) for v in values]
+    return None if not numbers or any(n is None for n in numbers) else max(numbers)
+
+
 def _in_subnet(value: Any, cidr: Any) -> bool:
     try:
         return ipaddress.ip_address(str(value)) in ipaddress.ip_network(str(cidr), strict=False)
@@ -392,6 +428,8 @@ FUNCTIONS = {
     "ltrim": lambda v, c=None: _trim(v, c, True, False),
     "rtrim": lambda v, c=None: _trim(v, c, False, True),
     "trim": lambda v, c=None: _trim(v, c, True, True),
+    "substr": _substr,
+    "greatest": _greatest,
     "if": lambda condition, when_true, when_false: when_true if bool(condition) else when_false,
     "jsonparse": lambda v: _json_parse(v),
 }
@@ -445,6 +483,11 @@ def evaluate(node: Node, row: dict[str, Any]) -> Any:
         return any(bool(evaluate(a, row)) for a in node.args)
     if k == "not":
         return not bool(evaluate(node.args[0], row))
+    if k == "arith":
+        a, b = (_number(evaluate(x, row)) for x in node.args)
+        if a is None or b is None:
+            return None
+        return a + b if node.value == "+" else a - b
     if k == "call":
         if node.value not in FUNCTIONS:
             raise QuerySyntaxError(f"function {node.value} is not modelled")

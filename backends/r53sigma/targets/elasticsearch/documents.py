@@ -7,7 +7,8 @@ engines use, and `dns.question.top_level_domain` (the public suffix) beside them
 carries `event.original`, `event.kind: pipeline_error`, the failure tag and `error.message`).
 
 CloudTrail has no pack pipeline (Elastic's integration ingests it): its document holds the
-catalogued fields under their ECS names, `requestParameters` whole under its `flattened` field, and
+catalogued fields under their ECS names, `requestParameters` whole under its `flattened` field, the
+keyword companions of its catalogued keys (the pack's `@custom` pipeline copies them), and
 `event.original`.
 
 `indexed_fields` lists what Elasticsearch indexes for a document: flattened dotted names with every
@@ -264,6 +265,10 @@ def _cloudtrail_document(log_source: LogSource, record: dict, original: str) -> 
     for raw_root, target in flattened_roots.items():
         if isinstance(record.get(raw_root), dict):
             _put(doc, target, copy.deepcopy(record[raw_root]))
+    for key, companion in es.flattened_key_companions(log_source).items():  # the @custom pipeline's copy
+        value = _get(doc, key)
+        if isinstance(value, str):
+            _put(doc, companion, value)
     return doc
 
 

@@ -410,6 +410,35 @@ def integration_custom_template(log_source: LogSource) -> dict:
     }
 
 
+def flattened_key_companions(log_source: LogSource) -> dict[str, str]:
+    """Key of a flattened field (ECS name) -> its keyword companion, as the catalogue declares them."""
+    return {es_name(f): f.target(TARGET).keyword for f in log_source.fields.values()
+            if f.target(TARGET).keyword and is_flattened(es_name(f))}
+
+
+def integration_custom_pipeline(log_source: LogSource) -> dict[str, Any]:
+    """`logs-aws.cloudtrail@custom`, the ingest pipeline Fleet's integration pipeline calls last: copies
+    each catalogued key of a flattened field to its keyword companion, as written (a string only: a
+    keyword field takes no object), because ES|QL reads a flattened field only whole."""
+    processors = [
+        {"set": {"tag": FLATTENED_KEY_COPY_TAG, "field": companion, "copy_from": key,
+                 "if": f"{painless_path(key)} instanceof String"}}
+        for key, companion in flattened_key_companions(log_source).items()
+    ]
+    return {
+        "description": f"r53sigma: keyword companions of flattened keys (rendered from mappings/catalogue/{log_source.source}.yml)",
+        "processors": processors,
+        "on_failure": [  # keep the document (the integration's own fields are written already), marked
+            {"append": {"field": "tags", "value": FAILURE_TAG}},
+            {"set": {"field": "error.message", "value": "{{{ _ingest.on_failure_message }}}"}},
+        ],
+        "_meta": {"managed_by": "r53sigma", "log_source": log_source.source},
+    }
+
+
+FLATTENED_KEY_COPY_TAG = "r53sigma_flattened_key_companion"
+
+
 def render() -> dict[str, Any]:
     """Relative path under mappings/ -> JSON document."""
     files: dict[str, Any] = {}
@@ -424,4 +453,6 @@ def render() -> dict[str, Any]:
         files[f"elasticsearch/component_templates/{integration_custom_name(log_source)}.json"] = (
             integration_custom_template(log_source)
         )
+        if flattened_key_companions(log_source):
+            files[f"elasticsearch/ingest_pipelines/{integration_custom_name(log_source)}.json"] = integration_custom_pipeline(log_source)
     return files

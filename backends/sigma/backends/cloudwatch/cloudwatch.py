@@ -287,7 +287,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         regex = self.escape_regex_literal(str(value.regexp))
         field = self.quoted(cond.field)
         if facts.get("strip_trailing_dot"):
-            field = f'rtrim({field}, ".")'
+            field = patterns.one_trailing_dot_dropped(field)
         return self.dash_guarded(cond.field, facts, f"{field} =~ /{'(?' + flags + ')' if flags else ''}{regex}/")
 
     escape_regex_literal = staticmethod(patterns.escape_regex_literal)
@@ -520,7 +520,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         field = members[0]
         fact = facts[field]
         element = fact["member"]
-        value = f'rtrim(r53_element.{element}, ".")' if fact.get("strip_trailing_dot") else f"r53_element.{element}"
+        value = patterns.one_trailing_dot_dropped(f"r53_element.{element}") if fact.get("strip_trailing_dot") else f"r53_element.{element}"
         name = re.sub(r"[^A-Za-z0-9_]", "_", field)
         commands = [
             "| fields jsonParse(@message) as r53_record",

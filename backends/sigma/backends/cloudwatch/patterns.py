@@ -93,6 +93,15 @@ def _not_ending_in_dot(items: list) -> list[list]:
     return [items[:-1] + [STAR, NON_DOT]] + _not_ending_in_dot(items[:-1])  # STAR
 
 
+def one_trailing_dot_dropped(field: str) -> str:
+    """The reference engine's normalisation (one trailing dot dropped from a value longer than one
+    character) as a Logs Insights expression, for a regex that cannot be intersected like a value.
+    Not rtrim(f, "."): it drops every trailing dot (AWS, "String functions": rtrim removes the
+    characters of trimChars from the right). substr counts from 0 (`substr("xyZfooxyZ", 3, 3)` is
+    "foo", same page); greatest keeps the length in range on "" whichever branch of if() runs."""
+    return f"if({field} =~ /(?s).\\.\\z/, substr({field}, 0, greatest(strlen({field}) - 1, 0)), {field})"
+
+
 def without_trailing_dot(items: list, ci: bool) -> list[list]:
     """Alternatives over the RAW value r that hold exactly when normalise(r) matches `items`.
 

@@ -14,14 +14,15 @@ Meaning kept from the rules:
 - field types: an `ip` field takes addresses and CIDR only, so text values of an ip-typed field
   (prefixes, wildcards, `|re`, exact strings) go to its keyword companion (`source.address`); a
   wildcard or regex on a long or date field is refused; a key of a `flattened` field takes exact and
-  prefix values only, and ES|QL cannot read it at all;
+  prefix values only; ES|QL reads a flattened field only whole, so there text values go to the
+  key's catalogued keyword companion (filled by the pack's @custom ingest pipeline) or are refused;
 - every value type is routed alike: expansions (`|base64offset`, `|windash`) go where plain values go;
 - `|re` is translated through its parsed structure (``elasticsearch_regex``); ES|QL strings, LIKE
   patterns and correlations are restated for ES|QL (``elasticsearch_esql``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sigma.processing.conditions import IncludeFieldCondition
 from sigma.processing.pipeline import ProcessingItem, ProcessingPipeline, QueryPostprocessingItem
@@ -217,11 +218,17 @@ class FlattenedKeyValues(DetectionItemTransformation):
     supported on keyed [flattened] fields", https://www.elastic.co/guide/en/elasticsearch/reference/current/flattened.html
     "Supported operations"; elastic/elasticsearch#157064). So a value is matched exactly or as a prefix;
     a case-insensitive value is exact only where it has no letters (the catalogue claims a single case
-    where AWS guarantees one, and such values are folded before this step); anything else is refused."""
+    where AWS guarantees one, and such values are folded before this step); anything else is refused.
+    ES|QL reads a flattened field only whole: there text values go to the key's keyword companion
+    (catalogue `keyword`, filled by the pack's @custom ingest pipeline), other values are refused."""
+
+    companions: dict = field(default_factory=dict)  # rule field name -> keyword companion (ES|QL only)
 
     def apply_detection_item(self, detection_item: SigmaDetectionItem):
         if is_esql(self):  # Elastic, "ES|QL and flattened fields": only the whole flattened field is a column
-            self.refuse(detection_item, "ES|QL reads a flattened field only whole")
+            if detection_item.field not in self.companions or not all(is_text(v) for v in detection_item.value):
+                self.refuse(detection_item, "ES|QL reads a flattened field only whole")
+            return RouteValues(self.companions, "keyword").apply_detection_item(detection_item)
         detection_item.value = [self.value(detection_item, v) for v in detection_item.value]
 
     def value(self, item: SigmaDetectionItem, value):
@@ -262,7 +269,7 @@ class RejectFlattenedInCorrelation(PreprocessingTransformation):
             for field in _detection_fields(reference.rule):
                 catalogued = log_source.fields.get(field)
                 es_name = catalogued.target(TARGET).name if catalogued else field
-                if log_source.is_flattened(TARGET, es_name):
+                if log_source.is_flattened(TARGET, es_name) and not (catalogued and catalogued.target(TARGET).keyword):
                     root = next(r for r in log_source.flattened_roots(TARGET) if es_name.startswith(r + "."))
                     raise SigmaFeatureNotSupportedByBackendError(
                         f"{NOT_EXPRESSIBLE}the correlation's rule '{reference.rule.name or reference.rule.title}' "
@@ -359,9 +366,10 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         rule_fields = list(view.rule_fields(TARGET))
         cidr_companions = {n: f.target(TARGET).cidr for n, f in rule_fields if f.target(TARGET).cidr}
         keyword_only = [n for n, f in rule_fields if f.type != "ip" and not f.target(TARGET).cidr]
-        keyword_companions = {n: f.target(TARGET).keyword for n, f in rule_fields if f.target(TARGET).keyword}
-        typed = {n: f.type for n, f in rule_fields if f.type in ES_TYPE_NAMES and not f.target(TARGET).keyword}
         flattened = [n for n, f in rule_fields if view.log_source.is_flattened(TARGET, f.target(TARGET).name)]
+        flattened_companions = {n: f.target(TARGET).keyword for n, f in rule_fields if n in flattened and f.target(TARGET).keyword}
+        keyword_companions = {n: f.target(TARGET).keyword for n, f in rule_fields if f.target(TARGET).keyword and n not in flattened}
+        typed = {n: f.type for n, f in rule_fields if f.type in ES_TYPE_NAMES and not f.target(TARGET).keyword}
         caseless = {
             n: f.target(TARGET).name + CASELESS_SUFFIX
             for n, f in rule_fields
@@ -371,7 +379,7 @@ def route53_elasticsearch_pipeline() -> ProcessingPipeline:
         for kind, names, transformation in (
             ("esql_array", arrays, RejectArrayMemberInESQL()),
             ("reject_cidr", keyword_only, RejectCidrOnKeyword()),
-            ("flattened_key", flattened, FlattenedKeyValues()),
+            ("flattened_key", flattened, FlattenedKeyValues(flattened_companions)),
             ("reject_pattern_on_typed", list(typed), RejectPatternOnTypedField(typed)),
             ("keyword", list(keyword_companions), RouteValues(keyword_companions, "keyword")),
             ("cidr", list(cidr_companions), RouteValues(cidr_companions, "cidr")),
