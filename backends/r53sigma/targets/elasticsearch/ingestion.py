@@ -161,7 +161,8 @@ def _field_steps(log_source: LogSource, f: Field) -> Iterable[dict]:
         return
     if f.strip_trailing_dot:
         yield {"gsub": {"field": source, "pattern": r"\.$", "replacement": "", "ignore_missing": True}}
-    if any(d.derived.source_field == f.name and TARGET in d.targets for d in log_source.derived.values()):
+    if any(d.derived.source_field == f.name and d.derived.by == "public_suffix_list" and TARGET in d.targets
+           for d in log_source.derived.values()):
         # The catalogue's derived fields (Public Suffix List). Elastic's integration skips reverse-lookup
         # names; ignore_failure: names without a public suffix
         yield {
@@ -210,10 +211,23 @@ def _array_steps(name: str, fields: list[Field]) -> Iterable[dict]:
 def _derived_steps(log_source: LogSource) -> Iterable[dict]:
     """Lower-case the derived fields the `registered_domain` step wrote, as the catalogue stores them."""
     for f in log_source.derived.values():
-        if TARGET in f.targets:
+        if TARGET in f.targets and f.derived.by == "name_length":
+            # Painless String.length(): characters of the name the steps above stripped of its dot
+            name = painless_path(es_name(es_source(log_source, f)))
+            yield {"script": {"lang": "painless", "if": f"{name} != null",
+                              "source": f"{_painless_assign(es_name(f))} = {name}.length();"}}
+        elif TARGET in f.targets:
             if es_name(f) != f"{parent(es_name(es_source(log_source, f)))}.{f.derived.part}":
                 raise catalogue.CatalogueError(f"{f.name}: the registered_domain processor writes {f.derived.part} beside the name, not {es_name(f)}")
             yield {"lowercase": {"field": es_name(f), "ignore_missing": True}}
+
+
+def _painless_assign(name: str) -> str:
+    """`ctx.a.b.c`, creating the missing parent objects first (a field's parents may be absent)."""
+    parts = name.split(".")
+    made = "".join(f"if (ctx.{'.'.join(parts[:i])} == null) {{ ctx.{'.'.join(parts[:i])} = new HashMap(); }} "
+                   for i in range(1, len(parts)))
+    return made + "ctx." + name
 
 
 def es_source(log_source: LogSource, derived: Field) -> Field:
