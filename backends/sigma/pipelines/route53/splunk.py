@@ -369,7 +369,10 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
         correlation_limits.refuse_correlations(
             pid, "not expressible in Splunk: ",
             {"temporal_ordered": "pySigma's Splunk backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order",
-             **correlation_limits.numeric_aggregates("Splunk")},
+             **correlation_limits.numeric_aggregates(
+                 "Splunk", ("value_percentile", "value_median"),
+                 "Splunk's perc/exactperc/median choose their rank their own way, not the linear interpolation "
+                 "between the nearest ranks that the Sigma engines use (value_sum and value_avg convert)")},
         ),
     ]
     for view in shared.rule_views():
