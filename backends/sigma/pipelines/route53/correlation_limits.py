@@ -67,7 +67,8 @@ def refuse_correlations(pipeline_id: str, prefix: str, types: dict[str, str], al
 # correlations at all and raises NotImplementedError). A pipeline has no handle on the backend, so
 # the Route 53 pipelines give correlations the rule's treatment in the one place that can: a refusal
 # of a correlation converted with a Route 53 pipeline under collect_errors is collected like a
-# rule's; every other case (no -s, other pipelines) raises as before.
+# rule's, and a stock backend's missing template (value_sum/avg: the pack's own backends write them,
+# pySigma's do not) is a one-line "not expressible" error also without -s; other pipelines raise as before.
 
 def _uses_route53_pipeline(backend) -> bool:
     pipeline = getattr(backend, "last_processing_pipeline", None)
@@ -81,12 +82,14 @@ def _collecting(convert_correlation_rule):
         try:
             return convert_correlation_rule(self, rule, *args, **kwargs)
         except (SigmaError, NotImplementedError) as error:
-            if not (self.collect_errors and _uses_route53_pipeline(self)):
+            if not _uses_route53_pipeline(self):
                 raise
             if isinstance(error, NotImplementedError):  # a backend without the feature: not expressible there
                 error = SigmaFeatureNotSupportedByBackendError(
                     f"not expressible with the {self.name} backend: correlation rules: {error}", source=rule.source
                 )
+            if not self.collect_errors:
+                raise error from None
             self.errors.append((rule, error))
             return []
 
