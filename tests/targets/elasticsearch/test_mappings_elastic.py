@@ -227,6 +227,11 @@ def _run(kind, p, doc, ctx):
             value[i] = inner_ctx["_value"]
     elif kind == "registered_domain":
         registered_domain_processor(doc, p, value)
+    elif kind == "script" and p.get("tag") == es.NAME_LENGTH_TAG:
+        assert p["source"] == es.NAME_LENGTH
+        name = get(doc, ".".join(p["params"]["source"]))
+        if isinstance(name, str):  # Painless String.length()
+            put(doc, ".".join(p["params"]["target"]), len(name))
     elif kind == "script":
         assert p["tag"] == es.RELATED_FROM_ANSWERS_TAG, p
         assert p["source"] == es.RELATED_FROM_ANSWERS

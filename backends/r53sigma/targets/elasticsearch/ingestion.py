@@ -77,6 +77,20 @@ RELATED_FROM_ANSWERS = (
 )
 
 
+# A derived length (catalogue `by: name_length`): Painless String.length() of the name the earlier steps
+# stripped of its trailing dot, written at params.target (parents created); no name, no field.
+NAME_LENGTH_TAG = "r53sigma_name_length"
+NAME_LENGTH = (
+    "def node = ctx;"
+    " for (def key : params.source) {"
+    " if (!(node instanceof Map) || !node.containsKey(key)) { return; } node = node.get(key); }"
+    " if (!(node instanceof String)) { return; }"
+    " def holder = ctx; for (int i = 0; i < params.target.size() - 1; i++) {"
+    " if (holder[params.target[i]] == null) { holder[params.target[i]] = new HashMap(); } holder = holder[params.target[i]]; }"
+    " holder[params.target[params.target.size() - 1]] = node.length();"
+)
+
+
 def role_names(log_source: LogSource) -> dict[str, str]:
     """ECS name of each catalogue DNS role this log source has (question_name, answer_data ...)."""
     return {f.role: es_name(f) for f in log_source.fields.values() if f.role}
@@ -212,22 +226,12 @@ def _derived_steps(log_source: LogSource) -> Iterable[dict]:
     """Lower-case the derived fields the `registered_domain` step wrote, as the catalogue stores them."""
     for f in log_source.derived.values():
         if TARGET in f.targets and f.derived.by == "name_length":
-            # Painless String.length(): characters of the name the steps above stripped of its dot
-            name = painless_path(es_name(es_source(log_source, f)))
-            yield {"script": {"lang": "painless", "if": f"{name} != null",
-                              "source": f"{_painless_assign(es_name(f))} = {name}.length();"}}
+            yield {"script": {"tag": NAME_LENGTH_TAG, "lang": "painless", "source": NAME_LENGTH,
+                              "params": {"source": es_name(es_source(log_source, f)).split("."), "target": es_name(f).split(".")}}}
         elif TARGET in f.targets:
             if es_name(f) != f"{parent(es_name(es_source(log_source, f)))}.{f.derived.part}":
                 raise catalogue.CatalogueError(f"{f.name}: the registered_domain processor writes {f.derived.part} beside the name, not {es_name(f)}")
             yield {"lowercase": {"field": es_name(f), "ignore_missing": True}}
-
-
-def _painless_assign(name: str) -> str:
-    """`ctx.a.b.c`, creating the missing parent objects first (a field's parents may be absent)."""
-    parts = name.split(".")
-    made = "".join(f"if (ctx.{'.'.join(parts[:i])} == null) {{ ctx.{'.'.join(parts[:i])} = new HashMap(); }} "
-                   for i in range(1, len(parts)))
-    return made + "ctx." + name
 
 
 def es_source(log_source: LogSource, derived: Field) -> Field:
