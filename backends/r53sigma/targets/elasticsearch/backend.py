@@ -40,9 +40,10 @@ class HoppingESQLBackend(ESQLBackend):
         "stats": _BUCKETS + " | stats value_count=count_distinct({field}){fields}{groupby}"}
     temporal_aggregation_expression: ClassVar[dict[str, str]] = {
         "stats": _BUCKETS + " | stats event_type_count=count_distinct(event_type){fields}{groupby}"}
-    # Sigma 2.1's sum and average: ES|QL SUM and AVG ("ES|QL aggregation functions": numeric fields,
-    # nulls skipped). Percentile and median stay refused: ES|QL's PERCENTILE and MEDIAN are approximate
-    # (TDigest), so not even the buckets' numbers would be the engines'.
+    # Sigma 2.1's sum and average: ES|QL SUM and AVG (ES|QL reference, aggregation functions: numeric
+    # fields, nulls skipped). Percentile and median stay refused: ES|QL's PERCENTILE and MEDIAN are
+    # "(usually) approximate" (TDigest; https://www.elastic.co/docs/reference/query-languages/esql/functions-operators/aggregation-functions/percentile),
+    # so not even the buckets' numbers would be the engines'.
     value_sum_aggregation_expression: ClassVar[dict[str, str]] = {
         "stats": _BUCKETS + " | stats value_sum=sum({field}){fields}{groupby}"}
     value_avg_aggregation_expression: ClassVar[dict[str, str]] = {

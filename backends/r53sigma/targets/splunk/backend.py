@@ -63,8 +63,8 @@ class SlidingWindowSplunkBackend(SplunkBackend):
         METHOD: _WINDOW.replace("{aggregate}", "values(event_type) as event_types dc(event_type) as event_type_count"),
     }
     # Sigma 2.1's numeric aggregates over the same windows: streamstats' sum() and avg() (Search
-    # Reference, "Statistical and charting functions": both use the numeric values of the field and
-    # skip the others, as the reference engine does). Percentile and median are not here: Splunk's
+    # Reference, "Statistical and charting functions", https://docs.splunk.com/Documentation/Splunk/latest/SearchReference/CommonStatsFunctions:
+    # both read the field's numeric values and skip the others, as the reference engine does). Percentile and median are not here: Splunk's
     # perc/exactperc/median pick a rank their own way, not the linear interpolation of the engines.
     value_sum_aggregation_expression: ClassVar[dict[str, str]] = {METHOD: _WINDOW.replace("{aggregate}", "sum({field}) as value_sum")}
     value_avg_aggregation_expression: ClassVar[dict[str, str]] = {METHOD: _WINDOW.replace("{aggregate}", "avg({field}) as value_avg")}
