@@ -1,10 +1,9 @@
 """`convert --target athena`: Trino SQL over AWS's documented r53_rlogs table, parsed and executed locally."""
 from __future__ import annotations
 
-import re
-
 import functools
 import json
+import re
 import textwrap
 
 import duckdb
