@@ -63,9 +63,11 @@ class SlidingWindowSplunkBackend(SplunkBackend):
         METHOD: _WINDOW.replace("{aggregate}", "values(event_type) as event_types dc(event_type) as event_type_count"),
     }
     # Sigma 2.1's numeric aggregates over the same windows: streamstats' sum() and avg() (Search
-    # Reference, "Statistical and charting functions", https://docs.splunk.com/Documentation/Splunk/latest/SearchReference/CommonStatsFunctions:
-    # both read the field's numeric values and skip the others, as the reference engine does). Percentile and median are not here: Splunk's
-    # perc/exactperc/median pick a rank their own way, not the linear interpolation of the engines.
+    # Reference, "Statistical and charting functions",
+    # https://docs.splunk.com/Documentation/Splunk/latest/SearchReference/CommonStatsFunctions: both read
+    # the field's numeric values and skip the others, as the reference engine does). Percentile and
+    # median are not here: Splunk's perc/exactperc/median pick a rank their own way, not the engines'
+    # linear interpolation.
     value_sum_aggregation_expression: ClassVar[dict[str, str]] = {METHOD: _WINDOW.replace("{aggregate}", "sum({field}) as value_sum")}
     value_avg_aggregation_expression: ClassVar[dict[str, str]] = {METHOD: _WINDOW.replace("{aggregate}", "avg({field}) as value_avg")}
     value_sum_condition_expression: ClassVar[dict[str, str]] = {METHOD: "| where value_sum {op} {count}"}
