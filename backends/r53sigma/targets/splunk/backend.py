@@ -66,8 +66,8 @@ class SlidingWindowSplunkBackend(SplunkBackend):
     # Reference, "Statistical and charting functions",
     # https://docs.splunk.com/Documentation/Splunk/latest/SearchReference/CommonStatsFunctions: both read
     # the field's numeric values and skip the others, as the reference engine does). Percentile and
-    # median are not here: Splunk's perc/exactperc/median pick a rank their own way, not the engines'
-    # linear interpolation.
+    # median are not here: the same page calls perc/upperperc approximations and gives exactperc and
+    # median no rank rule that is the engines' linear interpolation.
     value_sum_aggregation_expression: ClassVar[dict[str, str]] = {METHOD: _WINDOW.replace("{aggregate}", "sum({field}) as value_sum")}
     value_avg_aggregation_expression: ClassVar[dict[str, str]] = {METHOD: _WINDOW.replace("{aggregate}", "avg({field}) as value_avg")}
     value_sum_condition_expression: ClassVar[dict[str, str]] = {METHOD: "| where value_sum {op} {count}"}
