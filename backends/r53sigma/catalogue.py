@@ -166,10 +166,12 @@ def _build(doc: Mapping[str, Any]) -> LogSource:
         missing = set(TARGETS) - set(spec["targets"]) - set(spec["unavailable"])
         if missing:
             raise CatalogueError(f"{doc['source']}: derived field {name!r} names neither a field nor a reason for {sorted(missing)}")
+        kind = spec.get("type", "string")
+        values = "lower" if kind == "string" else "mixed"  # a count has no case
         derived[name] = Field(
-            name=name, type="string", values="lower", example=spec["example"],
+            name=name, type=kind, values=values, example=spec["example"],
             description=" ".join(spec["description"].split()), array=None, normalize=(), sigma_dns=(),
-            targets={t: TargetField(n, "lower") for t, n in spec["targets"].items()},
+            targets={t: TargetField(n, values) for t, n in spec["targets"].items()},
             derived=Derivation(spec["from"], spec["by"], spec["part"],
                                {t: " ".join(r.split()) for t, r in spec["unavailable"].items()}),
         )

@@ -123,7 +123,11 @@ correlation: {type: %s, rules: [nx_numeric], group-by: [srcaddr], timespan: 5m, 
 @pytest.mark.parametrize("kind", ["value_sum", "value_avg", "value_percentile", "value_median"])
 @pytest.mark.parametrize("pipeline", TARGETS)
 def test_numeric_aggregates_are_refused_with_a_reason_where_the_backend_has_no_template(pipeline, kind):
+    if pipeline == "route53_cloudwatch" and kind in ("value_sum", "value_avg"):
+        pytest.skip("the pack's Logs Insights backend writes sum/avg (tests/targets/cloudwatch/test_numeric_aggregates_cloudwatch.py)")
     text = NUMERIC % (kind, ", percentile: 75" if kind == "value_percentile" else "")
+    # pySigma's stock backends: the pipeline's refusal (percentile, median) or, for the types the pack's
+    # own backends write (value_sum/avg in Splunk and ES|QL), the stock backend's missing template
     with pytest.raises(SigmaFeatureNotSupportedByBackendError, match=kind):
         TARGETS[pipeline](pipelines[pipeline]()).convert(SigmaCollection.from_yaml(text))
     # the engines evaluate them: a source's p75/avg/sum/median of high ports in one window

@@ -72,7 +72,9 @@ the rules in `sigma_rules/`). Do not edit the files below by hand: change the ca
   Elastic's AWS integration writes it (trailing dot removed from `dns.question.name` and
   `dns.answers.data`, `registered_domain`, `dns.answers.{{data,type,class}}`, `related.ip` /
   `related.hosts`, lower-case `network.transport`, `event.kind/category/type/outcome`, `@timestamp`).
-  Fields the catalogue does not know stay under `aws.route53.*` with their raw names. A record that
+  The catalogue's derived `query_length` (the name's characters) is written to
+  `aws.route53.query_length` by a Painless script. Fields the catalogue does not know stay under
+  `aws.route53.*` with their raw names. A record that
   does not parse is kept: `event.kind: pipeline_error`, tag `r53sigma_ingest_failure`, `error.message`.
   `PUT _ingest/pipeline/r53sigma-resolver` with the file as body.
 - `component_templates/r53sigma-<source>@mappings.json` and `index_templates/r53sigma-<source>.json`:

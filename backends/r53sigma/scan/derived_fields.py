@@ -76,10 +76,14 @@ def register_sql_functions(con: Any) -> None:
 def sql_columns(log_source: LogSource, source_sql: Callable[[str], str], column: Callable[[Any], str]) -> list[str]:
     """SELECT items computing the derived fields from their source field's normalised SQL value."""
     quote = lambda text: "'" + text.replace("'", "''") + "'"
-    return [
-        f"{SQL_FUNCTION}({source_sql(f.derived.source_field)}, {quote(f.derived.by)}, {quote(f.derived.part)}) AS {column(f)}"
-        for f in log_source.derived.values()
-    ]
+    items = []
+    for f in log_source.derived.values():
+        source = source_sql(f.derived.source_field)
+        if f.derived.by == "name_length":  # DuckDB's length() counts characters, as len() does
+            items.append(f"CAST(length({source}) AS VARCHAR) AS {column(f)}")  # columns are text, as read
+        else:
+            items.append(f"{SQL_FUNCTION}({source}, {quote(f.derived.by)}, {quote(f.derived.part)}) AS {column(f)}")
+    return items
 
 
 def used_sources(log_source: LogSource, sql: str, column: Callable[[Any], str]) -> set[str]:

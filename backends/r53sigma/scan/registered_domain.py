@@ -45,8 +45,11 @@ def top_level_domain(name: str) -> str | None:
     return name if _list().is_public(name.lower()) else None
 
 
-def derive(by: str, part: str, name: str) -> str | None:
-    """The `part` (registered_domain or subdomain) a derivation `by` gives for `name`."""
+def derive(by: str, part: str, name: str) -> str | int | None:
+    """The `part` (registered_domain or subdomain) a derivation `by` gives for `name`; `name_length`:
+    its number of characters (the name normalised, trailing dot already stripped)."""
+    if by == "name_length":
+        return len(name)
     if by != "public_suffix_list":
         raise ValueError(f"unknown derivation {by!r}")
     registered, subdomain = split(name)

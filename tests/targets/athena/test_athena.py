@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import textwrap
 
 import duckdb
@@ -64,7 +65,10 @@ def test_every_resolver_rule_converts_to_trino_sql_that_parses():
     conversions, errors = conversion.convert_paths(None, ["athena"], case_variables(default_cases_dir()))
     assert not errors
     derived = [c for c in conversions if derived_fields.named_by(c.rule)]  # no Public Suffix List in Athena
-    assert derived and all(c.not_expressible and "not available in Athena" in c.error for c in derived)
+    # a numeric correlation (value_avg of query_length) is refused for its type before its fields are read
+    assert derived and all(c.not_expressible and ("not available in Athena" in c.error or
+                                                  re.search(r"correlation type value_\w+ has no Athena query", c.error))
+                           for c in derived)
     stateful = [c for c in conversions if first_seen.of(c.rule) is not None and c not in derived]  # no state between runs
     assert stateful and all(c.not_expressible and "athena cannot state a first-seen rule" in c.error for c in stateful)
     derived += stateful

@@ -219,9 +219,9 @@ name: nx_skip
 logsource: {product: aws, service: route53resolver}
 detection: {sel: {rcode: NXDOMAIN}, condition: sel}
 ---
-title: Sum of ports
+title: Median of ports
 id: 11111111-2222-4333-8444-00000000000e
-correlation: {type: value_sum, rules: [nx_skip], group-by: [srcaddr], timespan: 5m, condition: {gte: 2, field: srcport}}
+correlation: {type: value_median, rules: [nx_skip], group-by: [srcaddr], timespan: 5m, condition: {gte: 2, field: srcport}}
 ---
 title: Answer regex
 id: 11111111-2222-4333-8444-00000000000f
@@ -236,7 +236,7 @@ detection: {sel: {query_type: TXT}, condition: sel}
     cli = subprocess.run([str(Path(sys.executable).parent / "sigma"), "convert", "-s", "-t", "cloudwatch", "-p", "route53_cloudwatch", str(tmp_path)],
                          capture_output=True, text=True)
     assert cli.returncode == 0, cli.stderr
-    assert 'query_type = "TXT"' in cli.stdout and "value_sum" not in cli.stdout
+    assert 'query_type = "TXT"' in cli.stdout and "value_median" not in cli.stdout
     ignored = cli.stderr.split("Ignored errors:")[1].strip().splitlines()
     assert len(ignored) == 2 and all("CloudWatch Logs Insights:" in line and "SigmaRule(" not in line for line in ignored)
 
@@ -249,11 +249,11 @@ name: nx_sum
 logsource: {product: aws, service: route53resolver}
 detection: {sel: {rcode: NXDOMAIN}, condition: sel}
 ---
-title: Sum of ports
+title: Percentile of ports
 id: 11111111-2222-4333-8444-000000000011
-correlation: {type: value_sum, rules: [nx_sum], group-by: [srcaddr], timespan: 5m, condition: {gte: 2, field: srcport}}
+correlation: {type: value_percentile, rules: [nx_sum], group-by: [srcaddr], timespan: 5m, condition: {gte: 2, field: srcport, percentile: 90}}
 """
-    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="value_sum"):
+    with pytest.raises(SigmaFeatureNotSupportedByBackendError, match="value_percentile"):
         convert(rule)
 
 

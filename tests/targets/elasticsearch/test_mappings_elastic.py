@@ -246,6 +246,11 @@ def _run(kind, p, doc, ctx):
     elif kind == "script" and p.get("tag") == "r53sigma_ioc_candidates":
         assert p["source"] == ioc_enrich.CANDIDATES
         ioc_candidates_script(doc, p["params"])
+    elif kind == "script" and p.get("tag") == es.NAME_LENGTH_TAG:
+        assert p["source"] == es.NAME_LENGTH
+        name = get(doc, ".".join(p["params"]["source"]))
+        if isinstance(name, str):  # Painless String.length()
+            put(doc, ".".join(p["params"]["target"]), len(name))
     elif kind == "script":
         assert p["tag"] == es.RELATED_FROM_ANSWERS_TAG, p
         assert p["source"] == es.RELATED_FROM_ANSWERS

@@ -45,6 +45,7 @@ def interpret(raw: str, source: str) -> dict:
             source_name, target = re.fullmatch(r"'?(.+?)'? AS (\S+)", value).groups()
             if source_name in event:
                 event[target] = event[source_name]
+    extracted = dict(event)  # props.conf.spec: calculated fields are evaluated independently of each other
     for key, value in stanza.items():
         if not key.startswith("EVAL-"):
             continue
@@ -57,6 +58,9 @@ def interpret(raw: str, source: str) -> dict:
         elif m := re.fullmatch(r"replace\((\w+), \"(.+)\", \"\"\)", value):
             if m.group(1) in event:
                 event[name] = re.sub(m.group(2), "", event[m.group(1)])
+        elif m := re.fullmatch(r"len\(replace\((\w+), \"(.+)\", \"\"\)\)", value):
+            if m.group(1) in extracted:
+                event[name] = str(len(re.sub(m.group(2), "", extracted[m.group(1)])))
         else:
             raise AssertionError(f"EVAL this test does not interpret: {value}")
     return event

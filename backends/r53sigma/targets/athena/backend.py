@@ -83,8 +83,10 @@ def column(field: catalogue.Field) -> sqlcompile.Column:
     if field.name in ABSENT:
         raise EngineError(f"field {field.name!r} is not a column of AWS's Athena table {TABLE}")
     if field.derived:  # Athena's Trino functions include no Public Suffix List, and AWS's table has no such column
+        why = ("no Public Suffix List function in Athena SQL" if field.derived.by == "public_suffix_list"
+               else "this backend does not compute derived fields (Trino's length() could)")
         raise EngineError(f"field {field.name!r} (derived from {field.derived.source_field}) is not available in Athena: "
-                          f"no Public Suffix List function in Athena SQL and no such column in {TABLE}")
+                          f"{why} and no such column in {TABLE}")
     if field.array:
         member = field.name[len(field.array) + 1:].lower()
         text = (lambda v: sqlcompile.strip_dot(f"{v}.{member}")) if field.strip_trailing_dot else (lambda v: f"{v}.{member}")

@@ -19,6 +19,11 @@ from r53sigma.targets.elasticsearch.esql import ESQLBackend  # the pack's ES|QL 
 
 WINDOW_GUARANTEE = 0.5  # fraction of the span any caught burst may last: hop = span / 2
 NOTE = "catches any burst that fits within half the correlation timespan (hopping buckets; the Sigma spec's window slides)"
+# A bucket holds more events than the sliding window it contains: a count only grows, an average or a
+# sum of signed numbers can move either way, so for them the half-span guarantee does not hold.
+NUMERIC_NOTE = ("approximate: sum/average over hopping buckets of the correlation timespan, not the Sigma spec's sliding "
+                "window (a bucket's other events can raise or dilute the value; a sum of non-negative numbers with gt/gte "
+                "catches any burst within half the span)")
 _BUCKETS = ("| eval timebucket=mv_append(date_trunc({timespan}, @timestamp), "
             "date_trunc({timespan}, @timestamp - @HALF@) + @HALF@)")
 
@@ -35,6 +40,16 @@ class HoppingESQLBackend(ESQLBackend):
         "stats": _BUCKETS + " | stats value_count=count_distinct({field}){fields}{groupby}"}
     temporal_aggregation_expression: ClassVar[dict[str, str]] = {
         "stats": _BUCKETS + " | stats event_type_count=count_distinct(event_type){fields}{groupby}"}
+    # Sigma 2.1's sum and average: ES|QL SUM and AVG (ES|QL reference, aggregation functions: numeric
+    # fields, nulls skipped). Percentile and median stay refused: ES|QL's PERCENTILE and MEDIAN are
+    # "(usually) approximate" (TDigest; https://www.elastic.co/docs/reference/query-languages/esql/functions-operators/aggregation-functions/percentile),
+    # so not even the buckets' numbers would be the engines'.
+    value_sum_aggregation_expression: ClassVar[dict[str, str]] = {
+        "stats": _BUCKETS + " | stats value_sum=sum({field}){fields}{groupby}"}
+    value_avg_aggregation_expression: ClassVar[dict[str, str]] = {
+        "stats": _BUCKETS + " | stats value_avg=avg({field}){fields}{groupby}"}
+    value_sum_condition_expression: ClassVar[dict[str, str]] = {"stats": "| where value_sum {op} {count}"}
+    value_avg_condition_expression: ClassVar[dict[str, str]] = {"stats": "| where value_avg {op} {count}"}
 
     def convert_correlation_aggregation_from_template(self, rule, correlation_type, method, search) -> str:
         text = super().convert_correlation_aggregation_from_template(rule, correlation_type, method, search)
@@ -43,4 +58,5 @@ class HoppingESQLBackend(ESQLBackend):
     def convert_correlation_rule_from_template(self, rule, correlation_type, method) -> list[str]:
         # The Sigma correlation spec asks a backend bound to fixed windows to warn: the note travels
         # with the query (an ES|QL line comment, EsqlBaseLexer.g4 LINE_COMMENT) into every output.
-        return [f"{query}\n// r53sigma: {NOTE}" for query in super().convert_correlation_rule_from_template(rule, correlation_type, method)]
+        note = NUMERIC_NOTE if correlation_type in ("value_sum", "value_avg") else NOTE
+        return [f"{query}\n// r53sigma: {note}" for query in super().convert_correlation_rule_from_template(rule, correlation_type, method)]

@@ -147,7 +147,9 @@ def _derive(log_source: LogSource, raw: dict, doc: dict) -> None:
     parents = {}
     for f in log_source.derived.values():
         source = raw.get(f.derived.source_field)
-        if es.TARGET in f.targets and isinstance(source, str):
+        if es.TARGET in f.targets and isinstance(source, str) and f.derived.by == "name_length":
+            _put(doc, es.es_name(f), len(_strip_dot(source)))  # the script step: String.length()
+        elif es.TARGET in f.targets and isinstance(source, str):
             parents[es.parent(es.es_name(f))] = _strip_dot(source)
             value = registered_domain.derive(f.derived.by, f.derived.part, _strip_dot(source))
             if value is not None:

@@ -80,6 +80,20 @@ RELATED_FROM_ANSWERS = (
 )
 
 
+# A derived length (catalogue `by: name_length`): Painless String.length() of the name the earlier steps
+# stripped of its trailing dot, written at params.target (parents created); no name, no field.
+NAME_LENGTH_TAG = "r53sigma_name_length"
+NAME_LENGTH = (
+    "def node = ctx;"
+    " for (def key : params.source) {"
+    " if (!(node instanceof Map) || !node.containsKey(key)) { return; } node = node.get(key); }"
+    " if (!(node instanceof String)) { return; }"
+    " def holder = ctx; for (int i = 0; i < params.target.size() - 1; i++) {"
+    " if (holder[params.target[i]] == null) { holder[params.target[i]] = new HashMap(); } holder = holder[params.target[i]]; }"
+    " holder[params.target[params.target.size() - 1]] = node.length();"
+)
+
+
 def role_names(log_source: LogSource) -> dict[str, str]:
     """ECS name of each catalogue DNS role this log source has (question_name, answer_data ...)."""
     return {f.role: es_name(f) for f in log_source.fields.values() if f.role}
@@ -164,7 +178,8 @@ def _field_steps(log_source: LogSource, f: Field) -> Iterable[dict]:
         return
     if f.strip_trailing_dot:
         yield {"gsub": {"field": source, "pattern": r"\.$", "replacement": "", "ignore_missing": True}}
-    if any(d.derived.source_field == f.name and TARGET in d.targets for d in log_source.derived.values()):
+    if any(d.derived.source_field == f.name and d.derived.by == "public_suffix_list" and TARGET in d.targets
+           for d in log_source.derived.values()):
         # The catalogue's derived fields (Public Suffix List). Elastic's integration skips reverse-lookup
         # names; ignore_failure: names without a public suffix
         yield {
@@ -213,7 +228,10 @@ def _array_steps(name: str, fields: list[Field]) -> Iterable[dict]:
 def _derived_steps(log_source: LogSource) -> Iterable[dict]:
     """Lower-case the derived fields the `registered_domain` step wrote, as the catalogue stores them."""
     for f in log_source.derived.values():
-        if TARGET in f.targets:
+        if TARGET in f.targets and f.derived.by == "name_length":
+            yield {"script": {"tag": NAME_LENGTH_TAG, "lang": "painless", "source": NAME_LENGTH,
+                              "params": {"source": es_name(es_source(log_source, f)).split("."), "target": es_name(f).split(".")}}}
+        elif TARGET in f.targets:
             if es_name(f) != f"{parent(es_name(es_source(log_source, f)))}.{f.derived.part}":
                 raise catalogue.CatalogueError(f"{f.name}: the registered_domain processor writes {f.derived.part} beside the name, not {es_name(f)}")
             yield {"lowercase": {"field": es_name(f), "ignore_missing": True}}

@@ -41,7 +41,7 @@ class ElasticsearchVerifier(Verifier):
         except esql_model.QuerySyntaxError as error:
             raise ModelGap(f"ES|QL model: {error}") from error
         if isinstance(rule, SigmaCorrelationRule):
-            aggregate = re.compile(r"(event|value|event_type)_count$").match
+            aggregate = re.compile(r"(event|value|event_type)_count$|value_(sum|avg)$").match
             return bursts_of_buckets(rows, "timebucket", aggregate, rule.timespan.seconds)
         return {row["_id"] for row in rows}
 

@@ -70,6 +70,17 @@ def eval_expression(extraction: Extraction) -> str:
     return f"replace({source}, {TRAILING_DOT}, \"\")"
 
 
+def derived_evals(log_source: LogSource) -> list[tuple[str, str]]:
+    """Derived fields an eval computes: `len()` of the source without its dot. Calculated fields are
+    evaluated independently of each other, so the expression reads the extracted field, not its EVAL."""
+    evals = []
+    for f in log_source.derived.values():
+        if TARGET in f.targets and f.derived.by == "name_length":
+            source = quoted(json_name(log_source.fields[f.derived.source_field]))
+            evals.append((splunk_name(f), f"len(replace({source}, {TRAILING_DOT}, \"\"))"))
+    return evals
+
+
 def column_regex(log_source: LogSource) -> str:
     """PCRE over a public hosted-zone line capturing each column under its Splunk name."""
     parts = []
@@ -119,6 +130,8 @@ def props_conf(sources: list[LogSource]) -> str:
                     settings.append((f"EVAL-{e.name}", eval_expression(e)))
         else:
             settings.append(("REPORT-r53sigma_fields", report_name(ls)))
+        for name, expression in derived_evals(ls):
+            settings.append((f"EVAL-{name}", expression))
         settings.append(("EVAL-vendor_product", f'"{VENDOR_PRODUCT[ls.source]}"'))
         stanzas.append(_stanza(ls.targets[TARGET]["sourcetype"], settings))
     return HEADER + "\n".join(stanzas)

@@ -62,6 +62,16 @@ class SlidingWindowSplunkBackend(SplunkBackend):
         **SplunkBackend.temporal_extended_aggregation_expression,
         METHOD: _WINDOW.replace("{aggregate}", "values(event_type) as event_types dc(event_type) as event_type_count"),
     }
+    # Sigma 2.1's numeric aggregates over the same windows: streamstats' sum() and avg() (Search
+    # Reference, "Statistical and charting functions",
+    # https://docs.splunk.com/Documentation/Splunk/latest/SearchReference/CommonStatsFunctions: both read
+    # the field's numeric values and skip the others, as the reference engine does). Percentile and
+    # median are not here: the same page calls perc/upperperc approximations and gives exactperc and
+    # median no rank rule that is the engines' linear interpolation.
+    value_sum_aggregation_expression: ClassVar[dict[str, str]] = {METHOD: _WINDOW.replace("{aggregate}", "sum({field}) as value_sum")}
+    value_avg_aggregation_expression: ClassVar[dict[str, str]] = {METHOD: _WINDOW.replace("{aggregate}", "avg({field}) as value_avg")}
+    value_sum_condition_expression: ClassVar[dict[str, str]] = {METHOD: "| where value_sum {op} {count}"}
+    value_avg_condition_expression: ClassVar[dict[str, str]] = {METHOD: "| where value_avg {op} {count}"}
     groupby_expression: ClassVar[dict[str, str]] = {**SplunkBackend.groupby_expression, METHOD: " by {fields}"}
     groupby_field_expression: ClassVar[dict[str, str]] = {**SplunkBackend.groupby_field_expression, METHOD: "{field}"}
     groupby_field_expression_joiner: ClassVar[dict[str, str]] = {**SplunkBackend.groupby_field_expression_joiner, METHOD: " "}
@@ -76,7 +86,8 @@ class SlidingWindowSplunkBackend(SplunkBackend):
     extended_correlation_condition_rule_reference_expression: ClassVar[dict[str, str]] = {
         **SplunkBackend.extended_correlation_condition_rule_reference_expression, METHOD: 'event_types="{ruleid}"'}
 
-    _VALUE = {"value_count": "value_count", "temporal": "event_type_count", "temporal_extended": "event_type_count"}
+    _VALUE = {"value_count": "value_count", "temporal": "event_type_count", "temporal_extended": "event_type_count",
+              "value_sum": "value_sum", "value_avg": "value_avg"}
 
     def convert_correlation_rule_from_template(self, rule: SigmaCorrelationRule, correlation_type, method: str) -> list[str]:
         if method != METHOD:

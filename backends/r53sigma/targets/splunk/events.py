@@ -92,6 +92,11 @@ def event_from_raw(raw_record: Any, source: str | None = None) -> dict[str, Any]
                 elif value != "-":
                     event[name] = _strip_dot(value) if f.strip_trailing_dot else value
     if source in addon.ADDON_SOURCES:
+        for f in log_source.derived.values():  # the add-on's len() evals
+            if addon.TARGET in f.targets and f.derived.by == "name_length":
+                value = event.get(addon.json_name(log_source.fields[f.derived.source_field]))
+                if isinstance(value, str):
+                    event[addon.splunk_name(f)] = str(len(_strip_dot(value)))
         event["vendor_product"] = addon.VENDOR_PRODUCT[source]
         event["tag"] = list(addon.CIM_TAGS)  # the add-on's eventtype for the sourcetype carries these tags
     if timestamp is not None and _epoch(timestamp) is not None:

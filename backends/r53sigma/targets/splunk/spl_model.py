@@ -1082,7 +1082,7 @@ def _sort_step(text: str) -> Step:
     return order
 
 
-STREAM_AGGREGATE = re.compile(r"\s*(?P<fn>count|dc|distinct_count|values|sum|min|max|last|first)\s*"
+STREAM_AGGREGATE = re.compile(r"\s*(?P<fn>count|dc|distinct_count|values|sum|avg|min|max|last|first)\s*"
                               r"(?:\(\s*(?P<arg>[^)]*?)\s*\))?(?:\s+as\s+(?P<name>\S+))?\s*$")
 
 
@@ -1152,7 +1152,9 @@ def _streamstats_step(text: str) -> Step:
                 else:
                     numbers = [n for n in map(_number, values) if n is not None]
                     if numbers:
-                        result = {"sum": sum, "min": min, "max": max}[fn](numbers)
+                        # Search Reference, "Statistical and charting functions": sum/avg/min/max read the
+                        # field's numeric values only; a result without one gets no value
+                        result = {"sum": sum, "min": min, "max": max, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
                 if result is None:
                     row.pop(name, None)
                 else:

@@ -38,7 +38,7 @@ from sigma.types import (
 from sigma.pipelines.route53.cloudwatch import ROUTE53_ONLY_SOURCES, route53_cloudwatch_pipeline
 
 from . import patterns
-from .support import QueryTooLongError, referenced_first, unsupported
+from .support import NUMERIC_AGGREGATES, NUMERIC_WINDOW_NOTE, QueryTooLongError, referenced_first, unsupported
 
 MAX_QUERY_LENGTH = 10_000  # Logs Insights refuses longer query strings
 PLAIN_FIELD = re.compile(r"^[A-Za-z0-9@._]+$")
@@ -446,7 +446,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         return "\n".join(lines)
 
     def convert_correlation_rule_from_template(self, rule: SigmaCorrelationRule, correlation_type: str, method: str) -> list[str]:
-        if correlation_type not in ("event_count", "value_count", "temporal"):
+        if correlation_type not in ("event_count", "value_count", "temporal", *NUMERIC_AGGREGATES):
             raise unsupported(f"correlation type '{correlation_type}' (rule '{rule.title}')")
         searches, fields_line, states = [], None, []
         for reference in rule.rules:
@@ -461,7 +461,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         search = " or ".join(f"({s})" for s in searches) if len(searches) > 1 else searches[0]
         facts = states[0].processing_state.get(STATE_FIELDS, {}) if states else {}
         group_fields = [self.correlation_field(f) for f in rule.group_by or []]
-        value_field = self.correlation_field(rule.condition.fieldref) if correlation_type == "value_count" else None
+        value_field = self.correlation_field(rule.condition.fieldref) if correlation_type not in ("event_count", "temporal") else None
         # a `-` column means no value: such events have no group, and no value to count
         guards = [f'{self.quoted(f)} != "-"' for f in dict.fromkeys(group_fields + [value_field]) if f and facts.get(f, {}).get("dash_absent")]
         if value_field and guards and self.holds_at_zero(rule):
@@ -485,15 +485,14 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
             lines.append("| stats " + ", ".join(f"sum(rule_{n}) as rule_{n}_events" for n in range(len(searches))) + f" by {window}{group_by}")
             lines.append("| filter " + " and ".join(f"rule_{n}_events > 0" for n in range(len(searches))))
         else:
-            if correlation_type == "event_count":
-                aggregate, name = "count(*) as event_count", "event_count"
-            else:
-                aggregate, name = f"count_distinct({names.get(value_field, self.quoted(value_field))}) as value_count", "value_count"
+            function = {"event_count": "count", "value_count": "count_distinct", **NUMERIC_AGGREGATES}[correlation_type]
+            name, value = correlation_type, names.get(value_field, self.quoted(value_field)) if value_field else "*"
+            aggregate = f"{function}({value}) as {name}"
             op = self.correlation_condition_mapping[rule.condition.op]
             lines += [f"| stats {aggregate} by {window}{group_by}", f"| filter {name} {op} {rule.condition.count}", f"| sort {name} desc"]
         # The Sigma correlation spec asks a backend bound to fixed windows to warn: the note travels with
         # the query (a Logs Insights `#` comment) into every output and saved query.
-        lines.append(f"# r53sigma: {WINDOW_NOTE}")
+        lines.append(f"# r53sigma: {NUMERIC_WINDOW_NOTE if correlation_type in NUMERIC_AGGREGATES else WINDOW_NOTE}")
         rule.set_conversion_states(states[:1])
         return ["\n".join(lines)]
 

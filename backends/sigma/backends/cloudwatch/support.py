@@ -6,6 +6,16 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaFeatureNotSupportedByBackendError
 
 
+# Sigma 2.1's sum and average as the Logs Insights stats functions sum() and avg() (Logs Insights query
+# syntax, "stats": aggregation functions over numeric fields,
+# https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/CWL_QuerySyntax-Stats.html). pct() is left out:
+# AWS does not say how it ranks, so it is not the engines' percentile. A bin holds more events than a
+# sliding window, and an average (or a sum of signed numbers) can move either way, hence its own note.
+NUMERIC_AGGREGATES = {"value_sum": "sum", "value_avg": "avg"}
+NUMERIC_WINDOW_NOTE = ("fixed bin() windows: a sum/average over each bin, not over the Sigma spec's sliding window "
+                       "(a bin's other events can raise or dilute the value)")
+
+
 def unsupported(message: str, cond=None) -> SigmaFeatureNotSupportedByBackendError:
     source = getattr(cond, "source", None)
     return SigmaFeatureNotSupportedByBackendError(f"CloudWatch Logs Insights: {message}", source=source)

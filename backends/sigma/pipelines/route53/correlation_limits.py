@@ -41,14 +41,16 @@ class RefuseCorrelations(PreprocessingTransformation):
         raise SigmaFeatureNotSupportedByBackendError(f"{self.prefix}{reason} (rule '{rule.title}')", source=rule.source)
 
 
-# Sigma 2.1's numeric aggregates: pySigma 1.5 parses them, and the Splunk and ES|QL backends have no
-# template for them (a bare NotImplementedError). The engines evaluate them (r53sigma.scan.correlations).
+# Sigma 2.1's numeric aggregates: pySigma 1.5 parses them, and its Splunk and ES|QL backends have no
+# template for them (a bare NotImplementedError). The engines evaluate them (r53sigma.scan.correlations);
+# the pack's own backends (r53sigma convert) write the ones their language states: `kinds` are the rest.
 NUMERIC_AGGREGATES = ("value_sum", "value_avg", "value_percentile", "value_median")
 
 
-def numeric_aggregates(backend: str) -> dict[str, str]:
-    """The refusal reasons for the numeric aggregate types, for a backend without their templates."""
-    return {kind: f"pySigma's {backend} backend has no template for {kind} over a window" for kind in NUMERIC_AGGREGATES}
+def numeric_aggregates(backend: str, kinds: tuple[str, ...] = NUMERIC_AGGREGATES, why: str = "") -> dict[str, str]:
+    """The refusal reasons for the numeric aggregate types a backend cannot write over a window."""
+    reason = why or f"pySigma's {backend} backend has no template for it over a window"
+    return {kind: reason for kind in kinds}
 
 
 def refuse_correlations(pipeline_id: str, prefix: str, types: dict[str, str], aliases: str | None = None) -> ProcessingItem:
@@ -65,7 +67,8 @@ def refuse_correlations(pipeline_id: str, prefix: str, types: dict[str, str], al
 # correlations at all and raises NotImplementedError). A pipeline has no handle on the backend, so
 # the Route 53 pipelines give correlations the rule's treatment in the one place that can: a refusal
 # of a correlation converted with a Route 53 pipeline under collect_errors is collected like a
-# rule's; every other case (no -s, other pipelines) raises as before.
+# rule's, and a stock backend's missing template (value_sum/avg: the pack's own backends write them,
+# pySigma's do not) is a one-line "not expressible" error also without -s; other pipelines raise as before.
 
 def _uses_route53_pipeline(backend) -> bool:
     pipeline = getattr(backend, "last_processing_pipeline", None)
@@ -79,12 +82,14 @@ def _collecting(convert_correlation_rule):
         try:
             return convert_correlation_rule(self, rule, *args, **kwargs)
         except (SigmaError, NotImplementedError) as error:
-            if not (self.collect_errors and _uses_route53_pipeline(self)):
+            if not _uses_route53_pipeline(self):
                 raise
             if isinstance(error, NotImplementedError):  # a backend without the feature: not expressible there
                 error = SigmaFeatureNotSupportedByBackendError(
                     f"not expressible with the {self.name} backend: correlation rules: {error}", source=rule.source
                 )
+            if not self.collect_errors:
+                raise error from None
             self.errors.append((rule, error))
             return []
 
