@@ -45,7 +45,7 @@ class CorrelationTables:
         # per prunable correlation: its sub-bucket width (us) and the parquet parts its SQL-read points went to
         self.width: dict[int, int] = {}
         self.parts: dict[int, list[str]] = {}
-        self.spill = self.con.execute("SELECT current_setting('temp_directory')").fetchone()[0]
+        self.spill = self.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
         self.scan_id = scan_id
         for number, plan in enumerate(plans):
             table = f"acc{number}_{scan_id}"
@@ -65,7 +65,7 @@ class CorrelationTables:
         if not flags:
             return
         # one cheap query says which referenced rules matched at all (a query per correlation and file costs ~10 ms)
-        row = self.con.execute(f"SELECT {', '.join(f'coalesce(bool_or({f}), false)' for f in flags)} FROM {table}").fetchone()
+        row = self.con.execute(f"SELECT {', '.join(f'coalesce(bool_or({f}), false)' for f in flags)} FROM {table}").fetchall()[0]
         matched = {f for f, hit in zip(flags, row) if hit}
         for number, plan in enumerate(self.plans):
             if any(self.flag[id(t)] in matched for t in plan.rules if self.source_of[id(t)] == source):

@@ -305,7 +305,7 @@ class _Run:
         try:
             for statement in self._fast_sql(typed, rules, name, table):
                 self.con.execute(self.engine.prepare(statement))
-            lines = self.con.execute(f"SELECT count(*) FROM {table}_all").fetchone()[0]
+            lines = self.con.execute(f"SELECT count(*) FROM {table}_all").fetchall()[0][0]
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
             if signals.received():  # the stop, not a file problem: no fallback to the exact reader
                 raise

@@ -44,6 +44,11 @@ def derived_columns(source: catalogue.LogSource, value_of, split_of=None) -> lis
     items, lowered = [], []
     for field in source.derived.values():
         derived = field.derived
+        if derived.by == "name_length":  # plain SQL (DuckDB's length() counts characters, as len() does)
+            value = f"CAST(length({value_of(derived.source_field)}) AS VARCHAR)"  # columns are text, as read
+            items.append(f"{value} AS {column_name(field)}")
+            lowered.append(f"{value} AS {lowered_name(field)}")
+            continue
         if derived.by != "public_suffix_list" or derived.part not in _SPLIT_PARTS:
             return derived_fields.sql_columns(source, value_of, column_name) + [
                 f"lower({item.rsplit(' AS ', 1)[0]}) AS {lowered_name(f)}"
@@ -65,7 +70,7 @@ def split_columns(source: catalogue.LogSource, value_of) -> list[str] | None:
     is not such a part (those keep the Python function)."""
     from r53sigma.scan import registered_domain
 
-    fields = [f.derived for f in source.derived.values()]
+    fields = [f.derived for f in source.derived.values() if f.derived.by != "name_length"]  # plain SQL anyway
     if any(d.by != "public_suffix_list" or d.part not in _SPLIT_PARTS for d in fields):
         return None
     return [f"{registered_domain.split_sql(value_of(name))} AS {split_column(name)}"

@@ -120,7 +120,7 @@ class NameIndex:
             f"SELECT list(DISTINCT (((h & 4294967295) + i * (h >> 32)) % {bits})::INTEGER) "
             f"FROM (SELECT hash(k) AS h FROM unnest($names::VARCHAR[]) AS t(k)), range({PROBES}) AS r(i)",
             {"names": names},
-        ).fetchone()[0]
+        ).fetchall()[0][0]
         data = bytearray(bits // 8)
         for p in positions:
             data[p >> 3] |= 0x80 >> (p & 7)  # get_bit(b, 0) is the first byte's high bit
