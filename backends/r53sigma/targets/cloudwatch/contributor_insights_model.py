@@ -38,6 +38,9 @@ import re
 from dataclasses import dataclass
 from typing import Any, Iterable
 
+# the same JSON selectors as metric filter patterns (`$.a.b[0]`), read the same way
+from r53sigma.targets.cloudwatch.filter_pattern_model import MISSING, _select
+
 MAX_DEFINITION = 8192  # PA
 MAX_KEYS = 4
 MAX_FILTERS = 4
@@ -50,7 +53,6 @@ PROPERTY = re.compile(r"\$(?:\.[A-Za-z0-9_@-]+(?:\[[0-9]+\])*)+$")
 ALARM_METRICS = ("UniqueContributors", "MaxContributorValue", "SampleCount", "Sum", "Minimum", "Maximum", "Average")
 ALARM_OPERATORS = {"GreaterThanThreshold": lambda v, t: v > t, "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
                    "LessThanThreshold": lambda v, t: v < t, "LessThanOrEqualToThreshold": lambda v, t: v <= t}
-MISSING = object()
 
 
 class RejectedRule(ValueError):
@@ -125,20 +127,6 @@ def parse_definition(text: str) -> dict:
         raise RejectedRule(f"RuleDefinition is not JSON: {error}") from None
     check_rule(body)
     return body
-
-
-def _select(record: Any, path: str) -> Any:
-    value = record
-    for name, index in re.findall(r"\.([A-Za-z0-9_@-]+)|\[([0-9]+)\]", path[1:]):
-        if name:
-            if not isinstance(value, dict) or name not in value:
-                return MISSING
-            value = value[name]
-        else:
-            if not isinstance(value, list) or int(index) >= len(value):
-                return MISSING
-            value = value[int(index)]
-    return value
 
 
 def _text(value: Any) -> str | None:
