@@ -123,6 +123,18 @@ def test_a_bad_feed_is_refused_before_anything_changes(dist, servers, tmp_path, 
     assert es.changes() == [] and kibana.changes() == []
 
 
+def test_a_users_own_index_of_the_feeds_name_is_left_alone_unless_forced(dist, servers, tmp_path, capsys):
+    es, kibana = servers
+    index = elastic_ioc.bodies(dist / "elastic")[0][0]
+    es.indices[index] = {"mappings": {"properties": {"x": {"type": "keyword"}}}, "docs": {"1": {"x": "mine"}}}
+    path = feed(tmp_path, "evil.example\n")
+    assert deploy(argv(dist, servers, "--ioc-domains", str(path))) == 2
+    assert "r53sigma did not load it" in capsys.readouterr().err
+    assert es.indices[index]["docs"] == {"1": {"x": "mine"}} and kibana.changes() == []
+    assert deploy(argv(dist, servers, "--ioc-domains", str(path), "--force")) == 0
+    assert es.indices[index]["docs"] != {"1": {"x": "mine"}}
+
+
 def test_without_the_option_no_feed_object_is_touched(dist, servers):
     es, _ = servers
     assert deploy(argv(dist, servers)) == 0

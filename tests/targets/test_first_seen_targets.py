@@ -131,7 +131,7 @@ def test_the_splunk_app_ships_the_collection_and_lookup_definition(build):
 @pytest.mark.parametrize("target", ["cloudwatch", "cloudwatch_metric_filter", "athena"])
 def test_targets_without_state_refuse_first_seen_rules_with_the_reason(target):
     (conv,) = conversion.convert_paths([NAME_RULE], [target])[0]
-    assert conv.not_expressible and conv.query is None or conv.not_expressible
+    assert conv.not_expressible and not conv.first_seen  # refused: no native form either
     assert f"{target} cannot state a first-seen rule" in conv.error
 
 
@@ -149,3 +149,11 @@ def test_convert_writes_the_native_form_beside_the_candidate_query(tmp_path, cap
     form = json.loads((tmp_path / "out" / "elasticsearch" / f"{stem}.first_seen.json").read_text())
     assert form == {"type": "new_terms", "new_terms_fields": ["cloud.account.id", "dns.question.registered_domain"],
                     "history_window_start": "now-14d"}
+
+
+@pytest.mark.parametrize("query", ["search x | tstats count from datamodel=Network_Resolution",
+                                   "search x | lookup t f AS g OUTPUT x", "search x | lookup t f OUTPUT a, b"])
+def test_the_kv_store_model_refuses_what_it_does_not_read_as_splunk_does(query):
+    from r53sigma.targets.querymodel import QuerySyntaxError
+    with pytest.raises(QuerySyntaxError, match="generating command|not modelled"):
+        spl_lookup_model.run(query, [], spl_lookup_model.Store(), 0.0)

@@ -192,6 +192,7 @@ class ElasticTarget:
         self.settings = settings
         self.selection = selection
         self.prune = prune
+        self.force = force  # --force: replace an index of the feed's name that r53sigma did not load
         self._es = es
         self._kibana = kibana
 
@@ -350,6 +351,6 @@ class ElasticTarget:
             raise SettingsError(f"--ioc-domains: {error}") from None
         if not entries:
             raise SettingsError(f"--ioc-domains: {path} holds no domain")
-        return FeedPlanner(self.es, self.dist, entries).plan(retry, classify)
+        return FeedPlanner(self.es, self.dist, entries, force=self.force).plan(retry, classify)
 
     classify = staticmethod(classify)

@@ -50,7 +50,8 @@ def bodies(dist: Path) -> tuple[tuple[str, dict], tuple[str, dict], tuple[str, d
 class FeedPlanner:
     """The actions that make the cluster's enrich policy hold ``entries``."""
 
-    def __init__(self, es, dist: Path, entries: list[ioc.Entry]):
+    def __init__(self, es, dist: Path, entries: list[ioc.Entry], force: bool = False):
+        self.force = force
         self.es, self.entries, self.digest = es, entries, feed_digest(entries)
         (self.index, self.index_body), (self.policy, self.policy_body), (self.pipeline, pipeline) = bodies(dist)
         self.pipeline_body = {**pipeline, "_meta": {**pipeline.get("_meta", {}), FEED_META: self.digest}}
@@ -86,8 +87,12 @@ class FeedPlanner:
         actions: list[Action] = []
         feed_changed = loaded != self.digest
         note = f"{len(self.entries)} domains"
-        if loaded is False:
-            note += "; replaces an index r53sigma did not load"
+        if loaded is False:  # a user's own index of that name: never deleted unless asked
+            if not self.force:
+                from r53sigma.deploy.settings import SettingsError
+                raise SettingsError(f"--ioc-domains: index {self.index} exists and r53sigma did not load it "
+                                    f"(no {FEED_META} in its _meta); it is left alone: rename it, or give --force to replace it")
+            note += "; replaces an index r53sigma did not load (--force)"
         actions.append(Action("threat-feed index", self.index, (CREATE if loaded is None else UPDATE) if feed_changed else UNCHANGED,
                               note if feed_changed else "", run=self._load if feed_changed else None))
         (kind, wanted), = self.policy_body.items()

@@ -75,15 +75,16 @@ def register_sql_functions(con: Any) -> None:
 
 def sql_columns(log_source: LogSource, source_sql: Callable[[str], str], column: Callable[[Any], str]) -> list[str]:
     """SELECT items computing the derived fields from their source field's normalised SQL value."""
+    return [f"{sql_value(f.derived, source_sql)} AS {column(f)}" for f in log_source.derived.values()]
+
+
+def sql_value(derived: Any, source_sql: Callable[[str], str]) -> str:
+    """One derived field's SQL value: plain SQL where DuckDB states it, else the Python function."""
+    source = source_sql(derived.source_field)
+    if derived.by == "name_length":  # DuckDB's length() counts characters, as len() does
+        return f"CAST(length({source}) AS VARCHAR)"  # columns are text, as read
     quote = lambda text: "'" + text.replace("'", "''") + "'"
-    items = []
-    for f in log_source.derived.values():
-        source = source_sql(f.derived.source_field)
-        if f.derived.by == "name_length":  # DuckDB's length() counts characters, as len() does
-            items.append(f"CAST(length({source}) AS VARCHAR) AS {column(f)}")  # columns are text, as read
-        else:
-            items.append(f"{SQL_FUNCTION}({source}, {quote(f.derived.by)}, {quote(f.derived.part)}) AS {column(f)}")
-    return items
+    return f"{SQL_FUNCTION}({source}, {quote(derived.by)}, {quote(derived.part)})"
 
 
 def used_sources(log_source: LogSource, sql: str, column: Callable[[Any], str]) -> set[str]:

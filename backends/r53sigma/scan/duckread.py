@@ -44,15 +44,14 @@ def derived_columns(source: catalogue.LogSource, value_of, split_of=None) -> lis
     items, lowered = [], []
     for field in source.derived.values():
         derived = field.derived
-        if derived.by == "name_length":  # plain SQL (DuckDB's length() counts characters, as len() does)
-            value = f"CAST(length({value_of(derived.source_field)}) AS VARCHAR)"  # columns are text, as read
+        if derived.by == "name_length":  # plain SQL beside the split, never the Python function
+            value = derived_fields.sql_value(derived, value_of)
             items.append(f"{value} AS {column_name(field)}")
             lowered.append(f"{value} AS {lowered_name(field)}")
             continue
         if derived.by != "public_suffix_list" or derived.part not in _SPLIT_PARTS:
             return derived_fields.sql_columns(source, value_of, column_name) + [
-                f"lower({item.rsplit(' AS ', 1)[0]}) AS {lowered_name(f)}"
-                for item, f in zip(derived_fields.sql_columns(source, value_of, column_name), source.derived.values())]
+                f"lower({derived_fields.sql_value(f.derived, value_of)}) AS {lowered_name(f)}" for f in source.derived.values()]
         split = split_of(derived.source_field) if split_of else f"{SPLIT_FUNCTION}({value_of(derived.source_field)})"
         value = f"{split}[{_SPLIT_PARTS[derived.part]}]"
         items.append(f"{value} AS {column_name(field)}")

@@ -43,6 +43,9 @@ def _lookup_step(store: Store, text: str):
     if not found:
         raise QuerySyntaxError(f"lookup {text!r} is not modelled (lookup <name> <field>... OUTPUT <field>...)")
     name, inputs, outputs = found.group(1), found.group(2).split(), found.group(3).split()
+    for field in inputs + outputs:  # `f AS g` renames and `a, b` lists are Splunk syntax this model does not read
+        if field.upper() == "AS" or not re.fullmatch(r"\w+", field):
+            raise QuerySyntaxError(f"lookup {text!r}: {field!r} is not modelled (plain field names only)")
 
     def step(rows: list[Row]) -> list[Row]:
         index = {tuple(str(r.get(f)) for f in inputs): r for r in store.table(name) if all(r.get(f) is not None for f in inputs)}
@@ -84,6 +87,8 @@ def run(query: str, events: Iterable[Row], store: Store, now: float) -> list[Row
     steps = []
     for index, segment in enumerate(spl_model.split_pipes(query)):
         name, rest = (re.split(r"\s+", segment, maxsplit=1) + [""])[:2]
+        if index > 0 and name in spl_model.GENERATING:  # parsed one segment at a time: keep the model's rule
+            raise QuerySyntaxError(f"{name} is a generating command and must start the search")
         if index > 0 and name in LOOKUP_COMMANDS:
             steps.append(LOOKUP_COMMANDS[name](store, rest))
         else:

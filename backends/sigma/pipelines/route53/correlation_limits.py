@@ -41,18 +41,6 @@ class RefuseCorrelations(PreprocessingTransformation):
         raise SigmaFeatureNotSupportedByBackendError(f"{self.prefix}{reason} (rule '{rule.title}')", source=rule.source)
 
 
-# Sigma 2.1's numeric aggregates: pySigma 1.5 parses them, and its Splunk and ES|QL backends have no
-# template for them (a bare NotImplementedError). The engines evaluate them (r53sigma.scan.correlations);
-# the pack's own backends (r53sigma convert) write the ones their language states: `kinds` are the rest.
-NUMERIC_AGGREGATES = ("value_sum", "value_avg", "value_percentile", "value_median")
-
-
-def numeric_aggregates(backend: str, kinds: tuple[str, ...] = NUMERIC_AGGREGATES, why: str = "") -> dict[str, str]:
-    """The refusal reasons for the numeric aggregate types a backend cannot write over a window."""
-    reason = why or f"pySigma's {backend} backend has no template for it over a window"
-    return {kind: reason for kind in kinds}
-
-
 def refuse_correlations(pipeline_id: str, prefix: str, types: dict[str, str], aliases: str | None = None) -> ProcessingItem:
     return ProcessingItem(
         identifier=f"{pipeline_id}_correlation_limits",

@@ -369,8 +369,8 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
         correlation_limits.refuse_correlations(
             pid, "not expressible in Splunk: ",
             {"temporal_ordered": "pySigma's Splunk backend has no template for an ordered sequence, and counting the rules per window (temporal) would ignore their order",
-             **correlation_limits.numeric_aggregates(
-                 "Splunk", ("value_percentile", "value_median"),
+             **dict.fromkeys(  # Sigma 2.1 numeric aggregates the language cannot state exactly
+                 ("value_percentile", "value_median"),
                  "Splunk documents perc/upperperc as approximations and states no rank rule for exactperc or median "
                  "that matches the Sigma engines' linear interpolation between the nearest ranks (value_sum and value_avg convert)")},
         ),
