@@ -2,6 +2,7 @@
 engine through the Logs Insights model, as `r53sigma verify` judges them (fixed bins: approximate)."""
 from __future__ import annotations
 
+import json
 import textwrap
 
 import pytest
@@ -53,11 +54,28 @@ def test_value_sum_inside_one_bin_agrees(tmp_path):
     assert found.status == verify.AGREE, (found.status, found.reason, found.query)
 
 
+def reference_alerts(tmp_path, kind: str, condition: str, raws: list) -> list[dict]:
+    """What the reference engine (the definition) alerts on: a near miss must really be one."""
+    import json
+
+    from sigma.collection import SigmaCollection
+
+    from r53sigma.scan.reference import Engine
+    from r53sigma.scan.records import read_paths
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(r) + "\n" for r in raws), encoding="utf-8")
+    collection = SigmaCollection.from_yaml(textwrap.dedent(RULES % (kind, condition)))
+    return [a.to_json() for a in Engine(collection).scan(read_paths([str(events)]))]
+
+
 def test_value_avg_inside_one_bin_agrees_and_a_diluted_source_does_not_fire(tmp_path):
     raws = [lookup(1, "61000"), lookup(2, "63000"), lookup(3, "61000", srcaddr="10.0.0.6"), lookup(4, "1000", srcaddr="10.0.0.6")]
     found = cell(tmp_path, "value_avg", "{gt: 60000, field: srcport}", raws)
     assert "stats avg(srcport) as value_avg" in found.query
     assert found.status == verify.AGREE, (found.status, found.reason, found.query)
+    alerts = reference_alerts(tmp_path, "value_avg", "{gt: 60000, field: srcport}", raws)
+    assert len(alerts) == 1 and "10.0.0.6" not in json.dumps(alerts)  # the diluted source stays silent
 
 
 def test_value_avg_straddling_a_bin_boundary_is_approximate(tmp_path):

@@ -51,6 +51,21 @@ def cell(tmp_path, kind: str, condition: str, raws: list) -> verify.Cell:
     return found
 
 
+def reference_alerts(tmp_path, kind: str, condition: str, raws: list) -> list[dict]:
+    """What the reference engine (the definition) alerts on: a near miss must really be one."""
+    import json
+
+    from sigma.collection import SigmaCollection
+
+    from r53sigma.scan.reference import Engine
+    from r53sigma.scan.records import read_paths
+
+    events = tmp_path / "events.jsonl"
+    events.write_text("".join(json.dumps(r) + "\n" for r in raws), encoding="utf-8")
+    collection = SigmaCollection.from_yaml(textwrap.dedent(RULES % (kind, condition)))
+    return [a.to_json() for a in Engine(collection).scan(read_paths([str(events)]))]
+
+
 def long_name(length: int) -> str:
     return "a" * (length - len(".example.com")) + ".example.com."
 
@@ -71,6 +86,7 @@ def test_value_avg_near_miss_diluted_in_the_window(tmp_path):
     raws = [lookup(long_name(90), 1), lookup(long_name(90), 2), lookup("a.example.", 3), lookup("b.example.", 4)]
     found = cell(tmp_path, "value_avg", "{gt: 75, field: query_length}", raws)
     assert found.status == verify.AGREE, (found.status, found.reason, found.query)
+    assert reference_alerts(tmp_path, "value_avg", "{gt: 75, field: query_length}", raws) == []
 
 
 def test_value_sum_of_source_ports_agrees(tmp_path):
