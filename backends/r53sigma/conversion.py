@@ -117,12 +117,10 @@ def convert_loaded(loaded: rule_loading.LoadedRules, target: Target, backend_opt
             spec = first_seen.of(rule)  # before the pipeline changes the rule
             backend = _class(backend_spec)(_pipeline(target.pipeline), **(backend_options or {}))
             backend.init_processing_pipeline(backend.default_format)
-            queries = _convert(backend, rule, converted)
+            queries = _convert(backend, rule, converted, target.correlates_unconverted_rules)
             conversion.query = "\n".join(str(q) for q in queries)
             if spec is not None:
-                if target.first_seen is None:
-                    raise SigmaFeatureNotSupportedByBackendError(first_seen.refusal(target.name, target.first_seen_refusal))
-                conversion.first_seen = dict(target.first_seen(rule, spec, conversion.query))
+                conversion.first_seen = _first_seen_form(target, rule, spec, conversion.query)
         except SigmaFeatureNotSupportedByBackendError as error:
             conversion.error, conversion.not_expressible = _describe(error), True
         except (SigmaError, ImportError) as error:
@@ -149,7 +147,18 @@ def convert_paths(paths: list[Path] | None, target_names: list[str],
     return conversions, errors
 
 
-def _convert(backend, rule, converted: set[int]) -> list:
+def _first_seen_form(target: Target, rule, spec: first_seen.FirstSeen, query: str) -> dict:
+    """The target's native first-seen form, or its refusal (no state, or more fields than it combines)."""
+    if target.first_seen is None:
+        raise SigmaFeatureNotSupportedByBackendError(first_seen.refusal(target.name, target.first_seen_refusal))
+    limit = target.first_seen_max_fields
+    if limit is not None and len(spec.fields) > limit:
+        raise SigmaFeatureNotSupportedByBackendError(first_seen.refusal(
+            target.name, f"{len(spec.fields)} fields; {target.first_seen_max_fields_reason}"))
+    return dict(target.first_seen(rule, spec, query))
+
+
+def _convert(backend, rule, converted: set[int], correlates_unconverted_rules: bool = False) -> list:
     """Convert a rule; a correlation's referenced rules first, as pySigma expects their results stored."""
     if isinstance(rule, SigmaCorrelationRule):
         for reference in rule.rules:
@@ -157,9 +166,7 @@ def _convert(backend, rule, converted: set[int]) -> list:
                 try:
                     _convert(backend, reference.rule, converted)
                 except SigmaFeatureNotSupportedByBackendError:
-                    # a backend whose correlations read the rules' conditions, not their queries
-                    # (metric filters -> Contributor Insights), still gets the correlation
-                    if not getattr(backend, "correlates_unconverted_rules", False):
+                    if not correlates_unconverted_rules:  # declared by the target (Target spec)
                         raise
         queries = backend.convert_correlation_rule(rule)
     else:

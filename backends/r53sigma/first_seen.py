@@ -4,7 +4,7 @@ Sigma cannot say "a value not seen in the last N days" (no state, no history win
 rule is a plain Sigma rule whose detection selects the candidate events, plus::
 
     first_seen:
-        fields: [account_id, registered_domain]   # catalogue names, 1 to 3 (Kibana new_terms: at most 3)
+        fields: [account_id, registered_domain]   # catalogue names, one or more, distinct
         history: 14d                              # how far back a value counts as seen (m, h or d)
 
 An event alerts when its combination of ``fields`` values was not seen by the rule's candidate events
@@ -12,6 +12,8 @@ in the ``history`` before it. Stock sigma-cli sees a plain rule (custom attribut
 would alert on every candidate event: the rule's description says so. The targets read this
 definition to build their native form: Kibana's ``new_terms`` rule, a Splunk lookup-backed baseline,
 the ``r53sigma scan --baseline`` file (:mod:`r53sigma.scan.baseline`); the others refuse with a reason.
+Only what the definition itself needs is checked here; a target's own limits (Kibana's three fields)
+are declared on its Target (``first_seen_max_fields``) and refused there, with its reason.
 """
 from __future__ import annotations
 
@@ -23,7 +25,6 @@ from sigma.rule import SigmaRule
 from r53sigma import catalogue
 
 ATTRIBUTE = "first_seen"
-MAX_FIELDS = 3  # Kibana new_terms: "combine up to three fields" (Elastic docs, New terms rules)
 _HISTORY = re.compile(r"^([1-9][0-9]*)([mhd])$")
 _SECONDS = {"m": 60, "h": 3600, "d": 86400}
 
@@ -57,9 +58,9 @@ def of(rule) -> FirstSeen | None:
     fields, history = spec["fields"], spec["history"]
     if isinstance(fields, str):
         fields = [fields]
-    if (not isinstance(fields, list) or not 1 <= len(fields) <= MAX_FIELDS
+    if (not isinstance(fields, list) or not fields
             or not all(isinstance(f, str) and f for f in fields) or len(set(fields)) != len(fields)):
-        raise FirstSeenError(f"`first_seen.fields` must list 1 to {MAX_FIELDS} distinct field names")
+        raise FirstSeenError("`first_seen.fields` must list one or more distinct field names")
     found = _HISTORY.match(str(history))
     if not found:
         raise FirstSeenError(f"`first_seen.history` {history!r} is not a duration like 14d, 12h or 90m")

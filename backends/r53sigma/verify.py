@@ -206,13 +206,15 @@ def verify(paths: list[Path] | None, loaded: rules_mod.LoadedRules, pairs: list[
     for cell in report.cells:  # a first-seen rule: what its cell proves, and what it does not
         rule = by_rule[cell.rule_id][0]
         if cell.status == AGREE and first_seen.of(rule) is not None:
-            cell.reason = FIRST_SEEN_NOTE
+            cell.reason = first_seen_note(registry.get(cell.target).first_seen_form)
     return report
 
 
-FIRST_SEEN_NOTE = ("first-seen rule: the candidate query agrees; the target's first-seen form (Kibana new_terms, "
-                   "Splunk KV store baseline) is generated from the same definition and not run here (no model keeps "
-                   "state across runs); the local engines' first-seen filter is proven by the rule's cases")
+def first_seen_note(form: str) -> str:
+    """What an agreeing first-seen cell proves; ``form``: the target's word for its native form."""
+    return (f"first-seen rule: the candidate query agrees; the target's first-seen form ({form or 'its native form'}) "
+            "is generated from the same definition and not run here (no model keeps state across runs); "
+            "the local engines' first-seen filter is proven by the rule's cases")
 
 
 def _reference(engine: Engine, rule, case: Case) -> Any:

@@ -76,9 +76,20 @@ class Target:
     window_guarantee: float | None = None
     # First-seen rules (r53sigma.first_seen): (rule, first-seen definition, the converted candidate
     # query) -> the target's native form (JSON-able, e.g. Kibana new_terms parameters); None: the
-    # target refuses such rules, saying first_seen_refusal.
+    # target refuses such rules, saying first_seen_refusal. The native form may raise
+    # SigmaFeatureNotSupportedByBackendError for a rule it cannot state (a refusal, like any other).
     first_seen: Callable[[Any, Any, str], Mapping[str, Any]] | None = None
     first_seen_refusal: str = "the target keeps no state between runs (no history of values seen)"
+    # How many first-seen fields the native form combines (None: any number), and the documented
+    # reason a rule with more is refused.
+    first_seen_max_fields: int | None = None
+    first_seen_max_fields_reason: str = ""
+    # What verify says the first-seen form is ("Kibana new_terms rule"): generated, not run there.
+    first_seen_form: str = ""
+    # The correlation backend reads the referred rules' conditions, not their queries, so a referred
+    # rule the single-event backend refuses still gets its correlation (metric filters -> Contributor
+    # Insights rules).
+    correlates_unconverted_rules: bool = False
 
     def backend_for(self, rule) -> tuple[str, str, str]:
         if isinstance(rule, SigmaCorrelationRule):

@@ -58,6 +58,7 @@ METRIC_FILTER = Target(
     siem=False,
     verifier=_verifier,
     first_seen_refusal="a metric filter pattern tests one event at a time and keeps no values seen",
+    correlates_unconverted_rules=True,  # Contributor Insights rules read the referred rules' conditions
     window_guarantee=0.0,  # Contributor Insights alarms see fixed, aligned periods (contributor_insights.py)
 )
 TARGETS = (TARGET, METRIC_FILTER)

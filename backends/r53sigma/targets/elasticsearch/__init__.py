@@ -46,5 +46,9 @@ TARGET = Target(
     deploy_name="elastic",
     window_guarantee=0.5,  # hopping buckets (r53sigma.targets.elasticsearch.backend)
     first_seen=_first_seen,  # Kibana new_terms rules (first_seen.py)
+    first_seen_form="Kibana new_terms rule",
+    first_seen_max_fields=3,
+    first_seen_max_fields_reason="a Kibana new_terms rule combines up to three fields (Elastic docs, "
+    "New terms rules: https://www.elastic.co/docs/solutions/security/detect-and-alert/new-terms)",
     mapping_column="ECS (Elasticsearch)",
 )

@@ -42,6 +42,7 @@ TARGET = Target(
     deploy_name="splunk",
     mapping_column="Splunk (CIM / raw)",
     first_seen=_first_seen,  # a KV store baseline and two saved searches (first_seen.py)
+    first_seen_form="KV store baseline and its two saved searches",
     package_companions=("splunk_data_model",),  # the app's disabled `-tstats` alternates
 )
 

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from sigma.exceptions import SigmaFeatureNotSupportedByBackendError
+
 from r53sigma import first_seen
 
 TARGET = "splunk"
@@ -33,8 +35,9 @@ def lookup_name(rule) -> str:
 def native_form(rule, spec: first_seen.FirstSeen, query: str) -> dict:
     fields = [f.target(TARGET).name for f in first_seen.catalogue_fields(rule, spec)]
     unsafe = [f for f in fields if not _SAFE_FIELD.match(f)]
-    if unsafe:  # a name the by-clause would have to quote: refused rather than guessed
-        raise ValueError(f"first-seen field names not usable in a by-clause: {unsafe}")
+    if unsafe:  # a name the by-clause would have to quote (answers{}.Type): refused rather than guessed
+        raise SigmaFeatureNotSupportedByBackendError(first_seen.refusal(
+            TARGET, f"{', '.join(unsafe)} is not a plain field name for the baseline's stats/lookup by-clause"))
     lookup, by, history = lookup_name(rule), " ".join(fields), spec.history_seconds
     gap = f'last_seen < relative_time(first_time, "-{history}s")'  # unseen for longer than the history
     candidates = f"{query}\n| stats min(_time) as first_time max(_time) as last_time count by {by}\n"

@@ -62,7 +62,6 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
     identifier: ClassVar[str] = "cloudwatch_metric_filter"
     formats: ClassVar[dict[str, str]] = {"default": "JSON filter pattern for PutMetricFilter"}
     requires_pipeline: ClassVar[bool] = False
-    correlates_unconverted_rules: ClassVar[bool] = True  # its correlations read the rules' conditions
     precedence: ClassVar[tuple] = (ConditionNOT, ConditionAND, ConditionOR)
     compare_ops: ClassVar[dict] = {CompareOperators.LT: "<", CompareOperators.LTE: "<=",
                                    CompareOperators.GT: ">", CompareOperators.GTE: ">="}
