@@ -158,32 +158,3 @@ def map_fields(pipeline_id: str, view: RuleView, target: str) -> ProcessingItem:
         transformation=FieldMappingTransformation(mapping),
         rule_conditions=[view.condition],
     )
-
-
-@dataclass
-class ExpansionsAsGroups(DetectionItemTransformation):
-    """pySigma's TextQueryBackend renders an expansion (|windash, |base64offset) as a bare `a OR b`
-    and does not group it under a negation (convert_condition_field_eq_expansion returns an OR that
-    convert_condition_not sees as one field condition), so `not sel` becomes `NOT a OR b`. Restated
-    as detection items the condition tree holds, an expansion is an OR node and gets its parentheses:
-    an OR-linked item takes the expanded values as its own value list; under |all each value
-    becomes its own OR-linked item, AND-linked."""
-
-    def apply_detection_item(self, detection_item: SigmaDetectionItem):
-        from sigma.conditions import ConditionAND
-        from sigma.rule import SigmaDetection
-
-        if not any(isinstance(v, SigmaExpansion) for v in detection_item.value):
-            return None
-        if detection_item.value_linking is ConditionAND:
-            parts = [SigmaDetectionItem(detection_item.field, [], list(v.values) if isinstance(v, SigmaExpansion) else [v],
-                                        source=detection_item.source)
-                     for v in detection_item.value]
-            return SigmaDetection(parts, item_linking=ConditionAND)
-        values = [e for v in detection_item.value for e in (v.values if isinstance(v, SigmaExpansion) else [v])]
-        return SigmaDetectionItem(detection_item.field, [], values, source=detection_item.source)
-
-
-def expansions_as_groups(pipeline_id: str, view: RuleView) -> ProcessingItem:
-    return ProcessingItem(identifier=f"{pipeline_id}_expansions_{view.id_suffix}", transformation=ExpansionsAsGroups(),
-                          rule_conditions=[view.condition])

@@ -361,6 +361,27 @@ class Scope(AddConditionTransformation):
             super().apply(rule)
 
 
+@dataclass
+class ExpansionsAsGroups(DetectionItemTransformation):
+    """pySigma's TextQueryBackend renders an expansion (|windash, |base64offset) as a bare `a OR b`
+    and does not group it under a negation (convert_condition_field_eq_expansion returns an OR that
+    convert_condition_not sees as one field condition), so `not sel` becomes `NOT a OR b`. Restated
+    as detection items the condition tree holds, an expansion is an OR node and gets its parentheses:
+    an OR-linked item takes the expanded values as its own value list; under |all each value
+    becomes its own OR-linked item, AND-linked."""
+
+    def apply_detection_item(self, detection_item: SigmaDetectionItem):
+        if not any(isinstance(v, SigmaExpansion) for v in detection_item.value):
+            return None
+        if detection_item.value_linking is ConditionAND:
+            parts = [SigmaDetectionItem(detection_item.field, [], list(v.values) if isinstance(v, SigmaExpansion) else [v],
+                                        source=detection_item.source)
+                     for v in detection_item.value]
+            return SigmaDetection(parts, item_linking=ConditionAND)
+        values = [e for v in detection_item.value for e in (v.values if isinstance(v, SigmaExpansion) else [v])]
+        return SigmaDetectionItem(detection_item.field, [], values, source=detection_item.source)
+
+
 def route53_splunk_pipeline() -> ProcessingPipeline:
     pid = "route53_splunk"
     items = [
@@ -377,7 +398,8 @@ def route53_splunk_pipeline() -> ProcessingPipeline:
     ]
     for view in shared.rule_views():
         items.append(shared.reject_unknown_fields(pid, view, TARGET, "not expressible in Splunk: "))
-        items.append(shared.expansions_as_groups(pid, view))
+        items.append(ProcessingItem(identifier=f"{pid}_expansions_{view.id_suffix}", transformation=ExpansionsAsGroups(),
+                                    rule_conditions=[view.condition]))
         items.append(
             ProcessingItem(
                 identifier=f"{pid}_cased_{view.id_suffix}",
