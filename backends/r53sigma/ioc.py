@@ -183,7 +183,9 @@ def _stix(text: str, path: Path) -> list[Entry]:
 
 # ---------------------------------------------------------------- the list as a target-native table
 
-LOOKUP = "r53sigma_ioc_domains"  # the Splunk lookup, the Athena table, the Elasticsearch index and enrich policy
+# The list's neutral name: each target names its own table after it (targets/splunk/lookups.py LOOKUP,
+# targets/athena/backend.py IOC_TABLE, targets/elasticsearch/ioc_enrich.py POLICY and SOURCE_INDEX).
+BASE_NAME = "r53sigma_ioc_domains"
 LOOKUP_COLUMNS = ("domain", "category")
 _APPLIED = "ioc_domains"  # the processing items resolving the placeholder: r53sigma_ioc_domains, <pipeline>_ioc_domains
 

@@ -128,3 +128,22 @@ def test_verify_names_each_targets_own_first_seen_form(tmp_path):
         assert f"({registry.get(target).first_seen_form})" in reason
     assert "Kibana new_terms rule" in reasons.get("elasticsearch", "Kibana new_terms rule")
     assert "KV store baseline" in reasons["splunk"]
+
+
+def test_shared_modules_name_no_target_in_what_they_say_or_create():
+    """Names and notes a target owns (its lookup, table, index, its first-seen form) live in its room:
+    the shared modules' strings (docstrings aside) name no target."""
+    import ast
+    import inspect
+
+    from r53sigma import ioc
+
+    products = ("kibana", "splunk", "athena", "elasticsearch", "cloudwatch", "logs insights", "lucene", "esql")
+    for module in (ioc, verify, first_seen, conversion):
+        tree = ast.parse(inspect.getsource(module))
+        docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                      if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)) and node.body
+                      and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+        said = [n.value for n in ast.walk(tree) if isinstance(n, ast.Constant) and isinstance(n.value, str)
+                and id(n) not in docstrings]
+        assert not [(module.__name__, text) for text in said if any(p in text.lower() for p in products)]

@@ -43,9 +43,9 @@ def run_locally(query: str, records: list[dict], tmp_path, ioc_rows: list[tuple]
     for macro in MACROS:
         con.execute(macro)
     # the list table as CREATE_IOC_TABLE reads r53sigma.ioc.lookup_csv's file
-    con.execute(f"CREATE TABLE {ioc.LOOKUP} (domain VARCHAR, category VARCHAR)")
+    con.execute(f"CREATE TABLE {athena.IOC_TABLE} (domain VARCHAR, category VARCHAR)")
     if ioc_rows:
-        con.executemany(f"INSERT INTO {ioc.LOOKUP} VALUES (?, ?)", list(ioc_rows))
+        con.executemany(f"INSERT INTO {athena.IOC_TABLE} VALUES (?, ?)", list(ioc_rows))
     data = tmp_path / "records.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in records))
     columns = "{" + ", ".join(f"'{k}': '{v}'" for k, v in ATHENA_COLUMNS.items()) + "}"
@@ -184,7 +184,7 @@ def test_threat_feed_rule_joins_the_list_table_on_the_name_and_its_parents(tmp_p
     (rule,) = SigmaCollection.from_yaml(IOC_RULE).rules
     query = athena.rule_query(rule)
     sqlglot.parse_one(query, read="trino")
-    assert "evil" not in query and f"JOIN {ioc.LOOKUP} AS i" in query
+    assert "evil" not in query and f"JOIN {athena.IOC_TABLE} AS i" in query
     names = ["a.b.EVIL.example.", "evil.example.", "notevil.example.", "evil.example.attacker.test.", "example.", None, ""]
     records = [{"query_timestamp": "2024-05-01T10:00:00Z", "query_name": n} for n in names]
     table = [("evil.example", "c2"), ("b.evil.example", "phishing"), ("example.com", None)]

@@ -39,7 +39,7 @@ def convert(monkeypatch, listed=None):
 
 def test_lookup_search_matches_the_name_and_its_parents_with_the_category(monkeypatch):
     query = convert(monkeypatch)  # no list needed: the lookup is the list
-    table = {ioc.LOOKUP: spl_model.LookupTable([{"domain": "evil.example", "category": "c2"},
+    table = {lookups.LOOKUP: spl_model.LookupTable([{"domain": "evil.example", "category": "c2"},
                                                 {"domain": "c2.bad.example", "category": ""}], case_sensitive=False)}
     names = ["a.b.EVIL.example.", "evil.example.", "x.c2.bad.example.",  # alerts
              "notevil.example.", "bad.example.", "evil.example.attacker.test.", "example."]  # near misses
@@ -47,14 +47,14 @@ def test_lookup_search_matches_the_name_and_its_parents_with_the_category(monkey
     assert [(r["query"], r["ioc_domain"], r.get("ioc_category")) for r in rows] == [
         ("a.b.EVIL.example", "evil.example", "c2"), ("evil.example", "evil.example", "c2"),
         ("x.c2.bad.example", "c2.bad.example", None)]
-    assert spl_model.run(query, [event(n) for n in names], {ioc.LOOKUP: spl_model.LookupTable([])}) == []
+    assert spl_model.run(query, [event(n) for n in names], {lookups.LOOKUP: spl_model.LookupTable([])}) == []
 
 
 def test_a_given_list_is_not_inlined_in_the_lookup_search(monkeypatch, tmp_path):
     listed = tmp_path / "l.txt"
     listed.write_text("evil.example\n")
     query = convert(monkeypatch, listed)
-    assert "evil" not in query and f"| lookup {ioc.LOOKUP} domain AS r53_parent" in query
+    assert "evil" not in query and f"| lookup {lookups.LOOKUP} domain AS r53_parent" in query
 
 
 def test_lookup_without_its_definition_is_rejected_by_the_model(monkeypatch):

@@ -66,7 +66,8 @@ TBLPROPERTIES (
   'storage.location.template' = 's3://<bucket>/AWSLogs/<account>/vpcdnsquerylogs/${vpc}/${date}'
 )"""
 # The threat feed, as the CSV r53sigma.ioc.lookup_csv writes (header domain,category; normalised names).
-CREATE_IOC_TABLE = f"""CREATE EXTERNAL TABLE {ioc.LOOKUP} (
+IOC_TABLE = ioc.BASE_NAME
+CREATE_IOC_TABLE = f"""CREATE EXTERNAL TABLE {IOC_TABLE} (
   domain string,
   category string
 )
@@ -131,7 +132,7 @@ def ioc_join_query(rule: SigmaRule, name: str) -> str:
                 f"p -> substr({text}, p, 1) = '.'), p -> substr({text}, p + 1)))")
     return (f"SELECT r.*, i.domain AS ioc_domain, i.category AS ioc_category\nFROM {TABLE} AS r\n"
             f"CROSS JOIN UNNEST({suffixes}) AS s(suffix)\n"
-            f"JOIN {ioc.LOOKUP} AS i ON i.domain = s.suffix")
+            f"JOIN {IOC_TABLE} AS i ON i.domain = s.suffix")
 
 
 def _timestamp() -> str:

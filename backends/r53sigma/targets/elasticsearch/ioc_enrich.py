@@ -38,15 +38,15 @@ from typing import Any, Iterable
 
 from r53sigma import ioc
 
-SOURCE_INDEX = "r53sigma-ioc-domains"
-POLICY = ioc.LOOKUP
+POLICY = ioc.BASE_NAME
+SOURCE_INDEX = ioc.BASE_NAME.replace("_", "-")  # r53sigma-ioc-domains
 PIPELINE = "r53sigma-resolver-ioc"
 TARGET_FIELD = "r53sigma.ioc"  # pack-owned: ECS threat.enrichments is what Kibana's indicator-match alerts write
 MATCHED_DOMAIN = f"{TARGET_FIELD}.domain"
 MATCHED_CATEGORY = f"{TARGET_FIELD}.category"
 KEYS_FIELD = "_r53sigma_ioc_keys"
 MAX_MATCHES = 128
-CALL_TAG = "r53sigma_ioc_domains"
+CALL_TAG = ioc.BASE_NAME  # the processors' tag in ingest stats
 
 CANDIDATES = (
     "def node = ctx; for (def key : params.name) {"

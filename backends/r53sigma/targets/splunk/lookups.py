@@ -22,9 +22,10 @@ from sigma.types import SigmaString
 
 from r53sigma import catalogue, ioc
 
-CSV = f"{ioc.LOOKUP}.csv"
+LOOKUP = ioc.BASE_NAME  # the lookup definition (transforms.conf stanza) the searches name
+CSV = f"{LOOKUP}.csv"
 TRANSFORMS_STANZA = (
-    f"[{ioc.LOOKUP}]\n"
+    f"[{LOOKUP}]\n"
     f"filename = {CSV}\n"
     # the search lower-cases the name; a hand-edited feed may not be
     "case_sensitive_match = false\n"
@@ -42,7 +43,7 @@ def search(base: str, field: str) -> str:
         "| eval r53_from=mvrange(0, mvcount(r53_labels))",
         '| eval r53_parent=mvmap(r53_from, mvjoin(mvindex(r53_labels, r53_from, -1), "."))',
         "| mvexpand r53_parent",
-        f"| lookup {ioc.LOOKUP} domain AS r53_parent OUTPUT domain AS ioc_domain category AS ioc_category",
+        f"| lookup {LOOKUP} domain AS r53_parent OUTPUT domain AS ioc_domain category AS ioc_category",
         "| where isnotnull(ioc_domain)",
         "| fields - r53_labels r53_from r53_parent",
     ])

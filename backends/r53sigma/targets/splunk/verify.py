@@ -20,8 +20,10 @@ class SplunkVerifier(Verifier):
             events.append(view)
         from r53sigma import ioc
 
+        from .lookups import LOOKUP
+
         listed = ioc.list_match(rule)  # the app's lookup holding the case's list, as transforms.conf defines it
-        tables = {ioc.LOOKUP: spl_model.LookupTable([{"domain": d, "category": ""} for d in listed.domains or []],
+        tables = {LOOKUP: spl_model.LookupTable([{"domain": d, "category": ""} for d in listed.domains or []],
                                                     case_sensitive=False)} if listed else {}
         try:
             rows = spl_model.run(query, events, tables)
