@@ -18,6 +18,8 @@ CLOUDTRAIL = "aws-cloudtrail-logs"
 GROUPS = (PUBLIC, RESOLVER, CLOUDTRAIL)  # the order deploy reads them in (sorted names)
 TOPIC = "arn:aws:sns:us-east-1:123456789012:dns-alerts"
 CREDENTIALS = {"region_name": "us-east-1", "aws_access_key_id": "AKIDEXAMPLE", "aws_secret_access_key": "secret"}
+MARKER = [{"Key": "managed-by", "Value": "r53sigma"}]  # the tag deploy puts on what it creates
+ACCOUNT = "123456789012"
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +36,12 @@ def dist(packaged, tmp_path, monkeypatch):
 @pytest.fixture
 def clients():
     logs, monitoring = boto3.client("logs", **CREDENTIALS), boto3.client("cloudwatch", **CREDENTIALS)
-    with Stubber(logs) as logs_stub, Stubber(monitoring) as monitoring_stub:
-        yield {"client": logs, "monitoring": monitoring}, logs_stub, monitoring_stub
+    sts = boto3.client("sts", **CREDENTIALS)
+    with Stubber(logs) as logs_stub, Stubber(monitoring) as monitoring_stub, Stubber(sts) as sts_stub:
+        yield {"client": logs, "monitoring": monitoring, "sts": sts}, logs_stub, monitoring_stub, sts_stub
         logs_stub.assert_no_pending_responses()
         monitoring_stub.assert_no_pending_responses()
+        sts_stub.assert_no_pending_responses()
 
 
 def resources(dist, kind):
@@ -58,11 +62,11 @@ def wanted(dist, topic=None):
     for r in resources(dist, "AWS::CloudWatch::InsightRule").values():
         p = r["Properties"]
         rules.append({"RuleName": p["RuleName"], "RuleState": "ENABLED",
-                      "RuleDefinition": p["RuleBody"]["Fn::Sub"].replace("${ResolverLogGroupName}", RESOLVER)})
+                      "RuleDefinition": p["RuleBody"]["Fn::Sub"].replace("${ResolverLogGroupName}", RESOLVER), "Tags": MARKER})
     alarms = []
     for r in resources(dist, "AWS::CloudWatch::Alarm").values():
         p = {k: v for k, v in r["Properties"].items() if k != "AlarmActions"}
-        alarms.append({**p, "AlarmActions": [topic] if topic else []})
+        alarms.append({**p, "AlarmActions": [topic] if topic else [], "Tags": MARKER})
     return filters, rules, alarms
 
 
@@ -95,10 +99,14 @@ def live_state(dist, topic=None):
     live_filters = [{**f, "creationTime": 1} for f in filters]
     live_rules = [{"Name": r["RuleName"], "State": r["RuleState"], "Schema": "CloudWatchLogRule/1", "Definition": r["RuleDefinition"]}
                   for r in rules]
-    live_alarms = [{**a, "AlarmArn": f"arn:aws:cloudwatch:us-east-1:123456789012:alarm:{a['AlarmName']}", "StateValue": "OK",
+    live_alarms = [{**{k: v for k, v in a.items() if k != "Tags"}, "AlarmArn": alarm_arn(a["AlarmName"]), "StateValue": "OK",
                     "ActionsEnabled": True, "OKActions": [], "InsufficientDataActions": [], "Threshold": float(a["Threshold"])}
-                   for a in alarms]
+                   for a in alarms]  # DescribeAlarms shows no tags
     return live_filters, live_rules, live_alarms
+
+
+def alarm_arn(name):
+    return f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:alarm:{name}"
 
 
 def run(dist, clients, *extra):
@@ -106,7 +114,7 @@ def run(dist, clients, *extra):
 
 
 def test_first_deploy_puts_metric_filters_insight_rules_and_alarms(dist, clients, capsys):
-    _, logs, monitoring = clients
+    _, logs, monitoring, _ = clients
     filters, rules, alarms = wanted(dist)
     assert len(filters) == 1 and len(rules) == 1 and len(alarms) == 2  # the paste-site rule, the TXT burst
     expect_reads(logs, monitoring)
@@ -132,7 +140,7 @@ def test_insight_rule_definition_is_the_model_valid_rule_for_the_log_group(dist)
 
 
 def test_redeploy_of_alerting_plans_zero_changes(dist, clients, capsys):
-    _, logs, monitoring = clients
+    _, logs, monitoring, _ = clients
     live_filters, live_rules, live_alarms = live_state(dist)
     expect_reads(logs, monitoring, live_filters, live_rules, live_alarms)
     expect_ingestion_and_query_writes(logs, dist)  # the fixture's ingestion objects are absent each time
@@ -144,7 +152,7 @@ def test_redeploy_of_alerting_plans_zero_changes(dist, clients, capsys):
 
 
 def test_alarm_topic_adds_the_action_as_an_update(dist, clients, capsys):
-    _, logs, monitoring = clients
+    _, logs, monitoring, _ = clients
     live_filters, live_rules, live_alarms = live_state(dist)
     expect_reads(logs, monitoring, live_filters, live_rules, live_alarms)
     expect_ingestion_and_query_writes(logs, dist)
@@ -160,7 +168,7 @@ def test_alarm_topic_must_be_an_sns_arn(dist, clients, capsys):
 
 
 def test_changed_insight_rule_is_put_again(dist, clients, capsys):
-    _, logs, monitoring = clients
+    _, logs, monitoring, _ = clients
     live_filters, live_rules, live_alarms = live_state(dist)
     live_rules[0]["Definition"] = live_rules[0]["Definition"].replace('"TXT"', '"NULL"')
     expect_reads(logs, monitoring, live_filters, live_rules, live_alarms)
@@ -170,24 +178,50 @@ def test_changed_insight_rule_is_put_again(dist, clients, capsys):
     assert "changed: RuleDefinition" in capsys.readouterr().out
 
 
-def test_prune_deletes_only_the_packs_retired_alerting_objects(dist, clients):
-    _, logs, monitoring = clients
+def test_prune_deletes_only_the_retired_alerting_objects_carrying_the_packs_tag(dist, clients, capsys):
+    _, logs, monitoring, sts = clients
     live_filters, live_rules, live_alarms = live_state(dist)
     live_filters.append({"logGroupName": PUBLIC, "filterName": "r53sigma Retired rule", "filterPattern": "x",
                          "metricTransformations": [{"metricName": "r53sigma-retired", "metricNamespace": "r53sigma/Route53", "metricValue": "1"}]})
-    live_rules += [{"Name": "r53sigma-retired", "State": "ENABLED", "Schema": "CloudWatchLogRule/1", "Definition": "{}"},
-                   {"Name": "team-top-talkers", "State": "ENABLED", "Schema": "CloudWatchLogRule/1", "Definition": "{}"}]
-    live_alarms.append({**live_alarms[0], "AlarmName": "r53sigma Retired rule"})
+    live_rules += [{"Name": name, "State": "ENABLED", "Schema": "CloudWatchLogRule/1", "Definition": "{}"}
+                   for name in ("r53sigma-retired", "r53sigma-hand-made", "team-top-talkers")]
+    live_alarms += [{**live_alarms[0], "AlarmName": name, "AlarmArn": alarm_arn(name)}
+                    for name in ("r53sigma Retired rule", "r53sigma Hand made")]
     expect_reads(logs, monitoring, live_filters, live_rules, live_alarms)
     expect_ingestion_and_query_writes(logs, dist)
+    # the tags, as ListTagsForResource answers them (alarms first: deploy plans them first)
+    monitoring.add_response("list_tags_for_resource", {"Tags": [{"Key": "team", "Value": "dns"}]},
+                            {"ResourceARN": alarm_arn("r53sigma Hand made")})
+    monitoring.add_response("list_tags_for_resource", {"Tags": MARKER}, {"ResourceARN": alarm_arn("r53sigma Retired rule")})
+    sts.add_response("get_caller_identity", {"UserId": "AIDA", "Account": ACCOUNT, "Arn": f"arn:aws:iam::{ACCOUNT}:user/deployer"}, {})
+    rule_arn = f"arn:aws:cloudwatch:us-east-1:{ACCOUNT}:insight-rule/"
+    monitoring.add_response("list_tags_for_resource", {"Tags": []}, {"ResourceARN": rule_arn + "r53sigma-hand-made"})
+    monitoring.add_response("list_tags_for_resource", {"Tags": MARKER}, {"ResourceARN": rule_arn + "r53sigma-retired"})
     monitoring.add_response("delete_alarms", {}, {"AlarmNames": ["r53sigma Retired rule"]})
     logs.add_response("delete_metric_filter", {}, {"logGroupName": PUBLIC, "filterName": "r53sigma Retired rule"})
     monitoring.add_response("delete_insight_rules", {"Failures": []}, {"RuleNames": ["r53sigma-retired"]})
-    assert run(dist, clients, "--prune") == 0  # team-top-talkers: not the pack's name, never deleted
+    assert run(dist, clients, "--prune") == 0  # team-top-talkers: not the pack's name, never even read
+    out = capsys.readouterr().out
+    kept = [line.split()[:2] for line in out.splitlines() if line.strip().startswith("kept")]
+    assert len(kept) == 2 and "no r53sigma marker tag" in out  # the untagged alarm and rule
+    assert "applied: delete alarm r53sigma Hand made" not in out and "applied: delete insight rule r53sigma-hand-made" not in out
+
+
+def test_the_apis_take_the_marker_tag_on_insight_rules_and_alarms_only():
+    """PutInsightRule and PutMetricAlarm take `Tags`; PutMetricFilter does not (botocore's models)."""
+    import botocore.session
+
+    cloudwatch, logs = (botocore.session.get_session().get_service_model(s) for s in ("cloudwatch", "logs"))
+    assert "Tags" in cloudwatch.operation_model("PutInsightRule").input_shape.members
+    assert "Tags" in cloudwatch.operation_model("PutMetricAlarm").input_shape.members
+    assert "Tags" not in logs.operation_model("PutMetricFilter").input_shape.members
+    assert "Tags" not in logs.operation_model("PutQueryDefinition").input_shape.members
+    assert "Tags" not in logs.operation_model("PutAccountPolicy").input_shape.members
+    # that deploy sends the tag: the first-deploy test's Stubber expects `Tags` in each Put request
 
 
 def test_only_one_rule_touches_its_alarm_and_filter_only(dist, clients):
-    _, logs, monitoring = clients
+    _, logs, monitoring, _ = clients
     filters, _, alarms = wanted(dist)
     logs.add_response("describe_query_definitions", {"queryDefinitions": []}, {"queryDefinitionNamePrefix": "r53sigma/", "maxResults": 1000})
     for group in GROUPS:
@@ -200,7 +234,7 @@ def test_only_one_rule_touches_its_alarm_and_filter_only(dist, clients):
 
 
 def test_alarm_api_errors_are_reported_as_cloudwatch_errors(dist, clients, capsys):
-    _, logs, monitoring = clients
+    _, logs, monitoring, _ = clients
     expect_reads(logs, monitoring)
     expect_ingestion_and_query_writes(logs, dist)
     filters, rules, alarms = wanted(dist)

@@ -3,13 +3,14 @@
 - Query definitions from dist/cloudwatch/query_definitions.json, idempotent by name: an existing
   definition of that name is updated in place (`PutQueryDefinition` with its `queryDefinitionId`),
   never duplicated. The pack's definitions are named `r53sigma/...`; `--prune` deletes those that
-  dist no longer has.
+  dist no longer has (PutQueryDefinition takes no tags: the name prefix is the only mark).
 - Field indexes and transformers exactly as dist/cloudwatch/template.json declares them:
   `AWS::Logs::AccountPolicy` (FIELD_INDEX_POLICY) -> `PutAccountPolicy`, `AWS::Logs::Transformer`
   -> `PutTransformer` (CloudFormation's `ParseJSON`/`EventSource` spelling turned into the API's
   `parseJSON`/`eventSource`). Log-group names are the template's parameters: their defaults, or
   `--log-group SOURCE=NAME` (SOURCE is a log source such as `resolver`, or the parameter name).
-  `--prune` deletes field-index account policies named `r53sigma-*` that dist no longer has;
+  `--prune` deletes field-index account policies named `r53sigma-*` that dist no longer has (no tags
+  on PutAccountPolicy either);
   transformers are left in place (a log group has at most one, and it may be the user's).
 - Alerting: metric filters, Contributor Insights rules and the alarms on them, through the Logs and
   CloudWatch APIs (deploy/cloudwatch_alerting.py); `--alarm-topic ARN` (the template's
@@ -40,7 +41,7 @@ STACK_ONLY = ("AWS::CloudWatch::Dashboard",)
 ALERTING = ("AWS::Logs::MetricFilter", "AWS::CloudWatch::Alarm", "AWS::CloudWatch::InsightRule")
 NOT_APPLIED = "stack only"  # a plan row that is no change: deploy leaves it to CloudFormation
 MONITORING_OPERATIONS = frozenset({"PutInsightRule", "DescribeInsightRules", "DeleteInsightRules",
-                                   "PutMetricAlarm", "DescribeAlarms", "DeleteAlarms"})
+                                   "PutMetricAlarm", "DescribeAlarms", "DeleteAlarms", "ListTagsForResource"})
 TRANSIENT_CODES = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded",
     "ServiceUnavailableException", "ServiceUnavailable", "InternalFailure", "OperationAbortedException",
@@ -124,13 +125,14 @@ class CloudWatchTarget:
     label = "CloudWatch Logs"
 
     def __init__(self, dist: Path, settings: Settings, selection: Selection, prune: bool = False,
-                 force: bool = False, client=None, monitoring=None):
+                 force: bool = False, client=None, monitoring=None, sts=None):
         self.dist = dist / "cloudwatch"
         self.settings = settings
         self.selection = selection
         self.prune = prune
         self._client = client
         self._monitoring = monitoring
+        self._sts = sts
 
     @property
     def monitoring(self):
@@ -138,6 +140,12 @@ class CloudWatchTarget:
         if self._monitoring is None:
             self._monitoring = connect(self.settings, "cloudwatch")
         return self._monitoring
+
+    def caller_identity(self) -> dict:
+        """STS GetCallerIdentity (no permission needed): the account an insight rule's ARN names."""
+        if self._sts is None:
+            self._sts = connect(self.settings, "sts")
+        return self._sts.get_caller_identity()
 
     @property
     def client(self):
@@ -269,7 +277,7 @@ class CloudWatchTarget:
         defaults = {spec.get("Default"): parameters[name] for name, spec in template.get("Parameters", {}).items()}
         ingestion = self.plan_ingestion(retry, template, parameters) if self.selection.everything else []
         groups = sorted({v for k, v in parameters.items() if k.endswith("LogGroupName") and v})
-        alerting = Alerting(lambda: self.client, lambda: self.monitoring, self.selection, self.prune)
+        alerting = Alerting(lambda: self.client, lambda: self.monitoring, self.selection, self.prune, self.caller_identity)
         return ingestion + self.plan_queries(retry, defaults) + alerting.plan(retry, classify, template, parameters, groups)
 
     classify = staticmethod(classify)

@@ -10,10 +10,13 @@ the template declares them (its parameters resolved: log groups, the SNS topic):
   is an update too).
 
 Filters and rules are applied before the alarms on them. Idempotent: an object whose live state holds
-what dist says is unchanged. What the pack created is known by its name (metric filters and alarms
-`r53sigma ...`, insight rules `r53sigma-...`); `--prune` deletes only such objects that dist no
-longer has, never another name. The dashboard stays with CloudFormation: its body refers to the
-alarms' ARNs, which only the stack resolves.
+what dist says is unchanged. Insight rules and alarms are created with the pack's marker tag
+(`MARKER_TAG`: `Tags` on PutInsightRule and PutMetricAlarm, which ignore it on an update); `--prune`
+deletes an insight rule (`r53sigma-...`) or alarm (`r53sigma ...`) that dist no longer has only when
+ListTagsForResource shows the marker, and lists an untagged one as kept (created by hand, or by a
+deploy before the tag). Metric filters take no tags (PutMetricFilter has no `Tags`): the pack's are
+known by their name (`r53sigma ...`) alone. The dashboard stays with CloudFormation: its body
+refers to the alarms' ARNs, which only the stack resolves.
 """
 from __future__ import annotations
 
@@ -26,6 +29,8 @@ from r53sigma.deploy.dist import DistError
 FILTER_PREFIX = "r53sigma "
 ALARM_PREFIX = "r53sigma "
 RULE_PREFIX = "r53sigma-"
+MARKER_TAG = {"Key": "managed-by", "Value": "r53sigma"}
+KEPT = "kept"  # a plan row that is no change: a prune candidate without the marker tag
 ALARM_KEYS = ("AlarmName", "AlarmDescription", "Namespace", "MetricName", "Statistic", "Period", "EvaluationPeriods",
               "DatapointsToAlarm", "Threshold", "ComparisonOperator", "TreatMissingData", "AlarmActions", "Metrics")
 
@@ -79,8 +84,9 @@ class Alerting:
     """Plans metric filters, insight rules and alarms; ``logs``/``monitoring``: callables giving the
     boto3 clients (built on first use)."""
 
-    def __init__(self, logs, monitoring, selection, prune: bool):
+    def __init__(self, logs, monitoring, selection, prune: bool, caller=None):
         self.logs, self.monitoring, self.selection, self.prune = logs, monitoring, selection, prune
+        self.caller = caller  # () -> STS GetCallerIdentity answer: an insight rule's ARN needs the account
 
     def desired(self, template: dict, parameters: dict) -> tuple[dict, dict, dict]:
         resources = template.get("Resources", {})
@@ -107,12 +113,12 @@ class Alerting:
                     "filterPattern": props["FilterPattern"], "metricTransformations": lower_first(props["MetricTransformations"])}
             elif kind == "AWS::CloudWatch::InsightRule":
                 rules[props["RuleName"]] = {"RuleName": props["RuleName"], "RuleState": props["RuleState"],
-                                            "RuleDefinition": props["RuleBody"]}
+                                            "RuleDefinition": props["RuleBody"], "Tags": [MARKER_TAG]}
             else:
                 unknown = set(props) - set(ALARM_KEYS)
                 if unknown:
                     raise DistError(f"template.json: {logical_id} has alarm properties deploy does not apply: {sorted(unknown)}")
-                alarms[props["AlarmName"]] = {"AlarmActions": [], **props}
+                alarms[props["AlarmName"]] = {"AlarmActions": [], **props, "Tags": [MARKER_TAG]}
         return filters, rules, alarms
 
     def plan(self, retry: Retry, classify, template: dict, parameters: dict, log_groups: list[str]) -> list[Action]:
@@ -133,16 +139,32 @@ class Alerting:
                                          lambda w=want: self.monitoring().put_insight_rule(**w)))
         live_alarms = retry.call("describe alarms", self._alarms, classify) if alarms or self.prune else {}
         for name, want in alarms.items():
-            actions.append(self._compare("alarm", name, want, live_alarms.get(name), tuple(k for k in want if k != "AlarmName"),
+            actions.append(self._compare("alarm", name, want, live_alarms.get(name), tuple(k for k in want if k not in ("AlarmName", "Tags")),
                                          lambda w=want: self.monitoring().put_metric_alarm(**w)))
         if self.prune:
-            actions += self._prunes(filters, live_filters, rules, live_rules, alarms, live_alarms)
+            actions += self._prunes(retry, classify, filters, live_filters, rules, live_rules, alarms, live_alarms)
         return actions
 
-    def _prunes(self, filters, live_filters, rules, live_rules, alarms, live_alarms) -> list[Action]:
+    def _marked(self, retry: Retry, classify, arn: str) -> bool:
+        tags = retry.call(f"list tags of {arn}", lambda: self.monitoring().list_tags_for_resource(ResourceARN=arn), classify)
+        return MARKER_TAG in (tags.get("Tags") or [])
+
+    def _rule_arn(self, retry: Retry, classify, name: str) -> str:
+        """arn:<partition>:cloudwatch:<region>:<account>:insight-rule/<name> (CloudWatch API reference,
+        ListTagsForResource); DescribeInsightRules gives no ARN, so the account is the caller's."""
+        if not hasattr(self, "_identity"):
+            self._identity = retry.call("get caller identity", self.caller, classify)
+        partition = self._identity["Arn"].split(":")[1]
+        return f"arn:{partition}:cloudwatch:{self.monitoring().meta.region_name}:{self._identity['Account']}:insight-rule/{name}"
+
+    def _prunes(self, retry, classify, filters, live_filters, rules, live_rules, alarms, live_alarms) -> list[Action]:
         actions = []
+        unmarked = "kept: no r53sigma marker tag (not the pack's, or deployed before tags): delete it by hand if it is"
         for name in sorted(set(live_alarms) - set(alarms)):
             if self.selection(title=name.removeprefix(ALARM_PREFIX)):
+                if not self._marked(retry, classify, live_alarms[name]["AlarmArn"]):
+                    actions.append(Action("alarm", name, KEPT, unmarked))
+                    continue
                 actions.append(Action("alarm", name, DELETE, "no longer in dist",
                                       run=lambda n=name: self.monitoring().delete_alarms(AlarmNames=[n])))
         for group, name in sorted(set(live_filters) - set(filters)):
@@ -151,6 +173,9 @@ class Alerting:
                                       run=lambda g=group, n=name: self.logs().delete_metric_filter(logGroupName=g, filterName=n)))
         if self.selection.everything:  # a rule's name is its id: pruned on a full deploy only
             for name in sorted(set(live_rules) - set(rules)):
+                if not self._marked(retry, classify, self._rule_arn(retry, classify, name)):
+                    actions.append(Action("insight rule", name, KEPT, unmarked))
+                    continue
                 actions.append(Action("insight rule", name, DELETE, "no longer in dist",
                                       run=lambda n=name: _no_failures(self.monitoring().delete_insight_rules(RuleNames=[n]))))
         return actions
