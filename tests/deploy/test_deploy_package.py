@@ -95,13 +95,15 @@ def test_packaged_pack_deploys_every_cloudwatch_object_through_the_apis(dist, ca
         for _ in range(filters):
             stubber.add_response("put_metric_filter", {}, {"logGroupName": ANY, "filterName": ANY, "filterPattern": ANY, "metricTransformations": ANY})
         for _ in range(rules):
-            monitoring_stub.add_response("put_insight_rule", {}, {"RuleName": ANY, "RuleState": "ENABLED", "RuleDefinition": ANY})
+            monitoring_stub.add_response("put_insight_rule", {}, {"RuleName": ANY, "RuleState": "ENABLED", "RuleDefinition": ANY,
+                                                                  "Tags": [{"Key": "managed-by", "Value": "r53sigma"}]})
         alarm_keys = {"AlarmName", "AlarmDescription", "EvaluationPeriods", "DatapointsToAlarm", "Threshold", "ComparisonOperator",
                       "TreatMissingData", "AlarmActions"}
         for name, resource in sorted(template["Resources"].items()):  # deploy applies them by logical id
             if resource["Type"] == "AWS::CloudWatch::Alarm":
                 keys = alarm_keys | ({"Metrics"} if "Metrics" in resource["Properties"] else {"Namespace", "MetricName", "Statistic", "Period"})
-                monitoring_stub.add_response("put_metric_alarm", {}, {k: ANY for k in keys})
+                monitoring_stub.add_response("put_metric_alarm", {}, {**{k: ANY for k in keys},
+                                                                      "Tags": [{"Key": "managed-by", "Value": "r53sigma"}]})
         assert deploy(["cloudwatch", "--dist", str(dist), "--region", "us-east-1"], targets={"client": client, "monitoring": monitoring}) == 0
         stubber.assert_no_pending_responses()
         monitoring_stub.assert_no_pending_responses()

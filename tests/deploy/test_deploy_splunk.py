@@ -213,3 +213,97 @@ def test_a_first_seen_baseline_search_is_the_packs_to_select_and_prune(dist, spl
     assert f"r53sigma-{rule_id}-baseline" in ours(splunk)  # --only names another rule
     assert deploy(argv(dist, splunk, "--prune")) == 0
     assert f"r53sigma-{rule_id}-baseline" not in ours(splunk) and f"r53sigma-{rule_id}-mine" in ours(splunk)
+
+
+# ---- first-seen rules: their KV store collection and lookup definition over REST
+
+FIRST_SEEN = "r53sigma-0b7d3c2a-1111-4aaa-8bbb-000000000005"
+COLLECTION = "r53sigma_first_seen_0b7d3c2a_1111_4aaa_8bbb_000000000005"
+FIELDS = {"field.account_id": "string", "field.query": "string", "field.first_seen": "number", "field.last_seen": "number"}
+
+
+@pytest.fixture
+def first_seen_dist(dist, tmp_path):
+    return dist_fixture.build(tmp_path, {**dist_fixture.RULES, "first_seen.yml": dist_fixture.RULE_FIRST_SEEN})
+
+
+def post(splunk, path, **form):
+    data = "&".join(f"{k}={urllib.parse.quote(v)}" for k, v in form.items()).encode()
+    request = urllib.request.Request(f"{splunk.url}/servicesNS/nobody/{APP}/{path}", data=data,
+                                     headers={"Authorization": "Bearer tok-123"})
+    try:
+        with urllib.request.urlopen(request) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def test_deploy_creates_the_first_seen_collection_and_lookup_before_the_searches(first_seen_dist, splunk):
+    assert deploy(argv(first_seen_dist, splunk)) == 0
+    assert {k: v for k, v in splunk.collections[COLLECTION].items() if k.startswith("field.")} == FIELDS
+    lookup = splunk.transforms[COLLECTION]
+    assert (lookup["external_type"], lookup["collection"]) == ("kvstore", COLLECTION)
+    assert lookup["fields_list"] == "_key, account_id, query, first_seen, last_seen"
+    assert set(splunk.transforms) == {COLLECTION}  # the app's CSV lookup stanza is the app install's alone
+    writes = [r for r in splunk.changes()]
+    order = [("storage" in r.path, "conf-transforms" in r.path, "saved/searches" in r.path) for r in writes]
+    assert order.index((False, False, True)) > max(i for i, o in enumerate(order) if o[0] or o[1])
+    created = next(r for r in writes if r.path.endswith("/storage/collections/config"))
+    assert created.form() == {"name": COLLECTION}  # then its fields, on the collection (the guide's example)
+    assert {FIRST_SEEN, f"{FIRST_SEEN}-baseline"} <= set(ours(splunk))
+
+
+def test_redeploy_and_an_app_installed_collection_plan_no_change(first_seen_dist, splunk, capsys):
+    # the app's default/collections.conf and transforms.conf, as an app install leaves them
+    splunk.collections[COLLECTION] = {"disabled": "0", **FIELDS}
+    splunk.transforms[COLLECTION] = {"external_type": "kvstore", "collection": COLLECTION,
+                                     "fields_list": "_key,account_id,query,first_seen,last_seen"}
+    assert deploy(argv(first_seen_dist, splunk)) == 0
+    assert not [r for r in splunk.changes() if "saved/searches" not in r.path]
+    writes = len(splunk.changes())
+    capsys.readouterr()
+    assert deploy(argv(first_seen_dist, splunk)) == 0
+    assert "0 to create, 0 to update, 0 to delete, 6 unchanged" in capsys.readouterr().out
+    assert len(splunk.changes()) == writes
+
+
+def test_a_collection_missing_a_field_gets_only_that_field(first_seen_dist, splunk, capsys):
+    splunk.collections[COLLECTION] = {"disabled": "0", **{k: v for k, v in FIELDS.items() if k != "field.last_seen"},
+                                      "field.mine": "string"}
+    assert deploy(argv(first_seen_dist, splunk)) == 0
+    assert "changed: field.last_seen" in capsys.readouterr().out
+    posted = [r.form() for r in splunk.changes() if r.path.endswith(f"/storage/collections/config/{COLLECTION}")]
+    assert posted == [{"field.last_seen": "number"}]
+    assert splunk.collections[COLLECTION]["field.mine"] == "string"  # a field POST changes only what it names
+
+
+def test_prune_never_deletes_a_collection_or_lookup(first_seen_dist, splunk, tmp_path):
+    assert deploy(argv(first_seen_dist, splunk)) == 0
+    splunk.collections["my_collection"] = {"field.x": "string"}
+    dist_fixture.build(tmp_path, dist_fixture.RULES)  # the first-seen rule retired
+    assert deploy(argv(first_seen_dist, splunk, "--prune")) == 0
+    assert FIRST_SEEN not in ours(splunk) and f"{FIRST_SEEN}-baseline" not in ours(splunk)  # the pack's searches
+    assert set(splunk.collections) == {COLLECTION, "my_collection"} and COLLECTION in splunk.transforms  # the baseline data
+    assert not [r for r in splunk.requests if r.method == "DELETE" and ("storage" in r.path or "conf-" in r.path)]
+
+
+def test_only_takes_a_first_seen_rules_collection_with_its_searches(first_seen_dist, splunk):
+    assert deploy(argv(first_seen_dist, splunk, "--only", TXT.removeprefix("r53sigma-"))) == 0
+    assert not splunk.collections and not splunk.transforms
+    assert deploy(argv(first_seen_dist, splunk, "--only", "First-seen query name in an account")) == 0
+    assert COLLECTION in splunk.collections and COLLECTION in splunk.transforms
+
+
+def test_fake_splunkd_kv_store_endpoints_refuse_what_splunkd_refuses(splunk):
+    assert post(splunk, "storage/collections/config", name="c")[0] == 201
+    assert post(splunk, "storage/collections/config", name="c")[0] == 409
+    status, body = post(splunk, "storage/collections/config/c", **{"field.a": "text"})
+    assert status == 400  # not a collections.conf.spec type
+    status, body = post(splunk, "storage/collections/config/c", fields_list="a")
+    assert status == 400 and 'Argument "fields_list" is not supported by this handler.' in body
+    assert post(splunk, "storage/collections/config/c", name="d")[0] == 400
+    assert post(splunk, "storage/collections/config/c", **{"field.a": "number", "enforceTypes": "true"})[0] == 200
+    assert post(splunk, "storage/collections/config/missing", **{"field.a": "number"})[0] == 404
+    assert post(splunk, "configs/conf-transforms", external_type="kvstore")[0] == 400  # no name
+    assert post(splunk, "configs/conf-transforms", name="c", external_type="kvstore", collection="c")[0] == 201
+    assert post(splunk, "configs/conf-transforms/c", name="x")[0] == 400

@@ -15,10 +15,9 @@ first-seen rule's `-baseline` search) and carrying the pack's marker line in the
 never a user's own search in the same app; `--only` selects a rule's baseline and alternate with it.
 
 A first-seen rule's KV store collection (collections.conf) and its lookup definition (transforms.conf,
-`external_type = kvstore`) are not deployed here: they are app configuration, installed with the app
-(dist/splunk/<app>.spl), which deploy requires and checks; an app older than the dist lacks them and
-the baseline search then fails in Splunk on the missing lookup. Re-install the app when first-seen
-rules are added.
+`external_type = kvstore`) are created or updated over REST before the searches
+(deploy/splunk_kvstore.py), so an app installed before the rule was added needs no re-install; they
+are never deleted (a collection holds the rule's baseline).
 """
 from __future__ import annotations
 
@@ -29,6 +28,7 @@ import urllib.parse
 from pathlib import Path
 
 from r53sigma.deploy import dist as dist_files
+from r53sigma.deploy.splunk_kvstore import KVStorePlan
 from r53sigma.deploy.common import (
     CREATE, DELETE, UNCHANGED, UPDATE, Action, DeployError, Rejected, Retry, Unreachable, http_error,
 )
@@ -149,8 +149,11 @@ class SplunkTarget:
                 f"Splunk: the app {self.app!r} is not installed: install dist/splunk/{find_app(self.dist)}.spl "
                 "(Apps > Manage Apps > Install app from file, or your deployment server), then deploy again"
             )
+        selected_rules = {found.group("id") for found in map(MANAGED_NAME.match, desired) if found}
+        # the first-seen rules' collections and lookups first: the searches read them
+        actions: list[Action] = KVStorePlan(service, lambda rule_id: rule_id in selected_rules, classify).plan(
+            retry, self.dist / "splunk" / find_app(self.dist))
         current = retry.call("list saved searches", lambda: self._current(service), classify)
-        actions: list[Action] = []
         for name, keys in desired.items():
             if "search" not in keys:
                 raise DistError(f"savedsearches.conf [{name}] has no search")

@@ -11,6 +11,8 @@ from pathlib import Path
 
 from r53sigma import catalogue, conversion, package
 from r53sigma.targets.splunk import app as splunk_app
+from r53sigma.targets.splunk import first_seen as splunk_first_seen
+from r53sigma.targets.splunk import lookups as splunk_lookups
 from r53sigma.targets.cloudwatch import ingestion as cloudwatch_ingestion
 from r53sigma.targets.elasticsearch import ingestion as elastic_ingestion
 
@@ -46,6 +48,22 @@ level: high
 
 RULES = {"txt_paste.yml": RULE_TXT, "metadata_name.yml": RULE_METADATA}
 
+# A first-seen rule: Splunk states it (a KV store collection, its lookup, two searches); Logs
+# Insights refuses it (no state between runs), so its cloudwatch files leave it out.
+RULE_FIRST_SEEN = """
+title: First-seen query name in an account
+id: 0b7d3c2a-1111-4aaa-8bbb-000000000005
+status: test
+description: A name answered for the first time in an account.
+logsource: {product: aws, service: route53resolver}
+detection:
+    sel:
+        rcode: NOERROR
+    condition: sel
+first_seen: {fields: [account_id, query_name], history: 14d}
+level: low
+"""
+
 
 def _log_source(conv) -> str:
     found = catalogue.for_logsource(conv.logsource.get("category"), conv.logsource.get("product"), conv.logsource.get("service"))
@@ -61,8 +79,8 @@ def build(root: Path, rules: dict[str, str] | None = None) -> Path:
     for name, text in (rules or RULES).items():
         (rule_dir / name).write_text(textwrap.dedent(text), encoding="utf-8")
     conversions, errors = conversion.convert_paths([rule_dir], ["elasticsearch", "splunk", "cloudwatch"])
-    assert not errors and all(c.ok for c in conversions), [c.error for c in conversions if not c.ok]
-    by_target = {t: [c for c in conversions if c.target == t] for t in ("elasticsearch", "splunk", "cloudwatch")}
+    assert not errors and all(c.ok or c.not_expressible for c in conversions), [c.error for c in conversions if not c.ok]
+    by_target = {t: [c for c in conversions if c.target == t and c.ok] for t in ("elasticsearch", "splunk", "cloudwatch")}
     files: dict[str, object] = {}
 
     sources = {s.source: s for s in catalogue.log_sources()}
@@ -82,6 +100,11 @@ def build(root: Path, rules: dict[str, str] | None = None) -> Path:
     # the app's savedsearches.conf as the pack renders it (targets/splunk), so deploy reads real stanzas
     files[f"splunk/{APP}/default/savedsearches.conf"] = splunk_app.savedsearches_conf([package.packaged(c) for c in by_target["splunk"]])
     files[f"splunk/{APP}/default/app.conf"] = "[launcher]\nversion = 0.1.0\n"
+    baselines = [package.packaged(c) for c in by_target["splunk"] if c.first_seen]
+    if baselines:  # as the app renders them: beside the add-on's own (CSV) lookup stanza
+        files[f"splunk/{APP}/default/collections.conf"] = splunk_first_seen.collections_conf(baselines) + "\n"
+        files[f"splunk/{APP}/default/transforms.conf"] = (splunk_lookups.TRANSFORMS_STANZA + "\n"
+                                                          + splunk_first_seen.transforms_conf(baselines) + "\n")
 
     rendered = cloudwatch_ingestion.render([rule_dir])
     template = rendered["cloudwatch/cloudformation.json"]
@@ -97,7 +120,7 @@ def build(root: Path, rules: dict[str, str] | None = None) -> Path:
         }
     files["cloudwatch/template.json"] = template
     files["cloudwatch/query_definitions.json"] = definitions
-    files["queries/queries.json"] = [c.export() for c in conversions]
+    files["queries/queries.json"] = [c.export() for c in conversions if c.ok]
 
     dist = root / "dist"
     for relative, content in files.items():

@@ -13,8 +13,9 @@ requests (`fail`) to exercise retries and partial failures.
   with `indices`, `match_field`, `enrich_fields`; existing source indices; no update of a policy; no
   delete of a policy a pipeline uses; a pipeline's enrich processor needs an executed policy.
 - Kibana: `/api/detection_engine/rules` (GET by rule_id, POST, PUT, DELETE) and `_find` with a tags filter.
-- Splunk: `/services/auth/login`, `/services/apps/local/<app>`, `/servicesNS/nobody/<app>/saved/searches[/<name>]`
-  answering in Atom XML, as splunkd does without `output_mode=json`.
+- Splunk: `/services/auth/login`, `/services/apps/local/<app>`, `/servicesNS/nobody/<app>/saved/searches[/<name>]`,
+  and the KV store collection and transforms.conf endpoints (splunk_kvstore.py), answering in Atom
+  XML, as splunkd does without `output_mode=json`.
 """
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 from xml.sax.saxutils import escape
+
+from deploy_fakes.splunk_kvstore import KVStoreEndpoints
 
 
 @dataclass
@@ -491,7 +494,7 @@ def _splunk_invalid(form: dict[str, str]) -> str | None:
     return None
 
 
-class FakeSplunk(FakeServer):
+class FakeSplunk(KVStoreEndpoints, FakeServer):
     """splunkd's saved/searches endpoints in one app namespace, Atom XML like splunkd's default output."""
 
     content_type = "text/xml; charset=utf-8"
@@ -507,6 +510,7 @@ class FakeSplunk(FakeServer):
         self.app, self.username, self.password, self.token = app, username, password, token
         self.installed = installed
         self.session = "sk-" + uuid.uuid4().hex
+        self.init_kvstore()
         # name -> (app, content); one search of another app shows through, as app-shared searches do.
         self.searches: dict[str, tuple[str, dict[str, str]]] = {"Other app search": ("search", {**SPLUNK_DEFAULTS, "search": "index=main"})}
 
@@ -528,6 +532,8 @@ class FakeSplunk(FakeServer):
         if request.path == f"/services/apps/local/{self.app}" and request.method == "GET":
             return (200, {}, self._feed([(self.app, "apps/local", {"label": "r53sigma", "version": "0.1.0"})])) if self.installed \
                 else self._error(404, f"Could not find object id={self.app}")
+        if self.installed and (kvstore := self.kvstore_route(request, Request.form)):
+            return kvstore
         match = re.fullmatch(r"/servicesNS/nobody/([^/]+)/saved/searches(?:/(.*))?", request.path)
         if not match or match.group(1) != self.app:
             return self._error(404, f"no handler for {request.path}")
