@@ -24,15 +24,28 @@ Strictness rules (each a rejection, RejectedPattern, the service's "invalid patt
 - the whole pattern is at most 1024 characters (API);
 - at most 2 regular expressions in one JSON pattern (RE, "Quotas");
 - a regex holds only letters, digits, the symbols ``: _ # = @ / ; , -`` and the operators
-  ``^ $ ? [ ] { } | \\ * + .``; no ``(``/``)`` (no sub-patterns) and no multibyte character (RE).
+  ``^ $ ? [ ] { } | \\ * + .``; no ``(``/``)`` (no sub-patterns) and no multibyte character (RE);
+- a backslash in a regex is one of RE's "Usage of supported operators" entries and nothing else:
+  ``\\`` before one of those operators (its literal meaning, e.g. ``%10\\.10\\.0\\.1%``), the classes
+  ``\\d \\D \\s \\S \\w \\W`` (``%\\d%`` is ``[0-9]``, ``\\w`` is ``[a-zA-Z_0-9]``: ASCII, as Python's
+  ``re.ASCII``) and ``\\xhh`` (two hexadecimal digits, an ASCII character). Python's ``re`` reads many
+  more (``\\b``, ``\\n``, ``\\A``, ``\\Z``, ``\\1``, ``\\-`` ...): the service's are not documented, so
+  each is refused (RejectedPattern) rather than run with Python's meaning.
 Space-delimited patterns (SD): ``[name, name = VALUE, ..., name OP VALUE && name OP VALUE]``: one
 entry per field, named, optionally with conditions on it (``=``/``!=`` with a string, ``*`` the
 wildcard, or ``%regex%``; ``<``, ``>``, ``<=``, ``>=``, ``=``, ``!=`` with a number; several joined by
 ``&&`` or by ``||`` within one entry, the SD examples' forms), and ``...`` for any number of fields.
 A line's fields are split on spaces; the text between ``[`` ``]`` or a pair of ``"`` is one field (SD).
-Without ``...`` a line must have exactly as many fields as the pattern has entries; an empty entry
-is an unnamed field (SD's trailing-comma example extracts one more field than it names). A condition names the
+Without ``...`` a line must have exactly as many fields as the pattern has entries. A condition names the
 entry's own field only (every SD example does; another name there is a FilterPatternError).
+Empty entries: SD documents one, a trailing comma (``[..., request=*.html*, status_code=4*,]``
+extracts the line's last field as ``$7``), read as one unnamed field; an empty entry elsewhere
+(``[a,,b]``, ``[,a]``) appears on no page, so the model does not read it (FilterPatternError).
+A string value (quoted, bare, wildcard or regex) compares with a JSON string: JSON says the selector
+must point to a value node and matches booleans with ``IS TRUE``/``IS FALSE``, numbers with numeric
+operands; whether ``{ $.x = "true" }`` matches ``true`` or ``{ $.x = "5" }`` matches ``5`` is on no
+page, so evaluating a string comparison on a boolean or a number raises FilterPatternError (the
+model cannot say) instead of comparing the JSON text.
 Matching is case-sensitive: the pages give no case-insensitive form (FP: terms are case sensitive),
 so the model compares exactly. A comparison whose selector names no value is false; our backend never
 relies on either reading of a missing field (it adds ``NOT EXISTS``/``IS NULL`` alternatives itself).
@@ -47,7 +60,10 @@ from typing import Any
 
 MAX_PATTERN_LENGTH = 1024  # API: filterPattern length constraint
 MAX_REGEXES_PER_PATTERN = 2  # RE: quotas, JSON and space-delimited patterns
-REGEX_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") | set(":_#=@/;,-") | set("^$?[]{}|\\*+.")
+REGEX_OPERATORS = set("^$?[]{}|\\*+.")  # RE: "Supported operators"
+REGEX_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") | set(":_#=@/;,-") | REGEX_OPERATORS
+REGEX_CLASS_ESCAPES = set("dDsSwW")  # RE: "\\d, \\D", "\\s, \\S", "\\w, \\W"
+HEX_DIGITS = set("0123456789abcdefABCDEF")
 MISSING = object()
 
 
@@ -90,10 +106,30 @@ def _check_regex(body: str) -> re.Pattern:
     bad = sorted({c for c in body if c not in REGEX_ALLOWED})
     if bad:
         raise RejectedPattern(f"regex %{body}%: characters {''.join(bad)!r} are not in the supported regex syntax")
+    escape = _undocumented_escape(body)
+    if escape:
+        raise RejectedPattern(f"regex %{body}%: the escape {escape!r} is not in the supported regex syntax")
     try:
-        return re.compile(body)
+        return re.compile(body, re.ASCII)
     except re.error as error:
         raise RejectedPattern(f"regex %{body}%: {error}") from None
+
+
+def _undocumented_escape(body: str) -> str | None:
+    """The first backslash sequence of `body` outside RE's documented ones, or None."""
+    i = 0
+    while i < len(body):
+        if body[i] != "\\":
+            i += 1
+            continue
+        nxt = body[i + 1:i + 2]
+        if nxt in REGEX_OPERATORS or nxt in REGEX_CLASS_ESCAPES and nxt:
+            i += 2
+        elif nxt == "x" and len(body[i + 2:i + 4]) == 2 and set(body[i + 2:i + 4]) <= HEX_DIGITS and int(body[i + 2:i + 4], 16) < 0x80:
+            i += 4
+        else:
+            return body[i:i + 4] if nxt == "x" else body[i:i + 2]
+    return None
 
 
 class Pattern:
@@ -225,7 +261,10 @@ def _evaluate(node, record) -> bool:
             return False
         return {"=": value == node.value, "!=": value != node.value, "<": value < node.value,
                 ">": value > node.value, "<=": value <= node.value, ">=": value >= node.value}[node.op]
-    text = value if isinstance(value, str) else json.dumps(value)
+    if not isinstance(value, str):
+        raise FilterPatternError(f"{node.selector} compared with a string on the JSON {json.dumps(value)}: the pages match "
+                                 "booleans with IS TRUE/IS FALSE and numbers with numeric operands, a string on neither")
+    text = value
     if node.kind == "regex":
         hit = node.value.search(text) is not None
     else:
@@ -310,7 +349,8 @@ class SpacePattern:
     @classmethod
     def parse_body(cls, body: str) -> "SpacePattern":
         entries, regexes, names = [], 0, set()
-        for text in _entries(body):
+        texts = _entries(body)
+        for position, text in enumerate(texts):
             if text in ("...", "\u2026"):
                 if "..." in entries:
                     raise FilterPatternError("two ellipses (SD shows one)")
@@ -319,7 +359,10 @@ class SpacePattern:
             plain = SD_NAME.match(text)
             if not text:
                 # an unnamed field: SD's `[..., request=*.html*, status_code=4*,]` extracts the line's
-                # last field as `$7` after `$status_code`, so the trailing comma stands for one field
+                # last field as `$7` after `$status_code`, so the trailing comma stands for one field;
+                # no page shows an empty entry anywhere else
+                if position != len(texts) - 1 or position == 0:
+                    raise FilterPatternError("an empty entry other than a trailing comma (SD shows only that one)")
                 entries.append((None, None, []))
                 continue
             if plain:
