@@ -127,3 +127,30 @@ def test_regex_constructs_re2_lacks_are_refused(regex):  # re2 "Syntax": not sup
 
 def test_escaped_quantifier_characters_are_not_mistaken_for_constructs():
     assert model.selects("filter @message =~ /\\*+x[(?=]/", "**x?")
+
+
+@pytest.mark.parametrize("query", [
+    "fields greatest() as g", "fields least() as g", "filter greatest() > 1",  # "Numeric operators": greatest(a, ...numbers)
+    "fields strlen(a, b) as n", "fields strlen() as n", 'fields substr("abc") as s', 'fields substr("abc", 0, 1, 2) as s',
+    "fields if(a = 1, 2) as x", 'fields trim(a, "x", "y") as t', "filter ispresent()", "filter isIpInSubnet(a)",
+    "stats count() by bin(5m)", "stats count(a, b)", "stats sum() by a", "stats count_distinct(*)",
+])
+def test_calls_with_the_wrong_number_of_arguments_are_refused_when_parsed(query):
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(query)  # no event needed: the text itself is invalid
+
+
+@pytest.mark.parametrize("query", [
+    "fields nosuchfunction(a) as x", "filter nosuchfunction(a)", "stats median(a) by b", "filter count(*) > 1",
+    "fields sum(a) as s", "filter a = *", "filter a > 5m", "fields bin(5m) as b", "stats count(*) by bin(a)",
+    "nosuchcommand a", "dedup a",
+])
+def test_unknown_functions_commands_and_misplaced_calls_are_refused_when_parsed(query):
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(query)
+
+
+def test_greatest_and_least_documented():  # "Numeric operators": largest / smallest value
+    rows = model.run("fields greatest(a, b, 3) as g, least(a, b, 3) as l", events({"a": 1, "b": 7}))
+    assert (rows[0]["g"], rows[0]["l"]) == (7, 1)
+    assert "g" not in model.run("fields greatest(a, nothere) as g", events({"a": 1}))[0]

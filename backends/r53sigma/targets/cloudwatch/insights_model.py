@@ -24,7 +24,8 @@ Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
 - functions: ispresent, isempty, isblank, isIpInSubnet, strlen, tolower, toupper, ltrim, rtrim, trim,
   `substr(str, startIndex [, length])` ("String functions": 0-based, `substr("xyZfooxyZ", 3, 3)` is
   "foo"; indexes in code points, as strlen counts them; a start or length outside the string is
-  undocumented and REFUSED), `greatest(a, ...)` ("Numeric operators"),
+  undocumented and REFUSED), `greatest(a, ...numbers)` and `least(a, ...numbers)` ("Numeric
+  operators": "Returns the largest value" / "the smallest value", at least one argument),
   `jsonParse` (a MAP / LIST read with dot notation, "Structure types"),
   and the general function `if(condition, trueValue, falseValue)` (AWS, "Boolean, comparison, numeric,
   datetime, and other functions", General functions), both branches evaluated (AWS does not say
@@ -33,6 +34,12 @@ Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
   stats aggregates count(*), count(f), count_distinct(f) (exact here; AWS documents it may be
   approximate for very high cardinality), sum, min, max, avg, and `bin(span)` over `@timestamp`,
   tumbling windows aligned to the epoch.
+Arity: every call is checked when the query is parsed against the argument counts the pages give
+("Boolean, comparison, numeric, datetime, and other functions" for the scalar functions, "Aggregation
+functions in the stats command": `count(fieldName)` or `count(*)`, `sum(fieldName)` ...); a call with
+too few or too many arguments (`greatest()`, `strlen(a, b)`, `count()`), a function outside the
+modelled list, an aggregate outside `stats`, `*` outside `count(*)` and `bin()` outside `stats ... by`
+are refused (QuerySyntaxError) instead of yielding no value or failing only on some events.
 """
 from __future__ import annotations
 
@@ -405,9 +412,11 @@ def _substr(s: Any, start: Any, length: Any = _NO_LENGTH) -> str | None:
     return s[int(begin):int(begin + count)]
 
 
-def _greatest(*values: Any) -> float | None:
-    numbers = [_number(v) for v in values]
-    return None if not numbers or any(n is None for n in numbers) else max(numbers)
+def _extreme(pick):
+    def extreme(*values: Any) -> float | None:
+        numbers = [_number(v) for v in values]  # arity (at least one) is checked at parse time
+        return None if any(n is None for n in numbers) else pick(numbers)
+    return extreme
 
 
 def _in_subnet(value: Any, cidr: Any) -> bool:
@@ -429,10 +438,43 @@ FUNCTIONS = {
     "rtrim": lambda v, c=None: _trim(v, c, False, True),
     "trim": lambda v, c=None: _trim(v, c, True, True),
     "substr": _substr,
-    "greatest": _greatest,
+    "greatest": _extreme(max),
+    "least": _extreme(min),
     "if": lambda condition, when_true, when_false: when_true if bool(condition) else when_false,
     "jsonparse": lambda v: _json_parse(v),
 }
+
+
+# (least, most) arguments of each call, from the pages' signatures; None: any number more
+ARITY = {
+    "ispresent": (1, 1), "isempty": (1, 1), "isblank": (1, 1), "isipinsubnet": (2, 2), "strlen": (1, 1),
+    "tolower": (1, 1), "toupper": (1, 1), "ltrim": (1, 2), "rtrim": (1, 2), "trim": (1, 2), "substr": (2, 3),
+    "greatest": (1, None), "least": (1, None), "if": (3, 3), "jsonparse": (1, 1),
+}
+AGGREGATE_ARITY = {"count": (1, 1), "count_distinct": (1, 1), "sum": (1, 1), "avg": (1, 1), "min": (1, 1), "max": (1, 1)}
+
+
+def _check_arity(name: str, count: int, table: dict) -> None:
+    least, most = table[name]
+    if count < least or (most is not None and count > most):
+        wanted = f"{least}" if least == most else f"at least {least}" if most is None else f"{least} to {most}"
+        raise QuerySyntaxError(f"{name}() takes {wanted} argument(s), not {count}")
+
+
+def check_calls(node: Node, where: str) -> None:
+    """Refuse, at parse time, calls the pages do not give in this place or with this many arguments."""
+    if node.kind == "call":
+        if node.value in AGGREGATE_ARITY and node.value not in FUNCTIONS:
+            raise QuerySyntaxError(f"the aggregate {node.value}() outside stats ({where})")
+        if node.value not in FUNCTIONS:
+            raise QuerySyntaxError(f"function {node.value}() is not modelled ({where})")
+        _check_arity(node.value, len(node.args), ARITY)
+    elif node.kind == "star":
+        raise QuerySyntaxError(f"`*` outside count(*) ({where})")
+    elif node.kind == "span":
+        raise QuerySyntaxError(f"a time span {node.value} outside bin() ({where})")
+    for arg in node.args:
+        check_calls(arg, where)
 
 
 def _json_parse(value: Any) -> Any:
@@ -565,9 +607,14 @@ class Query:
             name = tokens[0].text.lower()
             p = Parser(tokens[1:])
             if name == "fields":
-                query.steps.append(("fields", cls._projection(p)))
+                projection = cls._projection(p)
+                for _, node in projection:
+                    check_calls(node, "fields")
+                query.steps.append(("fields", projection))
             elif name == "filter":
-                query.steps.append(("filter", p.expression()))
+                condition = p.expression()
+                check_calls(condition, "filter")
+                query.steps.append(("filter", condition))
             elif name == "stats":
                 query.steps.append(("stats", cls._stats(p)))
             elif name == "sort":
@@ -611,8 +658,12 @@ class Query:
         aggregates = []
         while True:
             call = p.operand()
-            if call.kind != "call":
-                raise QuerySyntaxError("stats needs aggregate functions")
+            if call.kind != "call" or call.value not in AGGREGATE_ARITY:
+                raise QuerySyntaxError(f"stats needs aggregate functions, not {call.value if call.kind == 'call' else call.kind}")
+            _check_arity(call.value, len(call.args), AGGREGATE_ARITY)
+            for arg in call.args:
+                if not (arg.kind == "star" and call.value == "count"):
+                    check_calls(arg, f"{call.value}()")
             name = f"{call.value}(...)"
             if p.is_word("as"):
                 p.take()
@@ -626,6 +677,11 @@ class Query:
             p.take()
             while True:
                 node = p.operand()
+                if node.kind == "call" and node.value == "bin":
+                    if len(node.args) != 1 or node.args[0].kind != "span":
+                        raise QuerySyntaxError("bin() takes one time span")
+                else:
+                    check_calls(node, "stats ... by")
                 name = node.value if node.kind == "field" else None
                 if p.is_word("as"):
                     p.take()
