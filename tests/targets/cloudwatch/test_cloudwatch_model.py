@@ -154,3 +154,15 @@ def test_greatest_and_least_documented():  # "Numeric operators": largest / smal
     rows = model.run("fields greatest(a, b, 3) as g, least(a, b, 3) as l", events({"a": 1, "b": 7}))
     assert (rows[0]["g"], rows[0]["l"]) == (7, 1)
     assert "g" not in model.run("fields greatest(a, nothere) as g", events({"a": 1}))[0]
+
+
+@pytest.mark.parametrize("query", ["fields a | limit 0", "fields a | limit -5", "fields a | limit 100001", "fields a | limit 2.5"])
+def test_limit_outside_one_to_100000_is_refused(query):  # CWL_QuerySyntax-Limit: "a limit value of up to 100,000"
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(query)
+
+
+def test_a_query_without_limit_returns_at_most_10000_events():  # CWL_QuerySyntax-Limit: "defaults to ... up to 10,000"
+    many = [model.Event("x", 0, {"a": 1}) for _ in range(10_005)]
+    assert len(model.Query.parse("filter a = 1").run(many)) == 10_000
+    assert len(model.Query.parse("filter a = 1 | limit 10003").run(many)) == 10_003

@@ -163,6 +163,9 @@ def field_name(token: Token) -> str:
 # ------------------------------------------------------------------ regexes
 
 MAX_QUERY_CHARS = 10_000  # StartQuery / PutQueryDefinition `queryString`: length 0 to 10000 (API reference)
+# "limit" (CWL_QuerySyntax-Limit): "If you omit limit, the query defaults to returning up to 10,000 log
+# events. You can specify a limit value of up to 100,000."
+DEFAULT_LIMIT, MAX_LIMIT = 10_000, 100_000
 
 # Constructs Python's `re` accepts that RE2 lacks (re2 "Syntax" page: no lookarounds, backreferences,
 # atomic groups, possessive quantifiers, conditionals, `\Z`), so a query using them is refused.
@@ -628,7 +631,10 @@ class Query:
                 p.take("into")
                 query.steps.append(("unnest", (source, field_name(p.take()))))
             elif name == "limit":
-                query.steps.append(("limit", int(p.take().text)))
+                count = p.take().text
+                if not count.isdigit() or not 1 <= int(count) <= MAX_LIMIT:
+                    raise QuerySyntaxError(f"limit {count}: a count of 1 to {MAX_LIMIT} (CWL_QuerySyntax-Limit)")
+                query.steps.append(("limit", int(count)))
             else:
                 raise QuerySyntaxError(f"command {name!r} is not modelled")
             if not p.done():
@@ -717,7 +723,7 @@ class Query:
                 rows = present + missing
             elif step == "limit":
                 rows = rows[:arg]
-        return rows
+        return rows if any(step == "limit" for step, _ in self.steps) else rows[:DEFAULT_LIMIT]
 
     @staticmethod
     def _unnest(rows: list[dict], source: str, into: str) -> list[dict]:
