@@ -166,3 +166,13 @@ def test_a_query_without_limit_returns_at_most_10000_events():  # CWL_QuerySynta
     many = [model.Event("x", 0, {"a": 1}) for _ in range(10_005)]
     assert len(model.Query.parse("filter a = 1").run(many)) == 10_000
     assert len(model.Query.parse("filter a = 1 | limit 10003").run(many)) == 10_003
+
+
+@pytest.mark.parametrize("query", [
+    'filter a = 2 and b =~ "x"',  # never evaluated when a = 2 is false: refused all the same
+    'filter a = 2 and b like c', "filter a = 2 and b = /x/", "filter a = 2 and b in [/x/]",
+    "filter a = 2 and b", "filter a", "filter not (a)", "fields if(a, 1, 0) as x", "fields (a = 1) + 2 as x",
+])
+def test_operands_without_a_documented_meaning_are_refused_when_parsed(query):
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(query)

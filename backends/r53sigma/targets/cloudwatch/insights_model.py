@@ -464,8 +464,45 @@ def _check_arity(name: str, count: int, table: dict) -> None:
         raise QuerySyntaxError(f"{name}() takes {wanted} argument(s), not {count}")
 
 
+BOOLEAN_CALLS = {"ispresent", "isempty", "isblank", "isipinsubnet"}  # the functions whose result type is Boolean
+
+
+def is_boolean(node: Node) -> bool:
+    return node.kind in {"and", "or", "not", "=", "!=", "<", "<=", ">", ">=", "in", "=~", "like"} or (
+        node.kind == "call" and node.value in BOOLEAN_CALLS)
+
+
+def check_operands(node: Node, where: str) -> None:
+    """Refuse, at parse time, operands the pages give no meaning to, so that a query is refused whether
+    or not an event ever reaches the part that holds them (`and` stops at its first false argument):
+    `and`/`or`/`not` and if()'s condition take Booleans ("Boolean operators": "only in functions that
+    return a value of TRUE or FALSE"; if(condition: Boolean, ...)), `=~` a /regex/, `like` a string or a
+    /regex/ ("Regular expressions" / `like`), `=`/`!=`/`in` no regex, arithmetic no Boolean."""
+    kind, args = node.kind, node.args
+    if kind in ("and", "or", "not") and not all(is_boolean(a) for a in args):
+        raise QuerySyntaxError(f"`{kind}` on a value that is not a Boolean ({where})")
+    if kind == "call" and node.value == "if" and args and not is_boolean(args[0]):
+        raise QuerySyntaxError(f"if() with a condition that is not a Boolean ({where})")
+    if kind == "=~" and args[1].kind != "regex":
+        raise QuerySyntaxError(f"=~ needs a /regex/ ({where})")
+    if kind == "like" and not (args[1].kind == "regex" or (args[1].kind == "lit" and isinstance(args[1].value, str))):
+        raise QuerySyntaxError(f"like needs a string or a /regex/ ({where})")
+    if kind in ("=", "!=", "in", "<", "<=", ">", ">=") and any(a.kind == "regex" for a in args):
+        raise QuerySyntaxError(f"a /regex/ with {kind}: use =~ or like ({where})")
+    if kind == "arith" and any(is_boolean(a) for a in args):
+        raise QuerySyntaxError(f"arithmetic on a Boolean ({where})")
+    for arg in args:
+        check_operands(arg, where)
+
+
 def check_calls(node: Node, where: str) -> None:
-    """Refuse, at parse time, calls the pages do not give in this place or with this many arguments."""
+    """Refuse, at parse time, what `check_operands` and `_check_calls` refuse."""
+    check_operands(node, where)
+    _check_calls(node, where)
+
+
+def _check_calls(node: Node, where: str) -> None:
+    """Calls the pages do not give in this place or with this many arguments."""
     if node.kind == "call":
         if node.value in AGGREGATE_ARITY and node.value not in FUNCTIONS:
             raise QuerySyntaxError(f"the aggregate {node.value}() outside stats ({where})")
@@ -477,7 +514,7 @@ def check_calls(node: Node, where: str) -> None:
     elif node.kind == "span":
         raise QuerySyntaxError(f"a time span {node.value} outside bin() ({where})")
     for arg in node.args:
-        check_calls(arg, where)
+        _check_calls(arg, where)
 
 
 def _json_parse(value: Any) -> Any:
@@ -616,6 +653,8 @@ class Query:
                 query.steps.append(("fields", projection))
             elif name == "filter":
                 condition = p.expression()
+                if not is_boolean(condition):
+                    raise QuerySyntaxError("filter on a value that is not a Boolean (a comparison or a Boolean function)")
                 check_calls(condition, "filter")
                 query.steps.append(("filter", condition))
             elif name == "stats":
