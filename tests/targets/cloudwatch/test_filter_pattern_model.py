@@ -120,3 +120,20 @@ def test_empty_space_delimited_entries_other_than_a_trailing_comma_are_not_read(
     # SD's own example: the trailing comma is one unnamed last field
     assert Pattern.parse("[..., request=*.html*, status_code=4*,]").matches(
         '127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /index.html HTTP/1.0" 404 1534')
+
+
+@pytest.mark.parametrize("pattern", ["{ $.a = user@example }", "{ $.a = i-0abc }", "{ $.a = a/b }", "{ $.a = 10:00 }",
+                                     r'{ $.a = "x\"y" }', r'{ $.a = "x\\y" }', "[a = user@example, b]", "[a = -abc, b]",
+                                     r'[a = "x\"y", b]'])
+def test_unquoted_values_beyond_alphanumerics_and_quoted_escapes_are_not_read(pattern):
+    # FP: terms with characters other than alphanumeric or underscore must be quoted (JSON's example adds
+    # `.` and `*`); how a backslash inside quotes is read is on no page
+    with pytest.raises(FilterPatternError):
+        Pattern.parse(pattern)
+
+
+def test_documented_unquoted_values_are_read():
+    assert matches("{ $.sourceIPAddress != 123.123.* }", sourceIPAddress="10.0.0.1")  # JSON's own example
+    assert matches("{ $.eventType = UpdateTrail }", eventType="UpdateTrail")
+    assert Pattern.parse("[ip, user, username, timestamp, request, status_code = 4*, bytes]").matches(
+        '127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /apache_pb.gif HTTP/1.0" 404 1534')
