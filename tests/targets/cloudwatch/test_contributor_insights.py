@@ -125,6 +125,8 @@ def test_value_count_without_group_by_alarms_on_unique_contributors():
     ({"LogGroupARNs": ["arn:aws:logs:us-east-1:123456789012:log-group:x"]}, "exactly one of"),
     ({"AggregateOn": "Max"}, "AggregateOn"),
     ({"Description": "x"}, "unknown keys"),
+    ({"LogGroupNames": ["a*b"]}, "only at its end"),  # RS: `*` at the end of a string
+    ({"Contribution": {"Keys": ["$.@a"]}}, "JSON property format"),  # RS: an alphanumeric subproperty name
 ])
 def test_model_rejects_what_the_syntax_page_rules_out(body, why):
     valid = {"Schema": {"Name": "CloudWatchLogRule", "Version": 1}, "LogGroupNames": ["g"], "LogFormat": "JSON",

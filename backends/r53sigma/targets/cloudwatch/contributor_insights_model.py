@@ -66,7 +66,9 @@ STRING_OPERATORS = ("In", "NotIn", "StartsWith")
 NUMBER_OPERATORS = ("GreaterThan", "LessThan", "EqualTo", "NotEqualTo")
 OPERATORS = STRING_OPERATORS + NUMBER_OPERATORS + ("IsPresent",)
 TOP_KEYS = {"Schema", "LogGroupNames", "LogGroupARNs", "LogFormat", "Fields", "Contribution", "AggregateOn"}
-PROPERTY = re.compile(r"\$(?:\.[A-Za-z0-9_@-]+(?:\[[0-9]+\])*)+$")
+# RS "JSON property format notation": `$`, then a period and "an alphanumeric string with the name of the
+# subproperty" (`-`: RS's own `c-count`; `_`: as filter-pattern selectors), indexes `[0]`; nothing else
+PROPERTY = re.compile(r"\$(?:\.[A-Za-z0-9_-]+(?:\[[0-9]+\])*)+$")
 ALARM_METRICS = ("UniqueContributors", "MaxContributorValue", "SampleCount", "Sum", "Minimum", "Maximum", "Average")
 ALARM_OPERATORS = {"GreaterThanThreshold": lambda v, t: v > t, "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
                    "LessThanThreshold": lambda v, t: v < t, "LessThanOrEqualToThreshold": lambda v, t: v <= t}
@@ -102,6 +104,8 @@ def check_rule(body: dict) -> None:
     _require(("LogGroupNames" in body) != ("LogGroupARNs" in body), "exactly one of LogGroupNames and LogGroupARNs")
     groups = body.get("LogGroupNames", body.get("LogGroupARNs"))
     _require(isinstance(groups, list) and groups and all(isinstance(g, str) and g for g in groups), "log groups must be a non-empty list of names")
+    # RS: "you can optionally use * at the end of a string" (LogGroupNames); ARNs take it "in some cases"
+    _require("LogGroupNames" not in body or all("*" not in g[:-1] for g in groups), "a * in a log group name only at its end")
     _require(body.get("LogFormat") in ("JSON", "CLF"), "LogFormat must be JSON or CLF")
     _require("Fields" not in body or body["LogFormat"] == "CLF", "Fields is for CLF rules")
     _require(body.get("AggregateOn") in ("Count", "Sum"), "AggregateOn must be Count or Sum")
