@@ -137,3 +137,16 @@ def test_documented_unquoted_values_are_read():
     assert matches("{ $.eventType = UpdateTrail }", eventType="UpdateTrail")
     assert Pattern.parse("[ip, user, username, timestamp, request, status_code = 4*, bytes]").matches(
         '127.0.0.1 - frank [10/Oct/2000:13:25:15 -0700] "GET /apache_pb.gif HTTP/1.0" 404 1534')
+
+
+@pytest.mark.parametrize("regex", ["a{3}", "a{3,}", "a{3, 5}", "a{5,3}", "a{", "a}", "a*+", "a+?", "a{1,2}?", "a??"])
+def test_braces_other_than_m_n_and_stacked_quantifiers_are_rejected(regex):
+    # RE documents `{m, n}` (`%a{3,5}%`); Python reads `a{3, 5}` as text and `a*+` as possessive
+    with pytest.raises(RejectedPattern):
+        Pattern.parse("{ $.a = %" + regex + "% }")
+
+
+def test_the_documented_bounds_repeat_the_preceding_term():
+    assert matches("{ $.a = %^a{3,5}$% }", a="aaaa")
+    assert not matches("{ $.a = %^a{3,5}$% }", a="aa")
+    assert matches(r"{ $.a = %^x\.{0,1}$% }", a="x.")

@@ -30,7 +30,8 @@ Strictness rules (each a rejection, RejectedPattern, the service's "invalid patt
   ``\\d \\D \\s \\S \\w \\W`` (``%\\d%`` is ``[0-9]``, ``\\w`` is ``[a-zA-Z_0-9]``: ASCII, as Python's
   ``re.ASCII``) and ``\\xhh`` (two hexadecimal digits, an ASCII character). Python's ``re`` reads many
   more (``\\b``, ``\\n``, ``\\A``, ``\\Z``, ``\\1``, ``\\-`` ...): the service's are not documented, so
-  each is refused (RejectedPattern) rather than run with Python's meaning.
+  each is refused (RejectedPattern) rather than run with Python's meaning. Likewise braces other than
+  RE's ``{m,n}`` and a quantifier on a quantifier (``a*+``, ``a+?``).
 Space-delimited patterns (SD): ``[name, name = VALUE, ..., name OP VALUE && name OP VALUE]``: one
 entry per field, named, optionally with conditions on it (``=``/``!=`` with a string, ``*`` the
 wildcard, or ``%regex%``; ``<``, ``>``, ``<=``, ``>=``, ``=``, ``!=`` with a number; several joined by
@@ -109,29 +110,57 @@ def _check_regex(body: str) -> re.Pattern:
     bad = sorted({c for c in body if c not in REGEX_ALLOWED})
     if bad:
         raise RejectedPattern(f"regex %{body}%: characters {''.join(bad)!r} are not in the supported regex syntax")
-    escape = _undocumented_escape(body)
-    if escape:
-        raise RejectedPattern(f"regex %{body}%: the escape {escape!r} is not in the supported regex syntax")
+    construct = _undocumented_construct(body)
+    if construct:
+        raise RejectedPattern(f"regex %{body}%: {construct!r} is not in the supported regex syntax")
     try:
         return re.compile(body, re.ASCII)
     except re.error as error:
         raise RejectedPattern(f"regex %{body}%: {error}") from None
 
 
-def _undocumented_escape(body: str) -> str | None:
-    """The first backslash sequence of `body` outside RE's documented ones, or None."""
-    i = 0
+BOUNDS = re.compile(r"\{([0-9]+),([0-9]+)\}")
+
+
+def _undocumented_construct(body: str) -> str | None:
+    """The first piece of `body` outside RE's documented ones, or None: a backslash other than the
+    page's escapes; a brace other than the documented `{m,n}` (RE: "{m, n}", e.g. `%a{3,5}%`; `{m}`,
+    `{m,}` and `{m, n}` with a space are on no page, and Python reads the last as literal text); a
+    quantifier on a quantifier (`a*+` is possessive in Python 3.11, `a+?` lazy: neither documented)."""
+    i, in_class, quantified = 0, False, False
     while i < len(body):
-        if body[i] != "\\":
+        c = body[i]
+        if c == "\\":
+            nxt = body[i + 1:i + 2]
+            if nxt in REGEX_OPERATORS or nxt in REGEX_CLASS_ESCAPES and nxt:
+                i += 2
+            elif nxt == "x" and len(body[i + 2:i + 4]) == 2 and set(body[i + 2:i + 4]) <= HEX_DIGITS and int(body[i + 2:i + 4], 16) < 0x80:
+                i += 4
+            else:
+                return body[i:i + 4] if nxt == "x" else body[i:i + 2]
+            quantified = False
+            continue
+        if in_class:
+            in_class = c != "]"
             i += 1
             continue
-        nxt = body[i + 1:i + 2]
-        if nxt in REGEX_OPERATORS or nxt in REGEX_CLASS_ESCAPES and nxt:
-            i += 2
-        elif nxt == "x" and len(body[i + 2:i + 4]) == 2 and set(body[i + 2:i + 4]) <= HEX_DIGITS and int(body[i + 2:i + 4], 16) < 0x80:
-            i += 4
-        else:
-            return body[i:i + 4] if nxt == "x" else body[i:i + 2]
+        if c == "[":
+            in_class, quantified = True, False
+            i += 1
+            continue
+        bounds = BOUNDS.match(body, i) if c == "{" else None
+        if c == "{" and not (bounds and int(bounds.group(1)) <= int(bounds.group(2))):
+            return body[i:body.find("}", i) + 1 or len(body)]
+        if c == "}":
+            return "}"
+        if c in "*+?{":
+            if quantified:
+                return "a quantifier on a quantifier"
+            quantified = True
+            i = bounds.end() if bounds else i + 1
+            continue
+        quantified = False
+        i += 1
     return None
 
 
