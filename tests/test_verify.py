@@ -27,8 +27,6 @@ NOT_EXPRESSIBLE = {
     ) for target in ("splunk", "cloudwatch")),
     # first-seen rules (first_seen attribute): Logs Insights keeps no state between runs
     ("first_seen_dns_query_name_in_account", "cloudwatch"),
-    # query_length: the Logs Insights backend computes no derived field (the catalogue's reason)
-    ("long_average_query_name_length_from_one_source", "cloudwatch"),
 }
 
 

@@ -127,3 +127,52 @@ def test_regex_constructs_re2_lacks_are_refused(regex):  # re2 "Syntax": not sup
 
 def test_escaped_quantifier_characters_are_not_mistaken_for_constructs():
     assert model.selects("filter @message =~ /\\*+x[(?=]/", "**x?")
+
+
+@pytest.mark.parametrize("query", [
+    "fields greatest() as g", "fields least() as g", "filter greatest() > 1",  # "Numeric operators": greatest(a, ...numbers)
+    "fields strlen(a, b) as n", "fields strlen() as n", 'fields substr("abc") as s', 'fields substr("abc", 0, 1, 2) as s',
+    "fields if(a = 1, 2) as x", 'fields trim(a, "x", "y") as t', "filter ispresent()", "filter isIpInSubnet(a)",
+    "stats count() by bin(5m)", "stats count(a, b)", "stats sum() by a", "stats count_distinct(*)",
+])
+def test_calls_with_the_wrong_number_of_arguments_are_refused_when_parsed(query):
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(query)  # no event needed: the text itself is invalid
+
+
+@pytest.mark.parametrize("query", [
+    "fields nosuchfunction(a) as x", "filter nosuchfunction(a)", "stats median(a) by b", "filter count(*) > 1",
+    "fields sum(a) as s", "filter a = *", "filter a > 5m", "fields bin(5m) as b", "stats count(*) by bin(a)",
+    "nosuchcommand a", "dedup a",
+])
+def test_unknown_functions_commands_and_misplaced_calls_are_refused_when_parsed(query):
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(query)
+
+
+def test_greatest_and_least_documented():  # "Numeric operators": largest / smallest value
+    rows = model.run("fields greatest(a, b, 3) as g, least(a, b, 3) as l", events({"a": 1, "b": 7}))
+    assert (rows[0]["g"], rows[0]["l"]) == (7, 1)
+    assert "g" not in model.run("fields greatest(a, nothere) as g", events({"a": 1}))[0]
+
+
+@pytest.mark.parametrize("query", ["fields a | limit 0", "fields a | limit -5", "fields a | limit 100001", "fields a | limit 2.5"])
+def test_limit_outside_one_to_100000_is_refused(query):  # CWL_QuerySyntax-Limit: "a limit value of up to 100,000"
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(query)
+
+
+def test_a_query_without_limit_returns_at_most_10000_events():  # CWL_QuerySyntax-Limit: "defaults to ... up to 10,000"
+    many = [model.Event("x", 0, {"a": 1}) for _ in range(10_005)]
+    assert len(model.Query.parse("filter a = 1").run(many)) == 10_000
+    assert len(model.Query.parse("filter a = 1 | limit 10003").run(many)) == 10_003
+
+
+@pytest.mark.parametrize("query", [
+    'filter a = 2 and b =~ "x"',  # never evaluated when a = 2 is false: refused all the same
+    'filter a = 2 and b like c', "filter a = 2 and b = /x/", "filter a = 2 and b in [/x/]",
+    "filter a = 2 and b", "filter a", "filter not (a)", "fields if(a, 1, 0) as x", "fields (a = 1) + 2 as x",
+])
+def test_operands_without_a_documented_meaning_are_refused_when_parsed(query):
+    with pytest.raises(model.QuerySyntaxError):
+        model.Query.parse(query)

@@ -125,6 +125,8 @@ def test_value_count_without_group_by_alarms_on_unique_contributors():
     ({"LogGroupARNs": ["arn:aws:logs:us-east-1:123456789012:log-group:x"]}, "exactly one of"),
     ({"AggregateOn": "Max"}, "AggregateOn"),
     ({"Description": "x"}, "unknown keys"),
+    ({"LogGroupNames": ["a*b"]}, "only at its end"),  # RS: `*` at the end of a string
+    ({"Contribution": {"Keys": ["$.@a"]}}, "JSON property format"),  # RS: an alphanumeric subproperty name
 ])
 def test_model_rejects_what_the_syntax_page_rules_out(body, why):
     valid = {"Schema": {"Name": "CloudWatchLogRule", "Version": 1}, "LogGroupNames": ["g"], "LogFormat": "JSON",
@@ -197,3 +199,55 @@ def test_model_checks_clf_rules_as_the_page_describes(change, why):
     model.check_rule(valid)
     with pytest.raises(model.RejectedRule, match=why):
         model.check_rule({**valid, **change})
+
+
+def _document(filters, comparison="GreaterThanThreshold", threshold=2, log_format="JSON", keys=("$.srcaddr",), fields=None):
+    body = {"Schema": {"Name": "CloudWatchLogRule", "Version": 1}, "LogGroupNames": ["g"], "LogFormat": log_format,
+            "Contribution": {"Keys": list(keys), "Filters": filters}, "AggregateOn": "Count"}
+    if fields:
+        body = {**body, "Fields": fields}
+    return {"RuleBody": body, "Alarm": {"Metric": "MaxContributorValue", "Period": 60,
+                                        "ComparisonOperator": comparison, "Threshold": threshold}}
+
+
+def test_max_contributor_value_is_the_top_contributors_count_so_less_than_needs_every_contributor_below():
+    # GR / InsightRuleMetricDatapoint: ONE value per period, the top contributor's; the alarm compares that
+    events = [at(1, srcaddr="10.0.0.1"), at(2, srcaddr="10.0.0.1"), at(3, srcaddr="10.0.0.1"),  # top: 3
+              at(4, srcaddr="10.0.0.2"),  # a contributor below 2, but the period's value is 3
+              at(61, srcaddr="10.0.0.3")]  # next period: value 1
+    below = model.alarms(_document([], "LessThanThreshold"), events)
+    assert [b["period"] for b in below] == [60.0]  # only the period whose top contributor is below 2
+    assert [b["period"] for b in model.alarms(_document([], "LessThanOrEqualToThreshold", 1), events)] == [60.0]
+    above = model.alarms(_document([], "GreaterThanThreshold"), events)
+    assert [(b["period"], b["contributor"]) for b in above] == [(0.0, ("10.0.0.1",))]
+    assert model.alarms(_document([], "LessThanThreshold"), []) == []  # no data point: TreatMissingData missing
+
+
+@pytest.mark.parametrize("value", [5, 5.0, True, None])
+def test_string_operators_on_a_json_non_string_are_not_guessed(value):
+    # RS: In / NotIn / StartsWith take "an array of string values"; whether "5" matches the number 5 is on no page
+    for operator in ("In", "NotIn", "StartsWith"):
+        rule = model.Rule.parse(_document([{"Match": "$.rcode", operator: ["5", "true"]}])["RuleBody"])
+        with pytest.raises(model.Undocumented):
+            rule.contributor(resolver(rcode=value))
+
+
+def test_number_operators_read_json_numbers_and_clf_numeric_text_only():
+    rule = model.Rule.parse(_document([{"Match": "$.port", "GreaterThan": 100}])["RuleBody"])
+    assert rule.contributor(resolver(port=200)) == ("10.0.0.5",)
+    assert rule.contributor(resolver(port=50)) is None
+    with pytest.raises(model.Undocumented):
+        rule.contributor(resolver(port="200"))  # a JSON string: RS compares "a single numerical value"
+    clf = model.Rule.parse(_document([{"Match": "StatusCode", "EqualTo": 200}], log_format="CLF", keys=["1"],
+                                     fields={"2": "StatusCode"})["RuleBody"])
+    assert clf.contributor("10.0.0.1 200 x") == ("10.0.0.1",)  # RS's own CLF example: "EqualTo": 200
+    assert clf.contributor("10.0.0.1 404 x") is None
+    with pytest.raises(model.Undocumented):
+        clf.contributor("10.0.0.1 - x")
+
+
+def test_negated_operators_on_a_missing_field_are_not_guessed():
+    for item in ({"Match": "$.nothere", "NotIn": ["x"]}, {"Match": "$.nothere", "NotEqualTo": 1}):
+        rule = model.Rule.parse(_document([item])["RuleBody"])
+        with pytest.raises(model.Undocumented):
+            rule.contributor(resolver())

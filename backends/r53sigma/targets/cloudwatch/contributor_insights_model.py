@@ -10,7 +10,11 @@ Pages (Amazon CloudWatch User Guide and API Reference):
       https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_GetInsightRuleReport.html
 - PA  "PutInsightRule" (RuleName 1..128 characters `[\\x20-\\x7E]+`, RuleDefinition 1..8192, RuleState)
       https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutInsightRule.html
-- MA  "PutMetricAlarm" (Period: 10, 20, 30 or a multiple of 60; evaluation range at most one day)
+- DP  "InsightRuleMetricDatapoint" (MaxContributorValue: "The maximum value provided by one contributor
+      during this timestamp. Each timestamp is evaluated separately")
+      https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_InsightRuleMetricDatapoint.html
+- MA  "PutMetricAlarm" (Period: 10, 20, 30 or a multiple of 60; evaluation range at most one day;
+      TreatMissingData omitted: "the default behavior of missing is used")
       https://docs.aws.amazon.com/AmazonCloudWatch/latest/APIReference/API_PutMetricAlarm.html
 
 Rejections (RejectedRule, the service's "invalid rule"), each from RS unless marked:
@@ -23,13 +27,26 @@ Rejections (RejectedRule, the service's "invalid rule"), each from RS unless mar
 Evaluation: matching is case sensitive (RS); filters are ANDed, an operator's strings ORed (RS); a
 key's value is the JSON value's text. Not documented, and so the model's choice, which our rules
 never depend on (each key carries an `IsPresent: true` filter): an event without a key's value is
-not counted; comparison operators test numbers only.
+not counted.
+Operand types (RS: In, NotIn, StartsWith are "followed by an array of string values to check for";
+GreaterThan, LessThan, EqualTo, NotEqualTo by "a single numerical value to compare with"): a string
+operator tests a JSON string (a CLF field is text); a number operator tests a JSON number, or a CLF
+field whose text is a number (RS's own CLF example filters `"StatusCode"` with `"EqualTo": 200`).
+Anything else is on no page and raises Undocumented (the model cannot say) rather than guessing:
+a string operator on a JSON number, boolean or null (is `In: ["5"]` true for `5`?), a number
+operator on a JSON string or on CLF text that is no number, and NotIn / NotEqualTo on a field the
+event lacks (the backend's own reason to refuse negations). In, StartsWith and the ordering
+operators do not select an event without the field.
 CLF rules (RS, "Additional field in rules for CLF logs"): a log event is an array of fields indexed
 from 1 (`"1"`, `"2"`, ...), `Fields` gives positions aliases usable in `Keys`, `ValueOf` and `Filters`;
 the model splits a line into fields as space-delimited filter patterns do (filter_pattern_model:
 spaces, `[...]` and `"..."` one field each) — the pages do not define CLF splitting further.
 Periods: the alarm's metric is evaluated over fixed periods of `Period` seconds aligned to the epoch
-(MA: a data point per period), MaxContributorValue = the top contributor's count in one period.
+(MA: a data point per period). The alarm compares ONE value per period with the threshold (MA):
+MaxContributorValue = the top contributor's count in that period (GR, DP), UniqueContributors = the
+number of contributors. So `LessThanThreshold` on MaxContributorValue breaches only when EVERY
+contributor is below it (not when some contributor is). A period without a counted event has no
+data point, which the default TreatMissingData `missing` does not evaluate (MA): it never breaches.
 """
 from __future__ import annotations
 
@@ -49,7 +66,9 @@ STRING_OPERATORS = ("In", "NotIn", "StartsWith")
 NUMBER_OPERATORS = ("GreaterThan", "LessThan", "EqualTo", "NotEqualTo")
 OPERATORS = STRING_OPERATORS + NUMBER_OPERATORS + ("IsPresent",)
 TOP_KEYS = {"Schema", "LogGroupNames", "LogGroupARNs", "LogFormat", "Fields", "Contribution", "AggregateOn"}
-PROPERTY = re.compile(r"\$(?:\.[A-Za-z0-9_@-]+(?:\[[0-9]+\])*)+$")
+# RS "JSON property format notation": `$`, then a period and "an alphanumeric string with the name of the
+# subproperty" (`-`: RS's own `c-count`; `_`: as filter-pattern selectors), indexes `[0]`; nothing else
+PROPERTY = re.compile(r"\$(?:\.[A-Za-z0-9_-]+(?:\[[0-9]+\])*)+$")
 ALARM_METRICS = ("UniqueContributors", "MaxContributorValue", "SampleCount", "Sum", "Minimum", "Maximum", "Average")
 ALARM_OPERATORS = {"GreaterThanThreshold": lambda v, t: v > t, "GreaterThanOrEqualToThreshold": lambda v, t: v >= t,
                    "LessThanThreshold": lambda v, t: v < t, "LessThanOrEqualToThreshold": lambda v, t: v <= t}
@@ -57,6 +76,13 @@ ALARM_OPERATORS = {"GreaterThanThreshold": lambda v, t: v > t, "GreaterThanOrEqu
 
 class RejectedRule(ValueError):
     """CloudWatch would reject this rule definition or alarm."""
+
+
+class Undocumented(NotImplementedError):
+    """The pages do not say how CloudWatch evaluates this (the model will not guess)."""
+
+
+CLF_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?$")
 
 
 def _require(ok: bool, message: str) -> None:
@@ -78,6 +104,8 @@ def check_rule(body: dict) -> None:
     _require(("LogGroupNames" in body) != ("LogGroupARNs" in body), "exactly one of LogGroupNames and LogGroupARNs")
     groups = body.get("LogGroupNames", body.get("LogGroupARNs"))
     _require(isinstance(groups, list) and groups and all(isinstance(g, str) and g for g in groups), "log groups must be a non-empty list of names")
+    # RS: "you can optionally use * at the end of a string" (LogGroupNames); ARNs take it "in some cases"
+    _require("LogGroupNames" not in body or all("*" not in g[:-1] for g in groups), "a * in a log group name only at its end")
     _require(body.get("LogFormat") in ("JSON", "CLF"), "LogFormat must be JSON or CLF")
     _require("Fields" not in body or body["LogFormat"] == "CLF", "Fields is for CLF rules")
     _require(body.get("AggregateOn") in ("Count", "Sum"), "AggregateOn must be Count or Sum")
@@ -135,23 +163,28 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _passes(item: dict, record: Any, select) -> bool:
+def _passes(item: dict, record: Any, select, clf: bool = False) -> bool:
     value = select(record, item["Match"])
     op = next(k for k in item if k != "Match")
     wanted = item[op]
     if op == "IsPresent":
         return (value is not MISSING) == wanted
-    if op in STRING_OPERATORS:
-        text = _text(value)
-        if text is None:
-            return False
-        if op == "In":
-            return text in wanted
-        if op == "NotIn":
-            return text not in wanted
-        return any(text.startswith(prefix) for prefix in wanted)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if value is MISSING:
+        if op in ("NotIn", "NotEqualTo"):
+            raise Undocumented(f"{op} on {item['Match']}, which the event lacks: the pages do not say whether it matches")
         return False
+    if op in STRING_OPERATORS:
+        if not isinstance(value, str):
+            raise Undocumented(f"{op} (strings) on {item['Match']} = {json.dumps(value)}: the pages compare strings only")
+        if op == "In":
+            return value in wanted
+        if op == "NotIn":
+            return value not in wanted
+        return any(value.startswith(prefix) for prefix in wanted)
+    if clf and isinstance(value, str) and CLF_NUMBER.match(value):
+        value = float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise Undocumented(f"{op} (a number) on {item['Match']} = {json.dumps(value)}: the pages compare numbers only")
     return {"GreaterThan": value > wanted, "LessThan": value < wanted,
             "EqualTo": value == wanted, "NotEqualTo": value != wanted}[op]
 
@@ -180,7 +213,8 @@ class Rule:
                 return None  # a JSON rule reads JSON log events
             select = _select
         contribution = self.body["Contribution"]
-        if not all(_passes(item, record, select) for item in contribution.get("Filters", [])):
+        clf = self.body["LogFormat"] == "CLF"
+        if not all(_passes(item, record, select, clf) for item in contribution.get("Filters", [])):
             return None
         values = tuple(_text(select(record, key)) for key in contribution["Keys"])
         return None if None in values else values
@@ -212,7 +246,10 @@ def check_alarm(alarm: dict) -> None:
 
 
 def alarms(document: dict, events: Iterable[tuple[float, str]]) -> list[dict]:
-    """The periods in which the alarm breaches: {"period": start, "contributor": the top one or None}."""
+    """The periods in which the alarm breaches: {"period": start, "contributor": ...}. The breach is the
+    period's one metric value against the threshold (MA, DP); for a GreaterThan* alarm on
+    MaxContributorValue each contributor past the threshold is listed (the report's contributors the
+    analyst is sent to; the top one is among them), otherwise one entry with contributor None."""
     rule = Rule.parse(document["RuleBody"])
     alarm = document["Alarm"]
     check_alarm(alarm)
@@ -220,13 +257,15 @@ def alarms(document: dict, events: Iterable[tuple[float, str]]) -> list[dict]:
         raise NotImplementedError("the model evaluates MaxContributorValue and UniqueContributors")
     compare = ALARM_OPERATORS[alarm["ComparisonOperator"]]
     breaching = []
-    for start, counts in sorted(rule.report(events, alarm["Period"]).items()):
-        if alarm["Metric"] == "UniqueContributors":
-            if compare(len(counts), alarm["Threshold"]):
-                breaching.append({"period": start, "contributor": None})
+    greater = alarm["ComparisonOperator"].startswith("Greater")
+    for start, counts in sorted(rule.report(events, alarm["Period"]).items()):  # periods with a data point
+        top = alarm["Metric"] == "MaxContributorValue"
+        value = max(counts.values()) if top else len(counts)
+        if not compare(value, alarm["Threshold"]):
             continue
-        # every contributor past the threshold is a burst the analyst is sent to (the top one alarms)
-        for who, count in sorted(counts.items()):
-            if compare(count, alarm["Threshold"]):
-                breaching.append({"period": start, "contributor": who})
+        if top and greater:  # max > t exactly when some contributor > t: those are the ones to look at
+            breaching += [{"period": start, "contributor": who} for who, count in sorted(counts.items())
+                          if compare(count, alarm["Threshold"])]
+        else:
+            breaching.append({"period": start, "contributor": None})
     return breaching

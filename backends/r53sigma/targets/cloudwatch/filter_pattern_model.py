@@ -24,15 +24,29 @@ Strictness rules (each a rejection, RejectedPattern, the service's "invalid patt
 - the whole pattern is at most 1024 characters (API);
 - at most 2 regular expressions in one JSON pattern (RE, "Quotas");
 - a regex holds only letters, digits, the symbols ``: _ # = @ / ; , -`` and the operators
-  ``^ $ ? [ ] { } | \\ * + .``; no ``(``/``)`` (no sub-patterns) and no multibyte character (RE).
+  ``^ $ ? [ ] { } | \\ * + .``; no ``(``/``)`` (no sub-patterns) and no multibyte character (RE);
+- a backslash in a regex is one of RE's "Usage of supported operators" entries and nothing else:
+  ``\\`` before one of those operators (its literal meaning, e.g. ``%10\\.10\\.0\\.1%``), the classes
+  ``\\d \\D \\s \\S \\w \\W`` (``%\\d%`` is ``[0-9]``, ``\\w`` is ``[a-zA-Z_0-9]``: ASCII, as Python's
+  ``re.ASCII``) and ``\\xhh`` (two hexadecimal digits, an ASCII character). Python's ``re`` reads many
+  more (``\\b``, ``\\n``, ``\\A``, ``\\Z``, ``\\1``, ``\\-`` ...): the service's are not documented, so
+  each is refused (RejectedPattern) rather than run with Python's meaning. Likewise braces other than
+  RE's ``{m,n}`` and a quantifier on a quantifier (``a*+``, ``a+?``).
 Space-delimited patterns (SD): ``[name, name = VALUE, ..., name OP VALUE && name OP VALUE]``: one
 entry per field, named, optionally with conditions on it (``=``/``!=`` with a string, ``*`` the
 wildcard, or ``%regex%``; ``<``, ``>``, ``<=``, ``>=``, ``=``, ``!=`` with a number; several joined by
 ``&&`` or by ``||`` within one entry, the SD examples' forms), and ``...`` for any number of fields.
 A line's fields are split on spaces; the text between ``[`` ``]`` or a pair of ``"`` is one field (SD).
-Without ``...`` a line must have exactly as many fields as the pattern has entries; an empty entry
-is an unnamed field (SD's trailing-comma example extracts one more field than it names). A condition names the
+Without ``...`` a line must have exactly as many fields as the pattern has entries. A condition names the
 entry's own field only (every SD example does; another name there is a FilterPatternError).
+Empty entries: SD documents one, a trailing comma (``[..., request=*.html*, status_code=4*,]``
+extracts the line's last field as ``$7``), read as one unnamed field; an empty entry elsewhere
+(``[a,,b]``, ``[,a]``) appears on no page, so the model does not read it (FilterPatternError).
+A string value (quoted, bare, wildcard or regex) compares with a JSON string: JSON says the selector
+must point to a value node and matches booleans with ``IS TRUE``/``IS FALSE``, numbers with numeric
+operands; whether ``{ $.x = "true" }`` matches ``true`` or ``{ $.x = "5" }`` matches ``5`` is on no
+page, so evaluating a string comparison on a boolean or a number raises FilterPatternError (the
+model cannot say) instead of comparing the JSON text.
 Matching is case-sensitive: the pages give no case-insensitive form (FP: terms are case sensitive),
 so the model compares exactly. A comparison whose selector names no value is false; our backend never
 relies on either reading of a missing field (it adds ``NOT EXISTS``/``IS NULL`` alternatives itself).
@@ -47,7 +61,10 @@ from typing import Any
 
 MAX_PATTERN_LENGTH = 1024  # API: filterPattern length constraint
 MAX_REGEXES_PER_PATTERN = 2  # RE: quotas, JSON and space-delimited patterns
-REGEX_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") | set(":_#=@/;,-") | set("^$?[]{}|\\*+.")
+REGEX_OPERATORS = set("^$?[]{}|\\*+.")  # RE: "Supported operators"
+REGEX_ALLOWED = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789") | set(":_#=@/;,-") | REGEX_OPERATORS
+REGEX_CLASS_ESCAPES = set("dDsSwW")  # RE: "\\d, \\D", "\\s, \\S", "\\w, \\W"
+HEX_DIGITS = set("0123456789abcdefABCDEF")
 MISSING = object()
 
 
@@ -64,8 +81,11 @@ TOKEN = re.compile(
     r'|(?P<isnull>IS\s+NULL\b)|(?P<notexists>NOT\s+EXISTS\b)'
     r'|(?P<selector>\$(?:\.[A-Za-z0-9_@-]+|\[[0-9]+\])+)'
     r'|(?P<string>"(?:[^"\\]|\\.)*")|(?P<regex>%[^%]*%)|(?P<number>-?[0-9]+(?:\.[0-9]+)?(?![A-Za-z0-9_.*]))'
-    r'|(?P<bare>[A-Za-z0-9_.:*/@-]+))'
+    r'|(?P<bare>[A-Za-z0-9_.*]+))'
 )
+# FP: "Metric filter terms that include characters other than alphanumeric or underscore must be placed
+# inside double quotes"; JSON's own unquoted example `{ $.sourceIPAddress != 123.123.* }` adds `.` and `*`.
+# A quoted string's backslash escapes are on no page (the model does not read them).
 
 
 @dataclass
@@ -90,10 +110,58 @@ def _check_regex(body: str) -> re.Pattern:
     bad = sorted({c for c in body if c not in REGEX_ALLOWED})
     if bad:
         raise RejectedPattern(f"regex %{body}%: characters {''.join(bad)!r} are not in the supported regex syntax")
+    construct = _undocumented_construct(body)
+    if construct:
+        raise RejectedPattern(f"regex %{body}%: {construct!r} is not in the supported regex syntax")
     try:
-        return re.compile(body)
+        return re.compile(body, re.ASCII)
     except re.error as error:
         raise RejectedPattern(f"regex %{body}%: {error}") from None
+
+
+BOUNDS = re.compile(r"\{([0-9]+),([0-9]+)\}")
+
+
+def _undocumented_construct(body: str) -> str | None:
+    """The first piece of `body` outside RE's documented ones, or None: a backslash other than the
+    page's escapes; a brace other than the documented `{m,n}` (RE: "{m, n}", e.g. `%a{3,5}%`; `{m}`,
+    `{m,}` and `{m, n}` with a space are on no page, and Python reads the last as literal text); a
+    quantifier on a quantifier (`a*+` is possessive in Python 3.11, `a+?` lazy: neither documented)."""
+    i, in_class, quantified = 0, False, False
+    while i < len(body):
+        c = body[i]
+        if c == "\\":
+            nxt = body[i + 1:i + 2]
+            if nxt in REGEX_OPERATORS or nxt in REGEX_CLASS_ESCAPES and nxt:
+                i += 2
+            elif nxt == "x" and len(body[i + 2:i + 4]) == 2 and set(body[i + 2:i + 4]) <= HEX_DIGITS and int(body[i + 2:i + 4], 16) < 0x80:
+                i += 4
+            else:
+                return body[i:i + 4] if nxt == "x" else body[i:i + 2]
+            quantified = False
+            continue
+        if in_class:
+            in_class = c != "]"
+            i += 1
+            continue
+        if c == "[":
+            in_class, quantified = True, False
+            i += 1
+            continue
+        bounds = BOUNDS.match(body, i) if c == "{" else None
+        if c == "{" and not (bounds and int(bounds.group(1)) <= int(bounds.group(2))):
+            return body[i:body.find("}", i) + 1 or len(body)]
+        if c == "}":
+            return "}"
+        if c in "*+?{":
+            if quantified:
+                return "a quantifier on a quantifier"
+            quantified = True
+            i = bounds.end() if bounds else i + 1
+            continue
+        quantified = False
+        i += 1
+    return None
 
 
 class Pattern:
@@ -184,7 +252,9 @@ class _Parser:
             self.regexes += 1
             return Compare(selector, op, "regex", _check_regex(text[1:-1]))
         if kind == "string":
-            return Compare(selector, op, "string", json.loads(text))
+            if "\\" in text:
+                raise FilterPatternError(f"a backslash in the quoted string {text} (its escapes are undocumented)")
+            return Compare(selector, op, "string", text[1:-1])
         if kind == "bare":
             return Compare(selector, op, "string", text)
         raise FilterPatternError(f"cannot compare {selector} with {text!r}")
@@ -225,7 +295,10 @@ def _evaluate(node, record) -> bool:
             return False
         return {"=": value == node.value, "!=": value != node.value, "<": value < node.value,
                 ">": value > node.value, "<=": value <= node.value, ">=": value >= node.value}[node.op]
-    text = value if isinstance(value, str) else json.dumps(value)
+    if not isinstance(value, str):
+        raise FilterPatternError(f"{node.selector} compared with a string on the JSON {json.dumps(value)}: the pages match "
+                                 "booleans with IS TRUE/IS FALSE and numbers with numeric operands, a string on neither")
+    text = value
     if node.kind == "regex":
         hit = node.value.search(text) is not None
     else:
@@ -237,7 +310,7 @@ def _evaluate(node, record) -> bool:
 
 SD_CONDITION = re.compile(
     r'\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<op>!=|<=|>=|=|<|>)\s*'
-    r'(?P<value>"(?:[^"\\]|\\.)*"|%[^%]*%|[^\s"&|%]+)\s*')
+    r'(?P<value>"[^"\\]*"|%[^%]*%|[+-]?[A-Za-z0-9_.*]+)\s*')  # unquoted: as FP/JSON above (a sign: SD's numbers)
 SD_NAME = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)\s*$")
 SD_NUMBER = re.compile(r"[+-]?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?$")
 
@@ -310,7 +383,8 @@ class SpacePattern:
     @classmethod
     def parse_body(cls, body: str) -> "SpacePattern":
         entries, regexes, names = [], 0, set()
-        for text in _entries(body):
+        texts = _entries(body)
+        for position, text in enumerate(texts):
             if text in ("...", "\u2026"):
                 if "..." in entries:
                     raise FilterPatternError("two ellipses (SD shows one)")
@@ -319,7 +393,10 @@ class SpacePattern:
             plain = SD_NAME.match(text)
             if not text:
                 # an unnamed field: SD's `[..., request=*.html*, status_code=4*,]` extracts the line's
-                # last field as `$7` after `$status_code`, so the trailing comma stands for one field
+                # last field as `$7` after `$status_code`, so the trailing comma stands for one field;
+                # no page shows an empty entry anywhere else
+                if position != len(texts) - 1 or position == 0:
+                    raise FilterPatternError("an empty entry other than a trailing comma (SD shows only that one)")
                 entries.append((None, None, []))
                 continue
             if plain:
@@ -346,8 +423,10 @@ class SpacePattern:
                         conditions.append(SpaceCondition(op, "regex", _check_regex(value[1:-1])))
                     elif SD_NUMBER.match(value):
                         conditions.append(SpaceCondition(op, "number", float(value)))
+                    elif value[0] in "+-":
+                        raise FilterPatternError(f"a signed value that is no number in {text!r}")
                     elif op in ("=", "!="):
-                        conditions.append(SpaceCondition(op, "string", json.loads(value) if value.startswith('"') else value))
+                        conditions.append(SpaceCondition(op, "string", value[1:-1] if value.startswith('"') else value))
                     else:
                         raise FilterPatternError(f"{op} takes a number (SD)")
             if name in names:

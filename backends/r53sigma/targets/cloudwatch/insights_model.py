@@ -24,7 +24,8 @@ Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
 - functions: ispresent, isempty, isblank, isIpInSubnet, strlen, tolower, toupper, ltrim, rtrim, trim,
   `substr(str, startIndex [, length])` ("String functions": 0-based, `substr("xyZfooxyZ", 3, 3)` is
   "foo"; indexes in code points, as strlen counts them; a start or length outside the string is
-  undocumented and REFUSED), `greatest(a, ...)` ("Numeric operators"),
+  undocumented and REFUSED), `greatest(a, ...numbers)` and `least(a, ...numbers)` ("Numeric
+  operators": "Returns the largest value" / "the smallest value", at least one argument),
   `jsonParse` (a MAP / LIST read with dot notation, "Structure types"),
   and the general function `if(condition, trueValue, falseValue)` (AWS, "Boolean, comparison, numeric,
   datetime, and other functions", General functions), both branches evaluated (AWS does not say
@@ -33,6 +34,12 @@ Modelled (AWS, "CloudWatch Logs Insights language query syntax"):
   stats aggregates count(*), count(f), count_distinct(f) (exact here; AWS documents it may be
   approximate for very high cardinality), sum, min, max, avg, and `bin(span)` over `@timestamp`,
   tumbling windows aligned to the epoch.
+Arity: every call is checked when the query is parsed against the argument counts the pages give
+("Boolean, comparison, numeric, datetime, and other functions" for the scalar functions, "Aggregation
+functions in the stats command": `count(fieldName)` or `count(*)`, `sum(fieldName)` ...); a call with
+too few or too many arguments (`greatest()`, `strlen(a, b)`, `count()`), a function outside the
+modelled list, an aggregate outside `stats`, `*` outside `count(*)` and `bin()` outside `stats ... by`
+are refused (QuerySyntaxError) instead of yielding no value or failing only on some events.
 """
 from __future__ import annotations
 
@@ -156,6 +163,9 @@ def field_name(token: Token) -> str:
 # ------------------------------------------------------------------ regexes
 
 MAX_QUERY_CHARS = 10_000  # StartQuery / PutQueryDefinition `queryString`: length 0 to 10000 (API reference)
+# "limit" (CWL_QuerySyntax-Limit): "If you omit limit, the query defaults to returning up to 10,000 log
+# events. You can specify a limit value of up to 100,000."
+DEFAULT_LIMIT, MAX_LIMIT = 10_000, 100_000
 
 # Constructs Python's `re` accepts that RE2 lacks (re2 "Syntax" page: no lookarounds, backreferences,
 # atomic groups, possessive quantifiers, conditionals, `\Z`), so a query using them is refused.
@@ -405,9 +415,11 @@ def _substr(s: Any, start: Any, length: Any = _NO_LENGTH) -> str | None:
     return s[int(begin):int(begin + count)]
 
 
-def _greatest(*values: Any) -> float | None:
-    numbers = [_number(v) for v in values]
-    return None if not numbers or any(n is None for n in numbers) else max(numbers)
+def _extreme(pick):
+    def extreme(*values: Any) -> float | None:
+        numbers = [_number(v) for v in values]  # arity (at least one) is checked at parse time
+        return None if any(n is None for n in numbers) else pick(numbers)
+    return extreme
 
 
 def _in_subnet(value: Any, cidr: Any) -> bool:
@@ -429,10 +441,80 @@ FUNCTIONS = {
     "rtrim": lambda v, c=None: _trim(v, c, False, True),
     "trim": lambda v, c=None: _trim(v, c, True, True),
     "substr": _substr,
-    "greatest": _greatest,
+    "greatest": _extreme(max),
+    "least": _extreme(min),
     "if": lambda condition, when_true, when_false: when_true if bool(condition) else when_false,
     "jsonparse": lambda v: _json_parse(v),
 }
+
+
+# (least, most) arguments of each call, from the pages' signatures; None: any number more
+ARITY = {
+    "ispresent": (1, 1), "isempty": (1, 1), "isblank": (1, 1), "isipinsubnet": (2, 2), "strlen": (1, 1),
+    "tolower": (1, 1), "toupper": (1, 1), "ltrim": (1, 2), "rtrim": (1, 2), "trim": (1, 2), "substr": (2, 3),
+    "greatest": (1, None), "least": (1, None), "if": (3, 3), "jsonparse": (1, 1),
+}
+AGGREGATE_ARITY = {"count": (1, 1), "count_distinct": (1, 1), "sum": (1, 1), "avg": (1, 1), "min": (1, 1), "max": (1, 1)}
+
+
+def _check_arity(name: str, count: int, table: dict) -> None:
+    least, most = table[name]
+    if count < least or (most is not None and count > most):
+        wanted = f"{least}" if least == most else f"at least {least}" if most is None else f"{least} to {most}"
+        raise QuerySyntaxError(f"{name}() takes {wanted} argument(s), not {count}")
+
+
+BOOLEAN_CALLS = {"ispresent", "isempty", "isblank", "isipinsubnet"}  # the functions whose result type is Boolean
+
+
+def is_boolean(node: Node) -> bool:
+    return node.kind in {"and", "or", "not", "=", "!=", "<", "<=", ">", ">=", "in", "=~", "like"} or (
+        node.kind == "call" and node.value in BOOLEAN_CALLS)
+
+
+def check_operands(node: Node, where: str) -> None:
+    """Refuse, at parse time, operands the pages give no meaning to, so that a query is refused whether
+    or not an event ever reaches the part that holds them (`and` stops at its first false argument):
+    `and`/`or`/`not` and if()'s condition take Booleans ("Boolean operators": "only in functions that
+    return a value of TRUE or FALSE"; if(condition: Boolean, ...)), `=~` a /regex/, `like` a string or a
+    /regex/ ("Regular expressions" / `like`), `=`/`!=`/`in` no regex, arithmetic no Boolean."""
+    kind, args = node.kind, node.args
+    if kind in ("and", "or", "not") and not all(is_boolean(a) for a in args):
+        raise QuerySyntaxError(f"`{kind}` on a value that is not a Boolean ({where})")
+    if kind == "call" and node.value == "if" and args and not is_boolean(args[0]):
+        raise QuerySyntaxError(f"if() with a condition that is not a Boolean ({where})")
+    if kind == "=~" and args[1].kind != "regex":
+        raise QuerySyntaxError(f"=~ needs a /regex/ ({where})")
+    if kind == "like" and not (args[1].kind == "regex" or (args[1].kind == "lit" and isinstance(args[1].value, str))):
+        raise QuerySyntaxError(f"like needs a string or a /regex/ ({where})")
+    if kind in ("=", "!=", "in", "<", "<=", ">", ">=") and any(a.kind == "regex" for a in args):
+        raise QuerySyntaxError(f"a /regex/ with {kind}: use =~ or like ({where})")
+    if kind == "arith" and any(is_boolean(a) for a in args):
+        raise QuerySyntaxError(f"arithmetic on a Boolean ({where})")
+    for arg in args:
+        check_operands(arg, where)
+
+
+def check_calls(node: Node, where: str) -> None:
+    """Refuse, at parse time, what `check_operands` and `_check_calls` refuse."""
+    check_operands(node, where)
+    _check_calls(node, where)
+
+
+def _check_calls(node: Node, where: str) -> None:
+    """Calls the pages do not give in this place or with this many arguments."""
+    if node.kind == "call":
+        if node.value in AGGREGATE_ARITY and node.value not in FUNCTIONS:
+            raise QuerySyntaxError(f"the aggregate {node.value}() outside stats ({where})")
+        if node.value not in FUNCTIONS:
+            raise QuerySyntaxError(f"function {node.value}() is not modelled ({where})")
+        _check_arity(node.value, len(node.args), ARITY)
+    elif node.kind == "star":
+        raise QuerySyntaxError(f"`*` outside count(*) ({where})")
+    elif node.kind == "span":
+        raise QuerySyntaxError(f"a time span {node.value} outside bin() ({where})")
+    for arg in node.args:
+        _check_calls(arg, where)
 
 
 def _json_parse(value: Any) -> Any:
@@ -565,9 +647,16 @@ class Query:
             name = tokens[0].text.lower()
             p = Parser(tokens[1:])
             if name == "fields":
-                query.steps.append(("fields", cls._projection(p)))
+                projection = cls._projection(p)
+                for _, node in projection:
+                    check_calls(node, "fields")
+                query.steps.append(("fields", projection))
             elif name == "filter":
-                query.steps.append(("filter", p.expression()))
+                condition = p.expression()
+                if not is_boolean(condition):
+                    raise QuerySyntaxError("filter on a value that is not a Boolean (a comparison or a Boolean function)")
+                check_calls(condition, "filter")
+                query.steps.append(("filter", condition))
             elif name == "stats":
                 query.steps.append(("stats", cls._stats(p)))
             elif name == "sort":
@@ -581,7 +670,10 @@ class Query:
                 p.take("into")
                 query.steps.append(("unnest", (source, field_name(p.take()))))
             elif name == "limit":
-                query.steps.append(("limit", int(p.take().text)))
+                count = p.take().text
+                if not count.isdigit() or not 1 <= int(count) <= MAX_LIMIT:
+                    raise QuerySyntaxError(f"limit {count}: a count of 1 to {MAX_LIMIT} (CWL_QuerySyntax-Limit)")
+                query.steps.append(("limit", int(count)))
             else:
                 raise QuerySyntaxError(f"command {name!r} is not modelled")
             if not p.done():
@@ -611,8 +703,12 @@ class Query:
         aggregates = []
         while True:
             call = p.operand()
-            if call.kind != "call":
-                raise QuerySyntaxError("stats needs aggregate functions")
+            if call.kind != "call" or call.value not in AGGREGATE_ARITY:
+                raise QuerySyntaxError(f"stats needs aggregate functions, not {call.value if call.kind == 'call' else call.kind}")
+            _check_arity(call.value, len(call.args), AGGREGATE_ARITY)
+            for arg in call.args:
+                if not (arg.kind == "star" and call.value == "count"):
+                    check_calls(arg, f"{call.value}()")
             name = f"{call.value}(...)"
             if p.is_word("as"):
                 p.take()
@@ -626,6 +722,11 @@ class Query:
             p.take()
             while True:
                 node = p.operand()
+                if node.kind == "call" and node.value == "bin":
+                    if len(node.args) != 1 or node.args[0].kind != "span":
+                        raise QuerySyntaxError("bin() takes one time span")
+                else:
+                    check_calls(node, "stats ... by")
                 name = node.value if node.kind == "field" else None
                 if p.is_word("as"):
                     p.take()
@@ -661,7 +762,7 @@ class Query:
                 rows = present + missing
             elif step == "limit":
                 rows = rows[:arg]
-        return rows
+        return rows if any(step == "limit" for step, _ in self.steps) else rows[:DEFAULT_LIMIT]
 
     @staticmethod
     def _unnest(rows: list[dict], source: str, into: str) -> list[dict]:

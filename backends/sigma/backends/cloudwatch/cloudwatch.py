@@ -37,7 +37,7 @@ from sigma.types import (
 
 from sigma.pipelines.route53.cloudwatch import ROUTE53_ONLY_SOURCES, route53_cloudwatch_pipeline
 
-from . import patterns
+from . import computed, patterns
 from .support import NUMERIC_AGGREGATES, NUMERIC_WINDOW_NOTE, QueryTooLongError, referenced_first, unsupported
 
 MAX_QUERY_LENGTH = 10_000  # Logs Insights refuses longer query strings
@@ -440,7 +440,8 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         if isinstance(rule, SigmaCorrelationRule):
             return query
         limit = self.backend_options.get("limit", self.default_limit)
-        lines = [self.fields_line(state), f"| filter {query}", "| sort @timestamp desc"]
+        fields = computed.with_derived(self.fields_line(state), computed.detection_fields(rule), self.field_facts_all(state), self.quoted)
+        lines = [fields, f"| filter {query}", "| sort @timestamp desc"]
         if limit:
             lines.append(f"| limit {int(limit)}")
         return "\n".join(lines)
@@ -469,6 +470,7 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         if guards:
             search = f"({search}) and " + " and ".join(guards)
         window = f"bin({self.convert_timespan(rule.timespan)})"
+        fields_line = computed.with_derived(fields_line, group_fields + [value_field], facts, self.quoted)
         lines = [fields_line, f"| filter {search}"]
         markers = []
         if correlation_type == "temporal":
@@ -478,7 +480,8 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
                 raise unsupported(f"temporal correlation with a condition other than 'all rules' (rule '{rule.title}')")
             markers = ["| fields " + ", ".join(f"if({s}, 1, 0) as rule_{n}" for n, s in enumerate(searches))]
         lines += markers
-        unnested, names = self.unnest_array_members(rule, correlation_type, group_fields, value_field, facts)
+        unnested, names = computed.unnest_array_members(rule, correlation_type, group_fields, value_field, facts,
+                                                         bool(value_field) and self.holds_at_zero(rule))
         lines += unnested
         group_by = "".join(", " + names.get(f, self.quoted(f)) for f in group_fields)
         if correlation_type == "temporal":
@@ -495,38 +498,6 @@ class CloudWatchLogsInsightsBackend(TextQueryBackend):
         lines.append(f"# r53sigma: {NUMERIC_WINDOW_NOTE if correlation_type in NUMERIC_AGGREGATES else WINDOW_NOTE}")
         rule.set_conversion_states(states[:1])
         return ["\n".join(lines)]
-
-    def unnest_array_members(self, rule, correlation_type: str, group_fields: list[str], value_field: str | None, facts: dict) -> tuple[list[str], dict]:
-        """Group-by or value_count fields under a JSON array: Logs Insights flattens the array by index
-        (`answers.0.Rdata`), so `answers.Rdata` names no field. The documented `unnest` (one record per
-        element of the LIST `jsonParse` makes) gives each element's value; an event then appears once
-        per element, which `count_distinct` and the temporal `> 0` markers do not notice, and which is
-        refused where it would count (`event_count`). Returns the commands and each field's new name."""
-        members = list(dict.fromkeys(f for f in group_fields + [value_field] if f and facts.get(f, {}).get("array")))
-        if not members:
-            return [], {}
-        reason = None
-        if len(members) > 1:
-            reason = f"several array members ({', '.join(members)}) in one correlation: unnest ties them to one element, the engine pairs every value"
-        elif facts[members[0]].get("element_depth", 0):
-            reason = f"'{members[0]}' lies in nested JSON arrays (one unnest reaches one level)"
-        elif correlation_type == "event_count":
-            reason = f"event_count grouped by the array member '{members[0]}': unnest repeats an event per element, and Logs Insights documents no per-event key to count it once"
-        elif correlation_type == "value_count" and members[0] == value_field and self.holds_at_zero(rule):
-            reason = f"value_count of the array member '{value_field}' with a condition that holds for 0 values: events without elements leave no record after unnest"
-        if reason:
-            raise unsupported(f"{reason} (rule '{rule.title}')", rule)
-        field = members[0]
-        fact = facts[field]
-        element = fact["member"]
-        value = patterns.one_trailing_dot_dropped(f"r53_element.{element}") if fact.get("strip_trailing_dot") else f"r53_element.{element}"
-        name = re.sub(r"[^A-Za-z0-9_]", "_", field)
-        commands = [
-            "| fields jsonParse(@message) as r53_record",
-            f"| unnest r53_record.{fact['array']} into r53_element",
-            f"| fields {value} as {name}",
-        ]
-        return commands, {field: name}
 
     def holds_at_zero(self, rule) -> bool:
         """Whether the correlation condition holds when nothing was counted."""

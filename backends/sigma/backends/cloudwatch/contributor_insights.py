@@ -80,6 +80,8 @@ def _one_filter(item, facts_of, columns=None) -> dict:
         raise refuse("an OR across fields or of sub-conditions (filters are ANDed, each tests one field)")
     field = tests[0].field
     facts = facts_of(field)
+    if facts.get("derived"):
+        raise refuse(f"'{field}' is computed from {facts['derived']['from']} (not in the record): a rule computes nothing")
     if facts.get("array"):
         raise refuse(f"'{field}' is a member of the JSON array '{facts['array']}' (JSON property format reaches elements only by index)")
     match = selector(field, columns)
@@ -145,6 +147,8 @@ def rule_document(rule: SigmaCorrelationRule, base_filters: list, group_fields: 
     for key in keys:
         if facts_of(key).get("array"):
             raise refuse(f"the key '{key}' is a member of a JSON array")
+        if facts_of(key).get("derived"):
+            raise refuse(f"the key '{key}' is computed from {facts_of(key)['derived']['from']} (not in the record): a rule computes nothing")
     filters = list(base_filters)
     if columns is None:
         present = [{"Match": selector(k), "IsPresent": True} for k in keys

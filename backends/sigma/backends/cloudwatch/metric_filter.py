@@ -119,6 +119,8 @@ class CloudWatchMetricFilterBackend(TextQueryBackend):
 
     def comparison(self, cond, state, negated: bool, counter: dict, values: list | None = None) -> str:
         facts = state.processing_state.get(STATE_FIELDS, {}).get(cond.field, {})
+        if facts.get("derived"):
+            raise refuse(f"'{cond.field}' is computed from {facts['derived']['from']} (not in the record): a filter pattern computes nothing", cond)
         if facts.get("array"):
             raise refuse(f"'{cond.field}' is a member of the JSON array '{facts['array']}': selectors reach array elements only by index", cond)
         selector = self.selector(cond.field, cond)

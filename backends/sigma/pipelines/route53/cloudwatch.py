@@ -7,6 +7,7 @@ needs, through the processing state (the backend's README, "Pipeline contract"):
 
 - which fields are members of a JSON array (matched with a regex over `@message`, any element);
 - which fields are compared without their trailing dot;
+- which are the catalogue's derived fields (not in the record; the backend computes them in the query);
 - the `fields` line and the default log group of the rule's log source.
 
 Case: values of fields AWS writes in one case (`values: upper|lower`) are folded to that case and then
@@ -42,6 +43,10 @@ def field_facts(view: shared.RuleView) -> dict[str, dict]:
             entry.update(array=field.array, member=field.name[len(field.array) + 1:], element_depth=ELEMENT_DEPTH.get(field.array, 3))
         if field.strip_trailing_dot:
             entry["strip_trailing_dot"] = True
+        if field.derived:  # not in the record: the Logs Insights backend computes it in the query
+            source = view.log_source.fields[field.derived.source_field]
+            entry = {"derived": {"by": field.derived.by, "part": field.derived.part, "from": source.target(TARGET).name,
+                                 "strip_trailing_dot": source.strip_trailing_dot}}
         if entry:
             facts[name] = entry
     return facts
