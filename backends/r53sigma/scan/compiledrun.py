@@ -60,10 +60,12 @@ def run_key(rule_paths: list[Path] | None, filters: list[Path] | None, duckdb_ve
 
     given = [Path(p) for p in rule_paths] if rule_paths else rulefiles.default_rule_paths()
     digest.update(repr([str(p) for p in given]).encode())
-    # the files given, then what a correlation naming a rule elsewhere may read (r53sigma.rules.load)
-    searched = rulefiles.discover(given) + rulefiles.discover(
-        [*dict.fromkeys(p.parent for p in rulefiles.discover(given)), *rulefiles.default_rule_paths()])
-    for path in searched:
+    # the files given, then what a correlation naming a rule elsewhere may read (r53sigma.rules.load): the
+    # folders of the files given and the pack, unless they are among the folders given
+    files = rulefiles.discover(given)
+    folders = [f for f in dict.fromkeys([*(p.parent for p in files), *rulefiles.default_rule_paths()])
+               if not any(f == g or g in f.parents for g in given)]
+    for path in dict.fromkeys(files + rulefiles.discover(folders)):
         add_file(path)
     digest.update(b"filters\0")
     for path in filters or []:
