@@ -265,11 +265,24 @@ def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: 
             })
         data = {"format": FORMAT, "rules": list(rules.values()), "correlations": correlations,
                 "chosen": [position[id(r)] for r in chosen], "messages": list(messages), "choices": list(choices), "status": status,
-                "psl": list(registered_domain.sql_rules())}
+                "psl": list(registered_domain.sql_rules()) if _splits_names(rules.values(), correlations) else None}
         json.dumps(data)  # every value plain (a condition count that is not a number ...)
         return data
     except (_Uncacheable, TypeError, ValueError, AttributeError):
         return None
+
+
+def _splits_names(rules: Any, correlations: list[dict]) -> bool:
+    """Whether the run reads a field the Public Suffix List split derives (its SQL rules are then kept
+    with the run; without them a warm run would parse the list, 0.1 s, only to build the split)."""
+    from r53sigma import catalogue
+
+    names = {name for source in catalogue.log_sources() for name, field in source.derived.items()
+             if field.derived.by == "public_suffix_list"}
+    sql = " ".join(r["sql"] for r in rules)
+    paths = {".".join(p) for c in correlations for group in c["group_paths"] for p in group}
+    paths |= {".".join(p) for c in correlations for p in c["value_paths"] if p}
+    return any(f'"f:{n}"' in sql or f'"l:{n}"' in sql or n in paths for n in names)
 
 
 # ---------------------------------------------------------------- storage
@@ -296,7 +309,8 @@ def load(key: str | None) -> CompiledRun | None:
         return None
     from r53sigma.scan import registered_domain
 
-    registered_domain.given_sql_rules(tuple(data["psl"]))
+    if data["psl"] is not None:
+        registered_domain.given_sql_rules(tuple(data["psl"]))
     return run
 
 
