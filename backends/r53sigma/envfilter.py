@@ -12,11 +12,13 @@ import argparse
 import copy
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import yaml
-from sigma.collection import SigmaCollection
-from sigma.correlations import SigmaCorrelationRule
-from sigma.exceptions import SigmaError, SigmaRuleLocation
-from sigma.filters import SigmaFilter
+
+if TYPE_CHECKING:  # pySigma is imported where a filter is loaded: `scan` registers --filter without it
+    from sigma.collection import SigmaCollection
+    from sigma.filters import SigmaFilter
 
 
 class FilterError(ValueError):
@@ -30,13 +32,17 @@ def add_argument(parser: argparse.ArgumentParser) -> None:
 
 def load(paths: list[Path]) -> list[SigmaFilter]:
     """The filter documents of the given files; a file with anything else, or broken, raises FilterError."""
+    from sigma.collection import SigmaCollection
+    from sigma.exceptions import SigmaError, SigmaRuleLocation
+
     filters: list[SigmaFilter] = []
     for path in paths:
         path = Path(path)
         try:
-            collection = SigmaCollection.from_yaml(path.read_text(encoding="utf-8"), collect_errors=True,
-                                                   source=SigmaRuleLocation(path), collect_filters=True,
-                                                   resolve_references=False)
+            # as pySigma's from_yaml reads a file (safe loading), with libyaml's C parser where PyYAML has it
+            documents = list(yaml.load_all(path.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)))
+            collection = SigmaCollection.from_dicts(documents, collect_errors=True, source=SigmaRuleLocation(path),
+                                                    collect_filters=True, resolve_references=False)
         except (OSError, UnicodeDecodeError, SigmaError, ValueError, yaml.YAMLError) as error:
             raise FilterError(f"{path}: {error}") from None
         errors = list(collection.errors) + [e for f in collection.filters for e in f.errors]
@@ -52,6 +58,8 @@ def load(paths: list[Path]) -> list[SigmaFilter]:
 
 def check_references(filters: list[SigmaFilter], rules: list) -> None:
     """Every rule a filter names must be a loaded detection rule (not a correlation)."""
+    from sigma.correlations import SigmaCorrelationRule
+
     by_ref = {}
     for rule in rules:
         for ref in (str(rule.id) if rule.id else None, rule.name, rule.title):

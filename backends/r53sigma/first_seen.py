@@ -20,7 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from sigma.rule import SigmaRule
+from r53sigma.scan.sigma_names import SigmaRule  # no pySigma import (warm start)
 
 from r53sigma import catalogue
 

@@ -51,3 +51,164 @@ def test_a_broken_cache_file_only_means_compiling_again(tmp_path):
     cache_path.write_text("{not json")
     found, cache, _ = alerts(rule_file, cache_path, logs)
     assert len(found) == 1 and len(json.loads(cache_path.read_text())) == 1
+
+
+# ---------------------------------------------------------------- the compiled run of `r53sigma scan`
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from r53sigma.cli import main
+
+NX_BURST = """title: nx burst
+id: 0f1d2c3b-0000-4000-8000-00000000c002
+correlation:
+  type: event_count
+  rules: [0f1d2c3b-0000-4000-8000-00000000c001]
+  group-by: [srcaddr]
+  timespan: 5m
+  condition: {gte: 2}
+"""
+LOOKAHEAD = """title: lookahead
+id: 0f1d2c3b-0000-4000-8000-00000000c003
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {query_name|re: 'b(?=ad)'}
+  condition: sel
+"""
+LISTED = """title: listed
+id: 0f1d2c3b-0000-4000-8000-00000000c004
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel:
+    query_name|expand: ['%ioc_domains%', '*.%ioc_domains%']
+  condition: sel
+"""
+FILTER = """title: own resolver
+id: 0f1d2c3b-0000-4000-8000-00000000c0f1
+logsource: {product: aws, service: route53resolver}
+filter:
+  rules: [0f1d2c3b-0000-4000-8000-00000000c001]
+  own: {srcaddr: ADDRESS}
+  condition: not own
+"""
+
+
+def resolver_log(tmp_path, rows):
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"query_timestamp": f"2024-05-01T10:00:0{i}Z", "query_name": name, "query_type": "A",
+                                        "rcode": code, "srcaddr": address, "answers": []}) + "\n"
+                            for i, (name, code, address) in enumerate(rows)))
+    return path
+
+
+def scan_in_subprocess(cache, rules, logs, extra_env=None):
+    """`r53sigma scan` in a fresh interpreter: (stdout, stderr, the pySigma modules it imported)."""
+    code = ("import sys, json\nfrom r53sigma.cli import main\nstatus = main(sys.argv[1:])\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'sigma')), file=sys.stderr)\n"
+            "sys.exit(status)")
+    env = {**os.environ, "R53SIGMA_CACHE_DIR": str(cache), **(extra_env or {})}
+    done = subprocess.run([sys.executable, "-c", code, "scan", "--no-progress", "--rules", str(rules), str(logs)],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    *stderr, modules = done.stderr.splitlines()
+    return done.stdout, stderr, json.loads(modules)
+
+
+def scan_here(capsys, monkeypatch, cache, *args):
+    monkeypatch.setenv("R53SIGMA_CACHE_DIR", str(cache))
+    status = main(["scan", "--no-progress", *map(str, args)])
+    out, err = capsys.readouterr()
+    return status, [json.loads(line) for line in out.splitlines()], err
+
+
+def test_a_warm_scan_imports_no_pysigma_and_prints_what_the_cold_scan_printed(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "nx.yml").write_text(RULE)
+    (rules / "burst.yml").write_text(NX_BURST)  # hides nx: its alerts are the burst's
+    (rules / "noerror.yml").write_text(RULE.replace("nx", "noerror").replace("NXDOMAIN", "NOERROR").replace("c001", "c005"))
+    (rules / "listed.yml").write_text(LISTED)  # no list given: skipped, with its message
+    logs = resolver_log(tmp_path, [("a.example.", "NXDOMAIN", "10.0.0.5"), ("b.example.", "NXDOMAIN", "10.0.0.5"),
+                                   ("c.example.", "NOERROR", "10.0.0.6")])
+    cache = tmp_path / "cache"
+    cold_out, cold_err, cold_modules = scan_in_subprocess(cache, rules, logs)
+    assert "sigma.rule" in cold_modules and list((cache / "runs").glob("*.json"))
+    warm_out, warm_err, warm_modules = scan_in_subprocess(cache, rules, logs)
+    assert warm_modules == []
+    assert (warm_out, warm_err) == (cold_out, cold_err)
+    alerts = [json.loads(line) for line in warm_out.splitlines()]
+    assert [a["title"] for a in alerts] == ["noerror", "nx burst"] and alerts[1]["correlation"] == "event_count"
+    assert alerts[1]["group"] == {"srcaddr": "10.0.0.5"} and alerts[1]["value"] == 2
+    assert any(line.startswith("rule skipped: listed: no list for %ioc_domains%") for line in warm_err)
+
+
+def test_a_row_sql_leaves_unknown_loads_the_rules_and_is_decided_as_cold(tmp_path):
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "lookahead.yml").write_text(LOOKAHEAD)  # RE2 has no look-ahead: the reference engine decides
+    logs = resolver_log(tmp_path, [("bad.example.", "NOERROR", "10.0.0.5"), ("bat.example.", "NOERROR", "10.0.0.5")])
+    cache = tmp_path / "cache"
+    cold = scan_in_subprocess(cache, rules, logs)
+    warm = scan_in_subprocess(cache, rules, logs)
+    assert warm[:2] == cold[:2] and "sigma.rule" in warm[2]  # loaded lazily, for the unknown row
+    assert [json.loads(line)["event"]["query_name"] for line in warm[0].splitlines()] == ["bad.example."]
+
+
+def test_an_edited_rule_file_is_run_with_its_new_meaning(tmp_path, capsys, monkeypatch):
+    rule_file, cache = tmp_path / "nx.yml", tmp_path / "cache"
+    rule_file.write_text(RULE)
+    logs = resolver_log(tmp_path, [("a.", "NXDOMAIN", "10.0.0.5"), ("b.", "SERVFAIL", "10.0.0.5")])
+    for _ in range(2):  # cold, then warm
+        _, alerts, _ = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, logs)
+        assert [a["event"]["rcode"] for a in alerts] == ["NXDOMAIN"]
+    rule_file.write_text(RULE.replace("NXDOMAIN", "SERVFAIL"))
+    _, alerts, _ = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, logs)
+    assert [a["event"]["rcode"] for a in alerts] == ["SERVFAIL"]
+
+
+def test_an_edited_filter_file_is_run_with_its_new_meaning(tmp_path, capsys, monkeypatch):
+    rule_file, filter_file, cache = tmp_path / "nx.yml", tmp_path / "own.yml", tmp_path / "cache"
+    rule_file.write_text(RULE)
+    filter_file.write_text(FILTER.replace("ADDRESS", "10.0.0.5"))
+    logs = resolver_log(tmp_path, [("a.", "NXDOMAIN", "10.0.0.5"), ("b.", "NXDOMAIN", "10.0.0.6")])
+    for _ in range(2):
+        _, alerts, _ = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, "--filter", filter_file, logs)
+        assert [a["event"]["srcaddr"] for a in alerts] == ["10.0.0.6"]
+    filter_file.write_text(FILTER.replace("ADDRESS", "10.0.0.6"))
+    _, alerts, _ = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, "--filter", filter_file, logs)
+    assert [a["event"]["srcaddr"] for a in alerts] == ["10.0.0.5"]
+
+
+def test_an_edited_domain_list_is_run_with_its_new_meaning(tmp_path, capsys, monkeypatch):
+    rule_file, listed, cache = tmp_path / "listed.yml", tmp_path / "ioc.txt", tmp_path / "cache"
+    rule_file.write_text(LISTED)
+    logs = resolver_log(tmp_path, [("x.evil.example.", "NOERROR", "10.0.0.5"), ("bad.example.", "NOERROR", "10.0.0.5")])
+    _, alerts, err = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, logs)
+    assert alerts == [] and "no list for %ioc_domains%" in err
+    monkeypatch.setenv("R53SIGMA_IOC_DOMAINS", str(listed))
+    listed.write_text("evil.example\n")
+    for _ in range(2):
+        _, alerts, _ = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, logs)
+        assert [a["event"]["query_name"] for a in alerts] == ["x.evil.example."]
+    listed.write_text("bad.example\n")
+    _, alerts, _ = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, logs)
+    assert [a["event"]["query_name"] for a in alerts] == ["bad.example."]
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 1, "key": "another", "rules": []}), "[]"])
+def test_a_corrupt_or_foreign_compiled_run_is_ignored_and_replaced(tmp_path, capsys, monkeypatch, content):
+    rule_file, cache = tmp_path / "nx.yml", tmp_path / "cache"
+    rule_file.write_text(RULE)
+    logs = resolver_log(tmp_path, [("a.", "NXDOMAIN", "10.0.0.5"), ("b.", "SERVFAIL", "10.0.0.5")])
+    _, cold, cold_err = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, logs)
+    [entry] = (cache / "runs").glob("*.json")
+    entry.write_text(content)
+    _, again, again_err = scan_here(capsys, monkeypatch, cache, "--rules", rule_file, logs)
+    assert (again, again_err) == (cold, cold_err) and json.loads(entry.read_text())["key"] == entry.stem
+    # nothing but the cache's own files (no temporary file left), in the cache folder
+    written = {p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file()}
+    assert f"runs/{entry.name}" in written and written <= {"catalogue-validated", "plans.json", f"runs/{entry.name}"}

@@ -15,11 +15,9 @@ from collections import Counter
 from pathlib import Path
 from typing import TextIO
 
-from r53sigma import envfilter, first_seen, ioc, signals
-from r53sigma import rules as rules_mod
+from r53sigma import envfilter, signals
 from r53sigma.progress import ScanProgress
 from r53sigma.scan import baseline
-from r53sigma.scan.reference import Engine, EngineError
 from r53sigma.scan.records import Event, ReadError, dump_json, read_paths
 
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
@@ -70,41 +68,46 @@ def run(args: argparse.Namespace) -> int:
     except baseline.BaselineError as error:
         print(f"scan: --baseline {error}", file=sys.stderr)
         return 2
-    try:
-        loaded = rules_mod.load(args.rules or None, filters=args.filters)
-    except envfilter.FilterError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    for error in loaded.errors:
-        print(f"rule error: {error}", file=sys.stderr)
-        status = 1
     engine_name = args.engine or ("duckdb" if _duckdb_installed() else "reference")
-    if engine_name == "duckdb":
-        from r53sigma.scan.duckdb_engine import DuckEngine
-        from r53sigma.scan.plancache import PlanCache
+    # The DuckDB engine's compiled run of these exact inputs, from the plan cache: no rule parsed, no pySigma
+    # imported (r53sigma.scan.compiledrun); not with --baseline, whose first-seen alerts read the pySigma rules.
+    key = _run_key(args) if engine_name == "duckdb" and history is None else None
+    compiled = _load_compiled(key)
+    if compiled is not None:
+        _tell_all(compiled.messages)
+        status = compiled.status
+        engine = _duck_engine(args, compiled.rules, reference=_lazy_reference(compiled, args))
+        if engine is None:
+            return 2
+        _tell_all(compiled.choices)
+        chosen = compiled.chosen
+    else:
+        from r53sigma import rules as rules_mod
 
         try:
-            engine = DuckEngine(loaded.collection, memory_limit=args.memory_limit, plan_cache=PlanCache())
-        except ValueError as error:
-            print(f"scan: --memory-limit: {error}", file=sys.stderr)
+            loaded = rules_mod.load(args.rules or None, filters=args.filters)
+        except envfilter.FilterError as error:
+            print(f"error: {error}", file=sys.stderr)
             return 2
-    else:
-        engine = Engine(loaded.collection)
-    chosen = []
-    for rule in loaded.top_level():
-        if rules_mod.needs_ioc_list(rule):  # a user's feed, not configured: nothing to match, not an error
-            print(f"rule skipped: {rule.title}: no list for %ioc_domains% (set {ioc.ENV_FILE})", file=sys.stderr)
-            continue
-        if history is None and first_seen.of(rule) is not None:
-            print(f"rule skipped: {rule.title}: a first-seen rule needs the values already seen "
-                  "(--baseline FILE; a new FILE with --baseline-update starts one)", file=sys.stderr)
-            continue
-        try:
-            engine.check(rule)
-            chosen.append(rule)
-        except EngineError as error:
-            print(f"rule error: {error}", file=sys.stderr)
-            status = 1
+        messages = [f"rule error: {error}" for error in loaded.errors]
+        _tell_all(messages)
+        status = 1 if loaded.errors else status
+        if engine_name == "duckdb":
+            from r53sigma.scan.plancache import PlanCache
+
+            engine = _duck_engine(args, loaded.collection, plan_cache=PlanCache())
+            if engine is None:
+                return 2
+        else:
+            from r53sigma.scan.reference import Engine
+
+            engine = Engine(loaded.collection)
+        chosen, choices, failed = _choose(loaded, engine, history)
+        status = 1 if failed else status
+        if key is not None:
+            from r53sigma.scan import compiledrun
+
+            compiledrun.save(key, compiledrun.build(loaded, chosen, engine, messages, choices, status))
     if not chosen:
         print("no rules to run", file=sys.stderr)
         return 2
@@ -168,6 +171,80 @@ def run(args: argparse.Namespace) -> int:
             print(f"scan: no log events found in {', '.join(logs)}", file=sys.stderr)
         return 1
     return status
+
+
+def _tell_all(messages: list[str]) -> None:
+    for message in messages:
+        print(message, file=sys.stderr)
+
+
+def _choose(loaded, engine, history) -> tuple[list, list[str], bool]:
+    """The rules to run, the messages of the ones left out (printed as they are decided), and whether a
+    rule failed its engine's check."""
+    from r53sigma import first_seen, ioc
+    from r53sigma import rules as rules_mod
+    from r53sigma.scan.results import EngineError
+
+    chosen, choices, failed = [], [], False
+
+    def tell(message: str) -> None:
+        choices.append(message)
+        print(message, file=sys.stderr)
+
+    for rule in loaded.top_level():
+        if rules_mod.needs_ioc_list(rule):  # a user's feed, not configured: nothing to match, not an error
+            tell(f"rule skipped: {rule.title}: no list for %ioc_domains% (set {ioc.ENV_FILE})")
+            continue
+        if history is None and first_seen.of(rule) is not None:
+            tell(f"rule skipped: {rule.title}: a first-seen rule needs the values already seen "
+                 "(--baseline FILE; a new FILE with --baseline-update starts one)")
+            continue
+        try:
+            engine.check(rule)
+            chosen.append(rule)
+        except EngineError as error:
+            tell(f"rule error: {error}")
+            failed = True
+    return chosen, choices, failed
+
+
+def _run_key(args: argparse.Namespace) -> str | None:
+    import duckdb
+
+    from r53sigma.scan import compiledrun
+
+    return compiledrun.run_key(args.rules, args.filters, duckdb.__version__)
+
+
+def _load_compiled(key: str | None):
+    if key is None:
+        return None
+    from r53sigma.scan import compiledrun
+
+    return compiledrun.load(key)
+
+
+def _duck_engine(args: argparse.Namespace, rules, **options):
+    """The DuckDB engine, or None after saying why the memory limit is refused."""
+    from r53sigma.scan.duckdb_engine import DuckEngine
+
+    try:
+        return DuckEngine(rules, memory_limit=args.memory_limit, **options)
+    except ValueError as error:
+        print(f"scan: --memory-limit: {error}", file=sys.stderr)
+        return None
+
+
+def _lazy_reference(compiled, args: argparse.Namespace):
+    """The reference engine of a compiled run, loading the pySigma rules as the cold run did when first asked."""
+    from r53sigma.scan import compiledrun
+
+    def load():
+        from r53sigma import rules as rules_mod
+
+        return rules_mod.load(args.rules or None, filters=args.filters)
+
+    return compiledrun.LazyReference(compiled, load)
 
 
 class _NothingScanned(Exception):

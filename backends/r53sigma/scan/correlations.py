@@ -46,7 +46,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
-from sigma.correlations import (
+from r53sigma.scan.sigma_names import (  # pySigma's names, without importing pySigma (warm start)
     CorrelationConditionAND,
     CorrelationConditionNOT,
     CorrelationConditionOR,
@@ -55,9 +55,9 @@ from sigma.correlations import (
     SigmaCorrelationRule,
     SigmaCorrelationType,
     SigmaExtendedCorrelationCondition,
+    SigmaRule,
     SigmaRuleReference,
 )
-from sigma.rule import SigmaRule
 
 from r53sigma.scan.records import Event
 from r53sigma.scan.results import EVIDENCE_PER_GROUP, Alert, EngineError, describe, make_alert

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from sigma.correlations import SigmaCorrelationRule
-from sigma.rule import SigmaDetectionItem, SigmaRule
+from r53sigma.scan.sigma_names import SigmaCorrelationRule, SigmaDetectionItem, SigmaRule  # no pySigma import (warm start)
 
 from r53sigma import catalogue
 from r53sigma.catalogue import LogSource

@@ -24,12 +24,12 @@ import os
 from typing import Callable, Iterator
 
 import duckdb
-from sigma.correlations import SigmaCorrelationCondition, SigmaCorrelationConditionOperator, SigmaCorrelationType
-from sigma.rule import SigmaRule
+from r53sigma.scan.sigma_names import (  # pySigma's names, without importing pySigma (warm start)
+    SigmaCorrelationCondition, SigmaCorrelationConditionOperator, SigmaCorrelationType, SigmaRule)
 
 from r53sigma.scan.correlations import MICROS, CorrelationPlan, Point, Window, burst_alert, bursts, firing_windows
 from r53sigma.scan.duckread import column_name, log_sources
-from r53sigma.scan.sqlcompile import quote as _quote
+from r53sigma.scan.sqltext import quote as _quote
 from r53sigma.scan.records import Event
 from r53sigma.scan.results import EVIDENCE_PER_GROUP, Alert
 

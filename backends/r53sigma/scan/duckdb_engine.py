@@ -39,74 +39,44 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import duckdb
-from sigma.correlations import SigmaCorrelationRule, SigmaCorrelationType
-from sigma.rule import SigmaRule
 
 from r53sigma import catalogue
 from r53sigma import signals
-from r53sigma.scan import derived_fields, nameindex, plancache, records as events_mod, rowcolumns, sqlcompile
+from r53sigma.scan import derived_fields, plancache, records as events_mod, rowcolumns, sqltext
 from r53sigma.scan.duckcorrelations import CorrelationTables
 from r53sigma.scan import duckread
 from r53sigma.scan.duckread import SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
-from r53sigma.scan.reference import Engine
-from r53sigma.scan.results import Alert, EngineError, describe, make_alert
+from r53sigma.scan.results import Alert, AnyRule, EngineError, describe, make_alert
+# pySigma's names without pySigma: a warm scan runs a compiled run's stand-ins (r53sigma.scan.compiledrun), and the
+# reference engine, the compiler and pySigma are imported when a rule is compiled or a row needs the reference
+from r53sigma.scan.sigma_names import SigmaCorrelationRule, SigmaCorrelationType, SigmaRule
 from r53sigma.scan.values import log_source_of
 from r53sigma.scan.records import Event, OnError, ReadError
 
-AnyRule = SigmaRule | SigmaCorrelationRule
 PYTHON_BATCH = 20000
 _FLAGS_PER_MASK = 31  # two bits a rule in a BIGINT
-class _DuckDialect(sqlcompile.Dialect):
-    """DuckDB. What SQL cannot decide exactly (keywords, regexes RE2 cannot compile, unusual address
-    forms for ``|cidr``) is NULL, unknown: the engine decides those rows with the reference engine."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection):
-        self.con = con
-
-    def check_regex(self, pattern: str) -> bool:
-        try:
-            self.con.execute("SELECT regexp_matches('', ?)", [pattern]).fetchall()
-            return True
-        except duckdb.Error:
-            if signals.received():  # Ctrl-C/SIGTERM during the check: DuckDB says "interrupted", it is the stop
-                raise
-            return False
-
-    def regex_fallback(self, value: str, pattern: str, flags: int) -> str:
-        return sqlcompile.UNKNOWN
-
-    def cidr_other(self, value: str, networks: list) -> str | None:
-        odd = r":|^[\s\x{85}\x{a0}\x{1c}-\x{1f}\p{Z}]|[\s\x{85}\x{a0}\x{1c}-\x{1f}\p{Z}]$"
-        strict = f"regexp_matches({value}, {sqlcompile.quote(sqlcompile.IPV4)}) OR regexp_matches({value}, {sqlcompile.quote(sqlcompile.IPV6)})"
-        # the cheap test first: a plain dotted quad has no colon and no padding, and is decided exactly
-        return f"(CASE WHEN regexp_matches({value}, {sqlcompile.quote(odd)}) AND NOT ({strict}) THEN {sqlcompile.UNKNOWN} ELSE false END)"
-
-    def keyword(self, rule: SigmaRule, value: Any) -> str:
-        return sqlcompile.UNKNOWN
-
-    def name_index(self) -> nameindex.NameIndex:
-        return nameindex.NameIndex(self.con)
-
-
 class DuckEngine:
     """``scan(events)`` over parsed events and ``scan_paths(paths)`` over files, like ``Engine.scan``."""
 
     def __init__(self, rules: Any = (), *, memory_limit: str | None = None, threads: int | None = None,
-                 plan_cache: "plancache.PlanCache | None" = None):
+                 plan_cache: "plancache.PlanCache | None" = None, reference: Any = None):
+        """``rules``: pySigma rules (a collection, a LoadedRules), or a compiled run's stand-ins with
+        ``reference`` their :class:`r53sigma.scan.compiledrun.LazyReference`."""
         collection = getattr(rules, "collection", rules)
         self.rules: list[AnyRule] = list(getattr(collection, "rules", collection))
-        self.reference = Engine(self.rules)
+        self._reference = reference
+        self._dialect = None
         self.con = duckdb.connect()
         signals.on_stop(self.con.interrupt)  # Ctrl-C/SIGTERM stop a running query, not only the next one
         # DuckDB spills to a ".tmp" folder in the current directory by default: a private one instead,
         # removed with the engine (a user's folder is never written to)
         spill = tempfile.mkdtemp(prefix="r53sigma-spill-")
         weakref.finalize(self, shutil.rmtree, spill, True)
-        self.con.execute(f"SET temp_directory = {sqlcompile.quote(spill)}")
+        self.con.execute(f"SET temp_directory = {sqltext.quote(spill)}")
         self._prepared: set[str] = set()  # SQL functions and tables made on the connection (prepare)
         if memory_limit:
             try:
-                self.con.execute(f"SET memory_limit = {sqlcompile.quote(memory_limit)}")
+                self.con.execute(f"SET memory_limit = {sqltext.quote(memory_limit)}")
             except duckdb.Error as error:
                 if signals.received():
                     raise
@@ -114,10 +84,33 @@ class DuckEngine:
         if threads:
             self.con.execute(f"SET threads = {int(threads)}")
         self.con.execute("SET preserve_insertion_order = true")
-        self.dialect = _DuckDialect(self.con)
         self._predicates: dict[int, tuple[str, bool]] = {}  # rule -> (SQL, may be unknown)
         self.plan_cache = plan_cache  # compiled SQL kept across runs, by content (r53sigma.scan.plancache)
         self.fast_files = 0  # files DuckDB read itself, over all scans (the others: the reference reader)
+
+    @property
+    def reference(self) -> Any:
+        """The reference engine over the same rules: it decides what SQL leaves unknown (made when first asked)."""
+        if self._reference is None:
+            from r53sigma.scan.reference import Engine
+
+            self._reference = Engine(self.rules)
+        return self._reference
+
+    @property
+    def dialect(self) -> Any:
+        if self._dialect is None:
+            from r53sigma.scan.duckdialect import DuckDialect
+
+            self._dialect = DuckDialect(self.con)
+        return self._dialect
+
+    def matches(self, rule: AnyRule, event: Event) -> bool:
+        return self.reference.matches(rule, event)
+
+    def plan(self, rule: AnyRule) -> Any:
+        """A correlation's plan: a compiled run's own, else the reference engine's."""
+        return getattr(rule, "plan", None) or self.reference.plan(rule)
 
     def prepare(self, sql: str) -> str:
         """Make on the connection what ``sql`` calls, once: the Public Suffix List table of the SQL split,
@@ -138,7 +131,7 @@ class DuckEngine:
     def check(self, rule: AnyRule) -> None:
         self.reference.check(rule)
         if isinstance(rule, SigmaCorrelationRule):
-            plan = self.reference.plan(rule)
+            plan = self.plan(rule)
             for target in plan.rules:
                 self.predicate(target)
             _correlation_supported(rule)
@@ -153,13 +146,19 @@ class DuckEngine:
         if key not in self._predicates:
             if not isinstance(rule, SigmaRule):
                 raise EngineError(f"{describe(rule)}: a correlation cannot be matched against one event")
+            if hasattr(rule, "sql"):  # a compiled run's stand-in (checked by the run that compiled it)
+                self._predicates[key] = (rule.sql, rule.unknown)
+                return self._predicates[key]
+            from r53sigma.scan import sqlcompile
+            from r53sigma.scan.duckdialect import column_of
+
             cache_key = plancache.rule_key(rule, duckdb.__version__) if self.plan_cache is not None else None
             cached = self.plan_cache.get(cache_key) if cache_key else None
             if cached is not None:
                 self.reference.check(rule)  # the reference engine decides the rows SQL leaves unknown
                 self._predicates[key] = (cached[0], bool(cached[1]))
             else:
-                compiler = sqlcompile.RuleCompiler(rule, _column_of, self.dialect)
+                compiler = sqlcompile.RuleCompiler(rule, column_of, self.dialect)
                 self._predicates[key] = (compiler.compile(), compiler.unknowns > 0)
                 if cache_key:
                     self.plan_cache.put(cache_key, list(self._predicates[key]))
@@ -199,12 +198,6 @@ class DuckEngine:
         yield from run.correlations.alerts()
 
 
-def _column_of(field: catalogue.Field) -> sqlcompile.Column:
-    if field.array:
-        return sqlcompile.Column(column_name(field), lambda v: v)
-    return sqlcompile.Column(column_name(field), None, lowered_name(field))
-
-
 def _correlation_supported(rule: SigmaCorrelationRule) -> None:
     if rule.type not in _AGGREGATES:
         raise EngineError(f"{describe(rule)}: correlation type {rule.type} is not supported by the DuckDB engine")
@@ -227,17 +220,17 @@ class _Run:
             engine.check(rule)
         engine.save_plans()
         self.plain = [r for r in chosen if isinstance(r, SigmaRule)]
-        self.plans = [engine.reference.plan(r) for r in chosen if isinstance(r, SigmaCorrelationRule)]
+        self.plans = [engine.plan(r) for r in chosen if isinstance(r, SigmaCorrelationRule)]
         base: dict[int, SigmaRule] = {id(r): r for r in self.plain}
         for plan in self.plans:
             base.update((id(r), r) for r in plan.rules)
         self.base = list(base.values())
         self.flag = {id(r): f"r{i}" for i, r in enumerate(self.base)}
-        self.source_of = {id(r): log_source_of(r)[0].source for r in self.base}
+        self.source_of = {id(r): getattr(r, "log_source", None) or log_source_of(r)[0].source for r in self.base}
         self.files: list[str] = []
         self.fast_files = 0  # files DuckDB read itself (the rest were read by the reference reader)
         self.seq = 0
-        self.correlations = CorrelationTables(self.con, self.plans, self.flag, self.source_of, engine.reference.matches, id(self))
+        self.correlations = CorrelationTables(self.con, self.plans, self.flag, self.source_of, engine.matches, id(self))
         self.sql = {s: SourceSQL(ls) for s, ls in log_sources().items()}
 
     # -- inputs
@@ -332,7 +325,7 @@ class _Run:
             return parsed[s]
 
         self._resolve(table, "resolver", event_at)
-        relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqlcompile.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
+        relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqltext.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
         return self._emit({"resolver": relation(table)}, residual, file_no, event_at, drop=[table])
 
     def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str) -> list[str]:

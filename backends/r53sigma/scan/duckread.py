@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from r53sigma import catalogue
-from r53sigma.scan import derived_fields, records as events_mod, sqlcompile
+from r53sigma.scan import derived_fields, records as events_mod, sqltext
 
 VALUE_TYPES = ("VARCHAR", "BIGINT", "UBIGINT", "BOOLEAN", "NULL")  # JSON types of values the columns hold as text
 
@@ -148,21 +148,21 @@ class SourceSQL:
         arrays = sorted({f.array for f in self.list_fields})
         cols = [
             "json_keys(json) AS _keys",
-            f"json_extract_string(json, [{', '.join(map(sqlcompile.quote, paths))}]) AS _v",
-            f"json_type(json, [{', '.join(map(sqlcompile.quote, paths + containers))}]) AS _ty",
+            f"json_extract_string(json, [{', '.join(map(sqltext.quote, paths))}]) AS _v",
+            f"json_type(json, [{', '.join(map(sqltext.quote, paths + containers))}]) AS _ty",
         ]
         if arrays:
-            cols.append(f"json_extract(json, [{', '.join(sqlcompile.quote(_json_path(a.split('.'))) for a in arrays)}]) AS _arr")
+            cols.append(f"json_extract(json, [{', '.join(sqltext.quote(_json_path(a.split('.'))) for a in arrays)}]) AS _arr")
         for i, f in enumerate(self.list_fields):
             array = f.array.split(".")
             source = f"_arr[{arrays.index(f.array) + 1}]"
             rest = f.name.split(".")[len(array):]
             wildcard = "$[*]" + "".join(f'."{p}"' for p in rest)
-            cols.append(f"json_extract_string({source}, {sqlcompile.quote(wildcard)}) AS _lv{i}")
-            cols.append(f"json_type({source}, {sqlcompile.quote(wildcard)}) AS _lt{i}")
+            cols.append(f"json_extract_string({source}, {sqltext.quote(wildcard)}) AS _lv{i}")
+            cols.append(f"json_type({source}, {sqltext.quote(wildcard)}) AS _lt{i}")
             for depth in range(len(rest)):  # the array's elements and objects inside them
                 inner = "$[*]" + "".join(f'."{p}"' for p in rest[:depth])
-                cols.append(f"json_type({source}, {sqlcompile.quote(inner)}) AS _le{i}_{depth}")
+                cols.append(f"json_type({source}, {sqltext.quote(inner)}) AS _le{i}_{depth}")
         return ", ".join(cols)
 
     def _values(self) -> dict[str, str]:
@@ -171,7 +171,7 @@ class SourceSQL:
         for i, f in enumerate(self.scalar_fields):
             value = f"_v[{i + 1}]"
             if f.strip_trailing_dot:
-                value = f"(CASE WHEN _norm THEN {sqlcompile.strip_dot(value)} ELSE {value} END)"
+                value = f"(CASE WHEN _norm THEN {sqltext.strip_dot(value)} ELSE {value} END)"
             values[f.name] = value
         return values
 
@@ -201,7 +201,7 @@ class SourceSQL:
         if arrays:
             fits.append(_only("[" + ", ".join(f"_ty[{n + j + 1}]" for j in arrays) + "]", ("ARRAY", "NULL")))
         for i, f in enumerate(self.list_fields):
-            element = "lambda x: " + (f"CASE WHEN _norm THEN {sqlcompile.strip_dot('x')} ELSE x END" if f.strip_trailing_dot else "x")
+            element = "lambda x: " + (f"CASE WHEN _norm THEN {sqltext.strip_dot('x')} ELSE x END" if f.strip_trailing_dot else "x")
             cols.append(f"list_transform(list_filter(coalesce(_lv{i}, []), lambda x: x IS NOT NULL), {element}) AS {column_name(f)}")
             fits.append(_only(f"_lt{i}", VALUE_TYPES))
             depth = len(f.name.split(".")) - len(f.array.split("."))
@@ -269,17 +269,17 @@ class TypedRead:
             raw = self.fields[field.name]
             if field.array:
                 # nulls dropped (the reference's values_at); strip_trailing_dot on each element
-                element = sqlcompile.strip_dot("x") if field.strip_trailing_dot else "x"
+                element = sqltext.strip_dot("x") if field.strip_trailing_dot else "x"
                 cols.append(f"list_transform(list_filter({raw}, lambda x: x IS NOT NULL), lambda x: {element}) AS {column_name(field)}")
                 if field.name in used:
                     fits.append(f"NOT coalesce(list_bool_or(list_transform({raw}, lambda x: {_odd_text('x')})), false)")
             else:
-                value = sqlcompile.strip_dot(raw) if field.strip_trailing_dot else raw
+                value = sqltext.strip_dot(raw) if field.strip_trailing_dot else raw
                 cols.append(f"{value} AS {column_name(field)}")
                 cols.append(f"lower({value}) AS {lowered_name(field)}")
                 if field.name in used:
                     fits.append(f"NOT coalesce({_odd_text(raw)}, false)")
-        value_of = lambda name: (sqlcompile.strip_dot(self.fields[name])
+        value_of = lambda name: (sqltext.strip_dot(self.fields[name])
                                  if self.source.fields[name].strip_trailing_dot else self.fields[name])
         splits = split_columns(self.source, value_of) if derived and sql_split else None
         if derived:
@@ -290,25 +290,25 @@ class TypedRead:
         fits.append("_shape")
         # the line is an object (a blank line is NULL: the reference skips it, the caller reads such a file
         # exactly); no trailing comma, which DuckDB's parser accepts and json.loads refuses
-        shape = [f"coalesce(ascii(ltrim(_text, {sqlcompile.quote(chr(32) + chr(9) + chr(13))})) = 123, false)",
-                 f"NOT regexp_matches(_text, {sqlcompile.quote(_TRAILING_COMMA)})"]
+        shape = [f"coalesce(ascii(ltrim(_text, {sqltext.quote(chr(32) + chr(9) + chr(13))})) = 123, false)",
+                 f"NOT regexp_matches(_text, {sqltext.quote(_TRAILING_COMMA)})"]
         typed = []
         for top, kind in self.containers.items():
             column = f'"{top}"'
-            typed.append(f"json_transform({column}, {sqlcompile.quote(json.dumps(self.json_types[top]))}) AS {column}")
+            typed.append(f"json_transform({column}, {sqltext.quote(json.dumps(self.json_types[top]))}) AS {column}")
             if kind == "array":  # a list of objects (the reference flattens nested lists: the exact path)
                 elements = _only(f"json_type({column}, '$[*]')", ("OBJECT", "NULL"))
                 shape.append(f"({column} IS NULL OR {column} = 'null' OR (ascii({column}) = 91 AND {elements}))")
             else:
                 shape.append(f"({column} IS NULL OR {column} = 'null' OR ascii({column}) = 123)")
         read = (
-            f"read_csv({sqlcompile.quote(name)}, columns = {{'line': 'VARCHAR'}}, delim = {sqlcompile.quote(chr(1))}, "
+            f"read_csv({sqltext.quote(name)}, columns = {{'line': 'VARCHAR'}}, delim = {sqltext.quote(chr(1))}, "
             f"quote = '', escape = '', header = false, auto_detect = false, strict_mode = true, "
             f"max_line_size = 4194304, buffer_size = 8388608)"
         )
         # a line that is no JSON (or blank) is a row of NULLs, not the query's error: it does not fit, and the
         # caller gives its text to the reference reader, which reports it as it would
-        lines = f"SELECT line AS _text, unnest(try(json_transform(line, {sqlcompile.quote(json.dumps(outer))}))) FROM {read}"
+        lines = f"SELECT line AS _text, unnest(try(json_transform(line, {sqltext.quote(json.dumps(outer))}))) FROM {read}"
         shaped = (
             f"SELECT * REPLACE ({', '.join(typed)}), ({' AND '.join(shape)}) AS _shape FROM ({lines})"
             if typed else f"SELECT *, ({' AND '.join(shape)}) AS _shape FROM ({lines})"

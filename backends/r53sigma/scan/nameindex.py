@@ -24,8 +24,6 @@ import hashlib
 import re
 from typing import Any
 
-from sigma.types import SpecialChars
-
 EXACT_IN_SQL = 512  # larger lists: a Bloom filter hit is decided by the reference engine
 MIN_NAMES = 4  # fewer names: LIKE and = tests cost less than the keys
 BITS_PER_NAME = 64
@@ -37,6 +35,8 @@ _BLOOMS = re.compile(r"/\*nb:([0-9a-f]+)=([A-Za-z0-9+/=]+)\*/")
 
 def label_suffix(parts: list[Any]) -> str | None:
     """``x`` for a Sigma string ``*.x`` (x without wildcards, not empty), else None."""
+    from sigma.types import SpecialChars  # here: a warm scan imports this module, not pySigma
+
     if len(parts) == 2 and parts[0] is SpecialChars.WILDCARD_MULTI and isinstance(parts[1], str):
         text = parts[1]
         if text.startswith(".") and len(text) > 1:

@@ -14,7 +14,6 @@ import string
 from typing import Any, Callable
 
 import re2
-from sigma.types import SigmaRegularExpressionFlag, SpecialChars
 
 OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = f"^{OCTET}(\\.{OCTET}){{3}}$"  # strict dotted decimal, as ipaddress reads it (no leading zeros)
@@ -23,11 +22,7 @@ IPV6 = f"^(({_HEX}:){{7}}{_HEX}|({_HEX}(:{_HEX}){{0,6}})?::({_HEX}(:{_HEX}){{0,6
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a pattern RE2 rejects is not an error here: Python's re takes it
-_PYTHON_FLAGS = {
-    SigmaRegularExpressionFlag.IGNORECASE: re.IGNORECASE,
-    SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
-    SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
-}
+_PYTHON_FLAGS = {"IGNORECASE": re.IGNORECASE, "MULTILINE": re.MULTILINE, "DOTALL": re.DOTALL}  # by pySigma flag name
 
 
 def compile_re2(pattern: str):
@@ -42,7 +37,7 @@ def search_test(pattern: str, flags: set) -> Callable[[str], bool]:
     """Does a text contain a match of a Sigma ``|re`` value (with its flags)."""
     python_flags = 0
     for flag in flags:
-        python_flags |= _PYTHON_FLAGS[flag]
+        python_flags |= _PYTHON_FLAGS[flag.name]
     fallback = re.compile(pattern, python_flags)
     program = compile_re2(search_core(python_regex_to_re2(pattern, flags)))
     if program is None:
@@ -70,6 +65,8 @@ def _with_fallback(fast: Callable, slow: Callable) -> Callable[[str], bool]:
 
 def python_regex_to_re2(pattern: str, flags: set) -> str:
     """Inline flags, and Python's ``$`` (end or before a final newline) where RE2 would mean end only."""
+    from sigma.types import SigmaRegularExpressionFlag  # here: a warm scan imports this module, not pySigma
+
     multiline = SigmaRegularExpressionFlag.MULTILINE in flags
     out, i, in_class = [], 0, False
     while i < len(pattern):
@@ -127,6 +124,8 @@ def search_core(pattern: str) -> str:
 
 def re2_part(part: Any) -> str:
     """One part of a Sigma string (text or a wildcard) as RE2 text."""
+    from sigma.types import SpecialChars  # here: a warm scan imports this module, not pySigma
+
     if part is SpecialChars.WILDCARD_MULTI:
         return ".*"
     if part is SpecialChars.WILDCARD_SINGLE:

@@ -7,6 +7,9 @@ it. Rules without a file (built in a test from a string) are not cached. The cac
 under ``$R53SIGMA_CACHE_DIR``, else ``$XDG_CACHE_HOME/r53sigma``, else ``~/.cache/r53sigma``
 (``R53SIGMA_CACHE_DIR=off`` disables it); it is written atomically, and any problem reading or
 writing it only means compiling again.
+
+This per-rule cache serves a cold ``scan`` (rules parsed with pySigma); a warm one runs the whole compiled
+run of its inputs (:mod:`r53sigma.scan.compiledrun`), beside it in the same folder.
 """
 from __future__ import annotations
 
@@ -19,7 +22,8 @@ from pathlib import Path
 from typing import Any
 
 MAX_ENTRIES = 5000  # older entries are dropped beyond this (a rule edited many times)
-_SOURCES = ("sqlcompile.py", "patterns.py", "nameindex.py", "rowcolumns.py", "duckdb_engine.py", "duckread.py", "values.py", "../catalogue.py")
+_SOURCES = ("sqlcompile.py", "sqltext.py", "patterns.py", "nameindex.py", "rowcolumns.py", "duckdb_engine.py", "duckdialect.py",
+            "duckread.py", "values.py", "../catalogue.py")
 
 
 def cache_file() -> Path | None:

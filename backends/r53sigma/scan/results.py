@@ -4,12 +4,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sigma.correlations import SigmaCorrelationRule
-from sigma.rule import SigmaRule
-
 from r53sigma.scan.records import Event, format_time
 
-AnyRule = SigmaRule | SigmaCorrelationRule
+# a pySigma SigmaRule or SigmaCorrelationRule, or a compiled run's stand-in of one (r53sigma.scan.compiledrun):
+# no pySigma import here, so that a warm scan needs none
+AnyRule = Any
 EVIDENCE_PER_GROUP = 20  # events kept per correlation alert, to show why it fired
 
 

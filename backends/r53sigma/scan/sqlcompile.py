@@ -47,6 +47,7 @@ from r53sigma import catalogue
 from r53sigma.scan import nameindex, rowcolumns
 from r53sigma.scan.patterns import IPV4, IPV6, OCTET as _OCTET, python_regex_to_re2, re2_part, search_core
 from r53sigma.scan.results import EngineError, describe
+from r53sigma.scan.sqltext import quote, strip_dot  # shared with the scan's read SQL (no pySigma there)
 
 _COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
             CompareOperators.GTE: ">=", CompareOperators.NEQ: "<>"}
@@ -81,10 +82,6 @@ class Column:
 
 
 ColumnOf = Callable[[catalogue.Field], Column]
-
-
-def quote(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 class Dialect:
@@ -221,11 +218,6 @@ def ipv4_network_regex(network: Any) -> str:
             parts.append(_OCTET)
         parts.extend([_OCTET] * (4 - len(parts)))
     return "(?:" + "\\.".join(parts) + ")"
-
-
-def strip_dot(expr: str) -> str:
-    """The catalogue's strip_trailing_dot in SQL both dialects share."""
-    return f"(CASE WHEN length({expr}) > 1 AND {expr} LIKE '%.' THEN substr({expr}, 1, length({expr}) - 1) ELSE {expr} END)"
 
 
 def like_pattern(parts: list[Any]) -> str:

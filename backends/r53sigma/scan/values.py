@@ -6,13 +6,11 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Iterator
 
-from sigma.rule import SigmaRule
-
 from r53sigma import catalogue
 from r53sigma.scan.results import AnyRule, EngineError, describe
 
 
-def log_source_of(rule: SigmaRule) -> tuple[catalogue.LogSource, bool]:
+def log_source_of(rule: AnyRule) -> tuple[catalogue.LogSource, bool]:
     """The catalogue log source a rule applies to, and whether it uses the generic Sigma DNS names."""
     ls = rule.logsource
     found = catalogue.for_logsource(ls.category, ls.product, ls.service)

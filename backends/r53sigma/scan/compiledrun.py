@@ -1,0 +1,373 @@
+"""A scan's compiled run, kept in the plan cache, so that a warm ``scan`` neither parses rules nor imports pySigma.
+
+What the DuckDB engine needs to scan, once the rules are loaded and checked, is plain data: per rule its log
+source, predicate SQL and whether SQL may leave a row unknown; per correlation its plan (referenced rules,
+group and value paths, span, condition); what alerts print (id, title, level, correlation type); the
+messages the load and the checks printed, in order, and the exit status they set. :func:`build` takes that
+from a cold run; :func:`restore` gives it back as stand-ins of the rules (:class:`CachedRule`,
+:class:`CachedCorrelation`) that the engine and the correlation code use as they use pySigma's objects
+(:mod:`r53sigma.scan.sigma_names`).
+
+The key (:func:`run_key`) is a hash of every input that changes the run: the text of every rule file
+the load may read (the files and folders given, their folders, the pack), the filter files, the
+``%ioc_domains%`` list (``R53SIGMA_IOC_DOMAINS``, its file, ``R53SIGMA_IOC_CATEGORIES``), the catalogue,
+the code of the package (``r53sigma`` and its pySigma pipeline), the versions of Python, pySigma and
+DuckDB, and the Public Suffix List the SQL split reads. Any change gives another key, so an entry is never
+stale. Entries are files ``runs/<key>.json`` under :func:`r53sigma.catalogue.cache_dir`, written
+atomically; one that cannot be read, is not JSON, or holds another key or format is ignored (the run is
+compiled again). The pySigma rules are loaded only when a row needs the reference engine (an unknown SQL
+flag, a line the columns cannot hold, a file DuckDB does not read, stdin): :class:`LazyReference`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from r53sigma.scan import sigma_names
+
+FORMAT = 1
+MAX_RUNS = 32  # compiled runs kept (the newest); each is about the size of its rules' SQL
+_PACKAGE = Path(__file__).resolve().parents[1]  # backends/r53sigma
+_CODE = (_PACKAGE, _PACKAGE.parent / "sigma")  # the pack's pySigma pipeline (placeholders, filters) is code too
+
+
+class _Uncacheable(Exception):
+    """Something of the run has no plain-data form: it is not cached (the scan is as usual)."""
+
+
+# ---------------------------------------------------------------- the key
+
+
+def run_key(rule_paths: list[Path] | None, filters: list[Path] | None, duckdb_version: str) -> str | None:
+    """The content key of the run these inputs give, or None when the cache is off."""
+    from r53sigma import catalogue, ioc, rulefiles
+
+    if catalogue.cache_dir() is None:
+        return None
+    digest = hashlib.sha256(f"{FORMAT}\0{sys.version}\0{duckdb_version}\0{os.getcwd()}\0".encode())
+
+    def add_file(path: Path) -> None:
+        digest.update(str(path).encode() + b"\0")
+        try:
+            digest.update(hashlib.sha256(Path(path).read_bytes()).digest())
+        except OSError as error:
+            digest.update(f"unreadable {error.errno}".encode())
+
+    given = [Path(p) for p in rule_paths] if rule_paths else rulefiles.default_rule_paths()
+    digest.update(repr([str(p) for p in given]).encode())
+    # the files given, then what a correlation naming a rule elsewhere may read (r53sigma.rules.load): the
+    # folders of the files given and the pack, unless they are among the folders given
+    files = rulefiles.discover(given)
+    folders = [f for f in dict.fromkeys([*(p.parent for p in files), *rulefiles.default_rule_paths()])
+               if not any(f == g or g in f.parents for g in given)]
+    for path in dict.fromkeys(files + rulefiles.discover(folders)):
+        add_file(path)
+    digest.update(b"filters\0")
+    for path in filters or []:
+        add_file(Path(path))
+    digest.update(b"ioc\0")
+    for name in (ioc.ENV_FILE, ioc.ENV_CATEGORIES):
+        value = os.environ.get(name)
+        digest.update(f"{name}={value!r}\0".encode())
+    if os.environ.get(ioc.ENV_FILE):
+        add_file(Path(os.environ[ioc.ENV_FILE]))
+    digest.update(b"catalogue\0")
+    for path in sorted(catalogue.catalogue_dir().glob("*")):
+        if path.is_file():
+            add_file(path)
+    digest.update(_environment_digest().encode())
+    return digest.hexdigest()
+
+
+def _environment_digest() -> str:
+    """The package's code, pySigma's version and the Public Suffix List, without importing either."""
+    import importlib.util
+
+    digest = hashlib.sha256()
+    for root in _CODE:
+        for path in sorted(root.rglob("*.py")):
+            digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes())
+    for package in ("sigma", "publicsuffixlist"):
+        spec = importlib.util.find_spec(package)
+        for location in (spec.submodule_search_locations or []) if spec else []:
+            site = Path(location).parent
+            digest.update(" ".join(sorted(p.name for p in site.glob("*.dist-info")
+                                          if p.name.lower().startswith(("pysigma-", "publicsuffixlist-")))).encode())
+            if package == "publicsuffixlist":
+                for data in sorted(Path(location).glob("*.dat")):
+                    digest.update(data.read_bytes())
+    return digest.hexdigest()
+
+
+# ---------------------------------------------------------------- the stand-ins
+
+
+class _Location:
+    """Where a rule came from, as ``describe`` prints it (pySigma's SigmaRuleLocation)."""
+
+    def __init__(self, path: str | None):
+        self.path = Path(path) if path else None
+
+
+class _Level:
+    def __init__(self, name: str):
+        self.name = name
+
+
+class _Described:
+    def _describe_from(self, data: dict) -> None:
+        self.index: int = data["index"]
+        self.id: str | None = data["id"]
+        self.name: str | None = data["name"]
+        self.title: str = data["title"]
+        self.level = _Level(data["level"]) if data["level"] else None
+        self.source = _Location(data["path"])
+        self._output: bool = data["output"]
+
+
+class CachedRule(sigma_names.SigmaRule, _Described):
+    """A single-event rule of a compiled run: its log source, SQL and what its alerts print."""
+
+    def __init__(self, data: dict):
+        self._describe_from(data)
+        self.log_source: str = data["log_source"]
+        self.sql: str = data["sql"]
+        self.unknown: bool = data["unknown"]
+
+
+class CachedCondition(sigma_names.SigmaCorrelationCondition):
+    def __init__(self, data: dict):
+        self.op = sigma_names.SigmaCorrelationConditionOperator.named(data["op"])
+        self.count, self.fieldref, self.percentile = data["count"], data["fieldref"], data["percentile"]
+
+
+class CachedExtendedCondition(sigma_names.SigmaExtendedCorrelationCondition):
+    def __init__(self, data: dict):
+        self.expression = data["expression"]
+        self._parsed = _tree(data["tree"])
+        self.fieldref = None
+
+
+class CachedCorrelation(sigma_names.SigmaCorrelationRule, _Described):
+    """A correlation of a compiled run; ``plan`` is its CorrelationPlan over CachedRule stand-ins."""
+
+    def __init__(self, data: dict):
+        self._describe_from(data)
+        self.type = sigma_names.SigmaCorrelationType.named(data["type"])
+        condition = data["condition"]
+        self.condition = CachedExtendedCondition(condition) if "expression" in condition else CachedCondition(condition)
+        self.plan: Any = None
+
+
+_NODES = {"and": sigma_names.CorrelationConditionAND, "or": sigma_names.CorrelationConditionOR,
+          "not": sigma_names.CorrelationConditionNOT}
+
+
+def _tree(node: list) -> Any:
+    if node[0] == "ref":
+        return sigma_names.SigmaRuleReference(node[1])
+    return _NODES[node[0]]([_tree(a) for a in node[1]])
+
+
+def _tree_data(node: Any) -> list:
+    if isinstance(node, sigma_names.SigmaRuleReference):
+        return ["ref", node.reference]
+    for name, kind in _NODES.items():
+        if isinstance(node, kind):
+            return [name, [_tree_data(a) for a in node.args]]
+    raise _Uncacheable(f"condition element {type(node).__name__}")
+
+
+# ---------------------------------------------------------------- building and restoring
+
+
+class CompiledRun:
+    """The stand-ins of one run: every rule the engine evaluates, the chosen ones, the messages to print."""
+
+    def __init__(self, data: dict):
+        self.data = data
+        self.rules: list[Any] = []
+        by_index: dict[int, CachedRule] = {}
+        for item in data["rules"]:
+            rule = CachedRule(item)
+            by_index[rule.index] = rule
+            self.rules.append(rule)
+        from r53sigma.scan.correlations import CorrelationPlan, condition_test
+
+        for item in data["correlations"]:
+            rule = CachedCorrelation(item)
+            targets = [by_index[i] for i in item["rules"]]
+            names = [set(n) for n in item["names"]]
+            rule.plan = CorrelationPlan(
+                rule, targets, names, item["span"], list(item["group_by"]),
+                {id(t): [tuple(p) for p in paths] for t, paths in zip(targets, item["group_paths"])},
+                {id(t): tuple(p) for t, p in zip(targets, item["value_paths"]) if p is not None},
+                condition_test(rule, names))
+            by_index[rule.index] = rule
+            self.rules.append(rule)
+        self.chosen = [by_index[i] for i in data["chosen"]]
+        self.messages: list[str] = data["messages"]
+        self.choices: list[str] = data["choices"]
+        self.status: int = data["status"]
+        self.by_index = by_index
+
+
+def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: list[str], status: int) -> dict | None:
+    """The plain data of a checked cold run (``engine``: its DuckEngine; ``messages``: what the load printed,
+    ``choices``: what choosing the rules printed), or None where some part has none."""
+    from r53sigma.scan import registered_domain
+    from r53sigma.scan.correlations import SigmaCorrelationRule
+    from r53sigma.scan.values import log_source_of
+
+    position = {id(r): i for i, r in enumerate(loaded.collection.rules)}
+    rules: dict[int, dict] = {}
+    correlations: list[dict] = []
+    try:
+        def described(rule: Any) -> dict:
+            if id(rule) not in position:
+                raise _Uncacheable("a rule outside the load")
+            path = rule.source.path if rule.source and rule.source.path else None
+            level = getattr(rule.level, "name", None)
+            return {"index": position[id(rule)], "id": str(rule.id) if rule.id else None, "name": rule.name,
+                    "title": rule.title, "level": level, "path": str(path) if path else None,
+                    "output": bool(getattr(rule, "_output", True))}
+
+        def plain(rule: Any) -> int:
+            if id(rule) not in rules:
+                sql, unknown = engine.compiled(rule)
+                rules[id(rule)] = described(rule) | {"log_source": log_source_of(rule)[0].source, "sql": sql,
+                                                     "unknown": bool(unknown)}
+            return rules[id(rule)]["index"]
+
+        for rule in chosen:
+            if not isinstance(rule, SigmaCorrelationRule):
+                plain(rule)
+                continue
+            plan = engine.plan(rule)
+            condition = rule.condition
+            if isinstance(condition, sigma_names.SigmaExtendedCorrelationCondition):
+                tree = condition._parsed if hasattr(condition, "_parsed") else condition.parse(condition.expression)
+                condition_data = {"expression": condition.expression, "tree": _tree_data(tree)}
+            else:
+                condition_data = {"op": condition.op.name, "count": condition.count,
+                                  "fieldref": condition.fieldref, "percentile": getattr(condition, "percentile", None)}
+            correlations.append(described(rule) | {
+                "type": rule.type.name, "condition": condition_data,
+                "rules": [plain(t) for t in plan.rules], "names": [sorted(n) for n in plan.names],
+                "span": plan.span, "group_by": list(plan.group_by),
+                "group_paths": [[list(p) for p in plan.group_paths[id(t)]] for t in plan.rules],
+                "value_paths": [list(plan.value_paths[id(t)]) if id(t) in plan.value_paths else None for t in plan.rules],
+            })
+        data = {"format": FORMAT, "rules": list(rules.values()), "correlations": correlations,
+                "chosen": [position[id(r)] for r in chosen], "messages": list(messages), "choices": list(choices), "status": status,
+                "psl": list(registered_domain.sql_rules()) if _splits_names(rules.values(), correlations) else None}
+        json.dumps(data)  # every value plain (a condition count that is not a number ...)
+        return data
+    except (_Uncacheable, TypeError, ValueError, AttributeError):
+        return None
+
+
+def _splits_names(rules: Any, correlations: list[dict]) -> bool:
+    """Whether the run reads a field the Public Suffix List split derives (its SQL rules are then kept
+    with the run; without them a warm run would parse the list, 0.1 s, only to build the split)."""
+    from r53sigma import catalogue
+
+    names = {name for source in catalogue.log_sources() for name, field in source.derived.items()
+             if field.derived.by == "public_suffix_list"}
+    sql = " ".join(r["sql"] for r in rules)
+    paths = {".".join(p) for c in correlations for group in c["group_paths"] for p in group}
+    paths |= {".".join(p) for c in correlations for p in c["value_paths"] if p}
+    return any(f'"f:{n}"' in sql or f'"l:{n}"' in sql or n in paths for n in names)
+
+
+# ---------------------------------------------------------------- storage
+
+
+def _runs_dir() -> Path | None:
+    from r53sigma.catalogue import cache_dir
+
+    base = cache_dir()
+    return base / "runs" if base is not None else None
+
+
+def load(key: str | None) -> CompiledRun | None:
+    """The compiled run of a key, or None (no entry, or one that is corrupt, foreign or of another format)."""
+    folder = _runs_dir()
+    if key is None or folder is None:
+        return None
+    try:
+        data = json.loads((folder / f"{key}.json").read_text(encoding="utf-8"))
+        if not isinstance(data, dict) or data.get("format") != FORMAT or data.get("key") != key:
+            return None
+        run = CompiledRun(data)
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError):
+        return None
+    from r53sigma.scan import registered_domain
+
+    if data["psl"] is not None:
+        registered_domain.given_sql_rules(tuple(data["psl"]))
+    return run
+
+
+def save(key: str | None, data: dict | None) -> None:
+    """Write a compiled run atomically under the cache folder (a problem writing only means compiling again)."""
+    folder = _runs_dir()
+    if key is None or data is None or folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".run.", suffix=".tmp", dir=folder)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                json.dump(data | {"key": key}, handle)
+            os.replace(tmp, folder / f"{key}.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        runs = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns)
+        for old in runs[:-MAX_RUNS]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+# ---------------------------------------------------------------- the reference engine, when a row needs it
+
+
+class LazyReference:
+    """The reference engine for a compiled run's stand-ins: the pySigma rules are loaded (as the cold run
+    loads them) on the first question, and each stand-in is answered by the rule at its place in the load."""
+
+    def __init__(self, run: CompiledRun, load_rules: Callable[[], Any]):
+        self.run, self._load_rules = run, load_rules
+        self._engine: Any = None
+        self._real: dict[int, Any] = {}
+
+    def _real_rule(self, stand_in: Any) -> Any:
+        if self._engine is None:
+            from r53sigma.scan.reference import Engine
+
+            loaded = self._load_rules()
+            rules = list(loaded.collection.rules)
+            for index, rule in self.run.by_index.items():
+                real = rules[index] if index < len(rules) else None
+                if real is None or real.title != rule.title:  # the files changed under the scan
+                    raise RuntimeError(f"rule files changed during the scan: {rule.title!r} is not where it was")
+                self._real[id(rule)] = real
+            self._engine = Engine(loaded.collection)
+        return self._real[id(stand_in)]
+
+    def matches(self, rule: Any, event: Any) -> bool:
+        real = self._real_rule(rule)
+        return self._engine.matches(real, event)
+
+    def check(self, rule: Any) -> None:
+        """Stand-ins were checked by the cold run that compiled them."""
+
+    def plan(self, rule: Any) -> Any:
+        return rule.plan
