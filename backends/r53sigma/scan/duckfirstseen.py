@@ -42,6 +42,7 @@ from r53sigma.scan.sqlcompile import quote as _quote
 from r53sigma.scan.values import log_source_of
 
 FETCH = 2000  # rows fetched at a time when alerts and baseline rows stream out
+LINE_HASH = "hash({})"  # a line's text -> UBIGINT, the same in the pass and when the line is read again
 
 
 def _blob(text: str) -> bytes:
@@ -115,7 +116,7 @@ class FirstSeen:
                 needs.setdefault(key.removesuffix("[1]"), []).append(candidate)
         if not flags:
             return {}, []
-        return needs, [f"CASE WHEN {' OR '.join(flags)} THEN hash(_text) END AS _fs_h"]
+        return needs, [f"CASE WHEN {' OR '.join(flags)} THEN {LINE_HASH.format('_text')} END AS _fs_h"]
 
     # -- points
 
@@ -248,7 +249,7 @@ class FirstSeen:
             self._read_lines(f)
         self.con.execute(
             f"SELECT n.t, n.f, n.s, n.i, n.r, n.ev, coalesce(y.line, x.line) AS line, "
-            f"coalesce(hash(coalesce(y.line, x.line)) = n.h, false) AS same "
+            f"coalesce({LINE_HASH.format('coalesce(y.line, x.line)')} = n.h, false) AS same "
             f"FROM fs_new_{sid} AS n LEFT JOIN fs_text_{sid} AS x ON x.f = n.f AND x.h = n.h AND x.s IS NULL "
             f"LEFT JOIN fs_text_{sid} AS y ON y.f = n.f AND y.s = n.s AND n.h IS NOT NULL "
             f"ORDER BY n.t, n.f, n.s, n.i, n.r"
@@ -279,8 +280,8 @@ class FirstSeen:
         sid, name = self.scan_id, self.files[f]
         try:
             self.con.execute(
-                f"INSERT INTO fs_text_{sid} SELECT DISTINCT {f}, hash(line), NULL::BIGINT, line FROM {lines_of(name)} "
-                f"WHERE hash(line) IN (SELECT h FROM fs_new_{sid} WHERE f = {f} AND h IS NOT NULL)"
+                f"INSERT INTO fs_text_{sid} SELECT DISTINCT {f}, {LINE_HASH.format('line')}, NULL::BIGINT, line FROM {lines_of(name)} "
+                f"WHERE {LINE_HASH.format('line')} IN (SELECT h FROM fs_new_{sid} WHERE f = {f} AND h IS NOT NULL)"
             )
             unclear = self.con.execute(
                 f"SELECT count(*) FROM (SELECT DISTINCT h FROM fs_new_{sid} WHERE f = {f} AND h IS NOT NULL) AS w "
