@@ -121,12 +121,18 @@ def run(args: argparse.Namespace) -> int:
         problems.append(error)
 
     progress = ScanProgress(not args.no_progress and sys.stderr.isatty(), logs)
+    seen = history  # the updated baseline: the history itself, or the DuckDB engine's rows
     if engine_name == "duckdb":
-        alerts = engine.scan_paths(logs, chosen, on_error, on_file=progress.file_done)
+        # first-seen rules decided in SQL (r53sigma.scan.duckfirstseen), as first_seen_alerts decides them
+        from r53sigma.scan import duckfirstseen
+
+        decider = duckfirstseen.FirstSeen(history) if history is not None else None
+        alerts = engine.scan_paths(logs, chosen, on_error, on_file=progress.file_done, first_seen=decider)
+        seen = decider.rows() if decider is not None else None
     else:
         alerts = engine.scan(progress.wrap(read_paths(logs, on_error)), chosen)
-    if history is not None:
-        alerts = baseline.first_seen_alerts(alerts, history)
+        if history is not None:
+            alerts = baseline.first_seen_alerts(alerts, history)
     counts: Counter[str] = Counter()
     stopped = None
     output = _output(args.output)
@@ -155,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     _summary(chosen, counts, progress.events, progress.files, problems, sys.stderr)
     if args.baseline_update and stopped is None and progress.events:
         try:
-            baseline.write(args.baseline, history)
+            baseline.write(args.baseline, seen)
         except (baseline.BaselineError, OSError) as error:
             print(f"scan: --baseline {args.baseline} not written: {error}", file=sys.stderr)
             status = 1

@@ -19,7 +19,6 @@ such a file (or creates a new one), never a file of someone else's. Any file wit
 from __future__ import annotations
 
 import csv
-import io
 import json
 import os
 import tempfile
@@ -36,6 +35,7 @@ MARKER = "# r53sigma first-seen baseline v1"
 COLUMNS = ["rule_id", "values", "first_seen", "last_seen"]
 
 Key = tuple[str, tuple[str, ...]]  # (rule id, values)
+Row = tuple[str, tuple[str, ...], float, float]  # (rule id, values, first_seen, last_seen) as Unix seconds
 
 
 class BaselineError(ValueError):
@@ -53,6 +53,11 @@ class Baseline:
     def record(self, key: Key, time: float) -> None:
         times = self.seen.setdefault(key, [time, time])
         times[0], times[1] = min(times[0], time), max(times[1], time)
+
+    def rows(self) -> Iterator[Row]:
+        """(rule id, values, first_seen, last_seen) in key order: the file's rows."""
+        for (rule_id, values), (first, last) in sorted(self.seen.items()):
+            yield rule_id, values, first, last
 
     @classmethod
     def from_rows(cls, rows: Iterable[dict]) -> "Baseline":
@@ -111,20 +116,20 @@ def check_writable(path: Path) -> None:
         raise BaselineError(f"{path}: not written by r53sigma (no {MARKER!r} first line): not overwritten; give a new file")
 
 
-def write(path: Path, baseline: Baseline) -> None:
-    """Write the baseline atomically (a temporary file beside it, renamed onto it)."""
+def write(path: Path, baseline: "Baseline | Iterable[Row]") -> None:
+    """Write the baseline atomically (a temporary file beside it, renamed onto it), row by row: a
+    Baseline, or its rows already in :meth:`Baseline.rows` order (the DuckDB engine's, from its tables)."""
     check_writable(path)
-    out = io.StringIO()
-    out.write(MARKER + "\n")
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
-    for (rule_id, values), (first, last) in sorted(baseline.seen.items()):
-        writer.writerow([rule_id, json.dumps(list(values), ensure_ascii=False), _iso(first), _iso(last)])
+    rows = baseline.rows() if isinstance(baseline, Baseline) else baseline
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.resolve().parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(out.getvalue())
+            handle.write(MARKER + "\n")
+            writer = csv.writer(handle, lineterminator="\n")
+            writer.writerow(COLUMNS)
+            for rule_id, values, first, last in rows:
+                writer.writerow([rule_id, json.dumps(list(values), ensure_ascii=False), _iso(first), _iso(last)])
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:

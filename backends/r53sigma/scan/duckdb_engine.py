@@ -44,6 +44,7 @@ from r53sigma import catalogue
 from r53sigma import signals
 from r53sigma.scan import derived_fields, plancache, records as events_mod, rowcolumns, sqltext
 from r53sigma.scan.duckcorrelations import CorrelationTables
+from r53sigma.scan.duckfirstseen import FirstSeen
 from r53sigma.scan import duckread
 from r53sigma.scan.duckread import SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
 from r53sigma.scan.results import Alert, AnyRule, EngineError, describe, make_alert
@@ -174,17 +175,22 @@ class DuckEngine:
 
     # -- scanning
 
-    def scan(self, events: Iterable[Event], rules: Iterable[AnyRule] | None = None) -> Iterator[Alert]:
-        """Alerts over parsed events (the exact reading path), in the reference engine's order."""
-        run = _Run(self, rules)
+    def scan(self, events: Iterable[Event], rules: Iterable[AnyRule] | None = None,
+             first_seen: "FirstSeen | None" = None) -> Iterator[Alert]:
+        """Alerts over parsed events (the exact reading path), in the reference engine's order; with
+        ``first_seen``, its rules' alerts are the first-seen ones (r53sigma.scan.duckfirstseen), last."""
+        run = _Run(self, rules, first_seen)
         yield from run.python_events(events, run.add_file("<input>"))
         yield from run.correlations.alerts()
+        if first_seen is not None:
+            yield from first_seen.alerts()
 
     def scan_paths(self, paths: Iterable[str | Path], rules: Iterable[AnyRule] | None = None,
-                   on_error: OnError | None = None, on_file: Callable[[str, int], None] | None = None) -> Iterator[Alert]:
+                   on_error: OnError | None = None, on_file: Callable[[str, int], None] | None = None,
+                   first_seen: "FirstSeen | None" = None) -> Iterator[Alert]:
         """Alerts over files, folders and ``-``, read as :func:`r53sigma.scan.records.read_paths` reads them."""
         report = on_error or (lambda error: None)
-        run = _Run(self, rules)
+        run = _Run(self, rules, first_seen)
         for path in paths:
             if str(path) == "-":
                 yield from run.python_events(events_mod.read_paths(["-"], report), run.add_file("<stdin>"), on_file)
@@ -196,6 +202,8 @@ class DuckEngine:
             for file in events_mod.log_files(path):
                 yield from run.file(file, report, on_file)
         yield from run.correlations.alerts()
+        if first_seen is not None:
+            yield from first_seen.alerts(report)
 
 
 def _correlation_supported(rule: SigmaCorrelationRule) -> None:
@@ -213,7 +221,7 @@ _AGGREGATES = {
 class _Run:
     """One scan: the rules chosen, per-source SQL, correlation accumulators and stream positions."""
 
-    def __init__(self, engine: DuckEngine, rules: Iterable[AnyRule] | None):
+    def __init__(self, engine: DuckEngine, rules: Iterable[AnyRule] | None, first_seen: "FirstSeen | None" = None):
         self.engine, self.con = engine, engine.con
         chosen = list(rules) if rules is not None else [r for r in engine.rules if getattr(r, "_output", True)]
         for rule in chosen:
@@ -232,6 +240,9 @@ class _Run:
         self.seq = 0
         self.correlations = CorrelationTables(self.con, self.plans, self.flag, self.source_of, engine.matches, id(self))
         self.sql = {s: SourceSQL(ls) for s, ls in log_sources().items()}
+        self.first_seen = first_seen  # its rules' candidates become its points, not alerts
+        if first_seen is not None:
+            first_seen.bind(self.con, self.plain, self.flag, self.files, id(self))
 
     # -- inputs
 
@@ -325,6 +336,8 @@ class _Run:
             return parsed[s]
 
         self._resolve(table, "resolver", event_at)
+        if self.first_seen is not None:
+            self.first_seen.accumulate(table, file_no)
         relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqltext.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
         return self._emit({"resolver": relation(table)}, residual, file_no, event_at, drop=[table])
 
@@ -345,6 +358,9 @@ class _Run:
                 paths = plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else [])
                 for path in paths:
                     needs.setdefault(column_name(log_sources()["resolver"].field_for(".".join(path))), []).append(self.flag[id(target)])
+        fs_needs, fs_items = self.first_seen.pass_columns() if self.first_seen is not None else ({}, [])
+        for col, fl in fs_needs.items():
+            needs.setdefault(col, []).extend(fl)
         predicates = " ".join(self.engine.predicate(r) for r in rules)
         used = {f.name for f in typed.source.fields.values()
                 if column_name(f) in predicates or lowered_name(f) in predicates or column_name(f) in needs}
@@ -360,7 +376,7 @@ class _Run:
             for c, chunk in enumerate(chunks) for j, r in enumerate(chunk)
         ]
         any_flag = " OR ".join(f"_m{c} <> 0" for c in range(len(chunks))) or "false"
-        plain_ids = {id(p) for p in self.plain}
+        plain_ids = {id(p) for p in self.plain if not (self.first_seen and self.first_seen.holds(p))}  # first-seen: no text
         shown = [f"coalesce({self.flag[id(r)]}, false)" for r in rules if id(r) in plain_ids]
         shown += [f"{self.flag[id(r)]} IS NULL" for r in rules if self.engine.compiled(r)[1]]
         text = f"CASE WHEN {' OR '.join(['NOT _fit'] + shown)} THEN _text END AS _text"
@@ -371,9 +387,9 @@ class _Run:
             f"CREATE OR REPLACE TEMP TABLE {table}_all AS "
             f"WITH v AS ({select}), "
             f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}) "
-            f"SELECT _time, _fit, {text}, {', '.join(masks + keep) or '1 AS _x'} FROM flagged",
+            f"SELECT _time, _fit, {text}, {', '.join(masks + keep + fs_items) or '1 AS _x'} FROM flagged",
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"SELECT rowid + 1 AS _s, _time, _fit, _text, {', '.join(unpacked + list(needs)) or '1 AS _x'} "
+            f"SELECT rowid + 1 AS _s, _time, _fit, _text, {', '.join(unpacked + list(needs) + ['_fs_h'] * bool(fs_items)) or '1 AS _x'} "
             f"FROM {table}_all WHERE NOT _fit OR {any_flag}",
         ]
 
@@ -414,6 +430,8 @@ class _Run:
             params = {"files": files, "texts": texts, "raws": raw_lines, "times": times, "lines": lines, "idx": indexes, "seqs": seqs}
             table = self._hits(source, rules, select, params=params)
             self._resolve(table, source, lambda s: batch[s - first])
+            if self.first_seen is not None:
+                self.first_seen.add_rows(table, file_no, lambda s: batch[s - first])
             misfits = [row[0] for row in self.con.execute(f"SELECT _s FROM {table} WHERE NOT _fit").fetchall()]
             for s in misfits:
                 residual[s] = batch[s - first]
@@ -480,8 +498,9 @@ class _Run:
               event_at: Callable[[int], Event], drop: list[str] | None = None) -> list[Alert]:
         found: list[tuple[int, int, int, Alert]] = []  # (stream position, record in the line, rule order, alert)
         order = {id(r): i for i, r in enumerate(self.plain)}
+        held = self.first_seen.holds if self.first_seen is not None else (lambda rule: False)
         for source, table in tables.items():
-            plain = [r for r in self.plain if self.source_of[id(r)] == source]
+            plain = [r for r in self.plain if self.source_of[id(r)] == source and not held(r)]
             if plain:
                 flags = ", ".join(self.flag[id(r)] for r in plain)
                 rows = self.con.execute(
@@ -497,8 +516,13 @@ class _Run:
         for s, event in residual:
             for rule in self.plain:
                 if self.engine.reference.matches(rule, event):
-                    found.append((s, event.index or 0, order[id(rule)], make_alert(rule, event=event)))
+                    if held(rule):
+                        self.first_seen.add_event(file_no, s, event, rule)
+                    else:
+                        found.append((s, event.index or 0, order[id(rule)], make_alert(rule, event=event)))
             self.correlations.accumulate_event(file_no, s, event)
+        if self.first_seen is not None:
+            self.first_seen.flush()
         for table in tables.values() if drop is None else drop:
             self.con.execute(f"DROP TABLE {table}")
         found.sort(key=lambda item: item[:3])

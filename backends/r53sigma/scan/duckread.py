@@ -301,11 +301,7 @@ class TypedRead:
                 shape.append(f"({column} IS NULL OR {column} = 'null' OR (ascii({column}) = 91 AND {elements}))")
             else:
                 shape.append(f"({column} IS NULL OR {column} = 'null' OR ascii({column}) = 123)")
-        read = (
-            f"read_csv({sqltext.quote(name)}, columns = {{'line': 'VARCHAR'}}, delim = {sqltext.quote(chr(1))}, "
-            f"quote = '', escape = '', header = false, auto_detect = false, strict_mode = true, "
-            f"max_line_size = 4194304, buffer_size = 8388608)"
-        )
+        read = lines_of(name)
         # a line that is no JSON (or blank) is a row of NULLs, not the query's error: it does not fit, and the
         # caller gives its text to the reference reader, which reports it as it would
         lines = f"SELECT line AS _text, unnest(try(json_transform(line, {sqltext.quote(json.dumps(outer))}))) FROM {read}"
@@ -319,6 +315,15 @@ class TypedRead:
             f"SELECT epoch_us(TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)) / 1000000.0 AS _time, "
             f"({' AND '.join(fits)}) AS _fit, _text, {', '.join(cols)} FROM ({shaped})"
         )
+
+
+def lines_of(name: str) -> str:
+    """The file's lines as DuckDB reads them (column ``line``), the same texts on every read of the file."""
+    return (
+        f"read_csv({sqltext.quote(name)}, columns = {{'line': 'VARCHAR'}}, delim = {sqltext.quote(chr(1))}, "
+        f"quote = '', escape = '', header = false, auto_detect = false, strict_mode = true, "
+        f"max_line_size = 4194304, buffer_size = 8388608)"
+    )
 
 
 def _odd_text(value: str) -> str:
