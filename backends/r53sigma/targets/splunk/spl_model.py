@@ -164,12 +164,21 @@ def value_test(pattern: str) -> Callable[[str], bool]:
     return lambda value: regex.fullmatch(value) is not None
 
 
+# A text value reads as a number when it is decimal notation. Python's float() also reads "inf", "nan",
+# "1_000" and text padded with spaces, which Splunk documents no numeric reading of (Search Reference,
+# "eval" Usage: numbers are double-precision floating point), so those stay text here.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or value is None:
         return None
-    return None if math.isnan(number) else number
+    if isinstance(value, (int, float)):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+        return None
+    number = float(value)
+    return None if math.isinf(number) else number
 
 
 _COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
@@ -602,17 +611,17 @@ def _equal(a: Any, b: Any) -> bool | None:
 def _like(value: Any, pattern: Any) -> bool | None:
     if value is None or pattern is None:
         return None
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in str(pattern))
-    return any(re.fullmatch(regex, str(v), re.DOTALL) for v in _values(value))
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in _text("like", pattern))
+    return re.fullmatch(regex, _text("like", value), re.DOTALL) is not None
 
 
 def _cidrmatch(cidr: Any, value: Any) -> bool | None:
     if cidr is None or value is None:
         return None
-    network = _network(str(cidr))
+    network = _network(_text("cidrmatch", cidr))
     if network is None:
         return False
-    return any(value_test(str(cidr))(str(v)) for v in _values(value))
+    return value_test(str(cidr))(_text("cidrmatch", value))
 
 
 # now(): "the time that the search was started"; a model run is given it (None: the clock).
@@ -624,59 +633,138 @@ def _search_time() -> float:
     return time.time() if given is None else given
 
 
+def _single(name: str, value: Any) -> Any:
+    """The argument of a function the Search Reference documents on one value: a multivalue one is refused
+    (no documented reading of, say, lower() or split() of a multivalue field)."""
+    if isinstance(value, list):
+        if len(value) > 1:
+            raise QuerySyntaxError(f"{name}() of a multivalue field is not modelled")
+        return value[0] if value else None  # a field of one value is that value
+    return value
+
+
+def _text(name: str, value: Any) -> str:
+    """A value as the text a string function reads. Event fields are text; an integer prints as Splunk
+    prints it; a fractional number or a boolean is refused (Python's "1.0"/"True" are not Splunk's text)."""
+    value = _single(name, value)
+    if isinstance(value, (bool, float)):
+        raise QuerySyntaxError(f"{name}(): the text of {value!r} is not modelled")
+    return str(value)
+
+
+def _split(value: Any, delimiter: Any) -> Any:
+    if value is None or delimiter is None:
+        return None  # Search Reference, "Evaluation functions": a null argument gives a null result
+    text, cut = _text("split", value), _text("split", delimiter)
+    if not cut:
+        raise QuerySyntaxError("split() with an empty delimiter is not modelled")
+    return _one_or_many(text.split(cut))
+
+
+def _mvjoin(values: Any, delimiter: Any) -> Any:
+    if values is None or delimiter is None:
+        return None
+    return _text("mvjoin", delimiter).join(_text("mvjoin", v) for v in _values(values))
+
+
 def _extreme(pick, values) -> Any:
-    """min()/max() of numbers (every argument must be one here: no mixed string ordering modelled)."""
-    numbers = [_number(v) for v in values]
-    if any(n is None for n in numbers):
+    """min()/max() (Search Reference, "Statistical eval functions"): the values of multivalue arguments
+    count one by one ("you can use ... max and min on multivalue fields"); numbers only here: strings
+    order after numbers by a rule the page does not spell out, and a null argument is not documented."""
+    numbers = [_number(v) for value in values for v in (value if isinstance(value, list) else [value])]
+    if not numbers or any(n is None for n in numbers):
         raise QuerySyntaxError("min()/max() over a null or non-number is not modelled")
     return pick(numbers)
 
 
+# Search Reference, "Date and Time functions": relative_time(<time>, <specifier>) applies a relative time
+# modifier ("Time modifiers": [+|-]<integer><unit>[@<snap unit>]). Seconds are plain arithmetic; a day,
+# week, month or year is calendar arithmetic in the user's time zone ("-1d" across a daylight-saving
+# change is not 86,400 s) and "@unit" snaps to the unit's start there, so only second offsets (what the
+# pack's searches use) are modelled and every other specifier is refused.
+_SECONDS_OFFSET = re.compile(r"([+-])(\d+)(?:s|sec|secs|second|seconds)")
+
+
 def _relative_time(moment: Any, spec: Any) -> float | None:
-    """relative_time(X, "-Nunit"): an offset only (no @ snapping is modelled)."""
-    found = re.fullmatch(r"([+-])(\d+)(s|m|h|d)", str(spec))
+    if moment is None or spec is None:
+        return None
+    found = _SECONDS_OFFSET.fullmatch(_text("relative_time", spec))
     if not found:
-        raise QuerySyntaxError(f"relative_time specifier {spec!r} is not modelled")
-    base = _number(moment)
+        raise QuerySyntaxError(f"relative_time specifier {spec!r} is not modelled (only [+-]N seconds)")
+    base = _number(_single("relative_time", moment))
     if base is None:
         return None
-    offset = int(found.group(2)) * SPAN_SECONDS[found.group(3)]
+    offset = int(found.group(2))
     return base - offset if found.group(1) == "-" else base + offset
 
 
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "true": lambda: True,
-    "false": lambda: False,
-    "null": lambda: None,
-    "isnull": lambda v: v is None,
-    "isnotnull": lambda v: v is not None,
-    "like": _like,
-    "match": lambda v, r: None if v is None else any(compile_pcre(str(r)).search(str(x)) for x in _values(v)),
-    # Search Reference, "Multivalue eval functions": mvfind(mv, regex) is the index of the first
-    # value matching the regex, or NULL when none does (a single value is a one-value field).
-    "mvfind": lambda v, r: None if v is None else next(
-        (i for i, x in enumerate(_values(v)) if compile_pcre(str(r)).search(str(x))), None),
-    "cidrmatch": _cidrmatch,
-    "lower": lambda v: None if v is None else [str(x).lower() for x in v] if isinstance(v, list) else str(v).lower(),
-    "upper": lambda v: None if v is None else [str(x).upper() for x in v] if isinstance(v, list) else str(v).upper(),
-    "len": lambda v: None if v is None else len(str(v)),
-    "tonumber": lambda v: _number(v),
-    "tostring": lambda v: None if v is None else str(v),
-    # Search Reference, "Multivalue eval functions": split(str, delim) cuts a string into a multivalue
-    # field; mvcount(mv) is the number of values (NULL for a null field); mvrange(start, end) the
-    # numbers from start up to end excluded; mvindex(mv, start, end) the values from start to end,
-    # both included, negative indexes counting from the last (-1); mvjoin(mv, delim) joins them.
-    "split": lambda v, d: None if v is None or d is None else _one_or_many(str(v).split(str(d))),
-    "mvcount": lambda v: None if v is None else len(_values(v)),
-    "mvrange": lambda a, b: None if _number(a) is None or _number(b) is None else _one_or_many(list(range(int(_number(a)), int(_number(b))))),
-    "mvindex": lambda v, a, b=None: _mvindex(v, a, b),
-    "mvjoin": lambda v, d: None if v is None else str(d).join(str(x) for x in _values(v)),
-    # Search Reference, "Comparison and Conditional functions" / "Date and Time functions":
-    "coalesce": lambda *vs: next((v for v in vs if v is not None), None),
-    "min": lambda *vs: _extreme(min, vs),
-    "max": lambda *vs: _extreme(max, vs),
-    "now": lambda: _search_time(),
-    "relative_time": lambda t, spec: _relative_time(t, spec),
+def _match(value: Any, regex: Any) -> bool | None:
+    value, regex = _single("match", value), _single("match", regex)
+    if value is None or regex is None:
+        return None
+    return compile_pcre(_text("match", regex)).search(_text("match", value)) is not None
+
+
+def _mvfind(values: Any, regex: Any) -> Any:
+    if values is None or regex is None:
+        return None
+    pattern = compile_pcre(_text("mvfind", regex))
+    return next((i for i, x in enumerate(_values(values)) if pattern.search(_text("mvfind", x))), None)
+
+
+def _mvrange(start: Any, end: Any) -> Any:
+    a, b = _number(_single("mvrange", start)), _number(_single("mvrange", end))
+    if a is None or b is None:
+        return None
+    if not (a.is_integer() and b.is_integer()):
+        raise QuerySyntaxError("mvrange() of fractional numbers is not modelled")
+    return _one_or_many(list(range(int(a), int(b))))
+
+
+def _tostring(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):  # Search Reference, "Conversion functions": a Boolean gives "True"/"False"
+        return "True" if value else "False"
+    return _text("tostring", value)
+
+
+# name -> (function, fewest arguments, most arguments). Splunk rejects a call with another number of
+# arguments ("The arguments to the 'x' function are invalid"), so the count is checked when parsing.
+# Search Reference, "Evaluation functions" and its pages per kind (Comparison and Conditional, Conversion,
+# Date and Time, Multivalue, Statistical, Text): a null argument gives a null result unless the function
+# is about nulls (isnull, isnotnull, coalesce).
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
+    "true": (lambda: True, 0, 0),
+    "false": (lambda: False, 0, 0),
+    "null": (lambda: None, 0, 0),
+    "isnull": (lambda v: v is None, 1, 1),
+    "isnotnull": (lambda v: v is not None, 1, 1),
+    "like": (lambda v, p: _like(v, p), 2, 2),
+    "match": (_match, 2, 2),
+    # mvfind(mv, regex): the index of the first value matching the regex, or NULL when none does (a
+    # single value is a one-value field).
+    "mvfind": (_mvfind, 2, 2),
+    "cidrmatch": (lambda c, v: _cidrmatch(c, v), 2, 2),
+    "lower": (lambda v: None if v is None else _text("lower", v).lower(), 1, 1),
+    "upper": (lambda v: None if v is None else _text("upper", v).upper(), 1, 1),
+    "len": (lambda v: None if v is None else len(_text("len", v)), 1, 1),
+    "tonumber": (lambda v: _number(_single("tonumber", v)), 1, 1),  # the optional base is not modelled
+    "tostring": (_tostring, 1, 1),  # the optional format is not modelled
+    # split(str, delim) cuts a string into a multivalue field; mvcount(mv) is the number of values (NULL
+    # for a null field); mvrange(start, end) the numbers from start up to end excluded (the optional step
+    # is not modelled); mvindex(mv, start, end) the values from start to end, both included, negative
+    # indexes counting from the last (-1); mvjoin(mv, delim) joins the values (one value: that value).
+    "split": (_split, 2, 2),
+    "mvcount": (lambda v: None if v is None else len(_values(v)), 1, 1),
+    "mvrange": (_mvrange, 2, 2),
+    "mvindex": (lambda v, a, b=None: _mvindex(v, a, b), 2, 3),
+    "mvjoin": (_mvjoin, 2, 2),
+    "coalesce": (lambda *vs: next((v for v in vs if v is not None), None), 1, 100),
+    "min": (lambda *vs: _extreme(min, vs), 1, 100),
+    "max": (lambda *vs: _extreme(max, vs), 1, 100),
+    "now": (lambda: _search_time(), 0, 0),
+    "relative_time": (_relative_time, 2, 2),
 }
 
 
@@ -686,11 +774,13 @@ def _one_or_many(values: list) -> Any:
 
 def _mvindex(value: Any, start: Any, end: Any) -> Any:
     values = _values(value)
-    if value is None or _number(start) is None:
+    if value is None or _number(_single("mvindex", start)) is None:
         return None
     n = len(values)
     first = int(_number(start))
     first = first + n if first < 0 else first
+    if end is not None and _number(_single("mvindex", end)) is None:
+        return None
     last = first if end is None else int(_number(end))
     last = last + n if last < 0 else last
     if not 0 <= first < n or last < first:
@@ -719,6 +809,10 @@ class EvalParser(Cursor):
             raise QuerySyntaxError(f"unexpected {self.peek().text!r} in eval expression")
         return expr
 
+    # Boolean logic (Search Manual, "Types of expressions": the only Boolean values are true and false):
+    # a comparison with a null operand is null, OR is true when an operand is true, AND false when one is
+    # false, otherwise a null operand makes them null; `where` keeps only true. What NOT, if() or case()
+    # do with a null is not documented, so those refuse. A non-Boolean operand fails Splunk's type check.
     def disjunction(self) -> Expr:
         parts = [self.conjunction()]
         while self._is("OR"):
@@ -726,7 +820,16 @@ class EvalParser(Cursor):
             parts.append(self.conjunction())
         if len(parts) == 1:
             return parts[0]
-        return lambda row: any(bool(p(row)) for p in parts)
+
+        def either(row: Row) -> bool | None:
+            unknown = False
+            for part in parts:
+                value = _truth(part(row), "OR")
+                if value:
+                    return True
+                unknown = unknown or value is None
+            return None if unknown else False
+        return either
 
     def conjunction(self) -> Expr:
         parts = [self.negation()]
@@ -735,13 +838,28 @@ class EvalParser(Cursor):
             parts.append(self.negation())
         if len(parts) == 1:
             return parts[0]
-        return lambda row: all(bool(p(row)) for p in parts)
+
+        def both(row: Row) -> bool | None:
+            unknown = False
+            for part in parts:
+                value = _truth(part(row), "AND")
+                if value is False:
+                    return False
+                unknown = unknown or value is None
+            return None if unknown else True
+        return both
 
     def negation(self) -> Expr:
         if self._is("NOT"):
             self.take()
             inner = self.negation()
-            return lambda row: not bool(inner(row))
+
+            def negate(row: Row) -> bool:
+                value = _truth(inner(row), "NOT")
+                if value is None:
+                    raise QuerySyntaxError("NOT of a null (a comparison with a missing field) is not modelled")
+                return not value
+            return negate
         return self.comparison()
 
     def comparison(self) -> Expr:
@@ -751,25 +869,22 @@ class EvalParser(Cursor):
             op = self.take().text
             right = self.operand()
             if op in ("=", "=="):
-                return lambda row: bool(_equal(left(row), right(row)))
+                return lambda row: _equal(left(row), right(row))
             if op == "!=":
-                return lambda row: _equal(left(row), right(row)) is False
-            def ordered(row: Row) -> bool:
-                a, b = left(row), right(row)
-                pairs = [(x, y) for x in _values(a) for y in _values(b)]
-                for x, y in pairs:
-                    nx, ny = _number(x), _number(y)
-                    if nx is not None and ny is not None and _COMPARE[op](nx, ny):
-                        return True
-                    if (nx is None or ny is None) and _COMPARE[op](str(x), str(y)):
-                        return True
-                return False
-            return ordered
+                def differ(row: Row) -> bool | None:
+                    same = _equal(left(row), right(row))
+                    return None if same is None else not same
+                return differ
+            return lambda row: _ordered(op, left(row), right(row))
         if token is not None and token.kind == "word" and token.text.lower() == "in":
             self.take()
             self.expect("(")
             options = self.arguments()
-            return lambda row: any(bool(_equal(left(row), o(row))) for o in options)
+
+            def member(row: Row) -> bool | None:
+                value = left(row)
+                return None if value is None else any(bool(_equal(value, o(row))) for o in options)
+            return member
         return left
 
     def arguments(self) -> list[Expr]:
@@ -843,23 +958,68 @@ class EvalParser(Cursor):
     def call(name: str, args: list[Expr]) -> Expr:
         if name == "if":
             if len(args) != 3:
-                raise QuerySyntaxError("if(condition, then, else)")
+                raise InvalidSearch("if(condition, then, else) takes three arguments")
             cond, then, otherwise = args
-            return lambda row: then(row) if bool(cond(row)) else otherwise(row)
+            return lambda row: then(row) if _decided(cond(row), "if") else otherwise(row)
         if name == "case":
-            if len(args) % 2:
-                raise QuerySyntaxError("case(condition, value, ...)")
+            if not args or len(args) % 2:
+                raise InvalidSearch("case(condition, value, ...) takes condition/value pairs")
             pairs = list(zip(args[::2], args[1::2]))
+
             def first_true(row: Row) -> Any:
                 for cond, value in pairs:
-                    if bool(cond(row)):
+                    if _decided(cond(row), "case"):
                         return value(row)
                 return None
             return first_true
         if name not in FUNCTIONS:
             raise QuerySyntaxError(f"eval function {name}() is not modelled")
-        fn = FUNCTIONS[name]
-        return lambda row: fn(*(a(row) for a in args))
+        fn, fewest, most = FUNCTIONS[name]
+        if not fewest <= len(args) <= most:
+            raise InvalidSearch(f"{name}() takes {fewest}" + (f" to {most}" if most != fewest else "")
+                                + f" argument(s), not {len(args)}")
+        return lambda row: fn(*(_field_value(a(row)) for a in args))
+
+
+def _field_value(value: Any) -> Any:
+    """A list of one value is that value, an empty one no value (Splunk has no one- or zero-value lists)."""
+    if isinstance(value, list) and len(value) < 2:
+        return value[0] if value else None
+    return value
+
+
+def _truth(value: Any, context: str) -> bool | None:
+    """A Boolean operand: true, false or null; anything else fails Splunk's type check."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise InvalidSearch(f"{context} needs a Boolean, not {value!r}")
+
+
+def _decided(value: Any, context: str) -> bool:
+    truth = _truth(value, context)
+    if truth is None:
+        raise QuerySyntaxError(f"{context}() on a null condition is not modelled")
+    return truth
+
+
+def _ordered(op: str, a: Any, b: Any) -> bool | None:
+    """<, <=, >, >= (Search Reference, "eval" operators): numbers compare as numbers and strings
+    lexicographically; how a number orders against a non-number string is not documented (refused).
+    A multivalue operand: true when any value satisfies it."""
+    if a is None or b is None:
+        return None
+    for x in _values(a):
+        for y in _values(b):
+            nx, ny = _number(x), _number(y)
+            if nx is not None and ny is not None:
+                if _COMPARE[op](nx, ny):
+                    return True
+            elif nx is None and ny is None and isinstance(x, str) and isinstance(y, str):
+                if _COMPARE[op](x, y):
+                    return True
+            else:
+                raise QuerySyntaxError(f"{x!r} {op} {y!r}: ordering a number against a string is not modelled")
+    return False
 
 
 def compile_eval(text: str) -> Expr:
@@ -976,7 +1136,7 @@ def _split_commas(text: str) -> list[str]:
 
 def _where_step(text: str) -> Step:
     expr = compile_eval(text)
-    return lambda rows: [r for r in rows if bool(expr(r))]
+    return lambda rows: [r for r in rows if _truth(expr(r), "where") is True]
 
 
 def _span(text: str) -> float:
