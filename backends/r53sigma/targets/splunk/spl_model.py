@@ -1167,6 +1167,30 @@ def _bin_step(text: str) -> Step:
 AGGREGATE = re.compile(r"\s*(?P<fn>count|dc|distinct_count|sum|min|max|avg|first)\s*(?:\(\s*(?P<arg>[^)]*?)\s*\))?(?:\s+as\s+(?P<name>\S+))?\s*$")
 
 
+def _aggregate_argument(fn: str, arg: str | None) -> str | None:
+    """Search Reference, "Statistical and charting functions": only count may omit its field
+    (``count`` or ``count(<field>)``); every other function takes one (``first(<value>)``, ``dc(<value>)``
+    ...), and Splunk rejects ``stats first`` or ``dc()`` with no field."""
+    field = (arg or "").strip().strip("'\"")
+    if not field and fn != "count":
+        raise InvalidSearch(f"{fn} needs a field: {fn}(<field>)")
+    if arg is not None and not field:
+        raise InvalidSearch(f"{fn}(): an empty argument")
+    return field or None
+
+
+def _min_max(fn: str, values: list) -> Any:
+    """stats/streamstats min and max (Search Reference, "Statistical and charting functions"): numeric
+    when the values are numbers, "if the values in the field are non-numeric, the minimum value is found
+    using lexicographical ordering"; a mix of both orders by a rule the page does not give (refused)."""
+    numbers = [_number(v) for v in values]
+    if all(n is not None for n in numbers):
+        return (min if fn == "min" else max)(numbers) if numbers else None
+    if any(n is not None for n in numbers):
+        raise QuerySyntaxError(f"{fn}() over numbers and text together is not modelled")
+    return (min if fn == "min" else max)(str(v) for v in values)
+
+
 def _stats_step(text: str) -> Step:
     m = re.fullmatch(r"(?P<aggs>.*?)(?:\s+by\s+(?P<by>.*))?", text.strip(), re.DOTALL)
     aggregates = []
@@ -1174,7 +1198,7 @@ def _stats_step(text: str) -> Step:
         a = AGGREGATE.match(part)
         if not a:
             raise QuerySyntaxError(f"stats aggregate {part.strip()!r} is not modelled")
-        arg = (a.group("arg") or "").strip("'\"") or None
+        arg = _aggregate_argument(a.group("fn"), a.group("arg"))
         fn = a.group("fn")
         name = a.group("name") or (f"{fn}({arg})" if arg else fn)
         aggregates.append((name, fn, arg))
@@ -1201,10 +1225,13 @@ def _stats_step(text: str) -> Step:
                 elif fn == "first":  # the first value in input order (Search Reference, "first")
                     if values:
                         result[name] = values[0]
+                elif fn in ("min", "max"):
+                    if values:
+                        result[name] = _min_max(fn, values)
                 else:
                     numbers = [n for n in map(_number, values) if n is not None]
                     if numbers:
-                        result[name] = {"sum": sum, "min": min, "max": max, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
+                        result[name] = {"sum": sum, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
             out.append(result)
         return out
     return aggregate
@@ -1268,7 +1295,7 @@ def _streamstats_step(text: str) -> Step:
         a = STREAM_AGGREGATE.match(part)
         if not a:
             raise QuerySyntaxError(f"streamstats aggregate {part.strip()!r} is not modelled")
-        arg = (a.group("arg") or "").strip("'\"") or None
+        arg = _aggregate_argument(a.group("fn"), a.group("arg"))
         aggregates.append((a.group("name") or (f"{a.group('fn')}({arg})" if arg else a.group("fn")), a.group("fn"), arg))
     by = [f.strip("'\"") for f in re.split(r"[\s,]+", m.group("by") or "") if f]
 
@@ -1309,12 +1336,14 @@ def _streamstats_step(text: str) -> Step:
                     result = sorted(set(values)) or None
                 elif fn in ("last", "first"):
                     result = (values[-1] if fn == "last" else values[0]) if values else None
+                elif fn in ("min", "max"):
+                    result = _min_max(fn, values)
                 else:
                     numbers = [n for n in map(_number, values) if n is not None]
                     if numbers:
-                        # Search Reference, "Statistical and charting functions": sum/avg/min/max read the
-                        # field's numeric values only; a result without one gets no value
-                        result = {"sum": sum, "min": min, "max": max, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
+                        # Search Reference, "Statistical and charting functions": sum/avg read the field's
+                        # numeric values only; a result without one gets no value
+                        result = {"sum": sum, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
                 if result is None:
                     row.pop(name, None)
                 else:
@@ -1442,7 +1471,7 @@ def _tstats_step(text: str) -> Step:
     dataset, tags, fields = DATA_MODELS[m.group("model")]
     aggregates = []
     for a in TSTATS_AGGREGATE.finditer(m.group("aggs")):
-        aggregates.append((a.group("name") or a.group(0), a.group("fn"), a.group("arg")))
+        aggregates.append((a.group("name") or a.group(0), a.group("fn"), _aggregate_argument(a.group("fn"), a.group("arg"))))
     if not aggregates or TSTATS_AGGREGATE.sub("", m.group("aggs")).strip():
         raise QuerySyntaxError(f"tstats aggregates {m.group('aggs')!r} are not modelled")
     where = compile_search(m.group("where") or "")
@@ -1478,10 +1507,8 @@ def _tstats_step(text: str) -> Step:
                     result[name] = len(set(values))
                 elif fn == "values":
                     result[name] = sorted(set(values))
-                else:
-                    numbers = [n for n in map(_number, values) if n is not None]
-                    if numbers:
-                        result[name] = (min if fn == "min" else max)(numbers)
+                elif values:
+                    result[name] = _min_max(fn, values)
             out.append(result)
         return out
     return summarise
@@ -1514,47 +1541,88 @@ def _drop_dm_object_name(argument: str) -> Step:
 
 
 def _mvexpand_step(text: str) -> Step:
-    """``mvexpand <field>`` (Search Reference, "mvexpand"): one result per value of the multivalue
-    field, each a copy of the event with that one value; a result without the field passes unchanged."""
-    name = text.strip().strip("'\"")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
-        raise QuerySyntaxError(f"mvexpand {text!r}: only `mvexpand <field>` is modelled")
+    """``mvexpand <field> [limit=<int>]`` (Search Reference, "mvexpand"): for each result, one result per
+    value of the field (the first ``limit`` values; 0, the default, is all), each a copy with that one
+    value; the command "can't be applied to internal fields". The page says nothing of a result that lacks
+    the field, so such a result is refused rather than guessed kept or dropped."""
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_.]*)(?:\s+limit=(\d+))?", text.strip())
+    if not m:
+        raise QuerySyntaxError(f"mvexpand {text!r}: only `mvexpand <field> [limit=<int>]` is modelled")
+    name, limit = m.group(1), int(m.group(2) or 0)
+    if name.startswith("_"):
+        raise InvalidSearch(f"mvexpand {name}: mvexpand can't be applied to internal fields")
 
     def expand(rows: list[Row]) -> list[Row]:
         out = []
         for row in rows:
             values = _as_values(row.get(name))
-            out.extend([{**row, name: v} for v in values] if values else [row])
+            if not values:
+                raise QuerySyntaxError(f"mvexpand {name}: a result without the field is not documented (not modelled)")
+            out.extend({**row, name: v} for v in (values[:limit] if limit else values))
         return out
     return expand
+
+
+# transforms.conf max_matches when a lookup definition does not set it: the Knowledge Manager Manual ("Add
+# field matching rules to your lookup configuration") gives 100 for a lookup without time_field, while
+# limits.conf [lookup] max_matches is 1000. Up to 100 matching rows both agree; beyond that the model
+# refuses rather than pick one page. Several matching rows give multivalue output fields, in file order.
+DOCUMENTED_MAX_MATCHES = 100
+
+
+def matching_rows(matches: list, max_matches: int | None, name: str) -> list:
+    """The rows a lookup uses for one input value: the first ``max_matches`` in file order."""
+    if max_matches is None:
+        if len(matches) > DOCUMENTED_MAX_MATCHES:
+            raise QuerySyntaxError(f"lookup {name}: more than {DOCUMENTED_MAX_MATCHES} matching rows with no "
+                                   "max_matches set (the documented defaults disagree beyond that)")
+        return matches
+    return matches[:max_matches]
 
 
 @dataclass
 class LookupTable:
     """A CSV lookup as transforms.conf defines it (Admin Manual, transforms.conf: ``case_sensitive_match``
-    defaults to true; ``max_matches`` to 1000 for a lookup that is not time-based)."""
+    defaults to true; ``max_matches`` unset: see :data:`DOCUMENTED_MAX_MATCHES`). ``columns``: the CSV's
+    header (default: the rows' fields)."""
 
     rows: list[dict[str, str]]
     case_sensitive: bool = True
-    max_matches: int = 1000
+    max_matches: int | None = None
+    columns: tuple[str, ...] | None = None
+
+    def header(self) -> set[str] | None:
+        if self.columns is not None:
+            return set(self.columns)
+        return {k for r in self.rows for k in r} if self.rows else None
 
 
 def _lookup_step(text: str) -> Step:
     """``lookup <table> <lookup-field> [AS <event-field>] OUTPUT <dest> [AS <event-dest>] ...``
     (Search Reference, "lookup"): each result whose event field equals a row's lookup field gets that
     row's output fields (several matching rows: a multivalue field, in file order); OUTPUT overwrites.
-    One input field of one value per result is modelled (a multivalue input is refused)."""
+    A field the table does not have is an error in Splunk ("Could not find all of the specified lookup
+    fields / destination fields in the lookup table"). One input field of one value per result is
+    modelled (a multivalue input is refused)."""
     m = re.fullmatch(r"(\w+)\s+(\w+)(?:\s+AS\s+(\w+))?\s+OUTPUT\s+(.+)", text.strip(), re.IGNORECASE | re.DOTALL)
     if not m:
         raise QuerySyntaxError(f"lookup {text!r}: only `lookup <table> <field> [AS <field>] OUTPUT ...` is modelled")
     table, key, event_key = m.group(1), m.group(2), m.group(3) or m.group(2)
-    outputs = re.findall(r"(\w+)(?:\s+AS\s+(\w+))?\s*,?", m.group(4), re.IGNORECASE)
+    output_text = m.group(4)
+    outputs = re.findall(r"(\w+)(?:\s+AS\s+(\w+))?\s*,?", output_text, re.IGNORECASE)
+    if re.sub(r"(\w+)(?:\s+AS\s+(\w+))?\s*,?", "", output_text, flags=re.IGNORECASE).strip():
+        raise QuerySyntaxError(f"lookup OUTPUT {output_text!r} is not modelled")
     outputs = [(src, dest or src) for src, dest in outputs]
 
     def look(rows: list[Row], lookups: dict[str, LookupTable]) -> list[Row]:
         if table not in lookups:
             raise InvalidSearch(f"lookup {table}: no such lookup table definition")
         definition = lookups[table]
+        header = definition.header()
+        if header is not None and key not in header:
+            raise InvalidSearch(f"lookup {table}: could not find the lookup field {key} in the lookup table")
+        if header is not None and any(src not in header for src, _ in outputs):
+            raise InvalidSearch(f"lookup {table}: could not find all of the destination fields in the lookup table")
         fold = (lambda v: v) if definition.case_sensitive else (lambda v: v.lower())
         index: dict[str, list[dict]] = {}
         for entry in definition.rows:
@@ -1566,7 +1634,7 @@ def _lookup_step(text: str) -> Step:
             values = _as_values(row.get(event_key))
             if len(values) > 1:
                 raise QuerySyntaxError(f"lookup on a multivalue field ({event_key}) is not modelled")
-            matches = index.get(fold(values[0]), [])[:definition.max_matches] if values else []
+            matches = matching_rows(index.get(fold(values[0]), []), definition.max_matches, table) if values else []
             for src, dest in outputs:
                 found = [e[src] for e in matches if e.get(src) not in (None, "")]
                 if found:
@@ -1577,6 +1645,43 @@ def _lookup_step(text: str) -> Step:
         return out
     look.needs_lookups = True
     return look
+
+
+def _field_patterns(command: str, text: str) -> list[re.Pattern]:
+    names = [n.strip("'\"") for n in re.split(r"[\s,]+", text.strip()) if n]
+    if not names:
+        raise InvalidSearch(f"{command} needs a list of fields")
+    return [re.compile("".join(".*" if c == "*" else re.escape(c) for c in n), re.DOTALL) for n in names]
+
+
+def _fields_step(text: str) -> Step:
+    """``fields [+|-] <wc-field-list>`` (Search Reference, "fields"): ``+`` (the default) keeps only the
+    listed fields (``*`` a wildcard), ``-`` removes them. "The fields command does not remove these internal
+    fields [_raw, _time] unless you explicitly specify" it, so ``+`` keeps the leading-underscore fields."""
+    sign, rest = (text.strip()[0], text.strip()[1:]) if text.strip()[:1] in ("+", "-") else ("+", text)
+    patterns = _field_patterns("fields", rest)
+
+    def listed(name: str) -> bool:
+        return any(p.fullmatch(name) for p in patterns)
+    if sign == "-":
+        return lambda rows: [{k: v for k, v in r.items() if not listed(k)} for r in rows]
+    return lambda rows: [{k: v for k, v in r.items() if listed(k) or k.startswith("_")} for r in rows]
+
+
+def _table_step(text: str) -> Step:
+    """``table <wc-field-list>`` (Search Reference, "table"): a table of only the listed fields, in the
+    order listed. (A row keeps the verifier's own ``_r53sigma_event`` marker, which is no Splunk field.)"""
+    patterns = _field_patterns("table", text)
+
+    def tabulate(rows: list[Row]) -> list[Row]:
+        out = []
+        for row in rows:
+            kept = {k: row[k] for p in patterns for k in row if p.fullmatch(k)}
+            if "_r53sigma_event" in row:
+                kept["_r53sigma_event"] = row["_r53sigma_event"]
+            out.append(kept)
+        return out
+    return tabulate
 
 
 MACROS: dict[str, Callable[[str], Step]] = {"drop_dm_object_name": _drop_dm_object_name}
@@ -1597,8 +1702,8 @@ COMMANDS: dict[str, Callable[[str], Step]] = {
     "sort": _sort_step,
     "multisearch": _multisearch_step,
     "rename": _rename_step,
-    "table": lambda text: (lambda rows: rows),
-    "fields": lambda text: (lambda rows: rows),
+    "table": _table_step,
+    "fields": _fields_step,
     "tstats": _tstats_step,
     "convert": _convert_step,
     "mvexpand": _mvexpand_step,
