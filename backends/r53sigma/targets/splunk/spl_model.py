@@ -963,7 +963,7 @@ class EvalParser(Cursor):
             return lambda row: then(row) if _decided(cond(row), "if") else otherwise(row)
         if name == "case":
             if not args or len(args) % 2:
-                raise InvalidSearch("case(condition, value, ...) takes condition/value pairs")
+                raise InvalidSearch("case(condition, value, ...) takes its arguments in condition/value pairs")
             pairs = list(zip(args[::2], args[1::2]))
 
             def first_true(row: Row) -> Any:
