@@ -39,6 +39,12 @@ class Store:
 
 
 def _lookup_step(store: Store, text: str):
+    """``lookup`` on a KV store collection (Search Reference, "lookup"; Knowledge Manager Manual, "Add field
+    matching rules to your lookup configuration"): every row whose input fields all equal the result's
+    gives its output fields, several rows a multivalue field in collection order (max_matches, as in
+    :func:`spl_model.matching_rows`); ``case_sensitive_match`` "does not apply to KV Store lookups", so
+    matching is exact. A field outside the collection's fields_list is a Splunk error; a multivalue
+    input field is not modelled."""
     found = re.fullmatch(r"(\S+)\s+(.+?)\s+OUTPUT\s+(.+)", text.strip())
     if not found:
         raise QuerySyntaxError(f"lookup {text!r} is not modelled (lookup <name> <field>... OUTPUT <field>...)")
@@ -47,14 +53,38 @@ def _lookup_step(store: Store, text: str):
         if field.upper() == "AS" or not re.fullmatch(r"\w+", field):
             raise QuerySyntaxError(f"lookup {text!r}: {field!r} is not modelled (plain field names only)")
 
+    def key(row: Row) -> tuple | None:
+        values = []
+        for f in inputs:
+            value = row.get(f)
+            if isinstance(value, list):
+                if len(value) > 1:
+                    raise QuerySyntaxError(f"lookup {name}: a multivalue input field ({f}) is not modelled")
+                value = value[0] if value else None
+            if value is None:
+                return None
+            values.append(str(value))
+        return tuple(values)
+
     def step(rows: list[Row]) -> list[Row]:
-        index = {tuple(str(r.get(f)) for f in inputs): r for r in store.table(name) if all(r.get(f) is not None for f in inputs)}
+        collection = store.table(name)
+        unknown = [f for f in inputs + outputs if store.fields[name] and f not in store.fields[name]]
+        if unknown:
+            raise spl_model.InvalidSearch(f"lookup {name}: could not find the fields {unknown} in the lookup table")
+        index: dict[tuple, list[Row]] = {}
+        for entry in collection:
+            entry_key = key(entry)
+            if entry_key is not None:
+                index.setdefault(entry_key, []).append(entry)
         out = []
         for row in rows:
-            match = index.get(tuple(str(row.get(f)) for f in inputs)) if all(row.get(f) is not None for f in inputs) else None
+            row_key = key(row)
+            matches = spl_model.matching_rows(index.get(row_key, []), None, name) if row_key is not None else []
             row = {k: v for k, v in row.items() if k not in outputs}
-            if match is not None:
-                row.update({f: match[f] for f in outputs if match.get(f) is not None})
+            for f in outputs:
+                values = [v for m in matches for v in (m[f] if isinstance(m.get(f), list) else [m.get(f)]) if v is not None]
+                if values:
+                    row[f] = values[0] if len(values) == 1 else values
             out.append(row)
         return out
     return step

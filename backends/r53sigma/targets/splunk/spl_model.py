@@ -164,12 +164,21 @@ def value_test(pattern: str) -> Callable[[str], bool]:
     return lambda value: regex.fullmatch(value) is not None
 
 
+# A text value reads as a number when it is decimal notation. Python's float() also reads "inf", "nan",
+# "1_000" and text padded with spaces, which Splunk documents no numeric reading of (Search Reference,
+# "eval" Usage: numbers are double-precision floating point), so those stay text here.
+_DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
 def _number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
+    if isinstance(value, bool) or value is None:
         return None
-    return None if math.isnan(number) else number
+    if isinstance(value, (int, float)):
+        return None if math.isnan(value) or math.isinf(value) else float(value)
+    if not isinstance(value, str) or not _DECIMAL.fullmatch(value):
+        return None
+    number = float(value)
+    return None if math.isinf(number) else number
 
 
 _COMPARE = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b}
@@ -602,17 +611,17 @@ def _equal(a: Any, b: Any) -> bool | None:
 def _like(value: Any, pattern: Any) -> bool | None:
     if value is None or pattern is None:
         return None
-    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in str(pattern))
-    return any(re.fullmatch(regex, str(v), re.DOTALL) for v in _values(value))
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in _text("like", pattern))
+    return re.fullmatch(regex, _text("like", value), re.DOTALL) is not None
 
 
 def _cidrmatch(cidr: Any, value: Any) -> bool | None:
     if cidr is None or value is None:
         return None
-    network = _network(str(cidr))
+    network = _network(_text("cidrmatch", cidr))
     if network is None:
         return False
-    return any(value_test(str(cidr))(str(v)) for v in _values(value))
+    return value_test(str(cidr))(_text("cidrmatch", value))
 
 
 # now(): "the time that the search was started"; a model run is given it (None: the clock).
@@ -624,59 +633,138 @@ def _search_time() -> float:
     return time.time() if given is None else given
 
 
+def _single(name: str, value: Any) -> Any:
+    """The argument of a function the Search Reference documents on one value: a multivalue one is refused
+    (no documented reading of, say, lower() or split() of a multivalue field)."""
+    if isinstance(value, list):
+        if len(value) > 1:
+            raise QuerySyntaxError(f"{name}() of a multivalue field is not modelled")
+        return value[0] if value else None  # a field of one value is that value
+    return value
+
+
+def _text(name: str, value: Any) -> str:
+    """A value as the text a string function reads. Event fields are text; an integer prints as Splunk
+    prints it; a fractional number or a boolean is refused (Python's "1.0"/"True" are not Splunk's text)."""
+    value = _single(name, value)
+    if isinstance(value, (bool, float)):
+        raise QuerySyntaxError(f"{name}(): the text of {value!r} is not modelled")
+    return str(value)
+
+
+def _split(value: Any, delimiter: Any) -> Any:
+    if value is None or delimiter is None:
+        return None  # Search Reference, "Evaluation functions": a null argument gives a null result
+    text, cut = _text("split", value), _text("split", delimiter)
+    if not cut:
+        raise QuerySyntaxError("split() with an empty delimiter is not modelled")
+    return _one_or_many(text.split(cut))
+
+
+def _mvjoin(values: Any, delimiter: Any) -> Any:
+    if values is None or delimiter is None:
+        return None
+    return _text("mvjoin", delimiter).join(_text("mvjoin", v) for v in _values(values))
+
+
 def _extreme(pick, values) -> Any:
-    """min()/max() of numbers (every argument must be one here: no mixed string ordering modelled)."""
-    numbers = [_number(v) for v in values]
-    if any(n is None for n in numbers):
+    """min()/max() (Search Reference, "Statistical eval functions"): the values of multivalue arguments
+    count one by one ("you can use ... max and min on multivalue fields"); numbers only here: strings
+    order after numbers by a rule the page does not spell out, and a null argument is not documented."""
+    numbers = [_number(v) for value in values for v in (value if isinstance(value, list) else [value])]
+    if not numbers or any(n is None for n in numbers):
         raise QuerySyntaxError("min()/max() over a null or non-number is not modelled")
     return pick(numbers)
 
 
+# Search Reference, "Date and Time functions": relative_time(<time>, <specifier>) applies a relative time
+# modifier ("Time modifiers": [+|-]<integer><unit>[@<snap unit>]). Seconds are plain arithmetic; a day,
+# week, month or year is calendar arithmetic in the user's time zone ("-1d" across a daylight-saving
+# change is not 86,400 s) and "@unit" snaps to the unit's start there, so only second offsets (what the
+# pack's searches use) are modelled and every other specifier is refused.
+_SECONDS_OFFSET = re.compile(r"([+-])(\d+)(?:s|sec|secs|second|seconds)")
+
+
 def _relative_time(moment: Any, spec: Any) -> float | None:
-    """relative_time(X, "-Nunit"): an offset only (no @ snapping is modelled)."""
-    found = re.fullmatch(r"([+-])(\d+)(s|m|h|d)", str(spec))
+    if moment is None or spec is None:
+        return None
+    found = _SECONDS_OFFSET.fullmatch(_text("relative_time", spec))
     if not found:
-        raise QuerySyntaxError(f"relative_time specifier {spec!r} is not modelled")
-    base = _number(moment)
+        raise QuerySyntaxError(f"relative_time specifier {spec!r} is not modelled (only [+-]N seconds)")
+    base = _number(_single("relative_time", moment))
     if base is None:
         return None
-    offset = int(found.group(2)) * SPAN_SECONDS[found.group(3)]
+    offset = int(found.group(2))
     return base - offset if found.group(1) == "-" else base + offset
 
 
-FUNCTIONS: dict[str, Callable[..., Any]] = {
-    "true": lambda: True,
-    "false": lambda: False,
-    "null": lambda: None,
-    "isnull": lambda v: v is None,
-    "isnotnull": lambda v: v is not None,
-    "like": _like,
-    "match": lambda v, r: None if v is None else any(compile_pcre(str(r)).search(str(x)) for x in _values(v)),
-    # Search Reference, "Multivalue eval functions": mvfind(mv, regex) is the index of the first
-    # value matching the regex, or NULL when none does (a single value is a one-value field).
-    "mvfind": lambda v, r: None if v is None else next(
-        (i for i, x in enumerate(_values(v)) if compile_pcre(str(r)).search(str(x))), None),
-    "cidrmatch": _cidrmatch,
-    "lower": lambda v: None if v is None else [str(x).lower() for x in v] if isinstance(v, list) else str(v).lower(),
-    "upper": lambda v: None if v is None else [str(x).upper() for x in v] if isinstance(v, list) else str(v).upper(),
-    "len": lambda v: None if v is None else len(str(v)),
-    "tonumber": lambda v: _number(v),
-    "tostring": lambda v: None if v is None else str(v),
-    # Search Reference, "Multivalue eval functions": split(str, delim) cuts a string into a multivalue
-    # field; mvcount(mv) is the number of values (NULL for a null field); mvrange(start, end) the
-    # numbers from start up to end excluded; mvindex(mv, start, end) the values from start to end,
-    # both included, negative indexes counting from the last (-1); mvjoin(mv, delim) joins them.
-    "split": lambda v, d: None if v is None or d is None else _one_or_many(str(v).split(str(d))),
-    "mvcount": lambda v: None if v is None else len(_values(v)),
-    "mvrange": lambda a, b: None if _number(a) is None or _number(b) is None else _one_or_many(list(range(int(_number(a)), int(_number(b))))),
-    "mvindex": lambda v, a, b=None: _mvindex(v, a, b),
-    "mvjoin": lambda v, d: None if v is None else str(d).join(str(x) for x in _values(v)),
-    # Search Reference, "Comparison and Conditional functions" / "Date and Time functions":
-    "coalesce": lambda *vs: next((v for v in vs if v is not None), None),
-    "min": lambda *vs: _extreme(min, vs),
-    "max": lambda *vs: _extreme(max, vs),
-    "now": lambda: _search_time(),
-    "relative_time": lambda t, spec: _relative_time(t, spec),
+def _match(value: Any, regex: Any) -> bool | None:
+    value, regex = _single("match", value), _single("match", regex)
+    if value is None or regex is None:
+        return None
+    return compile_pcre(_text("match", regex)).search(_text("match", value)) is not None
+
+
+def _mvfind(values: Any, regex: Any) -> Any:
+    if values is None or regex is None:
+        return None
+    pattern = compile_pcre(_text("mvfind", regex))
+    return next((i for i, x in enumerate(_values(values)) if pattern.search(_text("mvfind", x))), None)
+
+
+def _mvrange(start: Any, end: Any) -> Any:
+    a, b = _number(_single("mvrange", start)), _number(_single("mvrange", end))
+    if a is None or b is None:
+        return None
+    if not (a.is_integer() and b.is_integer()):
+        raise QuerySyntaxError("mvrange() of fractional numbers is not modelled")
+    return _one_or_many(list(range(int(a), int(b))))
+
+
+def _tostring(value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, bool):  # Search Reference, "Conversion functions": a Boolean gives "True"/"False"
+        return "True" if value else "False"
+    return _text("tostring", value)
+
+
+# name -> (function, fewest arguments, most arguments). Splunk rejects a call with another number of
+# arguments ("The arguments to the 'x' function are invalid"), so the count is checked when parsing.
+# Search Reference, "Evaluation functions" and its pages per kind (Comparison and Conditional, Conversion,
+# Date and Time, Multivalue, Statistical, Text): a null argument gives a null result unless the function
+# is about nulls (isnull, isnotnull, coalesce).
+FUNCTIONS: dict[str, tuple[Callable[..., Any], int, int]] = {
+    "true": (lambda: True, 0, 0),
+    "false": (lambda: False, 0, 0),
+    "null": (lambda: None, 0, 0),
+    "isnull": (lambda v: v is None, 1, 1),
+    "isnotnull": (lambda v: v is not None, 1, 1),
+    "like": (lambda v, p: _like(v, p), 2, 2),
+    "match": (_match, 2, 2),
+    # mvfind(mv, regex): the index of the first value matching the regex, or NULL when none does (a
+    # single value is a one-value field).
+    "mvfind": (_mvfind, 2, 2),
+    "cidrmatch": (lambda c, v: _cidrmatch(c, v), 2, 2),
+    "lower": (lambda v: None if v is None else _text("lower", v).lower(), 1, 1),
+    "upper": (lambda v: None if v is None else _text("upper", v).upper(), 1, 1),
+    "len": (lambda v: None if v is None else len(_text("len", v)), 1, 1),
+    "tonumber": (lambda v: _number(_single("tonumber", v)), 1, 1),  # the optional base is not modelled
+    "tostring": (_tostring, 1, 1),  # the optional format is not modelled
+    # split(str, delim) cuts a string into a multivalue field; mvcount(mv) is the number of values (NULL
+    # for a null field); mvrange(start, end) the numbers from start up to end excluded (the optional step
+    # is not modelled); mvindex(mv, start, end) the values from start to end, both included, negative
+    # indexes counting from the last (-1); mvjoin(mv, delim) joins the values (one value: that value).
+    "split": (_split, 2, 2),
+    "mvcount": (lambda v: None if v is None else len(_values(v)), 1, 1),
+    "mvrange": (_mvrange, 2, 2),
+    "mvindex": (lambda v, a, b=None: _mvindex(v, a, b), 2, 3),
+    "mvjoin": (_mvjoin, 2, 2),
+    "coalesce": (lambda *vs: next((v for v in vs if v is not None), None), 1, 100),
+    "min": (lambda *vs: _extreme(min, vs), 1, 100),
+    "max": (lambda *vs: _extreme(max, vs), 1, 100),
+    "now": (lambda: _search_time(), 0, 0),
+    "relative_time": (_relative_time, 2, 2),
 }
 
 
@@ -686,11 +774,13 @@ def _one_or_many(values: list) -> Any:
 
 def _mvindex(value: Any, start: Any, end: Any) -> Any:
     values = _values(value)
-    if value is None or _number(start) is None:
+    if value is None or _number(_single("mvindex", start)) is None:
         return None
     n = len(values)
     first = int(_number(start))
     first = first + n if first < 0 else first
+    if end is not None and _number(_single("mvindex", end)) is None:
+        return None
     last = first if end is None else int(_number(end))
     last = last + n if last < 0 else last
     if not 0 <= first < n or last < first:
@@ -719,6 +809,10 @@ class EvalParser(Cursor):
             raise QuerySyntaxError(f"unexpected {self.peek().text!r} in eval expression")
         return expr
 
+    # Boolean logic (Search Manual, "Types of expressions": the only Boolean values are true and false):
+    # a comparison with a null operand is null, OR is true when an operand is true, AND false when one is
+    # false, otherwise a null operand makes them null; `where` keeps only true. What NOT, if() or case()
+    # do with a null is not documented, so those refuse. A non-Boolean operand fails Splunk's type check.
     def disjunction(self) -> Expr:
         parts = [self.conjunction()]
         while self._is("OR"):
@@ -726,7 +820,16 @@ class EvalParser(Cursor):
             parts.append(self.conjunction())
         if len(parts) == 1:
             return parts[0]
-        return lambda row: any(bool(p(row)) for p in parts)
+
+        def either(row: Row) -> bool | None:
+            unknown = False
+            for part in parts:
+                value = _truth(part(row), "OR")
+                if value:
+                    return True
+                unknown = unknown or value is None
+            return None if unknown else False
+        return either
 
     def conjunction(self) -> Expr:
         parts = [self.negation()]
@@ -735,13 +838,28 @@ class EvalParser(Cursor):
             parts.append(self.negation())
         if len(parts) == 1:
             return parts[0]
-        return lambda row: all(bool(p(row)) for p in parts)
+
+        def both(row: Row) -> bool | None:
+            unknown = False
+            for part in parts:
+                value = _truth(part(row), "AND")
+                if value is False:
+                    return False
+                unknown = unknown or value is None
+            return None if unknown else True
+        return both
 
     def negation(self) -> Expr:
         if self._is("NOT"):
             self.take()
             inner = self.negation()
-            return lambda row: not bool(inner(row))
+
+            def negate(row: Row) -> bool:
+                value = _truth(inner(row), "NOT")
+                if value is None:
+                    raise QuerySyntaxError("NOT of a null (a comparison with a missing field) is not modelled")
+                return not value
+            return negate
         return self.comparison()
 
     def comparison(self) -> Expr:
@@ -751,25 +869,22 @@ class EvalParser(Cursor):
             op = self.take().text
             right = self.operand()
             if op in ("=", "=="):
-                return lambda row: bool(_equal(left(row), right(row)))
+                return lambda row: _equal(left(row), right(row))
             if op == "!=":
-                return lambda row: _equal(left(row), right(row)) is False
-            def ordered(row: Row) -> bool:
-                a, b = left(row), right(row)
-                pairs = [(x, y) for x in _values(a) for y in _values(b)]
-                for x, y in pairs:
-                    nx, ny = _number(x), _number(y)
-                    if nx is not None and ny is not None and _COMPARE[op](nx, ny):
-                        return True
-                    if (nx is None or ny is None) and _COMPARE[op](str(x), str(y)):
-                        return True
-                return False
-            return ordered
+                def differ(row: Row) -> bool | None:
+                    same = _equal(left(row), right(row))
+                    return None if same is None else not same
+                return differ
+            return lambda row: _ordered(op, left(row), right(row))
         if token is not None and token.kind == "word" and token.text.lower() == "in":
             self.take()
             self.expect("(")
             options = self.arguments()
-            return lambda row: any(bool(_equal(left(row), o(row))) for o in options)
+
+            def member(row: Row) -> bool | None:
+                value = left(row)
+                return None if value is None else any(bool(_equal(value, o(row))) for o in options)
+            return member
         return left
 
     def arguments(self) -> list[Expr]:
@@ -843,23 +958,68 @@ class EvalParser(Cursor):
     def call(name: str, args: list[Expr]) -> Expr:
         if name == "if":
             if len(args) != 3:
-                raise QuerySyntaxError("if(condition, then, else)")
+                raise InvalidSearch("if(condition, then, else) takes three arguments")
             cond, then, otherwise = args
-            return lambda row: then(row) if bool(cond(row)) else otherwise(row)
+            return lambda row: then(row) if _decided(cond(row), "if") else otherwise(row)
         if name == "case":
-            if len(args) % 2:
-                raise QuerySyntaxError("case(condition, value, ...)")
+            if not args or len(args) % 2:
+                raise InvalidSearch("case(condition, value, ...) takes its arguments in condition/value pairs")
             pairs = list(zip(args[::2], args[1::2]))
+
             def first_true(row: Row) -> Any:
                 for cond, value in pairs:
-                    if bool(cond(row)):
+                    if _decided(cond(row), "case"):
                         return value(row)
                 return None
             return first_true
         if name not in FUNCTIONS:
             raise QuerySyntaxError(f"eval function {name}() is not modelled")
-        fn = FUNCTIONS[name]
-        return lambda row: fn(*(a(row) for a in args))
+        fn, fewest, most = FUNCTIONS[name]
+        if not fewest <= len(args) <= most:
+            raise InvalidSearch(f"{name}() takes {fewest}" + (f" to {most}" if most != fewest else "")
+                                + f" argument(s), not {len(args)}")
+        return lambda row: fn(*(_field_value(a(row)) for a in args))
+
+
+def _field_value(value: Any) -> Any:
+    """A list of one value is that value, an empty one no value (Splunk has no one- or zero-value lists)."""
+    if isinstance(value, list) and len(value) < 2:
+        return value[0] if value else None
+    return value
+
+
+def _truth(value: Any, context: str) -> bool | None:
+    """A Boolean operand: true, false or null; anything else fails Splunk's type check."""
+    if value is None or isinstance(value, bool):
+        return value
+    raise InvalidSearch(f"{context} needs a Boolean, not {value!r}")
+
+
+def _decided(value: Any, context: str) -> bool:
+    truth = _truth(value, context)
+    if truth is None:
+        raise QuerySyntaxError(f"{context}() on a null condition is not modelled")
+    return truth
+
+
+def _ordered(op: str, a: Any, b: Any) -> bool | None:
+    """<, <=, >, >= (Search Reference, "eval" operators): numbers compare as numbers and strings
+    lexicographically; how a number orders against a non-number string is not documented (refused).
+    A multivalue operand: true when any value satisfies it."""
+    if a is None or b is None:
+        return None
+    for x in _values(a):
+        for y in _values(b):
+            nx, ny = _number(x), _number(y)
+            if nx is not None and ny is not None:
+                if _COMPARE[op](nx, ny):
+                    return True
+            elif nx is None and ny is None and isinstance(x, str) and isinstance(y, str):
+                if _COMPARE[op](x, y):
+                    return True
+            else:
+                raise QuerySyntaxError(f"{x!r} {op} {y!r}: ordering a number against a string is not modelled")
+    return False
 
 
 def compile_eval(text: str) -> Expr:
@@ -976,7 +1136,7 @@ def _split_commas(text: str) -> list[str]:
 
 def _where_step(text: str) -> Step:
     expr = compile_eval(text)
-    return lambda rows: [r for r in rows if bool(expr(r))]
+    return lambda rows: [r for r in rows if _truth(expr(r), "where") is True]
 
 
 def _span(text: str) -> float:
@@ -1007,6 +1167,30 @@ def _bin_step(text: str) -> Step:
 AGGREGATE = re.compile(r"\s*(?P<fn>count|dc|distinct_count|sum|min|max|avg|first)\s*(?:\(\s*(?P<arg>[^)]*?)\s*\))?(?:\s+as\s+(?P<name>\S+))?\s*$")
 
 
+def _aggregate_argument(fn: str, arg: str | None) -> str | None:
+    """Search Reference, "Statistical and charting functions": only count may omit its field
+    (``count`` or ``count(<field>)``); every other function takes one (``first(<value>)``, ``dc(<value>)``
+    ...), and Splunk rejects ``stats first`` or ``dc()`` with no field."""
+    field = (arg or "").strip().strip("'\"")
+    if not field and fn != "count":
+        raise InvalidSearch(f"{fn} needs a field: {fn}(<field>)")
+    if arg is not None and not field:
+        raise InvalidSearch(f"{fn}(): an empty argument")
+    return field or None
+
+
+def _min_max(fn: str, values: list) -> Any:
+    """stats/streamstats min and max (Search Reference, "Statistical and charting functions"): numeric
+    when the values are numbers, "if the values in the field are non-numeric, the minimum value is found
+    using lexicographical ordering"; a mix of both orders by a rule the page does not give (refused)."""
+    numbers = [_number(v) for v in values]
+    if all(n is not None for n in numbers):
+        return (min if fn == "min" else max)(numbers) if numbers else None
+    if any(n is not None for n in numbers):
+        raise QuerySyntaxError(f"{fn}() over numbers and text together is not modelled")
+    return (min if fn == "min" else max)(str(v) for v in values)
+
+
 def _stats_step(text: str) -> Step:
     m = re.fullmatch(r"(?P<aggs>.*?)(?:\s+by\s+(?P<by>.*))?", text.strip(), re.DOTALL)
     aggregates = []
@@ -1014,7 +1198,7 @@ def _stats_step(text: str) -> Step:
         a = AGGREGATE.match(part)
         if not a:
             raise QuerySyntaxError(f"stats aggregate {part.strip()!r} is not modelled")
-        arg = (a.group("arg") or "").strip("'\"") or None
+        arg = _aggregate_argument(a.group("fn"), a.group("arg"))
         fn = a.group("fn")
         name = a.group("name") or (f"{fn}({arg})" if arg else fn)
         aggregates.append((name, fn, arg))
@@ -1041,10 +1225,13 @@ def _stats_step(text: str) -> Step:
                 elif fn == "first":  # the first value in input order (Search Reference, "first")
                     if values:
                         result[name] = values[0]
+                elif fn in ("min", "max"):
+                    if values:
+                        result[name] = _min_max(fn, values)
                 else:
                     numbers = [n for n in map(_number, values) if n is not None]
                     if numbers:
-                        result[name] = {"sum": sum, "min": min, "max": max, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
+                        result[name] = {"sum": sum, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
             out.append(result)
         return out
     return aggregate
@@ -1108,7 +1295,7 @@ def _streamstats_step(text: str) -> Step:
         a = STREAM_AGGREGATE.match(part)
         if not a:
             raise QuerySyntaxError(f"streamstats aggregate {part.strip()!r} is not modelled")
-        arg = (a.group("arg") or "").strip("'\"") or None
+        arg = _aggregate_argument(a.group("fn"), a.group("arg"))
         aggregates.append((a.group("name") or (f"{a.group('fn')}({arg})" if arg else a.group("fn")), a.group("fn"), arg))
     by = [f.strip("'\"") for f in re.split(r"[\s,]+", m.group("by") or "") if f]
 
@@ -1149,12 +1336,14 @@ def _streamstats_step(text: str) -> Step:
                     result = sorted(set(values)) or None
                 elif fn in ("last", "first"):
                     result = (values[-1] if fn == "last" else values[0]) if values else None
+                elif fn in ("min", "max"):
+                    result = _min_max(fn, values)
                 else:
                     numbers = [n for n in map(_number, values) if n is not None]
                     if numbers:
-                        # Search Reference, "Statistical and charting functions": sum/avg/min/max read the
-                        # field's numeric values only; a result without one gets no value
-                        result = {"sum": sum, "min": min, "max": max, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
+                        # Search Reference, "Statistical and charting functions": sum/avg read the field's
+                        # numeric values only; a result without one gets no value
+                        result = {"sum": sum, "avg": lambda x: sum(x) / len(x)}[fn](numbers)
                 if result is None:
                     row.pop(name, None)
                 else:
@@ -1282,7 +1471,7 @@ def _tstats_step(text: str) -> Step:
     dataset, tags, fields = DATA_MODELS[m.group("model")]
     aggregates = []
     for a in TSTATS_AGGREGATE.finditer(m.group("aggs")):
-        aggregates.append((a.group("name") or a.group(0), a.group("fn"), a.group("arg")))
+        aggregates.append((a.group("name") or a.group(0), a.group("fn"), _aggregate_argument(a.group("fn"), a.group("arg"))))
     if not aggregates or TSTATS_AGGREGATE.sub("", m.group("aggs")).strip():
         raise QuerySyntaxError(f"tstats aggregates {m.group('aggs')!r} are not modelled")
     where = compile_search(m.group("where") or "")
@@ -1318,10 +1507,8 @@ def _tstats_step(text: str) -> Step:
                     result[name] = len(set(values))
                 elif fn == "values":
                     result[name] = sorted(set(values))
-                else:
-                    numbers = [n for n in map(_number, values) if n is not None]
-                    if numbers:
-                        result[name] = (min if fn == "min" else max)(numbers)
+                elif values:
+                    result[name] = _min_max(fn, values)
             out.append(result)
         return out
     return summarise
@@ -1354,47 +1541,88 @@ def _drop_dm_object_name(argument: str) -> Step:
 
 
 def _mvexpand_step(text: str) -> Step:
-    """``mvexpand <field>`` (Search Reference, "mvexpand"): one result per value of the multivalue
-    field, each a copy of the event with that one value; a result without the field passes unchanged."""
-    name = text.strip().strip("'\"")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", name):
-        raise QuerySyntaxError(f"mvexpand {text!r}: only `mvexpand <field>` is modelled")
+    """``mvexpand <field> [limit=<int>]`` (Search Reference, "mvexpand"): for each result, one result per
+    value of the field (the first ``limit`` values; 0, the default, is all), each a copy with that one
+    value; the command "can't be applied to internal fields". The page says nothing of a result that lacks
+    the field, so such a result is refused rather than guessed kept or dropped."""
+    m = re.fullmatch(r"([A-Za-z_][A-Za-z0-9_.]*)(?:\s+limit=(\d+))?", text.strip())
+    if not m:
+        raise QuerySyntaxError(f"mvexpand {text!r}: only `mvexpand <field> [limit=<int>]` is modelled")
+    name, limit = m.group(1), int(m.group(2) or 0)
+    if name.startswith("_"):
+        raise InvalidSearch(f"mvexpand {name}: mvexpand can't be applied to internal fields")
 
     def expand(rows: list[Row]) -> list[Row]:
         out = []
         for row in rows:
             values = _as_values(row.get(name))
-            out.extend([{**row, name: v} for v in values] if values else [row])
+            if not values:
+                raise QuerySyntaxError(f"mvexpand {name}: a result without the field is not documented (not modelled)")
+            out.extend({**row, name: v} for v in (values[:limit] if limit else values))
         return out
     return expand
+
+
+# transforms.conf max_matches when a lookup definition does not set it: the Knowledge Manager Manual ("Add
+# field matching rules to your lookup configuration") gives 100 for a lookup without time_field, while
+# limits.conf [lookup] max_matches is 1000. Up to 100 matching rows both agree; beyond that the model
+# refuses rather than pick one page. Several matching rows give multivalue output fields, in file order.
+DOCUMENTED_MAX_MATCHES = 100
+
+
+def matching_rows(matches: list, max_matches: int | None, name: str) -> list:
+    """The rows a lookup uses for one input value: the first ``max_matches`` in file order."""
+    if max_matches is None:
+        if len(matches) > DOCUMENTED_MAX_MATCHES:
+            raise QuerySyntaxError(f"lookup {name}: more than {DOCUMENTED_MAX_MATCHES} matching rows with no "
+                                   "max_matches set (the documented defaults disagree beyond that)")
+        return matches
+    return matches[:max_matches]
 
 
 @dataclass
 class LookupTable:
     """A CSV lookup as transforms.conf defines it (Admin Manual, transforms.conf: ``case_sensitive_match``
-    defaults to true; ``max_matches`` to 1000 for a lookup that is not time-based)."""
+    defaults to true; ``max_matches`` unset: see :data:`DOCUMENTED_MAX_MATCHES`). ``columns``: the CSV's
+    header (default: the rows' fields)."""
 
     rows: list[dict[str, str]]
     case_sensitive: bool = True
-    max_matches: int = 1000
+    max_matches: int | None = None
+    columns: tuple[str, ...] | None = None
+
+    def header(self) -> set[str] | None:
+        if self.columns is not None:
+            return set(self.columns)
+        return {k for r in self.rows for k in r} if self.rows else None
 
 
 def _lookup_step(text: str) -> Step:
     """``lookup <table> <lookup-field> [AS <event-field>] OUTPUT <dest> [AS <event-dest>] ...``
     (Search Reference, "lookup"): each result whose event field equals a row's lookup field gets that
     row's output fields (several matching rows: a multivalue field, in file order); OUTPUT overwrites.
-    One input field of one value per result is modelled (a multivalue input is refused)."""
+    A field the table does not have is an error in Splunk ("Could not find all of the specified lookup
+    fields / destination fields in the lookup table"). One input field of one value per result is
+    modelled (a multivalue input is refused)."""
     m = re.fullmatch(r"(\w+)\s+(\w+)(?:\s+AS\s+(\w+))?\s+OUTPUT\s+(.+)", text.strip(), re.IGNORECASE | re.DOTALL)
     if not m:
         raise QuerySyntaxError(f"lookup {text!r}: only `lookup <table> <field> [AS <field>] OUTPUT ...` is modelled")
     table, key, event_key = m.group(1), m.group(2), m.group(3) or m.group(2)
-    outputs = re.findall(r"(\w+)(?:\s+AS\s+(\w+))?\s*,?", m.group(4), re.IGNORECASE)
+    output_text = m.group(4)
+    outputs = re.findall(r"(\w+)(?:\s+AS\s+(\w+))?\s*,?", output_text, re.IGNORECASE)
+    if re.sub(r"(\w+)(?:\s+AS\s+(\w+))?\s*,?", "", output_text, flags=re.IGNORECASE).strip():
+        raise QuerySyntaxError(f"lookup OUTPUT {output_text!r} is not modelled")
     outputs = [(src, dest or src) for src, dest in outputs]
 
     def look(rows: list[Row], lookups: dict[str, LookupTable]) -> list[Row]:
         if table not in lookups:
             raise InvalidSearch(f"lookup {table}: no such lookup table definition")
         definition = lookups[table]
+        header = definition.header()
+        if header is not None and key not in header:
+            raise InvalidSearch(f"lookup {table}: could not find the lookup field {key} in the lookup table")
+        if header is not None and any(src not in header for src, _ in outputs):
+            raise InvalidSearch(f"lookup {table}: could not find all of the destination fields in the lookup table")
         fold = (lambda v: v) if definition.case_sensitive else (lambda v: v.lower())
         index: dict[str, list[dict]] = {}
         for entry in definition.rows:
@@ -1406,7 +1634,7 @@ def _lookup_step(text: str) -> Step:
             values = _as_values(row.get(event_key))
             if len(values) > 1:
                 raise QuerySyntaxError(f"lookup on a multivalue field ({event_key}) is not modelled")
-            matches = index.get(fold(values[0]), [])[:definition.max_matches] if values else []
+            matches = matching_rows(index.get(fold(values[0]), []), definition.max_matches, table) if values else []
             for src, dest in outputs:
                 found = [e[src] for e in matches if e.get(src) not in (None, "")]
                 if found:
@@ -1417,6 +1645,43 @@ def _lookup_step(text: str) -> Step:
         return out
     look.needs_lookups = True
     return look
+
+
+def _field_patterns(command: str, text: str) -> list[re.Pattern]:
+    names = [n.strip("'\"") for n in re.split(r"[\s,]+", text.strip()) if n]
+    if not names:
+        raise InvalidSearch(f"{command} needs a list of fields")
+    return [re.compile("".join(".*" if c == "*" else re.escape(c) for c in n), re.DOTALL) for n in names]
+
+
+def _fields_step(text: str) -> Step:
+    """``fields [+|-] <wc-field-list>`` (Search Reference, "fields"): ``+`` (the default) keeps only the
+    listed fields (``*`` a wildcard), ``-`` removes them. "The fields command does not remove these internal
+    fields [_raw, _time] unless you explicitly specify" it, so ``+`` keeps the leading-underscore fields."""
+    sign, rest = (text.strip()[0], text.strip()[1:]) if text.strip()[:1] in ("+", "-") else ("+", text)
+    patterns = _field_patterns("fields", rest)
+
+    def listed(name: str) -> bool:
+        return any(p.fullmatch(name) for p in patterns)
+    if sign == "-":
+        return lambda rows: [{k: v for k, v in r.items() if not listed(k)} for r in rows]
+    return lambda rows: [{k: v for k, v in r.items() if listed(k) or k.startswith("_")} for r in rows]
+
+
+def _table_step(text: str) -> Step:
+    """``table <wc-field-list>`` (Search Reference, "table"): a table of only the listed fields, in the
+    order listed. (A row keeps the verifier's own ``_r53sigma_event`` marker, which is no Splunk field.)"""
+    patterns = _field_patterns("table", text)
+
+    def tabulate(rows: list[Row]) -> list[Row]:
+        out = []
+        for row in rows:
+            kept = {k: row[k] for p in patterns for k in row if p.fullmatch(k)}
+            if "_r53sigma_event" in row:
+                kept["_r53sigma_event"] = row["_r53sigma_event"]
+            out.append(kept)
+        return out
+    return tabulate
 
 
 MACROS: dict[str, Callable[[str], Step]] = {"drop_dm_object_name": _drop_dm_object_name}
@@ -1437,8 +1702,8 @@ COMMANDS: dict[str, Callable[[str], Step]] = {
     "sort": _sort_step,
     "multisearch": _multisearch_step,
     "rename": _rename_step,
-    "table": lambda text: (lambda rows: rows),
-    "fields": lambda text: (lambda rows: rows),
+    "table": _table_step,
+    "fields": _fields_step,
     "tstats": _tstats_step,
     "convert": _convert_step,
     "mvexpand": _mvexpand_step,

@@ -24,7 +24,7 @@ class SplunkVerifier(Verifier):
 
         listed = ioc.list_match(rule)  # the app's lookup holding the case's list, as transforms.conf defines it
         tables = {LOOKUP: spl_model.LookupTable([{"domain": d, "category": ""} for d in listed.domains or []],
-                                                    case_sensitive=False)} if listed else {}
+                                                    case_sensitive=False, columns=tuple(ioc.LOOKUP_COLUMNS))} if listed else {}
         try:
             rows = spl_model.run(query, events, tables)
         except spl_model.InvalidSearch as error:
