@@ -368,7 +368,7 @@ def _divide(numerator: int, denominator: int) -> float:
     try:
         return numerator / denominator
     except OverflowError:
-        return math.copysign(math.inf, numerator)
+        return math.inf if (numerator < 0) == (denominator < 0) else -math.inf
 
 
 def _rounded(exact: Fraction) -> float:
