@@ -258,3 +258,155 @@ def test_points_kept_in_memory_do_not_grow_with_lines(tmp_path, monkeypatch):
         assert [a.to_json()["group"]["srcaddr"] for a in alerts] == ["10.0.0.9"]
         kept.append(counted[0])
     assert kept == [5, 5]
+
+
+# ---------------------------------------------------------------- numeric aggregates: running, exact, pruned
+
+import statistics  # noqa: E402
+from fractions import Fraction  # noqa: E402
+
+from r53sigma.scan.correlations import CorrelationPlan, Point, firing_windows  # noqa: E402
+from r53sigma.scan.values import as_number  # noqa: E402
+
+NUMERIC_KINDS = ["value_sum", "value_avg", "value_median", "value_percentile"]
+OPS = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
+# ties (7 and 7.0), negatives, floats, texts that are not numbers, a Unicode digit (a number to Python)
+numeric_texts = st.sampled_from(["-3", "2.5", "7", "7.0", "x", "0", "-0.5", "12", "0.1", "0.2", "\u0663", "1e1"])
+
+
+def numeric_aggregate(kind: str, numbers: list, percentile: int):
+    """A window's aggregate by the letter of the definition: exact sum and mean rounded once, the
+    statistics module's median, numpy's linear percentile."""
+    if not numbers:
+        return None
+    if kind == "value_sum":
+        exact = sum(map(Fraction, numbers))
+        return int(exact) if all(isinstance(n, int) for n in numbers) else float(exact)
+    if kind == "value_avg":
+        return float(sum(map(Fraction, numbers)) / len(numbers))
+    if kind == "value_median":
+        return statistics.median(numbers)
+    ordered = sorted(numbers)
+    rank = (len(ordered) - 1) * percentile / 100
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+
+
+def numeric_oracle(kind: str, op: str, threshold: int, percentile: int, span_us: int, points: list[tuple]) -> list[tuple]:
+    """(group, first us, last us, peak) per burst, a quadratic loop; points are (time us, group, text)."""
+    out = []
+    for group in sorted({p[1] for p in points}):
+        mine = [p for p in points if p[1] == group]  # stream order; sorted by time stably below
+        mine.sort(key=lambda p: p[0])
+        windows = []
+        for start in sorted({p[0] for p in mine}):
+            inside = [p for p in mine if start <= p[0] < start + span_us]
+            numbers = [n for n in (as_number(p[2]) for p in inside) if n is not None]
+            value = numeric_aggregate(kind, numbers, percentile)
+            if value is not None and OPS[op](value, threshold):
+                windows.append((start, max(p[0] for p in inside), value))
+        bursts = []
+        for start, last, value in windows:
+            if bursts and start < bursts[-1][3] + span_us:
+                first, end, peak, _ = bursts[-1]
+                bursts[-1] = (first, max(end, last), max(peak, value), start)
+            else:
+                bursts.append((start, last, value, start))
+        out.extend((group, first, end, peak) for first, end, peak, _ in bursts)
+    return sorted(out, key=lambda b: (b[1], repr((b[0],))))
+
+
+def numeric_correlation(kind: str, op: str, threshold: int, percentile: int, span: str = "1m") -> str:
+    extra = f", percentile: {percentile}" if kind == "value_percentile" else ""
+    return correlation(kind, f"{{{op}: {threshold}, field: srcport{extra}}}", span)
+
+
+@settings(max_examples=300, deadline=None)
+@given(kind=st.sampled_from(NUMERIC_KINDS), op=st.sampled_from(sorted(OPS)), threshold=st.integers(-4, 12),
+       percentile=st.integers(1, 100),
+       generated=st.lists(st.tuples(st.integers(0, 12).map(lambda s: s * 20_000_000), st.sampled_from(["a", "b"]),
+                                    st.lists(numeric_texts, max_size=3)), min_size=1, max_size=30))
+def test_running_numeric_windows_are_the_definition(kind, op, threshold, percentile, generated):
+    """The shared definition's running sums and sorted window against a brute-force reading, on points with
+    several numbers each (an array field), equal times, ties of 7 and 7.0 and texts that are no number."""
+    collection = rules(numeric_correlation(kind, op, threshold, percentile))
+    plan = CorrelationPlan.build(next(r for r in collection.rules if r.title == "corr"))
+    got = []
+    for group in sorted({g for _, g, _ in generated}):
+        points = sorted((Point(t, seq, frozenset({0}), tuple(texts)) for seq, (t, g, texts) in enumerate(generated) if g == group),
+                        key=lambda p: (p.t, p.seq))
+        from r53sigma.scan.correlations import bursts as chain
+        got += [(group, b.first, b.last, b.value) for b in chain(firing_windows(plan, points), plan.span_us)]
+    flat = [(t, g, text) for t, g, texts in generated for text in texts] + [(t, g, "") for t, g, texts in generated if not texts]
+    want = numeric_oracle(kind, op, threshold, percentile, plan.span_us, flat)
+    key = lambda b: (b[1], repr((b[0],)))  # noqa: E731
+    assert sorted(got, key=key) == want
+    assert [type(b[3]) for b in sorted(got, key=key)] == [type(b[3]) for b in want]  # 7 is not 7.0
+
+
+def test_float_sums_do_not_drift_as_numbers_leave_the_window():
+    """0.1 + 0.2 + 0.3 summed left to right is 0.6000000000000001; the window's exact sum is the float
+    nearest 0.6, and after 1e16 and -1e16 pass through the window nothing of them remains."""
+    collection = rules(correlation("value_sum", "{gte: 0, field: srcport}", "1m"))
+    plan = CorrelationPlan.build(next(r for r in collection.rules if r.title == "corr"))
+    texts = [(0, "1e16"), (1, "-1e16"), (61_000_000, "0.1"), (61_000_001, "0.2"), (61_000_002, "0.3")]
+    points = [Point(t, i, frozenset({0}), (v,)) for i, (t, v) in enumerate(texts)]
+    values = [w.value for w in firing_windows(plan, points)]
+    assert values[-3:] == [0.6, 0.5, 0.3]
+
+
+def test_huge_numbers_do_not_stop_a_scan():
+    """A 400-digit integer is a number to Python (beyond any float): sums and means are computed exactly and
+    reported as an infinity beyond the float range, and the median of it and a float does not raise."""
+    big = "9" * 400
+    for kind, op in (("value_sum", "gt"), ("value_avg", "gt"), ("value_median", "gt"), ("value_percentile", "lt")):
+        collection = rules(numeric_correlation(kind, op, 5, 50))
+        plan = CorrelationPlan.build(next(r for r in collection.rules if r.title == "corr"))
+        points = [Point(0, 0, frozenset({0}), (big,)), Point(1, 1, frozenset({0}), ("-" + big, "0.5"))]
+        list(firing_windows(plan, points))  # no OverflowError
+
+
+numeric_edge_points = st.lists(  # times on and around the quarter-minute sub-bucket edges of a 1m span
+    st.tuples(st.integers(0, 24).map(lambda q: q * 15_000_000), st.sampled_from([-1, 0, 1, 7_000_000]),
+              st.sampled_from(["10.0.0.1", "10.0.0.2", "10.0.0.3"]), numeric_texts),
+    min_size=1, max_size=40,
+)
+
+
+@SETTINGS
+@given(kind=st.sampled_from(NUMERIC_KINDS), op=st.sampled_from(sorted(OPS)), threshold=st.integers(-4, 12),
+       percentile=st.integers(1, 100), generated=numeric_edge_points, split=st.integers(0, 40))
+def test_the_numeric_candidate_filter_never_drops_a_firing_group(tmp_path_factory, monkeypatch, kind, op, threshold,
+                                                                 percentile, generated, split):
+    """Files DuckDB reads (points in parquet parts, bounds per sub-bucket from two batches whose times
+    overlap): the alerts are those with no pruning at all, and the reference engine's."""
+    collection = rules(numeric_correlation(kind, op, threshold, percentile))
+    raw = [record(max(0, edge + offset), src=src, port=value) for edge, offset, src, value in generated]
+    folder = tmp_path_factory.mktemp("split")
+    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw[:split]))
+    (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw[split:]))
+    expected = [a.to_json() for a in Engine(collection).scan(read_paths([folder]))]
+    engine = DuckEngine(collection)
+    assert [a.to_json() for a in engine.scan_paths([folder])] == expected
+    assert engine.fast_files == 2
+    with monkeypatch.context() as unpruned:
+        unpruned.setattr(duckcorrelations, "_pruning", lambda plan: None)
+        assert [a.to_json() for a in DuckEngine(collection).scan_paths([folder])] == expected
+
+
+def test_numeric_points_kept_in_memory_do_not_grow_with_lines(tmp_path, monkeypatch):
+    """value_avg gt 75 (the pack's long-name rule): a steady source of short values and one source with a
+    long one; only that source's run of sub-buckets reaches the window evaluation."""
+    collection = rules(correlation("value_avg", "{gt: 75, field: srcport}", "1m"))
+    kept = []
+    for steady in (30, 3000):
+        raw = [record(i * 20_000_000, src="10.0.0.1", port="20") for i in range(steady)]
+        raw += [record(i * 1_000_000, src="10.0.0.9", port=p) for i, p in enumerate(("80", "90"))]
+        log = tmp_path / f"steady{steady}.jsonl"
+        log.write_text("".join(json.dumps(r) + "\n" for r in raw))
+        counted = points_evaluated(monkeypatch)
+        alerts = list(DuckEngine(collection).scan_paths([log]))
+        assert [a.to_json()["group"]["srcaddr"] for a in alerts] == ["10.0.0.9"]
+        kept.append(counted[0])
+    assert kept == [2, 2]

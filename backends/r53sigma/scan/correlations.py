@@ -19,7 +19,10 @@ Definitions
   field; ``temporal``: the set of referenced rules matched (the condition: all of them, or the extended
   expression such as ``a and not b`` evaluated on that set); ``temporal_ordered``: how many referenced
   rules are matched one after another in their listed order (points ordered by time, then listed order);
-  ``value_sum``/``value_avg``/``value_median``: over the field's numbers; ``value_percentile``: the
+  ``value_sum``/``value_avg``/``value_median``: over the field's numbers (texts read by
+  :func:`r53sigma.scan.values.as_number`; a window without one has no aggregate and does not fire): the
+  sum and the mean are exact, rounded once to a float (the sum of integers is that integer), the median is
+  ``statistics.median``'s; ``value_percentile``: the
   condition's ``percentile`` (1-100) of the field's numbers, interpolated linearly between the two
   nearest ranks (the inclusive method: the smallest number is percentile 0, the largest 100). A window **fires** when its
   aggregate meets the condition (gt, gte, lt, lte, eq, neq).
@@ -41,8 +44,10 @@ Definitions
 """
 from __future__ import annotations
 
-import statistics
-from collections import Counter
+import math
+from bisect import bisect_left, insort_right
+from collections import Counter, deque
+from fractions import Fraction
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
 
@@ -251,8 +256,8 @@ def bursts(windows: Iterable[Window], span_us: int) -> list[Burst]:
 
 
 class _Sliding:
-    """The aggregate of the points in a window, kept as points enter and leave (counts and distinct
-    values incrementally; the ordered and numeric types from the window's points)."""
+    """The aggregate of the points in a window, kept as points enter and leave: counts, distinct values and
+    the numbers incrementally (:class:`_Numbers`), ``temporal_ordered`` from the window's points."""
 
     def __init__(self, plan: CorrelationPlan):
         self.kind, self.extended, self.n_rules = plan.kind, plan.extended, len(plan.rules)
@@ -260,14 +265,22 @@ class _Sliding:
         self.count = 0
         self.values: Counter = Counter()
         self.rules: Counter = Counter()
+        self.numbers = _Numbers(ordered=self.kind in ORDERED) if self.kind in NUMERIC else None
 
     def add(self, point: Point) -> None:
         self.count += 1
+        if self.numbers is not None:
+            self.numbers.add(point.values)
+            return
         self.values.update(point.values)
         self.rules.update(point.hits)
 
     def remove(self, point: Point) -> None:
+        """Remove the oldest point added (windows only ever lose their first point)."""
         self.count -= 1
+        if self.numbers is not None:
+            self.numbers.remove_oldest()
+            return
         self.values.subtract(point.values)
         self.rules.subtract(point.hits)
         for counter, keys in ((self.values, point.values), (self.rules, point.hits)):
@@ -276,20 +289,14 @@ class _Sliding:
                     del counter[key]
 
     def value(self, inside: list[Point]) -> Any:
+        """The window's aggregate; ``inside`` (the window's points) is read by temporal_ordered only."""
         kind = self.kind
         if kind == SigmaCorrelationType.EVENT_COUNT:
             return self.count
         if kind == SigmaCorrelationType.VALUE_COUNT:
             return len(self.values)
-        if kind in NUMERIC:
-            numbers = [n for p in inside for n in map(as_number, p.values) if n is not None]
-            if not numbers:
-                return None
-            if kind == SigmaCorrelationType.VALUE_SUM:
-                return sum(numbers)
-            if kind == SigmaCorrelationType.VALUE_PERCENTILE:
-                return percentile(numbers, self.percentile)
-            return statistics.fmean(numbers) if kind == SigmaCorrelationType.VALUE_AVG else statistics.median(numbers)
+        if self.numbers is not None:
+            return self.numbers.aggregate(kind, self.percentile)
         if self.extended:
             return frozenset(self.rules)
         if kind == SigmaCorrelationType.TEMPORAL:
@@ -297,13 +304,112 @@ class _Sliding:
         return ordered_steps(((p.t, i) for p in inside for i in p.hits), self.n_rules)
 
 
+ORDERED = (SigmaCorrelationType.VALUE_MEDIAN, SigmaCorrelationType.VALUE_PERCENTILE)
+_FLOAT_UNIT = 1 << 1074  # every finite float is a whole multiple of 2**-1074: float sums kept exactly as integers
+
+
+class _Numbers:
+    """The numbers of a window's points (in point order), kept exactly as points enter and leave.
+
+    Sums are exact (integers as they are, floats as whole multiples of 2**-1074), so a running sum never
+    drifts from the sum of the window's numbers; the numbers in ascending order (ties in point order, as a
+    stable sort of the window's numbers gives them) for median and percentile, by bisection."""
+
+    __slots__ = ("count", "floats", "int_sum", "float_sum", "ordered", "added")
+
+    def __init__(self, ordered: bool):
+        self.count = self.floats = self.int_sum = self.float_sum = 0
+        self.ordered: list | None = [] if ordered else None
+        self.added: deque[tuple] = deque()  # each point's numbers, oldest first
+
+    def add(self, texts: tuple[str, ...]) -> None:
+        numbers = tuple(n for n in map(as_number, texts) if n is not None)
+        self.added.append(numbers)
+        for number in numbers:
+            self._change(number, 1)
+            if self.ordered is not None:
+                insort_right(self.ordered, number)  # after equal numbers: ties stay in point order
+
+    def remove_oldest(self) -> None:
+        for number in self.added.popleft():
+            self._change(number, -1)
+            if self.ordered is not None:
+                del self.ordered[bisect_left(self.ordered, number)]  # the first equal one: the oldest point's
+
+    def _change(self, number: int | float, sign: int) -> None:
+        self.count += sign
+        if isinstance(number, int):
+            self.int_sum += sign * number
+        else:
+            self.floats += sign
+            numerator, denominator = number.as_integer_ratio()  # denominator: a power of two <= 2**1074
+            self.float_sum += sign * numerator * (_FLOAT_UNIT // denominator)
+
+    def aggregate(self, kind: SigmaCorrelationType, p: int | None) -> int | float | None:
+        if not self.count:
+            return None
+        if kind == SigmaCorrelationType.VALUE_SUM:
+            return self.int_sum if not self.floats else _divide(self._exact_sum(), _FLOAT_UNIT)
+        if kind == SigmaCorrelationType.VALUE_AVG:
+            if not self.floats:
+                return _divide(self.int_sum, self.count)
+            return _divide(self._exact_sum(), self.count * _FLOAT_UNIT)
+        if kind == SigmaCorrelationType.VALUE_PERCENTILE:
+            return percentile_of_ordered(self.ordered, p)
+        return median_of_ordered(self.ordered)
+
+    def _exact_sum(self) -> int:
+        return self.int_sum * _FLOAT_UNIT + self.float_sum
+
+
+def _divide(numerator: int, denominator: int) -> float:
+    """numerator / denominator rounded once to a float (Python's integer division is correctly rounded);
+    beyond the float range, an infinity."""
+    try:
+        return numerator / denominator
+    except OverflowError:
+        return math.inf if (numerator < 0) == (denominator < 0) else -math.inf
+
+
+def _rounded(exact: Fraction) -> float:
+    return _divide(exact.numerator, exact.denominator)
+
+
+def median_of_ordered(ordered: list) -> int | float:
+    """statistics.median of ascending numbers (the middle one, or the mean of the two middle ones); a
+    mean beyond the float range of its two numbers is computed exactly."""
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    low, high = ordered[middle - 1], ordered[middle]
+    try:
+        mean = (low + high) / 2
+    except OverflowError:
+        mean = math.nan
+    return mean if math.isfinite(mean) else _rounded((Fraction(low) + Fraction(high)) / 2)
+
+
 def percentile(numbers: list[float], p: int) -> float:
     """The p-th percentile, linear between the nearest ranks (numpy's default, statistics' inclusive)."""
-    ordered = sorted(numbers)
+    return percentile_of_ordered(sorted(numbers), p)
+
+
+def percentile_of_ordered(ordered: list, p: int) -> float:
+    """:func:`percentile` of ascending numbers. The interpolation stays between its two neighbours (where
+    float arithmetic would leave them or overflow, it is computed exactly)."""
     rank = (len(ordered) - 1) * p / 100
     low = int(rank)
     high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
+    below, above = ordered[low], ordered[high]
+    fraction = rank - low
+    try:
+        value = below + (above - below) * fraction
+    except OverflowError:
+        value = math.nan
+    if below <= value <= above:
+        return value
+    exact = Fraction(below) + (Fraction(above) - Fraction(below)) * Fraction(fraction)
+    return _rounded(min(max(exact, Fraction(below)), Fraction(above)))
 
 
 def ordered_steps(matches: Iterable[tuple[int, int]], n_rules: int) -> int:
@@ -315,12 +421,14 @@ def ordered_steps(matches: Iterable[tuple[int, int]], n_rules: int) -> int:
     return step
 
 
-def firing_windows(plan: CorrelationPlan, points: list[Point]) -> Iterator[Window]:
-    """The firing windows of one group's points (sorted by time, then stream position)."""
+def firing_windows(plan: CorrelationPlan, points: list[Point],
+                   may_fire: Callable[[int], bool] | None = None) -> Iterator[Window]:
+    """The firing windows of one group's points (sorted by time, then stream position). ``may_fire``: the
+    start times whose windows are evaluated (the others are known not to fire, e.g. by a bound); every
+    point of an evaluated window must be in ``points``."""
     span = plan.span_us
     state = _Sliding(plan)
-    ordered_or_numeric = plan.kind not in (SigmaCorrelationType.EVENT_COUNT, SigmaCorrelationType.VALUE_COUNT,
-                                           SigmaCorrelationType.TEMPORAL) and not plan.extended
+    ordered = plan.kind == SigmaCorrelationType.TEMPORAL_ORDERED and not plan.extended
     left = right = 0
     for i, point in enumerate(points):
         if i and points[i - 1].t == point.t:
@@ -331,7 +439,9 @@ def firing_windows(plan: CorrelationPlan, points: list[Point]) -> Iterator[Windo
         while right < len(points) and points[right].t < point.t + span:
             state.add(points[right])
             right += 1
-        value = state.value(points[i:right] if ordered_or_numeric else [])
+        if may_fire is not None and not may_fire(point.t):
+            continue
+        value = state.value(points[i:right] if ordered else [])
         if plan.test(value):
             yield Window(point.t, points[right - 1].t, value)
 

@@ -9,18 +9,23 @@ aggregates that spill. At the end, the sub-buckets of every run of five whose bo
 condition are the candidates (any window lies inside such a run), and only their points are read back
 into the table (events the reference reader parsed keep theirs there); memory is bounded by the distinct
 (sub-bucket, group) tuples and the candidates' points,
-and disk by the points. The other conditions (lt/lte, where any group may fire) keep every point.
+and disk by the points. ``value_sum/avg/median/percentile`` compared with gt/gte/lt/lte are pruned the same
+way, by the max/min of their numbers or the sums of their positive/negative ones (:func:`_numeric_pruning`);
+as those aggregates need not grow with points, only windows starting in a passing run's first sub-bucket
+are evaluated. The other conditions (count lt/lte, where any group may fire; eq/neq) keep every point.
 After the last batch, ``event_count``, ``value_count`` and ``temporal`` are window functions over the rows
 (``RANGE BETWEEN CURRENT ROW AND span - 1 us FOLLOWING`` per group: the half-open window at every point),
 preceded, where the condition only grows, by a grouped aggregate per (epoch-aligned bin, group)
 that leaves out the bins no firing window can touch (every window lies inside two consecutive bins).
-``temporal_ordered`` and ``value_sum/avg/median`` read the group's points and use the shared Python
+``temporal_ordered`` and ``value_sum/avg/median/percentile`` read the group's points and use the shared Python
 definition. Firing windows become bursts with :func:`r53sigma.scan.correlations.bursts`; evidence lines are
 fetched afterwards, for the bursts only. The tables and window sorts spill to disk under a ``memory_limit``.
 """
 from __future__ import annotations
 
+import math
 import os
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import duckdb
@@ -54,10 +59,11 @@ class CorrelationTables:
                 "f BIGINT, s BIGINT, line BIGINT, idx BIGINT, file VARCHAR)"
             )
             self.tables.append(table)
-            if plan.kind in _SQL_WINDOWS and _upper_bound_test(plan) is not None and self.spill:
+            pruning = _pruning(plan)
+            if pruning is not None and self.spill:
                 self.width[number] = -(-plan.span_us // SUB_BUCKETS)
                 self.parts[number] = []
-                self.con.execute(f"CREATE TEMP TABLE bins{number}_{scan_id} (g VARCHAR[], k BIGINT, a BIGINT)")
+                self.con.execute(f"CREATE TEMP TABLE bins{number}_{scan_id} (g VARCHAR[], k BIGINT, a {pruning.column})")
 
     def accumulate(self, source: str, table: str) -> None:
         """The points of a batch's flagged rows (a table with the rule flags and field columns)."""
@@ -114,7 +120,7 @@ class CorrelationTables:
 
     def _add_bins(self, number: int, plan: CorrelationPlan, relation: str) -> None:
         """Per (sub-bucket, group) of the relation's points, an upper bound of what its events add to a window."""
-        aggregate = _SQL_WINDOWS[plan.kind][1]
+        aggregate = _pruning(plan).bin_bound
         self.con.execute(
             f"INSERT INTO bins{number}_{self.scan_id} SELECT g, t // {self.width[number]} AS k, {aggregate} AS a "
             f"FROM {relation} GROUP BY g, k"
@@ -160,23 +166,26 @@ class CorrelationTables:
         """Into the correlation's point table, the points of the sub-buckets some firing window may touch.
 
         A window [t, t + span) covers at most SUB_BUCKETS + 1 consecutive sub-buckets of width
-        ceil(span / SUB_BUCKETS), and the sum of their bounds bounds its aggregate. Where the condition only
-        grows (gt/gte), a firing window therefore lies in a run of SUB_BUCKETS + 1 sub-buckets whose bound
-        passes: every sub-bucket of every such run is a candidate. A window evaluated on the candidates' points
-        alone sees all points of every firing window (exact), and no more points than it has (no false alert)."""
+        ceil(span / SUB_BUCKETS), starting with t's, and its aggregate is bounded by the run of those
+        sub-buckets' bounds (:func:`_pruning`). A firing window therefore starts in a sub-bucket whose run
+        passes the bound test (an anchor), and every sub-bucket of such a run is a candidate: a window
+        starting in an anchor, evaluated on the candidates' points, sees all its points (exact). Where the
+        aggregate only grows with points (counts with gt/gte), any other window sees no more points than it
+        has (no false alert); where it need not (numbers), only windows starting in an anchor are evaluated
+        (:meth:`_python_windows`), the anchors being kept in a table."""
         bins, table, runs = f"bins{number}_{self.scan_id}", self.tables[number], SUB_BUCKETS
-        merge, run = _BIN_RUNS[plan.kind]
+        pruning = _pruning(plan)
         if number in self.filled:  # points the reference reader produced (python batches): bounded as well
             self._add_bins(number, plan, table)
-        bound = _upper_bound_test(plan)
+        anchors, cand = f"anchors{number}_{self.scan_id}", f"cand{number}_{self.scan_id}"
         self.con.execute(
-            f"CREATE TEMP TABLE cand{number}_{self.scan_id} AS "
-            f"WITH b AS (SELECT g, k, {merge} AS a FROM {bins} GROUP BY g, k), "
-            f"starts AS (SELECT g, k FROM (SELECT g, k, {run} AS run FROM b "
-            f"WINDOW w AS (PARTITION BY g ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) WHERE {bound('run')}) "
-            f"SELECT DISTINCT g, k + r AS k FROM starts, range({runs + 1}) AS o(r)"
+            f"CREATE TEMP TABLE {anchors} AS "
+            f"WITH b AS (SELECT g, k, {pruning.merge} AS a FROM {bins} GROUP BY g, k) "
+            f"SELECT g, k FROM (SELECT g, k, {pruning.run} AS run FROM b "
+            f"WINDOW w AS (PARTITION BY g ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) "
+            f"WHERE {pruning.passes('run')}"
         )
-        cand = f"cand{number}_{self.scan_id}"
+        self.con.execute(f"CREATE TEMP TABLE {cand} AS SELECT DISTINCT g, k + r AS k FROM {anchors}, range({runs + 1}) AS o(r)")
         if self.parts[number]:
             files = "[" + ", ".join(_quote(p) for p in self.parts[number]) + "]"
             self.con.execute(
@@ -184,7 +193,8 @@ class CorrelationTables:
                 f"SEMI JOIN {cand} AS c ON p.g = c.g AND p.t // {self.width[number]} = c.k"
             )
             self.filled.add(number)
-        for name in (cand, bins):
+        kept = not pruning.monotone and number in self.filled  # the anchors _python_windows reads
+        for name in (cand, bins) + (() if kept else (anchors,)):
             self.con.execute(f"DROP TABLE {name}")
         for part in self.parts[number]:
             try:
@@ -232,16 +242,30 @@ class CorrelationTables:
             yield current, windows
 
     def _python_windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
-        """temporal_ordered and value_sum/avg/median: the group's points, evaluated as the reference does."""
+        """temporal_ordered and value_sum/avg/median/percentile: the group's points, evaluated as the reference
+        does; where the candidates were pruned by bounds that need not grow with points, only the windows
+        starting in an anchor sub-bucket (:meth:`_candidate_points`)."""
+        number = self.tables.index(table)
+        anchors = f"anchors{number}_{self.scan_id}" if number in self.width else None
+        joined = (f"{table} AS p LEFT JOIN {anchors} AS a ON p.g = a.g AND p.t // {self.width[number]} = a.k"
+                  if anchors else f"(SELECT *, NULL AS k FROM {table}) AS p")
         rows = self.con.execute(
-            f"SELECT g, t, f, s, mask, list(v) FILTER (WHERE v IS NOT NULL) FROM {table} GROUP BY g, t, f, s, mask ORDER BY g, t, f, s"
+            f"SELECT p.g, p.t, p.f, p.s, p.mask, list(p.v) FILTER (WHERE p.v IS NOT NULL), bool_or(k IS NOT NULL) "
+            f"FROM {joined} GROUP BY p.g, p.t, p.f, p.s, p.mask ORDER BY p.g, p.t, p.f, p.s"
         ).fetchall()
+        if anchors:
+            self.con.execute(f"DROP TABLE {anchors}")
         by_group: dict[tuple, list[Point]] = {}
-        for group, t, f, s, mask, values in rows:
+        starts: dict[tuple, set[int]] = {}
+        for group, t, f, s, mask, values, anchored in rows:
             hits = frozenset(i for i in range(len(plan.rules)) if mask >> i & 1)
-            by_group.setdefault(tuple(group), []).append(Point(t, f << 40 | s, hits, tuple(values or ())))
+            group = tuple(group)
+            by_group.setdefault(group, []).append(Point(t, f << 40 | s, hits, tuple(values or ())))
+            if anchored:
+                starts.setdefault(group, set()).add(t)
         for group, points in by_group.items():
-            windows = list(firing_windows(plan, points))
+            may_fire = starts.get(group, frozenset()).__contains__ if anchors else None
+            windows = list(firing_windows(plan, points, may_fire))
             if windows:
                 yield group, windows
 
@@ -252,7 +276,7 @@ _SQL_WINDOWS = {
     SigmaCorrelationType.VALUE_COUNT: ("count(DISTINCT v)", "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
     SigmaCorrelationType.TEMPORAL: ("bit_or(mask)", "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
 }
-# per prunable type: how a (sub-bucket, group)'s bounds from several batches merge, and a run's bound
+# per prunable count type: how a (sub-bucket, group)'s bounds from several batches merge, and a run's bound
 _BIN_RUNS = {
     SigmaCorrelationType.EVENT_COUNT: ("sum(a)", "sum(a) OVER w"),
     SigmaCorrelationType.VALUE_COUNT: ("sum(a)", "sum(a) OVER w"),  # distinct values of a union <= the sum
@@ -261,6 +285,76 @@ _BIN_RUNS = {
 # sub-buckets a window spans (at most this plus one): finer bounds, more (sub-bucket, group) rows
 SUB_BUCKETS = 4
 _SQL_OPS = {SigmaCorrelationConditionOperator.GT: ">", SigmaCorrelationConditionOperator.GTE: ">="}
+_NUMERIC = (SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG, SigmaCorrelationType.VALUE_MEDIAN,
+            SigmaCorrelationType.VALUE_PERCENTILE)
+
+# A point's number in SQL, only where it is surely the number r53sigma.scan.values.as_number reads (plain
+# ASCII decimal notation, finite; both parse it to the nearest double). A text with any other decimal digit
+# (Unicode digits, underscores, spaces, a 400-digit integer) may be a number to Python: its bound is infinite.
+_PLAIN_NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+_KNOWN = f"(regexp_full_match(v, '{_PLAIN_NUMBER}') AND isfinite(TRY_CAST(v AS DOUBLE)))"
+_MAYBE_NUMBER = r"regexp_matches(v, '\p{Nd}')"
+# Float arithmetic (DuckDB's sums, Python's rounded mean and interpolation) is within this relative margin
+# of the exact bound; a run within it of the threshold stays a candidate, and is then evaluated exactly.
+_MARGIN = 1e-6
+
+
+@dataclass(frozen=True)
+class _Pruning:
+    """How one correlation bounds a window's aggregate by (sub-bucket, group) aggregates (plain GROUP BYs)."""
+    column: str  # SQL type of a bin's bound
+    bin_bound: str  # over a (sub-bucket, group)'s points
+    merge: str  # one (sub-bucket, group)'s bounds from several batches into one
+    run: str  # over the bins of a run (WINDOW w): a bound of any window inside it
+    passes: Callable[[str], str]  # the SQL test of a run's bound: may a window inside it fire
+    monotone: bool  # the aggregate only grows with points (a window seen in part never fires falsely)
+
+
+def _pruning(plan: CorrelationPlan) -> _Pruning | None:
+    """How a correlation's candidates are pruned; None where its condition has no sound bound."""
+    if plan.kind in _NUMERIC:
+        return _numeric_pruning(plan)
+    test = _upper_bound_test(plan) if plan.kind in _SQL_WINDOWS else None
+    if test is None:
+        return None
+    merge, run = _BIN_RUNS[plan.kind]
+    return _Pruning("BIGINT", _SQL_WINDOWS[plan.kind][1], merge, run, test, monotone=True)
+
+
+def _numeric_pruning(plan: CorrelationPlan) -> _Pruning | None:
+    """value_sum/avg/median/percentile compared with gt/gte (an upper bound) or lt/lte (a lower bound).
+
+    The mean, median and any percentile of a window's numbers lie between their smallest and largest, so
+    between the run's min and max; a window's sum lies between the sums of the run's negative and positive
+    numbers. A window without a number does not fire, and a bin without one has no bound (NULL)."""
+    condition = plan.rule.condition
+    if plan.extended or not isinstance(condition, SigmaCorrelationCondition):
+        return None
+    upper = condition.op in (SigmaCorrelationConditionOperator.GT, SigmaCorrelationConditionOperator.GTE)
+    if not upper and condition.op not in (SigmaCorrelationConditionOperator.LT, SigmaCorrelationConditionOperator.LTE):
+        return None
+    try:
+        threshold = float(condition.count)
+    except (OverflowError, TypeError, ValueError):
+        return None
+    if not math.isfinite(threshold):
+        return None
+    unknown = "'inf'::DOUBLE" if upper else "'-inf'::DOUBLE"
+    extreme = "max" if upper else "min"
+    if plan.kind == SigmaCorrelationType.VALUE_SUM:
+        side = "> 0" if upper else "< 0"
+        number = f"CASE WHEN TRY_CAST(v AS DOUBLE) {side} THEN TRY_CAST(v AS DOUBLE) ELSE 0 END"
+        merge, run = "sum(a)", "sum(a) OVER w"
+    else:
+        number, merge, run = "TRY_CAST(v AS DOUBLE)", f"{extreme}(a)", f"{extreme}(a) OVER w"
+    bin_bound = f"{'sum' if plan.kind == SigmaCorrelationType.VALUE_SUM else extreme}(CASE WHEN {_KNOWN} THEN {number} WHEN {_MAYBE_NUMBER} THEN {unknown} END)"
+    literal = f"CAST('{threshold!r}' AS DOUBLE)"
+
+    def passes(bound: str) -> str:
+        margin = f"{_MARGIN} * (abs({bound}) + abs({literal}))"
+        return f"{bound} >= {literal} - {margin}" if upper else f"{bound} <= {literal} + {margin}"
+
+    return _Pruning("DOUBLE", bin_bound, merge, run, passes, monotone=False)
 
 
 def _upper_bound_test(plan: CorrelationPlan) -> Callable[[str], str] | None:
