@@ -105,6 +105,15 @@ def test_documented_regex_escapes_read_as_the_page_says():
     assert matches(r"{ $.a = %\x3a% }", a="a:b")
 
 
+def test_whitespace_class_is_tab_space_and_newline_only():
+    # RE page: "\s ... includes tab, space and newline"; Python's ASCII \s would also take CR, FF and VT
+    assert matches(r"{ $.a = %^x\sy$% }", a="x\ty") and matches(r"{ $.a = %^x\sy$% }", a="x\ny")
+    for other in ("\r", "\f", "\v"):
+        assert not matches(r"{ $.a = %^x\sy$% }", a=f"x{other}y")
+        assert matches(r"{ $.a = %^x\Sy$% }", a=f"x{other}y")
+    assert matches(r"{ $.a = %^x[\sz]y$% }", a="x y") and not matches(r"{ $.a = %^x[\sz]y$% }", a="x\ry")
+
+
 @pytest.mark.parametrize("value", [True, False, 5, 1.5])
 def test_a_string_compared_with_a_boolean_or_a_number_is_not_read(value):
     # JSON: booleans are tested with IS TRUE/IS FALSE, numbers with numeric operands; a string on them is on no page

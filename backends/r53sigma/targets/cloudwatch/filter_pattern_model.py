@@ -114,9 +114,36 @@ def _check_regex(body: str) -> re.Pattern:
     if construct:
         raise RejectedPattern(f"regex %{body}%: {construct!r} is not in the supported regex syntax")
     try:
-        return re.compile(body, re.ASCII)
+        return re.compile(_documented_whitespace(body), re.ASCII)
     except re.error as error:
         raise RejectedPattern(f"regex %{body}%: {error}") from None
+
+
+def _documented_whitespace(body: str) -> str:
+    """``\\s`` as the page defines it, tab, space and newline only (Python's ASCII ``\\s`` also takes
+    CR, FF and VT); ``\\S`` its complement. Inside a character class only ``\\s`` has a plain spelling."""
+    out, in_class, i = [], False, 0
+    while i < len(body):
+        c = body[i]
+        if c == "\\" and i + 1 < len(body):
+            pair = body[i:i + 2]
+            if pair == "\\s":
+                out.append(" \\t\\n" if in_class else "[ \\t\\n]")
+            elif pair == "\\S":
+                if in_class:
+                    raise RejectedPattern(f"regex %{body}%: \\S inside a character class is not read")
+                out.append("[^ \\t\\n]")
+            else:
+                out.append(pair)
+            i += 2
+            continue
+        if c == "[" and not in_class:
+            in_class = True
+        elif c == "]" and in_class:
+            in_class = False
+        out.append(c)
+        i += 1
+    return "".join(out)
 
 
 BOUNDS = re.compile(r"\{([0-9]+),([0-9]+)\}")
