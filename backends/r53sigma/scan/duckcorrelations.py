@@ -1,8 +1,9 @@
 """Correlations in the DuckDB engine, with the sliding windows and bursts of :mod:`r53sigma.scan.correlations`.
 
-Each correlation has a table of points: one row per (event, group[, value]) with the time in
-microseconds, the referenced rules matched (a bit mask) and where the event is (file, line). Where the
-condition only grows (event_count, value_count, temporal compared with gt/gte), the points of the files
+Each correlation that gets a point has a table of points, made at its first (one that gets none costs no
+query): one row per (event, group[, value]) with the time in microseconds, the referenced rules matched
+(a bit mask) and where the event is (file, line). Where the condition
+only grows (event_count, value_count, temporal compared with gt/gte), the points of the files
 DuckDB reads go to parquet parts in the engine's spill folder instead, and memory keeps only a bound per
 (sub-bucket of a quarter span, group): events, distinct values or the rules' bit mask, plain grouped
 aggregates that spill. At the end, the sub-buckets of every run of five whose bound passes the
@@ -45,25 +46,41 @@ class CorrelationTables:
     def __init__(self, con: duckdb.DuckDBPyConnection, plans: list[CorrelationPlan], flag: dict[int, str],
                  source_of: dict[int, str], matches: Callable[[SigmaRule, Event], bool], scan_id: int):
         self.con, self.plans, self.flag, self.source_of, self.matches = con, plans, flag, source_of, matches
-        self.tables = []
+        # per correlation with points: its point table, made at its first point (:meth:`_create_tables`; a
+        # correlation that gets none costs no query, at the start or the end)
+        self.tables: dict[int, str] = {}
         self.filled: set[int] = set()  # correlations with points (the others need no query at the end)
-        # per prunable correlation: its sub-bucket width (us) and the parquet parts its SQL-read points went to
+        # per prunable correlation with a table: its sub-bucket width (us) and the parquet parts its SQL-read points went to
         self.width: dict[int, int] = {}
         self.parts: dict[int, list[str]] = {}
-        self.spill = self.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        self._spill: str | None = None
         self.scan_id = scan_id
-        for number, plan in enumerate(plans):
-            table = f"acc{number}_{scan_id}"
-            self.con.execute(
-                f"CREATE TEMP TABLE {table} (g VARCHAR[], t BIGINT, mask BIGINT, v VARCHAR, "
-                "f BIGINT, s BIGINT, line BIGINT, idx BIGINT, file VARCHAR)"
-            )
-            self.tables.append(table)
-            pruning = _pruning(plan)
-            if pruning is not None and self.spill:
-                self.width[number] = -(-plan.span_us // SUB_BUCKETS)
-                self.parts[number] = []
-                self.con.execute(f"CREATE TEMP TABLE bins{number}_{scan_id} (g VARCHAR[], k BIGINT, a {pruning.column})")
+
+    @property
+    def spill(self) -> str:
+        """The engine's spill folder (DuckDB's temp_directory), read at the first correlation that needs it."""
+        if self._spill is None:
+            self._spill = self.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
+        return self._spill
+
+    def _create_tables(self, number: int) -> str:
+        """The correlation's point table (and, where it is pruned, its bins table), made on its first point."""
+        table = self.tables.get(number)
+        if table is not None:
+            return table
+        table = f"acc{number}_{self.scan_id}"
+        self.con.execute(
+            f"CREATE TEMP TABLE {table} (g VARCHAR[], t BIGINT, mask BIGINT, v VARCHAR, "
+            "f BIGINT, s BIGINT, line BIGINT, idx BIGINT, file VARCHAR)"
+        )
+        self.tables[number] = table
+        plan = self.plans[number]
+        pruning = _pruning(plan)
+        if pruning is not None and self.spill:
+            self.width[number] = -(-plan.span_us // SUB_BUCKETS)
+            self.parts[number] = []
+            self.con.execute(f"CREATE TEMP TABLE bins{number}_{self.scan_id} (g VARCHAR[], k BIGINT, a {pruning.column})")
+        return table
 
     def accumulate(self, source: str, table: str) -> None:
         """The points of a batch's flagged rows (a table with the rule flags and field columns)."""
@@ -108,8 +125,9 @@ class CorrelationTables:
             inner = f"SELECT * REPLACE (unnest(g{k}) AS g{k}) FROM ({inner})"
         group = "[" + ", ".join(f"g{k}" for k in range(len(groups))) + "]::VARCHAR[]"
         points = f"SELECT {group} AS g, t, mask, unnest(vals) AS v, _f AS f, _s AS s, _line AS line, _idx AS idx, _file AS file FROM ({inner})"
+        table = self._create_tables(number)
         if number not in self.width:
-            self.con.execute(f"INSERT INTO {self.tables[number]} {points}")
+            self.con.execute(f"INSERT INTO {table} {points}")
             return
         # Prunable: the points go to a parquet part on disk, and only their counts per (sub-bucket, group) stay
         # in memory (plain grouped aggregates, which spill); the parts are read back for candidate groups only.
@@ -137,13 +155,15 @@ class CorrelationTables:
             mask = sum(1 << i for i in hits)
             rows = [[list(group), point.t, mask, value, file_no, s, event.line or 0, event.index or 0, event.file]
                     for group in groups for value in (point.values or (None,))]
-            self.con.executemany(f"INSERT INTO {self.tables[number]} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            self.con.executemany(f"INSERT INTO {self._create_tables(number)} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
             self.filled.add(number)
 
     def alerts(self) -> Iterator[Alert]:
         """Every correlation's alerts, one per burst (r53sigma.scan.correlations), after the last batch."""
         for number, plan in enumerate(self.plans):
-            table = self.tables[number]
+            table = self.tables.get(number)
+            if table is None:  # no point: no window, no alert
+                continue
             if number in self.width:
                 self._candidate_points(number, plan)
             found = []
@@ -245,7 +265,7 @@ class CorrelationTables:
         """temporal_ordered and value_sum/avg/median/percentile: the group's points, evaluated as the reference
         does; where the candidates were pruned by bounds that need not grow with points, only the windows
         starting in an anchor sub-bucket (:meth:`_candidate_points`)."""
-        number = self.tables.index(table)
+        number = next(n for n, name in self.tables.items() if name == table)
         anchors = f"anchors{number}_{self.scan_id}" if number in self.width else None
         joined = (f"{table} AS p LEFT JOIN {anchors} AS a ON p.g = a.g AND p.t // {self.width[number]} = a.k"
                   if anchors else f"(SELECT *, NULL AS k FROM {table}) AS p")

@@ -477,7 +477,7 @@ class _Run:
         sql = (
             f"CREATE OR REPLACE TEMP TABLE {table} AS "
             f"WITH parsed AS ({select}), view AS (SELECT _f, _file, _s, _line, _idx, _last, json, _norm, _raw_line, {checks}, "
-            f"{self.sql[source].view_columns()} FROM (SELECT *{''.join(', ' + c for c in self.sql[source].split_columns())} FROM parsed)), "
+            f"{self.sql[source].view_columns()} FROM ({self.sql[source].with_splits('parsed')})), "
             f"flagged AS (SELECT *, {', '.join(flags) if flags else 'false AS _none'} FROM {rowcolumns.wrap('view', ' '.join(flags))}) "
             f"SELECT _f, _file, _s, _line, _idx, {keep_json} AS json, _ok, _fit, _time, _last, "
             f"{', '.join([self.flag[id(r)] for r in rules] + keep) or 'NULL AS _nothing'} "

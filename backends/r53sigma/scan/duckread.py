@@ -65,15 +65,38 @@ def split_column(source_field: str) -> str:
 
 def split_columns(source: catalogue.LogSource, value_of) -> list[str] | None:
     """SELECT items computing, once a row, the Public Suffix List split of each name a derived field is
-    taken from, in SQL (:func:`r53sigma.scan.registered_domain.split_sql`); None when some derived field
-    is not such a part (those keep the Python function)."""
+    taken from, in SQL (:func:`r53sigma.scan.registered_domain.split_sql`), over the name's labels
+    (:func:`split_relation`); None when some derived field is not such a part (those keep the Python
+    function)."""
     from r53sigma.scan import registered_domain
 
+    names = _split_names(source)
+    if names is None:
+        return None
+    return [f"{registered_domain.split_sql(value_of(name), _labels_column(name))} AS {split_column(name)}" for name in names]
+
+
+def split_relation(relation: str, splits: list[str], source: catalogue.LogSource, value_of) -> str:
+    """The relation (a FROM item) with the :func:`split_columns` ``splits``: a projection of each name's
+    lower-cased labels (computed once a row, not at each place the split reads them), then one of the splits."""
+    from r53sigma.scan import registered_domain
+
+    labels = ", ".join(f"{registered_domain.labels_sql(value_of(name))} AS {_labels_column(name)}"
+                       for name in _split_names(source) or ())
+    if not splits:
+        return f"SELECT * FROM {relation}"
+    return f"SELECT *, {', '.join(splits)} FROM (SELECT *, {labels} FROM {relation})"
+
+
+def _split_names(source: catalogue.LogSource) -> list[str] | None:
     fields = [f.derived for f in source.derived.values() if f.derived.by != "name_length"]  # plain SQL anyway
     if any(d.by != "public_suffix_list" or d.part not in _SPLIT_PARTS for d in fields):
         return None
-    return [f"{registered_domain.split_sql(value_of(name))} AS {split_column(name)}"
-            for name in dict.fromkeys(d.source_field for d in fields)]
+    return list(dict.fromkeys(d.source_field for d in fields))
+
+
+def _labels_column(source_field: str) -> str:
+    return '"psl-labels:' + source_field + '"'
 
 
 _SPLIT_PARTS = {"registered_domain": 1, "subdomain": 2}
@@ -179,6 +202,10 @@ class SourceSQL:
         """The SQL Public Suffix List splits :meth:`view_columns` reads, to select over the parsed columns
         (a layer of their own, so that each is planned once); none where derived fields need Python."""
         return split_columns(self.source, self._values().__getitem__) or []
+
+    def with_splits(self, relation: str) -> str:
+        """The relation (a FROM item of parsed columns) with :meth:`split_columns` (:func:`split_relation`)."""
+        return split_relation(relation, self.split_columns(), self.source, self._values().__getitem__)
 
     def view_columns(self) -> str:
         """Field columns (normalised text, or lists of it without nulls) and the ``_fit`` shape flag,
@@ -310,7 +337,7 @@ class TypedRead:
             if typed else f"SELECT *, ({' AND '.join(shape)}) AS _shape FROM ({lines})"
         )
         if splits:  # a layer of its own: each split's suffix lookups (mark joins) planned once
-            shaped = f"SELECT *, {', '.join(splits)} FROM ({shaped})"
+            shaped = split_relation(f"({shaped})", splits, self.source, value_of)
         return (
             f"SELECT epoch_us(TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP)) / 1000000.0 AS _time, "
             f"({' AND '.join(fits)}) AS _fit, _text, {', '.join(cols)} FROM ({shaped})"

@@ -95,15 +95,24 @@ def load_sql_table(con) -> None:
     con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SQL_TABLE} AS SELECT unnest($keys::VARCHAR[]) AS suffix", {"keys": keys})
 
 
-def split_sql(name: str) -> str:
+def labels_sql(name: str) -> str:
+    """SQL of the lower-cased labels of the name SQL ``name`` gives, as :func:`split` lowers it."""
+    # Python's str.lower differs from DuckDB's lower() for U+0130 only (full case mapping: i + U+0307)
+    return f"string_split(lower(replace({name}, '\u0130', 'i\u0307')), '.')"
+
+
+def split_sql(name: str, labels: str | None = None) -> str:
     """SQL of ``[registered domain, subdomain]`` of the name SQL ``name`` gives, as :func:`split` (NULL
     parts where it gives None). Each depth's key lookup (an ``IN`` subquery: a mark join, which keeps the
-    rows' order) appears once, so the expression must be computed once a row (a column of its own)."""
+    rows' order) appears once, so the expression must be computed once a row (a column of its own).
+    ``labels``: a column holding :func:`labels_sql` of the name, computed in a projection below, so
+    that the name is lowered and split once a row rather than at each of the ~20 places the expression
+    reads its labels (each copy costs DuckDB planning time; a subquery may not be inside a lambda, so
+    a lambda cannot bind them); without it, the labels are computed in place."""
     _, exceptions, wildcards, deepest = sql_rules()
     quote = lambda text: "'" + text.replace("'", "''") + "'"
     as_list = lambda items: "[" + ", ".join(map(quote, items)) + "]::VARCHAR[]"
-    # Python's str.lower differs from DuckDB's lower() for U+0130 only (full case mapping: i + U+0307)
-    labels = f"string_split(lower(replace({name}, '\u0130', 'i\u0307')), '.')"
+    labels = labels or labels_sql(name)
     suffix = lambda depth: f"array_to_string({labels}[-({depth}):], '.')"
     hits = " ".join(
         f"WHEN len({labels}) >= {d} AND {suffix(d)} IN (SELECT suffix FROM {SQL_TABLE}) THEN {d}"
