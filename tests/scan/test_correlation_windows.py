@@ -410,3 +410,28 @@ def test_numeric_points_kept_in_memory_do_not_grow_with_lines(tmp_path, monkeypa
         assert [a.to_json()["group"]["srcaddr"] for a in alerts] == ["10.0.0.9"]
         kept.append(counted[0])
     assert kept == [2, 2]
+
+
+answer_points = st.lists(  # (time step, source, answers): several values a point, repeats, none at all
+    st.tuples(st.integers(0, 30), st.sampled_from(["10.0.0.1", "10.0.0.2"]),
+              st.lists(st.sampled_from(["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]), max_size=3)),
+    min_size=1, max_size=30,
+)
+
+
+@SETTINGS
+@given(op=st.sampled_from(["gt", "gte", "lt", "lte"]), threshold=st.integers(0, 4), span_minutes=st.sampled_from([1, 2]),
+       generated=answer_points)
+def test_value_count_over_a_list_field_is_the_reference_s_on_events_and_files(tmp_path_factory, op, threshold, span_minutes, generated):
+    """value_count's distinct values from steps over first occurrences (duckcorrelations._distinct_count_windows):
+    points with several, repeated or no values, equal times, every comparison."""
+    collection = rules(f"""
+title: corr
+correlation: {{type: value_count, rules: [nx], group-by: [srcaddr], timespan: {span_minutes}m, condition: {{{op}: {threshold}, field: answers.Rdata}}}}
+""")
+    raw = []
+    for step, src, answers in generated:
+        row = record(step * 20_000_000, src=src)
+        row["answers"] = [{"Rdata": a, "Type": "A"} for a in answers]
+        raw.append(row)
+    both(collection, raw, tmp_path_factory.mktemp("vc"))

@@ -241,11 +241,15 @@ class CorrelationTables:
                 f"candidates AS (SELECT g, k FROM pairs UNION SELECT g, k + 1 FROM pairs) "
                 f"SELECT {table}.* FROM {table} SEMI JOIN candidates ON {table}.g = candidates.g AND {table}.t // {span} = candidates.k)"
             )
-        rows = self.con.execute(
-            f"SELECT DISTINCT g, t, agg, last FROM (SELECT g, t, {aggregate} OVER w AS agg, max(t) OVER w AS last "
-            f"FROM {rows_of} WINDOW w AS (PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)) "
-            f"ORDER BY g, t"
-        ).fetchall()
+        frame = f"(PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)"
+        if plan.kind == SigmaCorrelationType.VALUE_COUNT:
+            windows_sql = _distinct_count_windows(rows_of, plan.span_us, frame)
+        else:
+            windows_sql = (f"SELECT DISTINCT g, t, agg, last FROM (SELECT g, t, {aggregate} OVER w AS agg, max(t) OVER w AS last "
+                           f"FROM {rows_of} WINDOW w AS {frame})")
+        # only the firing windows leave DuckDB where the test is a plain comparison (plan.test decides again)
+        firing = "" if bound is None else f" WHERE {bound('bit_count(agg)' if plan.kind == SigmaCorrelationType.TEMPORAL else 'agg')}"
+        rows = self.con.execute(f"SELECT g, t, agg, last FROM ({windows_sql}){firing} ORDER BY g, t").fetchall()
         current, windows = None, []
         for group, t, agg, last in rows:
             group = tuple(group)
@@ -288,6 +292,25 @@ class CorrelationTables:
             windows = list(firing_windows(plan, points, may_fire))
             if windows:
                 yield group, windows
+
+
+def _distinct_count_windows(rows: str, span: int, frame: str) -> str:
+    """Per group and distinct point time t, the distinct non-null values in [t, t + span) (``agg``) and the
+    last point time there (``last``), without a DISTINCT window aggregate (whose sort trees grew past a
+    gigabyte on a few busy groups). An occurrence of value v at t_p is the first of v in the window at t
+    exactly when t_p - span < t <= t_p and v's previous occurrence is before t: it adds one to the windows
+    starting in (max(t_p - span, previous), t_p]. A running sum of those +1/-1 steps, read at each start
+    (the steps at or before it first), is the distinct count there. Times are integers (microseconds)."""
+    return (
+        f"WITH r AS (SELECT g, t, v FROM {rows}), "
+        f"starts AS (SELECT DISTINCT g, t, max(t) OVER {frame} AS last FROM r), "
+        f"firsts AS (SELECT g, t, lag(t) OVER (PARTITION BY g, v ORDER BY t) AS prev FROM r WHERE v IS NOT NULL), "
+        f"steps AS (SELECT g, greatest(t - {span}, coalesce(prev, t - {span})) + 1 AS x, 0 AS kind, 1 AS d, NULL::BIGINT AS last FROM firsts "
+        f"UNION ALL SELECT g, t + 1, 0, -1, NULL FROM firsts UNION ALL SELECT g, t, 1, 0, last FROM starts) "
+        f"SELECT g, x AS t, agg, last FROM (SELECT g, x, kind, last, "
+        f"sum(d) OVER (PARTITION BY g ORDER BY x, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS agg FROM steps) "
+        f"WHERE kind = 1"
+    )
 
 
 # per SQL-evaluated type: the window aggregate, the per-bin aggregate, and how two bins bound a window
