@@ -231,15 +231,15 @@ def test_the_candidate_filter_never_drops_a_firing_group(tmp_path_factory, kind,
 
 
 def points_evaluated(monkeypatch) -> list[int]:
-    """The rows of each correlation's point table when its windows are evaluated (the rows kept in memory)."""
+    """The rows of each correlation's point table when its bursts are evaluated (the rows kept in memory)."""
     counted: list[int] = []
-    windows = duckcorrelations.CorrelationTables._windows
+    evaluate = duckcorrelations.CorrelationTables._bursts
 
     def counting(self, plan, table):
         counted.append(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-        return windows(self, plan, table)
+        return evaluate(self, plan, table)
 
-    monkeypatch.setattr(duckcorrelations.CorrelationTables, "_windows", counting)
+    monkeypatch.setattr(duckcorrelations.CorrelationTables, "_bursts", counting)
     return counted
 
 

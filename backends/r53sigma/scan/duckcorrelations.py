@@ -33,7 +33,7 @@ import duckdb
 from r53sigma.scan.sigma_names import (  # pySigma's names, without importing pySigma (warm start)
     SigmaCorrelationCondition, SigmaCorrelationConditionOperator, SigmaCorrelationType, SigmaRule)
 
-from r53sigma.scan.correlations import MICROS, CorrelationPlan, Point, Window, burst_alert, bursts, firing_windows
+from r53sigma.scan.correlations import MICROS, Burst, CorrelationPlan, Point, Window, burst_alert, bursts, firing_windows
 from r53sigma.scan.duckread import column_name, log_sources
 from r53sigma.scan.sqltext import quote as _quote
 from r53sigma.scan.records import Event
@@ -167,9 +167,8 @@ class CorrelationTables:
             if number in self.width:
                 self._candidate_points(number, plan)
             found = []
-            for group, windows in (self._windows(plan, table) if number in self.filled else ()):
-                for burst in bursts(windows, plan.span_us):
-                    found.append((burst, group))
+            for group, group_bursts in (self._bursts(plan, table) if number in self.filled else ()):
+                found.extend((burst, group) for burst in group_bursts)
             found.sort(key=lambda item: (item[0].first, repr(item[1])))
             source = self.source_of[id(plan.rules[0])]
             for burst, group in found:
@@ -222,14 +221,39 @@ class CorrelationTables:
             except OSError:
                 pass
 
-    def _windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
-        """Per group, its firing windows in ascending start (r53sigma.scan.correlations' definition)."""
-        if plan.kind not in _SQL_WINDOWS:
-            yield from self._python_windows(plan, table)
+    def _bursts(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Burst]]]:
+        """Per group, its bursts (r53sigma.scan.correlations.bursts over its firing windows). Where the test
+        is a plain comparison, the windows are chained in SQL and only the bursts leave DuckDB: a window
+        starting less than a span after the previous firing window's start joins its burst, whose first is
+        its first start, last the latest last, value the highest."""
+        bound = _upper_bound_test(plan) if plan.kind in _SQL_WINDOWS else None
+        if bound is None:
+            for group, windows in self._windows(plan, table):
+                yield group, bursts(windows, plan.span_us)
             return
+        span = plan.span_us
+        value = "bit_count(agg)" if plan.kind == SigmaCorrelationType.TEMPORAL else "agg"
+        rows = self.con.execute(
+            f"WITH w AS (SELECT g, t, {value} AS agg, last FROM ({self._windows_sql(plan, table, bound)}) WHERE {bound(value)}), "
+            f"m AS (SELECT *, CASE WHEN t < lag(t) OVER (PARTITION BY g ORDER BY t) + {span} THEN 0 ELSE 1 END AS new FROM w), "
+            f"n AS (SELECT *, sum(new) OVER (PARTITION BY g ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS burst FROM m) "
+            f"SELECT g, min(t), max(last), max(agg), max(t) FROM n GROUP BY g, burst ORDER BY g, min(t)"
+        ).fetchall()
+        current, found = None, []
+        for group, first, last, peak, last_start in rows:
+            group = tuple(group)
+            if group != current:
+                if found:
+                    yield current, found
+                current, found = group, []
+            found.append(Burst(first, last, peak, last_start))
+        if found:
+            yield current, found
+
+    def _windows_sql(self, plan: CorrelationPlan, table: str, bound: Callable[[str], str] | None) -> str:
+        """Every window of a SQL-evaluated correlation: (g, t, agg, last) per group and distinct point time."""
         aggregate, bucket_aggregate, combine = _SQL_WINDOWS[plan.kind]
         rows_of = table
-        bound = _upper_bound_test(plan)
         if bound is not None:
             # Every window [t, t + span) lies inside two consecutive epoch-aligned bins: a grouped aggregate
             # per (bin, group) leaves out the bins no firing window can touch (the condition only grows).
@@ -243,13 +267,16 @@ class CorrelationTables:
             )
         frame = f"(PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)"
         if plan.kind == SigmaCorrelationType.VALUE_COUNT:
-            windows_sql = _distinct_count_windows(rows_of, plan.span_us, frame)
-        else:
-            windows_sql = (f"SELECT DISTINCT g, t, agg, last FROM (SELECT g, t, {aggregate} OVER w AS agg, max(t) OVER w AS last "
-                           f"FROM {rows_of} WINDOW w AS {frame})")
-        # only the firing windows leave DuckDB where the test is a plain comparison (plan.test decides again)
-        firing = "" if bound is None else f" WHERE {bound('bit_count(agg)' if plan.kind == SigmaCorrelationType.TEMPORAL else 'agg')}"
-        rows = self.con.execute(f"SELECT g, t, agg, last FROM ({windows_sql}){firing} ORDER BY g, t").fetchall()
+            return _distinct_count_windows(rows_of, plan.span_us, frame)
+        return (f"SELECT DISTINCT g, t, agg, last FROM (SELECT g, t, {aggregate} OVER w AS agg, max(t) OVER w AS last "
+                f"FROM {rows_of} WINDOW w AS {frame})")
+
+    def _windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
+        """Per group, its firing windows in ascending start (r53sigma.scan.correlations' definition)."""
+        if plan.kind not in _SQL_WINDOWS:
+            yield from self._python_windows(plan, table)
+            return
+        rows = self.con.execute(f"SELECT g, t, agg, last FROM ({self._windows_sql(plan, table, None)}) ORDER BY g, t").fetchall()
         current, windows = None, []
         for group, t, agg, last in rows:
             group = tuple(group)
