@@ -268,8 +268,9 @@ class CorrelationTables:
         frame = f"(PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)"
         if plan.kind == SigmaCorrelationType.VALUE_COUNT:
             return _distinct_count_windows(rows_of, plan.span_us, frame)
-        return (f"SELECT DISTINCT g, t, agg, last FROM (SELECT g, t, {aggregate} OVER w AS agg, max(t) OVER w AS last "
-                f"FROM {rows_of} WINDOW w AS {frame})")
+        per_time, over_window = aggregate  # one row per (group, time) first: one window per distinct time
+        return (f"SELECT g, t, {over_window} OVER w AS agg, max(t) OVER w AS last "
+                f"FROM (SELECT g, t, {per_time} AS a FROM {rows_of} GROUP BY g, t) WINDOW w AS {frame}")
 
     def _windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
         """Per group, its firing windows in ascending start (r53sigma.scan.correlations' definition)."""
@@ -326,25 +327,28 @@ def _distinct_count_windows(rows: str, span: int, frame: str) -> str:
     last point time there (``last``), without a DISTINCT window aggregate (whose sort trees grew past a
     gigabyte on a few busy groups). An occurrence of value v at t_p is the first of v in the window at t
     exactly when t_p - span < t <= t_p and v's previous occurrence is before t: it adds one to the windows
-    starting in (max(t_p - span, previous), t_p]. A running sum of those +1/-1 steps, read at each start
-    (the steps at or before it first), is the distinct count there. Times are integers (microseconds)."""
+    starting in (max(t_p - span, previous), t_p]. A running sum of those +1/-1 steps (summed per time),
+    read at each start (the steps at or before it first), is the distinct count there. Times are integers
+    (microseconds); the windows are framed over distinct (group, time) rows, not over every point."""
     return (
         f"WITH r AS (SELECT g, t, v FROM {rows}), "
-        f"starts AS (SELECT DISTINCT g, t, max(t) OVER {frame} AS last FROM r), "
-        f"firsts AS (SELECT g, t, lag(t) OVER (PARTITION BY g, v ORDER BY t) AS prev FROM r WHERE v IS NOT NULL), "
-        f"steps AS (SELECT g, greatest(t - {span}, coalesce(prev, t - {span})) + 1 AS x, 0 AS kind, 1 AS d, NULL::BIGINT AS last FROM firsts "
-        f"UNION ALL SELECT g, t + 1, 0, -1, NULL FROM firsts UNION ALL SELECT g, t, 1, 0, last FROM starts) "
+        f"starts AS (SELECT g, t, max(t) OVER {frame} AS last FROM (SELECT DISTINCT g, t FROM r)), "
+        f"firsts AS (SELECT g, t, lag(t) OVER (PARTITION BY g, v ORDER BY t) AS prev FROM (SELECT DISTINCT g, v, t FROM r WHERE v IS NOT NULL)), "
+        f"steps AS (SELECT g, x, sum(d) AS d FROM (SELECT g, greatest(t - {span}, coalesce(prev, t - {span})) + 1 AS x, 1 AS d FROM firsts "
+        f"UNION ALL SELECT g, t + 1, -1 FROM firsts) GROUP BY g, x), "
+        f"marks AS (SELECT g, x, 0 AS kind, d, NULL::BIGINT AS last FROM steps UNION ALL SELECT g, t, 1, 0, last FROM starts) "
         f"SELECT g, x AS t, agg, last FROM (SELECT g, x, kind, last, "
-        f"sum(d) OVER (PARTITION BY g ORDER BY x, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS agg FROM steps) "
+        f"sum(d) OVER (PARTITION BY g ORDER BY x, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS agg FROM marks) "
         f"WHERE kind = 1"
     )
 
 
-# per SQL-evaluated type: the window aggregate, the per-bin aggregate, and how two bins bound a window
+# per SQL-evaluated type: the window aggregate (per (group, time), then over the window's times; value_count
+# has its own, _distinct_count_windows), the per-bin aggregate, and how two bins bound a window
 _SQL_WINDOWS = {
-    SigmaCorrelationType.EVENT_COUNT: ("count(*)", "count(*)", lambda a, b: f"{a} + coalesce({b}, 0)"),
-    SigmaCorrelationType.VALUE_COUNT: ("count(DISTINCT v)", "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
-    SigmaCorrelationType.TEMPORAL: ("bit_or(mask)", "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
+    SigmaCorrelationType.EVENT_COUNT: (("count(*)", "sum(a)"), "count(*)", lambda a, b: f"{a} + coalesce({b}, 0)"),
+    SigmaCorrelationType.VALUE_COUNT: (None, "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
+    SigmaCorrelationType.TEMPORAL: (("bit_or(mask)", "bit_or(a)"), "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
 }
 # per prunable count type: how a (sub-bucket, group)'s bounds from several batches merge, and a run's bound
 _BIN_RUNS = {
