@@ -231,15 +231,15 @@ def test_the_candidate_filter_never_drops_a_firing_group(tmp_path_factory, kind,
 
 
 def points_evaluated(monkeypatch) -> list[int]:
-    """The rows of each correlation's point table when its windows are evaluated (the rows kept in memory)."""
+    """The rows of each correlation's point table when its bursts are evaluated (the rows kept in memory)."""
     counted: list[int] = []
-    windows = duckcorrelations.CorrelationTables._windows
+    evaluate = duckcorrelations.CorrelationTables._bursts
 
-    def counting(self, plan, table):
+    def counting(self, plan, table, *args):
         counted.append(self.con.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-        return windows(self, plan, table)
+        return evaluate(self, plan, table, *args)
 
-    monkeypatch.setattr(duckcorrelations.CorrelationTables, "_windows", counting)
+    monkeypatch.setattr(duckcorrelations.CorrelationTables, "_bursts", counting)
     return counted
 
 
@@ -410,3 +410,53 @@ def test_numeric_points_kept_in_memory_do_not_grow_with_lines(tmp_path, monkeypa
         assert [a.to_json()["group"]["srcaddr"] for a in alerts] == ["10.0.0.9"]
         kept.append(counted[0])
     assert kept == [2, 2]
+
+
+answer_points = st.lists(  # (time step, source, answers): several values a point, repeats, none at all
+    st.tuples(st.integers(0, 30), st.sampled_from(["10.0.0.1", "10.0.0.2"]),
+              st.lists(st.sampled_from(["1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4"]), max_size=3)),
+    min_size=1, max_size=30,
+)
+
+
+@SETTINGS
+@given(op=st.sampled_from(["gt", "gte", "lt", "lte"]), threshold=st.integers(0, 4), span_minutes=st.sampled_from([1, 2]),
+       generated=answer_points)
+def test_value_count_over_a_list_field_is_the_reference_s_on_events_and_files(tmp_path_factory, op, threshold, span_minutes, generated):
+    """value_count's distinct values from steps over first occurrences (duckcorrelations._distinct_count_windows):
+    points with several, repeated or no values, equal times, every comparison."""
+    collection = rules(f"""
+title: corr
+correlation: {{type: value_count, rules: [nx], group-by: [srcaddr], timespan: {span_minutes}m, condition: {{{op}: {threshold}, field: answers.Rdata}}}}
+""")
+    raw = []
+    for step, src, answers in generated:
+        row = record(step * 20_000_000, src=src)
+        row["answers"] = [{"Rdata": a, "Type": "A"} for a in answers]
+        raw.append(row)
+    both(collection, raw, tmp_path_factory.mktemp("vc"))
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["event_count", "value_count", "temporal"]), op=st.sampled_from(["gt", "gte"]),
+       threshold=st.integers(1, 4), generated=edge_points)
+def test_groups_evaluated_in_slices_give_the_reference_s_alerts(tmp_path_factory, monkeypatch, kind, op, threshold, generated):
+    """A window query per slice of groups (duckcorrelations.SLICE_POINTS, here two points a slice, so most
+    groups are alone or with one other): bursts and evidence as the reference engine's."""
+    monkeypatch.setattr(duckcorrelations, "SLICE_POINTS", 2)
+    field = ", field: query_name" if kind == "value_count" else ""
+    rules_ = "[nx, txt]" if kind == "temporal" else "[nx]"
+    threshold = min(threshold, 1 if op == "gt" else 2) if kind == "temporal" else threshold
+    collection = rules(correlation(kind, f"{{{op}: {threshold}{field}}}", "1m", rules_))
+    raw = []
+    for edge, offset, src, index, value in generated:
+        kind_of = {"rcode": "NXDOMAIN", "qtype": "A"} if index == 0 else {"rcode": "NOERROR", "qtype": "TXT"}
+        raw.append(record(max(0, edge + offset), src=src, name=f"n{value}.x.", **kind_of))
+    both(collection, raw, tmp_path_factory.mktemp("slices"))
+
+
+def test_each_group_is_evaluated_in_one_slice_only(tmp_path, monkeypatch):
+    monkeypatch.setattr(duckcorrelations, "SLICE_POINTS", 2)
+    raw = [record(second * 1_000_000, src=src) for src in ("10.0.0.1", "10.0.0.2", "10.0.0.3") for second in (0, 10, 20)]
+    fired = both(rules(correlation("event_count", "{gte: 3}", "1m")), raw, tmp_path)
+    assert sorted(a["group"]["srcaddr"] for a in fired) == ["10.0.0.1", "10.0.0.2", "10.0.0.3"]

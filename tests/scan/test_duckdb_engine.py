@@ -10,6 +10,7 @@ from sigma.collection import SigmaCollection
 
 import r53sigma.testcases as testcases
 from r53sigma.commands.scan import SAMPLES_DIR
+import r53sigma.scan.duckdb_engine as engine_mod
 from r53sigma.scan.duckdb_engine import DuckEngine
 from r53sigma.scan.reference import Engine
 from r53sigma.scan.records import parse_record, read_paths
@@ -344,3 +345,53 @@ def test_a_memory_limit_duckdb_cannot_read_is_a_one_line_error(tmp_path, capsys)
     log.write_text("")
     assert main(["scan", "--engine", "duckdb", "--memory-limit", "lots", str(log)]) == 2
     assert "--memory-limit" in capsys.readouterr().err
+
+
+def test_correlation_points_come_from_the_pass_file_and_memory_keeps_only_the_lines_alerts_need(tmp_path, monkeypatch):
+    collection = rules_of("""
+        title: any
+        id: 6a1d9c3e-0000-4000-8000-000000000020
+        name: any_query
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {query_name|exists: true}, condition: sel}
+        ---
+        title: private answer
+        id: 6a1d9c3e-0000-4000-8000-000000000021
+        name: private_answer
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {answers.Rdata|cidr: 10.0.0.0/8}, condition: sel}
+        ---
+        title: NX
+        id: 6a1d9c3e-0000-4000-8000-000000000022
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {rcode: NXDOMAIN}, condition: sel}
+        ---
+        title: flood
+        id: 6a1d9c3e-0000-4000-8000-000000000023
+        correlation: {type: event_count, rules: [any_query], group-by: [srcaddr], timespan: 1m, condition: {gte: 10}}
+        ---
+        title: private answers
+        id: 6a1d9c3e-0000-4000-8000-000000000024
+        correlation: {type: event_count, rules: [private_answer], group-by: [srcaddr], timespan: 1m, condition: {gte: 2}}
+    """)
+    lines = []
+    for i in range(3000):
+        # a padded answer is unknown to SQL (Python strips it): the reference engine decides those rows
+        answers = [{"Rdata": " 10.0.0.1 " if i % 500 in (7, 10) else "8.8.8.8"}]
+        lines.append(json.dumps(resolver(query_timestamp=f"2024-05-01T10:{i // 50 % 60:02d}:{i % 50:02d}Z",
+                                         srcaddr=f"10.0.0.{i % 3}", answers=answers,
+                                         rcode="NXDOMAIN" if i % 1000 == 3 else "NOERROR")))
+    (tmp_path / "a.log").write_text("\n".join(lines) + "\n")
+    kept = []  # rows of the pass table in memory when its alerts are read
+    original = engine_mod._Run._emit
+
+    def counting_emit(self, tables, *args, **kwargs):
+        kept.append(self.con.execute(f"SELECT count(*) FROM {tables['resolver']}").fetchall()[0][0])
+        return original(self, tables, *args, **kwargs)
+
+    monkeypatch.setattr(engine_mod._Run, "_emit", counting_emit)
+    reference, duck, _, _, fast = both_on_paths(collection, [str(tmp_path)])
+    assert fast == 1 and duck == reference
+    titles = [a["title"] for a in duck]
+    assert titles.count("NX") == 3 and "flood" in titles and "private answers" in titles
+    assert kept == [3 + 12]  # the NX lines and the 12 rows the reference engine decided, of 3,000 counted lines

@@ -33,7 +33,7 @@ import duckdb
 from r53sigma.scan.sigma_names import (  # pySigma's names, without importing pySigma (warm start)
     SigmaCorrelationCondition, SigmaCorrelationConditionOperator, SigmaCorrelationType, SigmaRule)
 
-from r53sigma.scan.correlations import MICROS, CorrelationPlan, Point, Window, burst_alert, bursts, firing_windows
+from r53sigma.scan.correlations import MICROS, Burst, CorrelationPlan, Point, Window, burst_alert, bursts, firing_windows
 from r53sigma.scan.duckread import column_name, log_sources
 from r53sigma.scan.sqltext import quote as _quote
 from r53sigma.scan.records import Event
@@ -164,26 +164,34 @@ class CorrelationTables:
             table = self.tables.get(number)
             if table is None:  # no point: no window, no alert
                 continue
+            points = table  # the table, or a view of it and the candidate points left in parquet
             if number in self.width:
-                self._candidate_points(number, plan)
+                points = self._candidate_points(number, plan)
             found = []
-            for group, windows in (self._windows(plan, table) if number in self.filled else ()):
-                for burst in bursts(windows, plan.span_us):
-                    found.append((burst, group))
+            for group, group_bursts in (self._bursts(plan, points, number) if number in self.filled else ()):
+                found.extend((burst, group) for burst in group_bursts)
             found.sort(key=lambda item: (item[0].first, repr(item[1])))
             source = self.source_of[id(plan.rules[0])]
             for burst, group in found:
                 # evidence: where the burst's first events are (the scan prints their origins), not their content
                 evidence = self.con.execute(
-                    f"SELECT DISTINCT f, s, line, idx, file FROM {table} WHERE g = ? AND t BETWEEN ? AND ? "
+                    f"SELECT DISTINCT f, s, line, idx, file FROM {points} WHERE g = ? AND t BETWEEN ? AND ? "
                     f"ORDER BY f, s LIMIT {EVIDENCE_PER_GROUP}", [list(group), burst.first, burst.last]
                 ).fetchall()
                 events = [Event(source, {}, None, None, file, line or None, idx or None) for _, _, line, idx, file in evidence]
                 yield burst_alert(plan, group, burst, events)
+            if points != table:
+                self.con.execute(f"DROP VIEW {points}")
+                _remove(self._candidates_file(number))
             self.con.execute(f"DROP TABLE {table}")
 
-    def _candidate_points(self, number: int, plan: CorrelationPlan) -> None:
-        """Into the correlation's point table, the points of the sub-buckets some firing window may touch.
+    def _candidates_file(self, number: int) -> str:
+        return os.path.join(self.spill, f"candidates{number}_{self.scan_id}.parquet")
+
+    def _candidate_points(self, number: int, plan: CorrelationPlan) -> str:
+        """The correlation's points in the sub-buckets some firing window may touch: a view of its table (the
+        points the reference reader produced) and, read from the parts, a parquet file of the candidates of
+        the points DuckDB read (they stay on disk, however many a busy group has).
 
         A window [t, t + span) covers at most SUB_BUCKETS + 1 consecutive sub-buckets of width
         ceil(span / SUB_BUCKETS), starting with t's, and its aggregate is bounded by the run of those
@@ -206,30 +214,68 @@ class CorrelationTables:
             f"WHERE {pruning.passes('run')}"
         )
         self.con.execute(f"CREATE TEMP TABLE {cand} AS SELECT DISTINCT g, k + r AS k FROM {anchors}, range({runs + 1}) AS o(r)")
+        points = table
         if self.parts[number]:
             files = "[" + ", ".join(_quote(p) for p in self.parts[number]) + "]"
+            candidates = self._candidates_file(number)
             self.con.execute(
-                f"INSERT INTO {table} SELECT p.* FROM read_parquet({files}) AS p "
-                f"SEMI JOIN {cand} AS c ON p.g = c.g AND p.t // {self.width[number]} = c.k"
+                f"COPY (SELECT p.* FROM read_parquet({files}) AS p "
+                f"SEMI JOIN {cand} AS c ON p.g = c.g AND p.t // {self.width[number]} = c.k) TO {_quote(candidates)} (FORMAT parquet)"
             )
+            points = f"points{number}_{self.scan_id}"
+            self.con.execute(f"CREATE TEMP VIEW {points} AS SELECT * FROM {table} UNION ALL SELECT * FROM read_parquet({_quote(candidates)})")
             self.filled.add(number)
         kept = not pruning.monotone and number in self.filled  # the anchors _python_windows reads
         for name in (cand, bins) + (() if kept else (anchors,)):
             self.con.execute(f"DROP TABLE {name}")
         for part in self.parts[number]:
-            try:
-                os.remove(part)
-            except OSError:
-                pass
+            _remove(part)
+        return points
 
-    def _windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
-        """Per group, its firing windows in ascending start (r53sigma.scan.correlations' definition)."""
-        if plan.kind not in _SQL_WINDOWS:
-            yield from self._python_windows(plan, table)
+    def _bursts(self, plan: CorrelationPlan, table: str, number: int) -> Iterator[tuple[tuple, list[Burst]]]:
+        """Per group, its bursts (r53sigma.scan.correlations.bursts over its firing windows). Where the test
+        is a plain comparison, the windows are chained in SQL and only the bursts leave DuckDB: a window
+        starting less than a span after the previous firing window's start joins its burst, whose first is
+        its first start, last the latest last, value the highest."""
+        bound = _upper_bound_test(plan) if plan.kind in _SQL_WINDOWS else None
+        if bound is None:
+            for group, windows in self._windows(plan, table, number):
+                yield group, bursts(windows, plan.span_us)
             return
+        span = plan.span_us
+        value = "bit_count(agg)" if plan.kind == SigmaCorrelationType.TEMPORAL else "agg"
+        # groups in slices of about SLICE_POINTS points, one query each: the window sorts hold one slice
+        slices = f"slices{number}_{self.scan_id}"
+        self.con.execute(
+            f"CREATE TEMP TABLE {slices} AS SELECT g, (sum(n) OVER (ORDER BY g ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - n) "
+            f"// {SLICE_POINTS} AS slice FROM (SELECT g, count(*) AS n FROM {table} GROUP BY g)"
+        )
+        count = self.con.execute(f"SELECT coalesce(max(slice) + 1, 0) FROM {slices}").fetchall()[0][0]
+        for slice_no in range(count):
+            rows_of = table if count == 1 else (
+                f"(SELECT p.* FROM {table} AS p SEMI JOIN {slices} AS c ON p.g = c.g AND c.slice = {slice_no})")
+            rows = self.con.execute(
+                f"WITH w AS (SELECT g, t, {value} AS agg, last FROM ({self._windows_sql(plan, rows_of, bound)}) WHERE {bound(value)}), "
+                f"m AS (SELECT *, CASE WHEN t < lag(t) OVER (PARTITION BY g ORDER BY t) + {span} THEN 0 ELSE 1 END AS new FROM w), "
+                f"n AS (SELECT *, sum(new) OVER (PARTITION BY g ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS burst FROM m) "
+                f"SELECT g, min(t), max(last), max(agg), max(t) FROM n GROUP BY g, burst ORDER BY g, min(t)"
+            ).fetchall()
+            current, found = None, []
+            for group, first, last, peak, last_start in rows:
+                group = tuple(group)
+                if group != current:
+                    if found:
+                        yield current, found
+                    current, found = group, []
+                found.append(Burst(first, last, peak, last_start))
+            if found:
+                yield current, found
+        self.con.execute(f"DROP TABLE {slices}")
+
+    def _windows_sql(self, plan: CorrelationPlan, table: str, bound: Callable[[str], str] | None) -> str:
+        """Every window of a SQL-evaluated correlation: (g, t, agg, last) per group and distinct point time."""
         aggregate, bucket_aggregate, combine = _SQL_WINDOWS[plan.kind]
         rows_of = table
-        bound = _upper_bound_test(plan)
         if bound is not None:
             # Every window [t, t + span) lies inside two consecutive epoch-aligned bins: a grouped aggregate
             # per (bin, group) leaves out the bins no firing window can touch (the condition only grows).
@@ -239,13 +285,21 @@ class CorrelationTables:
                 f"pairs AS (SELECT b1.g, b1.k FROM b AS b1 LEFT JOIN b AS b2 ON b1.g = b2.g AND b2.k = b1.k + 1 "
                 f"WHERE {bound(combine('b1.a', 'b2.a'))}), "
                 f"candidates AS (SELECT g, k FROM pairs UNION SELECT g, k + 1 FROM pairs) "
-                f"SELECT {table}.* FROM {table} SEMI JOIN candidates ON {table}.g = candidates.g AND {table}.t // {span} = candidates.k)"
+                f"SELECT r.* FROM {table} AS r SEMI JOIN candidates ON r.g = candidates.g AND r.t // {span} = candidates.k)"
             )
-        rows = self.con.execute(
-            f"SELECT DISTINCT g, t, agg, last FROM (SELECT g, t, {aggregate} OVER w AS agg, max(t) OVER w AS last "
-            f"FROM {rows_of} WINDOW w AS (PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)) "
-            f"ORDER BY g, t"
-        ).fetchall()
+        frame = f"(PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)"
+        if plan.kind == SigmaCorrelationType.VALUE_COUNT:
+            return _distinct_count_windows(rows_of, plan.span_us, frame)
+        per_time, over_window = aggregate  # one row per (group, time) first: one window per distinct time
+        return (f"SELECT g, t, {over_window} OVER w AS agg, max(t) OVER w AS last "
+                f"FROM (SELECT g, t, {per_time} AS a FROM {rows_of} GROUP BY g, t) WINDOW w AS {frame}")
+
+    def _windows(self, plan: CorrelationPlan, table: str, number: int) -> Iterator[tuple[tuple, list[Window]]]:
+        """Per group, its firing windows in ascending start (r53sigma.scan.correlations' definition)."""
+        if plan.kind not in _SQL_WINDOWS:
+            yield from self._python_windows(plan, table, number)
+            return
+        rows = self.con.execute(f"SELECT g, t, agg, last FROM ({self._windows_sql(plan, table, None)}) ORDER BY g, t").fetchall()
         current, windows = None, []
         for group, t, agg, last in rows:
             group = tuple(group)
@@ -261,11 +315,10 @@ class CorrelationTables:
         if windows:
             yield current, windows
 
-    def _python_windows(self, plan: CorrelationPlan, table: str) -> Iterator[tuple[tuple, list[Window]]]:
+    def _python_windows(self, plan: CorrelationPlan, table: str, number: int) -> Iterator[tuple[tuple, list[Window]]]:
         """temporal_ordered and value_sum/avg/median/percentile: the group's points, evaluated as the reference
         does; where the candidates were pruned by bounds that need not grow with points, only the windows
         starting in an anchor sub-bucket (:meth:`_candidate_points`)."""
-        number = next(n for n, name in self.tables.items() if name == table)
         anchors = f"anchors{number}_{self.scan_id}" if number in self.width else None
         joined = (f"{table} AS p LEFT JOIN {anchors} AS a ON p.g = a.g AND p.t // {self.width[number]} = a.k"
                   if anchors else f"(SELECT *, NULL AS k FROM {table}) AS p")
@@ -290,11 +343,40 @@ class CorrelationTables:
                 yield group, windows
 
 
-# per SQL-evaluated type: the window aggregate, the per-bin aggregate, and how two bins bound a window
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _distinct_count_windows(rows: str, span: int, frame: str) -> str:
+    """Per group and distinct point time t, the distinct non-null values in [t, t + span) (``agg``) and the
+    last point time there (``last``), without a DISTINCT window aggregate (whose sort trees grew past a
+    gigabyte on a few busy groups). An occurrence of value v at t_p is the first of v in the window at t
+    exactly when t_p - span < t <= t_p and v's previous occurrence is before t: it adds one to the windows
+    starting in (max(t_p - span, previous), t_p]. A running sum of those +1/-1 steps (summed per time),
+    read at each start (the steps at or before it first), is the distinct count there. Times are integers
+    (microseconds); the windows are framed over distinct (group, time) rows, not over every point."""
+    return (
+        f"WITH r AS (SELECT g, t, v FROM {rows}), "
+        f"starts AS (SELECT g, t, max(t) OVER {frame} AS last FROM (SELECT DISTINCT g, t FROM r)), "
+        f"firsts AS (SELECT g, t, lag(t) OVER (PARTITION BY g, v ORDER BY t) AS prev FROM (SELECT DISTINCT g, v, t FROM r WHERE v IS NOT NULL)), "
+        f"steps AS (SELECT g, x, sum(d) AS d FROM (SELECT g, greatest(t - {span}, coalesce(prev, t - {span})) + 1 AS x, 1 AS d FROM firsts "
+        f"UNION ALL SELECT g, t + 1, -1 FROM firsts) GROUP BY g, x), "
+        f"marks AS (SELECT g, x, 0 AS kind, d, NULL::BIGINT AS last FROM steps UNION ALL SELECT g, t, 1, 0, last FROM starts) "
+        f"SELECT g, x AS t, agg, last FROM (SELECT g, x, kind, last, "
+        f"sum(d) OVER (PARTITION BY g ORDER BY x, kind ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS agg FROM marks) "
+        f"WHERE kind = 1"
+    )
+
+
+# per SQL-evaluated type: the window aggregate (per (group, time), then over the window's times; value_count
+# has its own, _distinct_count_windows), the per-bin aggregate, and how two bins bound a window
 _SQL_WINDOWS = {
-    SigmaCorrelationType.EVENT_COUNT: ("count(*)", "count(*)", lambda a, b: f"{a} + coalesce({b}, 0)"),
-    SigmaCorrelationType.VALUE_COUNT: ("count(DISTINCT v)", "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
-    SigmaCorrelationType.TEMPORAL: ("bit_or(mask)", "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
+    SigmaCorrelationType.EVENT_COUNT: (("count(*)", "sum(a)"), "count(*)", lambda a, b: f"{a} + coalesce({b}, 0)"),
+    SigmaCorrelationType.VALUE_COUNT: (None, "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
+    SigmaCorrelationType.TEMPORAL: (("bit_or(mask)", "bit_or(a)"), "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
 }
 # per prunable count type: how a (sub-bucket, group)'s bounds from several batches merge, and a run's bound
 _BIN_RUNS = {
@@ -302,6 +384,8 @@ _BIN_RUNS = {
     SigmaCorrelationType.VALUE_COUNT: ("sum(a)", "sum(a) OVER w"),  # distinct values of a union <= the sum
     SigmaCorrelationType.TEMPORAL: ("bit_or(a)", "bit_count(bit_or(a) OVER w)"),
 }
+# points a window query of a correlation reads at once (its groups in slices of about this many; a group is never split)
+SLICE_POINTS = 1_000_000
 # sub-buckets a window spans (at most this plus one): finer bounds, more (sub-bucket, group) rows
 SUB_BUCKETS = 4
 _SQL_OPS = {SigmaCorrelationConditionOperator.GT: ">", SigmaCorrelationConditionOperator.GTE: ">="}

@@ -32,6 +32,7 @@ plus correlation values); across files, with the plain matches kept and the corr
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import weakref
@@ -71,7 +72,7 @@ class DuckEngine:
         signals.on_stop(self.con.interrupt)  # Ctrl-C/SIGTERM stop a running query, not only the next one
         # DuckDB spills to a ".tmp" folder in the current directory by default: a private one instead,
         # removed with the engine (a user's folder is never written to)
-        spill = tempfile.mkdtemp(prefix="r53sigma-spill-")
+        self.spill = spill = tempfile.mkdtemp(prefix="r53sigma-spill-")
         weakref.finalize(self, shutil.rmtree, spill, True)
         self.con.execute(f"SET temp_directory = {sqltext.quote(spill)}")
         self._prepared: set[str] = set()  # SQL functions and tables made on the connection (prepare)
@@ -206,6 +207,13 @@ class DuckEngine:
             yield from first_seen.alerts(report)
 
 
+def _remove(path: str) -> None:
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
 def _correlation_supported(rule: SigmaCorrelationRule) -> None:
     if rule.type not in _AGGREGATES:
         raise EngineError(f"{describe(rule)}: correlation type {rule.type} is not supported by the DuckDB engine")
@@ -305,19 +313,24 @@ class _Run:
         rules = [r for r in self.base if self.source_of[id(r)] == "resolver"]
         table = f"fast_{id(self)}"
         # Pushed down, the filter "some rule matched" would evaluate every rule once more below the projection.
+        # The pass's rows go to a parquet file in the engine's spill folder (written as they are made, in file
+        # order): only the rows a line is needed for (alerts, the reference engine, lines that do not fit) are
+        # kept in memory; the correlations and first-seen read their points from the file.
+        rows_file = os.path.join(self.engine.spill, f"pass_{id(self)}_{file_no}.parquet")
         self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
         try:
-            for statement in self._fast_sql(typed, rules, name, table):
+            for statement in self._fast_sql(typed, rules, name, table, rows_file):
                 self.con.execute(self.engine.prepare(statement))
-            lines = self.con.execute(f"SELECT count(*) FROM {table}_all").fetchall()[0][0]
+            lines = self.con.execute(f"SELECT count(*) FROM read_parquet({sqltext.quote(rows_file)})").fetchall()[0][0]
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
             if signals.received():  # the stop, not a file problem: no fallback to the exact reader
                 raise
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
+            self.con.execute(f"DROP VIEW IF EXISTS {table}_rows")
+            _remove(rows_file)
             return None  # a truncated gzip member, invalid UTF-8 or JSON ...: the exact reader reports it
         finally:
             self.con.execute("RESET disabled_optimizers")
-            self.con.execute(f"DROP TABLE IF EXISTS {table}_all")
         self._last_count = lines
         self.fast_files += 1
         self.engine.fast_files += 1
@@ -336,19 +349,29 @@ class _Run:
             return parsed[s]
 
         self._resolve(table, "resolver", event_at)
-        if self.first_seen is not None:
-            self.first_seen.accumulate(table, file_no)
-        relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqltext.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
-        return self._emit({"resolver": relation(table)}, residual, file_no, event_at, drop=[table])
+        # every fitting row with its flags decided: SQL's from the file, the reference engine's from the table
+        decided = f"(SELECT * FROM {table}_rows WHERE _fit AND NOT _u UNION ALL SELECT * FROM {table} WHERE _fit AND _u)"
+        try:
+            if self.first_seen is not None:
+                self.first_seen.accumulate(decided, file_no)
+            relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqltext.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
+            return self._emit({"resolver": relation(table)}, residual, file_no, event_at, drop=[table],
+                              points={"resolver": relation(decided)})
+        finally:
+            self.con.execute(f"DROP VIEW IF EXISTS {table}_rows")
+            _remove(rows_file)
 
-    def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str) -> list[str]:
-        """Two statements. First, one parallel pass: DuckDB reads the file with the catalogue schema and
-        keeps, per line, its time, whether it fits the columns, every rule's flag packed two bits a rule
-        (0 false, 1 true, 2 unknown) and the values correlations group or count by, each only where a
-        correlation needs it. Then the rows some rule matches (or may match, or that do not fit) with
-        their line number: the rowid of the first table, since a projection of one table function
-        keeps the file's order. (``WITH ORDINALITY`` would number the lines but runs the whole pass on
-        one thread.)"""
+    def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str, rows_file: str) -> list[str]:
+        """Three statements. First, one parallel pass: DuckDB reads the file with the catalogue schema and
+        writes to ``rows_file`` (parquet, in file order), per line, its time, whether it fits the columns,
+        every rule's flag packed two bits a rule (0 false, 1 true, 2 unknown), the values correlations and
+        first-seen rules group or count by (each only where one of their rules matched), ``_shown`` (the
+        line is needed itself: it does not fit, a plain rule matched, or a rule is left to the reference
+        engine, which reads its text) and ``_u`` (some rule is left to the reference engine). Then the file
+        as a view ``{table}_rows`` with the flags unpacked and the line number (the file's row number: a
+        projection of one table function keeps the file's order; ``WITH ORDINALITY`` would number the lines
+        but runs the whole pass on one thread), and the table ``{table}`` of its ``_shown`` rows: memory
+        holds the lines alerts and the reference engine need, never every line a correlation counts."""
         flags = [f"{self.engine.predicate(r)} AS {self.flag[id(r)]}" for r in rules]
         needs: dict[str, list[str]] = {}  # correlation field column -> flags of the rules it is read for
         for plan in self.plans:
@@ -375,22 +398,22 @@ class _Run:
             f"(CASE (_m{c} >> {2 * j}) & 3 WHEN 1 THEN true WHEN 0 THEN false END) AS {self.flag[id(r)]}"
             for c, chunk in enumerate(chunks) for j, r in enumerate(chunk)
         ]
-        any_flag = " OR ".join(f"_m{c} <> 0" for c in range(len(chunks))) or "false"
         plain_ids = {id(p) for p in self.plain if not (self.first_seen and self.first_seen.holds(p))}  # first-seen: no text
-        shown = [f"coalesce({self.flag[id(r)]}, false)" for r in rules if id(r) in plain_ids]
-        shown += [f"{self.flag[id(r)]} IS NULL" for r in rules if self.engine.compiled(r)[1]]
-        text = f"CASE WHEN {' OR '.join(['NOT _fit'] + shown)} THEN _text END AS _text"
+        unknown = [f"{self.flag[id(r)]} IS NULL" for r in rules if self.engine.compiled(r)[1]]
+        shown = [f"coalesce({self.flag[id(r)]}, false)" for r in rules if id(r) in plain_ids] + unknown
         read = predicates + " ".join(needs)
         derived = any(column_name(f) in read or lowered_name(f) in read for f in typed.source.derived.values())
         select = typed.select(name, used, derived, sql_split=duckread.split_in_sql(Path(name)))
+        columns = ["_time", "_fit", "_text", "_shown", "_u"] + unpacked + list(needs) + ["_fs_h"] * bool(fs_items)
         return [
-            f"CREATE OR REPLACE TEMP TABLE {table}_all AS "
-            f"WITH v AS ({select}), "
-            f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}) "
-            f"SELECT _time, _fit, {text}, {', '.join(masks + keep + fs_items) or '1 AS _x'} FROM flagged",
-            f"CREATE OR REPLACE TEMP TABLE {table} AS "
-            f"SELECT rowid + 1 AS _s, _time, _fit, _text, {', '.join(unpacked + list(needs) + ['_fs_h'] * bool(fs_items)) or '1 AS _x'} "
-            f"FROM {table}_all WHERE NOT _fit OR {any_flag}",
+            f"COPY (WITH v AS ({select}), "
+            f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}), "
+            f"marked AS (SELECT *, ({' OR '.join(['NOT _fit'] + shown)}) AS _shown, ({' OR '.join(unknown) or 'false'}) AS _u FROM flagged) "
+            f"SELECT _time, _fit, CASE WHEN _shown THEN _text END AS _text, _shown, coalesce(_u, false) AS _u, "
+            f"{', '.join(masks + keep + fs_items) or '1 AS _x'} FROM marked) TO {sqltext.quote(rows_file)} (FORMAT parquet)",
+            f"CREATE OR REPLACE TEMP VIEW {table}_rows AS SELECT file_row_number + 1 AS _s, {', '.join(columns)} "
+            f"FROM read_parquet({sqltext.quote(rows_file)}, file_row_number = true)",
+            f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_rows WHERE _shown",
         ]
 
     # -- the exact path: Python read the events
@@ -495,7 +518,10 @@ class _Run:
         return list(found.values())
 
     def _emit(self, tables: dict[str, str], residual: list[tuple[int, Event]], file_no: int,
-              event_at: Callable[[int], Event], drop: list[str] | None = None) -> list[Alert]:
+              event_at: Callable[[int], Event], drop: list[str] | None = None,
+              points: dict[str, str] | None = None) -> list[Alert]:
+        """Alerts of plain rules from ``tables`` (per source), correlation points from ``points`` (the same
+        tables where not given), then the ``residual`` events the reference engine decides."""
         found: list[tuple[int, int, int, Alert]] = []  # (stream position, record in the line, rule order, alert)
         order = {id(r): i for i, r in enumerate(self.plain)}
         held = self.first_seen.holds if self.first_seen is not None else (lambda rule: False)
@@ -512,7 +538,7 @@ class _Run:
                     for rule, hit in zip(plain, hits):
                         if hit:
                             found.append((s, 0, order[id(rule)], make_alert(rule, event=event)))
-            self.correlations.accumulate(source, table)
+            self.correlations.accumulate(source, (points or tables)[source])
         for s, event in residual:
             for rule in self.plain:
                 if self.engine.reference.matches(rule, event):
