@@ -146,9 +146,11 @@ class Dialect:
 
     def cidr_list(self, field: str, networks: list, elementwise: str) -> str | None:
         """``|cidr`` over a list field from its addresses read once a row (``r53sigma.scan.rowcolumns``):
-        integer ranges over the dotted quads, the IPv6 test over the IPv6 texts; ``elementwise`` (the
-        per-element test, with its unknown branch) only for a row holding another form."""
-        quads, sixes, others = rowcolumns.address_columns(field)
+        integer ranges over the dotted quads; for IPv6, integer ranges over the first groups of the
+        IPv6 texts (most rows end there), and the IPv6 test over the texts only in a row where one of
+        those is in a network's range; ``elementwise`` (the per-element test, with its unknown branch)
+        only for a row holding another form."""
+        quads, heads, others = rowcolumns.address_columns(field)
         fast = []
         v4 = [n for n in networks if n.version == 4]
         if v4:
@@ -156,7 +158,10 @@ class Dialect:
             fast.append(f"coalesce(list_bool_or(list_transform({quads}, lambda x: {ranges})), false)")
         v6 = [n for n in networks if n.version == 6]
         if v6:
-            fast.append(f"coalesce(list_bool_or(list_transform({sixes}, lambda s: {self._cidr6('s', v6, strict=True)})), false)")
+            first = " OR ".join(f"w BETWEEN {int(n.network_address) >> 112} AND {int(n.broadcast_address) >> 112}" for n in v6)
+            sixes = f"list_filter(\"f:{field}\", lambda v: contains(v, ':') AND {self.regex('v', IPV6)})"  # as rowcolumns reads them
+            exact = f"coalesce(list_bool_or(list_transform({sixes}, lambda s: {self._cidr6('s', v6, strict=True)})), false)"
+            fast.append(f"(CASE WHEN coalesce(list_bool_or(list_transform({heads}, lambda w: {first})), false) THEN {exact} ELSE false END)")
         return f"(CASE WHEN {others} THEN {elementwise} ELSE {' OR '.join(fast) or 'false'} END)"
 
     def let(self, expr: str, name: str, body: str) -> str:
