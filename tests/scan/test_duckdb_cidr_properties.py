@@ -135,3 +135,10 @@ def test_address_columns_hold_the_strict_forms(elements):
     kinds = [_strict(e) for e in elements or []]
     expected = ([k[1] for k in kinds if k[0] == "4"], [k[1] for k in kinds if k[0] == "6"], ("x",) in kinds)
     assert got == (expected if elements is not None else (None, None, False))
+
+
+def test_eight_groups_around_double_colon_are_not_an_address(tmp_path_factory):
+    # ipaddress rejects them ("::" stands for one group at least); the IPv6 pattern once took them
+    answers = [[{"Rdata": a}] for a in ["fc00::1:2:3:4:5:6:7", "fc00:0:0:0:0:0:0::1", "fc00:1:2:3:4:5:6::", "fe80::1:2:3:4:5:6"]]
+    alerts = _agree(tmp_path_factory, _rules([{"answers.Rdata|cidr": ["fc00::/7", "fe80::/10"]}], "s0"), _records(answers))
+    assert [a["event"]["query_name"] for a in alerts] == ["q2.example.", "q3.example."]
