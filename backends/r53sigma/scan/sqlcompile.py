@@ -95,6 +95,17 @@ class Dialect:
         # three-valued: true if an element matches, unknown if an element's test is unknown, else false
         return self.let_list(results, "r", "CASE WHEN list_bool_or(r) THEN true WHEN list_count(r) < len(r) THEN NULL ELSE false END")
 
+    def conjunction(self, parts: list[tuple[str, bool]]) -> str:
+        """``AND`` of (SQL, may be NULL) parts, the later parts evaluated only in rows where the earlier
+        are true: in a projection DuckDB computes both sides of an ``AND`` in every row, a ``CASE`` its
+        branch only in the rows that take it. ``CASE WHEN a THEN b ELSE false END`` is ``a AND b`` when
+        ``a`` is never NULL, so the parts that are never NULL come first (``AND`` is commutative in
+        three-valued logic too) and the others stay a plain ``AND``, last."""
+        tail = " AND ".join(sql for sql, null in parts if null) or None
+        for sql in reversed([sql for sql, null in parts if not null]):
+            tail = sql if tail is None else f"CASE WHEN {sql} THEN {tail} ELSE false END"
+        return f"({tail})"
+
     def let_list(self, expr: str, name: str, body: str) -> str:
         return f"(list_transform([{expr}], lambda {name}: {body}))[1]"
 
@@ -202,6 +213,9 @@ class TrinoDialect(Dialect):
     def cidr(self, value: str, networks: list) -> str:
         return "(" + " OR ".join(f"coalesce(contains({quote(str(n))}, TRY_CAST({value} AS IPADDRESS)), false)" for n in networks) + ")"
 
+    def conjunction(self, parts: list[tuple[str, bool]]) -> str:
+        return "(" + " AND ".join(sql for sql, _ in parts) + ")"
+
     def cidr_list(self, field: str, networks: list, elementwise: str) -> str | None:
         return None
 
@@ -249,6 +263,7 @@ class RuleCompiler:
             raise EngineError(f"{describe(rule)}: log source is not a Route 53 log source known to r53sigma")
         self.log_source, self.generic = found
         self.unknowns = 0  # atoms SQL cannot decide (NULL): the engine decides those rows with the reference engine
+        self.nullable = 0  # other atoms that may be NULL (the length of a list column that may be NULL)
 
     def compile(self) -> str:
         conditions = [self.node(c.parsed) for c in self.rule.detection.parsed_condition]
@@ -265,7 +280,12 @@ class RuleCompiler:
 
     def node(self, node: Any) -> str:
         if isinstance(node, ConditionAND):
-            return "(" + " AND ".join(self.node(a) for a in node.args) + ")"
+            parts = []
+            for arg in node.args:
+                before = self.unknowns + self.nullable
+                sql = self.node(arg)
+                parts.append((sql, self.unknowns + self.nullable > before))
+            return self.dialect.conjunction(parts)
         if isinstance(node, ConditionOR):
             return "(" + " OR ".join(self._or_args(node.args)) + ")"
         if isinstance(node, ConditionNOT):
@@ -330,6 +350,8 @@ class RuleCompiler:
 
     def field_value(self, name: str, value: Any) -> str:
         column = self.column_of(self.field(name))
+        if column.is_list and isinstance(value, (SigmaNull, SigmaExists)):
+            self.nullable += 1
         if isinstance(value, SigmaNull):
             return f"({self.dialect.count(column)} = 0)" if column.is_list else f"({column.expr} IS NULL)"
         if isinstance(value, SigmaExists):
