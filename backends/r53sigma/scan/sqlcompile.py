@@ -115,6 +115,17 @@ class Dialect:
     def regex(self, value: str, pattern: str) -> str:
         return f"regexp_matches({value}, {quote(pattern)})"
 
+    def search(self, value: str, pattern: str, shortest: int) -> str:
+        """A ``|re`` search (RE2 ``pattern``, no match shorter than ``shortest`` characters): a literal
+        (cased) as ``contains``, else the regex, not run on a value too short to hold a match (its
+        length in bytes, at least its length in characters)."""
+        literal = search_literal(pattern)
+        if literal is not None:
+            return f"contains({value}, {quote(literal)})"
+        if shortest > 1:
+            return f"(CASE WHEN strlen({value}) < {shortest} THEN false ELSE {self.regex(value, pattern)} END)"
+        return self.regex(value, pattern)
+
     def like_any(self, subject: str, patterns: list[list[Any]]) -> list[str]:
         """Whole-value wildcard patterns (Sigma parts): one RE2 regex for many (one pass over the value,
         where each LIKE is one pass of its own), LIKE for one or two."""
@@ -210,6 +221,9 @@ class TrinoDialect(Dialect):
     def regex(self, value: str, pattern: str) -> str:
         return f"regexp_like({value}, {quote(pattern)})"
 
+    def search(self, value: str, pattern: str, shortest: int) -> str:
+        return self.regex(value, pattern)
+
     def cidr(self, value: str, networks: list) -> str:
         return "(" + " OR ".join(f"coalesce(contains({quote(str(n))}, TRY_CAST({value} AS IPADDRESS)), false)" for n in networks) + ")"
 
@@ -237,6 +251,49 @@ def ipv4_network_regex(network: Any) -> str:
             parts.append(_OCTET)
         parts.extend([_OCTET] * (4 - len(parts)))
     return "(?:" + "\\.".join(parts) + ")"
+
+
+def shortest_match(pattern: str, flags: int) -> int:
+    """The fewest characters a match of a Python pattern holds, where Python reads the pattern as RE2
+    does (0 when it cannot tell: a pattern Python rejects, or a POSIX class ``[[:alpha:]]``, which
+    Python reads as a class and a ``]``)."""
+    if "[:" in pattern:
+        return 0
+    try:
+        return max(0, int(re._parser.parse(pattern, flags).getwidth()[0]))
+    except Exception:  # noqa: BLE001 - a pattern Python's parser rejects: no bound
+        return 0
+
+
+_LITERAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=/:@#%&',;<>!~\" ")
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def search_literal(pattern: str) -> str | None:
+    """The text a search for an RE2 pattern looks for, when the pattern is one cased literal (after an
+    inline-flag group without ``i``, and around optional ``.*`` at either end, which any text has): a
+    search for it is ``contains``. None for anything else."""
+    if pattern.startswith("(?"):
+        end = pattern.find(")")
+        if end < 0 or any(c not in "ims-" for c in pattern[2:end]) or "i" in pattern[2:end].split("-")[0]:
+            return None
+        pattern = pattern[end + 1:]
+    if pattern.startswith(".*"):
+        pattern = pattern[2:]
+    if pattern.endswith(".*") and (len(pattern) - len(pattern[:-2].rstrip("\\")) - 2) % 2 == 0:
+        pattern = pattern[:-2]
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern) and pattern[i + 1] in _ASCII_PUNCTUATION:
+            out.append(pattern[i + 1])
+            i += 2
+        elif char in _LITERAL_CHARS:
+            out.append(char)
+            i += 1
+        else:
+            return None
+    return "".join(out) or None
 
 
 def like_pattern(parts: list[Any]) -> str:
@@ -435,14 +492,15 @@ class RuleCompiler:
 
     def _regex(self, pattern: str, flags: set) -> Callable[[str], str]:
         translated = search_core(python_regex_to_re2(pattern, flags))
-        if self.dialect.check_regex(translated):
-            return lambda x: self.dialect.regex(x, translated)
         python_flags = 0
         for flag, bit in ((SigmaRegularExpressionFlag.IGNORECASE, re.IGNORECASE),
                           (SigmaRegularExpressionFlag.MULTILINE, re.MULTILINE),
                           (SigmaRegularExpressionFlag.DOTALL, re.DOTALL)):
             if flag in flags:
                 python_flags |= bit
+        if self.dialect.check_regex(translated):
+            shortest = shortest_match(pattern, python_flags)
+            return lambda x: self.dialect.search(x, translated, shortest)
         self.unknowns += 1
         return lambda x: self.dialect.regex_fallback(x, pattern, python_flags)
 
