@@ -110,7 +110,7 @@ class Dialect:
         return f"(list_transform([{expr}], lambda {name}: {body}))[1]"
 
     def count(self, column: Column) -> str:
-        return f"len({column.expr})"
+        return f"coalesce(len({column.expr}), 0)"  # a list absent from the line (NULL) has no values
 
     def regex(self, value: str, pattern: str) -> str:
         return f"regexp_matches({value}, {quote(pattern)})"
