@@ -18,7 +18,12 @@ import re2
 OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 IPV4 = f"^{OCTET}(\\.{OCTET}){{3}}$"  # strict dotted decimal, as ipaddress reads it (no leading zeros)
 _HEX = "[0-9a-fA-F]{1,4}"
-IPV6 = f"^(({_HEX}:){{7}}{_HEX}|({_HEX}(:{_HEX}){{0,6}})?::({_HEX}(:{_HEX}){{0,6}})?)$"  # hex groups, "::"
+# hex groups, or at most seven of them around one "::" (as ipaddress reads them: "::" stands for a group at least)
+_COMPRESSED = "|".join(
+    (f"{_HEX}(:{_HEX}){{{left - 1}}}" if left else "") + "::" + (f"({_HEX}(:{_HEX}){{0,{6 - left}}})?" if left < 7 else "")
+    for left in range(8)
+)
+IPV6 = f"^(({_HEX}:){{7}}{_HEX}|{_COMPRESSED})$"
 
 _OPTIONS = re2.Options()
 _OPTIONS.log_errors = False  # a pattern RE2 rejects is not an error here: Python's re takes it

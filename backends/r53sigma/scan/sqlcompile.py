@@ -95,14 +95,36 @@ class Dialect:
         # three-valued: true if an element matches, unknown if an element's test is unknown, else false
         return self.let_list(results, "r", "CASE WHEN list_bool_or(r) THEN true WHEN list_count(r) < len(r) THEN NULL ELSE false END")
 
+    def conjunction(self, parts: list[tuple[str, bool]]) -> str:
+        """``AND`` of (SQL, may be NULL) parts, the later parts evaluated only in rows where the earlier
+        are true: in a projection DuckDB computes both sides of an ``AND`` in every row, a ``CASE`` its
+        branch only in the rows that take it. ``CASE WHEN a THEN b ELSE false END`` is ``a AND b`` when
+        ``a`` is never NULL, so the parts that are never NULL come first (``AND`` is commutative in
+        three-valued logic too) and the others stay a plain ``AND``, last."""
+        tail = " AND ".join(sql for sql, null in parts if null) or None
+        for sql in reversed([sql for sql, null in parts if not null]):
+            tail = sql if tail is None else f"CASE WHEN {sql} THEN {tail} ELSE false END"
+        return f"({tail})"
+
     def let_list(self, expr: str, name: str, body: str) -> str:
         return f"(list_transform([{expr}], lambda {name}: {body}))[1]"
 
     def count(self, column: Column) -> str:
-        return f"len({column.expr})"
+        return f"coalesce(len({column.expr}), 0)"  # a list absent from the line (NULL) has no values
 
     def regex(self, value: str, pattern: str) -> str:
         return f"regexp_matches({value}, {quote(pattern)})"
+
+    def search(self, value: str, pattern: str, shortest: int) -> str:
+        """A ``|re`` search (RE2 ``pattern``, no match shorter than ``shortest`` characters): a literal
+        (cased) as ``contains``, else the regex, not run on a value too short to hold a match (its
+        length in bytes, at least its length in characters)."""
+        literal = search_literal(pattern)
+        if literal is not None:
+            return f"contains({value}, {quote(literal)})"
+        if shortest > 1:
+            return f"(CASE WHEN strlen({value}) < {shortest} THEN false ELSE {self.regex(value, pattern)} END)"
+        return self.regex(value, pattern)
 
     def like_any(self, subject: str, patterns: list[list[Any]]) -> list[str]:
         """Whole-value wildcard patterns (Sigma parts): one RE2 regex for many (one pass over the value,
@@ -146,9 +168,11 @@ class Dialect:
 
     def cidr_list(self, field: str, networks: list, elementwise: str) -> str | None:
         """``|cidr`` over a list field from its addresses read once a row (``r53sigma.scan.rowcolumns``):
-        integer ranges over the dotted quads, the IPv6 test over the IPv6 texts; ``elementwise`` (the
-        per-element test, with its unknown branch) only for a row holding another form."""
-        quads, sixes, others = rowcolumns.address_columns(field)
+        integer ranges over the dotted quads; for IPv6, integer ranges over the first groups of the
+        IPv6 texts (most rows end there), and the IPv6 test over the texts only in a row where one of
+        those is in a network's range; ``elementwise`` (the per-element test, with its unknown branch)
+        only for a row holding another form."""
+        quads, heads, others = rowcolumns.address_columns(field)
         fast = []
         v4 = [n for n in networks if n.version == 4]
         if v4:
@@ -156,7 +180,10 @@ class Dialect:
             fast.append(f"coalesce(list_bool_or(list_transform({quads}, lambda x: {ranges})), false)")
         v6 = [n for n in networks if n.version == 6]
         if v6:
-            fast.append(f"coalesce(list_bool_or(list_transform({sixes}, lambda s: {self._cidr6('s', v6, strict=True)})), false)")
+            first = " OR ".join(f"w BETWEEN {int(n.network_address) >> 112} AND {int(n.broadcast_address) >> 112}" for n in v6)
+            sixes = f"list_filter(\"f:{field}\", lambda v: contains(v, ':') AND {self.regex('v', IPV6)})"  # as rowcolumns reads them
+            exact = f"coalesce(list_bool_or(list_transform({sixes}, lambda s: {self._cidr6('s', v6, strict=True)})), false)"
+            fast.append(f"(CASE WHEN coalesce(list_bool_or(list_transform({heads}, lambda w: {first})), false) THEN {exact} ELSE false END)")
         return f"(CASE WHEN {others} THEN {elementwise} ELSE {' OR '.join(fast) or 'false'} END)"
 
     def let(self, expr: str, name: str, body: str) -> str:
@@ -194,8 +221,14 @@ class TrinoDialect(Dialect):
     def regex(self, value: str, pattern: str) -> str:
         return f"regexp_like({value}, {quote(pattern)})"
 
+    def search(self, value: str, pattern: str, shortest: int) -> str:
+        return self.regex(value, pattern)
+
     def cidr(self, value: str, networks: list) -> str:
         return "(" + " OR ".join(f"coalesce(contains({quote(str(n))}, TRY_CAST({value} AS IPADDRESS)), false)" for n in networks) + ")"
+
+    def conjunction(self, parts: list[tuple[str, bool]]) -> str:
+        return "(" + " AND ".join(sql for sql, _ in parts) + ")"
 
     def cidr_list(self, field: str, networks: list, elementwise: str) -> str | None:
         return None
@@ -218,6 +251,49 @@ def ipv4_network_regex(network: Any) -> str:
             parts.append(_OCTET)
         parts.extend([_OCTET] * (4 - len(parts)))
     return "(?:" + "\\.".join(parts) + ")"
+
+
+def shortest_match(pattern: str, flags: int) -> int:
+    """The fewest characters a match of a Python pattern holds, where Python reads the pattern as RE2
+    does (0 when it cannot tell: a pattern Python rejects, or a POSIX class ``[[:alpha:]]``, which
+    Python reads as a class and a ``]``)."""
+    if "[:" in pattern:
+        return 0
+    try:
+        return max(0, int(re._parser.parse(pattern, flags).getwidth()[0]))
+    except Exception:  # noqa: BLE001 - a pattern Python's parser rejects: no bound
+        return 0
+
+
+_LITERAL_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=/:@#%&',;<>!~\" ")
+_ASCII_PUNCTUATION = frozenset("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
+
+
+def search_literal(pattern: str) -> str | None:
+    """The text a search for an RE2 pattern looks for, when the pattern is one cased literal (after an
+    inline-flag group without ``i``, and around optional ``.*`` at either end, which any text has): a
+    search for it is ``contains``. None for anything else."""
+    if pattern.startswith("(?"):
+        end = pattern.find(")")
+        if end < 0 or any(c not in "ims-" for c in pattern[2:end]) or "i" in pattern[2:end].split("-")[0]:
+            return None
+        pattern = pattern[end + 1:]
+    if pattern.startswith(".*"):
+        pattern = pattern[2:]
+    if pattern.endswith(".*") and (len(pattern) - len(pattern[:-2].rstrip("\\")) - 2) % 2 == 0:
+        pattern = pattern[:-2]
+    out, i = [], 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\" and i + 1 < len(pattern) and pattern[i + 1] in _ASCII_PUNCTUATION:
+            out.append(pattern[i + 1])
+            i += 2
+        elif char in _LITERAL_CHARS:
+            out.append(char)
+            i += 1
+        else:
+            return None
+    return "".join(out) or None
 
 
 def like_pattern(parts: list[Any]) -> str:
@@ -244,6 +320,7 @@ class RuleCompiler:
             raise EngineError(f"{describe(rule)}: log source is not a Route 53 log source known to r53sigma")
         self.log_source, self.generic = found
         self.unknowns = 0  # atoms SQL cannot decide (NULL): the engine decides those rows with the reference engine
+        self.nullable = 0  # other atoms that may be NULL (the length of a list column that may be NULL)
 
     def compile(self) -> str:
         conditions = [self.node(c.parsed) for c in self.rule.detection.parsed_condition]
@@ -260,7 +337,12 @@ class RuleCompiler:
 
     def node(self, node: Any) -> str:
         if isinstance(node, ConditionAND):
-            return "(" + " AND ".join(self.node(a) for a in node.args) + ")"
+            parts = []
+            for arg in node.args:
+                before = self.unknowns + self.nullable
+                sql = self.node(arg)
+                parts.append((sql, self.unknowns + self.nullable > before))
+            return self.dialect.conjunction(parts)
         if isinstance(node, ConditionOR):
             return "(" + " OR ".join(self._or_args(node.args)) + ")"
         if isinstance(node, ConditionNOT):
@@ -325,6 +407,8 @@ class RuleCompiler:
 
     def field_value(self, name: str, value: Any) -> str:
         column = self.column_of(self.field(name))
+        if column.is_list and isinstance(value, (SigmaNull, SigmaExists)):
+            self.nullable += 1
         if isinstance(value, SigmaNull):
             return f"({self.dialect.count(column)} = 0)" if column.is_list else f"({column.expr} IS NULL)"
         if isinstance(value, SigmaExists):
@@ -408,14 +492,15 @@ class RuleCompiler:
 
     def _regex(self, pattern: str, flags: set) -> Callable[[str], str]:
         translated = search_core(python_regex_to_re2(pattern, flags))
-        if self.dialect.check_regex(translated):
-            return lambda x: self.dialect.regex(x, translated)
         python_flags = 0
         for flag, bit in ((SigmaRegularExpressionFlag.IGNORECASE, re.IGNORECASE),
                           (SigmaRegularExpressionFlag.MULTILINE, re.MULTILINE),
                           (SigmaRegularExpressionFlag.DOTALL, re.DOTALL)):
             if flag in flags:
                 python_flags |= bit
+        if self.dialect.check_regex(translated):
+            shortest = shortest_match(pattern, python_flags)
+            return lambda x: self.dialect.search(x, translated, shortest)
         self.unknowns += 1
         return lambda x: self.dialect.regex_fallback(x, pattern, python_flags)
 
