@@ -32,6 +32,12 @@ def on_stop(callback) -> None:
     _stoppers.add(callback)
 
 
+def forget(callback) -> None:
+    """No longer call ``callback`` (its owner is gone: a connection is freed with its engine, not kept until
+    the next :func:`install`)."""
+    _stoppers.discard(callback)
+
+
 def _watch(read_fd: int) -> None:
     while True:
         try:

@@ -395,3 +395,16 @@ def test_correlation_points_come_from_the_pass_file_and_memory_keeps_only_the_li
     titles = [a["title"] for a in duck]
     assert titles.count("NX") == 3 and "flood" in titles and "private answers" in titles
     assert kept == [3 + 12]  # the NX lines and the 12 rows the reference engine decided, of 3,000 counted lines
+
+
+def test_an_engine_s_connection_is_released_with_the_engine_not_kept_for_the_signal_watcher():
+    import gc
+
+    from r53sigma import signals
+
+    before = len(signals._stoppers)
+    engines = [DuckEngine([]) for _ in range(3)]
+    assert len(signals._stoppers) == before + 3  # a stop interrupts their queries while they live
+    del engines
+    gc.collect()
+    assert len(signals._stoppers) == before  # a long test run or a library user does not pile up databases

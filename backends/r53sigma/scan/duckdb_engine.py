@@ -69,7 +69,9 @@ class DuckEngine:
         self._reference = reference
         self._dialect = None
         self.con = duckdb.connect()
-        signals.on_stop(self.con.interrupt)  # Ctrl-C/SIGTERM stop a running query, not only the next one
+        interrupt = self.con.interrupt  # one object: DuckDB's bound methods compare by identity
+        signals.on_stop(interrupt)  # Ctrl-C/SIGTERM stop a running query, not only the next one
+        weakref.finalize(self, signals.forget, interrupt)  # and the connection is freed with the engine
         # DuckDB spills to a ".tmp" folder in the current directory by default: a private one instead,
         # removed with the engine (a user's folder is never written to)
         self.spill = spill = tempfile.mkdtemp(prefix="r53sigma-spill-")
