@@ -7,19 +7,21 @@ only grows (event_count, value_count, temporal compared with gt/gte), the points
 DuckDB reads go to parquet parts in the engine's spill folder instead, and memory keeps only a bound per
 (sub-bucket of a quarter span, group): events, distinct values or the rules' bit mask, plain grouped
 aggregates that spill. At the end, the sub-buckets of every run of five whose bound passes the
-condition are the candidates (any window lies inside such a run), and only their points are read back
-into the table (events the reference reader parsed keep theirs there); memory is bounded by the distinct
-(sub-bucket, group) tuples and the candidates' points,
-and disk by the points. ``value_sum/avg/median/percentile`` compared with gt/gte/lt/lte are pruned the same
+condition are the candidates (any window lies inside such a run), and only their points are copied to a
+candidates file, read through a view with the table (events the reference reader parsed keep theirs
+there); memory is bounded by the distinct (sub-bucket, group) tuples, and disk by the points.
+``value_sum/avg/median/percentile`` compared with gt/gte/lt/lte are pruned the same
 way, by the max/min of their numbers or the sums of their positive/negative ones (:func:`_numeric_pruning`);
 as those aggregates need not grow with points, only windows starting in a passing run's first sub-bucket
 are evaluated. The other conditions (count lt/lte, where any group may fire; eq/neq) keep every point.
-After the last batch, ``event_count``, ``value_count`` and ``temporal`` are window functions over the rows
-(``RANGE BETWEEN CURRENT ROW AND span - 1 us FOLLOWING`` per group: the half-open window at every point),
-preceded, where the condition only grows, by a grouped aggregate per (epoch-aligned bin, group)
-that leaves out the bins no firing window can touch (every window lies inside two consecutive bins).
-``temporal_ordered`` and ``value_sum/avg/median/percentile`` read the group's points and use the shared Python
-definition. Firing windows become bursts with :func:`r53sigma.scan.correlations.bursts`; evidence lines are
+After the last batch, ``event_count`` and ``temporal`` are window functions over one row per (group, time)
+(``RANGE BETWEEN CURRENT ROW AND span - 1 us FOLLOWING``: the half-open window at every distinct time) and
+``value_count`` a running sum of first-occurrence steps (:func:`_distinct_count_windows`), preceded, where
+the condition only grows, by a grouped aggregate per (epoch-aligned bin, group) that leaves out the bins no
+firing window can touch (every window lies inside two consecutive bins); those windows are chained into
+bursts in SQL, one query per slice of groups (``SLICE_POINTS``). ``temporal_ordered`` and
+``value_sum/avg/median/percentile`` read the group's points and use the shared Python definition, as do
+the other conditions' windows, chained with :func:`r53sigma.scan.correlations.bursts`. Evidence lines are
 fetched afterwards, for the bursts only. The tables and window sorts spill to disk under a ``memory_limit``.
 """
 from __future__ import annotations

@@ -4,8 +4,8 @@ Reading
 -------
 A plain JSON-lines file (gzip or not) is read and decompressed once, by DuckDB, in parallel: each line is
 one text (``read_csv`` with a delimiter JSON cannot hold and no quoting; a blank line is a NULL row, so the
-rowid of the table the pass writes in file order is the line number; ``WITH ORDINALITY`` would run the
-whole pass on one thread), typed by ``json_transform`` with a schema taken from the catalogue (VARCHAR
+row number of the parquet file the pass writes in file order is the line number; ``WITH ORDINALITY`` would
+run the whole pass on one thread), typed by ``json_transform`` with a schema taken from the catalogue (VARCHAR
 values, answers as a list of structs, srcids as a struct; no inference). Rows whose values the typed
 columns may not hold as the reference sees them (a malformed or blank line, a trailing comma, which
 DuckDB's parser accepts, an object or list where the catalogue has one value or the other container,
@@ -22,12 +22,13 @@ Evaluating
 All single-event rules of a log source are one projection (one boolean column per rule, compiled by
 :mod:`r53sigma.scan.sqlcompile`). The fast path writes every line's time, fit flag and rule flags (two bits a
 rule, packed in BIGINTs) and the values correlations group or count by (each only where a correlation
-needs it, NULL elsewhere), then keeps the rows some rule matches, with their line number. Plain alerts
-stream out per file in event order. Correlations keep the points of their referenced rules' matches
-(:mod:`r53sigma.scan.duckcorrelations`) and are decided at the end with the sliding windows and bursts of
-:mod:`r53sigma.scan.correlations`. While a file is read, memory grows with its lines (a few bytes each,
-plus correlation values); across files, with the plain matches kept and the correlations' bounds per
-(sub-bucket, group), their points being on disk until the end. Reading is :mod:`r53sigma.scan.duckread`.
+needs it, NULL elsewhere) to a parquet file in the spill folder, then keeps in memory only the rows it
+needs itself (lines that do not fit, plain matches, rows left to the reference engine), with their line
+number. Plain alerts stream out per file in event order. Correlations and first-seen rules take their
+points from the file and those rows (:mod:`r53sigma.scan.duckcorrelations`) and are decided at the end with
+the sliding windows and bursts of :mod:`r53sigma.scan.correlations`. Memory grows with the plain matches
+kept and the correlations' bounds per (sub-bucket, group); lines and points are on disk until the end.
+Reading is :mod:`r53sigma.scan.duckread`.
 """
 from __future__ import annotations
 
