@@ -207,12 +207,8 @@ edge_points = st.lists(  # times on, just before and just after the quarter-minu
 )
 
 
-@SETTINGS
-@given(kind=st.sampled_from(["event_count", "value_count", "temporal"]), op=st.sampled_from(["gt", "gte"]),
-       threshold=st.integers(1, 6), generated=edge_points, split=st.integers(0, 40))
-def test_the_candidate_filter_never_drops_a_firing_group(tmp_path_factory, kind, op, threshold, generated, split):
-    """Files read by DuckDB (points in parquet parts, bounds per sub-bucket) and split in two files whose
-    times overlap (bounds from two batches merge): the alerts are the reference engine's."""
+def edge_case(kind: str, op: str, threshold: int, generated: list) -> tuple[SigmaCollection, list[dict]]:
+    """A 1m correlation of ``kind`` compared with ``op`` (temporal over nx and txt) and edge_points' records."""
     field = ", field: query_name" if kind == "value_count" else ""
     rules_ = "[nx, txt]" if kind == "temporal" else "[nx]"
     threshold = min(threshold, 1 if op == "gt" else 2) if kind == "temporal" else threshold
@@ -221,6 +217,16 @@ def test_the_candidate_filter_never_drops_a_firing_group(tmp_path_factory, kind,
     for edge, offset, src, index, value in generated:
         kind_of = {"rcode": "NXDOMAIN", "qtype": "A"} if index == 0 else {"rcode": "NOERROR", "qtype": "TXT"}
         raw.append(record(max(0, edge + offset), src=src, name=f"n{value}.x.", **kind_of))
+    return collection, raw
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["event_count", "value_count", "temporal"]), op=st.sampled_from(["gt", "gte"]),
+       threshold=st.integers(1, 6), generated=edge_points, split=st.integers(0, 40))
+def test_the_candidate_filter_never_drops_a_firing_group(tmp_path_factory, kind, op, threshold, generated, split):
+    """Files read by DuckDB (points in parquet parts, bounds per sub-bucket) and split in two files whose
+    times overlap (bounds from two batches merge): the alerts are the reference engine's."""
+    collection, raw = edge_case(kind, op, threshold, generated)
     folder = tmp_path_factory.mktemp("split")
     (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw[:split]))
     (folder / "b.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw[split:]))
@@ -444,14 +450,7 @@ def test_groups_evaluated_in_slices_give_the_reference_s_alerts(tmp_path_factory
     """A window query per slice of groups (duckcorrelations.SLICE_POINTS, here two points a slice, so most
     groups are alone or with one other): bursts and evidence as the reference engine's."""
     monkeypatch.setattr(duckcorrelations, "SLICE_POINTS", 2)
-    field = ", field: query_name" if kind == "value_count" else ""
-    rules_ = "[nx, txt]" if kind == "temporal" else "[nx]"
-    threshold = min(threshold, 1 if op == "gt" else 2) if kind == "temporal" else threshold
-    collection = rules(correlation(kind, f"{{{op}: {threshold}{field}}}", "1m", rules_))
-    raw = []
-    for edge, offset, src, index, value in generated:
-        kind_of = {"rcode": "NXDOMAIN", "qtype": "A"} if index == 0 else {"rcode": "NOERROR", "qtype": "TXT"}
-        raw.append(record(max(0, edge + offset), src=src, name=f"n{value}.x.", **kind_of))
+    collection, raw = edge_case(kind, op, threshold, generated)
     both(collection, raw, tmp_path_factory.mktemp("slices"))
 
 
