@@ -1,6 +1,7 @@
 """Small helpers the tests share: convert an inline rule with a pack pipeline."""
 from __future__ import annotations
 
+import json
 import textwrap
 from pathlib import Path
 
@@ -38,3 +39,22 @@ detection:
 {textwrap.indent(textwrap.dedent(detection).strip(), '    ')}
 level: low
 {extra}"""
+
+
+def duckdb_agrees(rules, records: list[dict], folder: Path) -> list[dict]:
+    """Both DuckDB paths (parsed events, and DuckDB reading the records as a file in ``folder``) alert as
+    the reference engine does; returns the reference engine's alerts (JSON)."""
+    from r53sigma.scan.duckdb_engine import DuckEngine
+    from r53sigma.scan.records import parse_record, read_paths
+    from r53sigma.scan.reference import Engine
+
+    events = [parse_record(r, file="gen", line=i) for i, r in enumerate(records, 1)]
+    expected = [a.to_json() for a in Engine(rules).scan(events)]
+    assert [a.to_json() for a in DuckEngine(rules).scan(events)] == expected
+    log = folder / "q.jsonl"
+    log.write_text("".join(json.dumps(r) + "\n" for r in records))
+    from_file = [a.to_json() for a in Engine(rules).scan(read_paths([log]))]
+    engine = DuckEngine(rules)
+    assert [a.to_json() for a in engine.scan_paths([log])] == from_file
+    assert engine.fast_files == 1
+    return expected

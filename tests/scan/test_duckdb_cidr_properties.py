@@ -11,9 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from sigma.collection import SigmaCollection
 
 from r53sigma.scan import rowcolumns
-from r53sigma.scan.duckdb_engine import DuckEngine
-from r53sigma.scan.reference import Engine
-from r53sigma.scan.records import parse_record, read_paths
+from support import duckdb_agrees
 
 V4 = ["10.0.0.1", "10.255.255.255", "11.0.0.0", "9.255.255.255", "127.0.0.1", "127.255.0.9", "128.0.0.0",
       "172.16.0.1", "172.31.255.255", "172.32.0.0", "192.168.1.1", "192.169.0.0", "100.64.0.0", "100.127.255.255",
@@ -70,25 +68,11 @@ def _records(answer_lists):
     return out
 
 
-def _agree(tmp_path_factory, rules, records):
-    """Both DuckDB paths (parsed events, DuckDB reading the file) alert as the reference engine."""
-    events = [parse_record(r, file="gen", line=i) for i, r in enumerate(records, 1)]
-    expected = [a.to_json() for a in Engine(rules).scan(events)]
-    assert [a.to_json() for a in DuckEngine(rules).scan(events)] == expected
-    log = tmp_path_factory.mktemp("cidr") / "q.jsonl"
-    log.write_text("".join(json.dumps(r) + "\n" for r in records))
-    from_file = [a.to_json() for a in Engine(rules).scan(read_paths([log]))]
-    engine = DuckEngine(rules)
-    assert [a.to_json() for a in engine.scan_paths([log])] == from_file
-    assert engine.fast_files == 1
-    return expected
-
-
 @SETTINGS
 @given(networks=st.lists(st.sampled_from(NETWORKS), min_size=1, max_size=5, unique=True),
        answers=st.lists(ANSWERS, min_size=1, max_size=8))
 def test_cidr_lists_of_ipv4_and_ipv6_networks(tmp_path_factory, networks, answers):
-    _agree(tmp_path_factory, _rules([{"answers.Rdata|cidr": networks}], "s0"), _records(answers))
+    duckdb_agrees(_rules([{"answers.Rdata|cidr": networks}], "s0"), _records(answers), tmp_path_factory.mktemp('cidr'))
 
 
 @SETTINGS
@@ -97,7 +81,7 @@ def test_cidr_lists_of_ipv4_and_ipv6_networks(tmp_path_factory, networks, answer
        condition=st.sampled_from(CONDITIONS), answers=st.lists(ANSWERS, min_size=1, max_size=8))
 def test_cidr_selections_combined_and_negated(tmp_path_factory, first, second, condition, answers):
     rules = _rules([{"answers.Rdata|cidr": first}, {"answers.Rdata|cidr": second}], condition)
-    _agree(tmp_path_factory, rules, _records(answers))
+    duckdb_agrees(rules, _records(answers), tmp_path_factory.mktemp('cidr'))
 
 
 @SETTINGS
@@ -106,7 +90,7 @@ def test_cidr_selections_combined_and_negated(tmp_path_factory, first, second, c
        answers=st.lists(ANSWERS, min_size=1, max_size=8))
 def test_cidr_or_strings_on_one_field(tmp_path_factory, networks, values, answers):
     rules = _rules([{"answers.Rdata|cidr": networks}, {"answers.Rdata": values}], "s0 or s1")
-    _agree(tmp_path_factory, rules, _records(answers))
+    duckdb_agrees(rules, _records(answers), tmp_path_factory.mktemp('cidr'))
 
 
 def _strict(text):
@@ -140,5 +124,5 @@ def test_address_columns_hold_the_strict_forms(elements):
 def test_eight_groups_around_double_colon_are_not_an_address(tmp_path_factory):
     # ipaddress rejects them ("::" stands for one group at least); the IPv6 pattern once took them
     answers = [[{"Rdata": a}] for a in ["fc00::1:2:3:4:5:6:7", "fc00:0:0:0:0:0:0::1", "fc00:1:2:3:4:5:6::", "fe80::1:2:3:4:5:6"]]
-    alerts = _agree(tmp_path_factory, _rules([{"answers.Rdata|cidr": ["fc00::/7", "fe80::/10"]}], "s0"), _records(answers))
+    alerts = duckdb_agrees(_rules([{"answers.Rdata|cidr": ["fc00::/7", "fe80::/10"]}], "s0"), _records(answers), tmp_path_factory.mktemp('cidr'))
     assert [a["event"]["query_name"] for a in alerts] == ["q2.example.", "q3.example."]

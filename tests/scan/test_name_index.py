@@ -9,9 +9,8 @@ from sigma.collection import SigmaCollection
 
 from r53sigma.scan import nameindex
 from r53sigma.scan.duckdb_engine import DuckEngine
-from r53sigma.scan.reference import Engine
-from r53sigma.scan.records import parse_record, read_paths
 from r53sigma.scan.values import LabelSuffixes
+from support import duckdb_agrees
 
 TEXT = st.text(alphabet="ab.-Z", max_size=12)
 
@@ -29,20 +28,6 @@ def _rule(selection: dict, condition: str = "selection") -> SigmaCollection:
     return SigmaCollection.from_yaml(json.dumps(rule))
 
 
-def _agree(tmp_path, rules, records):
-    """Both DuckDB paths (parsed events, DuckDB reading the file) alert as the reference engine."""
-    events = [parse_record(r, file="gen", line=i) for i, r in enumerate(records, 1)]
-    expected = [a.to_json() for a in Engine(rules).scan(events)]
-    assert [a.to_json() for a in DuckEngine(rules).scan(events)] == expected
-    log = tmp_path / "q.jsonl"
-    log.write_text("".join(json.dumps(r) + "\n" for r in records))
-    from_file = [a.to_json() for a in Engine(rules).scan(read_paths([log]))]
-    engine = DuckEngine(rules)
-    assert [a.to_json() for a in engine.scan_paths([log])] == from_file
-    assert engine.fast_files == 1
-    return expected
-
-
 def _record(name, answers=()):
     return {"query_timestamp": "2024-05-01T10:00:00Z", "query_name": name, "rcode": "NOERROR",
             "srcaddr": "10.0.0.1", "answers": [{"Rdata": a} for a in answers]}
@@ -57,13 +42,13 @@ def test_name_and_suffix_lists_are_one_lookup(tmp_path):
     rules = _rule({"query_name": listed + [f"*.{d}" for d in listed]})
     sql = DuckEngine(rules).predicate(rules.rules[0])
     assert '"nh:query_name:0"' in sql and '"nk:query_name:2"' in sql  # the index, not LIKE/regex tests
-    alerts = _agree(tmp_path, rules, [_record(n) for n in NAMES])
+    alerts = duckdb_agrees(rules, [_record(n) for n in NAMES], tmp_path)
     assert len(alerts) == 7
 
 
 def test_endswith_lists_mix_with_other_patterns(tmp_path):
     rules = _rule({"query_name|endswith": [".evil.example", ".co.uk", ".ee", ".two", "-x.example", "l.example"]})
-    _agree(tmp_path, rules, [_record(n) for n in NAMES + ["a-x.example", "Xl.example", "l.example"]])
+    duckdb_agrees(rules, [_record(n) for n in NAMES + ["a-x.example", "Xl.example", "l.example"]], tmp_path)
 
 
 def test_a_long_list_leaves_filter_hits_to_the_reference_engine(tmp_path):
@@ -78,7 +63,7 @@ def test_a_long_list_leaves_filter_hits_to_the_reference_engine(tmp_path):
     sql, unknown = engine.compiled(loaded.collection.rules[0])
     assert unknown and "IN (" not in sql  # no 500-name IN list: a hit is decided by the reference engine
     names = ["d7.example", "X.D511.example.", "d5110.example", "xd7.example", "d7.example.org", "q.d0.example"]
-    alerts = _agree(tmp_path, loaded, [_record(n) for n in names])
+    alerts = duckdb_agrees(loaded, [_record(n) for n in names], tmp_path)
     assert len(alerts) == 3
 
 
@@ -89,7 +74,7 @@ def test_cidr_over_answers_reads_the_addresses_once(tmp_path):
     answers = [["10.1.2.3"], ["8.8.8.8", "127.0.0.1"], ["010.1.2.3"], ["fd00::1"], ["FE80::1"], ["2600:1f18::1"],
                [" 10.0.0.1"], ["::ffff:10.0.0.1"], ["fe80::1%eth0"], ["cname.example.com."], ["10.0.0.256"],
                ["1.2.3.4", "fc00:0:0:0:0:0:0:1"], ["some text"], []]
-    alerts = _agree(tmp_path, rules, [_record("a.example", a) for a in answers])
+    alerts = duckdb_agrees(rules, [_record("a.example", a) for a in answers], tmp_path)
     assert len(alerts) >= 6
 
 

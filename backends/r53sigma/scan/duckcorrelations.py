@@ -46,7 +46,8 @@ class CorrelationTables:
     """The point tables of one scan's correlations, filled batch by batch, read once at the end."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, plans: list[CorrelationPlan], flag: dict[int, str],
-                 source_of: dict[int, str], matches: Callable[[SigmaRule, Event], bool], scan_id: int):
+                 source_of: dict[int, str], matches: Callable[[SigmaRule, Event], bool], scan_id: int, spill: str):
+        """``spill``: the engine's spill folder (DuckDB's temp_directory), where points and candidates go."""
         self.con, self.plans, self.flag, self.source_of, self.matches = con, plans, flag, source_of, matches
         # per correlation with points: its point table, made at its first point (:meth:`_create_tables`; a
         # correlation that gets none costs no query, at the start or the end)
@@ -55,15 +56,8 @@ class CorrelationTables:
         # per prunable correlation with a table: its sub-bucket width (us) and the parquet parts its SQL-read points went to
         self.width: dict[int, int] = {}
         self.parts: dict[int, list[str]] = {}
-        self._spill: str | None = None
+        self.spill = spill
         self.scan_id = scan_id
-
-    @property
-    def spill(self) -> str:
-        """The engine's spill folder (DuckDB's temp_directory), read at the first correlation that needs it."""
-        if self._spill is None:
-            self._spill = self.con.execute("SELECT current_setting('temp_directory')").fetchall()[0][0]
-        return self._spill
 
     def _create_tables(self, number: int) -> str:
         """The correlation's point table (and, where it is pruned, its bins table), made on its first point."""
@@ -78,7 +72,7 @@ class CorrelationTables:
         self.tables[number] = table
         plan = self.plans[number]
         pruning = _pruning(plan)
-        if pruning is not None and self.spill:
+        if pruning is not None:
             self.width[number] = -(-plan.span_us // SUB_BUCKETS)
             self.parts[number] = []
             self.con.execute(f"CREATE TEMP TABLE bins{number}_{self.scan_id} (g VARCHAR[], k BIGINT, a {pruning.column})")
@@ -184,7 +178,7 @@ class CorrelationTables:
                 yield burst_alert(plan, group, burst, events)
             if points != table:
                 self.con.execute(f"DROP VIEW {points}")
-                _remove(self._candidates_file(number))
+                remove_spilled(self._candidates_file(number))
             self.con.execute(f"DROP TABLE {table}")
 
     def _candidates_file(self, number: int) -> str:
@@ -231,7 +225,7 @@ class CorrelationTables:
         for name in (cand, bins) + (() if kept else (anchors,)):
             self.con.execute(f"DROP TABLE {name}")
         for part in self.parts[number]:
-            _remove(part)
+            remove_spilled(part)
         return points
 
     def _bursts(self, plan: CorrelationPlan, table: str, number: int) -> Iterator[tuple[tuple, list[Burst]]]:
@@ -345,7 +339,8 @@ class CorrelationTables:
                 yield group, windows
 
 
-def _remove(path: str) -> None:
+def remove_spilled(path: str) -> None:
+    """Remove a file the engine wrote to its spill folder (gone already: nothing to do)."""
     try:
         os.remove(path)
     except OSError:

@@ -45,7 +45,7 @@ import duckdb
 from r53sigma import catalogue
 from r53sigma import signals
 from r53sigma.scan import derived_fields, plancache, records as events_mod, rowcolumns, sqltext
-from r53sigma.scan.duckcorrelations import CorrelationTables
+from r53sigma.scan.duckcorrelations import CorrelationTables, remove_spilled
 from r53sigma.scan.duckfirstseen import FirstSeen
 from r53sigma.scan import duckread
 from r53sigma.scan.duckread import SourceSQL, TypedRead, column_name, head_chunks, log_sources, lowered_name, typed_read
@@ -210,13 +210,6 @@ class DuckEngine:
             yield from first_seen.alerts(report)
 
 
-def _remove(path: str) -> None:
-    try:
-        os.remove(path)
-    except OSError:
-        pass
-
-
 def _correlation_supported(rule: SigmaCorrelationRule) -> None:
     if rule.type not in _AGGREGATES:
         raise EngineError(f"{describe(rule)}: correlation type {rule.type} is not supported by the DuckDB engine")
@@ -249,7 +242,7 @@ class _Run:
         self.files: list[str] = []
         self.fast_files = 0  # files DuckDB read itself (the rest were read by the reference reader)
         self.seq = 0
-        self.correlations = CorrelationTables(self.con, self.plans, self.flag, self.source_of, engine.matches, id(self))
+        self.correlations = CorrelationTables(self.con, self.plans, self.flag, self.source_of, engine.matches, id(self), engine.spill)
         self.sql = {s: SourceSQL(ls) for s, ls in log_sources().items()}
         self.first_seen = first_seen  # its rules' candidates become its points, not alerts
         if first_seen is not None:
@@ -330,7 +323,7 @@ class _Run:
                 raise
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
             self.con.execute(f"DROP VIEW IF EXISTS {table}_rows")
-            _remove(rows_file)
+            remove_spilled(rows_file)
             return None  # a truncated gzip member, invalid UTF-8 or JSON ...: the exact reader reports it
         finally:
             self.con.execute("RESET disabled_optimizers")
@@ -362,7 +355,7 @@ class _Run:
                               points={"resolver": relation(decided)})
         finally:
             self.con.execute(f"DROP VIEW IF EXISTS {table}_rows")
-            _remove(rows_file)
+            remove_spilled(rows_file)
 
     def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str, rows_file: str) -> list[str]:
         """Three statements. First, one parallel pass: DuckDB reads the file with the catalogue schema and

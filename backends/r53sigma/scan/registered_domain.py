@@ -101,18 +101,17 @@ def labels_sql(name: str) -> str:
     return f"string_split(lower(replace({name}, '\u0130', 'i\u0307')), '.')"
 
 
-def split_sql(name: str, labels: str | None = None) -> str:
+def split_sql(name: str, labels: str) -> str:
     """SQL of ``[registered domain, subdomain]`` of the name SQL ``name`` gives, as :func:`split` (NULL
     parts where it gives None). Each depth's key lookup (an ``IN`` subquery: a mark join, which keeps the
     rows' order) appears once, so the expression must be computed once a row (a column of its own).
-    ``labels``: a column holding :func:`labels_sql` of the name, computed in a projection below, so
-    that the name is lowered and split once a row rather than at each of the ~20 places the expression
-    reads its labels (each copy costs DuckDB planning time; a subquery may not be inside a lambda, so
-    a lambda cannot bind them); without it, the labels are computed in place."""
+    ``labels``: :func:`labels_sql` of the name, best a column computed in a projection below, so that the
+    name is lowered and split once a row rather than at each of the ~20 places the expression reads its
+    labels (each copy costs DuckDB planning time; a subquery may not be inside a lambda, so a lambda
+    cannot bind them)."""
     _, exceptions, wildcards, deepest = sql_rules()
     quote = lambda text: "'" + text.replace("'", "''") + "'"
     as_list = lambda items: "[" + ", ".join(map(quote, items)) + "]::VARCHAR[]"
-    labels = labels or labels_sql(name)
     suffix = lambda depth: f"array_to_string({labels}[-({depth}):], '.')"
     hits = " ".join(
         f"WHEN len({labels}) >= {d} AND {suffix(d)} IN (SELECT suffix FROM {SQL_TABLE}) THEN {d}"
