@@ -202,12 +202,21 @@ class CorrelationTables:
         if number in self.filled:  # points the reference reader produced (python batches): bounded as well
             self._add_bins(number, plan, table)
         anchors, cand = f"anchors{number}_{self.scan_id}", f"cand{number}_{self.scan_id}"
+        # The run of sub-bucket k (k .. k + runs) lies in the spans k // runs and the next (integer division
+        # truncates, so the spans around 0 are wider, never narrower): only the sub-buckets of a pair of
+        # consecutive spans whose bounds together pass go to the window (plain aggregates and a hash join
+        # first; on busy groups that never fire, the window over every sub-bucket was most of the cost).
         self.con.execute(
             f"CREATE TEMP TABLE {anchors} AS "
-            f"WITH b AS (SELECT g, k, {pruning.merge} AS a FROM {bins} GROUP BY g, k) "
-            f"SELECT g, k FROM (SELECT g, k, {pruning.run} AS run FROM b "
-            f"WINDOW w AS (PARTITION BY g ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) "
-            f"WHERE {pruning.passes('run')}"
+            f"WITH b AS (SELECT g, k, {pruning.merge} AS a FROM {bins} GROUP BY g, k), "
+            f"c AS (SELECT g, k // {runs} AS c, {pruning.merge} AS a FROM b GROUP BY g, c), "
+            f"p AS (SELECT c1.g, c1.c FROM c AS c1 LEFT JOIN c AS c2 ON c1.g = c2.g AND c2.c = c1.c + 1 "
+            f"WHERE {pruning.passes(pruning.pair('c1.a', 'c2.a'))}), "
+            f"kept AS (SELECT b.* FROM b SEMI JOIN (SELECT g, c FROM p UNION SELECT g, c + 1 FROM p) AS q "
+            f"ON b.g = q.g AND b.k // {runs} = q.c) "
+            f"SELECT r.g, r.k FROM (SELECT g, k, {pruning.run} AS run FROM kept "
+            f"WINDOW w AS (PARTITION BY g ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) AS r "
+            f"SEMI JOIN p ON r.g = p.g AND r.k // {runs} = p.c WHERE {pruning.passes('r.run')}"
         )
         self.con.execute(f"CREATE TEMP TABLE {cand} AS SELECT DISTINCT g, k + r AS k FROM {anchors}, range({runs + 1}) AS o(r)")
         points = table
@@ -375,11 +384,17 @@ _SQL_WINDOWS = {
     SigmaCorrelationType.VALUE_COUNT: (None, "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
     SigmaCorrelationType.TEMPORAL: (("bit_or(mask)", "bit_or(a)"), "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
 }
-# per prunable count type: how a (sub-bucket, group)'s bounds from several batches merge, and a run's bound
+def _sum_pair(a: str, b: str) -> str:
+    return f"coalesce({a}, 0) + coalesce({b}, 0)"
+
+
+# per prunable count type: how a (sub-bucket, group)'s bounds from several batches merge, a run's bound, and
+# the bound of two merged bounds (a run inside both)
 _BIN_RUNS = {
-    SigmaCorrelationType.EVENT_COUNT: ("sum(a)", "sum(a) OVER w"),
-    SigmaCorrelationType.VALUE_COUNT: ("sum(a)", "sum(a) OVER w"),  # distinct values of a union <= the sum
-    SigmaCorrelationType.TEMPORAL: ("bit_or(a)", "bit_count(bit_or(a) OVER w)"),
+    SigmaCorrelationType.EVENT_COUNT: ("sum(a)", "sum(a) OVER w", _sum_pair),
+    SigmaCorrelationType.VALUE_COUNT: ("sum(a)", "sum(a) OVER w", _sum_pair),  # distinct values of a union <= the sum
+    SigmaCorrelationType.TEMPORAL: ("bit_or(a)", "bit_count(bit_or(a) OVER w)",
+                                    lambda a, b: f"bit_count(coalesce({a}, 0) | coalesce({b}, 0))"),
 }
 # points a window query of a correlation reads at once (its groups in slices of about this many; a group is never split)
 SLICE_POINTS = 1_000_000
@@ -409,6 +424,7 @@ class _Pruning:
     run: str  # over the bins of a run (WINDOW w): a bound of any window inside it
     passes: Callable[[str], str]  # the SQL test of a run's bound: may a window inside it fire
     monotone: bool  # the aggregate only grows with points (a window seen in part never fires falsely)
+    pair: Callable[[str, str], str]  # two merged bounds (the second may be NULL) into a bound of any run inside both
 
 
 def _pruning(plan: CorrelationPlan) -> _Pruning | None:
@@ -418,8 +434,8 @@ def _pruning(plan: CorrelationPlan) -> _Pruning | None:
     test = _upper_bound_test(plan) if plan.kind in _SQL_WINDOWS else None
     if test is None:
         return None
-    merge, run = _BIN_RUNS[plan.kind]
-    return _Pruning("BIGINT", _SQL_WINDOWS[plan.kind][1], merge, run, test, monotone=True)
+    merge, run, pair = _BIN_RUNS[plan.kind]
+    return _Pruning("BIGINT", _SQL_WINDOWS[plan.kind][1], merge, run, test, monotone=True, pair=pair)
 
 
 def _numeric_pruning(plan: CorrelationPlan) -> _Pruning | None:
@@ -445,9 +461,10 @@ def _numeric_pruning(plan: CorrelationPlan) -> _Pruning | None:
     if plan.kind == SigmaCorrelationType.VALUE_SUM:
         side = "> 0" if upper else "< 0"
         number = f"CASE WHEN TRY_CAST(v AS DOUBLE) {side} THEN TRY_CAST(v AS DOUBLE) ELSE 0 END"
-        merge, run = "sum(a)", "sum(a) OVER w"
+        merge, run, pair = "sum(a)", "sum(a) OVER w", _sum_pair  # sums of one sign: the pair's is beyond any run's
     else:
         number, merge, run = "TRY_CAST(v AS DOUBLE)", f"{extreme}(a)", f"{extreme}(a) OVER w"
+        pair = lambda a, b: f"{'greatest' if upper else 'least'}(coalesce({a}, {b}), coalesce({b}, {a}))"
     bin_bound = f"{'sum' if plan.kind == SigmaCorrelationType.VALUE_SUM else extreme}(CASE WHEN {_KNOWN} THEN {number} WHEN {_MAYBE_NUMBER} THEN {unknown} END)"
     literal = f"CAST('{threshold!r}' AS DOUBLE)"
 
@@ -455,7 +472,7 @@ def _numeric_pruning(plan: CorrelationPlan) -> _Pruning | None:
         margin = f"{_MARGIN} * (abs({bound}) + abs({literal}))"
         return f"{bound} >= {literal} - {margin}" if upper else f"{bound} <= {literal} + {margin}"
 
-    return _Pruning("DOUBLE", bin_bound, merge, run, passes, monotone=False)
+    return _Pruning("DOUBLE", bin_bound, merge, run, passes, monotone=False, pair=pair)
 
 
 def _upper_bound_test(plan: CorrelationPlan) -> Callable[[str], str] | None:
