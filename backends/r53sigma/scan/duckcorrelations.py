@@ -56,6 +56,9 @@ class CorrelationTables:
         # per prunable correlation with a table: its sub-bucket width (us) and the parquet parts its SQL-read points went to
         self.width: dict[int, int] = {}
         self.parts: dict[int, list[str]] = {}
+        # per prunable correlation: the pass files' relations its candidate points are read from at the end
+        self.passes: dict[int, list[tuple[str, str]]] = {}  # (source, relation)
+        self.pass_files: list[str] = []  # pass files kept to the end of the scan (removed by alerts())
         self.spill = spill
         self.scan_id = scan_id
 
@@ -75,27 +78,73 @@ class CorrelationTables:
         if pruning is not None:
             self.width[number] = -(-plan.span_us // SUB_BUCKETS)
             self.parts[number] = []
+            self.passes[number] = []
             self.con.execute(f"CREATE TEMP TABLE bins{number}_{self.scan_id} (g VARCHAR[], k BIGINT, a {pruning.column})")
         return table
 
     def accumulate(self, source: str, table: str) -> None:
         """The points of a batch's flagged rows (a table with the rule flags and field columns)."""
+        for number, plan in self._matched(source, table):
+            self._accumulate(number, plan, source, table)
+            self.filled.add(number)
+
+    def accumulate_pass(self, source: str, decided: str, in_file: str, in_table: str, pass_file: str) -> bool:
+        """The points of a file DuckDB read: ``decided``, its rows with their flags, is ``in_file`` (the rows
+        SQL decided, read from ``pass_file``) and ``in_table`` (the rows the reference engine decided, in
+        memory until the next file). A prunable correlation keeps only the bounds of ``in_file``'s points and
+        reads its candidates from the pass file at the end (no copy of its points); True when the pass file
+        is kept for that (the correlations remove it), False when the caller may remove it."""
+        kept = False
+        for number, plan in self._matched(source, decided):
+            if _pruning(plan) is None:
+                self._accumulate(number, plan, source, decided)
+            else:
+                self._accumulate(number, plan, source, in_table, in_memory=True)
+                points = self._points_sql(plan, source, in_file)
+                if points is not None:
+                    self._create_tables(number)
+                    self._add_bins(number, plan, f"({points})")
+                    self.passes[number].append((source, in_file))
+                    kept = True
+            self.filled.add(number)
+        if kept:
+            self.pass_files.append(pass_file)
+        return kept
+
+    def _matched(self, source: str, table: str) -> list[tuple[int, CorrelationPlan]]:
+        """The correlations some referenced rule of the source matched for in the table."""
         flags = sorted({self.flag[id(t)] for plan in self.plans for t in plan.rules if self.source_of[id(t)] == source})
         if not flags:
-            return
+            return []
         # one cheap query says which referenced rules matched at all (a query per correlation and file costs ~10 ms)
         row = self.con.execute(f"SELECT {', '.join(f'coalesce(bool_or({f}), false)' for f in flags)} FROM {table}").fetchall()[0]
         matched = {f for f, hit in zip(flags, row) if hit}
-        for number, plan in enumerate(self.plans):
-            if any(self.flag[id(t)] in matched for t in plan.rules if self.source_of[id(t)] == source):
-                self._accumulate(number, plan, source, table)
-                self.filled.add(number)
+        return [(number, plan) for number, plan in enumerate(self.plans)
+                if any(self.flag[id(t)] in matched for t in plan.rules if self.source_of[id(t)] == source)]
 
-    def _accumulate(self, number: int, plan: CorrelationPlan, source: str, table: str) -> None:
-        """The points of a batch's rows (one row per point, group and value) into the correlation's table."""
+    def _accumulate(self, number: int, plan: CorrelationPlan, source: str, table: str, in_memory: bool = False) -> None:
+        """The points of a batch's rows (one row per point, group and value) into the correlation's table,
+        or, where it is pruned (and not ``in_memory``), a parquet part and the bounds of its sub-buckets."""
+        points = self._points_sql(plan, source, table)
+        if points is None:
+            return
+        table = self._create_tables(number)
+        if number not in self.width or in_memory:
+            self.con.execute(f"INSERT INTO {table} {points}")
+            return
+        # Prunable: the points go to a parquet part on disk, and only their counts per (sub-bucket, group) stay
+        # in memory (plain grouped aggregates, which spill); the parts are read back for candidate groups only.
+        part = os.path.join(self.spill, f"points{number}_{self.scan_id}_{len(self.parts[number])}.parquet")
+        self.con.execute(f"COPY ({points}) TO {_quote(part)} (FORMAT parquet)")
+        self.parts[number].append(part)
+        self._add_bins(number, plan, f"read_parquet({_quote(part)})")
+
+    def _points_sql(self, plan: CorrelationPlan, source: str, table: str) -> str | None:
+        """The query of the correlation's points in a relation of flagged rows: one row per point, group
+        and value (g, t, mask, v, f, s, line, idx, file); None when no referenced rule is of the source."""
         targets = [(i, t) for i, t in enumerate(plan.rules) if self.source_of[id(t)] == source]
         if not targets:
-            return
+            return None
         log_source = log_sources()[source]
 
         def as_list(path: tuple[str, ...]) -> str:
@@ -120,17 +169,7 @@ class CorrelationTables:
         for k in range(len(groups)):  # one row per combination of group values; no value: no row
             inner = f"SELECT * REPLACE (unnest(g{k}) AS g{k}) FROM ({inner})"
         group = "[" + ", ".join(f"g{k}" for k in range(len(groups))) + "]::VARCHAR[]"
-        points = f"SELECT {group} AS g, t, mask, unnest(vals) AS v, _f AS f, _s AS s, _line AS line, _idx AS idx, _file AS file FROM ({inner})"
-        table = self._create_tables(number)
-        if number not in self.width:
-            self.con.execute(f"INSERT INTO {table} {points}")
-            return
-        # Prunable: the points go to a parquet part on disk, and only their counts per (sub-bucket, group) stay
-        # in memory (plain grouped aggregates, which spill); the parts are read back for candidate groups only.
-        part = os.path.join(self.spill, f"points{number}_{self.scan_id}_{len(self.parts[number])}.parquet")
-        self.con.execute(f"COPY ({points}) TO {_quote(part)} (FORMAT parquet)")
-        self.parts[number].append(part)
-        self._add_bins(number, plan, f"read_parquet({_quote(part)})")
+        return f"SELECT {group} AS g, t, mask, unnest(vals) AS v, _f AS f, _s AS s, _line AS line, _idx AS idx, _file AS file FROM ({inner})"
 
     def _add_bins(self, number: int, plan: CorrelationPlan, relation: str) -> None:
         """Per (sub-bucket, group) of the relation's points, an upper bound of what its events add to a window."""
@@ -156,6 +195,14 @@ class CorrelationTables:
 
     def alerts(self) -> Iterator[Alert]:
         """Every correlation's alerts, one per burst (r53sigma.scan.correlations), after the last batch."""
+        try:
+            yield from self._alerts()
+        finally:
+            for pass_file in self.pass_files:
+                remove_spilled(pass_file)
+            self.pass_files = []
+
+    def _alerts(self) -> Iterator[Alert]:
         for number, plan in enumerate(self.plans):
             table = self.tables.get(number)
             if table is None:  # no point: no window, no alert
@@ -220,11 +267,12 @@ class CorrelationTables:
         )
         self.con.execute(f"CREATE TEMP TABLE {cand} AS SELECT DISTINCT g, k + r AS k FROM {anchors}, range({runs + 1}) AS o(r)")
         points = table
-        if self.parts[number]:
-            files = "[" + ", ".join(_quote(p) for p in self.parts[number]) + "]"
+        sources = [f"SELECT * FROM read_parquet([{', '.join(_quote(p) for p in self.parts[number])}])"] * bool(self.parts[number])
+        sources += [self._points_sql(plan, source, relation) for source, relation in self.passes[number]]
+        if sources and self.con.execute(f"SELECT count(*) FROM {cand}").fetchall()[0][0]:
             candidates = self._candidates_file(number)
             self.con.execute(
-                f"COPY (SELECT p.* FROM read_parquet({files}) AS p "
+                f"COPY (SELECT p.* FROM ({' UNION ALL '.join(sources)}) AS p "
                 f"SEMI JOIN {cand} AS c ON p.g = c.g AND p.t // {self.width[number]} = c.k) TO {_quote(candidates)} (FORMAT parquet)"
             )
             points = f"points{number}_{self.scan_id}"
@@ -259,11 +307,17 @@ class CorrelationTables:
         for slice_no in range(count):
             rows_of = table if count == 1 else (
                 f"(SELECT p.* FROM {table} AS p SEMI JOIN {slices} AS c ON p.g = c.g AND c.slice = {slice_no})")
+            # A burst's last event is the latest point of its last window [last start, last start + span): the
+            # bursts of a group are more than a span apart, so a point is in at most one such window, that of
+            # the latest burst starting at or before it (an ASOF join), instead of a frame's max at every start.
             rows = self.con.execute(
-                f"WITH w AS (SELECT g, t, {value} AS agg, last FROM ({self._windows_sql(plan, rows_of, bound)}) WHERE {bound(value)}), "
+                f"WITH w AS (SELECT g, t, {value} AS agg FROM ({self._windows_sql(plan, rows_of, bound, last=False)}) WHERE {bound(value)}), "
                 f"m AS (SELECT *, CASE WHEN t < lag(t) OVER (PARTITION BY g ORDER BY t) + {span} THEN 0 ELSE 1 END AS new FROM w), "
-                f"n AS (SELECT *, sum(new) OVER (PARTITION BY g ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS burst FROM m) "
-                f"SELECT g, min(t), max(last), max(agg), max(t) FROM n GROUP BY g, burst ORDER BY g, min(t)"
+                f"n AS (SELECT *, sum(new) OVER (PARTITION BY g ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS burst FROM m), "
+                f"b AS (SELECT g, burst, min(t) AS first, max(agg) AS peak, max(t) AS last_start FROM n GROUP BY g, burst), "
+                f"e AS (SELECT b.g, b.burst, max(p.t) AS last FROM (SELECT DISTINCT g, t FROM {rows_of}) AS p "
+                f"ASOF JOIN b ON p.g = b.g AND p.t >= b.last_start WHERE p.t < b.last_start + {span} GROUP BY b.g, b.burst) "
+                f"SELECT b.g, b.first, e.last, b.peak, b.last_start FROM b JOIN e ON b.g = e.g AND b.burst = e.burst ORDER BY b.g, b.first"
             ).fetchall()
             current, found = None, []
             for group, first, last, peak, last_start in rows:
@@ -277,8 +331,9 @@ class CorrelationTables:
                 yield current, found
         self.con.execute(f"DROP TABLE {slices}")
 
-    def _windows_sql(self, plan: CorrelationPlan, table: str, bound: Callable[[str], str] | None) -> str:
-        """Every window of a SQL-evaluated correlation: (g, t, agg, last) per group and distinct point time."""
+    def _windows_sql(self, plan: CorrelationPlan, table: str, bound: Callable[[str], str] | None, last: bool = True) -> str:
+        """Every window of a SQL-evaluated correlation: (g, t, agg, last) per group and distinct point time
+        (without ``last``, the window's latest point time, when not ``last``)."""
         aggregate, bucket_aggregate, combine = _SQL_WINDOWS[plan.kind]
         rows_of = table
         if bound is not None:
@@ -294,9 +349,9 @@ class CorrelationTables:
             )
         frame = f"(PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)"
         if plan.kind == SigmaCorrelationType.VALUE_COUNT:
-            return _distinct_count_windows(rows_of, plan.span_us, frame)
+            return _distinct_count_windows(rows_of, plan.span_us, frame, last)
         per_time, over_window = aggregate  # one row per (group, time) first: one window per distinct time
-        return (f"SELECT g, t, {over_window} OVER w AS agg, max(t) OVER w AS last "
+        return (f"SELECT g, t, {over_window} OVER w AS agg{', max(t) OVER w AS last' * last} "
                 f"FROM (SELECT g, t, {per_time} AS a FROM {rows_of} GROUP BY g, t) WINDOW w AS {frame}")
 
     def _windows(self, plan: CorrelationPlan, table: str, number: int) -> Iterator[tuple[tuple, list[Window]]]:
@@ -356,17 +411,19 @@ def remove_spilled(path: str) -> None:
         pass
 
 
-def _distinct_count_windows(rows: str, span: int, frame: str) -> str:
+def _distinct_count_windows(rows: str, span: int, frame: str, last: bool = True) -> str:
     """Per group and distinct point time t, the distinct non-null values in [t, t + span) (``agg``) and the
     last point time there (``last``), without a DISTINCT window aggregate (whose sort trees grew past a
     gigabyte on a few busy groups). An occurrence of value v at t_p is the first of v in the window at t
     exactly when t_p - span < t <= t_p and v's previous occurrence is before t: it adds one to the windows
     starting in (max(t_p - span, previous), t_p]. A running sum of those +1/-1 steps (summed per time),
     read at each start (the steps at or before it first), is the distinct count there. Times are integers
-    (microseconds); the windows are framed over distinct (group, time) rows, not over every point."""
+    (microseconds); the windows are framed over distinct (group, time) rows, not over every point. Without
+    ``last``, its column is NULL (no frame over the starts)."""
+    latest = f"max(t) OVER {frame}" if last else "NULL::BIGINT"
     return (
         f"WITH r AS (SELECT g, t, v FROM {rows}), "
-        f"starts AS (SELECT g, t, max(t) OVER {frame} AS last FROM (SELECT DISTINCT g, t FROM r)), "
+        f"starts AS (SELECT g, t, {latest} AS last FROM (SELECT DISTINCT g, t FROM r)), "
         f"firsts AS (SELECT g, t, lag(t) OVER (PARTITION BY g, v ORDER BY t) AS prev FROM (SELECT DISTINCT g, v, t FROM r WHERE v IS NOT NULL)), "
         f"steps AS (SELECT g, x, sum(d) AS d FROM (SELECT g, greatest(t - {span}, coalesce(prev, t - {span})) + 1 AS x, 1 AS d FROM firsts "
         f"UNION ALL SELECT g, t + 1, -1 FROM firsts) GROUP BY g, x), "
