@@ -256,6 +256,32 @@ def test_a_window_across_two_spans_is_kept_by_the_pair_of_spans(tmp_path):
     assert spans(both(collection, raw, tmp_path)) == [(at(59.5), at(60.5), 2)]
 
 
+def test_candidates_are_read_from_the_pass_files_which_go_after_the_scan(tmp_path, monkeypatch):
+    """Two files DuckDB reads, one event each, a window across them: while they are read, the correlation
+    keeps only bounds (no copy of its points); its candidates come from both pass files at the end, and the
+    pass files leave the spill folder with the scan."""
+    from pathlib import Path
+
+    collection = rules(correlation("event_count", "{gte: 2}", "1m"))
+    (tmp_path / "a.jsonl").write_text(json.dumps(record(59_500_000)) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps(record(60_500_000)) + "\n")
+    seen = []
+    candidate_points = duckcorrelations.CorrelationTables._candidate_points
+
+    def spying(self, number, plan):
+        seen.append((list(self.parts[number]), sorted(p.name for p in Path(self.spill).iterdir() if p.name.startswith("pass_"))))
+        return candidate_points(self, number, plan)
+
+    monkeypatch.setattr(duckcorrelations.CorrelationTables, "_candidate_points", spying)
+    engine = DuckEngine(collection)
+    got = [a.to_json() for a in engine.scan_paths([tmp_path])]
+    assert got == [a.to_json() for a in Engine(collection).scan(read_paths([tmp_path]))] and len(got) == 1
+    assert engine.fast_files == 2
+    [(parts, pass_files)] = seen
+    assert parts == [] and len(pass_files) == 2
+    assert not [p for p in Path(engine.spill).iterdir() if p.name.startswith("pass_")]
+
+
 def points_evaluated(monkeypatch) -> list[int]:
     """The rows of each correlation's point table when its bursts are evaluated (the rows kept in memory)."""
     counted: list[int] = []

@@ -3,13 +3,16 @@
 Each correlation that gets a point has a table of points, made at its first (one that gets none costs no
 query): one row per (event, group[, value]) with the time in microseconds, the referenced rules matched
 (a bit mask) and where the event is (file, line). Where the condition
-only grows (event_count, value_count, temporal compared with gt/gte), the points of the files
-DuckDB reads go to parquet parts in the engine's spill folder instead, and memory keeps only a bound per
-(sub-bucket of a quarter span, group): events, distinct values or the rules' bit mask, plain grouped
-aggregates that spill. At the end, the sub-buckets of every run of five whose bound passes the
-condition are the candidates (any window lies inside such a run), and only their points are copied to a
-candidates file, read through a view with the table (events the reference reader parsed keep theirs
-there); memory is bounded by the distinct (sub-bucket, group) tuples, and disk by the points.
+only grows (event_count, value_count, temporal compared with gt/gte), the points stay on disk instead, and
+memory keeps only a bound per (sub-bucket of a quarter span, group): events, distinct values or the rules'
+bit mask, plain grouped aggregates that spill. A file DuckDB read keeps its points in its pass file (the
+rows SQL decided, in the engine's spill folder until the scan ends: the bounds are computed from it, no
+copy of the points is written); the points of batches the reference reader parsed go to parquet parts.
+At the end, the sub-buckets of every run of five whose bound passes the condition are the candidates (any
+window lies inside such a run; a run lies inside two consecutive spans, whose bounds together pre-filter
+the runs), and only their points are copied to a candidates file, read through a view with the table
+(rows the reference engine decided keep theirs there); memory is bounded by the distinct (sub-bucket,
+group) tuples, and disk by the lines.
 ``value_sum/avg/median/percentile`` compared with gt/gte/lt/lte are pruned the same
 way, by the max/min of their numbers or the sums of their positive/negative ones (:func:`_numeric_pruning`);
 as those aggregates need not grow with points, only windows starting in a passing run's first sub-bucket
@@ -19,7 +22,7 @@ After the last batch, ``event_count`` and ``temporal`` are window functions over
 ``value_count`` a running sum of first-occurrence steps (:func:`_distinct_count_windows`), preceded, where
 the condition only grows, by a grouped aggregate per (epoch-aligned bin, group) that leaves out the bins no
 firing window can touch (every window lies inside two consecutive bins); those windows are chained into
-bursts in SQL, one query per slice of groups (``SLICE_POINTS``). ``temporal_ordered`` and
+bursts in SQL, one query per slice of groups (``SLICE_POINTS``), a burst's last event found by an ASOF join. ``temporal_ordered`` and
 ``value_sum/avg/median/percentile`` read the group's points and use the shared Python definition, as do
 the other conditions' windows, chained with :func:`r53sigma.scan.correlations.bursts`. Evidence lines are
 fetched afterwards, for the bursts only. The tables and window sorts spill to disk under a ``memory_limit``.
