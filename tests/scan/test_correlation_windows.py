@@ -33,8 +33,8 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 def record(offset_us: int, src: str = "10.0.0.5", name: str = "a.example.com.", rcode: str = "NXDOMAIN", qtype: str = "A",
-           port: str = "53") -> dict:
-    stamp = (START + timedelta(microseconds=offset_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+           port: str = "53", start: datetime = START) -> dict:
+    stamp = (start + timedelta(microseconds=offset_us)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     return {"query_timestamp": stamp, "query_name": name, "query_type": qtype, "rcode": rcode, "srcaddr": src,
             "srcport": port, "answers": [], "srcids": {"instance": "i-1"}}
 
@@ -203,8 +203,9 @@ edge_points = st.lists(  # times on, just before and just after the quarter-minu
 )
 
 
-def edge_case(kind: str, op: str, threshold: int, generated: list) -> tuple[SigmaCollection, list[dict]]:
-    """A 1m correlation of ``kind`` compared with ``op`` (temporal over nx and txt) and edge_points' records."""
+def edge_case(kind: str, op: str, threshold: int, generated: list, start: datetime = START) -> tuple[SigmaCollection, list[dict]]:
+    """A 1m correlation of ``kind`` compared with ``op`` (temporal over nx and txt) and edge_points' records
+    (times from ``start``)."""
     field = ", field: query_name" if kind == "value_count" else ""
     rules_ = "[nx, txt]" if kind == "temporal" else "[nx]"
     threshold = min(threshold, 1 if op == "gt" else 2) if kind == "temporal" else threshold
@@ -212,7 +213,7 @@ def edge_case(kind: str, op: str, threshold: int, generated: list) -> tuple[Sigm
     raw = []
     for edge, offset, src, index, value in generated:
         kind_of = {"rcode": "NXDOMAIN", "qtype": "A"} if index == 0 else {"rcode": "NOERROR", "qtype": "TXT"}
-        raw.append(record(max(0, edge + offset), src=src, name=f"n{value}.x.", **kind_of))
+        raw.append(record(max(0, edge + offset), src=src, name=f"n{value}.x.", start=start, **kind_of))
     return collection, raw
 
 
@@ -230,6 +231,55 @@ def test_the_candidate_filter_never_drops_a_firing_group(tmp_path_factory, kind,
     engine = DuckEngine(collection)
     assert [a.to_json() for a in engine.scan_paths([folder])] == expected
     assert engine.fast_files == 2
+
+
+@SETTINGS
+@given(kind=st.sampled_from(["event_count", "value_count", "temporal"]), op=st.sampled_from(["gt", "gte"]),
+       threshold=st.integers(1, 6), generated=edge_points)
+def test_the_candidate_filter_is_exact_across_1970(tmp_path_factory, kind, op, threshold, generated):
+    """Times from three minutes before 1970 (negative microseconds): the integer division that numbers
+    sub-buckets and spans truncates toward zero, so those around 0 are wider; the alerts are the reference's."""
+    collection, raw = edge_case(kind, op, threshold, generated, start=datetime(1969, 12, 31, 23, 57, tzinfo=timezone.utc))
+    folder = tmp_path_factory.mktemp("epoch")
+    (folder / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw))
+    expected = [a.to_json() for a in Engine(collection).scan(read_paths([folder]))]
+    engine = DuckEngine(collection)
+    assert [a.to_json() for a in engine.scan_paths([folder])] == expected
+    assert engine.fast_files == 1
+
+
+def test_a_window_across_two_spans_is_kept_by_the_pair_of_spans(tmp_path):
+    """Two events a second apart on either side of a minute boundary (the spans the sub-buckets' runs are
+    pre-filtered by): neither span passes alone, the pair does, and the window fires."""
+    collection = rules(correlation("event_count", "{gte: 2}", "1m"))
+    raw = [record(59_500_000), record(60_500_000)]
+    assert spans(both(collection, raw, tmp_path)) == [(at(59.5), at(60.5), 2)]
+
+
+def test_candidates_are_read_from_the_pass_files_which_go_after_the_scan(tmp_path, monkeypatch):
+    """Two files DuckDB reads, one event each, a window across them: while they are read, the correlation
+    keeps only bounds (no copy of its points); its candidates come from both pass files at the end, and the
+    pass files leave the spill folder with the scan."""
+    from pathlib import Path
+
+    collection = rules(correlation("event_count", "{gte: 2}", "1m"))
+    (tmp_path / "a.jsonl").write_text(json.dumps(record(59_500_000)) + "\n")
+    (tmp_path / "b.jsonl").write_text(json.dumps(record(60_500_000)) + "\n")
+    seen = []
+    candidate_points = duckcorrelations.CorrelationTables._candidate_points
+
+    def spying(self, number, plan):
+        seen.append((list(self.parts[number]), sorted(p.name for p in Path(self.spill).iterdir() if p.name.startswith("pass_"))))
+        return candidate_points(self, number, plan)
+
+    monkeypatch.setattr(duckcorrelations.CorrelationTables, "_candidate_points", spying)
+    engine = DuckEngine(collection)
+    got = [a.to_json() for a in engine.scan_paths([tmp_path])]
+    assert got == [a.to_json() for a in Engine(collection).scan(read_paths([tmp_path]))] and len(got) == 1
+    assert engine.fast_files == 2
+    [(parts, pass_files)] = seen
+    assert parts == [] and len(pass_files) == 2
+    assert not [p for p in Path(engine.spill).iterdir() if p.name.startswith("pass_")]
 
 
 def points_evaluated(monkeypatch) -> list[int]:

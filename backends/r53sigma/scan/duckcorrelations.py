@@ -3,13 +3,16 @@
 Each correlation that gets a point has a table of points, made at its first (one that gets none costs no
 query): one row per (event, group[, value]) with the time in microseconds, the referenced rules matched
 (a bit mask) and where the event is (file, line). Where the condition
-only grows (event_count, value_count, temporal compared with gt/gte), the points of the files
-DuckDB reads go to parquet parts in the engine's spill folder instead, and memory keeps only a bound per
-(sub-bucket of a quarter span, group): events, distinct values or the rules' bit mask, plain grouped
-aggregates that spill. At the end, the sub-buckets of every run of five whose bound passes the
-condition are the candidates (any window lies inside such a run), and only their points are copied to a
-candidates file, read through a view with the table (events the reference reader parsed keep theirs
-there); memory is bounded by the distinct (sub-bucket, group) tuples, and disk by the points.
+only grows (event_count, value_count, temporal compared with gt/gte), the points stay on disk instead, and
+memory keeps only a bound per (sub-bucket of a quarter span, group): events, distinct values or the rules'
+bit mask, plain grouped aggregates that spill. A file DuckDB read keeps its points in its pass file (the
+rows SQL decided, in the engine's spill folder until the scan ends: the bounds are computed from it, no
+copy of the points is written); the points of batches the reference reader parsed go to parquet parts.
+At the end, the sub-buckets of every run of five whose bound passes the condition are the candidates (any
+window lies inside such a run; a run lies inside two consecutive spans, whose bounds together pre-filter
+the runs), and only their points are copied to a candidates file, read through a view with the table
+(rows the reference engine decided keep theirs there); memory is bounded by the distinct (sub-bucket,
+group) tuples, and disk by the lines.
 ``value_sum/avg/median/percentile`` compared with gt/gte/lt/lte are pruned the same
 way, by the max/min of their numbers or the sums of their positive/negative ones (:func:`_numeric_pruning`);
 as those aggregates need not grow with points, only windows starting in a passing run's first sub-bucket
@@ -19,7 +22,7 @@ After the last batch, ``event_count`` and ``temporal`` are window functions over
 ``value_count`` a running sum of first-occurrence steps (:func:`_distinct_count_windows`), preceded, where
 the condition only grows, by a grouped aggregate per (epoch-aligned bin, group) that leaves out the bins no
 firing window can touch (every window lies inside two consecutive bins); those windows are chained into
-bursts in SQL, one query per slice of groups (``SLICE_POINTS``). ``temporal_ordered`` and
+bursts in SQL, one query per slice of groups (``SLICE_POINTS``), a burst's last event found by an ASOF join. ``temporal_ordered`` and
 ``value_sum/avg/median/percentile`` read the group's points and use the shared Python definition, as do
 the other conditions' windows, chained with :func:`r53sigma.scan.correlations.bursts`. Evidence lines are
 fetched afterwards, for the bursts only. The tables and window sorts spill to disk under a ``memory_limit``.
@@ -56,6 +59,9 @@ class CorrelationTables:
         # per prunable correlation with a table: its sub-bucket width (us) and the parquet parts its SQL-read points went to
         self.width: dict[int, int] = {}
         self.parts: dict[int, list[str]] = {}
+        # per prunable correlation: the pass files' relations its candidate points are read from at the end
+        self.passes: dict[int, list[tuple[str, str]]] = {}  # (source, relation)
+        self.pass_files: list[str] = []  # pass files kept to the end of the scan (removed by alerts())
         self.spill = spill
         self.scan_id = scan_id
 
@@ -75,27 +81,73 @@ class CorrelationTables:
         if pruning is not None:
             self.width[number] = -(-plan.span_us // SUB_BUCKETS)
             self.parts[number] = []
+            self.passes[number] = []
             self.con.execute(f"CREATE TEMP TABLE bins{number}_{self.scan_id} (g VARCHAR[], k BIGINT, a {pruning.column})")
         return table
 
     def accumulate(self, source: str, table: str) -> None:
         """The points of a batch's flagged rows (a table with the rule flags and field columns)."""
+        for number, plan in self._matched(source, table):
+            self._accumulate(number, plan, source, table)
+            self.filled.add(number)
+
+    def accumulate_pass(self, source: str, decided: str, in_file: str, in_table: str, pass_file: str) -> bool:
+        """The points of a file DuckDB read: ``decided``, its rows with their flags, is ``in_file`` (the rows
+        SQL decided, read from ``pass_file``) and ``in_table`` (the rows the reference engine decided, in
+        memory until the next file). A prunable correlation keeps only the bounds of ``in_file``'s points and
+        reads its candidates from the pass file at the end (no copy of its points); True when the pass file
+        is kept for that (the correlations remove it), False when the caller may remove it."""
+        kept = False
+        for number, plan in self._matched(source, decided):
+            if _pruning(plan) is None:
+                self._accumulate(number, plan, source, decided)
+            else:
+                self._accumulate(number, plan, source, in_table, in_memory=True)
+                points = self._points_sql(plan, source, in_file)
+                if points is not None:
+                    self._create_tables(number)
+                    self._add_bins(number, plan, f"({points})")
+                    self.passes[number].append((source, in_file))
+                    kept = True
+            self.filled.add(number)
+        if kept:
+            self.pass_files.append(pass_file)
+        return kept
+
+    def _matched(self, source: str, table: str) -> list[tuple[int, CorrelationPlan]]:
+        """The correlations some referenced rule of the source matched for in the table."""
         flags = sorted({self.flag[id(t)] for plan in self.plans for t in plan.rules if self.source_of[id(t)] == source})
         if not flags:
-            return
+            return []
         # one cheap query says which referenced rules matched at all (a query per correlation and file costs ~10 ms)
         row = self.con.execute(f"SELECT {', '.join(f'coalesce(bool_or({f}), false)' for f in flags)} FROM {table}").fetchall()[0]
         matched = {f for f, hit in zip(flags, row) if hit}
-        for number, plan in enumerate(self.plans):
-            if any(self.flag[id(t)] in matched for t in plan.rules if self.source_of[id(t)] == source):
-                self._accumulate(number, plan, source, table)
-                self.filled.add(number)
+        return [(number, plan) for number, plan in enumerate(self.plans)
+                if any(self.flag[id(t)] in matched for t in plan.rules if self.source_of[id(t)] == source)]
 
-    def _accumulate(self, number: int, plan: CorrelationPlan, source: str, table: str) -> None:
-        """The points of a batch's rows (one row per point, group and value) into the correlation's table."""
+    def _accumulate(self, number: int, plan: CorrelationPlan, source: str, table: str, in_memory: bool = False) -> None:
+        """The points of a batch's rows (one row per point, group and value) into the correlation's table,
+        or, where it is pruned (and not ``in_memory``), a parquet part and the bounds of its sub-buckets."""
+        points = self._points_sql(plan, source, table)
+        if points is None:
+            return
+        table = self._create_tables(number)
+        if number not in self.width or in_memory:
+            self.con.execute(f"INSERT INTO {table} {points}")
+            return
+        # Prunable: the points go to a parquet part on disk, and only their counts per (sub-bucket, group) stay
+        # in memory (plain grouped aggregates, which spill); the parts are read back for candidate groups only.
+        part = os.path.join(self.spill, f"points{number}_{self.scan_id}_{len(self.parts[number])}.parquet")
+        self.con.execute(f"COPY ({points}) TO {_quote(part)} (FORMAT parquet)")
+        self.parts[number].append(part)
+        self._add_bins(number, plan, f"read_parquet({_quote(part)})")
+
+    def _points_sql(self, plan: CorrelationPlan, source: str, table: str) -> str | None:
+        """The query of the correlation's points in a relation of flagged rows: one row per point, group
+        and value (g, t, mask, v, f, s, line, idx, file); None when no referenced rule is of the source."""
         targets = [(i, t) for i, t in enumerate(plan.rules) if self.source_of[id(t)] == source]
         if not targets:
-            return
+            return None
         log_source = log_sources()[source]
 
         def as_list(path: tuple[str, ...]) -> str:
@@ -120,17 +172,7 @@ class CorrelationTables:
         for k in range(len(groups)):  # one row per combination of group values; no value: no row
             inner = f"SELECT * REPLACE (unnest(g{k}) AS g{k}) FROM ({inner})"
         group = "[" + ", ".join(f"g{k}" for k in range(len(groups))) + "]::VARCHAR[]"
-        points = f"SELECT {group} AS g, t, mask, unnest(vals) AS v, _f AS f, _s AS s, _line AS line, _idx AS idx, _file AS file FROM ({inner})"
-        table = self._create_tables(number)
-        if number not in self.width:
-            self.con.execute(f"INSERT INTO {table} {points}")
-            return
-        # Prunable: the points go to a parquet part on disk, and only their counts per (sub-bucket, group) stay
-        # in memory (plain grouped aggregates, which spill); the parts are read back for candidate groups only.
-        part = os.path.join(self.spill, f"points{number}_{self.scan_id}_{len(self.parts[number])}.parquet")
-        self.con.execute(f"COPY ({points}) TO {_quote(part)} (FORMAT parquet)")
-        self.parts[number].append(part)
-        self._add_bins(number, plan, f"read_parquet({_quote(part)})")
+        return f"SELECT {group} AS g, t, mask, unnest(vals) AS v, _f AS f, _s AS s, _line AS line, _idx AS idx, _file AS file FROM ({inner})"
 
     def _add_bins(self, number: int, plan: CorrelationPlan, relation: str) -> None:
         """Per (sub-bucket, group) of the relation's points, an upper bound of what its events add to a window."""
@@ -156,6 +198,14 @@ class CorrelationTables:
 
     def alerts(self) -> Iterator[Alert]:
         """Every correlation's alerts, one per burst (r53sigma.scan.correlations), after the last batch."""
+        try:
+            yield from self._alerts()
+        finally:
+            for pass_file in self.pass_files:
+                remove_spilled(pass_file)
+            self.pass_files = []
+
+    def _alerts(self) -> Iterator[Alert]:
         for number, plan in enumerate(self.plans):
             table = self.tables.get(number)
             if table is None:  # no point: no window, no alert
@@ -202,20 +252,30 @@ class CorrelationTables:
         if number in self.filled:  # points the reference reader produced (python batches): bounded as well
             self._add_bins(number, plan, table)
         anchors, cand = f"anchors{number}_{self.scan_id}", f"cand{number}_{self.scan_id}"
+        # The run of sub-bucket k (k .. k + runs) lies in the spans k // runs and the next (integer division
+        # truncates, so the spans around 0 are wider, never narrower): only the sub-buckets of a pair of
+        # consecutive spans whose bounds together pass go to the window (plain aggregates and a hash join
+        # first; on busy groups that never fire, the window over every sub-bucket was most of the cost).
         self.con.execute(
             f"CREATE TEMP TABLE {anchors} AS "
-            f"WITH b AS (SELECT g, k, {pruning.merge} AS a FROM {bins} GROUP BY g, k) "
-            f"SELECT g, k FROM (SELECT g, k, {pruning.run} AS run FROM b "
-            f"WINDOW w AS (PARTITION BY g ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) "
-            f"WHERE {pruning.passes('run')}"
+            f"WITH b AS (SELECT g, k, {pruning.merge} AS a FROM {bins} GROUP BY g, k), "
+            f"c AS (SELECT g, k // {runs} AS c, {pruning.merge} AS a FROM b GROUP BY g, c), "
+            f"p AS (SELECT c1.g, c1.c FROM c AS c1 LEFT JOIN c AS c2 ON c1.g = c2.g AND c2.c = c1.c + 1 "
+            f"WHERE {pruning.passes(pruning.pair('c1.a', 'c2.a'))}), "
+            f"kept AS (SELECT b.* FROM b SEMI JOIN (SELECT g, c FROM p UNION SELECT g, c + 1 FROM p) AS q "
+            f"ON b.g = q.g AND b.k // {runs} = q.c) "
+            f"SELECT r.g, r.k FROM (SELECT g, k, {pruning.run} AS run FROM kept "
+            f"WINDOW w AS (PARTITION BY g ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) AS r "
+            f"SEMI JOIN p ON r.g = p.g AND r.k // {runs} = p.c WHERE {pruning.passes('r.run')}"
         )
         self.con.execute(f"CREATE TEMP TABLE {cand} AS SELECT DISTINCT g, k + r AS k FROM {anchors}, range({runs + 1}) AS o(r)")
         points = table
-        if self.parts[number]:
-            files = "[" + ", ".join(_quote(p) for p in self.parts[number]) + "]"
+        sources = [f"SELECT * FROM read_parquet([{', '.join(_quote(p) for p in self.parts[number])}])"] * bool(self.parts[number])
+        sources += [self._points_sql(plan, source, relation) for source, relation in self.passes[number]]
+        if sources and self.con.execute(f"SELECT count(*) FROM {cand}").fetchall()[0][0]:
             candidates = self._candidates_file(number)
             self.con.execute(
-                f"COPY (SELECT p.* FROM read_parquet({files}) AS p "
+                f"COPY (SELECT p.* FROM ({' UNION ALL '.join(sources)}) AS p "
                 f"SEMI JOIN {cand} AS c ON p.g = c.g AND p.t // {self.width[number]} = c.k) TO {_quote(candidates)} (FORMAT parquet)"
             )
             points = f"points{number}_{self.scan_id}"
@@ -250,11 +310,17 @@ class CorrelationTables:
         for slice_no in range(count):
             rows_of = table if count == 1 else (
                 f"(SELECT p.* FROM {table} AS p SEMI JOIN {slices} AS c ON p.g = c.g AND c.slice = {slice_no})")
+            # A burst's last event is the latest point of its last window [last start, last start + span): the
+            # bursts of a group are more than a span apart, so a point is in at most one such window, that of
+            # the latest burst starting at or before it (an ASOF join), instead of a frame's max at every start.
             rows = self.con.execute(
-                f"WITH w AS (SELECT g, t, {value} AS agg, last FROM ({self._windows_sql(plan, rows_of, bound)}) WHERE {bound(value)}), "
+                f"WITH w AS (SELECT g, t, {value} AS agg FROM ({self._windows_sql(plan, rows_of, bound, last=False)}) WHERE {bound(value)}), "
                 f"m AS (SELECT *, CASE WHEN t < lag(t) OVER (PARTITION BY g ORDER BY t) + {span} THEN 0 ELSE 1 END AS new FROM w), "
-                f"n AS (SELECT *, sum(new) OVER (PARTITION BY g ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS burst FROM m) "
-                f"SELECT g, min(t), max(last), max(agg), max(t) FROM n GROUP BY g, burst ORDER BY g, min(t)"
+                f"n AS (SELECT *, sum(new) OVER (PARTITION BY g ORDER BY t ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS burst FROM m), "
+                f"b AS (SELECT g, burst, min(t) AS first, max(agg) AS peak, max(t) AS last_start FROM n GROUP BY g, burst), "
+                f"e AS (SELECT b.g, b.burst, max(p.t) AS last FROM (SELECT DISTINCT g, t FROM {rows_of}) AS p "
+                f"ASOF JOIN b ON p.g = b.g AND p.t >= b.last_start WHERE p.t < b.last_start + {span} GROUP BY b.g, b.burst) "
+                f"SELECT b.g, b.first, e.last, b.peak, b.last_start FROM b JOIN e ON b.g = e.g AND b.burst = e.burst ORDER BY b.g, b.first"
             ).fetchall()
             current, found = None, []
             for group, first, last, peak, last_start in rows:
@@ -268,8 +334,9 @@ class CorrelationTables:
                 yield current, found
         self.con.execute(f"DROP TABLE {slices}")
 
-    def _windows_sql(self, plan: CorrelationPlan, table: str, bound: Callable[[str], str] | None) -> str:
-        """Every window of a SQL-evaluated correlation: (g, t, agg, last) per group and distinct point time."""
+    def _windows_sql(self, plan: CorrelationPlan, table: str, bound: Callable[[str], str] | None, last: bool = True) -> str:
+        """Every window of a SQL-evaluated correlation: (g, t, agg, last) per group and distinct point time
+        (without ``last``, the window's latest point time, when not ``last``)."""
         aggregate, bucket_aggregate, combine = _SQL_WINDOWS[plan.kind]
         rows_of = table
         if bound is not None:
@@ -285,9 +352,9 @@ class CorrelationTables:
             )
         frame = f"(PARTITION BY g ORDER BY t RANGE BETWEEN CURRENT ROW AND {plan.span_us - 1} FOLLOWING)"
         if plan.kind == SigmaCorrelationType.VALUE_COUNT:
-            return _distinct_count_windows(rows_of, plan.span_us, frame)
+            return _distinct_count_windows(rows_of, plan.span_us, frame, last)
         per_time, over_window = aggregate  # one row per (group, time) first: one window per distinct time
-        return (f"SELECT g, t, {over_window} OVER w AS agg, max(t) OVER w AS last "
+        return (f"SELECT g, t, {over_window} OVER w AS agg{', max(t) OVER w AS last' * last} "
                 f"FROM (SELECT g, t, {per_time} AS a FROM {rows_of} GROUP BY g, t) WINDOW w AS {frame}")
 
     def _windows(self, plan: CorrelationPlan, table: str, number: int) -> Iterator[tuple[tuple, list[Window]]]:
@@ -347,17 +414,19 @@ def remove_spilled(path: str) -> None:
         pass
 
 
-def _distinct_count_windows(rows: str, span: int, frame: str) -> str:
+def _distinct_count_windows(rows: str, span: int, frame: str, last: bool = True) -> str:
     """Per group and distinct point time t, the distinct non-null values in [t, t + span) (``agg``) and the
     last point time there (``last``), without a DISTINCT window aggregate (whose sort trees grew past a
     gigabyte on a few busy groups). An occurrence of value v at t_p is the first of v in the window at t
     exactly when t_p - span < t <= t_p and v's previous occurrence is before t: it adds one to the windows
     starting in (max(t_p - span, previous), t_p]. A running sum of those +1/-1 steps (summed per time),
     read at each start (the steps at or before it first), is the distinct count there. Times are integers
-    (microseconds); the windows are framed over distinct (group, time) rows, not over every point."""
+    (microseconds); the windows are framed over distinct (group, time) rows, not over every point. Without
+    ``last``, its column is NULL (no frame over the starts)."""
+    latest = f"max(t) OVER {frame}" if last else "NULL::BIGINT"
     return (
         f"WITH r AS (SELECT g, t, v FROM {rows}), "
-        f"starts AS (SELECT g, t, max(t) OVER {frame} AS last FROM (SELECT DISTINCT g, t FROM r)), "
+        f"starts AS (SELECT g, t, {latest} AS last FROM (SELECT DISTINCT g, t FROM r)), "
         f"firsts AS (SELECT g, t, lag(t) OVER (PARTITION BY g, v ORDER BY t) AS prev FROM (SELECT DISTINCT g, v, t FROM r WHERE v IS NOT NULL)), "
         f"steps AS (SELECT g, x, sum(d) AS d FROM (SELECT g, greatest(t - {span}, coalesce(prev, t - {span})) + 1 AS x, 1 AS d FROM firsts "
         f"UNION ALL SELECT g, t + 1, -1 FROM firsts) GROUP BY g, x), "
@@ -375,11 +444,17 @@ _SQL_WINDOWS = {
     SigmaCorrelationType.VALUE_COUNT: (None, "count(DISTINCT v)", lambda a, b: f"{a} + coalesce({b}, 0)"),
     SigmaCorrelationType.TEMPORAL: (("bit_or(mask)", "bit_or(a)"), "bit_or(mask)", lambda a, b: f"bit_count({a} | coalesce({b}, 0))"),
 }
-# per prunable count type: how a (sub-bucket, group)'s bounds from several batches merge, and a run's bound
+def _sum_pair(a: str, b: str) -> str:
+    return f"coalesce({a}, 0) + coalesce({b}, 0)"
+
+
+# per prunable count type: how a (sub-bucket, group)'s bounds from several batches merge, a run's bound, and
+# the bound of two merged bounds (a run inside both)
 _BIN_RUNS = {
-    SigmaCorrelationType.EVENT_COUNT: ("sum(a)", "sum(a) OVER w"),
-    SigmaCorrelationType.VALUE_COUNT: ("sum(a)", "sum(a) OVER w"),  # distinct values of a union <= the sum
-    SigmaCorrelationType.TEMPORAL: ("bit_or(a)", "bit_count(bit_or(a) OVER w)"),
+    SigmaCorrelationType.EVENT_COUNT: ("sum(a)", "sum(a) OVER w", _sum_pair),
+    SigmaCorrelationType.VALUE_COUNT: ("sum(a)", "sum(a) OVER w", _sum_pair),  # distinct values of a union <= the sum
+    SigmaCorrelationType.TEMPORAL: ("bit_or(a)", "bit_count(bit_or(a) OVER w)",
+                                    lambda a, b: f"bit_count(coalesce({a}, 0) | coalesce({b}, 0))"),
 }
 # points a window query of a correlation reads at once (its groups in slices of about this many; a group is never split)
 SLICE_POINTS = 1_000_000
@@ -409,6 +484,7 @@ class _Pruning:
     run: str  # over the bins of a run (WINDOW w): a bound of any window inside it
     passes: Callable[[str], str]  # the SQL test of a run's bound: may a window inside it fire
     monotone: bool  # the aggregate only grows with points (a window seen in part never fires falsely)
+    pair: Callable[[str, str], str]  # two merged bounds (the second may be NULL) into a bound of any run inside both
 
 
 def _pruning(plan: CorrelationPlan) -> _Pruning | None:
@@ -418,8 +494,8 @@ def _pruning(plan: CorrelationPlan) -> _Pruning | None:
     test = _upper_bound_test(plan) if plan.kind in _SQL_WINDOWS else None
     if test is None:
         return None
-    merge, run = _BIN_RUNS[plan.kind]
-    return _Pruning("BIGINT", _SQL_WINDOWS[plan.kind][1], merge, run, test, monotone=True)
+    merge, run, pair = _BIN_RUNS[plan.kind]
+    return _Pruning("BIGINT", _SQL_WINDOWS[plan.kind][1], merge, run, test, monotone=True, pair=pair)
 
 
 def _numeric_pruning(plan: CorrelationPlan) -> _Pruning | None:
@@ -445,9 +521,10 @@ def _numeric_pruning(plan: CorrelationPlan) -> _Pruning | None:
     if plan.kind == SigmaCorrelationType.VALUE_SUM:
         side = "> 0" if upper else "< 0"
         number = f"CASE WHEN TRY_CAST(v AS DOUBLE) {side} THEN TRY_CAST(v AS DOUBLE) ELSE 0 END"
-        merge, run = "sum(a)", "sum(a) OVER w"
+        merge, run, pair = "sum(a)", "sum(a) OVER w", _sum_pair  # sums of one sign: the pair's is beyond any run's
     else:
         number, merge, run = "TRY_CAST(v AS DOUBLE)", f"{extreme}(a)", f"{extreme}(a) OVER w"
+        pair = lambda a, b: f"{'greatest' if upper else 'least'}(coalesce({a}, {b}), coalesce({b}, {a}))"
     bin_bound = f"{'sum' if plan.kind == SigmaCorrelationType.VALUE_SUM else extreme}(CASE WHEN {_KNOWN} THEN {number} WHEN {_MAYBE_NUMBER} THEN {unknown} END)"
     literal = f"CAST('{threshold!r}' AS DOUBLE)"
 
@@ -455,7 +532,7 @@ def _numeric_pruning(plan: CorrelationPlan) -> _Pruning | None:
         margin = f"{_MARGIN} * (abs({bound}) + abs({literal}))"
         return f"{bound} >= {literal} - {margin}" if upper else f"{bound} <= {literal} + {margin}"
 
-    return _Pruning("DOUBLE", bin_bound, merge, run, passes, monotone=False)
+    return _Pruning("DOUBLE", bin_bound, merge, run, passes, monotone=False, pair=pair)
 
 
 def _upper_bound_test(plan: CorrelationPlan) -> Callable[[str], str] | None:

@@ -315,7 +315,8 @@ class _Run:
         rows_file = os.path.join(self.engine.spill, f"pass_{id(self)}_{file_no}.parquet")
         self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
         try:
-            for statement in self._fast_sql(typed, rules, name, table, rows_file):
+            statements, rows = self._fast_sql(typed, rules, name, table, rows_file)
+            for statement in statements:
                 self.con.execute(self.engine.prepare(statement))
             lines = self.con.execute(f"SELECT count(*) FROM read_parquet({sqltext.quote(rows_file)})").fetchall()[0][0]
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
@@ -347,18 +348,26 @@ class _Run:
         self._resolve(table, "resolver", event_at)
         # every fitting row with its flags decided: SQL's from the file, the reference engine's from the table
         decided = f"(SELECT * FROM {table}_rows WHERE _fit AND NOT _u UNION ALL SELECT * FROM {table} WHERE _fit AND _u)"
+        kept = False
         try:
             if self.first_seen is not None:
                 self.first_seen.accumulate(decided, file_no)
             relation = lambda t: (f"(SELECT *, {file_no} AS _f, {sqltext.quote(name)} AS _file, _s AS _line, 0 AS _idx FROM {t})")
-            return self._emit({"resolver": relation(table)}, residual, file_no, event_at, drop=[table],
-                              points={"resolver": relation(decided)})
+
+            def points(source: str) -> None:
+                # the rows SQL decided stay readable in the pass file (which correlations may keep to the end)
+                nonlocal kept
+                kept = self.correlations.accumulate_pass(
+                    source, relation(decided), relation(f"({rows}) WHERE _fit AND NOT _u"), relation(f"{table} WHERE _fit AND _u"),
+                    rows_file)
+            return self._emit({"resolver": relation(table)}, residual, file_no, event_at, drop=[table], points=points)
         finally:
             self.con.execute(f"DROP VIEW IF EXISTS {table}_rows")
-            remove_spilled(rows_file)
+            if not kept:
+                remove_spilled(rows_file)
 
-    def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str, rows_file: str) -> list[str]:
-        """Three statements. First, one parallel pass: DuckDB reads the file with the catalogue schema and
+    def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str, rows_file: str) -> tuple[list[str], str]:
+        """Three statements, and the query of the file's rows (the view's). First, one parallel pass: DuckDB reads the file with the catalogue schema and
         writes to ``rows_file`` (parquet, in file order), per line, its time, whether it fits the columns,
         every rule's flag packed two bits a rule (0 false, 1 true, 2 unknown), the values correlations and
         first-seen rules group or count by (each only where one of their rules matched), ``_shown`` (the
@@ -401,16 +410,17 @@ class _Run:
         derived = any(column_name(f) in read or lowered_name(f) in read for f in typed.source.derived.values())
         select = typed.select(name, used, derived, sql_split=duckread.split_in_sql(Path(name)))
         columns = ["_time", "_fit", "_text", "_shown", "_u"] + unpacked + list(needs) + ["_fs_h"] * bool(fs_items)
+        rows = (f"SELECT file_row_number + 1 AS _s, {', '.join(columns)} "
+                f"FROM read_parquet({sqltext.quote(rows_file)}, file_row_number = true)")
         return [
             f"COPY (WITH v AS ({select}), "
             f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}), "
             f"marked AS (SELECT *, ({' OR '.join(['NOT _fit'] + shown)}) AS _shown, ({' OR '.join(unknown) or 'false'}) AS _u FROM flagged) "
             f"SELECT _time, _fit, CASE WHEN _shown THEN _text END AS _text, _shown, coalesce(_u, false) AS _u, "
             f"{', '.join(masks + keep + fs_items) or '1 AS _x'} FROM marked) TO {sqltext.quote(rows_file)} (FORMAT parquet)",
-            f"CREATE OR REPLACE TEMP VIEW {table}_rows AS SELECT file_row_number + 1 AS _s, {', '.join(columns)} "
-            f"FROM read_parquet({sqltext.quote(rows_file)}, file_row_number = true)",
+            f"CREATE OR REPLACE TEMP VIEW {table}_rows AS {rows}",
             f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {table}_rows WHERE _shown",
-        ]
+        ], rows
 
     # -- the exact path: Python read the events
 
@@ -515,9 +525,9 @@ class _Run:
 
     def _emit(self, tables: dict[str, str], residual: list[tuple[int, Event]], file_no: int,
               event_at: Callable[[int], Event], drop: list[str] | None = None,
-              points: dict[str, str] | None = None) -> list[Alert]:
-        """Alerts of plain rules from ``tables`` (per source), correlation points from ``points`` (the same
-        tables where not given), then the ``residual`` events the reference engine decides."""
+              points: Callable[[str], None] | None = None) -> list[Alert]:
+        """Alerts of plain rules from ``tables`` (per source), correlation points from them (or by ``points``,
+        given the source), then the ``residual`` events the reference engine decides."""
         found: list[tuple[int, int, int, Alert]] = []  # (stream position, record in the line, rule order, alert)
         order = {id(r): i for i, r in enumerate(self.plain)}
         held = self.first_seen.holds if self.first_seen is not None else (lambda rule: False)
@@ -534,7 +544,10 @@ class _Run:
                     for rule, hit in zip(plain, hits):
                         if hit:
                             found.append((s, 0, order[id(rule)], make_alert(rule, event=event)))
-            self.correlations.accumulate(source, (points or tables)[source])
+            if points is not None:
+                points(source)
+            else:
+                self.correlations.accumulate(source, table)
         for s, event in residual:
             for rule in self.plain:
                 if self.engine.reference.matches(rule, event):
