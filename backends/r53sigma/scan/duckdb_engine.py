@@ -401,10 +401,16 @@ class _Run:
         derived = any(column_name(f) in read or lowered_name(f) in read for f in typed.source.derived.values())
         select = typed.select(name, used, derived, sql_split=duckread.split_in_sql(Path(name)))
         columns = ["_time", "_fit", "_text", "_shown", "_u"] + unpacked + list(needs) + ["_fs_h"] * bool(fs_items)
+        # a row some rule matches (or leaves unknown) with a token json.loads refuses: the reference reader's
+        # (it reports the line); the regex runs on those rows only
+        matched = " OR ".join(f"coalesce({self.flag[id(r)]}, true)" for r in rules)
+        checked = (f"SELECT * REPLACE (CASE WHEN _fit AND ({matched}) THEN NOT {duckread.refused_token('_text')} "
+                   f"ELSE _fit END AS _fit) FROM flagged") if rules else "SELECT * FROM flagged"
         return [
             f"COPY (WITH v AS ({select}), "
             f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}), "
-            f"marked AS (SELECT *, ({' OR '.join(['NOT _fit'] + shown)}) AS _shown, ({' OR '.join(unknown) or 'false'}) AS _u FROM flagged) "
+            f"checked AS ({checked}), "
+            f"marked AS (SELECT *, ({' OR '.join(['NOT _fit'] + shown)}) AS _shown, ({' OR '.join(unknown) or 'false'}) AS _u FROM checked) "
             f"SELECT _time, _fit, CASE WHEN _shown THEN _text END AS _text, _shown, coalesce(_u, false) AS _u, "
             f"{', '.join(masks + keep + fs_items) or '1 AS _x'} FROM marked) TO {sqltext.quote(rows_file)} (FORMAT parquet)",
             f"CREATE OR REPLACE TEMP VIEW {table}_rows AS SELECT file_row_number + 1 AS _s, {', '.join(columns)} "

@@ -417,6 +417,17 @@ _FLAT_OBJECT = r'\{("([^"\\]|\\.)*"|[^"{}\[\]iInN]|null)*\}'
 _FLAT_LIST = rf"\[(({_FLAT_OBJECT}|null)(,({_FLAT_OBJECT}|null))*)?\]"
 
 
+# A bare value json.loads refuses and DuckDB's parser (yyjson) reads as a number: inf, nan, Infinity in any
+# case, with a sign (json.loads takes NaN, Infinity and -Infinity only). Conservative: any bare token opening
+# with one of the letters but null's, and the same text inside a string.
+_REFUSED_TOKEN = r"[:,\[][ \t\r]*([+-]?[iIN]|[+-]?n[^u]|[+-]n)"
+
+
+def refused_token(text: str) -> str:
+    """SQL: the line's text may hold a bare token only DuckDB's parser takes (see _REFUSED_TOKEN)."""
+    return f"coalesce(regexp_matches({text}, {sqltext.quote(_REFUSED_TOKEN)}), false)"
+
+
 def _other_keys_absent(text: str, keys: list[str]) -> list[str]:
     """Tests over a line's text that hold when no ``keys`` is a key of its object, nor a trailing comma in it
     (``json.loads`` refuses one, DuckDB's parser accepts it). Conservative: a key is written either as
