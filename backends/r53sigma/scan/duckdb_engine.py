@@ -390,9 +390,10 @@ class _Run:
         for col, fl in fs_needs.items():
             needs.setdefault(col, []).extend(fl)
         predicates = " ".join(self.engine.predicate(r) for r in rules)
-        used = {f.name for f in typed.source.fields.values()
-                if column_name(f) in predicates or lowered_name(f) in predicates or column_name(f) in needs}
-        used |= derived_fields.used_sources(typed.source, predicates + " ".join(needs), column_name)
+        # what reads the typed read's columns: the predicates with the shared columns they name, the kept values
+        read = " ".join([predicates, rowcolumns.wrap("v", predicates), *needs])
+        used = {f.name for f in typed.source.fields.values() if column_name(f) in read or lowered_name(f) in read}
+        used |= derived_fields.used_sources(typed.source, read, column_name)
         keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
         chunks = [rules[i:i + _FLAGS_PER_MASK] for i in range(0, len(rules), _FLAGS_PER_MASK)]
         masks = [
@@ -406,16 +407,21 @@ class _Run:
         plain_ids = {id(p) for p in self.plain if not (self.first_seen and self.first_seen.holds(p))}  # first-seen: no text
         unknown = [f"{self.flag[id(r)]} IS NULL" for r in rules if self.engine.compiled(r)[1]]
         shown = [f"coalesce({self.flag[id(r)]}, false)" for r in rules if id(r) in plain_ids] + unknown
-        read = predicates + " ".join(needs)
         derived = any(column_name(f) in read or lowered_name(f) in read for f in typed.source.derived.values())
         select = typed.select(name, used, derived, sql_split=duckread.split_in_sql(Path(name)))
         columns = ["_time", "_fit", "_text", "_shown", "_u"] + unpacked + list(needs) + ["_fs_h"] * bool(fs_items)
         rows = (f"SELECT file_row_number + 1 AS _s, {', '.join(columns)} "
                 f"FROM read_parquet({sqltext.quote(rows_file)}, file_row_number = true)")
+        # a row some rule matches (or leaves unknown) with a token json.loads refuses: the reference reader's
+        # (it reports the line); the regex runs on those rows only
+        matched = " OR ".join(f"coalesce({self.flag[id(r)]}, true)" for r in rules)
+        checked = (f"SELECT * REPLACE (CASE WHEN _fit AND ({matched}) THEN NOT {duckread.refused_token('_text')} "
+                   f"ELSE _fit END AS _fit) FROM flagged") if rules else "SELECT * FROM flagged"
         return [
             f"COPY (WITH v AS ({select}), "
             f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}), "
-            f"marked AS (SELECT *, ({' OR '.join(['NOT _fit'] + shown)}) AS _shown, ({' OR '.join(unknown) or 'false'}) AS _u FROM flagged) "
+            f"checked AS ({checked}), "
+            f"marked AS (SELECT *, ({' OR '.join(['NOT _fit'] + shown)}) AS _shown, ({' OR '.join(unknown) or 'false'}) AS _u FROM checked) "
             f"SELECT _time, _fit, CASE WHEN _shown THEN _text END AS _text, _shown, coalesce(_u, false) AS _u, "
             f"{', '.join(masks + keep + fs_items) or '1 AS _x'} FROM marked) TO {sqltext.quote(rows_file)} (FORMAT parquet)",
             f"CREATE OR REPLACE TEMP VIEW {table}_rows AS {rows}",

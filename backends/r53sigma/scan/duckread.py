@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -263,9 +264,10 @@ class TypedRead:
 
     Scalars are VARCHAR (DuckDB writes a JSON number or boolean as the text Python's ``str`` gives, and
     an object or array as its JSON text); a field under an array is a list of structs; the other log
-    sources' top-level keys are read too, to see records that are not Resolver records. ``_fit`` is false
-    for a row the columns may not represent as the reference reader would (a container or NaN where the
-    catalogue has a value, another source's key, no plain ISO 8601 ``query_timestamp``): such a file is
+    sources' top-level keys (and ``Records``/``logEvents``, which make an object a list of records) are
+    looked for in the line's text, to see records that are not Resolver records. ``_fit`` is false for a
+    row the columns may not represent as the reference reader would (a container or NaN where the
+    catalogue has a value, another source's key, no plain ISO 8601 ``query_timestamp``): such a line is
     read by the exact path."""
 
     source: catalogue.LogSource
@@ -276,30 +278,38 @@ class TypedRead:
     json_types: dict[str, Any]  # top-level container key -> its json_transform structure
 
     def select(self, name: str, used: set[str], derived: bool = True, sql_split: bool = False) -> str:
-        """The rows in file order with ``_time``, ``_fit``, ``_text`` (the line) and one column per field;
-        ``_fit`` looks at the ``used`` fields only (a value no rule reads cannot change an alert: alerts
-        show the line itself). The derived fields' columns only when ``derived`` (some rule reads one);
-        their Public Suffix List split in SQL when ``sql_split`` (see :func:`split_in_sql`), else the memoised
-        Python function.
+        """The rows in file order with ``_time``, ``_fit``, ``_text`` (the line) and one column per ``used``
+        field (the columns something reads); ``_fit`` looks at those fields only (a value no rule reads
+        cannot change an alert: alerts show the line itself). The derived fields' columns only when
+        ``derived`` (some rule reads one); their Public Suffix List split in SQL when ``sql_split`` (see
+        :func:`split_in_sql`), else the memoised Python function.
 
         One read, one decompression: DuckDB's CSV reader gives each line as one text (a delimiter JSON
         text cannot hold, no quoting; an empty line is a NULL row, so row numbers are line numbers), then
         ``json_transform`` types it. A row that does not fit (a malformed or blank line, another log source's
         record, a value the columns cannot hold) keeps its text for the reference reader. The transform is lenient (a value of another JSON type is NULL),
-        so the containers come through as JSON text first and their shape is checked on that small text:
-        an object where a list is expected would be NULL here and a value to the reference reader.
+        so the containers come through as JSON text first and their shape is checked on that small text
+        (a list: of flat objects, :data:`_FLAT_LIST`): an object where a list is expected would be NULL
+        here and a value to the reference reader.
         One known difference: the CSV reader also ends a line at a lone carriage return, so two complete
         objects joined by one are two events here and one malformed line to the reference reader."""
-        outer = {k: "JSON" if k in self.containers else "VARCHAR" for k in self.schema}
+        # only the fields something reads are members of the typed structure (each member costs the
+        # transform a lookup and a column); the timestamp always, the derived fields' sources with them
+        present = set(used) | {self.source.timestamp}
+        if derived:
+            present |= {f.derived.source_field for f in self.source.derived.values()}
+        tops = {name.split(".")[0] for name in present}
+        outer = {k: "JSON" if k in self.containers else "VARCHAR" for k in self.schema if k in tops}
         cols, fits = [], []
         for field in self.source.fields.values():
+            if field.name not in present:
+                continue
             raw = self.fields[field.name]
             if field.array:
                 # nulls dropped (the reference's values_at); strip_trailing_dot on each element
                 element = sqltext.strip_dot("x") if field.strip_trailing_dot else "x"
                 cols.append(f"list_transform(list_filter({raw}, lambda x: x IS NOT NULL), lambda x: {element}) AS {column_name(field)}")
-                if field.name in used:
-                    fits.append(f"NOT coalesce(list_bool_or(list_transform({raw}, lambda x: {_odd_text('x')})), false)")
+                # no container nor NaN in the list's elements: the list's shape check (_FLAT_LIST) sees to it
             else:
                 value = sqltext.strip_dot(raw) if field.strip_trailing_dot else raw
                 cols.append(f"{value} AS {column_name(field)}")
@@ -313,21 +323,25 @@ class TypedRead:
             cols += derived_columns(self.source, value_of, split_column if splits is not None else None)
         ts = self.fields[self.source.timestamp]
         fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
-        fits.extend(f'"{k}" IS NULL' for k in self.others)
         fits.append("_shape")
         # the line is an object (a blank line is NULL: the reference skips it, the caller reads such a file
-        # exactly); no trailing comma, which DuckDB's parser accepts and json.loads refuses
-        shape = [f"coalesce(ascii(ltrim(_text, {sqltext.quote(chr(32) + chr(9) + chr(13))})) = 123, false)",
-                 f"NOT regexp_matches(_text, {sqltext.quote(_TRAILING_COMMA)})"]
+        # exactly); no trailing comma, which DuckDB's parser accepts and json.loads refuses; no other log
+        # source's key (_other_keys_absent)
+        shape = [f"CASE WHEN ascii(_text) = 123 THEN true ELSE coalesce(ascii(ltrim(_text, {sqltext.quote(_BLANK)})) = 123, false) END",
+                 *_other_keys_absent("_text", self.others)]
         typed = []
         for top, kind in self.containers.items():
+            if top not in outer:
+                continue
             column = f'"{top}"'
-            typed.append(f"json_transform({column}, {sqltext.quote(json.dumps(self.json_types[top]))}) AS {column}")
-            if kind == "array":  # a list of objects (the reference flattens nested lists: the exact path)
-                elements = _only(f"json_type({column}, '$[*]')", ("OBJECT", "NULL"))
-                shape.append(f"({column} IS NULL OR {column} = 'null' OR (ascii({column}) = 91 AND {elements}))")
-            else:
-                shape.append(f"({column} IS NULL OR {column} = 'null' OR ascii({column}) = 123)")
+            spec = self.json_types[top]
+            members = {m: t for m, t in (spec[0] if kind == "array" else spec).items() if f"{top}.{m}" in present}
+            spec = [members] if kind == "array" else members
+            typed.append(f"json_transform({column}, {sqltext.quote(json.dumps(spec))}) AS {column}")
+            if kind == "array":  # a list of flat objects (the reference flattens nested lists: the exact path)
+                shape.append(f"({column} IS NULL OR regexp_full_match({column}, {sqltext.quote(_FLAT_LIST)}))")
+            else:  # JSON null is NULL
+                shape.append(f"({column} IS NULL OR ascii({column}) = 123)")
         read = lines_of(name)
         # a line that is no JSON (or blank) is a row of NULLs, not the query's error: it does not fit, and the
         # caller gives its text to the reference reader, which reports it as it would
@@ -389,12 +403,46 @@ def typed_read() -> TypedRead | None:
         members_spec = {n: "VARCHAR" for n in names}
         json_types[top] = [members_spec] if top in arrays else members_spec
     own = set(schema)
-    others = sorted({n.split(".")[0] for s in log_sources().values() if s.source != source.source for n in s.fields} - own)
-    schema.update((k, "VARCHAR") for k in others)
+    others = sorted({n.split(".")[0] for s in log_sources().values() if s.source != source.source for n in s.fields}
+                    - own | set(EXPANDED_KEYS))
     return TypedRead(source, schema, fields, others, containers, json_types)
 
 
-_TRAILING_COMMA = r",[ \t\r]*[}\]]"  # json.loads refuses it, DuckDB's parser accepts it
+EXPANDED_KEYS = ("Records", "logEvents")  # an object holding a list under one of them is its records (records.expand)
+_BLANK = " \t\r"  # JSON's white space within a line
+_WS = r"[ \t\r]*"
+# A list of objects none of which holds a container or a bare NaN/Infinity (in any spelling: yyjson's, not only
+# Python's), or null: over the list's JSON text as DuckDB writes it (minified; strings whole, quotes escaped).
+_FLAT_OBJECT = r'\{("([^"\\]|\\.)*"|[^"{}\[\]iInN]|null)*\}'
+_FLAT_LIST = rf"\[(({_FLAT_OBJECT}|null)(,({_FLAT_OBJECT}|null))*)?\]"
+
+
+# A bare value json.loads refuses and DuckDB's parser (yyjson) reads as a number: inf, nan, Infinity in any
+# case, with a sign (json.loads takes NaN, Infinity and -Infinity only). Conservative: any bare token opening
+# with one of the letters but null's, and the same text inside a string.
+_REFUSED_TOKEN = r"[:,\[][ \t\r]*([+-]?[iIN]|[+-]?n[^u]|[+-]n)"
+
+
+def refused_token(text: str) -> str:
+    """SQL: the line's text may hold a bare token only DuckDB's parser takes (see _REFUSED_TOKEN)."""
+    return f"coalesce(regexp_matches({text}, {sqltext.quote(_REFUSED_TOKEN)}), false)"
+
+
+def _other_keys_absent(text: str, keys: list[str]) -> list[str]:
+    """Tests over a line's text that hold when no ``keys`` is a key of its object, nor a trailing comma in it
+    (``json.loads`` refuses one, DuckDB's parser accepts it). Conservative: a key is written either as
+    itself (after the object's ``{`` or after a comma, with white space) or with a ``\\u`` escape, so a
+    line where one of the texts appears elsewhere (a value) fails too and is read exactly. One regex led
+    by a comma (RE2 skips to the commas) for the keys after the first and the trailing commas, one
+    anchored at the line's start for its first key, and a substring test for escapes: each much cheaper
+    than a member of the typed structure per key, and, unlike a member (NULL for JSON null), it sees a
+    key whose value is null."""
+    keys = "(" + "|".join(map(re.escape, keys)) + ")"
+    after_comma = ",{ws}([}}\\]]|\"{keys}\")".format(ws=_WS, keys=keys)
+    first = "^{ws}\\{{{ws}\"{keys}\"".format(ws=_WS, keys=keys)
+    return [f"NOT regexp_matches({text}, {sqltext.quote(after_comma)})",
+            f"NOT regexp_matches({text}, {sqltext.quote(first)})",
+            f"NOT contains({text}, {sqltext.quote(chr(92) + 'u')})"]
 
 
 # Measured (bench/README.md, round 4, psl): in the pass the SQL split costs ~8 us CPU a line more than the
