@@ -84,3 +84,32 @@ def test_validation_is_remembered_by_content_and_an_edited_catalogue_is_validate
             catalogue.load()
     finally:
         catalogue.load.cache_clear()
+
+
+def test_the_documents_are_kept_with_the_validation_and_read_without_yaml(tmp_path, monkeypatch):
+    """A catalogue validated before is read from the JSON kept with its mark (no PyYAML import, no YAML
+    parsing: a warm scan's start), as the YAML gives it; an edited file is parsed again."""
+    import shutil
+    import sys
+
+    copy = tmp_path / "catalogue"
+    shutil.copytree(catalogue.catalogue_dir(), copy)
+    monkeypatch.setenv("R53SIGMA_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalogue, "catalogue_dir", lambda: copy)
+    catalogue.load.cache_clear()
+    try:
+        parsed = catalogue.load()
+        catalogue.load.cache_clear()
+        with monkeypatch.context() as no_yaml:
+            no_yaml.setitem(sys.modules, "yaml", None)  # any `import yaml` fails
+            assert catalogue.load() == parsed
+            catalogue.load.cache_clear()
+            resolver = copy / "resolver.yml"
+            resolver.write_text(resolver.read_text().replace("title: Route 53 Resolver query logs", "title: Route 53 Resolver query logs (edited)"))
+            with pytest.raises(ImportError):
+                catalogue.load()
+        catalogue.load.cache_clear()
+        edited = catalogue.load()
+        assert edited["resolver"].title != parsed["resolver"].title and "(edited)" in edited["resolver"].title
+    finally:
+        catalogue.load.cache_clear()

@@ -11,8 +11,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-import yaml
-
 TARGETS = ("elasticsearch", "splunk", "cloudwatch", "ocsf")
 SIGMA_DNS_LOGSOURCE = {"category": "dns"}
 
@@ -209,23 +207,29 @@ def load() -> dict[str, LogSource]:
     texts = {path: path.read_text() for path in sorted(catalogue_dir().glob("*.yml"))}
     schema_text = (catalogue_dir() / "schema.json").read_text()
     digest = hashlib.sha256("\0".join([schema_text] + [p.name + "\0" + t for p, t in texts.items()]).encode()).hexdigest()
-    validated = _validated_before(digest)  # the same files passed the schema before: jsonschema not imported
-    validator = None
-    sources: dict[str, LogSource] = {}
-    for path, text in texts.items():
-        doc = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
-        if not validated:
-            import jsonschema
+    # the same files passed the schema before: jsonschema not imported; and their documents as JSON, where
+    # they were kept with the mark (a warm scan's start: neither PyYAML imported nor the files parsed)
+    validated, docs = _validated_before(digest)
+    if docs is None or set(docs) != {path.name for path in texts}:
+        import yaml
 
-            validator = validator or jsonschema.Draft202012Validator(json.loads(schema_text))
-            errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
-            if errors:
-                where = "/".join(str(p) for p in errors[0].path)
-                raise CatalogueError(f"{path.name}: {where}: {errors[0].message}")
-        log_source = _build(doc)
+        validator = None
+        docs = {}
+        for path, text in texts.items():
+            doc = docs[path.name] = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+            if not validated:
+                import jsonschema
+
+                validator = validator or jsonschema.Draft202012Validator(json.loads(schema_text))
+                errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.path))
+                if errors:
+                    where = "/".join(str(p) for p in errors[0].path)
+                    raise CatalogueError(f"{path.name}: {where}: {errors[0].message}")
+        _remember_validated(digest, docs)
+    sources: dict[str, LogSource] = {}
+    for path in texts:
+        log_source = _build(docs[path.name])
         sources[log_source.source] = log_source
-    if not validated:
-        _remember_validated(digest)
     return sources
 
 
@@ -246,16 +250,23 @@ def _validated_marker() -> Path | None:
     return base / "catalogue-validated" if base is not None else None
 
 
-def _validated_before(digest: str) -> bool:
+def _validated_before(digest: str) -> tuple[bool, dict[str, Any] | None]:
+    """Whether files of this digest passed the schema before, and their documents if kept with the mark."""
     marker = _validated_marker()
     try:
-        return marker is not None and marker.read_text(encoding="utf-8") == digest
-    except OSError:
-        return False
+        if marker is None:
+            return False, None
+        kept, _, docs = marker.read_text(encoding="utf-8").partition("\n")
+        if kept != digest:
+            return False, None
+        return True, (json.loads(docs) if docs else None)
+    except (OSError, ValueError):
+        return False, None
 
 
-def _remember_validated(digest: str) -> None:
-    """Written atomically; a cache that cannot be written only means validating again next time."""
+def _remember_validated(digest: str, docs: dict[str, Any]) -> None:
+    """The digest, then the documents as JSON where JSON gives them back equal (else the YAML is parsed
+    each time). Written atomically; a cache that cannot be written only means validating again next time."""
     import os
     import tempfile
 
@@ -263,10 +274,16 @@ def _remember_validated(digest: str) -> None:
     if marker is None:
         return
     try:
+        text = json.dumps(docs)
+        if json.loads(text) != docs:
+            text = ""
+    except (TypeError, ValueError):
+        text = ""
+    try:
         marker.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".catalogue.", dir=marker.parent)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(digest)
+            handle.write(digest + ("\n" + text if text else ""))
         os.replace(tmp, marker)
     except OSError:
         pass

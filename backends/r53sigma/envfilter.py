@@ -14,8 +14,6 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-import yaml
-
 if TYPE_CHECKING:  # pySigma is imported where a filter is loaded: `scan` registers --filter without it
     from sigma.collection import SigmaCollection
     from sigma.filters import SigmaFilter
@@ -32,6 +30,7 @@ def add_argument(parser: argparse.ArgumentParser) -> None:
 
 def load(paths: list[Path]) -> list[SigmaFilter]:
     """The filter documents of the given files; a file with anything else, or broken, raises FilterError."""
+    import yaml  # here, not at the top: a warm scan imports no YAML parser
     from sigma.collection import SigmaCollection
     from sigma.exceptions import SigmaError, SigmaRuleLocation
 

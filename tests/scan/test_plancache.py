@@ -106,9 +106,9 @@ def resolver_log(tmp_path, rows):
 
 
 def scan_in_subprocess(cache, rules, logs, extra_env=None):
-    """`r53sigma scan` in a fresh interpreter: (stdout, stderr, the pySigma modules it imported)."""
+    """`r53sigma scan` in a fresh interpreter: (stdout, stderr, the pySigma and PyYAML modules it imported)."""
     code = ("import sys, json\nfrom r53sigma.cli import main\nstatus = main(sys.argv[1:])\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'sigma')), file=sys.stderr)\n"
+            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('sigma', 'yaml'))), file=sys.stderr)\n"
             "sys.exit(status)")
     env = {**os.environ, "R53SIGMA_CACHE_DIR": str(cache), **(extra_env or {})}
     done = subprocess.run([sys.executable, "-c", code, "scan", "--no-progress", "--rules", str(rules), str(logs)],
@@ -125,7 +125,7 @@ def scan_here(capsys, monkeypatch, cache, *args):
     return status, [json.loads(line) for line in out.splitlines()], err
 
 
-def test_a_warm_scan_imports_no_pysigma_and_prints_what_the_cold_scan_printed(tmp_path):
+def test_a_warm_scan_imports_no_pysigma_nor_yaml_and_prints_what_the_cold_scan_printed(tmp_path):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "nx.yml").write_text(RULE)
@@ -136,7 +136,7 @@ def test_a_warm_scan_imports_no_pysigma_and_prints_what_the_cold_scan_printed(tm
                                    ("c.example.", "NOERROR", "10.0.0.6")])
     cache = tmp_path / "cache"
     cold_out, cold_err, cold_modules = scan_in_subprocess(cache, rules, logs)
-    assert "sigma.rule" in cold_modules and list((cache / "runs").glob("*.json"))
+    assert {"sigma.rule", "yaml"} <= set(cold_modules) and list((cache / "runs").glob("*.json"))
     warm_out, warm_err, warm_modules = scan_in_subprocess(cache, rules, logs)
     assert warm_modules == []
     assert (warm_out, warm_err) == (cold_out, cold_err)
