@@ -64,7 +64,7 @@ def derive(by: str, part: str, name: str) -> str | int | None:
 # depth an exception (`!a.b`) makes the public suffix one label shorter, a wildcard (`*.a.b`) one label
 # longer (unless the name is the wildcard's root itself), a plain rule that long; no rule: the last label.
 
-SQL_TABLE = "r53sigma_psl"  # one row per rule key (the rule without `!` or `*.`)
+SQL_TABLE = "r53sigma_psl"  # one row per rule key (the rule without `!` or `*.`) and its number of labels
 
 
 _GIVEN_SQL_RULES: tuple | None = None
@@ -92,7 +92,10 @@ def sql_rules() -> tuple[list[str], list[str], list[str], int]:
 def load_sql_table(con) -> None:
     """Create the rule-key table :func:`split_sql` reads (once per connection)."""
     keys, *_ = sql_rules()
-    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SQL_TABLE} AS SELECT unnest($keys::VARCHAR[]) AS suffix", {"keys": keys})
+    if any("\n" in k for k in keys):  # never in the list's rules; one text split in SQL converts faster than a list
+        raise ValueError("a Public Suffix List rule with a line break")
+    con.execute(f"CREATE TEMP TABLE IF NOT EXISTS {SQL_TABLE} AS SELECT suffix, len(string_split(suffix, '.')) AS labels "
+                "FROM (SELECT unnest(string_split($keys, chr(10))) AS suffix)", {"keys": "\n".join(keys)})
 
 
 def labels_sql(name: str) -> str:
@@ -104,7 +107,9 @@ def labels_sql(name: str) -> str:
 def split_sql(name: str, labels: str) -> str:
     """SQL of ``[registered domain, subdomain]`` of the name SQL ``name`` gives, as :func:`split` (NULL
     parts where it gives None). Each depth's key lookup (an ``IN`` subquery: a mark join, which keeps the
-    rows' order) appears once, so the expression must be computed once a row (a column of its own).
+    rows' order) appears once, so the expression must be computed once a row (a column of its own); it
+    reads the keys of that many labels only (a suffix of d labels can only be such a key: each lookup's hash
+    table holds a part of the list, not all of it, which a short file's scan spends most of its time building).
     ``labels``: :func:`labels_sql` of the name, best a column computed in a projection below, so that the
     name is lowered and split once a row rather than at each of the ~20 places the expression reads its
     labels (each copy costs DuckDB planning time; a subquery may not be inside a lambda, so a lambda
@@ -114,7 +119,7 @@ def split_sql(name: str, labels: str) -> str:
     as_list = lambda items: "[" + ", ".join(map(quote, items)) + "]::VARCHAR[]"
     suffix = lambda depth: f"array_to_string({labels}[-({depth}):], '.')"
     hits = " ".join(
-        f"WHEN len({labels}) >= {d} AND {suffix(d)} IN (SELECT suffix FROM {SQL_TABLE}) THEN {d}"
+        f"WHEN len({labels}) >= {d} AND {suffix(d)} IN (SELECT suffix FROM {SQL_TABLE} WHERE labels = {d}) THEN {d}"
         for d in range(deepest, 0, -1))
     public = (  # labels of the public suffix, from the depth d of the longest key found (0: none)
         f"CASE WHEN d = 0 THEN 1 WHEN list_contains({as_list(exceptions)}, {suffix('d')}) THEN d - 1 "
