@@ -4,7 +4,7 @@ Each correlation that gets a point has a table of points, made at its first (one
 query): one row per (event, group[, value]) with the time in microseconds, the referenced rules matched
 (a bit mask) and where the event is (file, line). Where the condition
 only grows (event_count, value_count, temporal compared with gt/gte), the points stay on disk instead, and
-memory keeps only a bound per (sub-bucket of a quarter span, group): events, distinct values or the rules'
+memory keeps only a bound per (sub-bucket of a quarter span, group's hash): events, distinct values or the rules'
 bit mask, plain grouped aggregates that spill. A file DuckDB read keeps its points in its pass file (the
 rows SQL decided, in the engine's spill folder until the scan ends: the bounds are computed from it, no
 copy of the points is written); the points of batches the reference reader parsed go to parquet parts.
@@ -82,7 +82,7 @@ class CorrelationTables:
             self.width[number] = -(-plan.span_us // SUB_BUCKETS)
             self.parts[number] = []
             self.passes[number] = []
-            self.con.execute(f"CREATE TEMP TABLE bins{number}_{self.scan_id} (g VARCHAR[], k BIGINT, a {pruning.column})")
+            self.con.execute(f"CREATE TEMP TABLE bins{number}_{self.scan_id} (h UBIGINT, k BIGINT, a {pruning.column})")
         return table
 
     def accumulate(self, source: str, table: str) -> None:
@@ -175,11 +175,14 @@ class CorrelationTables:
         return f"SELECT {group} AS g, t, mask, unnest(vals) AS v, _f AS f, _s AS s, _line AS line, _idx AS idx, _file AS file FROM ({inner})"
 
     def _add_bins(self, number: int, plan: CorrelationPlan, relation: str) -> None:
-        """Per (sub-bucket, group) of the relation's points, an upper bound of what its events add to a window."""
+        """Per (sub-bucket, group's hash) of the relation's points, an upper bound of what its events add to a
+        window. Bins are keyed by the group's 64-bit hash, not the group (a list of strings): a bound over the
+        points of groups that collide bounds each of them too (every bound is monotone in the points), so a
+        collision can only keep more candidates, never lose one, and the bins cost 8 bytes of key."""
         aggregate = _pruning(plan).bin_bound
         self.con.execute(
-            f"INSERT INTO bins{number}_{self.scan_id} SELECT g, t // {self.width[number]} AS k, {aggregate} AS a "
-            f"FROM {relation} GROUP BY g, k"
+            f"INSERT INTO bins{number}_{self.scan_id} SELECT {GROUP_HASH.format('g')} AS h, t // {self.width[number]} AS k, {aggregate} AS a "
+            f"FROM {relation} GROUP BY h, k"
         )
 
     def accumulate_event(self, file_no: int, s: int, event: Event) -> None:
@@ -258,17 +261,17 @@ class CorrelationTables:
         # first; on busy groups that never fire, the window over every sub-bucket was most of the cost).
         self.con.execute(
             f"CREATE TEMP TABLE {anchors} AS "
-            f"WITH b AS (SELECT g, k, {pruning.merge} AS a FROM {bins} GROUP BY g, k), "
-            f"c AS (SELECT g, k // {runs} AS c, {pruning.merge} AS a FROM b GROUP BY g, c), "
-            f"p AS (SELECT c1.g, c1.c FROM c AS c1 LEFT JOIN c AS c2 ON c1.g = c2.g AND c2.c = c1.c + 1 "
+            f"WITH b AS (SELECT h, k, {pruning.merge} AS a FROM {bins} GROUP BY h, k), "
+            f"c AS (SELECT h, k // {runs} AS c, {pruning.merge} AS a FROM b GROUP BY h, c), "
+            f"p AS (SELECT c1.h, c1.c FROM c AS c1 LEFT JOIN c AS c2 ON c1.h = c2.h AND c2.c = c1.c + 1 "
             f"WHERE {pruning.passes(pruning.pair('c1.a', 'c2.a'))}), "
-            f"kept AS (SELECT b.* FROM b SEMI JOIN (SELECT g, c FROM p UNION SELECT g, c + 1 FROM p) AS q "
-            f"ON b.g = q.g AND b.k // {runs} = q.c) "
-            f"SELECT r.g, r.k FROM (SELECT g, k, {pruning.run} AS run FROM kept "
-            f"WINDOW w AS (PARTITION BY g ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) AS r "
-            f"SEMI JOIN p ON r.g = p.g AND r.k // {runs} = p.c WHERE {pruning.passes('r.run')}"
+            f"kept AS (SELECT b.* FROM b SEMI JOIN (SELECT h, c FROM p UNION SELECT h, c + 1 FROM p) AS q "
+            f"ON b.h = q.h AND b.k // {runs} = q.c) "
+            f"SELECT r.h, r.k FROM (SELECT h, k, {pruning.run} AS run FROM kept "
+            f"WINDOW w AS (PARTITION BY h ORDER BY k RANGE BETWEEN CURRENT ROW AND {runs} FOLLOWING)) AS r "
+            f"SEMI JOIN p ON r.h = p.h AND r.k // {runs} = p.c WHERE {pruning.passes('r.run')}"
         )
-        self.con.execute(f"CREATE TEMP TABLE {cand} AS SELECT DISTINCT g, k + r AS k FROM {anchors}, range({runs + 1}) AS o(r)")
+        self.con.execute(f"CREATE TEMP TABLE {cand} AS SELECT DISTINCT h, k + r AS k FROM {anchors}, range({runs + 1}) AS o(r)")
         points = table
         sources = [f"SELECT * FROM read_parquet([{', '.join(_quote(p) for p in self.parts[number])}])"] * bool(self.parts[number])
         sources += [self._points_sql(plan, source, relation) for source, relation in self.passes[number]]
@@ -276,7 +279,7 @@ class CorrelationTables:
             candidates = self._candidates_file(number)
             self.con.execute(
                 f"COPY (SELECT p.* FROM ({' UNION ALL '.join(sources)}) AS p "
-                f"SEMI JOIN {cand} AS c ON p.g = c.g AND p.t // {self.width[number]} = c.k) TO {_quote(candidates)} (FORMAT parquet)"
+                f"SEMI JOIN {cand} AS c ON {GROUP_HASH.format('p.g')} = c.h AND p.t // {self.width[number]} = c.k) TO {_quote(candidates)} (FORMAT parquet)"
             )
             points = f"points{number}_{self.scan_id}"
             self.con.execute(f"CREATE TEMP VIEW {points} AS SELECT * FROM {table} UNION ALL SELECT * FROM read_parquet({_quote(candidates)})")
@@ -383,7 +386,7 @@ class CorrelationTables:
         does; where the candidates were pruned by bounds that need not grow with points, only the windows
         starting in an anchor sub-bucket (:meth:`_candidate_points`)."""
         anchors = f"anchors{number}_{self.scan_id}" if number in self.width else None
-        joined = (f"{table} AS p LEFT JOIN {anchors} AS a ON p.g = a.g AND p.t // {self.width[number]} = a.k"
+        joined = (f"{table} AS p LEFT JOIN {anchors} AS a ON {GROUP_HASH.format('p.g')} = a.h AND p.t // {self.width[number]} = a.k"
                   if anchors else f"(SELECT *, NULL AS k FROM {table}) AS p")
         rows = self.con.execute(
             f"SELECT p.g, p.t, p.f, p.s, p.mask, list(p.v) FILTER (WHERE p.v IS NOT NULL), bool_or(k IS NOT NULL) "
@@ -460,6 +463,8 @@ _BIN_RUNS = {
 SLICE_POINTS = 1_000_000
 # sub-buckets a window spans (at most this plus one): finer bounds, more (sub-bucket, group) rows
 SUB_BUCKETS = 4
+# the key of a group in the bins, anchors and candidates (any function of the group is exact, see _add_bins)
+GROUP_HASH = "hash({})"
 _SQL_OPS = {SigmaCorrelationConditionOperator.GT: ">", SigmaCorrelationConditionOperator.GTE: ">="}
 _NUMERIC = (SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG, SigmaCorrelationType.VALUE_MEDIAN,
             SigmaCorrelationType.VALUE_PERCENTILE)
