@@ -303,16 +303,19 @@ class CorrelationTables:
             return
         span = plan.span_us
         value = "bit_count(agg)" if plan.kind == SigmaCorrelationType.TEMPORAL else "agg"
-        # groups in slices of about SLICE_POINTS points, one query each: the window sorts hold one slice
+        # groups in slices of about SLICE_POINTS points, one query each: the window sorts hold one slice.
+        # Each group gets its rank (an integer in the groups' order): the window queries partition, sort and
+        # join by it instead of by the group's list of strings, and the bursts get their group back at the end.
         slices = f"slices{number}_{self.scan_id}"
         self.con.execute(
-            f"CREATE TEMP TABLE {slices} AS SELECT g, (sum(n) OVER (ORDER BY g ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - n) "
+            f"CREATE TEMP TABLE {slices} AS SELECT g, row_number() OVER (ORDER BY g) AS id, "
+            f"(sum(n) OVER (ORDER BY g ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - n) "
             f"// {SLICE_POINTS} AS slice FROM (SELECT g, count(*) AS n FROM {table} GROUP BY g)"
         )
         count = self.con.execute(f"SELECT coalesce(max(slice) + 1, 0) FROM {slices}").fetchall()[0][0]
         for slice_no in range(count):
-            rows_of = table if count == 1 else (
-                f"(SELECT p.* FROM {table} AS p SEMI JOIN {slices} AS c ON p.g = c.g AND c.slice = {slice_no})")
+            in_slice = f" AND c.slice = {slice_no}" if count > 1 else ""
+            rows_of = f"(SELECT c.id AS g, p.t, p.mask, p.v FROM {table} AS p JOIN {slices} AS c ON p.g = c.g{in_slice})"
             # A burst's last event is the latest point of its last window [last start, last start + span): the
             # bursts of a group are more than a span apart, so a point is in at most one such window, that of
             # the latest burst starting at or before it (an ASOF join), instead of a frame's max at every start.
@@ -323,7 +326,8 @@ class CorrelationTables:
                 f"b AS (SELECT g, burst, min(t) AS first, max(agg) AS peak, max(t) AS last_start FROM n GROUP BY g, burst), "
                 f"e AS (SELECT b.g, b.burst, max(p.t) AS last FROM (SELECT DISTINCT g, t FROM {rows_of}) AS p "
                 f"ASOF JOIN b ON p.g = b.g AND p.t >= b.last_start WHERE p.t < b.last_start + {span} GROUP BY b.g, b.burst) "
-                f"SELECT b.g, b.first, e.last, b.peak, b.last_start FROM b JOIN e ON b.g = e.g AND b.burst = e.burst ORDER BY b.g, b.first"
+                f"SELECT c.g, b.first, e.last, b.peak, b.last_start FROM b JOIN e ON b.g = e.g AND b.burst = e.burst "
+                f"JOIN {slices} AS c ON c.id = b.g ORDER BY b.g, b.first"
             ).fetchall()
             current, found = None, []
             for group, first, last, peak, last_start in rows:
