@@ -142,6 +142,6 @@ def test_fields_no_rule_reads_may_hold_anything(tmp_path):
 def test_a_matching_line_with_a_number_only_duckdb_reads_is_reported_as_json_loads_reports_it(tmp_path):
     # inf, nan and signed spellings: DuckDB's parser reads them, json.loads refuses the line (once a crash here)
     nx = json.dumps(record(rcode="NXDOMAIN"))
-    lines = [nx[:-1] + f', "x": {token}}}' for token in ["inf", "-nan", "+Infinity", "NAN", "-inf", "[1, Inf]"]]
+    lines = [nx[:-1] + f', "x": {token}}}' for token in ["inf", "-nan", "+Infinity", "NAN", "-inf", "[1, Inf]", "[ nan]", "[-i]"]]
     alerts = agree(tmp_path, lines + [nx[:-1] + ', "x": NaN, "y": -Infinity}'])  # Python's spellings: read
     assert nx_lines(alerts) == ["1", str(len(lines) + 2)]

@@ -419,13 +419,17 @@ _FLAT_LIST = rf"\[(({_FLAT_OBJECT}|null)(,({_FLAT_OBJECT}|null))*)?\]"
 
 # A bare value json.loads refuses and DuckDB's parser (yyjson) reads as a number: inf, nan, Infinity in any
 # case, with a sign (json.loads takes NaN, Infinity and -Infinity only). Conservative: any bare token opening
-# with one of the letters but null's, and the same text inside a string.
-_REFUSED_TOKEN = r"[:,\[][ \t\r]*([+-]?[iIN]|[+-]?n[^u]|[+-]n)"
+# with one of the letters but null's, after a colon, comma or bracket, and the same text inside a string.
+_REFUSED_TOKEN = r"[ \t\r]*([+-]?[iIN]|[+-]?n[^u]|[+-]n)"
+# One regex per separator: led by a literal byte, RE2 skips to it (memchr); led by the class [:,\[] it
+# steps through every byte, 3.4x the CPU of the shape regex on the 1M bench file (0.6 s of CPU saved there).
+_REFUSED_AFTER = (":", ",", r"\[")
 
 
 def refused_token(text: str) -> str:
     """SQL: the line's text may hold a bare token only DuckDB's parser takes (see _REFUSED_TOKEN)."""
-    return f"coalesce(regexp_matches({text}, {sqltext.quote(_REFUSED_TOKEN)}), false)"
+    tests = " OR ".join(f"regexp_matches({text}, {sqltext.quote(lead + _REFUSED_TOKEN)})" for lead in _REFUSED_AFTER)
+    return f"coalesce({tests}, false)"
 
 
 def _other_keys_absent(text: str, keys: list[str]) -> list[str]:
