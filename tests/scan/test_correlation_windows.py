@@ -490,6 +490,35 @@ correlation: {{type: value_count, rules: [nx], group-by: [srcaddr], timespan: {s
 
 
 @SETTINGS
+@given(op=st.sampled_from(["gt", "gte", "lt", "lte"]), threshold=st.integers(0, 4), generated=answer_points)
+def test_evidence_of_events_with_many_rows_is_the_reference_s(tmp_path_factory, monkeypatch, op, threshold, generated):
+    """A burst keeps its first duckcorrelations.EVIDENCE_ROWS rows (here two) to find its first events; an
+    event has a row per value, so where those rows hold too few events the burst's are read on their own."""
+    monkeypatch.setattr(duckcorrelations, "EVIDENCE_ROWS", 2)
+    collection = rules(correlation("value_count", f"{{{op}: {threshold}, field: answers.Rdata}}", "1m"))
+    raw = []
+    for step, src, answers in generated:
+        row = record(step * 20_000_000, src=src)
+        row["answers"] = [{"Rdata": a, "Type": "A"} for a in answers]
+        raw.append(row)
+    both(collection, raw, tmp_path_factory.mktemp("evidence"))
+
+
+def test_a_burst_of_events_with_three_values_each_shows_its_first_twenty_events(tmp_path):
+    """25 events with three values each: the first 40 rows hold 14 events, the alert shows the first 20."""
+    raw = []
+    for second in range(25):
+        row = record(second * 1_000_000)
+        row["answers"] = [{"Rdata": f"10.0.{second}.{k}", "Type": "A"} for k in range(3)]
+        raw.append(row)
+    collection = rules(correlation("value_count", "{gte: 3, field: answers.Rdata}", "1m"))
+    (tmp_path / "a.jsonl").write_text("".join(json.dumps(r) + "\n" for r in raw))
+    [expected] = Engine(collection).scan(read_paths([tmp_path]))
+    [alert] = DuckEngine(collection).scan_paths([tmp_path])
+    assert [e.origin for e in alert.events] == [e.origin for e in expected.events] == [f"{tmp_path / 'a.jsonl'}:{n}" for n in range(1, 21)]
+
+
+@SETTINGS
 @given(kind=st.sampled_from(["event_count", "value_count", "temporal"]), op=st.sampled_from(["gt", "gte"]),
        threshold=st.integers(1, 4), generated=edge_points)
 def test_groups_evaluated_in_slices_give_the_reference_s_alerts(tmp_path_factory, monkeypatch, kind, op, threshold, generated):

@@ -221,18 +221,49 @@ class CorrelationTables:
                 found.extend((burst, group) for burst in group_bursts)
             found.sort(key=lambda item: (item[0].first, repr(item[1])))
             source = self.source_of[id(plan.rules[0])]
-            for burst, group in found:
-                # evidence: where the burst's first events are (the scan prints their origins), not their content
-                evidence = self.con.execute(
-                    f"SELECT DISTINCT f, s, line, idx, file FROM {points} WHERE g = ? AND t BETWEEN ? AND ? "
-                    f"ORDER BY f, s LIMIT {EVIDENCE_PER_GROUP}", [list(group), burst.first, burst.last]
-                ).fetchall()
-                events = [Event(source, {}, None, None, file, line or None, idx or None) for _, _, line, idx, file in evidence]
+            evidence = self._evidence(number, points, found)
+            for n, (burst, group) in enumerate(found):
+                events = [Event(source, {}, None, None, file, line or None, idx or None) for line, idx, file in evidence.get(n, ())]
                 yield burst_alert(plan, group, burst, events)
             if points != table:
                 self.con.execute(f"DROP VIEW {points}")
                 remove_spilled(self._candidates_file(number))
             self.con.execute(f"DROP TABLE {table}")
+
+    def _evidence(self, number: int, points: str, found: list[tuple[Burst, tuple]]) -> dict[int, list[tuple]]:
+        """Per burst (its index in ``found``), where its first EVIDENCE_PER_GROUP events are, in stream order
+        (the scan prints their origins, not their content), from one pass over the points for all bursts of
+        the correlation (a query per burst read every point once per burst: 28 s for 2,458 bursts at 10M).
+
+        An event has a row per group and value, so each burst keeps its EVIDENCE_ROWS first rows (a top-N
+        aggregate, bounded memory) and their count: the distinct events of the first rows are the first
+        events. Where they are fewer than wanted while rows were left out, that burst's events are read
+        on their own (a burst whose events have many rows each)."""
+        if not found:
+            return {}
+        bursts_table = f"bursts{number}_{self.scan_id}"
+        self.con.execute(
+            f"CREATE TEMP TABLE {bursts_table} AS SELECT unnest($n) AS n, unnest($g::VARCHAR[][]) AS g, "
+            f"unnest($first) AS first, unnest($last) AS last",
+            {"n": list(range(len(found))), "g": [list(group) for _, group in found],
+             "first": [burst.first for burst, _ in found], "last": [burst.last for burst, _ in found]},
+        )
+        rows = self.con.execute(
+            f"SELECT b.n, min({{'f': p.f, 's': p.s, 'line': p.line, 'idx': p.idx, 'file': p.file}}, {EVIDENCE_ROWS}), count(*) "
+            f"FROM {points} AS p JOIN {bursts_table} AS b ON p.g = b.g AND p.t BETWEEN b.first AND b.last GROUP BY b.n"
+        ).fetchall()
+        self.con.execute(f"DROP TABLE {bursts_table}")
+        evidence: dict[int, list[tuple]] = {}
+        for n, first_rows, count in rows:
+            events = list(dict.fromkeys((r["f"], r["s"], r["line"], r["idx"], r["file"]) for r in first_rows))
+            if len(events) < EVIDENCE_PER_GROUP and count > len(first_rows):
+                burst, group = found[n]
+                events = self.con.execute(
+                    f"SELECT DISTINCT f, s, line, idx, file FROM {points} WHERE g = ? AND t BETWEEN ? AND ? "
+                    f"ORDER BY f, s LIMIT {EVIDENCE_PER_GROUP}", [list(group), burst.first, burst.last]
+                ).fetchall()
+            evidence[n] = [(line, idx, file) for _, _, line, idx, file in events[:EVIDENCE_PER_GROUP]]
+        return evidence
 
     def _candidates_file(self, number: int) -> str:
         return os.path.join(self.spill, f"candidates{number}_{self.scan_id}.parquet")
@@ -465,6 +496,8 @@ _BIN_RUNS = {
 }
 # points a window query of a correlation reads at once (its groups in slices of about this many; a group is never split)
 SLICE_POINTS = 1_000_000
+# rows a burst keeps to find its first EVIDENCE_PER_GROUP events (an event has a row per group and value)
+EVIDENCE_ROWS = 2 * EVIDENCE_PER_GROUP
 # sub-buckets a window spans (at most this plus one): finer bounds, more (sub-bucket, group) rows
 SUB_BUCKETS = 4
 # the key of a group in the bins, anchors and candidates (any function of the group is exact, see _add_bins)
