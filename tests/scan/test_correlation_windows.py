@@ -471,6 +471,16 @@ answer_points = st.lists(  # (time step, source, answers): several values a poin
 )
 
 
+def answer_records(generated: list) -> list[dict]:
+    """answer_points' records: 20 s apart a step, each answer an A record."""
+    raw = []
+    for step, src, answers in generated:
+        row = record(step * 20_000_000, src=src)
+        row["answers"] = [{"Rdata": a, "Type": "A"} for a in answers]
+        raw.append(row)
+    return raw
+
+
 @SETTINGS
 @given(op=st.sampled_from(["gt", "gte", "lt", "lte"]), threshold=st.integers(0, 4), span_minutes=st.sampled_from([1, 2]),
        generated=answer_points)
@@ -481,12 +491,7 @@ def test_value_count_over_a_list_field_is_the_reference_s_on_events_and_files(tm
 title: corr
 correlation: {{type: value_count, rules: [nx], group-by: [srcaddr], timespan: {span_minutes}m, condition: {{{op}: {threshold}, field: answers.Rdata}}}}
 """)
-    raw = []
-    for step, src, answers in generated:
-        row = record(step * 20_000_000, src=src)
-        row["answers"] = [{"Rdata": a, "Type": "A"} for a in answers]
-        raw.append(row)
-    both(collection, raw, tmp_path_factory.mktemp("vc"))
+    both(collection, answer_records(generated), tmp_path_factory.mktemp("vc"))
 
 
 @SETTINGS
@@ -496,12 +501,7 @@ def test_evidence_of_events_with_many_rows_is_the_reference_s(tmp_path_factory, 
     event has a row per value, so where those rows hold too few events the burst's are read on their own."""
     monkeypatch.setattr(duckcorrelations, "EVIDENCE_ROWS", 2)
     collection = rules(correlation("value_count", f"{{{op}: {threshold}, field: answers.Rdata}}", "1m"))
-    raw = []
-    for step, src, answers in generated:
-        row = record(step * 20_000_000, src=src)
-        row["answers"] = [{"Rdata": a, "Type": "A"} for a in answers]
-        raw.append(row)
-    both(collection, raw, tmp_path_factory.mktemp("evidence"))
+    both(collection, answer_records(generated), tmp_path_factory.mktemp("evidence"))
 
 
 def test_a_burst_of_events_with_three_values_each_shows_its_first_twenty_events(tmp_path):
