@@ -170,3 +170,32 @@ def test_a_derived_field_must_come_from_a_catalogued_field():
 def _resolver_doc() -> dict:
     import yaml
     return yaml.safe_load((catalogue.catalogue_dir() / "resolver.yml").read_text())
+
+
+@pytest.mark.parametrize("split_bytes", [8 << 20, 0])
+def test_duckdb_engine_keeps_line_numbers_of_a_file_read_by_several_threads(tmp_path, monkeypatch, split_bytes):
+    # both splits over a file DuckDB reads in parallel (several buffers): each alert's line number is its
+    # line's (a join in the pass would not keep the rows' order)
+    monkeypatch.setattr(duckread, "SQL_SPLIT_BYTES", split_bytes)
+    monkeypatch.setattr(duckread, "READ_BUFFER_BYTES", 1 << 16)
+    monkeypatch.setattr(duckread, "MAX_LINE_BYTES", 1 << 15)
+    rule = SigmaCollection.from_yaml(textwrap.dedent("""
+        title: registered domain
+        id: 0b6f7f60-0000-4000-8000-000000000003
+        logsource: {product: aws, service: route53resolver}
+        detection:
+            selection: {registered_domain: [tunnel.co.uk, example.com]}
+            condition: selection
+        """))
+    names = ["a.b.s3.amazonaws.com.", "www.h1.co.uk.", "x.example.org.", "host.unknown-tld."]
+    lines = [resolver(f"n{i}.tunnel.co.uk." if i % 397 == 0 else f"n{i}.example.com." if i % 701 == 0 else names[i % 4],
+                      query_timestamp=f"2024-05-01T10:{i // 3600 % 60:02d}:{i // 60 % 60:02d}Z")
+             for i in range(12000)]
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    reference = [a.to_json() for a in Engine(rule).scan(read_paths([str(path)]))]
+    engine = DuckEngine(rule, threads=2)
+    duck = [a.to_json() for a in engine.scan_paths([str(path)])]
+    assert engine.fast_files == 1 and len(reference) == 48
+    assert duck == reference
+

@@ -317,7 +317,7 @@ class _Run:
         try:
             statements, rows = self._fast_sql(typed, rules, name, table, rows_file)
             for statement in statements:
-                self.con.execute(self.engine.prepare(statement))
+                self._execute_in_file_order(self.engine.prepare(statement))
             lines = self.con.execute(f"SELECT count(*) FROM read_parquet({sqltext.quote(rows_file)})").fetchall()[0][0]
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
             if signals.received():  # the stop, not a file problem: no fallback to the exact reader
@@ -365,6 +365,21 @@ class _Run:
             self.con.execute(f"DROP VIEW IF EXISTS {table}_rows")
             if not kept:
                 remove_spilled(rows_file)
+
+    def _execute_in_file_order(self, statement: str) -> None:
+        """Run a pass statement; on one thread where it joins (the SQL Public Suffix List split's key lookups):
+        on several, a join's output need not keep the file order the rows' positions number the lines by."""
+        from r53sigma.scan import registered_domain
+
+        if registered_domain.SQL_TABLE not in statement:
+            self.con.execute(statement)
+            return
+        threads = self.con.execute("SELECT current_setting('threads')").fetchall()[0][0]
+        self.con.execute("SET threads = 1")
+        try:
+            self.con.execute(statement)
+        finally:
+            self.con.execute(f"SET threads = {int(threads)}")
 
     def _fast_sql(self, typed: "TypedRead", rules: list[SigmaRule], name: str, table: str, rows_file: str) -> tuple[list[str], str]:
         """Three statements, and the query of the file's rows (the view's). First, one parallel pass: DuckDB reads the file with the catalogue schema and

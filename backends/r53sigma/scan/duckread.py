@@ -358,12 +358,16 @@ class TypedRead:
         )
 
 
+MAX_LINE_BYTES = 4 << 20
+READ_BUFFER_BYTES = 8 << 20  # DuckDB's reader splits the file's text among its threads by buffers
+
+
 def lines_of(name: str) -> str:
     """The file's lines as DuckDB reads them (column ``line``), the same texts on every read of the file."""
     return (
         f"read_csv({sqltext.quote(name)}, columns = {{'line': 'VARCHAR'}}, delim = {sqltext.quote(chr(1))}, "
         f"quote = '', escape = '', header = false, auto_detect = false, strict_mode = true, "
-        f"max_line_size = 4194304, buffer_size = 8388608)"
+        f"max_line_size = {MAX_LINE_BYTES}, buffer_size = {READ_BUFFER_BYTES})"
     )
 
 
@@ -457,7 +461,8 @@ SQL_SPLIT_BYTES = 8 << 20
 
 def split_in_sql(file: Path) -> bool:
     """The file's text is small enough that the SQL split costs less than loading the Python function
-    (a gzip file's size as its last member's trailer states it, a guess for multi-member files)."""
+    (a gzip file's size as its last member's trailer states it, a guess for multi-member files: a large one
+    judged small is read on one thread, slower but in file order)."""
     try:
         size = file.stat().st_size
         with open(file, "rb") as handle:
