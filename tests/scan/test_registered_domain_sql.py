@@ -64,3 +64,36 @@ def test_sql_split_equals_python(con, generated):
 ])
 def test_sql_split_examples(con, name, expected):
     assert sql_split(con, [name]) == [expected] == [registered_domain.split(name)]
+
+
+def two_label_split(con, names: list[str], otherwise: str | None = None) -> list[tuple]:
+    """The two-label split, the exact SQL split (or ``otherwise``) deciding the names it leaves."""
+    registered_domain.create_ends_macro(con)
+    exact = otherwise or registered_domain.split_sql("n", "l")
+    rows = con.execute(f"SELECT {registered_domain.two_label_split_sql('n', 'l', 'h', exact)} FROM (SELECT *, "
+                       f"hash({registered_domain.last_two_sql('l')}) AS h FROM (SELECT *, {registered_domain.labels_sql('n')} AS l "
+                       f"FROM unnest($n::VARCHAR[]) WITH ORDINALITY AS t(n, i))) ORDER BY i", {"n": names}).fetchall()
+    return [tuple(value) if value is not None else (None, None) for (value,) in rows]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(names(), min_size=1, max_size=40))
+def test_two_label_split_equals_python(con, generated):
+    assert two_label_split(con, generated) == [registered_domain.split(n) for n in generated]
+
+
+@pytest.mark.parametrize("name, decided", [
+    ("www.Example.com", True), ("a.b.example.org", True), ("x.unknown-tld", True), ("example.com", True),
+    ("x.co.uk", False),  # co.uk is a key of two labels
+    ("a.b.s3.amazonaws.com", False),  # amazonaws.com ends keys of more labels
+    ("a.b.ck", False),  # *.ck: the last label is a wildcard's root
+    ("x.www.ck", False),  # !www.ck
+    ("localhost", False),  # one label
+    ("1.0.0.10.in-addr.arpa", True), ("A..example.com", True), ("", True),  # no split at all
+])
+def test_two_label_split_leaves_names_a_key_may_end_to_the_exact_split(con, name, decided):
+    marker = "['left', 'left']::VARCHAR[]"
+    got = two_label_split(con, [name], marker)
+    assert (got != [("left", "left")]) is decided
+    if decided:
+        assert got == [registered_domain.split(name)]

@@ -123,6 +123,7 @@ class DuckEngine:
         from r53sigma.scan import registered_domain
 
         needs = {registered_domain.SQL_TABLE: registered_domain.load_sql_table,
+                 registered_domain.ENDS_MACRO: registered_domain.create_ends_macro,
                  derived_fields.SQL_FUNCTION: derived_fields.register_sql_functions,
                  duckread.SPLIT_FUNCTION: duckread.register_split}
         for name, make in needs.items():

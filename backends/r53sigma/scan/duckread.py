@@ -64,16 +64,21 @@ def split_column(source_field: str) -> str:
     return '"psl:' + source_field + '"'
 
 
-def split_columns(source: catalogue.LogSource, value_of) -> list[str] | None:
+def split_columns(source: catalogue.LogSource, value_of, python: bool = False) -> list[str] | None:
     """SELECT items computing, once a row, the Public Suffix List split of each name a derived field is
     taken from, in SQL (:func:`r53sigma.scan.registered_domain.split_sql`), over the name's labels
     (:func:`split_relation`); None when some derived field is not such a part (those keep the Python
-    function)."""
+    function). With ``python``, names whose last two labels end no rule key are split in SQL
+    (:func:`r53sigma.scan.registered_domain.two_label_split_sql`) and the others by the memoised Python
+    function, called for those rows only."""
     from r53sigma.scan import registered_domain
 
     names = _split_names(source)
     if names is None:
         return None
+    if python:
+        return [f"{registered_domain.two_label_split_sql(value_of(name), _labels_column(name), _last_two_hash_column(name), f'{SPLIT_FUNCTION}({value_of(name)})')} "
+                f"AS {split_column(name)}" for name in names]
     return [f"{registered_domain.split_sql(value_of(name), _labels_column(name))} AS {split_column(name)}" for name in names]
 
 
@@ -82,11 +87,16 @@ def split_relation(relation: str, splits: list[str], source: catalogue.LogSource
     lower-cased labels (computed once a row, not at each place the split reads them), then one of the splits."""
     from r53sigma.scan import registered_domain
 
-    labels = ", ".join(f"{registered_domain.labels_sql(value_of(name))} AS {_labels_column(name)}"
-                       for name in _split_names(source) or ())
+    names = _split_names(source) or ()
+    labels = ", ".join(f"{registered_domain.labels_sql(value_of(name))} AS {_labels_column(name)}" for name in names)
     if not splits:
         return f"SELECT * FROM {relation}"
-    return f"SELECT *, {', '.join(splits)} FROM (SELECT *, {labels} FROM {relation})"
+    relation = f"(SELECT *, {labels} FROM {relation})"
+    if registered_domain.ENDS_MACRO in " ".join(splits):  # the two-label split's hash, a column of its own
+        hashes = ", ".join(f"hash({registered_domain.last_two_sql(_labels_column(name))}) AS {_last_two_hash_column(name)}"
+                           for name in names)
+        relation = f"(SELECT *, {hashes} FROM {relation})"
+    return f"SELECT *, {', '.join(splits)} FROM {relation}"
 
 
 def _split_names(source: catalogue.LogSource) -> list[str] | None:
@@ -98,6 +108,10 @@ def _split_names(source: catalogue.LogSource) -> list[str] | None:
 
 def _labels_column(source_field: str) -> str:
     return '"psl-labels:' + source_field + '"'
+
+
+def _last_two_hash_column(source_field: str) -> str:
+    return '"psl-h2:' + source_field + '"'
 
 
 _SPLIT_PARTS = {"registered_domain": 1, "subdomain": 2}
@@ -282,7 +296,8 @@ class TypedRead:
         field (the columns something reads); ``_fit`` looks at those fields only (a value no rule reads
         cannot change an alert: alerts show the line itself). The derived fields' columns only when
         ``derived`` (some rule reads one); their Public Suffix List split in SQL when ``sql_split`` (see
-        :func:`split_in_sql`), else the memoised Python function.
+        :func:`split_in_sql`; its key lookups are joins, so the engine runs such a pass on one thread), else
+        in SQL where the last two labels decide and by the memoised Python function elsewhere.
 
         One read, one decompression: DuckDB's CSV reader gives each line as one text (a delimiter JSON
         text cannot hold, no quoting; an empty line is a NULL row, so row numbers are line numbers), then
@@ -318,7 +333,7 @@ class TypedRead:
                     fits.append(f"NOT coalesce({_odd_text(raw)}, false)")
         value_of = lambda name: (sqltext.strip_dot(self.fields[name])
                                  if self.source.fields[name].strip_trailing_dot else self.fields[name])
-        splits = split_columns(self.source, value_of) if derived and sql_split else None
+        splits = split_columns(self.source, value_of, python=not sql_split) if derived else None
         if derived:
             cols += derived_columns(self.source, value_of, split_column if splits is not None else None)
         ts = self.fields[self.source.timestamp]

@@ -113,34 +113,47 @@ class NameIndex:
     def _bloom(self, names: list[str]) -> tuple[str, str, int]:
         """The filter: the comment carrying its bits, the constant column :func:`wrap` makes of them, and
         their number."""
-        bits = 1024
-        while bits < BITS_PER_NAME * len(names):
-            bits *= 2
-        positions = self.con.execute(
-            f"SELECT list(DISTINCT (((h & 4294967295) + i * (h >> 32)) % {bits})::INTEGER) "
-            f"FROM (SELECT hash(k) AS h FROM unnest($names::VARCHAR[]) AS t(k)), range({PROBES}) AS r(i)",
-            {"names": names},
-        ).fetchall()[0][0]
-        data = bytearray(bits // 8)
-        for p in positions:
-            data[p >> 3] |= 0x80 >> (p & 7)  # get_bit(b, 0) is the first byte's high bit
-        payload = base64.b64encode(bytes(data)).decode()
+        data = filter_bits(self.con, names)
+        payload = base64.b64encode(data).decode()
         digest = hashlib.sha256(payload.encode()).hexdigest()[:16]
         # the bits travel once, in a comment the engine's wrap() reads into a constant column: written
         # inline they would be parsed once per probe
-        return f"/*nb:{digest}={payload}*/", f'"nb:{digest}"', bits
+        return f"/*nb:{digest}={payload}*/", f'"nb:{digest}"', len(data) * 8
 
     @staticmethod
     def _probe(bloom: tuple[str, str, int], h: str, key: str, names: list[str] | None) -> str:
-        """All PROBES bits of the key's hash set (double hashing from its two 32-bit halves; nested CASE:
-        a row leaves at its first clear bit), then the exact test, or NULL for the reference engine."""
+        """The filter's probes of the key's hash, then the exact test, or NULL for the reference engine."""
         _, literal, bits = bloom
         if names is None:
             out = "NULL::BOOLEAN"
         else:
             listed = ", ".join("'" + n.replace("'", "''") + "'" for n in names)
             out = f"coalesce({key} IN ({listed}), false)"
-        for i in reversed(range(PROBES)):
-            bit = f"get_bit({literal}, ((({h} & 4294967295) + {i} * ({h} >> 32)) % {bits})::INTEGER) = 1"
-            out = f"(CASE WHEN {bit} THEN {out} ELSE false END)"
-        return out
+        return probes(literal, h, bits, out)
+
+
+def filter_bits(con: Any, names: list[str]) -> bytes:
+    """A Bloom filter of ``names`` over DuckDB's ``hash()`` (``con`` computes it): a power of two bits,
+    at least :data:`BITS_PER_NAME` a name, :data:`PROBES` bits a name set."""
+    bits = 1024
+    while bits < BITS_PER_NAME * len(names):
+        bits *= 2
+    positions = con.execute(
+        f"SELECT list(DISTINCT (((h & 4294967295) + i * (h >> 32)) % {bits})::INTEGER) "
+        f"FROM (SELECT hash(k) AS h FROM unnest($names::VARCHAR[]) AS t(k)), range({PROBES}) AS r(i)",
+        {"names": names},
+    ).fetchall()[0][0] or []
+    data = bytearray(bits // 8)
+    for p in positions:
+        data[p >> 3] |= 0x80 >> (p & 7)  # get_bit(b, 0) is the first byte's high bit
+    return bytes(data)
+
+
+def probes(bits_sql: str, h: str, bits: int, then: str) -> str:
+    """All PROBES bits of the hash ``h`` set in the filter ``bits_sql`` (double hashing from its two 32-bit
+    halves; nested CASE: a row leaves at its first clear bit), then ``then``; else (and for NULL) false."""
+    out = then
+    for i in reversed(range(PROBES)):
+        bit = f"get_bit({bits_sql}, ((({h} & 4294967295) + {i} * ({h} >> 32)) % {bits})::INTEGER) = 1"
+        out = f"(CASE WHEN {bit} THEN {out} ELSE false END)"
+    return out
