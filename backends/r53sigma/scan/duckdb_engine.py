@@ -412,8 +412,10 @@ class _Run:
         used |= derived_fields.used_sources(typed.source, read, column_name)
         keep = [f"CASE WHEN {' OR '.join(dict.fromkeys(fl))} THEN {col} END AS {col}" for col, fl in needs.items()]
         chunks = [rules[i:i + _FLAGS_PER_MASK] for i in range(0, len(rules), _FLAGS_PER_MASK)]
+        # a row where every flag of a mask is false (most rows) is 0 without packing the flags
         masks = [
-            "(" + " + ".join(f"(coalesce({self.flag[id(r)]}::BIGINT, 2) << {2 * j})" for j, r in enumerate(chunk)) + f") AS _m{c}"
+            f"(CASE WHEN NOT coalesce({' OR '.join(self.flag[id(r)] for r in chunk)}, true) THEN 0 ELSE ("
+            + " + ".join(f"(coalesce({self.flag[id(r)]}::BIGINT, 2) << {2 * j})" for j, r in enumerate(chunk)) + f") END) AS _m{c}"
             for c, chunk in enumerate(chunks)
         ]
         unpacked = [
