@@ -199,3 +199,34 @@ def test_duckdb_engine_keeps_line_numbers_of_a_file_read_by_several_threads(tmp_
     assert engine.fast_files == 1 and len(reference) == 48
     assert duck == reference
 
+
+
+@pytest.mark.parametrize("split_bytes, joins", [(8 << 20, True), (0, False)])
+def test_the_only_joins_of_a_pass_are_the_sql_splits_which_the_engine_runs_on_one_thread(tmp_path, monkeypatch, split_bytes, joins):
+    # the pass numbers lines by the rows' positions, which a join on several threads does not keep: the
+    # engine runs a pass naming the SQL split's table on one thread, so no other join may enter a pass
+    from pathlib import Path
+
+    from r53sigma.ioc import PLACEHOLDER
+    from r53sigma.rules import load
+    from r53sigma.scan import registered_domain
+
+    monkeypatch.setattr(duckread, "SQL_SPLIT_BYTES", split_bytes)
+    passes = []
+    prepare = DuckEngine.prepare
+    monkeypatch.setattr(DuckEngine, "prepare", lambda self, sql: passes.append(sql) or prepare(self, sql))
+    path = tmp_path / "r.jsonl"
+    path.write_text(json.dumps(resolver("a.tunnel.co.uk.")) + "\n")
+    pack = load([Path(__file__).parents[2] / "sigma_rules" / "resolver"], variables={PLACEHOLDER: ["evil.example"]})
+    engine = DuckEngine(pack)  # the whole Resolver pack
+    list(engine.scan_paths([str(path)]))
+    (statement,) = [s for s in passes if s.startswith("COPY (WITH v AS")]
+
+    def operators(node: dict) -> list[str]:
+        return [node["name"]] + [name for child in node.get("children", []) for name in operators(child)]
+
+    plan = json.loads(engine.con.execute("EXPLAIN (FORMAT json) " + statement).fetchall()[0][1])
+    names = [name for root in plan for name in operators(root)]
+    assert "READ_CSV" in names
+    assert any("JOIN" in name for name in names) is joins
+    assert (registered_domain.SQL_TABLE in statement) is joins

@@ -12,7 +12,7 @@ DuckDB's parser accepts, an object or list where the catalogue has one value or 
 NaN, another log source's record, a time that is not plain ISO 8601 UTC) do not fit: their text goes to
 the reference reader (:func:`r53sigma.scan.records.line_events`), which reports or evaluates them with
 their line number, as it would in its own read. A DuckDB read error (a truncated or corrupt gzip member,
-invalid UTF-8, a line over 16 MiB), a byte-order mark or a pretty-printed document sends the whole file
+invalid UTF-8, a line over :data:`r53sigma.scan.duckread.MAX_LINE_BYTES`), a byte-order mark or a pretty-printed document sends the whole file
 to the exact path: :func:`r53sigma.scan.records.read_file`, which reports truncated members and
 malformed lines exactly as the reference engine does. The text of a line is kept (by the same read) only
 when an alert shows it or the reference engine must decide it.

@@ -91,12 +91,10 @@ def split_relation(relation: str, splits: list[str], source: catalogue.LogSource
     labels = ", ".join(f"{registered_domain.labels_sql(value_of(name))} AS {_labels_column(name)}" for name in names)
     if not splits:
         return f"SELECT * FROM {relation}"
-    relation = f"(SELECT *, {labels} FROM {relation})"
-    if registered_domain.ENDS_MACRO in " ".join(splits):  # the two-label split's hash, a column of its own
-        hashes = ", ".join(f"hash({registered_domain.last_two_sql(_labels_column(name))}) AS {_last_two_hash_column(name)}"
-                           for name in names)
-        relation = f"(SELECT *, {hashes} FROM {relation})"
-    return f"SELECT *, {', '.join(splits)} FROM {relation}"
+    # the hash of the last two labels a column of its own, for the two-label split (unused: pruned by DuckDB)
+    hashes = ", ".join(f"hash({registered_domain.last_two_sql(_labels_column(name))}) AS {_last_two_hash_column(name)}"
+                       for name in names)
+    return f"SELECT *, {', '.join(splits)} FROM (SELECT *, {hashes} FROM (SELECT *, {labels} FROM {relation}))"
 
 
 def _split_names(source: catalogue.LogSource) -> list[str] | None:
