@@ -397,6 +397,52 @@ def test_correlation_points_come_from_the_pass_file_and_memory_keeps_only_the_li
     assert kept == [3 + 12]  # the NX lines and the 12 rows the reference engine decided, of 3,000 counted lines
 
 
+def test_a_correlation_counts_the_rows_sql_left_to_the_reference_engine(tmp_path):
+    # the group and value columns of a row are kept for the correlations when their rule matched or SQL
+    # left it unknown: here no other rule reads srcaddr or query_name, so nothing else keeps them
+    collection = rules_of("""
+        title: private answer
+        id: 6a1d9c3e-0000-4000-8000-000000000031
+        name: private_answer
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {answers.Rdata|cidr: 10.0.0.0/8}, condition: sel}
+        ---
+        title: private answers from one source
+        id: 6a1d9c3e-0000-4000-8000-000000000032
+        correlation: {type: event_count, rules: [private_answer], group-by: [srcaddr], timespan: 1m, condition: {gte: 2}}
+        ---
+        title: names with private answers
+        id: 6a1d9c3e-0000-4000-8000-000000000033
+        correlation: {type: value_count, rules: [private_answer], group-by: [vpc_id], timespan: 1m,
+                      condition: {gte: 2, field: query_name}}
+    """)
+    lines = []
+    for i in range(12):
+        # a padded answer is unknown to SQL (Python strips it): the reference engine decides those rows
+        answers = [{"Rdata": " 10.0.0.1 " if i % 4 == 1 else "8.8.8.8"}]
+        lines.append(json.dumps(resolver(query_timestamp=f"2024-05-01T10:00:{i:02d}Z", query_name=f"n{i}.example.com.",
+                                         answers=answers)))
+    (tmp_path / "a.log").write_text("\n".join(lines) + "\n")
+    reference, duck, _, _, fast = both_on_paths(collection, [str(tmp_path)])
+    assert fast == 1 and duck == reference
+    assert sorted(a["title"] for a in duck) == ["names with private answers", "private answers from one source"]
+
+
+def test_the_events_counted_are_the_reference_reader_s_on_lines_the_columns_cannot_take(tmp_path, capsys):
+    from r53sigma.cli import main
+
+    trail = {"eventVersion": "1.09", "eventTime": "2024-05-01T10:00:00Z", "eventSource": "route53.amazonaws.com",
+             "eventName": "ListHostedZones", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.1"}
+    log = tmp_path / "mixed.log"  # a one-line CloudTrail file of four records, a blank line, a malformed one, two fitting lines
+    log.write_text(json.dumps({"Records": [trail] * 4}) + "\n\nnot json\n"
+                   + "".join(json.dumps(resolver()) + "\n" for _ in range(2)))
+    summaries = []
+    for engine in ("reference", "duckdb"):
+        main(["scan", "--no-progress", "--engine", engine, "-o", str(tmp_path / f"{engine}.jsonl"), str(log)])
+        summaries.append(next(l for l in capsys.readouterr().err.splitlines() if l.startswith("scanned")))
+    assert summaries[0].startswith("scanned 6 events") and summaries[1] == summaries[0]
+
+
 def test_an_engine_s_connection_is_released_with_the_engine_not_kept_for_the_signal_watcher():
     import gc
 

@@ -319,7 +319,8 @@ class _Run:
             statements, rows = self._fast_sql(typed, rules, name, table, rows_file)
             for statement in statements:
                 self._execute_in_file_order(self.engine.prepare(statement))
-            lines = self.con.execute(f"SELECT count(*) FROM read_parquet({sqltext.quote(rows_file)})").fetchall()[0][0]
+            # events: a line that fits is one; the others count the events the reference reader finds in them
+            fitting = self.con.execute(f"SELECT count(*) FILTER (WHERE _fit) FROM read_parquet({sqltext.quote(rows_file)})").fetchall()[0][0]
         except (duckdb.IOException, duckdb.InvalidInputException, duckdb.ConversionException):
             if signals.received():  # the stop, not a file problem: no fallback to the exact reader
                 raise
@@ -329,7 +330,6 @@ class _Run:
             return None  # a truncated gzip member, invalid UTF-8 or JSON ...: the exact reader reports it
         finally:
             self.con.execute("RESET disabled_optimizers")
-        self._last_count = lines
         self.fast_files += 1
         self.engine.fast_files += 1
         # the text of the lines alerts show or the reference engine decides, kept by the same read
@@ -339,6 +339,7 @@ class _Run:
         residual: list[tuple[int, Event]] = []
         for (s,) in self.con.execute(f"SELECT _s FROM {table} WHERE NOT _fit ORDER BY _s").fetchall():
             residual.extend((s, event) for event in events_mod.line_events(texts.get(s) or "", name, s, report))
+        self._last_count = fitting + len(residual)
         parsed: dict[int, Event] = {}
 
         def event_at(s: int) -> Event:
@@ -400,8 +401,9 @@ class _Run:
                 if self.source_of[id(target)] != "resolver":
                     continue
                 paths = plan.group_paths[id(target)] + ([plan.value_paths[id(target)]] if id(target) in plan.value_paths else [])
-                for path in paths:
-                    needs.setdefault(column_name(log_sources()["resolver"].field_for(".".join(path))), []).append(self.flag[id(target)])
+                for path in paths:  # kept where the rule matched or SQL left it unknown (the reference decides it later)
+                    needs.setdefault(column_name(log_sources()["resolver"].field_for(".".join(path))), []).append(
+                        f"coalesce({self.flag[id(target)]}, true)")
         fs_needs, fs_items = self.first_seen.pass_columns() if self.first_seen is not None else ({}, [])
         for col, fl in fs_needs.items():
             needs.setdefault(col, []).extend(fl)
