@@ -538,6 +538,107 @@ def _check(cases: list[Case], targets: tuple[str, ...]) -> list[Finding]:
     return findings
 
 
+# ------------------------------------------------------------------ the scan engines, side by side
+
+# group-by and value fields of generated correlations, per log source (arrays, nested, absent values included)
+CORRELATION_GROUPS = {
+    RESOLVER: ["srcaddr", "query_name", "answers.Rdata", "rcode", "srcids.instance", "account_id"],
+    PUBLIC: ["queryName", "resolverIp", "edgeLocation"],
+    CLOUDTRAIL: ["eventName", "sourceIPAddress", "userIdentity.arn",
+                 "requestParameters.changeBatch.changes.resourceRecordSet.name"],
+}
+CORRELATION_VALUES = {
+    RESOLVER: ["query_name", "answers.Rdata", "srcport", "srcaddr"],
+    PUBLIC: ["queryName", "queryType"],
+    CLOUDTRAIL: ["eventName", "sourceIPAddress", "requestParameters.domainName"],
+}
+TIME_FIELD = {RESOLVER: "query_timestamp", PUBLIC: "queryTimestamp", CLOUDTRAIL: "eventTime"}
+# seconds after 12:00: repeats, a window's edges (1 s, 1 m, 2 m, 5 m), and far apart
+SECONDS = [0, 0, 1, 5, 30, 59, 60, 61, 119, 120, 300, 599, 600]
+
+
+@dataclass
+class ScanBatch:
+    """Generated rules (the cases' and correlations over them) and the cases' events, re-timed."""
+    documents: list
+    events: dict  # source -> raw events
+
+
+@st.composite
+def correlation(draw, by_source: dict, number: int) -> dict:
+    source = draw(st.sampled_from(sorted(by_source)))
+    kind = draw(st.sampled_from(["event_count", "value_count", "temporal", "temporal_ordered",
+                                 "value_sum", "value_avg", "value_median", "value_percentile"]))
+    names = by_source[source]
+    refs = draw(st.lists(st.sampled_from(names), min_size=2 if kind.startswith("temporal") and len(names) > 1 else 1,
+                         max_size=3, unique=True))
+    op = draw(st.sampled_from(["gt", "gte", "lt", "lte", "eq", "neq"]))
+    numeric = kind.startswith("value_") and kind != "value_count"
+    condition = {op: draw(st.sampled_from([0, 53, 1024, 40000.5, -1] if numeric else [0, 1, 2, 3, 5]))}
+    if kind not in ("event_count", "temporal", "temporal_ordered"):
+        condition["field"] = draw(st.sampled_from(CORRELATION_VALUES[source]))
+    if kind == "value_percentile":
+        condition["percentile"] = draw(st.sampled_from([0, 50, 90, 100]))
+    body = {"type": kind, "rules": refs, "timespan": draw(st.sampled_from(["1s", "30s", "1m", "2m", "5m", "1h"])),
+            "condition": condition}
+    group = draw(st.lists(st.sampled_from(CORRELATION_GROUPS[source]), max_size=2, unique=True))
+    if group:
+        body["group-by"] = group
+    return {"title": f"correlation {number} {kind}", "id": str(uuid.UUID(int=1000 + number, version=4)),
+            "level": "low", "correlation": body}
+
+
+@st.composite
+def scan_batch(draw) -> ScanBatch:
+    cases = draw(st.lists(case(), min_size=3, max_size=8))
+    documents, events, by_source = [], {RESOLVER: [], PUBLIC: [], CLOUDTRAIL: []}, {}
+    for n, c in enumerate(cases):
+        rule = yaml.safe_load(c.rule)
+        rule.update(id=str(uuid.UUID(int=n + 1, version=4)), name=f"base{n}", title=f"base {n}")
+        documents.append(rule)
+        by_source.setdefault(c.source, []).append(f"base{n}")
+        for event in c.events:
+            seconds = draw(st.sampled_from(SECONDS))
+            stamp = f"2026-11-27T12:{seconds // 60:02d}:{seconds % 60:02d}"
+            if c.source == PUBLIC:
+                columns = event.split(" ")
+                columns[PUBLIC_COLUMNS.index("queryTimestamp")] = stamp + ".000Z"
+                event = " ".join(columns)
+            else:
+                event = dict(event, **{TIME_FIELD[c.source]: stamp + "Z"})
+            events[c.source].append(event)
+    documents += [draw(correlation(by_source, m)) for m in range(draw(st.integers(0, 4)))]
+    return ScanBatch(documents, events)
+
+
+def scan_both(batch: ScanBatch, folder: Path) -> tuple[tuple, tuple]:
+    """(exit status, alerts, the summary line) of ``r53sigma scan`` with each engine on the batch: its rules
+    in one file, its events in a file per log source (JSON lines, hosted-zone lines, a CloudTrail document)."""
+    import contextlib
+    import io
+
+    from r53sigma import cli
+
+    rules = folder / "rules.yml"
+    rules.write_text(yaml.safe_dump_all(batch.documents, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    logs = []
+    writers = {RESOLVER: ("resolver.jsonl", lambda es: "".join(json.dumps(e) + "\n" for e in es)),
+               PUBLIC: ("zone.log", lambda es: "".join(e + "\n" for e in es)),
+               CLOUDTRAIL: ("trail.json", lambda es: json.dumps({"Records": es}))}
+    for source, (name, render) in writers.items():
+        if batch.events[source]:
+            (folder / name).write_text(render(batch.events[source]), encoding="utf-8")
+            logs.append(str(folder / name))
+    results = []
+    for engine in ("reference", "duckdb"):
+        out, err = folder / f"{engine}.jsonl", io.StringIO()
+        with contextlib.redirect_stderr(err):
+            status = cli.main(["scan", "--no-progress", "--engine", engine, "--rules", str(rules), "-o", str(out), *logs])
+        summary = [line for line in err.getvalue().splitlines() if line.startswith("scanned")]
+        results.append((status, out.read_text(encoding="utf-8") if out.exists() else None, summary))
+    return results[0], results[1]
+
+
 if __name__ == "__main__":  # the long exploratory run: every finding, not only the first
     import sys
     import warnings
