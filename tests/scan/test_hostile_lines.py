@@ -135,3 +135,30 @@ def test_scan_writes_an_alert_on_a_deeply_nested_record_and_goes_on(tmp_path, ca
         written = [load_json(text) for text in out.read_text().splitlines()]
         assert [a["origin"].rsplit(":", 1)[1] for a in written] == ["1", "2"]
         assert "extra" in written[0]["event"]  # the record as read, 200,000 levels and all
+
+
+def test_an_unpaired_surrogate_escape_is_reported_by_both_engines_and_the_scan_goes_on(tmp_path, capsys):
+    # "\ud800" alone names no character (json.loads keeps it, DuckDB's JSON and UTF-8 output cannot): the
+    # line is invalid JSON to both engines, reported with its number, and the other lines are scanned
+    from r53sigma.cli import main
+
+    log = tmp_path / "a.jsonl"
+    log.write_text(line("api.ipify.org.\ud800") + "\n" + line("api.ipify.org.", srcaddr="\udc00") + "\n"
+                   + line("pair\ud83d\ude00.api.ipify.org.") + "\n" + line("api.ipify.org.") + "\n")
+    written, told = [], []
+    for engine in ("duckdb", "reference"):  # the bundled rules
+        out = tmp_path / f"{engine}.jsonl"
+        assert main(["scan", "--no-progress", "--engine", engine, "-o", str(out), str(log)]) == 0
+        written.append(out.read_text())
+        told.append([l for l in capsys.readouterr().err.splitlines() if "surrogate" in l])
+    assert written[0] == written[1]
+    assert [a["origin"].rsplit(":", 1)[1] for a in map(json.loads, written[0].splitlines())] == ["3", "4"]
+    assert told[0] == told[1] and [t.split(":")[1] for t in told[0]] == ["1", "2"]
+
+
+def test_json_with_an_unpaired_surrogate_escape_is_refused_and_a_pair_is_one_character():
+    with pytest.raises(json.JSONDecodeError, match="unpaired surrogate"):
+        load_json('{"a": "x\\ud800"}')
+    with pytest.raises(json.JSONDecodeError, match="unpaired surrogate"):
+        load_json('{"\\uDC00": 1}')
+    assert load_json('{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001F600", "b": "\\ud800"}

@@ -241,11 +241,38 @@ def _normalised_paths(source: str) -> tuple[tuple[str, ...], ...]:
 
 def load_json(text: str) -> Any:
     """``json.loads``, also for documents nested deeper than its recursion allows (read with an explicit
-    stack, same values and errors): no line can raise RecursionError."""
+    stack, same values and errors): no line can raise RecursionError. A text with an unpaired surrogate
+    escape (``"\\ud800"``) is refused as json.loads refuses invalid JSON: it names no Unicode character
+    (I-JSON, RFC 7493 section 2.1, forbids it), DuckDB's reader refuses it, and no UTF-8 output can hold it."""
     try:
-        return json.loads(text)
+        value = json.loads(text)
     except RecursionError:
-        return _load_deep(text)
+        value = _load_deep(text)
+    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _holds_surrogate(value):
+        raise json.JSONDecodeError("an unpaired surrogate escape, which names no character", text,
+                                   _SURROGATE_ESCAPE.search(text).start())
+    return value
+
+
+# a high or low surrogate escape (JSON's hex digits are either case); json.loads joins a high-low pair into one
+# character, so only the value's text says whether one was unpaired
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _holds_surrogate(value: Any) -> bool:
+    work = [value]  # an explicit stack: values of any depth
+    while work:
+        item = work.pop()
+        if isinstance(item, str):
+            if _SURROGATE.search(item):
+                return True
+        elif isinstance(item, dict):
+            work.extend(item)
+            work.extend(item.values())
+        elif isinstance(item, list):
+            work.extend(item)
+    return False
 
 
 def dump_json(value: Any) -> str:
