@@ -243,7 +243,7 @@ def load_json(text: str) -> Any:
     """``json.loads``, also for documents nested deeper than its recursion allows (read with an explicit
     stack, same values and errors): no line can raise RecursionError. A text with an unpaired surrogate
     escape (``"\\ud800"``) is refused as json.loads refuses invalid JSON: it names no Unicode character
-    (I-JSON, RFC 7493 section 2.1, forbids it), DuckDB's reader refuses it, and no UTF-8 output can hold it."""
+    (I-JSON, RFC 7493 section 2.1, forbids it), DuckDB's reader refuses it, and no UTF-8 text can hold it."""
     try:
         value = json.loads(text)
     except RecursionError:
