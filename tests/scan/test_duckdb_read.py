@@ -145,3 +145,15 @@ def test_a_matching_line_with_a_number_only_duckdb_reads_is_reported_as_json_loa
     lines = [nx[:-1] + f', "x": {token}}}' for token in ["inf", "-nan", "+Infinity", "NAN", "-inf", "[1, Inf]", "[ nan]", "[-i]"]]
     alerts = agree(tmp_path, lines + [nx[:-1] + ', "x": NaN, "y": -Infinity}'])  # Python's spellings: read
     assert nx_lines(alerts) == ["1", str(len(lines) + 2)]
+
+
+def test_times_python_cannot_read_or_print_are_reported_as_the_reference_reports_them(tmp_path):
+    # DuckDB casts year 0, json.loads reads Infinity and NaN, an integer may pass any float: the columns take
+    # only the times Python reads as DuckDB does; the others are the reference reader's to report
+    times = ["0000-01-01T00:00:00Z", "0001-01-01T00:00:00Z", "9999-12-31T23:59:59.999999Z", "2024-02-30T00:00:00Z"]
+    lines = [json.dumps(record(query_timestamp=t, rcode="NXDOMAIN")) for t in times]
+    untimed = {k: v for k, v in record(rcode="NXDOMAIN").items() if k != "query_timestamp"}
+    lines += [json.dumps(untimed)[:-1] + f', "query_timestamp": {n}}}'
+              for n in ("Infinity", "NaN", "1e400", "-1e300", "1" + "0" * 400, "1714557600123")]
+    alerts = agree(tmp_path, lines)
+    assert nx_lines(alerts) == ["1", "3", "4", "11"]  # the good line, years 1 and 9999, epoch milliseconds

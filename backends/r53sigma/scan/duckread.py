@@ -25,7 +25,9 @@ VALUE_TYPES = ("VARCHAR", "BIGINT", "UBIGINT", "BOOLEAN", "NULL")  # JSON types 
 def _only(types: str, allowed: tuple[str, ...]) -> str:
     """Every JSON type name in the list ``types`` (NULL entries: absent) is one of ``allowed``."""
     return f"regexp_full_match(coalesce(array_to_string({types}, ','), ''), '(({'|'.join(allowed)}),)*({'|'.join(allowed)})?')"
-_TIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z?$"
+# The times the columns take: those Python's datetime.fromisoformat reads as DuckDB's cast does (year 1 to
+# 9999: DuckDB also casts year 0, which Python refuses, so that line goes to the reference reader)
+_TIME = r"^([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])-[0-9]{2}-[0-9]{2}T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](\.[0-9]{1,6})?Z?$"
 
 
 

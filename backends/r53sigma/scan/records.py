@@ -127,7 +127,12 @@ def parse_time(value: Any) -> float | None:
     if value is None or value == "":
         return None
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value / 1000.0 if value > 1e11 else float(value)
+        try:
+            seconds = value / 1000.0 if value > 1e11 else float(value)
+        except OverflowError:  # an integer past any float
+            return None
+        # a time alerts can print: finite (JSON's Infinity and NaN are none) and within years 1 to 9999
+        return seconds if _FIRST_SECOND <= seconds <= _LAST_SECOND else None
     if isinstance(value, str):
         try:
             parsed = datetime.fromisoformat(value.strip())
@@ -137,6 +142,10 @@ def parse_time(value: Any) -> float | None:
             parsed = parsed.replace(tzinfo=timezone.utc)
         return parsed.timestamp()
     return None
+
+
+_FIRST_SECOND = datetime(1, 1, 1, tzinfo=timezone.utc).timestamp()
+_LAST_SECOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone.utc).timestamp()
 
 
 def format_time(seconds: float) -> str:
@@ -149,7 +158,9 @@ def _event(log_source: LogSource, record: dict, raw: Any, file: str | None, line
     record = _normalise(log_source, record)
     time = parse_time(record.get(log_source.timestamp))
     if time is None and record.get(log_source.timestamp) not in (None, ""):
-        raise RecordError(f"{log_source.timestamp} {record[log_source.timestamp]!r} is not an ISO 8601 time")
+        value = record[log_source.timestamp]
+        what = "an ISO 8601 time" if isinstance(value, str) else "a time (epoch seconds or milliseconds, years 1 to 9999)"
+        raise RecordError(f"{log_source.timestamp} {value!r} is not {what}")
     return Event(log_source.source, record, raw, time, file, line, index)
 
 
