@@ -428,6 +428,30 @@ def test_a_correlation_counts_the_rows_sql_left_to_the_reference_engine(tmp_path
     assert sorted(a["title"] for a in duck) == ["names with private answers", "private answers from one source"]
 
 
+def test_a_value_count_point_without_the_value_field_opens_its_window_as_in_the_reference(tmp_path):
+    # an event of the group without the value (answers null, or absent) counts no value but is in the
+    # window: its time may start the burst and it is evidence
+    collection = rules_of("""
+        title: any
+        id: 6a1d9c3e-0000-4000-8000-000000000041
+        name: any_query
+        logsource: {product: aws, service: route53resolver}
+        detection: {sel: {query_name|exists: true}, condition: sel}
+        ---
+        title: answers from one source
+        id: 6a1d9c3e-0000-4000-8000-000000000042
+        correlation: {type: value_count, rules: [any_query], group-by: [srcaddr], timespan: 1m,
+                      condition: {gte: 1, field: answers.Rdata}}
+    """)
+    lines = [resolver(query_timestamp="2024-05-01T10:00:00Z", answers=None),
+             {k: v for k, v in resolver(query_timestamp="2024-05-01T10:00:05Z").items() if k != "answers"},
+             resolver(query_timestamp="2024-05-01T10:00:10Z", answers=[{"Rdata": "10.0.0.1"}])]
+    (tmp_path / "a.log").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    reference, duck, _, _, fast = both_on_paths(collection, [str(tmp_path)])
+    assert fast == 1 and duck == reference
+    assert [(a["window"]["start"], len(a["sample_origins"])) for a in duck] == [("2024-05-01T10:00:00Z", 3)]
+
+
 def test_the_events_counted_are_the_reference_reader_s_on_lines_the_columns_cannot_take(tmp_path, capsys):
     from r53sigma.cli import main
 

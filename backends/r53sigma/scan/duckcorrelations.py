@@ -165,7 +165,7 @@ class CorrelationTables:
         any_target = " OR ".join(self.flag[id(t)] for _, t in targets)
         inner = (
             f"SELECT CAST(round(_time * {MICROS}) AS BIGINT) AS t, _f, _file, _s, _line, _idx, {mask} AS mask, "
-            f"(CASE WHEN len({values}) = 0 THEN [NULL]::VARCHAR[] ELSE {values} END) AS vals, "
+            f"(CASE WHEN coalesce(len({values}), 0) = 0 THEN [NULL]::VARCHAR[] ELSE {values} END) AS vals, "  # no value (an absent list too): one point without one
             + ", ".join([f"{g} AS g{k}" for k, g in enumerate(groups)] or ["1 AS _x"])
             + f" FROM {table} WHERE _fit AND _time IS NOT NULL AND ({any_target})"
         )
