@@ -557,6 +557,28 @@ TIME_FIELD = {RESOLVER: "query_timestamp", PUBLIC: "queryTimestamp", CLOUDTRAIL:
 SECONDS = [0, 0, 1, 5, 30, 59, 60, 61, 119, 120, 300, 599, 600]
 
 
+# Values a Resolver record's fields may hold that the line checks and both readers must treat alike: other
+# JSON types, absent lists, case-folding and look-alike letters, control characters, numbers and their texts
+HOSTILE_VALUES = [None, 0, 53, 3.5, 1e400, True, [], {}, ["a"], {"x": 1}, "", " ", "İ.example", "ß.example",
+                  "\u212a.example", "a\u0000b", "\u2028", "10.0.0.1 ", "::ffff:10.0.0.1", "1e3", "NaN", "..", "."]
+HOSTILE_FIELDS = ["query_name", "query_type", "rcode", "srcaddr", "srcport", "account_id", "transport",
+                  "query_timestamp", "firewall_rule_action", "srcids", "answers"]
+
+
+@st.composite
+def hostile(draw, event: dict) -> dict:
+    """The Resolver record with up to two fields given a hostile value, an answer's or instance's included."""
+    event = json.loads(json.dumps(event))
+    for _ in range(draw(st.integers(0, 2))):
+        name, value = draw(st.sampled_from(HOSTILE_FIELDS)), draw(st.sampled_from(HOSTILE_VALUES))
+        if name == "answers" and draw(st.booleans()):
+            value = [{"Rdata": value, "Type": draw(st.sampled_from(["A", "AAAA", None])), "Class": "IN"}]
+        elif name == "srcids" and draw(st.booleans()):
+            value = {"instance": value}
+        event[name] = value
+    return event
+
+
 @dataclass
 class ScanBatch:
     """Generated rules (the cases' and correlations over them) and the cases' events, re-timed."""
@@ -606,6 +628,8 @@ def scan_batch(draw) -> ScanBatch:
                 event = " ".join(columns)
             else:
                 event = dict(event, **{TIME_FIELD[c.source]: stamp + "Z"})
+                if c.source == RESOLVER:
+                    event = draw(hostile(event))
             events[c.source].append(event)
     documents += [draw(correlation(by_source, m)) for m in range(draw(st.integers(0, 4)))]
     return ScanBatch(documents, events)
