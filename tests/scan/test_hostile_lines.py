@@ -156,9 +156,24 @@ def test_an_unpaired_surrogate_escape_is_reported_by_both_engines_and_the_scan_g
     assert told[0] == told[1] and [t.split(":")[1] for t in told[0]] == ["1", "2"]
 
 
-def test_json_with_an_unpaired_surrogate_escape_is_refused_and_a_pair_is_one_character():
-    with pytest.raises(json.JSONDecodeError, match="unpaired surrogate"):
-        load_json('{"a": "x\\ud800"}')
-    with pytest.raises(json.JSONDecodeError, match="unpaired surrogate"):
-        load_json('{"\\uDC00": 1}')
+def test_a_document_with_an_unpaired_surrogate_escape_loses_only_that_record(tmp_path):
+    trail = {"eventVersion": "1.09", "eventTime": "2024-05-01T10:00:00Z", "eventSource": "route53.amazonaws.com",
+             "eventName": "DeleteHostedZone", "awsRegion": "us-east-1", "sourceIPAddress": "198.51.100.1"}
+    records = [trail, dict(trail, userAgent="x\udc00"), trail]
+    one_line, pretty = tmp_path / "one.json", tmp_path / "pretty.json"
+    one_line.write_text(json.dumps({"Records": records}) + "\n")
+    pretty.write_text(json.dumps({"Records": records}, indent=2) + "\n")
+    errors: list[ReadError] = []
+    events = list(read_paths([one_line, pretty], errors.append))
+    assert [(e.file, e.index) for e in events] == [(str(one_line), 1), (str(one_line), 3), (str(pretty), 1), (str(pretty), 3)]
+    assert [str(e).split(": ", 1)[1] for e in errors] == ["record 2: an unpaired surrogate escape (\\ud800 to \\udfff alone names no character)"] * 2
+
+
+def test_json_with_an_unpaired_surrogate_escape_is_one_record_refused_and_a_pair_is_one_character():
+    from r53sigma.scan.records import RecordError, parse_record
+
+    with pytest.raises(RecordError, match="unpaired surrogate"):
+        parse_record('{"query_name": "x\\ud800", "query_timestamp": "2024-05-01T10:00:00Z"}')
+    with pytest.raises(RecordError, match="unpaired surrogate"):
+        parse_record('{"\\uDC00": 1, "query_timestamp": "2024-05-01T10:00:00Z"}')
     assert load_json('{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001F600", "b": "\\ud800"}

@@ -90,6 +90,8 @@ def parse_record(raw: Any, *, file: str | None = None, line: int | None = None, 
                 record = load_json(text)
             except json.JSONDecodeError as error:
                 raise RecordError(f"invalid JSON: {error.msg} at column {error.colno}") from None
+            if may_hold_surrogate(text) and _holds_surrogate(record):
+                raise RecordError(UNPAIRED_SURROGATE)
             raw = record
         else:
             return _event(_log_sources()["public_zone"], _public_zone_line(text), raw, file, line, index)
@@ -252,23 +254,25 @@ def _normalised_paths(source: str) -> tuple[tuple[str, ...], ...]:
 
 def load_json(text: str) -> Any:
     """``json.loads``, also for documents nested deeper than its recursion allows (read with an explicit
-    stack, same values and errors): no line can raise RecursionError. A text with an unpaired surrogate
-    escape (``"\\ud800"``) is refused as json.loads refuses invalid JSON: it names no Unicode character
-    (I-JSON, RFC 7493 section 2.1, forbids it), DuckDB's reader refuses it, and no UTF-8 text can hold it."""
+    stack, same values and errors): no line can raise RecursionError."""
     try:
-        value = json.loads(text)
+        return json.loads(text)
     except RecursionError:
-        value = _load_deep(text)
-    if "\\u" in text and _SURROGATE_ESCAPE.search(text) and _holds_surrogate(value):
-        raise json.JSONDecodeError("an unpaired surrogate escape, which names no character", text,
-                                   _SURROGATE_ESCAPE.search(text).start())
-    return value
+        return _load_deep(text)
 
 
-# a high or low surrogate escape (JSON's hex digits are either case); json.loads joins a high-low pair into one
-# character, so only the value's text says whether one was unpaired
+# An unpaired surrogate escape ("\\ud800" alone) names no Unicode character (I-JSON, RFC 7493 section 2.1,
+# forbids it): json.loads keeps it, DuckDB's JSON refuses it, no UTF-8 text holds it. A record holding one
+# is malformed (reported, the file's other records read). The escape's text (hex digits of either case)
+# says where to look; json.loads joins a high-low pair into one character, so only the value says whether
+# one was unpaired.
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+UNPAIRED_SURROGATE = "an unpaired surrogate escape (\\ud800 to \\udfff alone names no character)"
+
+
+def may_hold_surrogate(text: str) -> bool:
+    return "\\u" in text and _SURROGATE_ESCAPE.search(text) is not None
 
 
 def _holds_surrogate(value: Any) -> bool:
@@ -560,7 +564,7 @@ def _read_document(name: str, number: int, text: str, lines: Iterator[str], on_e
     except json.JSONDecodeError:
         document = None
     if document is not None:
-        yield from _records_of(document, name, number, on_error)
+        yield from _records_of(document, name, number, on_error, suspect=may_hold_surrogate("\n".join(gathered)))
     else:  # not one document after all: every line on its own, so no good line is lost
         for offset, line in enumerate(gathered):
             if line.strip():
@@ -580,7 +584,8 @@ def starts_document(stripped: str) -> bool:
     return False
 
 
-def _records_of(item: Any, name: str, number: int, on_error: OnError) -> Iterator[Event]:
+def _records_of(item: Any, name: str, number: int, on_error: OnError, suspect: bool = False) -> Iterator[Event]:
+    """``suspect``: the text ``item`` was read from may hold an unpaired surrogate escape."""
     if isinstance(item, str):
         text = _EXPORT_PREFIX.sub("", item, count=1)
         if text[:1] in ("{", "["):
@@ -589,8 +594,12 @@ def _records_of(item: Any, name: str, number: int, on_error: OnError) -> Iterato
             except json.JSONDecodeError as error:
                 on_error(ReadError(name, number, f"invalid JSON: {error.msg} at column {error.colno}"))
                 return
+            suspect = may_hold_surrogate(text)
     records = expand(item)
     for index, record in enumerate(records, 1):
+        if suspect and _holds_surrogate(record):
+            on_error(ReadError(name, number, (f"record {index}: " if len(records) > 1 else "") + UNPAIRED_SURROGATE))
+            continue
         try:
             yield parse_record(record, file=name, line=number, index=index if len(records) > 1 else None)
         except RecordError as error:
