@@ -218,7 +218,7 @@ def test_values_at_walks_lists():
 
 from hypothesis import given, settings, strategies as st  # noqa: E402
 
-from r53sigma.scan.reference import _strings_test  # noqa: E402
+from r53sigma.scan import matchplan, predicates  # noqa: E402
 from sigma.types import SigmaCasedString, SigmaString  # noqa: E402
 
 _alphabet = st.sampled_from(list("aAbB.-*?"))
@@ -237,4 +237,5 @@ def _reference(pattern: str, text: str, cased: bool) -> bool:
 def test_merged_string_tests_agree_with_wildcard_regexes(patterns, text):
     values = [SigmaCasedString(p) if cased else SigmaString(p) for p, cased in patterns]
     expected = any(_reference(p, text, cased) for p, cased in patterns)
-    assert _strings_test(values, dns_rule("sel: {rcode: x}\ncondition: sel"), "f")(text) == expected
+    plan = matchplan.strings_plan(values, dns_rule("sel: {rcode: x}\ncondition: sel"), "f")
+    assert predicates.value_test(plan)(text) == expected

@@ -230,3 +230,20 @@ def test_the_only_joins_of_a_pass_are_the_sql_splits_which_the_engine_runs_on_on
     assert "READ_CSV" in names
     assert any("JOIN" in name for name in names) is joins
     assert (registered_domain.SQL_TABLE in statement) is joins
+
+
+def test_the_list_rebuilt_from_its_kept_rules_is_the_parsed_list():
+    """A warm scan rebuilds the list from the rules its compiled run kept (no IDN encoding again)."""
+    from r53sigma.scan import registered_domain
+
+    registered_domain.given_list_rules(None)  # an earlier warm scan in this process may have given its rules
+    parsed = registered_domain._list()
+    try:
+        registered_domain.given_list_rules(tuple(registered_domain.list_rules()))
+        rebuilt = registered_domain._list()
+        assert rebuilt is not parsed
+        assert (rebuilt._publicsuffix, rebuilt._maxlabel) == (parsed._publicsuffix, parsed._maxlabel)
+        for name in ("www.example.co.uk", "a.b.kawasaki.jp", "city.kawasaki.jp", "xn--fiqs8s", "a.bücher.example", "s3.amazonaws.com"):
+            assert rebuilt.privatesuffix(name) == parsed.privatesuffix(name)
+    finally:
+        registered_domain.given_list_rules(None)

@@ -1,7 +1,8 @@
 """A scan's compiled run, kept in the plan cache, so that a warm ``scan`` neither parses rules nor imports pySigma.
 
-What the DuckDB engine needs to scan, once the rules are loaded and checked, is plain data: per rule its log
-source, predicate SQL and whether SQL may leave a row unknown; per correlation its plan (referenced rules,
+What the engines need to scan, once the rules are loaded and checked, is plain data: per rule its log
+source, predicate SQL, whether SQL may leave a row unknown, and its match plan (what the reference engine
+evaluates, :mod:`r53sigma.scan.predicates`); per correlation its plan (referenced rules,
 group and value paths, span, condition); what alerts print (id, title, level, correlation type); the
 messages the load and the checks printed, in order, and the exit status they set. :func:`build` takes that
 from a cold run; :func:`restore` gives it back as stand-ins of the rules (:class:`CachedRule`,
@@ -13,7 +14,8 @@ the load may read (the files and folders given, their folders, the pack), the fi
 ``%ioc_domains%`` list (``R53SIGMA_IOC_DOMAINS``, its file, ``R53SIGMA_IOC_CATEGORIES``), the catalogue,
 the code of the package (``r53sigma`` and its pySigma pipeline), the versions of Python, pySigma and
 DuckDB, and the Public Suffix List the SQL split reads. Any change gives another key, so an entry is never
-stale. Entries are files ``runs/<key>.json`` under :func:`r53sigma.catalogue.cache_dir`, written
+stale. The Public Suffix List's rules are kept with every run (the reference reader splits every Resolver
+name), and their SQL form with a run whose rules read a split name: parsing the list is 0.1 s of a warm start. Entries are files ``runs/<key>.json`` under :func:`r53sigma.catalogue.cache_dir`, written
 atomically; one that cannot be read, is not JSON, or holds another key or format is ignored (the run is
 compiled again). The pySigma rules are loaded only when a row needs the reference engine (an unknown SQL
 flag, a line the columns cannot hold, a file DuckDB does not read, stdin): :class:`LazyReference`.
@@ -29,8 +31,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from r53sigma.scan import sigma_names
+from r53sigma.scan.standins import CONDITION_NODES, CachedCorrelation, CachedRule
 
-FORMAT = 1
+FORMAT = 2  # 2: each rule's match plan and the Public Suffix List's rules, for the reference engine
 MAX_RUNS = 32  # compiled runs kept (the newest); each is about the size of its rules' SQL
 _PACKAGE = Path(__file__).resolve().parents[1]  # backends/r53sigma
 _CODE = (_PACKAGE, _PACKAGE.parent / "sigma")  # the pack's pySigma pipeline (placeholders, filters) is code too
@@ -104,80 +107,13 @@ def _environment_digest() -> str:
     return digest.hexdigest()
 
 
-# ---------------------------------------------------------------- the stand-ins
-
-
-class _Location:
-    """Where a rule came from, as ``describe`` prints it (pySigma's SigmaRuleLocation)."""
-
-    def __init__(self, path: str | None):
-        self.path = Path(path) if path else None
-
-
-class _Level:
-    def __init__(self, name: str):
-        self.name = name
-
-
-class _Described:
-    def _describe_from(self, data: dict) -> None:
-        self.index: int = data["index"]
-        self.id: str | None = data["id"]
-        self.name: str | None = data["name"]
-        self.title: str = data["title"]
-        self.level = _Level(data["level"]) if data["level"] else None
-        self.source = _Location(data["path"])
-        self._output: bool = data["output"]
-
-
-class CachedRule(sigma_names.SigmaRule, _Described):
-    """A single-event rule of a compiled run: its log source, SQL and what its alerts print."""
-
-    def __init__(self, data: dict):
-        self._describe_from(data)
-        self.log_source: str = data["log_source"]
-        self.sql: str = data["sql"]
-        self.unknown: bool = data["unknown"]
-
-
-class CachedCondition(sigma_names.SigmaCorrelationCondition):
-    def __init__(self, data: dict):
-        self.op = sigma_names.SigmaCorrelationConditionOperator.named(data["op"])
-        self.count, self.fieldref, self.percentile = data["count"], data["fieldref"], data["percentile"]
-
-
-class CachedExtendedCondition(sigma_names.SigmaExtendedCorrelationCondition):
-    def __init__(self, data: dict):
-        self.expression = data["expression"]
-        self._parsed = _tree(data["tree"])
-        self.fieldref = None
-
-
-class CachedCorrelation(sigma_names.SigmaCorrelationRule, _Described):
-    """A correlation of a compiled run; ``plan`` is its CorrelationPlan over CachedRule stand-ins."""
-
-    def __init__(self, data: dict):
-        self._describe_from(data)
-        self.type = sigma_names.SigmaCorrelationType.named(data["type"])
-        condition = data["condition"]
-        self.condition = CachedExtendedCondition(condition) if "expression" in condition else CachedCondition(condition)
-        self.plan: Any = None
-
-
-_NODES = {"and": sigma_names.CorrelationConditionAND, "or": sigma_names.CorrelationConditionOR,
-          "not": sigma_names.CorrelationConditionNOT}
-
-
-def _tree(node: list) -> Any:
-    if node[0] == "ref":
-        return sigma_names.SigmaRuleReference(node[1])
-    return _NODES[node[0]]([_tree(a) for a in node[1]])
+# ---------------------------------------------------------------- the stand-ins (r53sigma.scan.standins)
 
 
 def _tree_data(node: Any) -> list:
     if isinstance(node, sigma_names.SigmaRuleReference):
         return ["ref", node.reference]
-    for name, kind in _NODES.items():
+    for name, kind in CONDITION_NODES.items():
         if isinstance(node, kind):
             return [name, [_tree_data(a) for a in node.args]]
     raise _Uncacheable(f"condition element {type(node).__name__}")
@@ -216,12 +152,17 @@ class CompiledRun:
         self.status: int = data["status"]
         self.by_index = by_index
 
+    def matchable(self) -> bool:
+        """Whether the reference engine can evaluate every rule of the run from its match plan."""
+        return all(rule.match is not None for rule in self.rules if isinstance(rule, CachedRule))
+
 
 def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: list[str], status: int) -> dict | None:
     """The plain data of a checked cold run (``engine``: its DuckEngine; ``messages``: what the load printed,
     ``choices``: what choosing the rules printed), or None where some part has none."""
-    from r53sigma.scan import registered_domain
+    from r53sigma.scan import matchplan, registered_domain
     from r53sigma.scan.correlations import SigmaCorrelationRule
+    from r53sigma.scan.results import EngineError
     from r53sigma.scan.values import log_source_of
 
     position = {id(r): i for i, r in enumerate(loaded.collection.rules)}
@@ -237,11 +178,17 @@ def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: 
                     "title": rule.title, "level": level, "path": str(path) if path else None,
                     "output": bool(getattr(rule, "_output", True))}
 
+        def match_plan(rule: Any) -> list | None:
+            try:
+                return matchplan.of(rule)[1]
+            except EngineError:
+                return None
+
         def plain(rule: Any) -> int:
             if id(rule) not in rules:
                 sql, unknown = engine.compiled(rule)
                 rules[id(rule)] = described(rule) | {"log_source": log_source_of(rule)[0].source, "sql": sql,
-                                                     "unknown": bool(unknown)}
+                                                     "unknown": bool(unknown), "match": match_plan(rule)}
             return rules[id(rule)]["index"]
 
         for rule in chosen:
@@ -263,9 +210,11 @@ def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: 
                 "group_paths": [[list(p) for p in plan.group_paths[id(t)]] for t in plan.rules],
                 "value_paths": [list(plan.value_paths[id(t)]) if id(t) in plan.value_paths else None for t in plan.rules],
             })
+        splits = _splits_names(rules.values(), correlations)
         data = {"format": FORMAT, "rules": list(rules.values()), "correlations": correlations,
                 "chosen": [position[id(r)] for r in chosen], "messages": list(messages), "choices": list(choices), "status": status,
-                "psl": list(registered_domain.sql_rules()) if _splits_names(rules.values(), correlations) else None}
+                "psl": list(registered_domain.sql_rules()) if splits else None,
+                "psl_rules": registered_domain.list_rules()}  # the reference reader splits every Resolver name
         json.dumps(data)  # every value plain (a condition count that is not a number ...)
         return data
     except (_Uncacheable, TypeError, ValueError, AttributeError):
@@ -311,6 +260,8 @@ def load(key: str | None) -> CompiledRun | None:
 
     if data["psl"] is not None:
         registered_domain.given_sql_rules(tuple(data["psl"]))
+    if data["psl_rules"] is not None:
+        registered_domain.given_list_rules(tuple(data["psl_rules"]))
     return run
 
 

@@ -41,8 +41,8 @@ def compile_re2(pattern: str):
 def search_test(pattern: str, flags: set) -> Callable[[str], bool]:
     """Does a text contain a match of a Sigma ``|re`` value (with its flags)."""
     python_flags = 0
-    for flag in flags:
-        python_flags |= _PYTHON_FLAGS[flag.name]
+    for name in _flag_names(flags):
+        python_flags |= _PYTHON_FLAGS[name]
     fallback = re.compile(pattern, python_flags)
     program = compile_re2(search_core(python_regex_to_re2(pattern, flags)))
     if program is None:
@@ -68,11 +68,16 @@ def _with_fallback(fast: Callable, slow: Callable) -> Callable[[str], bool]:
     return test
 
 
+def _flag_names(flags: set) -> set[str]:
+    """pySigma's regex flags by name (``IGNORECASE``, ``MULTILINE``, ``DOTALL``): members or their names
+    (a warm scan's plans keep names, and it does not import pySigma)."""
+    return {getattr(flag, "name", flag) for flag in flags}
+
+
 def python_regex_to_re2(pattern: str, flags: set) -> str:
     """Inline flags, and Python's ``$`` (end or before a final newline) where RE2 would mean end only."""
-    from sigma.types import SigmaRegularExpressionFlag  # here: a warm scan imports this module, not pySigma
-
-    multiline = SigmaRegularExpressionFlag.MULTILINE in flags
+    names = _flag_names(flags)
+    multiline = "MULTILINE" in names
     out, i, in_class = [], 0, False
     while i < len(pattern):
         char = pattern[i]
@@ -95,11 +100,8 @@ def python_regex_to_re2(pattern: str, flags: set) -> str:
             continue
         out.append(char)
         i += 1
-    prefix = "".join(f for flag, f in ((SigmaRegularExpressionFlag.IGNORECASE, "i"),
-                                       (SigmaRegularExpressionFlag.MULTILINE, "m"),
-                                       (SigmaRegularExpressionFlag.DOTALL, "s")) if flag in flags)
-    off = "".join(f for flag, f in ((SigmaRegularExpressionFlag.MULTILINE, "m"),
-                                    (SigmaRegularExpressionFlag.DOTALL, "s")) if flag not in flags)
+    prefix = "".join(f for flag, f in (("IGNORECASE", "i"), ("MULTILINE", "m"), ("DOTALL", "s")) if flag in names)
+    off = "".join(f for flag, f in (("MULTILINE", "m"), ("DOTALL", "s")) if flag not in names)
     head = f"(?{prefix}-{off})" if off else f"(?{prefix})"
     return head + "".join(out)
 

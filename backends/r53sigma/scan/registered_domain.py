@@ -13,9 +13,29 @@ import functools
 from publicsuffixlist import PublicSuffixList
 
 
+_GIVEN_LIST_RULES: tuple[str, ...] | None = None
+
+
 @functools.cache
 def _list() -> PublicSuffixList:
+    if _GIVEN_LIST_RULES is not None:  # the parsed rules, punycode twins included: parsed again as they are
+        return PublicSuffixList("\n".join(_GIVEN_LIST_RULES), accept_encoded_idn=False)
     return PublicSuffixList()
+
+
+def list_rules() -> list[str]:
+    """The rules of the parsed list (its sections and the punycode twins it adds), for the plan cache."""
+    return sorted(_list()._publicsuffix)
+
+
+def given_list_rules(rules: tuple[str, ...] | None) -> None:
+    """Build the list from ``rules``, a copy of :func:`list_rules` kept by the plan cache (keyed by the
+    list's file): 0.02 s, where parsing the bundled file (IDN encoding) is 0.1 s of a warm start. None: parse
+    the bundled file."""
+    global _GIVEN_LIST_RULES
+    if rules != _GIVEN_LIST_RULES:
+        _GIVEN_LIST_RULES = rules
+        _list.cache_clear()
 
 
 @functools.lru_cache(maxsize=65536)
