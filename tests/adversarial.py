@@ -635,13 +635,18 @@ def scan_batch(draw) -> ScanBatch:
     return ScanBatch(documents, events)
 
 
-def scan_both(batch: ScanBatch, folder: Path) -> tuple[tuple, tuple]:
+def scan_both(batch: ScanBatch, folder: Path, warm: bool = False) -> tuple[tuple, ...]:
     """(exit status, alerts, the summary line) of ``r53sigma scan`` with each engine on the batch: its rules
-    in one file, its events in a file per log source (JSON lines, hosted-zone lines, a CloudTrail document)."""
+    in one file, its events in a file per log source (JSON lines, hosted-zone lines, a CloudTrail document).
+    ``warm``: a third result, the default engine's warm scan of these small files (the reference engine on
+    the match plans of the compiled run the DuckDB scan left in a cache folder of its own)."""
     import contextlib
     import io
+    import os
+    from unittest import mock
 
     from r53sigma import cli
+    from r53sigma.scan import reference, standins
 
     rules = folder / "rules.yml"
     rules.write_text(yaml.safe_dump_all(batch.documents, sort_keys=False, allow_unicode=True), encoding="utf-8")
@@ -654,13 +659,26 @@ def scan_both(batch: ScanBatch, folder: Path) -> tuple[tuple, tuple]:
             (folder / name).write_text(render(batch.events[source]), encoding="utf-8")
             logs.append(str(folder / name))
     results = []
-    for engine in ("reference", "duckdb"):
-        out, err = folder / f"{engine}.jsonl", io.StringIO()
-        with contextlib.redirect_stderr(err):
-            status = cli.main(["scan", "--no-progress", "--engine", engine, "--rules", str(rules), "-o", str(out), *logs])
-        summary = [line for line in err.getvalue().splitlines() if line.startswith("scanned")]
-        results.append((status, out.read_text(encoding="utf-8") if out.exists() else None, summary))
-    return results[0], results[1]
+    stand_ins = []
+    real_scan = reference.Engine.scan
+
+    def spied_scan(engine, events, rules=None):
+        stand_ins.extend(isinstance(r, (standins.CachedRule, standins.CachedCorrelation)) for r in rules or [])
+        return real_scan(engine, events, rules)
+
+    cache = {"R53SIGMA_CACHE_DIR": str(folder / "cache")} if warm else {}
+    with mock.patch.dict(os.environ, cache), mock.patch.object(reference.Engine, "scan", spied_scan):
+        for engine in ("reference", "duckdb", "default")[:3 if warm else 2]:
+            out, err = folder / f"{engine}.jsonl", io.StringIO()
+            chosen = ["--engine", engine] if engine != "default" else []
+            stand_ins.clear()  # what the last run's reference engine was given
+            with contextlib.redirect_stderr(err):
+                status = cli.main(["scan", "--no-progress", *chosen, "--rules", str(rules), "-o", str(out), *logs])
+            summary = [line for line in err.getvalue().splitlines() if line.startswith("scanned")]
+            results.append((status, out.read_text(encoding="utf-8") if out.exists() else None, summary))
+    if warm and list((folder / "cache" / "runs").glob("*.json")):  # no compiled run: no rule was left to run
+        assert stand_ins and all(stand_ins), "the warm scan did not run the reference engine on the stand-ins"
+    return tuple(results)
 
 
 if __name__ == "__main__":  # the long exploratory run: every finding, not only the first

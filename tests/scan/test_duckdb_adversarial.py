@@ -17,7 +17,8 @@ LONG_RUN = int(os.environ.get("R53SIGMA_ADVERSARIAL_EXAMPLES", "0"))
           phases=[Phase.explicit, Phase.generate] if not LONG_RUN else list(Phase),
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
 @given(batch=adversarial.scan_batch())
-def test_the_duckdb_engine_scans_adversarial_rules_and_correlations_as_the_reference_does(batch):
+def test_the_duckdb_engine_and_a_warm_scan_run_adversarial_rules_and_correlations_as_the_reference_does(batch):
     with tempfile.TemporaryDirectory() as folder:
-        reference, duckdb = adversarial.scan_both(batch, Path(folder))
+        reference, duckdb, warm = adversarial.scan_both(batch, Path(folder), warm=True)
     assert duckdb == reference
+    assert warm == reference  # the match plans of the compiled run, read back from its JSON

@@ -105,13 +105,13 @@ def resolver_log(tmp_path, rows):
     return path
 
 
-def scan_in_subprocess(cache, rules, logs, extra_env=None):
-    """`r53sigma scan` in a fresh interpreter: (stdout, stderr, the pySigma and PyYAML modules it imported)."""
+def scan_in_subprocess(cache, rules, logs, extra_env=None, options=(), modules=("sigma", "yaml")):
+    """`r53sigma scan` in a fresh interpreter: (stdout, stderr, the modules of ``modules`` it imported)."""
     code = ("import sys, json\nfrom r53sigma.cli import main\nstatus = main(sys.argv[1:])\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('sigma', 'yaml'))), file=sys.stderr)\n"
+            f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {tuple(modules)!r})), file=sys.stderr)\n"
             "sys.exit(status)")
     env = {**os.environ, "R53SIGMA_CACHE_DIR": str(cache), **(extra_env or {})}
-    done = subprocess.run([sys.executable, "-c", code, "scan", "--no-progress", "--rules", str(rules), str(logs)],
+    done = subprocess.run([sys.executable, "-c", code, "scan", "--no-progress", *options, "--rules", str(rules), str(logs)],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     *stderr, modules = done.stderr.splitlines()
@@ -125,7 +125,8 @@ def scan_here(capsys, monkeypatch, cache, *args):
     return status, [json.loads(line) for line in out.splitlines()], err
 
 
-def test_a_warm_scan_imports_no_pysigma_nor_yaml_and_prints_what_the_cold_scan_printed(tmp_path):
+@pytest.mark.parametrize("options", [(), ("--engine", "duckdb")], ids=["small-input-default", "duckdb"])
+def test_a_warm_scan_imports_no_pysigma_nor_yaml_and_prints_what_the_cold_scan_printed(tmp_path, options):
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "nx.yml").write_text(RULE)
@@ -135,9 +136,9 @@ def test_a_warm_scan_imports_no_pysigma_nor_yaml_and_prints_what_the_cold_scan_p
     logs = resolver_log(tmp_path, [("a.example.", "NXDOMAIN", "10.0.0.5"), ("b.example.", "NXDOMAIN", "10.0.0.5"),
                                    ("c.example.", "NOERROR", "10.0.0.6")])
     cache = tmp_path / "cache"
-    cold_out, cold_err, cold_modules = scan_in_subprocess(cache, rules, logs)
+    cold_out, cold_err, cold_modules = scan_in_subprocess(cache, rules, logs, options=options)
     assert {"sigma.rule", "yaml"} <= set(cold_modules) and list((cache / "runs").glob("*.json"))
-    warm_out, warm_err, warm_modules = scan_in_subprocess(cache, rules, logs)
+    warm_out, warm_err, warm_modules = scan_in_subprocess(cache, rules, logs, options=options)
     assert warm_modules == []
     assert (warm_out, warm_err) == (cold_out, cold_err)
     alerts = [json.loads(line) for line in warm_out.splitlines()]
@@ -152,8 +153,8 @@ def test_a_row_sql_leaves_unknown_loads_the_rules_and_is_decided_as_cold(tmp_pat
     (rules / "lookahead.yml").write_text(LOOKAHEAD)  # RE2 has no look-ahead: the reference engine decides
     logs = resolver_log(tmp_path, [("bad.example.", "NOERROR", "10.0.0.5"), ("bat.example.", "NOERROR", "10.0.0.5")])
     cache = tmp_path / "cache"
-    cold = scan_in_subprocess(cache, rules, logs)
-    warm = scan_in_subprocess(cache, rules, logs)
+    cold = scan_in_subprocess(cache, rules, logs, options=("--engine", "duckdb"))
+    warm = scan_in_subprocess(cache, rules, logs, options=("--engine", "duckdb"))
     assert warm[:2] == cold[:2] and "sigma.rule" in warm[2]  # loaded lazily, for the unknown row
     assert [json.loads(line)["event"]["query_name"] for line in warm[0].splitlines()] == ["bad.example."]
 
@@ -199,7 +200,7 @@ def test_an_edited_domain_list_is_run_with_its_new_meaning(tmp_path, capsys, mon
     assert [a["event"]["query_name"] for a in alerts] == ["bad.example."]
 
 
-@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 1, "key": "another", "rules": []}), "[]"])
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 2, "key": "another", "rules": []}), "[]"])
 def test_a_corrupt_or_foreign_compiled_run_is_ignored_and_replaced(tmp_path, capsys, monkeypatch, content):
     rule_file, cache = tmp_path / "nx.yml", tmp_path / "cache"
     rule_file.write_text(RULE)
@@ -212,3 +213,73 @@ def test_a_corrupt_or_foreign_compiled_run_is_ignored_and_replaced(tmp_path, cap
     # nothing but the cache's own files (no temporary file left), in the cache folder
     written = {p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file()}
     assert f"runs/{entry.name}" in written and written <= {"catalogue-validated", "plans.json", f"runs/{entry.name}"}
+
+
+# ---------------------------------------------------------------- a warm scan of small inputs: the reference engine
+
+
+def test_a_warm_scan_of_the_samples_runs_the_match_plans_without_pysigma_nor_duckdb_and_alerts_as_duckdb(tmp_path):
+    """The pack's every rule on the bundled samples (three log sources): the default engine's warm scan of these
+    small files evaluates the compiled run's match plans, read back from its JSON, with the reference engine."""
+    code = ("import sys, json\nfrom r53sigma.cli import main\nstatus = main(sys.argv[1:])\n"
+            "from r53sigma.scan import registered_domain as psl\n"
+            "parsed = 'psl-parsed' if psl._GIVEN_LIST_RULES is None and psl._list.cache_info().currsize else 'psl-given'\n"
+            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'sigma', 'yaml', 'duckdb'}) + [parsed]), file=sys.stderr)\n"
+            "sys.exit(status)")
+    env = {**os.environ, "R53SIGMA_CACHE_DIR": str(tmp_path / "cache")}
+
+    def scan(*options):
+        done = subprocess.run([sys.executable, "-c", code, "scan", "--no-progress", *options], capture_output=True,
+                              text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr
+        *stderr, modules = done.stderr.splitlines()
+        return done.stdout, stderr, json.loads(modules)
+
+    duckdb_out, duckdb_err, _ = scan("--engine", "duckdb")  # cold: compiles the run
+    warm_out, warm_err, warm_modules = scan()
+    assert warm_modules == ["psl-given"]  # nor the Public Suffix List's file parsed: the run keeps its rules
+    assert (warm_out, warm_err) == (duckdb_out, duckdb_err) and len(warm_out.splitlines()) > 40
+
+
+def test_only_small_regular_files_are_small_input(tmp_path, monkeypatch):
+    from r53sigma.commands import scan
+
+    monkeypatch.setattr(scan, "SMALL_INPUT_BYTES", 1000)
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "a.jsonl").write_bytes(b"x" * 600)
+    assert scan._small_input([str(tmp_path / "logs"), str(tmp_path / "missing.jsonl")])
+    (tmp_path / "logs" / "b.jsonl").write_bytes(b"x" * 600)  # the folder holds 1200 bytes
+    assert not scan._small_input([str(tmp_path / "logs")])
+    (tmp_path / "small.gz").write_bytes(b"\x1f\x8b" + b"x" * 40)  # counted as 20 times its 42 bytes
+    assert scan._small_input([str(tmp_path / "small.gz")])
+    (tmp_path / "large.gz").write_bytes(b"\x1f\x8b" + b"x" * 60)
+    assert not scan._small_input([str(tmp_path / "large.gz")])
+    assert not scan._small_input(["-"])
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    assert not scan._small_input([str(pipe)])  # never opened: a pipe is read once, by the scan
+
+
+@pytest.mark.parametrize("case", ["large-file", "memory-limit", "stdin"])
+def test_a_warm_scan_keeps_the_duckdb_engine_for_large_input_stdin_or_a_memory_limit(tmp_path, case):
+    from r53sigma.commands.scan import SMALL_INPUT_BYTES
+
+    rules = tmp_path / "nx.yml"
+    rules.write_text(RULE)
+    rows = [("a.", "NXDOMAIN", "10.0.0.5"), ("b.", "SERVFAIL", "10.0.0.5")]
+    logs = resolver_log(tmp_path, rows * (SMALL_INPUT_BYTES // 150 if case == "large-file" else 1))
+    options = ("--memory-limit", "256MB") if case == "memory-limit" else ()
+    cache = tmp_path / "cache"
+    cold = scan_in_subprocess(cache, rules, logs, options=("--engine", "duckdb"), modules=("duckdb",))
+    if case == "stdin":
+        code = ("import sys, json\nfrom r53sigma.cli import main\nstatus = main(sys.argv[1:])\n"
+                "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & {'duckdb'})), file=sys.stderr)\n")
+        done = subprocess.run([sys.executable, "-c", code, "scan", "--no-progress", "--rules", str(rules), "-"],
+                              input=logs.read_text(), capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "R53SIGMA_CACHE_DIR": str(cache)})
+        warm = done.stdout, done.stderr.splitlines()[:-1], json.loads(done.stderr.splitlines()[-1])
+    else:
+        warm = scan_in_subprocess(cache, rules, logs, options=options, modules=("duckdb",))
+    events = [[json.loads(line)["event"] for line in out.splitlines()] for out in (warm[0], cold[0])]
+    assert "duckdb" in warm[2] and events[0] == events[1] and events[0]
+    assert (logs.stat().st_size >= SMALL_INPUT_BYTES) == (case == "large-file")
