@@ -66,7 +66,7 @@ class Engine:
     def scan(self, events: Iterable[Event], rules: Iterable[AnyRule] | None = None) -> Iterator[Alert]:
         """Alerts of the rules (default: the collection's output rules) over one pass of the events."""
         chosen = list(rules) if rules is not None else [r for r in self.rules if getattr(r, "_output", True)]
-        plain = [r for r in chosen if not isinstance(r, SigmaCorrelationRule)]
+        plain = [r for r in chosen if isinstance(r, SigmaRule)]
         trackers = [Tracker(self.plan(r)) for r in chosen if isinstance(r, SigmaCorrelationRule)]
         base = {id(r): r for r in plain}
         for tracker in trackers:
