@@ -322,7 +322,7 @@ from r53sigma.scan.values import as_number  # noqa: E402
 
 NUMERIC_KINDS = ["value_sum", "value_avg", "value_median", "value_percentile"]
 OPS = {"gt": lambda a, b: a > b, "gte": lambda a, b: a >= b, "lt": lambda a, b: a < b, "lte": lambda a, b: a <= b}
-# ties (7 and 7.0), negatives, floats, texts that are not numbers, a Unicode digit (a number to Python)
+# ties (7 and 7.0), negatives, floats, texts that are not numbers, a Unicode digit (a number to Python, not here)
 numeric_texts = st.sampled_from(["-3", "2.5", "7", "7.0", "x", "0", "-0.5", "12", "0.1", "0.2", "\u0663", "1e1"])
 
 

@@ -177,3 +177,48 @@ def test_json_with_an_unpaired_surrogate_escape_is_one_record_refused_and_a_pair
     with pytest.raises(RecordError, match="unpaired surrogate"):
         parse_record('{"\\uDC00": 1, "query_timestamp": "2024-05-01T10:00:00Z"}')
     assert load_json('{"a": "\\ud83d\\ude00", "b": "\\\\ud800"}') == {"a": "\U0001F600", "b": "\\ud800"}
+
+
+NUMBER_RULES = """
+title: port 1024
+id: 0f1d2c3b-0000-4000-8000-00000000a101
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {srcport: 1024}
+  condition: sel
+---
+title: port above 2 to the 53
+id: 0f1d2c3b-0000-4000-8000-00000000a102
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {srcport|gt: 9007199254740992}
+  condition: sel
+---
+title: port above 5
+id: 0f1d2c3b-0000-4000-8000-00000000a103
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {srcport|gt: 5}
+  condition: sel
+"""
+
+
+def test_numbers_are_plain_ascii_decimals_compared_as_doubles_by_both_engines(tmp_path):
+    """Python reads more as numbers than DuckDB (Unicode digits, underscores, Unicode spaces, exact big
+    integers, a JSON 1e400 as infinity); a number here is what both read, compared as a finite double."""
+    numbers = {  # srcport as written in the JSON line -> (= 1024, > 2**53, > 5)
+        '"1024"': (True, False, True), '" 1024 \\n"': (True, False, True), '"+1024"': (True, False, True),
+        '"1024.0"': (True, False, True), '"1e3"': (False, False, True), "1024.0": (True, False, True),
+        '"1_024"': (False, False, False), '"\\u0661\\u0660\\u0662\\u0664"': (False, False, False),
+        '"\\u00a01024"': (False, False, False), '"0x400"': (False, False, False), '"1 024"': (False, False, False),
+        "1e400": (False, False, False), '"Infinity"': (False, False, False), '"NaN"': (False, False, False),
+        "9007199254740993": (False, False, True), '"9007199254740993"': (False, False, True),  # 2**53 + 1 is 2**53 as a double
+        "9007199254740994": (False, True, True), '"1' + "0" * 400 + '"': (False, False, False),
+    }
+    log = tmp_path / "numbers.jsonl"
+    log.write_text("".join(line(f"n{i}.example.", srcport="PORT").replace('"PORT"', text) + "\n"
+                           for i, text in enumerate(numbers)), encoding="utf-8")
+    alerts, _ = scan_both([log], SigmaCollection.from_yaml(NUMBER_RULES))
+    ids = ["0f1d2c3b-0000-4000-8000-00000000a101", "0f1d2c3b-0000-4000-8000-00000000a102", "0f1d2c3b-0000-4000-8000-00000000a103"]
+    expected = sorted(f"{ids[k]}{n}" for n, wanted in enumerate(numbers.values(), 1) for k in range(3) if wanted[k])
+    assert sorted(alerts) == expected

@@ -43,6 +43,7 @@ from r53sigma.scan.duckread import column_name, log_sources
 from r53sigma.scan.sqltext import quote as _quote
 from r53sigma.scan.records import Event
 from r53sigma.scan.results import EVIDENCE_PER_GROUP, Alert
+from r53sigma.scan.values import PLAIN_NUMBER
 
 
 class CorrelationTables:
@@ -508,8 +509,8 @@ _NUMERIC = (SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG, Sigm
 
 # A point's number in SQL, only where it is surely the number r53sigma.scan.values.as_number reads (plain
 # ASCII decimal notation, finite; both parse it to the nearest double). A text with any other decimal digit
-# (Unicode digits, underscores, spaces, a 400-digit integer) may be a number to Python: its bound is infinite.
-_PLAIN_NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+# (padded with white space, say) is left to Python, which decides whether it is one: its bound is infinite.
+_PLAIN_NUMBER = PLAIN_NUMBER
 _KNOWN = f"(regexp_full_match(v, '{_PLAIN_NUMBER}') AND isfinite(TRY_CAST(v AS DOUBLE)))"
 _MAYBE_NUMBER = r"regexp_matches(v, '\p{Nd}')"
 # Float arithmetic (DuckDB's sums, Python's rounded mean and interpolation) is within this relative margin

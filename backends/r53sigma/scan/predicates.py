@@ -31,7 +31,7 @@ from typing import Any, Callable
 from r53sigma.scan import derived_fields
 from r53sigma.scan.patterns import fullmatch_test, search_test
 from r53sigma.scan.records import Event
-from r53sigma.scan.values import LabelSuffixes, as_number, as_text, leaves, values_at
+from r53sigma.scan.values import LabelSuffixes, as_double, as_number, as_text, leaves, values_at
 
 Predicate = Callable[["Subject"], bool]
 Test = Callable[[Any], bool]
@@ -99,18 +99,23 @@ def value_test(plan: list) -> Test:
     if kind == "bool":
         wanted = bool(plan[1])
         return lambda v: v is wanted if isinstance(v, bool) else as_text(v) == str(wanted).lower()
-    if kind == "number":
-        number = plan[1]
-        return lambda v: as_number(v) == number
+    if kind == "number":  # numbers compare as IEEE 754 doubles (SEMANTICS.md)
+        number = as_double(plan[1])
+        return lambda v: (n := _double(v)) is not None and n == number
     if kind == "compare":
-        compare, number = _COMPARE[plan[1]], plan[2]
-        return lambda v: (n := as_number(v)) is not None and compare(n, number)
+        compare, number = _COMPARE[plan[1]], as_double(plan[2])
+        return lambda v: (n := _double(v)) is not None and number is not None and compare(n, number)
     if kind == "regex":
         search = search_test(plan[1], set(plan[2]))
         return lambda v: (t := as_text(v)) is not None and search(t)
     if kind == "cidr":
         return _cidr_test(ipaddress.ip_network(plan[1]))
     raise ValueError(f"unknown value plan {kind!r}")
+
+
+def _double(value: Any) -> float | None:
+    number = as_number(value)
+    return None if number is None else as_double(number)
 
 
 def any_of(predicates: list[Predicate]) -> Predicate:

@@ -48,11 +48,11 @@ from r53sigma.scan import nameindex, rowcolumns
 from r53sigma.scan.patterns import IPV4, IPV6, OCTET as _OCTET, python_regex_to_re2, re2_part, search_core
 from r53sigma.scan.results import EngineError, describe
 from r53sigma.scan.sqltext import quote, strip_dot  # shared with the scan's read SQL (no pySigma there)
+from r53sigma.scan.values import NUMBER_SPACE, PLAIN_NUMBER
 
 _COMPARE = {CompareOperators.LT: "<", CompareOperators.LTE: "<=", CompareOperators.GT: ">",
             CompareOperators.GTE: ">=", CompareOperators.NEQ: "<>"}
 UNKNOWN = "NULL::BOOLEAN"  # an atom SQL cannot decide; the DuckDB engine asks the reference engine
-_WHITESPACE = "' \t\n\r\x0b\x0c'"
 
 
 def ipv6_hex(value: str) -> str:
@@ -438,8 +438,12 @@ class RuleCompiler:
         raise EngineError(f"{describe(self.rule)}: field {name!r}: unsupported value type {type(value).__name__}")
 
     def _number_test(self, x: str, op: str, number: Any) -> str:
-        cast = f"TRY_CAST(trim({x}, {_WHITESPACE}) AS DOUBLE)"
-        return f"coalesce({cast} {op} {float(number)!r} AND {self.dialect.finite}({cast}), false)"
+        """A number as r53sigma.scan.values.as_number reads one (plain ASCII notation, white space around it
+        ignored, a finite double), compared as a double."""
+        trimmed = f"trim({x}, {quote(NUMBER_SPACE)})"
+        cast = f"TRY_CAST({trimmed} AS DOUBLE)"
+        plain = self.dialect.regex(trimmed, f"^({PLAIN_NUMBER})$")
+        return f"coalesce({plain} AND {cast} {op} {float(number)!r} AND {self.dialect.finite}({cast}), false)"
 
     def _strings(self, values: list[SigmaString], name: str) -> Callable[[str], str]:
         exact: dict[bool, list[str]] = {True: [], False: []}

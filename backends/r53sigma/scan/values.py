@@ -4,10 +4,17 @@ arbitrarily deep is walked with an explicit stack."""
 from __future__ import annotations
 
 import math
+import re
 from typing import Any, Iterable, Iterator
 
 from r53sigma import catalogue
 from r53sigma.scan.results import AnyRule, EngineError, describe
+
+# A number written as text: ASCII digits only (SQL reads it with this regex too, never a wider form)
+PLAIN_NUMBER = r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?"
+NUMBER_SPACE = " \t\n\r\x0b\x0c"  # the white space around a number that is ignored (ASCII)
+_PLAIN_NUMBER = re.compile(PLAIN_NUMBER)
+_PLAIN_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def log_source_of(rule: AnyRule) -> tuple[catalogue.LogSource, bool]:
@@ -89,22 +96,33 @@ def as_text(value: Any) -> str | None:
     return None
 
 
-def as_number(value: Any) -> float | None:
-    """A number, or a numeric string (``"48701"``), as a number; None otherwise (booleans included)."""
+def as_number(value: Any) -> int | float | None:
+    """A number, or a text of one (``"48701"``), as a number; None otherwise (booleans included).
+
+    A text is a number in plain ASCII decimal notation (PLAIN_NUMBER: sign, digits, fraction, exponent),
+    ASCII white space around it ignored; integers stay exact (correlation sums), and any number is one only
+    where its nearest IEEE 754 double is finite: what DuckDB's ``TRY_CAST(.. AS DOUBLE)`` reads and the SIEMs
+    compare. Not Python's wider reading (``int("١٠٢٤")``, ``float("1_024")``, Unicode spaces stripped)."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, (int, float)):
-        return value
     if isinstance(value, str):
-        try:
-            return int(value.strip())
-        except ValueError:
-            try:
-                number = float(value.strip())
-            except ValueError:
-                return None
-            return number if math.isfinite(number) else None
+        text = value.strip(NUMBER_SPACE)
+        if _PLAIN_NUMBER.fullmatch(text) is None:
+            return None
+        value = int(text) if _PLAIN_INTEGER.fullmatch(text) else float(text)
+    if isinstance(value, (int, float)):
+        return value if as_double(value) is not None else None
     return None
+
+
+def as_double(number: int | float) -> float | None:
+    """The nearest IEEE 754 double of a number, or None where it is infinite or NaN (how single-event
+    rules compare numbers, as DuckDB and the SIEMs do)."""
+    try:
+        double = float(number)
+    except OverflowError:  # an integer beyond the largest double
+        return None
+    return double if math.isfinite(double) else None
 
 
 class LabelSuffixes:
