@@ -222,3 +222,22 @@ def test_numbers_are_plain_ascii_decimals_compared_as_doubles_by_both_engines(tm
     ids = ["0f1d2c3b-0000-4000-8000-00000000a101", "0f1d2c3b-0000-4000-8000-00000000a102", "0f1d2c3b-0000-4000-8000-00000000a103"]
     expected = sorted(f"{ids[k]}{n}" for n, wanted in enumerate(numbers.values(), 1) for k in range(3) if wanted[k])
     assert sorted(alerts) == expected
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_space = st.sampled_from(["", " ", "\t", "\n", "\u00a0", "\u2003"])
+_digits = st.text(alphabet=st.sampled_from(list("0159") + ["\u0661", "_", "\uff11"]), min_size=1, max_size=4)
+_number_texts = st.builds(lambda a, sign, whole, dot, fraction, exponent, b: a + sign + whole + dot + fraction + exponent + b,
+                          _space, st.sampled_from(["", "+", "-"]), _digits, st.sampled_from(["", "."]),
+                          st.sampled_from(["", "5", "0\u0661"]), st.sampled_from(["", "e3", "E-2", "e400", "e"]), _space)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(st.lists(_number_texts, min_size=1, max_size=40))
+def test_number_texts_are_read_alike_by_both_engines(tmp_path_factory, texts):
+    log = tmp_path_factory.mktemp("numbers") / "numbers.jsonl"
+    record = json.loads(line())
+    log.write_text("".join(json.dumps(record | {"query_name": f"n{i}.", "srcport": text}, ensure_ascii=False) + "\n"
+                           for i, text in enumerate(texts)), encoding="utf-8")  # UTF-8 as written: DuckDB's SQL reads it
+    scan_both([log], SigmaCollection.from_yaml(NUMBER_RULES.replace("srcport|gt: 5", "srcport|gte: 0.5")))  # asserts they agree
