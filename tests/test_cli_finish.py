@@ -211,3 +211,30 @@ def test_pipelines_list_only_backends_that_work():
     assert set(pipelines) == set(proven)
     for name, make in pipelines.items():
         assert set(make().allowed_backends) == proven[name], name
+
+
+def test_a_signal_watcher_that_starts_late_reads_no_file_the_command_opened_after_it(tmp_path, monkeypatch):
+    """The watcher thread of one command (``cli.main`` run in-process, as tests and library users run it) may
+    first be scheduled after the command restored the handlers: it must read its own pipe, never a file that
+    reused the number of a descriptor closed under it (it took the start of an alerts file being read)."""
+    import threading
+
+    from r53sigma import signals
+
+    started, Thread = [], threading.Thread
+
+    class LateThread(Thread):
+        def start(self):  # scheduled only once the command is done
+            started.append(self)
+
+    monkeypatch.setattr(signals.threading, "Thread", LateThread)
+    previous = signals.install()
+    signals.restore(previous)
+    data = tmp_path / "alerts.jsonl"
+    data.write_text("x" * 100_000)
+    with open(data, encoding="utf-8") as handle:
+        (watcher,) = started
+        Thread.start(watcher)
+        watcher.join(timeout=10)
+        assert not watcher.is_alive()
+        assert handle.read() == "x" * 100_000

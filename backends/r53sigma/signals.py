@@ -39,21 +39,27 @@ def forget(callback) -> None:
 
 
 def _watch(read_fd: int) -> None:
-    while True:
-        try:
-            data = os.read(read_fd, 64)
-        except OSError:
-            return
-        if not data:
-            return
-        for signum in data:
-            if signum in (signal.SIGINT, signal.SIGTERM):
-                _received.append(signum)
-                for callback in list(_stoppers):
-                    try:
-                        callback()
-                    except Exception:  # noqa: BLE001 - a stopper that fails must not kill the watcher
-                        pass
+    # The read end is this thread's own: closed here, at the end of the pipe (restore() closes the write
+    # end). Closed by anyone else, its number could be reused by a file opened after, and a watcher first
+    # scheduled late would read that file's bytes away.
+    try:
+        while True:
+            try:
+                data = os.read(read_fd, 64)
+            except OSError:
+                return
+            if not data:
+                return
+            for signum in data:
+                if signum in (signal.SIGINT, signal.SIGTERM):
+                    _received.append(signum)
+                    for callback in list(_stoppers):
+                        try:
+                            callback()
+                        except Exception:  # noqa: BLE001 - a stopper that fails must not kill the watcher
+                            pass
+    finally:
+        os.close(read_fd)
 
 
 def install() -> dict:
@@ -66,7 +72,7 @@ def install() -> dict:
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     previous["wakeup"] = signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
-    _watcher.update(read=read_fd, write=write_fd)
+    _watcher.update(write=write_fd)
     threading.Thread(target=_watch, args=(read_fd,), daemon=True, name="r53sigma-signals").start()
     return previous
 
@@ -75,13 +81,12 @@ def restore(previous: dict) -> None:
     wakeup = previous.pop("wakeup", None)
     if wakeup is not None:
         signal.set_wakeup_fd(wakeup)
-        for key in ("write", "read"):
-            fd = _watcher.pop(key, None)
-            if fd is not None:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
+        fd = _watcher.pop("write", None)
+        if fd is not None:  # the watcher then reads the end of its pipe and closes the read end itself
+            try:
+                os.close(fd)
+            except OSError:
+                pass
     _stoppers.clear()
     for sig, handler in previous.items():
         signal.signal(sig, handler)
