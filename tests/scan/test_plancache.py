@@ -200,7 +200,7 @@ def test_an_edited_domain_list_is_run_with_its_new_meaning(tmp_path, capsys, mon
     assert [a["event"]["query_name"] for a in alerts] == ["bad.example."]
 
 
-@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 2, "key": "another", "rules": []}), "[]"])
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 3, "key": "another", "rules": []}), "[]"])
 def test_a_corrupt_or_foreign_compiled_run_is_ignored_and_replaced(tmp_path, capsys, monkeypatch, content):
     rule_file, cache = tmp_path / "nx.yml", tmp_path / "cache"
     rule_file.write_text(RULE)
@@ -250,10 +250,15 @@ def test_only_small_regular_files_are_small_input(tmp_path, monkeypatch):
     assert scan._small_input([str(tmp_path / "logs"), str(tmp_path / "missing.jsonl")])
     (tmp_path / "logs" / "b.jsonl").write_bytes(b"x" * 600)  # the folder holds 1200 bytes
     assert not scan._small_input([str(tmp_path / "logs")])
-    (tmp_path / "small.gz").write_bytes(b"\x1f\x8b" + b"x" * 40)  # counted as 20 times its 42 bytes
-    assert scan._small_input([str(tmp_path / "small.gz")])
-    (tmp_path / "large.gz").write_bytes(b"\x1f\x8b" + b"x" * 60)
-    assert not scan._small_input([str(tmp_path / "large.gz")])
+    import gzip
+
+    gzipped = {"small": gzip.compress(b"a" * 200), "compressible": gzip.compress(b"a" * 5000),  # its trailer: 5000
+               "multi-member": gzip.compress(b"a" * 5000) + gzip.compress(b"b"),  # its last trailer: 1
+               "incompressible": gzip.compress(os.urandom(60))}
+    for name, data in gzipped.items():
+        (tmp_path / f"{name}.gz").write_bytes(data)
+    assert len(gzipped["small"]) * 20 < 1000 and len(gzipped["multi-member"]) * 20 > 1000
+    assert [scan._small_input([str(tmp_path / f"{name}.gz")]) for name in gzipped] == [True, False, False, False]
     assert not scan._small_input(["-"])
     pipe = tmp_path / "pipe"
     os.mkfifo(pipe)

@@ -24,7 +24,8 @@ from r53sigma.scan.records import Event, ReadError, dump_json, read_paths
 SAMPLES_DIR = Path(__file__).resolve().parents[1] / "samples"
 MAX_PROBLEMS_SHOWN = 20
 # Below this much text a warm scan starts sooner on the reference engine than DuckDB plans its pass
-# (bench/scan.py (f), (g)); a gzip file counts as GZIP_RATIO times its size (Resolver logs: about 14x).
+# (bench/scan.py (f), (g)); a gzip file counts as its trailer's size or GZIP_RATIO times its own, the larger
+# (Resolver logs compress about 14x).
 SMALL_INPUT_BYTES = 512 * 1024
 GZIP_RATIO = 20
 
@@ -229,25 +230,13 @@ def _choose(loaded, engine, history) -> tuple[list, list[str], bool]:
 def _run_key(args: argparse.Namespace) -> str | None:
     from r53sigma.scan import compiledrun
 
-    return compiledrun.run_key(args.rules, args.filters, _duckdb_version())
-
-
-def _duckdb_version() -> str:
-    """DuckDB's version from its installed metadata (importing it is 0.1 s a warm small scan need not pay)."""
-    spec = importlib.util.find_spec("duckdb")
-    for location in (spec.submodule_search_locations or []) if spec else []:
-        names = sorted(p.name for p in Path(location).parent.glob("duckdb-*.dist-info"))
-        if len(names) == 1:
-            return names[0].removeprefix("duckdb-").removesuffix(".dist-info")
-    import duckdb
-
-    return duckdb.__version__
+    return compiledrun.run_key(args.rules, args.filters, compiledrun.duckdb_version())
 
 
 def _small_input(logs: list[str]) -> bool:
     """Whether the logs are regular files and folders holding less than SMALL_INPUT_BYTES of text (stdin and
     pipes are never small: their size is not known before they are read)."""
-    from r53sigma.scan.records import log_files
+    from r53sigma.scan.records import log_files, stored_size
 
     total = 0
     for log in logs:
@@ -260,11 +249,11 @@ def _small_input(logs: list[str]) -> bool:
             if not file.is_file():
                 return False  # a pipe or a device (process substitution): read once, by the scan alone
             try:
-                with open(file, "rb") as handle:
-                    gzipped = handle.read(2) == b"\x1f\x8b"
-                    total += os.fstat(handle.fileno()).st_size * (GZIP_RATIO if gzipped else 1)
+                size = stored_size(file)
             except OSError:
                 continue  # reported by the scan
+            # a gzip trailer states the last member only: a multi-member file is also judged by its compressed size
+            total += max(size.text, size.disk * GZIP_RATIO) if size.gzipped else size.disk
             if total >= SMALL_INPUT_BYTES:
                 return False
     return True

@@ -14,8 +14,8 @@ the load may read (the files and folders given, their folders, the pack), the fi
 ``%ioc_domains%`` list (``R53SIGMA_IOC_DOMAINS``, its file, ``R53SIGMA_IOC_CATEGORIES``), the catalogue,
 the code of the package (``r53sigma`` and its pySigma pipeline), the versions of Python, pySigma and
 DuckDB, and the Public Suffix List the SQL split reads. Any change gives another key, so an entry is never
-stale. The Public Suffix List's rules are kept with every run (the reference reader splits every Resolver
-name), and their SQL form with a run whose rules read a split name: parsing the list is 0.1 s of a warm start. Entries are files ``runs/<key>.json`` under :func:`r53sigma.catalogue.cache_dir`, written
+stale. The Public Suffix List's parsed rules are kept with every run, for both engines' forms of the split
+(the reference reader splits every Resolver name): parsing the list's file is 0.1 s of a warm start. Entries are files ``runs/<key>.json`` under :func:`r53sigma.catalogue.cache_dir`, written
 atomically; one that cannot be read, is not JSON, or holds another key or format is ignored (the run is
 compiled again). The pySigma rules are loaded only when a row needs the reference engine (an unknown SQL
 flag, a line the columns cannot hold, a file DuckDB does not read, stdin): :class:`LazyReference`.
@@ -33,7 +33,7 @@ from typing import Any, Callable
 from r53sigma.scan import sigma_names
 from r53sigma.scan.standins import CONDITION_NODES, CachedCorrelation, CachedRule
 
-FORMAT = 2  # 2: each rule's match plan and the Public Suffix List's rules, for the reference engine
+FORMAT = 3  # 2: each rule's match plan and the Public Suffix List's rules; 3: its SQL form derived, not kept
 MAX_RUNS = 32  # compiled runs kept (the newest); each is about the size of its rules' SQL
 _PACKAGE = Path(__file__).resolve().parents[1]  # backends/r53sigma
 _CODE = (_PACKAGE, _PACKAGE.parent / "sigma")  # the pack's pySigma pipeline (placeholders, filters) is code too
@@ -89,22 +89,40 @@ def run_key(rule_paths: list[Path] | None, filters: list[Path] | None, duckdb_ve
 
 def _environment_digest() -> str:
     """The package's code, pySigma's version and the Public Suffix List, without importing either."""
-    import importlib.util
-
     digest = hashlib.sha256()
     for root in _CODE:
         for path in sorted(root.rglob("*.py")):
             digest.update(str(path.relative_to(root.parent)).encode() + b"\0" + path.read_bytes())
-    for package in ("sigma", "publicsuffixlist"):
-        spec = importlib.util.find_spec(package)
-        for location in (spec.submodule_search_locations or []) if spec else []:
-            site = Path(location).parent
-            digest.update(" ".join(sorted(p.name for p in site.glob("*.dist-info")
-                                          if p.name.lower().startswith(("pysigma-", "publicsuffixlist-")))).encode())
+    for package, distribution in (("sigma", "pysigma"), ("publicsuffixlist", "publicsuffixlist")):
+        for location, names in _installed(package, distribution):
+            digest.update(" ".join(names).encode())
             if package == "publicsuffixlist":
-                for data in sorted(Path(location).glob("*.dat")):
+                for data in sorted(location.glob("*.dat")):
                     digest.update(data.read_bytes())
     return digest.hexdigest()
+
+
+def duckdb_version() -> str:
+    """DuckDB's version from its installed metadata (importing it is 0.1 s a warm small scan need not pay)."""
+    for _, names in _installed("duckdb", "duckdb"):
+        if len(names) == 1:
+            return names[0].removeprefix("duckdb-").removesuffix(".dist-info")
+    import duckdb
+
+    return duckdb.__version__
+
+
+def _installed(package: str, distribution: str) -> list[tuple[Path, list[str]]]:
+    """Per folder of an importable package, the names of its distribution's ``.dist-info`` folders beside it."""
+    import importlib.util
+
+    spec = importlib.util.find_spec(package)
+    found = []
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        site = Path(location).parent
+        found.append((Path(location), sorted(p.name for p in site.glob("*.dist-info")
+                                             if p.name.lower().startswith(f"{distribution}-"))))
+    return found
 
 
 # ---------------------------------------------------------------- the stand-ins (r53sigma.scan.standins)
@@ -210,28 +228,13 @@ def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: 
                 "group_paths": [[list(p) for p in plan.group_paths[id(t)]] for t in plan.rules],
                 "value_paths": [list(plan.value_paths[id(t)]) if id(t) in plan.value_paths else None for t in plan.rules],
             })
-        splits = _splits_names(rules.values(), correlations)
         data = {"format": FORMAT, "rules": list(rules.values()), "correlations": correlations,
                 "chosen": [position[id(r)] for r in chosen], "messages": list(messages), "choices": list(choices), "status": status,
-                "psl": list(registered_domain.sql_rules()) if splits else None,
                 "psl_rules": registered_domain.list_rules()}  # the reference reader splits every Resolver name
         json.dumps(data)  # every value plain (a condition count that is not a number ...)
         return data
     except (_Uncacheable, TypeError, ValueError, AttributeError):
         return None
-
-
-def _splits_names(rules: Any, correlations: list[dict]) -> bool:
-    """Whether the run reads a field the Public Suffix List split derives (its SQL rules are then kept
-    with the run; without them a warm run would parse the list, 0.1 s, only to build the split)."""
-    from r53sigma import catalogue
-
-    names = {name for source in catalogue.log_sources() for name, field in source.derived.items()
-             if field.derived.by == "public_suffix_list"}
-    sql = " ".join(r["sql"] for r in rules)
-    paths = {".".join(p) for c in correlations for group in c["group_paths"] for p in group}
-    paths |= {".".join(p) for c in correlations for p in c["value_paths"] if p}
-    return any(f'"f:{n}"' in sql or f'"l:{n}"' in sql or n in paths for n in names)
 
 
 # ---------------------------------------------------------------- storage
@@ -258,10 +261,7 @@ def load(key: str | None) -> CompiledRun | None:
         return None
     from r53sigma.scan import registered_domain
 
-    if data["psl"] is not None:
-        registered_domain.given_sql_rules(tuple(data["psl"]))
-    if data["psl_rules"] is not None:
-        registered_domain.given_list_rules(tuple(data["psl_rules"]))
+    registered_domain.given_list_rules(tuple(data["psl_rules"]))
     return run
 
 

@@ -510,8 +510,7 @@ _NUMERIC = (SigmaCorrelationType.VALUE_SUM, SigmaCorrelationType.VALUE_AVG, Sigm
 # A point's number in SQL, only where it is surely the number r53sigma.scan.values.as_number reads (plain
 # ASCII decimal notation, finite; both parse it to the nearest double). A text with any other decimal digit
 # (padded with white space, say) is left to Python, which decides whether it is one: its bound is infinite.
-_PLAIN_NUMBER = PLAIN_NUMBER
-_KNOWN = f"(regexp_full_match(v, '{_PLAIN_NUMBER}') AND isfinite(TRY_CAST(v AS DOUBLE)))"
+_KNOWN = f"(regexp_full_match(v, '{PLAIN_NUMBER}') AND isfinite(TRY_CAST(v AS DOUBLE)))"
 _MAYBE_NUMBER = r"regexp_matches(v, '\p{Nd}')"
 # Float arithmetic (DuckDB's sums, Python's rounded mean and interpolation) is within this relative margin
 # of the exact bound; a run within it of the threshold stays a candidate, and is then evaluated exactly.

@@ -479,11 +479,6 @@ def split_in_sql(file: Path) -> bool:
     (a gzip file's size as its last member's trailer states it, a guess for multi-member files: a large one
     judged small is read on one thread, slower but in file order)."""
     try:
-        size = file.stat().st_size
-        with open(file, "rb") as handle:
-            if handle.read(2) == b"\x1f\x8b" and size >= 18:
-                handle.seek(-4, 2)
-                size = int.from_bytes(handle.read(4), "little")
+        return events_mod.stored_size(file).text < SQL_SPLIT_BYTES
     except OSError:
         return False
-    return size < SQL_SPLIT_BYTES

@@ -27,6 +27,7 @@ from __future__ import annotations
 import functools
 import io
 import json
+import os
 import re
 import sys
 import zlib
@@ -269,6 +270,24 @@ def read_paths(paths: Iterable[str | Path], on_error: OnError | None = None) -> 
             continue
         for file in log_files(path):
             yield from read_file(file, report)
+
+
+@dataclass(frozen=True)
+class StoredSize:
+    """A file's size on disk and the text it holds as far as that tells, before it is read."""
+    disk: int
+    text: int  # a gzip file's as its last member's trailer states it: for a multi-member file, that member's only
+    gzipped: bool
+
+
+def stored_size(file: Path) -> StoredSize:
+    """The sizes of a file (raises OSError where it cannot be read)."""
+    with open(file, "rb") as handle:
+        disk = os.fstat(handle.fileno()).st_size
+        if handle.read(2) != b"\x1f\x8b" or disk < 18:
+            return StoredSize(disk, disk, False)
+        handle.seek(-4, 2)
+        return StoredSize(disk, int.from_bytes(handle.read(4), "little"), True)
 
 
 def log_files(path: Path) -> list[Path]:

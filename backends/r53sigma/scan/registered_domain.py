@@ -88,22 +88,14 @@ def derive(by: str, part: str, name: str) -> str | int | None:
 SQL_TABLE = "r53sigma_psl"  # one row per rule key (the rule without `!` or `*.`) and its number of labels
 
 
-_GIVEN_SQL_RULES: tuple | None = None
-
-
-def given_sql_rules(rules: tuple) -> None:
-    """Use ``rules``, a copy of :func:`sql_rules` kept by the plan cache (keyed by the list's file), instead
-    of parsing the list (0.1 s of a warm scan's start)."""
-    global _GIVEN_SQL_RULES
-    _GIVEN_SQL_RULES = rules
-
-
-@functools.cache
 def sql_rules() -> tuple[list[str], list[str], list[str], int]:
-    """(every rule key, exception keys, wildcard roots, deepest rule in labels) of the list."""
-    if _GIVEN_SQL_RULES is not None:
-        return _GIVEN_SQL_RULES
-    rules = _list()._publicsuffix  # the parsed list itself: the Python form's data, not a second reading
+    """(every rule key, exception keys, wildcard roots, deepest rule in labels) of the list (0.01 s)."""
+    return _sql_rules(_list())
+
+
+@functools.lru_cache(maxsize=1)
+def _sql_rules(parsed: PublicSuffixList) -> tuple[list[str], list[str], list[str], int]:
+    rules = parsed._publicsuffix  # the parsed list itself: the Python form's data, not a second reading
     exceptions = sorted(r[1:] for r in rules if r.startswith("!"))
     wildcards = sorted(r[2:] for r in rules if r.startswith("*."))
     keys = sorted({r[1:] if r.startswith("!") else r[2:] if r.startswith("*.") else r for r in rules})
