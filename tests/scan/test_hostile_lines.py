@@ -241,3 +241,81 @@ def test_number_texts_are_read_alike_by_both_engines(tmp_path_factory, texts):
     log.write_text("".join(json.dumps(record | {"query_name": f"n{i}.", "srcport": text}, ensure_ascii=False) + "\n"
                            for i, text in enumerate(texts)), encoding="utf-8")  # UTF-8 as written: DuckDB's SQL reads it
     scan_both([log], SigmaCollection.from_yaml(NUMBER_RULES.replace("srcport|gt: 5", "srcport|gte: 0.5")))  # asserts they agree
+
+
+DUPLICATE_RULES = """
+title: tor
+id: 0f1d2c3b-0000-4000-8000-00000000a201
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {query_name|endswith: '.onion'}
+  condition: sel
+---
+title: private answer
+id: 0f1d2c3b-0000-4000-8000-00000000a202
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {answers.Rdata|cidr: 10.0.0.0/8}
+  condition: sel
+---
+title: instance
+id: 0f1d2c3b-0000-4000-8000-00000000a203
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {srcids.instance: i-bad}
+  condition: sel
+---
+title: no rcode
+id: 0f1d2c3b-0000-4000-8000-00000000a204
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {rcode: null}
+  condition: sel
+---
+title: many from one source
+id: 0f1d2c3b-0000-4000-8000-00000000a205
+logsource: {product: aws, service: route53resolver}
+detection:
+  sel: {query_type: A}
+  condition: sel
+---
+title: burst
+id: 0f1d2c3b-0000-4000-8000-00000000a206
+correlation: {type: event_count, rules: [0f1d2c3b-0000-4000-8000-00000000a205], group-by: [srcaddr], timespan: 1m,
+              condition: {gte: 2}}
+"""
+
+
+def test_a_key_written_twice_keeps_its_first_value_in_both_engines(tmp_path):
+    """DuckDB's JSON reader keeps a duplicated key's first value, json.loads its last: the reference reads
+    the first too, at the top level, in the answers and in srcids, so both engines see one record."""
+    first, last = '"query_name": "a.onion.", ', '"query_name": "b.example.com.", '
+    texts = [
+        line("x.example.com.")[:-1] + ', ' + first[:-2] + "}",                        # 1 last is .onion: no alert now
+        "{" + first + line("b.example.com.")[1:],                                    # 2 first is .onion: tor
+        line(answers=[{"Rdata": "10.0.0.1", "Rdata": "8.8.8.8"}]).replace(          # 3 private first: alert
+            '"answers": [{"Rdata": "8.8.8.8"}]', '"answers": [{"Rdata": "10.0.0.1", "Rdata": "8.8.8.8"}]'),
+        line(answers=[]).replace('"answers": []', '"answers": [{"Rdata": "8.8.8.8", "Rdata": "10.0.0.1"}]'),  # 4 none
+        line().replace('"answers": []', '"answers": [], "srcids": {"instance": "i-bad", "instance": "i-ok"}'),  # 5 instance
+        line().replace('"answers": []', '"answers": [], "srcids": {"instance": "i-ok", "instance": "i-bad"}'),  # 6 none
+        line().replace('"rcode": "NXDOMAIN"', '"rcode": null, "rcode": "NOERROR"'),     # 7 no rcode
+        line().replace('"rcode": "NXDOMAIN"', '"rcode": "NOERROR", "rcode": null'),     # 8 none
+        line().replace('"srcaddr": "10.0.0.5"', '"srcaddr": "10.0.0.9", "srcaddr": "10.0.0.5"'),  # 9 groups with 10.0.0.9
+        line().replace('"srcaddr": "10.0.0.5"', '"srcaddr": "10.0.0.9"'),                # 10 the burst's second
+    ]
+    log = tmp_path / "duplicates.jsonl"
+    log.write_text("\n".join(texts) + "\n")
+    value = load_json("[" * DEPTH + '{"a": 1, "b": {"c": 2, "c": 3}, "a": 4}' + "]" * DEPTH)  # the deep reader too
+    for _ in range(DEPTH):
+        (value,) = value
+    assert value == {"a": 1, "b": {"c": 2}} and list(value) == ["a", "b"]
+    assert json.loads(texts[1])["query_name"] == "b.example.com."  # json.loads alone keeps the last: the case is real
+    rules = SigmaCollection.from_yaml(DUPLICATE_RULES)
+    errors: list[ReadError] = []
+    expected = [a.to_json() for a in Engine(rules).scan(read_paths([log], errors.append))]
+    got = [a.to_json() for a in DuckEngine(rules).scan_paths([log], on_error=errors.append)]
+    assert got == expected and errors == []
+    lines = lambda n: [a["origin"].rsplit(":", 1)[1] for a in expected if a["rule_id"].endswith(f"a20{n}")]
+    assert lines(1) == ["2"] and lines(2) == ["3"] and lines(3) == ["5"] and lines(4) == ["7"]
+    (burst,) = [a for a in expected if a["rule_id"].endswith("a206") and a["group"] == {"srcaddr": "10.0.0.9"}]
+    assert [o.rsplit(":", 1)[1] for o in burst["sample_origins"]] == ["9", "10"]  # line 9 grouped by its first srcaddr

@@ -9,11 +9,24 @@ from typing import Any
 
 def load_json(text: str) -> Any:
     """``json.loads``, also for documents nested deeper than its recursion allows (read with an explicit
-    stack, same values and errors): no line can raise RecursionError."""
+    stack, same values and errors): no line can raise RecursionError. A key written twice in one object
+    keeps its first value (:func:`first_wins`)."""
     try:
-        return json.loads(text)
+        return json.loads(text, object_pairs_hook=first_wins)
     except RecursionError:
         return _load_deep(text)
+
+
+def first_wins(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose key is written twice keeps the first value, as DuckDB's JSON reader (yyjson, through
+    ``json_transform``) reads it, so both engines see one record (``json.loads`` alone keeps the last;
+    RFC 8259 section 4 leaves it to the reader; Elasticsearch's json processor refuses such a text)."""
+    record = dict(pairs)
+    if len(record) < len(pairs):
+        record = {}
+        for key, value in pairs:
+            record.setdefault(key, value)
+    return record
 
 
 # An unpaired surrogate escape ("\\ud800" alone) names no Unicode character (I-JSON, RFC 7493 section 2.1,
@@ -139,7 +152,7 @@ def _load_deep(text: str) -> Any:
                 return value
             container, key = stack[-1]
             if isinstance(container, dict):
-                container[key] = value
+                container.setdefault(key, value)  # the first value of a key written twice (first_wins)
             else:
                 container.append(value)
             pos = skip(pos)
