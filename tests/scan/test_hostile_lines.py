@@ -319,3 +319,15 @@ def test_a_key_written_twice_keeps_its_first_value_in_both_engines(tmp_path):
     assert lines(1) == ["2"] and lines(2) == ["3"] and lines(3) == ["5"] and lines(4) == ["7"]
     (burst,) = [a for a in expected if a["rule_id"].endswith("a206") and a["group"] == {"srcaddr": "10.0.0.9"}]
     assert [o.rsplit(":", 1)[1] for o in burst["sample_origins"]] == ["9", "10"]  # line 9 grouped by its first srcaddr
+
+
+def test_a_bare_token_only_duckdb_reads_is_reported_on_every_line_by_both_engines(tmp_path):
+    """``inf``, ``-Inf``, ``nan``: DuckDB's parser reads them as numbers, json.loads refuses them. A line that
+    holds one is malformed for both engines, whether a rule matches it or not (reports and event counts agree)."""
+    noerror = line().replace("NXDOMAIN", "NOERROR")
+    log = tmp_path / "tokens.jsonl"
+    log.write_text("\n".join([noerror, noerror[:-1] + ', "srcport": inf}', line()[:-1] + ', "srcport": -Inf}',
+                              noerror[:-1] + ', "x": [nan]}', line()]) + "\n")
+    alerts, errors = scan_both([log], SigmaCollection.from_yaml(RULES.split("---")[0]))  # no keyword: SQL decides every line
+    assert alerts == ["0f1d2c3b-0000-4000-8000-00000000a0015"]
+    assert [e.split(": ", 1)[0].rsplit(":", 1)[1] for e in errors] == ["2", "3", "4"]

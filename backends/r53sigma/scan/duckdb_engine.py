@@ -432,11 +432,9 @@ class _Run:
         columns = ["_time", "_fit", "_text", "_shown", "_u"] + unpacked + list(needs) + ["_fs_h"] * bool(fs_items)
         rows = (f"SELECT file_row_number + 1 AS _s, {', '.join(columns)} "
                 f"FROM read_parquet({sqltext.quote(rows_file)}, file_row_number = true)")
-        # a row some rule matches (or leaves unknown) with a token json.loads refuses: the reference reader's
-        # (it reports the line); the regex runs on those rows only
-        matched = " OR ".join(f"coalesce({self.flag[id(r)]}, true)" for r in rules)
-        checked = (f"SELECT * REPLACE (CASE WHEN _fit AND ({matched}) THEN NOT {duckread.refused_token('_text')} "
-                   f"ELSE _fit END AS _fit) FROM flagged") if rules else "SELECT * FROM flagged"
+        # a line with a token json.loads refuses does not fit: the reference reader's, which reports it (on every
+        # line, matched or not: a line only DuckDB reads is an event the reference does not count)
+        checked = f"SELECT * REPLACE (CASE WHEN _fit THEN NOT {duckread.refused_token('_text')} ELSE false END AS _fit) FROM flagged"
         return [
             f"COPY (WITH v AS ({select}), "
             f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}), "
