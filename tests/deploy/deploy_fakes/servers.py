@@ -29,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, unquote_plus, urlsplit
 from xml.sax.saxutils import escape
 
-from deploy_fakes.splunk_kvstore import KVStoreEndpoints
+from .splunk_kvstore import KVStoreEndpoints  # relative: the package is imported as deploy_fakes and as deploy.deploy_fakes
 
 
 @dataclass
