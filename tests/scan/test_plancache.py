@@ -288,3 +288,41 @@ def test_a_warm_scan_keeps_the_duckdb_engine_for_large_input_stdin_or_a_memory_l
     events = [[json.loads(line)["event"] for line in out.splitlines()] for out in (warm[0], cold[0])]
     assert "duckdb" in warm[2] and events[0] == events[1] and events[0]
     assert (logs.stat().st_size >= SMALL_INPUT_BYTES) == (case == "large-file")
+
+
+FIRST_SEEN = """title: first name
+id: 0f1d2c3b-0000-4000-8000-00000000c006
+logsource: {product: aws, service: route53resolver}
+first_seen: {fields: [query_name], history: 1d}
+detection:
+  sel: {query_type: A}
+  condition: sel
+"""
+
+
+@pytest.mark.parametrize("options", [(), ("--engine", "duckdb")], ids=["small-input-default", "duckdb"])
+def test_a_warm_scan_with_a_baseline_runs_its_compiled_first_seen_rules_as_the_cold_scan(tmp_path, options):
+    """A scan with --baseline has its own compiled run (it runs the first-seen rules one without skips): warm,
+    it imports no pySigma, alerts as the cold scan and writes the same baseline."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "first.yml").write_text(FIRST_SEEN)
+    (rules / "nx.yml").write_text(RULE)
+    logs = resolver_log(tmp_path, [("a.example.", "NXDOMAIN", "10.0.0.5"), ("b.example.", "NOERROR", "10.0.0.5"),
+                                   ("a.example.", "NOERROR", "10.0.0.6")])
+    cache = tmp_path / "cache"
+    plain_out, plain_err, _ = scan_in_subprocess(cache, rules, logs, options=options)  # no baseline: skipped
+    assert any(line.startswith("rule skipped: first name") for line in plain_err)
+    runs = []
+    for attempt in ("cold", "warm"):
+        baseline = tmp_path / f"{attempt}.csv"
+        out, err, modules = scan_in_subprocess(cache, rules, logs, options=(*options, "--baseline", str(baseline), "--baseline-update"))
+        runs.append((out, err, baseline.read_text(), modules))
+    (cold_out, cold_err, cold_baseline, cold_modules), (warm_out, warm_err, warm_baseline, warm_modules) = runs
+    assert "sigma.rule" in cold_modules and warm_modules == []
+    assert (warm_out, warm_err, warm_baseline) == (cold_out, cold_err, cold_baseline)
+    alerts = [json.loads(line) for line in warm_out.splitlines()]
+    # line 3 repeats line 1's name within the history: no alert
+    assert [(a["title"], a["origin"].rsplit(":", 1)[1]) for a in alerts] == [("nx", "1"), ("first name", "1"), ("first name", "2")]
+    assert "a.example" in warm_baseline and "b.example" in warm_baseline
+    assert len(list((cache / "runs").glob("*.json"))) == 2  # with and without a baseline

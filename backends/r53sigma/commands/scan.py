@@ -78,8 +78,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     engine_name = args.engine or ("duckdb" if _duckdb_installed() else "reference")
     # The DuckDB engine's compiled run of these exact inputs, from the plan cache: no rule parsed, no pySigma
-    # imported (r53sigma.scan.compiledrun); not with --baseline, whose first-seen alerts read the pySigma rules.
-    key = _run_key(args) if engine_name == "duckdb" and history is None else None
+    # imported (r53sigma.scan.compiledrun); a scan with --baseline has its own (it runs the first-seen rules).
+    key = _run_key(args, history is not None) if engine_name == "duckdb" else None
     compiled = _load_compiled(key)
     logs = args.logs or [str(SAMPLES_DIR)]
     if compiled is not None:
@@ -227,10 +227,10 @@ def _choose(loaded, engine, history) -> tuple[list, list[str], bool]:
     return chosen, choices, failed
 
 
-def _run_key(args: argparse.Namespace) -> str | None:
+def _run_key(args: argparse.Namespace, with_history: bool) -> str | None:
     from r53sigma.scan import compiledrun
 
-    return compiledrun.run_key(args.rules, args.filters, compiledrun.duckdb_version())
+    return compiledrun.run_key(args.rules, args.filters, compiledrun.duckdb_version(), with_history)
 
 
 def _small_input(logs: list[str]) -> bool:

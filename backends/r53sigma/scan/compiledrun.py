@@ -13,7 +13,8 @@ The key (:func:`run_key`) is a hash of every input that changes the run: the tex
 the load may read (the files and folders given, their folders, the pack), the filter files, the
 ``%ioc_domains%`` list (``R53SIGMA_IOC_DOMAINS``, its file, ``R53SIGMA_IOC_CATEGORIES``), the catalogue,
 the code of the package (``r53sigma`` and its pySigma pipeline), the versions of Python, pySigma and
-DuckDB, and the Public Suffix List the SQL split reads. Any change gives another key, so an entry is never
+DuckDB, the Public Suffix List the SQL split reads, and whether the scan has a baseline (first-seen rules
+run only with one; their stand-ins keep the ``first_seen`` attribute and log source it is read with). Any change gives another key, so an entry is never
 stale. The Public Suffix List's parsed rules are kept with every run, for both engines' forms of the split
 (the reference reader splits every Resolver name): parsing the list's file is 0.1 s of a warm start. Entries are files ``runs/<key>.json`` under :func:`r53sigma.catalogue.cache_dir`, written
 atomically; one that cannot be read, is not JSON, or holds another key or format is ignored (the run is
@@ -33,7 +34,7 @@ from typing import Any, Callable
 from r53sigma.scan import sigma_names
 from r53sigma.scan.standins import CONDITION_NODES, CachedCorrelation, CachedRule
 
-FORMAT = 3  # 2: each rule's match plan and the Public Suffix List's rules; 3: its SQL form derived, not kept
+FORMAT = 4  # 2: each rule's match plan and the Public Suffix List's rules; 3: its SQL form derived, not kept; 4: log sources and first-seen attributes
 MAX_RUNS = 32  # compiled runs kept (the newest); each is about the size of its rules' SQL
 _PACKAGE = Path(__file__).resolve().parents[1]  # backends/r53sigma
 _CODE = (_PACKAGE, _PACKAGE.parent / "sigma")  # the pack's pySigma pipeline (placeholders, filters) is code too
@@ -46,13 +47,15 @@ class _Uncacheable(Exception):
 # ---------------------------------------------------------------- the key
 
 
-def run_key(rule_paths: list[Path] | None, filters: list[Path] | None, duckdb_version: str) -> str | None:
-    """The content key of the run these inputs give, or None when the cache is off."""
+def run_key(rule_paths: list[Path] | None, filters: list[Path] | None, duckdb_version: str,
+            with_history: bool = False) -> str | None:
+    """The content key of the run these inputs give, or None when the cache is off. ``with_history``: a scan
+    with a baseline, which runs the first-seen rules a scan without one skips (another run, another key)."""
     from r53sigma import catalogue, ioc, rulefiles
 
     if catalogue.cache_dir() is None:
         return None
-    digest = hashlib.sha256(f"{FORMAT}\0{sys.version}\0{duckdb_version}\0{os.getcwd()}\0".encode())
+    digest = hashlib.sha256(f"{FORMAT}\0{sys.version}\0{duckdb_version}\0{os.getcwd()}\0{with_history}\0".encode())
 
     def add_file(path: Path) -> None:
         digest.update(str(path).encode() + b"\0")
@@ -178,6 +181,7 @@ class CompiledRun:
 def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: list[str], status: int) -> dict | None:
     """The plain data of a checked cold run (``engine``: its DuckEngine; ``messages``: what the load printed,
     ``choices``: what choosing the rules printed), or None where some part has none."""
+    from r53sigma import first_seen
     from r53sigma.scan import matchplan, registered_domain
     from r53sigma.scan.correlations import SigmaCorrelationRule
     from r53sigma.scan.results import EngineError
@@ -205,8 +209,12 @@ def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: 
         def plain(rule: Any) -> int:
             if id(rule) not in rules:
                 sql, unknown = engine.compiled(rule)
-                rules[id(rule)] = described(rule) | {"log_source": log_source_of(rule)[0].source, "sql": sql,
-                                                     "unknown": bool(unknown), "match": match_plan(rule)}
+                ls = rule.logsource
+                attributes = getattr(rule, "custom_attributes", None) or {}
+                rules[id(rule)] = described(rule) | {
+                    "log_source": log_source_of(rule)[0].source, "sql": sql, "unknown": bool(unknown), "match": match_plan(rule),
+                    "logsource": {"category": ls.category, "product": ls.product, "service": ls.service},
+                    "custom_attributes": {k: v for k, v in attributes.items() if k == first_seen.ATTRIBUTE}}
             return rules[id(rule)]["index"]
 
         for rule in chosen:

@@ -25,6 +25,13 @@ class _Level:
         self.name = name
 
 
+class _LogSource:
+    """A rule's ``logsource`` (pySigma's SigmaLogSource), which the catalogue resolves (first-seen rules, baselines)."""
+
+    def __init__(self, data: dict):
+        self.category, self.product, self.service = data["category"], data["product"], data["service"]
+
+
 class _Described:
     def _describe_from(self, data: dict) -> None:
         self.index: int = data["index"]
@@ -37,11 +44,14 @@ class _Described:
 
 
 class CachedRule(sigma_names.SigmaRule, _Described):
-    """A single-event rule of a compiled run: its log source, SQL and what its alerts print."""
+    """A single-event rule of a compiled run: its log source, SQL and what its alerts print; a first-seen rule
+    also its ``first_seen`` attribute (r53sigma.first_seen reads it as from pySigma's rule)."""
 
     def __init__(self, data: dict):
         self._describe_from(data)
         self.log_source: str = data["log_source"]
+        self.logsource = _LogSource(data["logsource"])
+        self.custom_attributes: dict = data["custom_attributes"]
         self.sql: str = data["sql"]
         self.unknown: bool = data["unknown"]
         self.match: list | None = data["match"]  # None: the reference engine refused it (the cold run said why)
