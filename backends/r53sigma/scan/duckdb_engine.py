@@ -432,14 +432,10 @@ class _Run:
         columns = ["_time", "_fit", "_text", "_shown", "_u"] + unpacked + list(needs) + ["_fs_h"] * bool(fs_items)
         rows = (f"SELECT file_row_number + 1 AS _s, {', '.join(columns)} "
                 f"FROM read_parquet({sqltext.quote(rows_file)}, file_row_number = true)")
-        # a line with a token json.loads refuses does not fit: the reference reader's, which reports it (on every
-        # line, matched or not: a line only DuckDB reads is an event the reference does not count)
-        checked = f"SELECT * REPLACE (CASE WHEN _fit THEN NOT {duckread.refused_token('_text')} ELSE false END AS _fit) FROM flagged"
         return [
             f"COPY (WITH v AS ({select}), "
             f"flagged AS (SELECT _time, _fit, _text, {', '.join(flags + list(needs)) or '1 AS _x'} FROM {rowcolumns.wrap('v', predicates)}), "
-            f"checked AS ({checked}), "
-            f"marked AS (SELECT *, ({' OR '.join(['NOT _fit'] + shown)}) AS _shown, ({' OR '.join(unknown) or 'false'}) AS _u FROM checked) "
+            f"marked AS (SELECT *, ({' OR '.join(['NOT _fit'] + shown)}) AS _shown, ({' OR '.join(unknown) or 'false'}) AS _u FROM flagged) "
             f"SELECT _time, _fit, CASE WHEN _shown THEN _text END AS _text, _shown, coalesce(_u, false) AS _u, "
             f"{', '.join(masks + keep + fs_items) or '1 AS _x'} FROM marked) TO {sqltext.quote(rows_file)} (FORMAT parquet)",
             f"CREATE OR REPLACE TEMP VIEW {table}_rows AS {rows}",

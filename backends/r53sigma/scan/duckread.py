@@ -340,10 +340,10 @@ class TypedRead:
         fits.append(f"coalesce(regexp_full_match({ts}, '{_TIME}'), false) AND TRY_CAST(rtrim({ts}, 'Z') AS TIMESTAMP) IS NOT NULL")
         fits.append("_shape")
         # the line is an object (a blank line is NULL: the reference skips it, the caller reads such a file
-        # exactly); no trailing comma, which DuckDB's parser accepts and json.loads refuses; no other log
-        # source's key (_other_keys_absent)
+        # exactly); no trailing comma nor bare inf/nan, which DuckDB's parser accepts and json.loads refuses;
+        # no other log source's key (_line_text_tests)
         shape = [f"CASE WHEN ascii(_text) = 123 THEN true ELSE coalesce(ascii(ltrim(_text, {sqltext.quote(_BLANK)})) = 123, false) END",
-                 *_other_keys_absent("_text", self.others)]
+                 *_line_text_tests("_text", self.others)]
         typed = []
         for top, kind in self.containers.items():
             if top not in outer:
@@ -439,32 +439,28 @@ _FLAT_LIST = rf"\[(({_FLAT_OBJECT}|null)(,({_FLAT_OBJECT}|null))*)?\]"
 # A bare value json.loads refuses and DuckDB's parser (yyjson) reads as a number: inf, nan, Infinity in any
 # case, with a sign (json.loads takes NaN, Infinity and -Infinity only). Conservative: any bare token opening
 # with one of the letters but null's, after a colon, comma or bracket, and the same text inside a string.
-_REFUSED_TOKEN = r"[ \t\r]*([+-]?[iIN]|[+-]?n[^u]|[+-]n)"
-# One regex per separator: led by a literal byte, RE2 skips to it (memchr); led by the class [:,\[] it
-# steps through every byte, 3.4x the CPU of the shape regex on the 1M bench file (0.6 s of CPU saved there).
-_REFUSED_AFTER = (":", ",", r"\[")
+# Tested on every line (a line only DuckDB reads would be an event the reference reports as malformed).
+_REFUSED_TOKEN = r"[+-]?[iIN]|[+-]?n[^u]|[+-]n"
 
 
-def refused_token(text: str) -> str:
-    """SQL: the line's text may hold a bare token only DuckDB's parser takes (see _REFUSED_TOKEN)."""
-    tests = " OR ".join(f"regexp_matches({text}, {sqltext.quote(lead + _REFUSED_TOKEN)})" for lead in _REFUSED_AFTER)
-    return f"coalesce({tests}, false)"
-
-
-def _other_keys_absent(text: str, keys: list[str]) -> list[str]:
+def _line_text_tests(text: str, keys: list[str]) -> list[str]:
     """Tests over a line's text that hold when no ``keys`` is a key of its object, nor a trailing comma in it
-    (``json.loads`` refuses one, DuckDB's parser accepts it). Conservative: a key is written either as
-    itself (after the object's ``{`` or after a comma, with white space) or with a ``\\u`` escape, so a
-    line where one of the texts appears elsewhere (a value) fails too and is read exactly. One regex led
-    by a comma (RE2 skips to the commas) for the keys after the first and the trailing commas, one
-    anchored at the line's start for its first key, and a substring test for escapes: each much cheaper
-    than a member of the typed structure per key, and, unlike a member (NULL for JSON null), it sees a
-    key whose value is null."""
+    (``json.loads`` refuses one, DuckDB's parser accepts it), nor a bare token only DuckDB's parser takes
+    (_REFUSED_TOKEN). Conservative: a key is written either as itself (after the object's ``{`` or after a
+    comma, with white space) or with a ``\\u`` escape, so a line where one of the texts appears elsewhere (a
+    value) fails too and is read exactly. Each regex is led by a literal byte, which RE2 skips to (memchr;
+    led by the class [:,\\[] it steps through every byte, 3.4x the CPU): one led by a comma for the keys
+    after the first, the trailing commas and the tokens after a comma, one anchored at the line's start for
+    its first key, one each for the tokens after a colon and a bracket, and a substring test for escapes:
+    each much cheaper than a member of the typed structure per key, and, unlike a member (NULL for JSON
+    null), it sees a key whose value is null."""
     keys = "(" + "|".join(map(re.escape, keys)) + ")"
-    after_comma = ",{ws}([}}\\]]|\"{keys}\")".format(ws=_WS, keys=keys)
+    after_comma = ",{ws}([}}\\]]|\"{keys}\"|{tokens})".format(ws=_WS, keys=keys, tokens=_REFUSED_TOKEN)
     first = "^{ws}\\{{{ws}\"{keys}\"".format(ws=_WS, keys=keys)
+    tokens = [f"{lead}{_WS}({_REFUSED_TOKEN})" for lead in (":", r"\[")]
     return [f"NOT regexp_matches({text}, {sqltext.quote(after_comma)})",
             f"NOT regexp_matches({text}, {sqltext.quote(first)})",
+            *(f"NOT regexp_matches({text}, {sqltext.quote(t)})" for t in tokens),
             f"NOT contains({text}, {sqltext.quote(chr(92) + 'u')})"]
 
 
