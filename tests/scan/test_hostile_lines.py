@@ -243,42 +243,14 @@ def test_number_texts_are_read_alike_by_both_engines(tmp_path_factory, texts):
     scan_both([log], SigmaCollection.from_yaml(NUMBER_RULES.replace("srcport|gt: 5", "srcport|gte: 0.5")))  # asserts they agree
 
 
-DUPLICATE_RULES = """
-title: tor
-id: 0f1d2c3b-0000-4000-8000-00000000a201
-logsource: {product: aws, service: route53resolver}
-detection:
-  sel: {query_name|endswith: '.onion'}
-  condition: sel
----
-title: private answer
-id: 0f1d2c3b-0000-4000-8000-00000000a202
-logsource: {product: aws, service: route53resolver}
-detection:
-  sel: {answers.Rdata|cidr: 10.0.0.0/8}
-  condition: sel
----
-title: instance
-id: 0f1d2c3b-0000-4000-8000-00000000a203
-logsource: {product: aws, service: route53resolver}
-detection:
-  sel: {srcids.instance: i-bad}
-  condition: sel
----
-title: no rcode
-id: 0f1d2c3b-0000-4000-8000-00000000a204
-logsource: {product: aws, service: route53resolver}
-detection:
-  sel: {rcode: null}
-  condition: sel
----
-title: many from one source
-id: 0f1d2c3b-0000-4000-8000-00000000a205
-logsource: {product: aws, service: route53resolver}
-detection:
-  sel: {query_type: A}
-  condition: sel
----
+DUPLICATE_SELECTIONS = {  # title -> selection; rule n has the id ...a20<n>
+    "tor": "{query_name|endswith: '.onion'}", "private answer": "{answers.Rdata|cidr: 10.0.0.0/8}",
+    "instance": "{srcids.instance: i-bad}", "no rcode": "{rcode: null}", "many from one source": "{query_type: A}",
+}
+DUPLICATE_RULES = "---\n".join(
+    f"title: {title}\nid: 0f1d2c3b-0000-4000-8000-00000000a20{n}\nlogsource: {{product: aws, service: route53resolver}}\n"
+    f"detection:\n  sel: {selection}\n  condition: sel\n" for n, (title, selection) in enumerate(DUPLICATE_SELECTIONS.items(), 1)
+) + """---
 title: burst
 id: 0f1d2c3b-0000-4000-8000-00000000a206
 correlation: {type: event_count, rules: [0f1d2c3b-0000-4000-8000-00000000a205], group-by: [srcaddr], timespan: 1m,
