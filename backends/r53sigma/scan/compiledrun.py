@@ -14,10 +14,11 @@ the load may read (the files and folders given, their folders, the pack), the fi
 ``%ioc_domains%`` list (``R53SIGMA_IOC_DOMAINS``, its file, ``R53SIGMA_IOC_CATEGORIES``), the catalogue,
 the code of the package (``r53sigma`` and its pySigma pipeline), the versions of Python, pySigma and
 DuckDB, the Public Suffix List the SQL split reads, and whether the scan has a baseline (first-seen rules
-run only with one; their stand-ins keep the ``first_seen`` attribute and log source it is read with). Any change gives another key, so an entry is never
-stale. The Public Suffix List's parsed rules are kept with every run, for both engines' forms of the split
-(the reference reader splits every Resolver name): parsing the list's file is 0.1 s of a warm start. Entries are files ``runs/<key>.json`` under :func:`r53sigma.catalogue.cache_dir`, written
-atomically; one that cannot be read, is not JSON, or holds another key or format is ignored (the run is
+run only with one; their stand-ins keep the ``first_seen`` attribute and the log source it is read with).
+Any change gives another key, so an entry is never stale. The Public Suffix List's parsed rules are kept
+with every run, for both engines' forms of the split (the reference reader splits every Resolver name):
+parsing the list's file is 0.1 s of a warm start. Entries are files ``runs/<key>.json`` under
+:func:`r53sigma.catalogue.cache_dir`, written atomically; one that cannot be read, is not JSON, or holds another key or format is ignored (the run is
 compiled again). The pySigma rules are loaded only when a row needs the reference engine (an unknown SQL
 flag, a line the columns cannot hold, a file DuckDB does not read, stdin): :class:`LazyReference`.
 """
