@@ -311,7 +311,7 @@ def test_a_warm_scan_with_a_baseline_runs_its_compiled_first_seen_rules_as_the_c
     logs = resolver_log(tmp_path, [("a.example.", "NXDOMAIN", "10.0.0.5"), ("b.example.", "NOERROR", "10.0.0.5"),
                                    ("a.example.", "NOERROR", "10.0.0.6")])
     cache = tmp_path / "cache"
-    plain_out, plain_err, _ = scan_in_subprocess(cache, rules, logs, options=options)  # no baseline: skipped
+    _, plain_err, _ = scan_in_subprocess(cache, rules, logs, options=options)  # no baseline: skipped
     assert any(line.startswith("rule skipped: first name") for line in plain_err)
     runs = []
     for attempt in ("cold", "warm"):
