@@ -261,13 +261,12 @@ correlation: {type: event_count, rules: [0f1d2c3b-0000-4000-8000-00000000a205], 
 def test_a_key_written_twice_keeps_its_first_value_in_both_engines(tmp_path):
     """DuckDB's JSON reader keeps a duplicated key's first value, json.loads its last: the reference reads
     the first too, at the top level, in the answers and in srcids, so both engines see one record."""
-    first, last = '"query_name": "a.onion.", ', '"query_name": "b.example.com.", '
+    first = '"query_name": "a.onion.", '
     texts = [
         line("x.example.com.")[:-1] + ', ' + first[:-2] + "}",                        # 1 last is .onion: no alert now
         "{" + first + line("b.example.com.")[1:],                                    # 2 first is .onion: tor
-        line(answers=[{"Rdata": "10.0.0.1", "Rdata": "8.8.8.8"}]).replace(          # 3 private first: alert
-            '"answers": [{"Rdata": "8.8.8.8"}]', '"answers": [{"Rdata": "10.0.0.1", "Rdata": "8.8.8.8"}]'),
-        line(answers=[]).replace('"answers": []', '"answers": [{"Rdata": "8.8.8.8", "Rdata": "10.0.0.1"}]'),  # 4 none
+        line().replace('"answers": []', '"answers": [{"Rdata": "10.0.0.1", "Rdata": "8.8.8.8"}]'),  # 3 private first: alert
+        line().replace('"answers": []', '"answers": [{"Rdata": "8.8.8.8", "Rdata": "10.0.0.1"}]'),  # 4 none
         line().replace('"answers": []', '"answers": [], "srcids": {"instance": "i-bad", "instance": "i-ok"}'),  # 5 instance
         line().replace('"answers": []', '"answers": [], "srcids": {"instance": "i-ok", "instance": "i-bad"}'),  # 6 none
         line().replace('"rcode": "NXDOMAIN"', '"rcode": null, "rcode": "NOERROR"'),     # 7 no rcode
@@ -277,10 +276,6 @@ def test_a_key_written_twice_keeps_its_first_value_in_both_engines(tmp_path):
     ]
     log = tmp_path / "duplicates.jsonl"
     log.write_text("\n".join(texts) + "\n")
-    value = load_json("[" * DEPTH + '{"a": 1, "b": {"c": 2, "c": 3}, "a": 4}' + "]" * DEPTH)  # the deep reader too
-    for _ in range(DEPTH):
-        (value,) = value
-    assert value == {"a": 1, "b": {"c": 2}} and list(value) == ["a", "b"]
     assert json.loads(texts[1])["query_name"] == "b.example.com."  # json.loads alone keeps the last: the case is real
     rules = SigmaCollection.from_yaml(DUPLICATE_RULES)
     errors: list[ReadError] = []
@@ -291,6 +286,13 @@ def test_a_key_written_twice_keeps_its_first_value_in_both_engines(tmp_path):
     assert lines(1) == ["2"] and lines(2) == ["3"] and lines(3) == ["5"] and lines(4) == ["7"]
     (burst,) = [a for a in expected if a["rule_id"].endswith("a206") and a["group"] == {"srcaddr": "10.0.0.9"}]
     assert [o.rsplit(":", 1)[1] for o in burst["sample_origins"]] == ["9", "10"]  # line 9 grouped by its first srcaddr
+
+
+def test_the_deep_reader_keeps_a_key_written_twice_first_value_too():
+    value = load_json("[" * DEPTH + '{"a": 1, "b": {"c": 2, "c": 3}, "a": 4}' + "]" * DEPTH)
+    for _ in range(DEPTH):
+        (value,) = value
+    assert value == {"a": 1, "b": {"c": 2}} and list(value) == ["a", "b"]
 
 
 def test_a_bare_token_only_duckdb_reads_is_reported_on_every_line_by_both_engines(tmp_path):
