@@ -18,9 +18,10 @@ run only with one; their stand-ins keep the ``first_seen`` attribute and the log
 Any change gives another key, so an entry is never stale. The Public Suffix List's parsed rules are kept
 with every run, for both engines' forms of the split (the reference reader splits every Resolver name):
 parsing the list's file is 0.1 s of a warm start. Entries are files ``runs/<key>.json`` under
-:func:`r53sigma.catalogue.cache_dir`, written atomically; one that cannot be read, is not JSON, or holds another key or format is ignored (the run is
-compiled again). The pySigma rules are loaded only when a row needs the reference engine (an unknown SQL
-flag, a line the columns cannot hold, a file DuckDB does not read, stdin): :class:`LazyReference`.
+:func:`r53sigma.catalogue.cache_dir`, written atomically; one that cannot be read, is not JSON, or holds
+another key or format is ignored (the run is compiled again). The pySigma rules are loaded only when a row
+needs the reference engine (an unknown SQL flag, a line the columns cannot hold, a file DuckDB does not
+read, stdin): :class:`LazyReference`.
 """
 from __future__ import annotations
 
@@ -35,7 +36,9 @@ from typing import Any, Callable
 from r53sigma.scan import sigma_names
 from r53sigma.scan.standins import CONDITION_NODES, CachedCorrelation, CachedRule
 
-FORMAT = 4  # 2: each rule's match plan and the Public Suffix List's rules; 3: its SQL form derived, not kept; 4: log sources and first-seen attributes
+# 2: each rule's match plan and the Public Suffix List's rules; 3: its SQL form derived, not kept; 4: log sources
+# and first-seen attributes; 5: the catalogue log source derived from the rule's logsource, not kept
+FORMAT = 5
 MAX_RUNS = 32  # compiled runs kept (the newest); each is about the size of its rules' SQL
 _PACKAGE = Path(__file__).resolve().parents[1]  # backends/r53sigma
 _CODE = (_PACKAGE, _PACKAGE.parent / "sigma")  # the pack's pySigma pipeline (placeholders, filters) is code too
@@ -186,7 +189,6 @@ def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: 
     from r53sigma.scan import matchplan, registered_domain
     from r53sigma.scan.correlations import SigmaCorrelationRule
     from r53sigma.scan.results import EngineError
-    from r53sigma.scan.values import log_source_of
 
     position = {id(r): i for i, r in enumerate(loaded.collection.rules)}
     rules: dict[int, dict] = {}
@@ -213,7 +215,7 @@ def build(loaded: Any, chosen: list, engine: Any, messages: list[str], choices: 
                 ls = rule.logsource
                 attributes = getattr(rule, "custom_attributes", None) or {}
                 rules[id(rule)] = described(rule) | {
-                    "log_source": log_source_of(rule)[0].source, "sql": sql, "unknown": bool(unknown), "match": match_plan(rule),
+                    "sql": sql, "unknown": bool(unknown), "match": match_plan(rule),
                     "logsource": {"category": ls.category, "product": ls.product, "service": ls.service},
                     "custom_attributes": {k: v for k, v in attributes.items() if k == first_seen.ATTRIBUTE}}
             return rules[id(rule)]["index"]

@@ -239,7 +239,7 @@ class _Run:
             base.update((id(r), r) for r in plan.rules)
         self.base = list(base.values())
         self.flag = {id(r): f"r{i}" for i, r in enumerate(self.base)}
-        self.source_of = {id(r): getattr(r, "log_source", None) or log_source_of(r)[0].source for r in self.base}
+        self.source_of = {id(r): log_source_of(r)[0].source for r in self.base}
         self.files: list[str] = []
         self.fast_files = 0  # files DuckDB read itself (the rest were read by the reference reader)
         self.seq = 0

@@ -49,12 +49,18 @@ class CachedRule(sigma_names.SigmaRule, _Described):
 
     def __init__(self, data: dict):
         self._describe_from(data)
-        self.log_source: str = data["log_source"]
         self.logsource = _LogSource(data["logsource"])
         self.custom_attributes: dict = data["custom_attributes"]
         self.sql: str = data["sql"]
         self.unknown: bool = data["unknown"]
         self.match: list | None = data["match"]  # None: the reference engine refused it (the cold run said why)
+
+    @property
+    def log_source(self) -> str:
+        """The catalogue log source its ``logsource`` resolves to (``resolver`` ...)."""
+        from r53sigma.scan.values import log_source_of
+
+        return log_source_of(self)[0].source
 
 
 class CachedCondition(sigma_names.SigmaCorrelationCondition):
